@@ -1,0 +1,230 @@
+"""Settings: the schema of ``config.yaml`` and how it is found and loaded.
+
+The keys are those of the project's original documents (``models.<id>.torch_dtype``,
+``device.enable_cpu_offload``, ``generation.default_width`` …) so their config files keep working.
+Loading has no side effects: nothing here probes the device, creates a folder or reads the
+environment until :func:`load_settings` is called.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from imagestudio.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+CONFIG_ENV = "IMAGESTUDIO_CONFIG"
+HOME_ENV = "IMAGESTUDIO_HOME"
+DEFAULT_CONFIG_NAME = "config.yaml"
+
+TorchDtype = Literal["bfloat16", "float16", "float32"]
+
+
+class _Section(BaseModel):
+    # A typo in config.yaml must be an error, not a silently ignored key.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelSettings(_Section):
+    """Per-model loading options (``models.<id>``)."""
+
+    torch_dtype: TorchDtype = Field(
+        "bfloat16",
+        description="Weights dtype at load time. bfloat16 is official; float16 gives NaN/black images "
+        "on both models; float32 doubles memory.",
+    )
+    low_cpu_mem_usage: bool = Field(
+        True,
+        description="Load weights straight into their final place instead of building a random model first.",
+    )
+    path: Path | None = Field(
+        None, description="A diffusers-format folder with this model; when set, no hub cache is consulted."
+    )
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) to use.")
+
+
+class DeviceSettings(_Section):
+    """Where and how the models run (``device``)."""
+
+    type: Literal["auto", "cuda", "mps", "cpu"] = Field(
+        "auto", description="auto picks CUDA, then Apple MPS, then the CPU."
+    )
+    enable_cpu_offload: bool = Field(
+        False, description="Keep components in RAM and move each to the GPU only while it runs."
+    )
+    sequential_offload: bool = Field(
+        False, description="Stream single layers to the GPU: the smallest footprint and the slowest."
+    )
+
+
+class GenerationSettings(_Section):
+    """Defaults for text-to-image (``generation``); null means the model's official value."""
+
+    default_width: int = Field(1024, ge=16, le=4096, description="Image width in pixels.")
+    default_height: int = Field(1024, ge=16, le=4096, description="Image height in pixels.")
+    default_num_inference_steps: int | None = Field(
+        None, ge=1, le=200, description="Denoising steps; null = the model's official count."
+    )
+    default_guidance_scale: float | None = Field(
+        0.0, ge=0.0, le=30.0, description="Guidance; Z-Image-Turbo requires exactly 0."
+    )
+
+
+class StorageSettings(_Section):
+    """Where files live (``storage``); relative paths are relative to the config file's folder."""
+
+    models_dir: Path | None = Field(
+        None, description="Local model folders and the tiny models; null = HOME/models."
+    )
+    outputs_dir: Path | None = Field(None, description="Generated images; null = HOME/outputs.")
+
+
+def _default_models() -> dict[str, ModelSettings]:
+    return {"z-image-turbo": ModelSettings(), "qwen-image-edit-2511": ModelSettings()}
+
+
+class Settings(_Section):
+    """The whole of ``config.yaml``."""
+
+    models: dict[str, ModelSettings] = Field(default_factory=_default_models)
+    device: DeviceSettings = Field(default_factory=DeviceSettings)
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+
+    @field_validator("models")
+    @classmethod
+    def _known_model_ids(cls, value: dict[str, ModelSettings]) -> dict[str, ModelSettings]:
+        from imagestudio.registry import MODELS
+
+        unknown = sorted(set(value) - set(MODELS))
+        if unknown:
+            raise ValueError(f"unknown model id {unknown[0]!r}; known: {', '.join(MODELS)}")
+        return value
+
+    def model(self, model_id: str) -> ModelSettings:
+        """Settings for one model; models absent from the file get the defaults."""
+        return self.models.get(model_id) or ModelSettings()
+
+    @property
+    def models_dir(self) -> Path:
+        assert self.storage.models_dir is not None, "load_settings() fills storage paths"
+        return self.storage.models_dir
+
+    @property
+    def outputs_dir(self) -> Path:
+        assert self.storage.outputs_dir is not None, "load_settings() fills storage paths"
+        return self.storage.outputs_dir
+
+
+def default_home(environ: os._Environ[str] | dict[str, str] | None = None) -> Path:
+    """The app's own folder: ``$IMAGESTUDIO_HOME`` or ``~/.imagestudio``."""
+    env = os.environ if environ is None else environ
+    value = env.get(HOME_ENV)
+    return Path(value).expanduser() if value else Path.home() / ".imagestudio"
+
+
+def find_config_file(
+    explicit: Path | None, environ: dict[str, str] | None = None, cwd: Path | None = None
+) -> Path | None:
+    """``--config PATH``, then ``$IMAGESTUDIO_CONFIG``, then ``./config.yaml``, else built-in defaults."""
+    env = os.environ if environ is None else environ
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"config file not found: {explicit}", param="--config")
+        return explicit
+    if env.get(CONFIG_ENV):
+        path = Path(env[CONFIG_ENV]).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{CONFIG_ENV} points at a missing file: {path}", param=CONFIG_ENV)
+        return path
+    local = (cwd or Path.cwd()) / DEFAULT_CONFIG_NAME
+    return local if local.is_file() else None
+
+
+def format_validation_error(error: ValidationError, source: str) -> str:
+    """One line naming the key, the bad value and what is allowed (pydantic says the allowed part)."""
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    value = first.get("input")
+    if first["type"] == "extra_forbidden":
+        return f"{source}: unknown key {key!r}"
+    message = first["msg"].removeprefix("Value error, ")
+    more = f" (and {len(error.errors()) - 1} more problem(s))" if len(error.errors()) > 1 else ""
+    return f"{source}: {key} = {value!r} is invalid: {message}{more}"
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(
+    path: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Find, read and validate the config; ``overrides`` (from CLI flags) win over the file.
+
+    Raises :class:`ConfigError` with one readable line on any problem.
+    """
+    config_file = find_config_file(path, environ, cwd)
+    data = _read_yaml(config_file) if config_file else {}
+    if overrides:
+        data = _deep_merge(data, overrides)
+    source = str(config_file) if config_file else "settings"
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+    base = config_file.parent if config_file else (cwd or Path.cwd())
+    home = default_home(environ)
+    storage = settings.storage
+    storage.models_dir = _anchor(storage.models_dir, base) or home / "models"
+    storage.outputs_dir = _anchor(storage.outputs_dir, base) or home / "outputs"
+    for model_id, model in settings.models.items():
+        model.path = _anchor(model.path, base)
+        if model.torch_dtype == "float16":
+            log.warning(
+                "models.%s.torch_dtype is float16: both models are known to give NaN/black images in "
+                "float16; use bfloat16 (or float32 on GPUs without bf16)",
+                model_id,
+            )
+    return settings
+
+
+def _anchor(path: Path | None, base: Path) -> Path | None:
+    if path is None:
+        return None
+    path = path.expanduser()
+    return path if path.is_absolute() else base / path

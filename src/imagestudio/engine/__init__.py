@@ -1,0 +1,1 @@
+"""Loading pipelines, lending them out, and running them."""

@@ -1,0 +1,627 @@
+"""Tiny random-weight versions of both pipelines, for tests, CI and offline demos.
+
+Nothing here may be a mock: each tiny pipeline is built from the *real* diffusers/transformers classes at a
+tiny configuration, saved with ``save_pretrained`` and loaded back through the same ``from_pretrained`` path
+as the real models (the rule diffusers' own pipeline tests follow). A tiny folder therefore has the real
+folder's layout and ``model_index.json``, and any loader bug shows up with it too.
+
+Every machine must build byte-identical files, so that a test failing on one machine fails on all and a
+cached folder never depends on who built it. Two things make that true:
+
+* the tokenizer's BPE training runs over a fixed corpus and its vocabulary is renumbered canonically;
+* every saved weight is re-drawn from a seeded CPU generator using only uniform draws and exactly rounded
+  arithmetic. ``torch.manual_seed`` alone is not enough: ``normal_`` (which the transformers initialisers
+  use) takes a vectorised Box-Muller path whose last bits differ between CPU instruction sets (AVX2 on x86
+  versus the scalar path elsewhere).
+
+Importing this module is cheap: torch, diffusers and transformers are imported inside the functions, because
+the CLI imports it and must stay light.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import Qwen2Tokenizer, Qwen2VLProcessor
+
+__all__ = [
+    "QWEN_EDIT_SYSTEM_PROMPT",
+    "TINY_BUILDERS",
+    "build_tiny_qwen_edit",
+    "build_tiny_tokenizer",
+    "build_tiny_z_image",
+    "ensure_tiny_model",
+    "load_processor_without_torchvision",
+    "needs_processor_workaround",
+]
+
+MODEL_INDEX = "model_index.json"
+
+#: The system prompt of ``QwenImageEditPlusPipeline.prompt_template_encode`` (diffusers 0.42.1). The
+#: pipeline drops a fixed number of leading prompt tokens (``prompt_template_encode_start_idx`` = 64),
+#: which is the length of this prefix under the real Qwen tokenizer: 58 word pieces, each one real token,
+#: plus ``<|im_start|>``, ``<|im_end|>``, ``\n``, ``<|im_start|>``, ``user``, ``\n``. Training the tiny BPE on
+#: this exact text (and on ``user``) merges each of those pieces into one token, so the tiny tokenizer
+#: also gives 64 and the tiny model drops exactly the system prompt, as the real one does.
+#: ``tests/engine/test_tiny.py`` checks this against the installed pipeline's own template.
+QWEN_EDIT_SYSTEM_PROMPT = (
+    "Describe the key features of the input image (color, shape, size, texture, objects, background), "
+    "then explain how the user's text instruction should alter or modify the image. Generate a new image "
+    "that meets the user's requirements while maintaining consistency with the original input where "
+    "appropriate."
+)
+
+# The tokenizer's training corpus. Changing anything here changes every tiny model's files (and thus the
+# hashes of cached folders); keep it fixed. English and Russian so that common words of both languages
+# become single tokens; any other text still encodes, byte by byte.
+_TOKENIZER_CORPUS: tuple[str, ...] = (
+    "system\n" + QWEN_EDIT_SYSTEM_PROMPT,
+    "user\nPicture 1: Picture 2: Picture 3:",
+    "assistant\n",
+    "A cat in a hat sits on a red chair next to the window.",
+    "A photo of a small dog running on the beach at sunset, high detail.",
+    "Replace the background with a snowy mountain landscape and keep the person unchanged.",
+    "Make the sky blue, add white clouds, and remove the text from the sign.",
+    "A watercolor painting of an old town street with lanterns in the evening.",
+    "кот в шляпе",
+    "Кот в шляпе сидит на красном стуле у окна.",
+    "Фотография маленькой собаки, бегущей по пляжу на закате.",
+    "Замени фон на заснеженные горы и оставь человека без изменений.",
+    "Сделай небо голубым, добавь белые облака и убери надпись с вывески.",
+    "Акварельный рисунок старой улицы с фонарями вечером.",
+)
+
+# Qwen's added tokens, in the order (and so with the relative ids) of the Qwen2.5-VL / Qwen3 tokenizers.
+# ``<|endoftext|>`` comes first because Qwen2Tokenizer adds it itself as the unk/pad token.
+_QWEN_SPECIAL_TOKENS: tuple[str, ...] = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+)
+# Plain (non-special) added tokens, as in Qwen3: decoding keeps them even with skip_special_tokens.
+_QWEN_PLAIN_ADDED_TOKENS: tuple[str, ...] = ("<think>", "</think>")
+
+# A minimal Qwen3-style template. Z-Image calls ``apply_chat_template(..., add_generation_prompt=True,
+# enable_thinking=True)``; for a single user message this renders exactly what Qwen3's full template does
+# (an open assistant turn; ``enable_thinking=False`` inserts the empty think block, as Qwen3 does).
+_CHAT_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}"
+    "{{- '<|im_start|>assistant\\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false %}"
+    "{{- '<think>\\n\\n</think>\\n\\n' }}"
+    "{%- endif %}"
+    "{%- endif %}"
+)
+
+# Seeds per component: fixed forever (changing one changes that component's files).
+_SEED_Z_TRANSFORMER = 1001
+_SEED_Z_VAE = 1002
+_SEED_Z_TEXT_ENCODER = 1003
+_SEED_Q_TRANSFORMER = 2001
+_SEED_Q_VAE = 2002
+_SEED_Q_TEXT_ENCODER = 2003
+
+# The real Qwen-Image family scheduler config (Qwen/Qwen-Image*, scheduler/scheduler_config.json; the
+# same values are reproduced verbatim by ai-toolkit and SimpleTuner for Qwen-Image-Edit). Dynamic,
+# exponential time shift with a terminal sigma of 0.02 rather than FLUX's 1.15 max shift.
+_QWEN_SCHEDULER_CONFIG: dict[str, Any] = {
+    "base_image_seq_len": 256,
+    "base_shift": 0.5,
+    "invert_sigmas": False,
+    "max_image_seq_len": 8192,
+    "max_shift": 0.9,
+    "num_train_timesteps": 1000,
+    "shift": 1.0,
+    "shift_terminal": 0.02,
+    "stochastic_sampling": False,
+    "time_shift_type": "exponential",
+    "use_beta_sigmas": False,
+    "use_dynamic_shifting": True,
+    "use_exponential_sigmas": False,
+    "use_karras_sigmas": False,
+}
+
+# Qwen2.5-VL's image preprocessing values (CLIP mean/std, 14-pixel patches merged 2x2), as in the real
+# ``processor/preprocessor_config.json``; the video config is written too so that the real
+# ``Qwen2VLProcessor`` (which needs a video processor) loads a tiny folder when torchvision is present.
+_CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+_CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+_QWEN_VL_PIXELS = {"shortest_edge": 56 * 56, "longest_edge": 28 * 28 * 16384}
+_QWEN_VIDEO_PREPROCESSOR_CONFIG: dict[str, Any] = {
+    "do_convert_rgb": True,
+    "do_normalize": True,
+    "do_rescale": True,
+    "do_resize": True,
+    "image_mean": _CLIP_MEAN,
+    "image_std": _CLIP_STD,
+    "merge_size": 2,
+    "patch_size": 14,
+    "processor_class": "Qwen2VLProcessor",
+    "resample": 3,
+    "rescale_factor": 1 / 255,
+    "size": dict(_QWEN_VL_PIXELS),
+    "temporal_patch_size": 2,
+    "video_processor_type": "Qwen2VLVideoProcessor",
+}
+_REAL_PROCESSOR_CLASS = "Qwen2VLProcessor"
+
+
+# --------------------------------------------------------------------------------------------- tokenizer
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's byte → printable character table, which Qwen's byte-level BPE uses.
+
+    Its iteration order (printable bytes first) is the order of the first 256 ids in Qwen's vocabulary.
+    """
+    printable = list(range(ord("!"), ord("~") + 1))
+    printable += list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    table = {b: chr(b) for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in table:
+            table[b] = chr(256 + extra)
+            extra += 1
+    return table
+
+
+@functools.cache
+def _tiny_vocab_and_merges() -> tuple[tuple[tuple[str, int], ...], tuple[tuple[str, str], ...]]:
+    """Train the tiny byte-level BPE and renumber it canonically (cached: it never changes).
+
+    The pre-tokenizer is Qwen2's own (its split regex, then byte-level mapping), so the merges are learned
+    on the same pieces the real tokenizer produces. The trainer is seeded with all 256 byte symbols, so
+    every string encodes without unknowns. Training runs until no pair is left, so every word of the
+    corpus ends up as one token. Ids are then reassigned the way Qwen's vocabulary is laid out: the 256
+    byte symbols in GPT-2 order, then one id per merge in merge order; the result depends only on the
+    merge list, not on how the trainer numbered things internally.
+    """
+    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.normalizer = normalizers.NFC()
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    byte_symbols = list(_bytes_to_unicode().values())
+    trainer = trainers.BpeTrainer(
+        vocab_size=100_000,  # never reached: training stops when no pair is left to merge
+        min_frequency=1,
+        show_progress=False,
+        initial_alphabet=byte_symbols,
+        special_tokens=[],
+    )
+    tokenizer.train_from_iterator(list(_TOKENIZER_CORPUS), trainer=trainer)
+    model = json.loads(tokenizer.to_str())["model"]
+    merges = tuple(tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model["merges"])
+
+    vocab: dict[str, int] = {symbol: i for i, symbol in enumerate(byte_symbols)}
+    for left, right in merges:
+        merged = left + right
+        if merged not in vocab:
+            vocab[merged] = len(vocab)
+    trained = set(model["vocab"])
+    if trained != set(vocab):
+        raise RuntimeError("tiny tokenizer: trained vocabulary does not match its merges")
+    return tuple(vocab.items()), merges  # type: ignore[return-value]
+
+
+def build_tiny_tokenizer() -> Qwen2Tokenizer:
+    """A real ``Qwen2Tokenizer`` over the tiny BPE, with Qwen's added tokens and a Qwen3-style template.
+
+    ``<|im_end|>`` is the end-of-sequence token and ``<|endoftext|>`` the pad token, as in Qwen2.5-VL and
+    Qwen3.
+    """
+    from tokenizers import AddedToken
+    from transformers import Qwen2Tokenizer
+
+    vocab_items, merges = _tiny_vocab_and_merges()
+    tokenizer = Qwen2Tokenizer(
+        vocab=dict(vocab_items),
+        merges=[(left, right) for left, right in merges],
+        # eos becomes <|im_end|> below: passing it here would add it before <|endoftext|>.
+        unk_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+        model_max_length=32768,
+        chat_template=_CHAT_TEMPLATE,
+    )
+    tokenizer.add_tokens(
+        [AddedToken(t, special=True, normalized=False) for t in _QWEN_SPECIAL_TOKENS], special_tokens=True
+    )
+    tokenizer.eos_token = "<|im_end|>"
+    tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in _QWEN_PLAIN_ADDED_TOKENS])
+    expected = len(vocab_items)
+    for offset, token in enumerate(_QWEN_SPECIAL_TOKENS + _QWEN_PLAIN_ADDED_TOKENS):
+        if tokenizer.convert_tokens_to_ids(token) != expected + offset:
+            raise RuntimeError(f"tiny tokenizer: {token} did not get id {expected + offset}")
+    tokenizer.chat_template = _CHAT_TEMPLATE
+    return tokenizer
+
+
+# ----------------------------------------------------------------------------------------- weights
+
+
+def _redraw_weights(model: torch.nn.Module, seed: int) -> None:
+    """Overwrite every weight with values that are the same bits on every machine.
+
+    Each tensor of the state dict (in name order) gets ``U(-b, b)`` with ``b = 1 / sqrt(fan_in)`` —
+    PyTorch's own default bound for linear and conv layers, so activations keep a sane scale — drawn as
+    float64 from one seeded CPU generator. Uniform draws are plain bit manipulation and ``2u - 1`` and
+    ``* b`` are exactly rounded, so no vectorised transcendental function is involved. Vectors that
+    are one constant (norm scales of 1, zero biases) keep it: a constant fill is already exact, and a
+    random norm scale would be unlike any trained model. Matrices are always redrawn, zero-initialised
+    ones included (Z-Image's pad tokens, zero-init projections), so that no path is trivially zero.
+    Integer buffers are left as they are.
+    """
+    import torch
+
+    generator = torch.Generator("cpu").manual_seed(seed)
+    state = model.state_dict(keep_vars=True)
+    with torch.no_grad():
+        for name in sorted(state):
+            tensor = state[name]
+            if not tensor.is_floating_point() or tensor.numel() == 0:
+                continue
+            flat = tensor.detach().reshape(-1)
+            if tensor.dim() < 2 and bool((flat == flat[0]).all()):
+                continue
+            fan_in = tensor.numel() // tensor.shape[0] if tensor.dim() >= 2 else tensor.numel()
+            bound = 1.0 / math.sqrt(max(fan_in, 1)) if tensor.dim() >= 2 else 0.02
+            values = torch.rand(tensor.shape, generator=generator, dtype=torch.float64)
+            tensor.copy_(((values * 2.0 - 1.0) * bound).to(tensor.dtype))
+
+
+def _seeded(seed: int, factory: Callable[[], Any]) -> Any:
+    """Build a component under ``torch.manual_seed(seed)``, then redraw its weights portably."""
+    import torch
+
+    torch.manual_seed(seed)
+    component = factory()
+    _redraw_weights(component, seed)
+    return component.eval()
+
+
+def _token_id(tokenizer: Qwen2Tokenizer, token: str) -> int:
+    value = tokenizer.convert_tokens_to_ids(token)
+    if not isinstance(value, int):
+        raise RuntimeError(f"tiny tokenizer has no id for {token}")
+    return value
+
+
+# ------------------------------------------------------------------------------------------ Z-Image
+
+
+def build_tiny_z_image(dest: Path) -> Path:
+    """Build a tiny ``ZImagePipeline`` (~2 MB, float32 weights) into ``dest`` and return ``dest``.
+
+    Configuration (shared notes, "offline tiny models"): transformer dim 32, 2 layers + 1 refiner layer,
+    2 heads, head dim 16 split as RoPE axes [8, 4, 4], ``cap_feat_dim`` 32 = the text encoder's hidden
+    size; a FLUX-style ``AutoencoderKL`` with 16 latent channels, the real scaling/shift factors and four
+    16-channel blocks (the real 8x downscale); a 2-layer ``Qwen3Model`` text encoder; the real
+    ``FlowMatchEulerDiscreteScheduler(shift=3.0)``.
+    """
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, ZImagePipeline
+    from diffusers.models.transformers.transformer_z_image import ZImageTransformer2DModel
+    from transformers import Qwen3Config, Qwen3Model
+
+    dest = Path(dest)
+    tokenizer = build_tiny_tokenizer()
+    vocab_size = len(tokenizer)
+
+    transformer = _seeded(
+        _SEED_Z_TRANSFORMER,
+        lambda: ZImageTransformer2DModel(
+            all_patch_size=(2,),
+            all_f_patch_size=(1,),
+            in_channels=16,
+            dim=32,
+            n_layers=2,
+            n_refiner_layers=1,
+            n_heads=2,
+            n_kv_heads=2,
+            qk_norm=True,
+            cap_feat_dim=32,
+            axes_dims=[8, 4, 4],
+            axes_lens=[1024, 512, 512],  # axes_lens[0] must exceed the padded prompt (<= 512 tokens)
+        ),
+    )
+    vae = _seeded(
+        _SEED_Z_VAE,
+        lambda: AutoencoderKL(
+            in_channels=3,
+            out_channels=3,
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            block_out_channels=(16, 16, 16, 16),
+            layers_per_block=1,
+            latent_channels=16,
+            norm_num_groups=8,
+            sample_size=1024,
+            scaling_factor=0.3611,
+            shift_factor=0.1159,
+            use_quant_conv=False,
+            use_post_quant_conv=False,
+        ),
+    )
+    text_encoder = _seeded(
+        _SEED_Z_TEXT_ENCODER,
+        lambda: Qwen3Model(
+            Qwen3Config(
+                vocab_size=vocab_size,
+                hidden_size=32,
+                intermediate_size=64,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                num_key_value_heads=1,
+                head_dim=16,
+                max_position_embeddings=1024,
+                rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+                bos_token_id=_token_id(tokenizer, "<|endoftext|>"),
+                eos_token_id=_token_id(tokenizer, "<|im_end|>"),
+                pad_token_id=_token_id(tokenizer, "<|endoftext|>"),
+                tie_word_embeddings=False,
+            )
+        ),
+    )
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=False)
+    pipe = ZImagePipeline(
+        scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, transformer=transformer
+    )
+    pipe.save_pretrained(dest, safe_serialization=True)
+    return dest
+
+
+# ------------------------------------------------------------------------------------- Qwen edit
+
+
+@functools.cache
+def _processor_class() -> type[Qwen2VLProcessor]:
+    """``Qwen2VLProcessor`` without its video processor (created once, on first use).
+
+    In transformers 5.23 ``Qwen2VLProcessor`` cannot be built or loaded without torchvision: its video
+    processor requires it, and there is no CPU torchvision wheel for this torch. Image editing never
+    touches video, so a subclass whose only sub-processors are the tokenizer and the PIL image processor
+    does the whole job. ``ProcessorMixin`` derives the sub-processors from the ``__init__`` signature,
+    which is why the signature (not just the body) drops ``video_processor``.
+
+    ``save_pretrained`` writes the real repository's layout (tokenizer files, ``preprocessor_config.json``
+    and ``video_preprocessor_config.json`` naming the real classes), so a folder saved from it loads with
+    the real ``Qwen2VLProcessor`` as well as with :func:`load_processor_without_torchvision`.
+    """
+    from transformers import Qwen2VLProcessor
+
+    class TorchvisionFreeQwen2VLProcessor(Qwen2VLProcessor):
+        """Qwen2VLProcessor minus the video processor; image + text only."""
+
+        def __init__(self, image_processor: Any = None, tokenizer: Any = None, chat_template: Any = None):
+            super().__init__(image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template)
+
+        def save_pretrained(self, save_directory: Any, push_to_hub: bool = False, **kwargs: Any) -> list[str]:
+            if push_to_hub:
+                raise NotImplementedError("the torchvision-free processor is never pushed to a hub")
+            folder = Path(save_directory)
+            folder.mkdir(parents=True, exist_ok=True)
+            self.tokenizer._set_processor_class(_REAL_PROCESSOR_CLASS)
+            self.tokenizer.save_pretrained(folder)
+            image_config = self.image_processor.to_dict()
+            image_config["image_processor_type"] = "Qwen2VLImageProcessor"
+            image_config["processor_class"] = _REAL_PROCESSOR_CLASS
+            written = [folder / "preprocessor_config.json", folder / "video_preprocessor_config.json"]
+            for path, config in zip(written, (image_config, _QWEN_VIDEO_PREPROCESSOR_CONFIG), strict=True):
+                path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            return [str(p) for p in written]
+
+    TorchvisionFreeQwen2VLProcessor.__module__ = __name__
+    TorchvisionFreeQwen2VLProcessor.__qualname__ = "TorchvisionFreeQwen2VLProcessor"
+    return TorchvisionFreeQwen2VLProcessor
+
+
+def needs_processor_workaround() -> bool:
+    """True when torchvision is missing, i.e. when the real ``Qwen2VLProcessor`` cannot be loaded.
+
+    Checked with ``find_spec`` so that asking does not import torchvision (slow, and import side effects).
+    """
+    import importlib.util
+
+    return importlib.util.find_spec("torchvision") is None
+
+
+def load_processor_without_torchvision(path: Path | str) -> Qwen2VLProcessor:
+    """Load a ``processor/`` folder (real or tiny) as a video-less ``Qwen2VLProcessor`` subclass.
+
+    Use it when :func:`needs_processor_workaround` is true and pass the result explicitly:
+    ``QwenImageEditPlusPipeline.from_pretrained(folder, processor=..., torch_dtype=...)``; the pipeline
+    accepts it because it is a ``Qwen2VLProcessor``, and ``model_index.json`` keeps naming the real class.
+    The image processor is loaded as ``Qwen2VLImageProcessorPil`` by name rather than through
+    ``AutoImageProcessor``, which would reach for the torchvision backend first.
+    """
+    from transformers import AutoTokenizer, Qwen2VLImageProcessorPil
+
+    folder = Path(path)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    image_processor = Qwen2VLImageProcessorPil.from_pretrained(folder)
+    return _processor_class()(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        chat_template=getattr(tokenizer, "chat_template", None),
+    )
+
+
+def build_tiny_qwen_edit(dest: Path) -> Path:
+    """Build a tiny ``QwenImageEditPlusPipeline`` (~3.5 MB, float32 weights) into ``dest``; return ``dest``.
+
+    Configuration (shared notes): transformer 2 layers, 2 heads x 16, ``joint_attention_dim`` 32, RoPE axes
+    (8, 4, 4), ``zero_cond_t=True`` (Qwen-Image-Edit-2511's one architectural change, so the tiny model
+    runs that code path), ``in_channels`` 64 = 4 x the VAE's ``z_dim``; a Wan-style
+    ``AutoencoderKLQwenImage`` with base dim 8 and three downsampling stages (the real 8x); a
+    ``Qwen2_5_VLForConditionalGeneration`` with a 2-layer, hidden-32 text model (M-RoPE sections [2, 3, 3]
+    = half the head dim) and a 2-block, hidden-16 vision tower projecting to 32; the real scheduler config.
+    ``model_index.json`` names ``Qwen2VLProcessor`` exactly as the real repository does.
+    """
+    from diffusers import (
+        AutoencoderKLQwenImage,
+        FlowMatchEulerDiscreteScheduler,
+        QwenImageEditPlusPipeline,
+        QwenImageTransformer2DModel,
+    )
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessorPil
+
+    dest = Path(dest)
+    tokenizer = build_tiny_tokenizer()
+    vocab_size = len(tokenizer)
+
+    transformer = _seeded(
+        _SEED_Q_TRANSFORMER,
+        lambda: QwenImageTransformer2DModel(
+            patch_size=2,
+            in_channels=64,
+            out_channels=16,
+            num_layers=2,
+            attention_head_dim=16,
+            num_attention_heads=2,
+            joint_attention_dim=32,
+            axes_dims_rope=(8, 4, 4),
+            zero_cond_t=True,
+        ),
+    )
+    vae = _seeded(
+        _SEED_Q_VAE,
+        lambda: AutoencoderKLQwenImage(
+            base_dim=8,
+            z_dim=16,
+            dim_mult=[1, 2, 4, 4],
+            num_res_blocks=1,
+            temperal_downsample=[False, True, True],
+        ),
+    )
+    config = Qwen2_5_VLConfig(
+        text_config={
+            "vocab_size": vocab_size,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "max_position_embeddings": 1024,
+            "rope_parameters": {"rope_type": "default", "mrope_section": [2, 3, 3], "rope_theta": 1000000.0},
+            "bos_token_id": _token_id(tokenizer, "<|endoftext|>"),
+            "eos_token_id": _token_id(tokenizer, "<|im_end|>"),
+            "pad_token_id": _token_id(tokenizer, "<|endoftext|>"),
+        },
+        vision_config={
+            "depth": 2,
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_heads": 2,
+            "out_hidden_size": 32,  # = text hidden size = the transformer's joint_attention_dim
+            "fullatt_block_indexes": [1],
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "window_size": 112,
+        },
+        image_token_id=_token_id(tokenizer, "<|image_pad|>"),
+        video_token_id=_token_id(tokenizer, "<|video_pad|>"),
+        vision_start_token_id=_token_id(tokenizer, "<|vision_start|>"),
+        vision_end_token_id=_token_id(tokenizer, "<|vision_end|>"),
+        tie_word_embeddings=False,
+    )
+    text_encoder = _seeded(_SEED_Q_TEXT_ENCODER, lambda: Qwen2_5_VLForConditionalGeneration(config))
+    image_processor = Qwen2VLImageProcessorPil(
+        size=dict(_QWEN_VL_PIXELS), patch_size=14, temporal_patch_size=2, merge_size=2
+    )
+    processor = _processor_class()(
+        image_processor=image_processor, tokenizer=build_tiny_tokenizer(), chat_template=_CHAT_TEMPLATE
+    )
+    scheduler = FlowMatchEulerDiscreteScheduler(**_QWEN_SCHEDULER_CONFIG)
+    pipe = QwenImageEditPlusPipeline(
+        scheduler=scheduler,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        processor=processor,
+        transformer=transformer,
+    )
+    # Name the real class, not the subclass, so tiny and real folders read the same to any loader.
+    pipe.register_to_config(processor=("transformers", _REAL_PROCESSOR_CLASS))
+    pipe.save_pretrained(dest, safe_serialization=True)
+    return dest
+
+
+# ---------------------------------------------------------------------------------------- registry
+
+
+TINY_BUILDERS: dict[str, Callable[[Path], Path]] = {
+    "tiny-z-image": build_tiny_z_image,
+    "tiny-qwen-image-edit": build_tiny_qwen_edit,
+}
+
+
+def _is_complete(folder: Path) -> bool:
+    # A folder only ever appears under its final name by an atomic rename of a finished build, so the
+    # marker's presence means every file is there.
+    return (folder / MODEL_INDEX).is_file()
+
+
+def ensure_tiny_model(model_id: str, dest: Path) -> Path:
+    """Make sure the tiny model ``model_id`` is built at ``dest``; return ``dest``.
+
+    The build goes into a fresh temporary folder beside ``dest`` (same filesystem) and is renamed into
+    place in one step, so ``dest`` is either absent or complete, never half-written: a crash mid-build
+    leaves only a stray temporary folder. When two processes race, both build, the first rename wins and
+    the loser, finding ``dest`` complete, discards its copy (the builds are byte-identical anyway).
+    """
+    try:
+        builder = TINY_BUILDERS[model_id]
+    except KeyError:
+        known = ", ".join(sorted(TINY_BUILDERS))
+        raise ValueError(f"unknown tiny model {model_id!r}; known: {known}") from None
+    dest = Path(dest)
+    if _is_complete(dest):
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".building", dir=dest.parent))
+    try:
+        builder(staging)
+        if dest.is_dir() and not any(dest.iterdir()):
+            # An empty placeholder (e.g. made by a user) would block the rename on some platforms.
+            with contextlib.suppress(OSError):
+                dest.rmdir()
+        try:
+            os.rename(staging, dest)
+        except OSError:
+            if not _is_complete(dest):
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return dest

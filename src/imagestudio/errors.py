@@ -1,0 +1,59 @@
+"""The project's exception tree.
+
+Two families, because every edge treats them differently:
+
+* :class:`UserError` — the person asked for something we refuse (bad size, unknown model, corrupt image,
+  a model that is not downloaded). One readable line; exit code 2 on the CLI, a 4xx/503 JSON error on
+  the API, a message next to the control in the UI. Never a traceback.
+* everything else — a bug or an environment failure. Logged with its traceback; clients get a generic
+  message.
+
+``param`` names the field at fault (a CLI flag, an API field, a config key) so each edge can point at it.
+"""
+
+from __future__ import annotations
+
+
+class ImageStudioError(Exception):
+    """Base of every error the project raises on purpose."""
+
+
+class UserError(ImageStudioError):
+    """Something the user can fix; shown as one line, never with a traceback."""
+
+    #: HTTP status the API answers with; the CLI always exits 2.
+    http_status: int = 400
+    #: OpenAI-style error type for the API.
+    error_type: str = "invalid_request_error"
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class ConfigError(UserError):
+    """config.yaml (or an override) has a wrong key, type or value."""
+
+
+class InvalidRequest(UserError):
+    """A generation or edit request that cannot be run as asked."""
+
+
+class InvalidImage(InvalidRequest):
+    """An input image that is corrupt, empty, not an image, or too large."""
+
+
+class ModelNotAvailable(UserError):
+    """The model's files are not on this machine (and we never download implicitly)."""
+
+    http_status = 503
+    error_type = "model_not_available"
+
+
+class BadOutput(ImageStudioError):
+    """The pipeline produced NaN or an all-black image; never saved as if it were fine."""
+
+
+class JobCancelled(ImageStudioError):
+    """The job was cancelled; its partial result (if any) is discarded."""

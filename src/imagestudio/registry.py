@@ -1,0 +1,164 @@
+"""The model registry: the one source of truth for what each model id is and how it is run.
+
+CLI, API and UI read defaults (steps, guidance, sizes) from here and never repeat them. Importing this
+module is cheap: no torch, no diffusers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from importlib import metadata
+from typing import Literal
+
+Task = Literal["text-to-image", "edit"]
+Family = Literal["z-image", "qwen-image-edit"]
+
+
+@cache
+def diffusers_version() -> tuple[int, int]:
+    """(major, minor) of the installed diffusers, read from package metadata (no import)."""
+    try:
+        major, minor, *_ = metadata.version("diffusers").split(".")
+        return int(major), int(minor)
+    except (metadata.PackageNotFoundError, ValueError):
+        return (0, 0)
+
+
+def z_image_turbo_steps() -> int:
+    """Official Turbo step count for the installed diffusers.
+
+    Turbo is distilled for 8 transformer forwards. diffusers before 0.39 spent the last of N scheduler
+    steps on a redundant timestep, so the model card said "9 steps = 8 forwards"; from 0.39 on, N steps
+    are N forwards and 8 is right (diffusers' own example uses 8).
+    """
+    return 8 if diffusers_version() >= (0, 39) else 9
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the app needs to know about one model id."""
+
+    id: str
+    title: str
+    task: Task
+    family: Family
+    pipeline_class: str
+    repo_id: str | None
+    #: Approximate bytes fetched by a download of the files the pipeline needs (for messages only).
+    download_bytes: int
+    default_steps: int
+    min_steps: int
+    #: Z-Image-Turbo: ``guidance_scale`` must be exactly this (None: free).
+    fixed_guidance: float | None
+    default_true_cfg: float | None
+    default_negative_prompt: str | None
+    default_width: int | None
+    default_height: int | None
+    size_multiple: int
+    min_side: int
+    max_side: int
+    max_pixels: int
+    #: Sizes below this area work but lose quality (warned, not refused).
+    quality_min_pixels: int
+    max_input_images: int = 0
+    #: Pixel area each reference image is encoded at for the VAE / the vision-language encoder.
+    reference_vae_area: int | None = None
+    reference_condition_area: int | None = None
+    tiny: bool = False
+    description: str = ""
+
+    @property
+    def is_edit(self) -> bool:
+        return self.task == "edit"
+
+
+_GB = 1000**3
+
+
+def _z_image(model_id: str, title: str, repo: str | None, *, tiny: bool) -> ModelSpec:
+    return ModelSpec(
+        id=model_id,
+        title=title,
+        task="text-to-image",
+        family="z-image",
+        pipeline_class="ZImagePipeline",
+        repo_id=repo,
+        # transformer (fp32 on the hub, ~24.6 GB) + Qwen3-4B text encoder (~8 GB) + VAE
+        download_bytes=2_000_000 if tiny else int(32.9 * _GB),
+        default_steps=z_image_turbo_steps(),
+        min_steps=1,
+        fixed_guidance=0.0,
+        default_true_cfg=None,
+        default_negative_prompt=None,
+        default_width=1024,
+        default_height=1024,
+        size_multiple=16,
+        min_side=16 if tiny else 256,
+        max_side=2048 if tiny else 3072,
+        max_pixels=1024 * 1024 if tiny else 2048 * 2048,
+        quality_min_pixels=0 if tiny else 512 * 512,
+        tiny=tiny,
+        description="random weights: output is noise (offline stand-in for Z-Image-Turbo)" if tiny else "",
+    )
+
+
+def _qwen_edit(model_id: str, title: str, repo: str | None, *, tiny: bool) -> ModelSpec:
+    return ModelSpec(
+        id=model_id,
+        title=title,
+        task="edit",
+        family="qwen-image-edit",
+        pipeline_class="QwenImageEditPlusPipeline",
+        repo_id=repo,
+        # transformer bf16 (~40.9 GB) + Qwen2.5-VL-7B (~16.6 GB) + VAE
+        download_bytes=3_500_000 if tiny else int(57.7 * _GB),
+        default_steps=40,
+        # one step yields NaN with this model's scheduler config
+        min_steps=2,
+        fixed_guidance=None,
+        default_true_cfg=4.0,
+        default_negative_prompt=" ",
+        # None: the pipeline's rule, ~1024² area at the last input image's aspect
+        default_width=None,
+        default_height=None,
+        size_multiple=16,
+        min_side=16 if tiny else 256,
+        max_side=2048 if tiny else 3072,
+        max_pixels=1024 * 1024 if tiny else 2048 * 2048,
+        quality_min_pixels=0 if tiny else 512 * 512,
+        max_input_images=3,
+        reference_vae_area=64 * 64 if tiny else 1024 * 1024,
+        reference_condition_area=64 * 64 if tiny else 384 * 384,
+        tiny=tiny,
+        description="random weights: output is noise (offline stand-in for Qwen-Image-Edit-2511)"
+        if tiny
+        else "",
+    )
+
+
+MODELS: dict[str, ModelSpec] = {
+    spec.id: spec
+    for spec in (
+        _z_image("z-image-turbo", "Z-Image-Turbo", "Tongyi-MAI/Z-Image-Turbo", tiny=False),
+        _qwen_edit("qwen-image-edit-2511", "Qwen-Image-Edit-2511", "Qwen/Qwen-Image-Edit-2511", tiny=False),
+        _z_image("tiny-z-image", "Tiny Z-Image (offline, random weights)", None, tiny=True),
+        _qwen_edit("tiny-qwen-image-edit", "Tiny Qwen edit (offline, random weights)", None, tiny=True),
+    )
+}
+
+DEFAULT_GENERATE_MODEL = "z-image-turbo"
+DEFAULT_EDIT_MODEL = "qwen-image-edit-2511"
+
+
+def get_model(model_id: str, *, task: Task | None = None) -> ModelSpec:
+    """Look a model up by id, optionally requiring a task; raises a one-line :class:`InvalidRequest`."""
+    from imagestudio.errors import InvalidRequest
+
+    spec = MODELS.get(model_id)
+    if spec is None:
+        raise InvalidRequest(f"unknown model {model_id!r}; valid: {', '.join(MODELS)}", param="model")
+    if task is not None and spec.task != task:
+        valid = ", ".join(m.id for m in MODELS.values() if m.task == task)
+        raise InvalidRequest(f"model {model_id!r} does not do {task}; use one of: {valid}", param="model")
+    return spec

@@ -1,0 +1,138 @@
+"""The studio service: validated request → model manager → runner → files on disk.
+
+This is the one place a request becomes images. The CLI calls it in-process; the job queue's worker
+calls it for the UI and the API. It owns the model manager (and so the accelerator).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from imagestudio import __version__
+from imagestudio.engine.runners import ProgressCallback, generate_kwargs, run_pipeline
+from imagestudio.storage.files import image_basename, write_new_file
+from imagestudio.storage.metadata import png_bytes
+
+if TYPE_CHECKING:
+    from imagestudio.config import Settings
+    from imagestudio.engine.manager import LoadedModel, ModelManager
+    from imagestudio.engine.runners import RunnerImage
+    from imagestudio.requests import GenerateRequest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SavedImage:
+    path: Path
+    seed: int
+    width: int
+    height: int
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StudioResult:
+    model: str
+    images: list[SavedImage]
+    elapsed_s: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "images": [
+                {"path": str(img.path), "seed": img.seed, "width": img.width, "height": img.height}
+                for img in self.images
+            ],
+            "model": self.model,
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
+
+
+class Studio:
+    """Runs requests; one instance per process, created by the edge that needs it."""
+
+    def __init__(self, settings: Settings, manager: ModelManager | None = None) -> None:
+        self.settings = settings
+        self._manager = manager
+        self._manager_lock = threading.Lock()
+
+    @property
+    def manager(self) -> ModelManager:
+        # Created on first use: resolving the device imports torch, which a --help must not pay for.
+        with self._manager_lock:
+            if self._manager is None:
+                from imagestudio.engine.manager import ModelManager
+                from imagestudio.hardware import resolve_device
+
+                self._manager = ModelManager(self.settings, resolve_device(self.settings.device.type))
+            return self._manager
+
+    def generate(
+        self,
+        request: GenerateRequest,
+        out_dir: Path | None = None,
+        on_step: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> StudioResult:
+        """Text-to-image. ``request`` is resolved here if it was not already."""
+        request = request.resolved(self.settings)
+        started = time.perf_counter()
+        with self.manager.acquire(request.model) as loaded:
+            images = run_pipeline(
+                loaded.pipe,
+                generate_kwargs(request),
+                request.seeds(),
+                steps=request.steps or 0,
+                dtype=loaded.dtype,
+                on_step=on_step,
+                cancel=cancel,
+            )
+        elapsed = time.perf_counter() - started
+        base = self._metadata(loaded, request.model_dump(exclude={"count"}), elapsed / len(images))
+        return StudioResult(request.model, self._save(images, base, out_dir), elapsed)
+
+    def _metadata(
+        self, loaded: LoadedModel, fields: dict[str, Any], elapsed_per_image: float
+    ) -> dict[str, Any]:
+        import diffusers
+        import torch
+
+        return {
+            **fields,
+            "task": loaded.spec.task,
+            "model_repo": loaded.spec.repo_id,
+            "dtype": loaded.dtype,
+            "device": loaded.device,
+            "placement": loaded.placement,
+            "app_version": __version__,
+            "diffusers_version": diffusers.__version__,
+            "torch_version": torch.__version__,
+            "elapsed_s": round(elapsed_per_image, 3),
+        }
+
+    def _save(
+        self, images: list[RunnerImage], base: dict[str, Any], out_dir: Path | None
+    ) -> list[SavedImage]:
+        directory = out_dir or self.settings.outputs_dir
+        saved = []
+        for item in images:
+            meta = {
+                **base,
+                "seed": item.seed,
+                "width": item.image.width,
+                "height": item.image.height,
+                "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }
+            path = write_new_file(
+                directory, image_basename(meta["prompt"], item.seed), ".png", png_bytes(item.image, meta)
+            )
+            log.info("wrote %s", path)
+            saved.append(SavedImage(path, item.seed, item.image.width, item.image.height, meta))
+        return saved
