@@ -50,7 +50,8 @@ def config_file(app_home: Path, shared_models_dir: Path) -> Path:
     """A config.yaml pointing at the shared tiny models and a private outputs folder."""
     path = app_home / "config.yaml"
     path.write_text(
-        f"storage:\n  models_dir: {shared_models_dir}\n  outputs_dir: {app_home / 'outputs'}\n", encoding="utf-8"
+        f"storage:\n  models_dir: {shared_models_dir}\n  outputs_dir: {app_home / 'outputs'}\n",
+        encoding="utf-8",
     )
     return path
 

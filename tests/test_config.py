@@ -114,7 +114,8 @@ def test_relative_paths_are_relative_to_the_config_file(app_home: Path) -> None:
     folder.mkdir()
     path = folder / "config.yaml"
     path.write_text(
-        "storage: {outputs_dir: out, models_dir: m}\nmodels: {z-image-turbo: {path: zimg}}\n", encoding="utf-8"
+        "storage: {outputs_dir: out, models_dir: m}\nmodels: {z-image-turbo: {path: zimg}}\n",
+        encoding="utf-8",
     )
     settings = load_settings(path)
     assert settings.outputs_dir == folder / "out"

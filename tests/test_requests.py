@@ -13,7 +13,9 @@ def defaults(app_home) -> Settings:
 
 
 def resolve(settings: Settings, **fields: object) -> GenerateRequest:
-    return GenerateRequest.build(**{"model": "tiny-z-image", "prompt": "кот в шляпе", **fields}).resolved(settings)
+    return GenerateRequest.build(**{"model": "tiny-z-image", "prompt": "кот в шляпе", **fields}).resolved(
+        settings
+    )
 
 
 def test_blanks_come_from_registry_and_config(defaults: Settings) -> None:
@@ -53,7 +55,9 @@ def test_seeds_for_count(defaults: Settings) -> None:
         ({"count": 0}, "count", "greater than or equal to 1"),
     ],
 )
-def test_bad_input_is_refused_with_one_line(defaults: Settings, fields: dict, param: str, fragment: str) -> None:
+def test_bad_input_is_refused_with_one_line(
+    defaults: Settings, fields: dict, param: str, fragment: str
+) -> None:
     with pytest.raises(InvalidRequest) as info:
         resolve(defaults, **fields)
     assert fragment in info.value.message
@@ -62,8 +66,10 @@ def test_bad_input_is_refused_with_one_line(defaults: Settings, fields: dict, pa
 
 
 def test_real_model_size_bounds(defaults: Settings) -> None:
-    with pytest.raises(InvalidRequest, match="outside 256..3072"):
+    with pytest.raises(InvalidRequest, match=r"outside 256\.\.3072"):
         resolve(defaults, model="z-image-turbo", width=128, height=128)
     with pytest.raises(InvalidRequest, match="allows at most"):
-        GenerateRequest.build(prompt="x", model="z-image-turbo", width=2048, height=2048 + 16).resolved(defaults)
+        GenerateRequest.build(prompt="x", model="z-image-turbo", width=2048, height=2048 + 16).resolved(
+            defaults
+        )
     assert resolve(defaults, model="z-image-turbo", width=384, height=384).width == 384

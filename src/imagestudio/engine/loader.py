@@ -103,7 +103,8 @@ def load_pipeline(spec: ModelSpec, settings: Settings) -> DiffusionPipeline:
     options = settings.model(spec.id)
     pipeline_class = getattr(diffusers, spec.pipeline_class)
     kwargs: dict[str, Any] = {
-        "torch_dtype": getattr(torch, options.torch_dtype),
+        # ``dtype`` (diffusers 0.42's name for ``torch_dtype``): weights are created in it, never cast after.
+        "dtype": getattr(torch, options.torch_dtype),
         "low_cpu_mem_usage": options.low_cpu_mem_usage,
         "use_safetensors": True,
     }

@@ -11,8 +11,8 @@ cached folder never depends on who built it. Two things make that true:
 * the tokenizer's BPE training runs over a fixed corpus and its vocabulary is renumbered canonically;
 * every saved weight is re-drawn from a seeded CPU generator using only uniform draws and exactly rounded
   arithmetic. ``torch.manual_seed`` alone is not enough: ``normal_`` (which the transformers initialisers
-  use) takes a vectorised Box-Muller path whose last bits differ between CPU instruction sets (AVX2 on x86
-  versus the scalar path elsewhere).
+  use) takes a vectorised Box-Muller path on CPUs with AVX2 and a scalar one elsewhere, whose last bits
+  can differ.
 
 Importing this module is cheap: torch, diffusers and transformers are imported inside the functions, because
 the CLI imports it and must stay light.
@@ -26,14 +26,20 @@ import json
 import math
 import os
 import shutil
-import tempfile
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from imagestudio.engine.processor import (
+    QWEN_VL_PIXELS,
+    REAL_PROCESSOR_CLASS,
+    torchvision_free_processor_class,
+)
+
 if TYPE_CHECKING:
     import torch
-    from transformers import Qwen2Tokenizer, Qwen2VLProcessor
+    from transformers import Qwen2Tokenizer
 
 __all__ = [
     "QWEN_EDIT_SYSTEM_PROMPT",
@@ -42,18 +48,17 @@ __all__ = [
     "build_tiny_tokenizer",
     "build_tiny_z_image",
     "ensure_tiny_model",
-    "load_processor_without_torchvision",
-    "needs_processor_workaround",
 ]
 
 MODEL_INDEX = "model_index.json"
 
 #: The system prompt of ``QwenImageEditPlusPipeline.prompt_template_encode`` (diffusers 0.42.1). The
 #: pipeline drops a fixed number of leading prompt tokens (``prompt_template_encode_start_idx`` = 64),
-#: which is the length of this prefix under the real Qwen tokenizer: 58 word pieces, each one real token,
-#: plus ``<|im_start|>``, ``<|im_end|>``, ``\n``, ``<|im_start|>``, ``user``, ``\n``. Training the tiny BPE on
-#: this exact text (and on ``user``) merges each of those pieces into one token, so the tiny tokenizer
-#: also gives 64 and the tiny model drops exactly the system prompt, as the real one does.
+#: which is the length of the template's prefix under the real Qwen tokenizer: the 58 pre-tokenizer pieces
+#: of ``"system\n" + this prompt``, each one real token, plus ``<|im_start|>``, ``<|im_end|>``, ``\n``,
+#: ``<|im_start|>``, ``user``, ``\n``. Training the tiny BPE on this exact text (and on ``user``) merges
+#: each of those pieces into one token, so the tiny tokenizer also gives 64 and the tiny model drops
+#: exactly the system prompt, as the real one does.
 #: ``tests/engine/test_tiny.py`` checks this against the installed pipeline's own template.
 QWEN_EDIT_SYSTEM_PROMPT = (
     "Describe the key features of the input image (color, shape, size, texture, objects, background), "
@@ -145,30 +150,6 @@ _QWEN_SCHEDULER_CONFIG: dict[str, Any] = {
     "use_exponential_sigmas": False,
     "use_karras_sigmas": False,
 }
-
-# Qwen2.5-VL's image preprocessing values (CLIP mean/std, 14-pixel patches merged 2x2), as in the real
-# ``processor/preprocessor_config.json``; the video config is written too so that the real
-# ``Qwen2VLProcessor`` (which needs a video processor) loads a tiny folder when torchvision is present.
-_CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
-_CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
-_QWEN_VL_PIXELS = {"shortest_edge": 56 * 56, "longest_edge": 28 * 28 * 16384}
-_QWEN_VIDEO_PREPROCESSOR_CONFIG: dict[str, Any] = {
-    "do_convert_rgb": True,
-    "do_normalize": True,
-    "do_rescale": True,
-    "do_resize": True,
-    "image_mean": _CLIP_MEAN,
-    "image_std": _CLIP_STD,
-    "merge_size": 2,
-    "patch_size": 14,
-    "processor_class": "Qwen2VLProcessor",
-    "resample": 3,
-    "rescale_factor": 1 / 255,
-    "size": dict(_QWEN_VL_PIXELS),
-    "temporal_patch_size": 2,
-    "video_processor_type": "Qwen2VLVideoProcessor",
-}
-_REAL_PROCESSOR_CLASS = "Qwen2VLProcessor"
 
 
 # --------------------------------------------------------------------------------------------- tokenizer
@@ -272,16 +253,20 @@ def build_tiny_tokenizer() -> Qwen2Tokenizer:
 
 
 def _redraw_weights(model: torch.nn.Module, seed: int) -> None:
-    """Overwrite every weight with values that are the same bits on every machine.
+    """Overwrite every saved float tensor with values that are the same bits on every machine.
 
-    Each tensor of the state dict (in name order) gets ``U(-b, b)`` with ``b = 1 / sqrt(fan_in)`` —
-    PyTorch's own default bound for linear and conv layers, so activations keep a sane scale — drawn as
-    float64 from one seeded CPU generator. Uniform draws are plain bit manipulation and ``2u - 1`` and
-    ``* b`` are exactly rounded, so no vectorised transcendental function is involved. Vectors that
-    are one constant (norm scales of 1, zero biases) keep it: a constant fill is already exact, and a
-    random norm scale would be unlike any trained model. Matrices are always redrawn, zero-initialised
-    ones included (Z-Image's pad tokens, zero-init projections), so that no path is trivially zero.
-    Integer buffers are left as they are.
+    Values come from one seeded CPU generator, tensor by tensor in name order, as float64 uniform draws
+    scaled with exactly rounded arithmetic (``(2u - 1) * b``): uniform draws are plain bit manipulation,
+    so no vectorised transcendental function (whose last bits depend on the CPU) is involved.
+
+    * Per-channel vectors (one non-singleton dimension) holding one non-zero constant are norm scales
+      (ones): they keep it, since a constant fill is already exact and a random norm scale is unlike any
+      trained model.
+    * Other vectors (biases, Z-Image's ``x_pad_token``/``cap_pad_token``, which start as zeros) get
+      ``U(-0.02, 0.02)``.
+    * Everything else (matrices, conv kernels, embeddings) gets ``U(-b, b)`` with ``b = 1 / sqrt(fan_in)``,
+      PyTorch's own default bound for linear and conv layers, so activations keep a sane scale. Zero-
+      initialised projections are redrawn too, so that no path of the tiny model is trivially zero.
     """
     import torch
 
@@ -293,10 +278,10 @@ def _redraw_weights(model: torch.nn.Module, seed: int) -> None:
             if not tensor.is_floating_point() or tensor.numel() == 0:
                 continue
             flat = tensor.detach().reshape(-1)
-            if tensor.dim() < 2 and bool((flat == flat[0]).all()):
+            vector_like = tensor.numel() == max(tensor.shape, default=1)
+            if vector_like and bool(flat[0] != 0) and bool((flat == flat[0]).all()):
                 continue
-            fan_in = tensor.numel() // tensor.shape[0] if tensor.dim() >= 2 else tensor.numel()
-            bound = 1.0 / math.sqrt(max(fan_in, 1)) if tensor.dim() >= 2 else 0.02
+            bound = 0.02 if vector_like else 1.0 / math.sqrt(tensor.numel() // tensor.shape[0])
             values = torch.rand(tensor.shape, generator=generator, dtype=torch.float64)
             tensor.copy_(((values * 2.0 - 1.0) * bound).to(tensor.dtype))
 
@@ -404,79 +389,6 @@ def build_tiny_z_image(dest: Path) -> Path:
 # ------------------------------------------------------------------------------------- Qwen edit
 
 
-@functools.cache
-def _processor_class() -> type[Qwen2VLProcessor]:
-    """``Qwen2VLProcessor`` without its video processor (created once, on first use).
-
-    In transformers 5.23 ``Qwen2VLProcessor`` cannot be built or loaded without torchvision: its video
-    processor requires it, and there is no CPU torchvision wheel for this torch. Image editing never
-    touches video, so a subclass whose only sub-processors are the tokenizer and the PIL image processor
-    does the whole job. ``ProcessorMixin`` derives the sub-processors from the ``__init__`` signature,
-    which is why the signature (not just the body) drops ``video_processor``.
-
-    ``save_pretrained`` writes the real repository's layout (tokenizer files, ``preprocessor_config.json``
-    and ``video_preprocessor_config.json`` naming the real classes), so a folder saved from it loads with
-    the real ``Qwen2VLProcessor`` as well as with :func:`load_processor_without_torchvision`.
-    """
-    from transformers import Qwen2VLProcessor
-
-    class TorchvisionFreeQwen2VLProcessor(Qwen2VLProcessor):
-        """Qwen2VLProcessor minus the video processor; image + text only."""
-
-        def __init__(self, image_processor: Any = None, tokenizer: Any = None, chat_template: Any = None):
-            super().__init__(image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template)
-
-        def save_pretrained(self, save_directory: Any, push_to_hub: bool = False, **kwargs: Any) -> list[str]:
-            if push_to_hub:
-                raise NotImplementedError("the torchvision-free processor is never pushed to a hub")
-            folder = Path(save_directory)
-            folder.mkdir(parents=True, exist_ok=True)
-            self.tokenizer._set_processor_class(_REAL_PROCESSOR_CLASS)
-            self.tokenizer.save_pretrained(folder)
-            image_config = self.image_processor.to_dict()
-            image_config["image_processor_type"] = "Qwen2VLImageProcessor"
-            image_config["processor_class"] = _REAL_PROCESSOR_CLASS
-            written = [folder / "preprocessor_config.json", folder / "video_preprocessor_config.json"]
-            for path, config in zip(written, (image_config, _QWEN_VIDEO_PREPROCESSOR_CONFIG), strict=True):
-                path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-            return [str(p) for p in written]
-
-    TorchvisionFreeQwen2VLProcessor.__module__ = __name__
-    TorchvisionFreeQwen2VLProcessor.__qualname__ = "TorchvisionFreeQwen2VLProcessor"
-    return TorchvisionFreeQwen2VLProcessor
-
-
-def needs_processor_workaround() -> bool:
-    """True when torchvision is missing, i.e. when the real ``Qwen2VLProcessor`` cannot be loaded.
-
-    Checked with ``find_spec`` so that asking does not import torchvision (slow, and import side effects).
-    """
-    import importlib.util
-
-    return importlib.util.find_spec("torchvision") is None
-
-
-def load_processor_without_torchvision(path: Path | str) -> Qwen2VLProcessor:
-    """Load a ``processor/`` folder (real or tiny) as a video-less ``Qwen2VLProcessor`` subclass.
-
-    Use it when :func:`needs_processor_workaround` is true and pass the result explicitly:
-    ``QwenImageEditPlusPipeline.from_pretrained(folder, processor=..., torch_dtype=...)``; the pipeline
-    accepts it because it is a ``Qwen2VLProcessor``, and ``model_index.json`` keeps naming the real class.
-    The image processor is loaded as ``Qwen2VLImageProcessorPil`` by name rather than through
-    ``AutoImageProcessor``, which would reach for the torchvision backend first.
-    """
-    from transformers import AutoTokenizer, Qwen2VLImageProcessorPil
-
-    folder = Path(path)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    image_processor = Qwen2VLImageProcessorPil.from_pretrained(folder)
-    return _processor_class()(
-        image_processor=image_processor,
-        tokenizer=tokenizer,
-        chat_template=getattr(tokenizer, "chat_template", None),
-    )
-
-
 def build_tiny_qwen_edit(dest: Path) -> Path:
     """Build a tiny ``QwenImageEditPlusPipeline`` (~3.5 MB, float32 weights) into ``dest``; return ``dest``.
 
@@ -558,9 +470,9 @@ def build_tiny_qwen_edit(dest: Path) -> Path:
     )
     text_encoder = _seeded(_SEED_Q_TEXT_ENCODER, lambda: Qwen2_5_VLForConditionalGeneration(config))
     image_processor = Qwen2VLImageProcessorPil(
-        size=dict(_QWEN_VL_PIXELS), patch_size=14, temporal_patch_size=2, merge_size=2
+        size=dict(QWEN_VL_PIXELS), patch_size=14, temporal_patch_size=2, merge_size=2
     )
-    processor = _processor_class()(
+    processor = torchvision_free_processor_class()(
         image_processor=image_processor, tokenizer=build_tiny_tokenizer(), chat_template=_CHAT_TEMPLATE
     )
     scheduler = FlowMatchEulerDiscreteScheduler(**_QWEN_SCHEDULER_CONFIG)
@@ -573,7 +485,7 @@ def build_tiny_qwen_edit(dest: Path) -> Path:
         transformer=transformer,
     )
     # Name the real class, not the subclass, so tiny and real folders read the same to any loader.
-    pipe.register_to_config(processor=("transformers", _REAL_PROCESSOR_CLASS))
+    pipe.register_to_config(processor=("transformers", REAL_PROCESSOR_CLASS))
     pipe.save_pretrained(dest, safe_serialization=True)
     return dest
 
@@ -610,7 +522,9 @@ def ensure_tiny_model(model_id: str, dest: Path) -> Path:
     if _is_complete(dest):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".building", dir=dest.parent))
+    # Not tempfile.mkdtemp: its 0700 mode would survive the rename; os.mkdir honours the umask.
+    staging = dest.parent / f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex}.building"
+    staging.mkdir()
     try:
         builder(staging)
         if dest.is_dir() and not any(dest.iterdir()):
@@ -618,7 +532,7 @@ def ensure_tiny_model(model_id: str, dest: Path) -> Path:
             with contextlib.suppress(OSError):
                 dest.rmdir()
         try:
-            os.rename(staging, dest)
+            staging.rename(dest)
         except OSError:
             if not _is_complete(dest):
                 raise

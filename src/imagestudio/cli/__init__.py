@@ -1,0 +1,18 @@
+"""The ``imagestudio`` command line: parse → settings → call the studio → print. Thin on purpose.
+
+Each command lives in its own module and registers itself on the shared Typer ``app``. Only light
+modules are imported here so ``imagestudio --help`` and ``models list`` answer in a fraction of a
+second; torch and diffusers are imported inside the commands that run a model.
+"""
+
+from __future__ import annotations
+
+from imagestudio.cli import generate, models  # noqa: F401  (registers the commands)
+from imagestudio.cli.app import app
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,115 @@
+"""The Typer app and what every command shares: options, error handling, settings, output."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from imagestudio.errors import ImageStudioError, UserError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+app = typer.Typer(
+    name="imagestudio",
+    help="A local studio for Z-Image-Turbo (text-to-image) and Qwen-Image-Edit-2511 (image editing).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="config.yaml to use (else $IMAGESTUDIO_CONFIG, else ./config.yaml)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+
+
+def fail(message: str, code: int) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def friendly_errors(func: F) -> F:
+    """User errors become one line and exit 2; other deliberate errors one line and exit 1."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except UserError as exc:
+            fail(exc.message, 2)
+        except ImageStudioError as exc:
+            fail(str(exc), 1)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what is loaded and where.")] = False,
+) -> None:
+    setup_logging(verbose)
+
+
+def load_config(config: Path | None):
+    from imagestudio.config import load_settings
+
+    return load_settings(config)
+
+
+def run_with_progress(settings: Any, call: Callable[[Any, Any], Any]) -> Any:
+    """Run a studio call, drawing a progress bar on stderr when it is a terminal."""
+    from imagestudio.studio import Studio
+
+    studio = Studio(settings)
+    if not sys.stderr.isatty():
+        return call(studio, None)
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task("loading", total=1.0, detail="")
+
+        def on_step(step: Any) -> None:
+            progress.update(
+                task,
+                completed=step.fraction,
+                description="generating",
+                detail=f"image {step.image}/{step.images} · step {step.step}/{step.steps}",
+            )
+
+        return call(studio, on_step)
+
+
+def print_result(result: Any, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(result.as_json(), ensure_ascii=False))
+        return
+    for image in result.images:
+        typer.echo(str(image.path))

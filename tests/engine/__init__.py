@@ -1,0 +1,1 @@
+"""Tests for the engine: loading, lending and running pipelines."""
