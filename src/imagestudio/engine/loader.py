@@ -93,11 +93,25 @@ def _refuse_pickle_only(folder: Path) -> None:
         )
 
 
+def quiet_library_progress() -> None:
+    """Turn off diffusers'/transformers' own "Loading pipeline components" bars.
+
+    The app reports progress itself (a rich bar on the CLI, job events in the UI/API); the libraries'
+    tqdm bars would interleave with it on stderr and, for a server, fill its log.
+    """
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+
+
 def load_pipeline(spec: ModelSpec, settings: Settings) -> DiffusionPipeline:
     """Load the model's pipeline on the CPU in its configured dtype; placing it is the caller's job."""
     import diffusers
     import torch
 
+    quiet_library_progress()
     folder = require_model_dir(spec, settings)
     _refuse_pickle_only(folder)
     options = settings.model(spec.id)

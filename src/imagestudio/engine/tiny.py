@@ -526,6 +526,9 @@ def ensure_tiny_model(model_id: str, dest: Path) -> Path:
     staging = dest.parent / f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex}.building"
     staging.mkdir()
     try:
+        from imagestudio.engine.loader import quiet_library_progress
+
+        quiet_library_progress()
         builder(staging)
         if dest.is_dir() and not any(dest.iterdir()):
             # An empty placeholder (e.g. made by a user) would block the rename on some platforms.
