@@ -26,10 +26,21 @@ class UserError(ImageStudioError):
     #: OpenAI-style error type for the API.
     error_type: str = "invalid_request_error"
 
-    def __init__(self, message: str, *, param: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        details: dict[str, object] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+        #: A stable name for the kind of problem, with ``details`` its values: the UI translates the
+        #: message from these (``err.<code>`` in ui/i18n). None: only the English ``message`` exists.
+        self.code = code
+        self.details = dict(details or {})
 
 
 class ConfigError(UserError):

@@ -1,0 +1,83 @@
+"""The studio's pages as one Gradio Blocks app, mounted at "/" of the server's FastAPI app."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from imagestudio.ui.common import UIContext
+from imagestudio.ui.style import CSS, HEAD
+from imagestudio.ui.texts import Texts
+
+if TYPE_CHECKING:
+    import gradio as gr
+    from fastapi import FastAPI
+
+    from imagestudio.ui.backend import StudioBackend
+
+TAB_IDS = ("generate", "edit", "history", "system")
+
+
+def default_model(settings: Any, task: str) -> str:
+    """The registry's default for ``task`` when it is here, else the first model of that task that is."""
+    from imagestudio.engine.loader import find_model_dir
+    from imagestudio.registry import DEFAULT_EDIT_MODEL, DEFAULT_GENERATE_MODEL, MODELS
+
+    preferred = DEFAULT_GENERATE_MODEL if task == "text-to-image" else DEFAULT_EDIT_MODEL
+    candidates = [preferred] + [m for m, spec in MODELS.items() if spec.task == task and m != preferred]
+    for model_id in candidates:
+        if find_model_dir(MODELS[model_id], settings, build_tiny=False) is not None:
+            return model_id
+    return preferred
+
+
+def header_html() -> str:
+    return (
+        '<div class="is-header"><div><h1>imagestudio</h1></div>'
+        '<div class="is-lang" id="is-lang">'
+        '<a href="?lang=en" hreflang="en" data-lang="en">English</a>'
+        '<a href="?lang=ru" hreflang="ru" data-lang="ru">Русский</a></div></div>'
+    )
+
+
+def build_blocks(ctx: UIContext) -> gr.Blocks:
+    import gradio as gr
+
+    from imagestudio.ui import edit_page, generate_page, history_page, system_page
+
+    settings = ctx.backend.settings
+    with gr.Blocks(title="imagestudio", analytics_enabled=False) as blocks:
+        gr.HTML(header_html(), elem_id="is-header-bar")
+        gr.Markdown(ctx.key("app.subtitle"), elem_id="is-subtitle")
+        with gr.Tabs(selected="generate", elem_id="is-tabs") as tabs:
+            with gr.Tab(ctx.key("tab.generate"), id="generate", elem_id="tab-generate"):
+                generate = generate_page.build(ctx, default_model(settings, "text-to-image"))
+            with gr.Tab(ctx.key("tab.edit"), id="edit", elem_id="tab-edit"):
+                edit = edit_page.build(ctx, default_model(settings, "edit"))
+            with gr.Tab(ctx.key("tab.history"), id="history", elem_id="tab-history") as history_tab:
+                history = history_page.build(ctx)
+            with gr.Tab(ctx.key("tab.system"), id="system", elem_id="tab-system") as system_tab:
+                system = system_page.build(ctx)
+        history_page.wire(ctx, history, history_tab, tabs, generate, edit)
+        system_page.wire(ctx, system, system_tab)
+    return blocks
+
+
+def mount_studio(app: FastAPI, backend: StudioBackend, path: str = "/") -> FastAPI:
+    """Mount the pages on ``app``; routes added to ``app`` before this keep working next to them."""
+    import gradio as gr
+
+    texts = Texts.load()
+    ctx = UIContext(backend=backend, texts=texts)
+    blocks = build_blocks(ctx)
+    return gr.mount_gradio_app(
+        app,
+        blocks,
+        path=path,
+        i18n=texts.gradio_i18n(),
+        css=CSS,
+        head=HEAD,
+        # Finished images are served from the outputs folder, and nothing else outside Gradio's own.
+        allowed_paths=[str(backend.settings.outputs_dir)],
+        show_error=False,
+        ssr_mode=False,
+    )

@@ -1,0 +1,96 @@
+"""What the pages need from the rest of the studio, as plain values.
+
+The pages never touch a pipeline: they submit typed requests to the shared job queue and read the
+history store. :class:`StudioBackend` is the narrow surface they use; :mod:`imagestudio.ui.services`
+implements it over the real queue, history and model manager of the running server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+TERMINAL_STATES = frozenset({"done", "failed", "cancelled"})
+
+
+@dataclass(frozen=True)
+class JobImage:
+    path: Path
+    seed: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    """A job as the page shows it, at one moment."""
+
+    id: str
+    state: str
+    step: int = 0
+    steps: int = 0
+    image: int = 1
+    images: int = 1
+    elapsed_s: float = 0.0
+    eta_s: float | None = None
+    #: Jobs ahead of this one in the queue (queued jobs only).
+    ahead: int | None = None
+    #: The job's error: a UserError is shown translated, anything else as a generic message.
+    error: BaseException | None = None
+    results: tuple[JobImage, ...] = ()
+    #: The latest latent preview (a small PIL image) and a counter that changes with it.
+    preview: Any = None
+    preview_version: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One past image as the History page lists it (the history store keeps one row per image)."""
+
+    id: str
+    job_id: str | None
+    path: Path
+    prompt: str
+    model: str | None
+    seed: int
+    width: int
+    height: int
+    created_at: float
+    #: Everything recorded with the image (the request's fields, timings, versions).
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    entries: list[HistoryEntry]
+    total: int
+
+
+class StudioBackend(Protocol):
+    """The services behind the pages."""
+
+    @property
+    def settings(self) -> Any: ...
+
+    def submit(self, request: Any) -> str:
+        """Queue a resolved GenerateRequest/EditRequest; returns the job id."""
+        ...
+
+    def snapshot(self, job_id: str, *, want_preview: bool = True) -> JobSnapshot: ...
+
+    def cancel(self, job_id: str) -> None: ...
+
+    def history(self, query: str = "", limit: int = 60) -> HistoryPage: ...
+
+    def history_entry(self, entry_id: str) -> HistoryEntry | None: ...
+
+    def delete(self, entry_id: str) -> bool: ...
+
+    def system(self) -> dict[str, Any]: ...
+
+    def unload(self) -> str | None: ...

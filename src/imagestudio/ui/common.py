@@ -1,0 +1,291 @@
+"""What every page shares: the context object, running jobs per browser tab, following a job, errors."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from imagestudio.errors import UserError
+from imagestudio.ui.style import lang_js
+from imagestudio.ui.texts import Texts, language
+from imagestudio.ui.widgets import Progress, error_html, note_html, progress_html
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+    from imagestudio.ui.backend import JobSnapshot, StudioBackend
+
+log = logging.getLogger(__name__)
+
+
+class ActiveJobs:
+    """The job each browser tab (Gradio session) is following on each page, for its Cancel button.
+
+    Cancel runs as its own event while the Generate/Edit event is still streaming, so the job id has to
+    live outside both events' inputs and outputs.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: dict[tuple[str, str], str] = {}
+
+    def set(self, session: str, page: str, job_id: str) -> None:
+        with self._lock:
+            self._jobs[(session, page)] = job_id
+
+    def get(self, session: str, page: str) -> str | None:
+        with self._lock:
+            return self._jobs.get((session, page))
+
+    def clear(self, session: str, page: str, job_id: str) -> None:
+        with self._lock:
+            if self._jobs.get((session, page)) == job_id:
+                del self._jobs[(session, page)]
+
+
+@dataclass
+class UIContext:
+    backend: StudioBackend
+    texts: Texts
+    active: ActiveJobs = field(default_factory=ActiveJobs)
+    #: How often a streaming event looks at its job (seconds).
+    poll_s: float = 0.15
+
+    def key(self, name: str) -> Any:
+        """A translation key for a static label (translated in the browser)."""
+        from gradio.i18n import I18nData
+
+        if not self.texts.has(name):
+            raise KeyError(f"missing translation key {name!r}")
+        return I18nData(name)
+
+    def t(self, name: str, lang: str | None, /, **params: Any) -> str:
+        return self.texts.t(name, lang, **params)
+
+
+def session_of(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or "anonymous"
+
+
+def error_message(ctx: UIContext, exc: BaseException, lang: str | None) -> str:
+    """A readable one-liner for any error: translated for user errors, generic for bugs (logged)."""
+    if isinstance(exc, UserError):
+        return ctx.texts.error(exc, lang)
+    return ctx.t("err.generic", lang)
+
+
+def routed_errors(
+    ctx: UIContext,
+    exc: BaseException | None,
+    lang: str | None,
+    slots: Mapping[str, Any],
+    fallback: Any,
+) -> dict[Any, str]:
+    """An update for every error slot of a page: the message under the control at fault, others cleared.
+
+    ``slots`` maps a request field (``UserError.param``) to the HTML component under that control;
+    errors about other fields land in ``fallback`` (next to the page's main button).
+    """
+    updates: dict[Any, str] = dict.fromkeys({*slots.values(), fallback}, "")
+    if exc is not None:
+        target = slots.get(getattr(exc, "param", None) or "", fallback)
+        updates[target] = error_html(error_message(ctx, exc, lang))
+    return updates
+
+
+@dataclass(frozen=True)
+class JobUpdate:
+    """One step of following a job: the snapshot, its progress bar, and a new preview if there is one."""
+
+    snapshot: JobSnapshot
+    progress: str
+    preview: Any = None
+    preview_changed: bool = False
+
+
+def progress_of(ctx: UIContext, snap: JobSnapshot, lang: str, message: str = "") -> str:
+    state = snap.state
+    if state == "done":
+        message = message or ctx.t("status.done", lang, seconds=f"{snap.elapsed_s:.1f}")
+    elif state == "cancelled":
+        message = ctx.t("status.cancelled", lang)
+    elif state == "failed":
+        message = ctx.t("status.failed", lang, message=error_message(ctx, snap.error or Exception(), lang))
+    return progress_html(
+        ctx.texts,
+        lang,
+        Progress(
+            state=state,
+            step=snap.step,
+            steps=snap.steps,
+            image=snap.image,
+            images=snap.images,
+            elapsed_s=snap.elapsed_s,
+            eta_s=snap.eta_s,
+            ahead=snap.ahead,
+            message=message,
+        ),
+    )
+
+
+def follow(ctx: UIContext, job_id: str, lang: str) -> Iterator[JobUpdate]:
+    """Yield an update whenever the job's progress or preview changes, until it finishes.
+
+    Closing the generator (the browser went away) cancels the job: nobody would see its result.
+    """
+    lang = language(lang)
+    last_progress, last_preview = None, 0
+    finished = False
+    try:
+        while True:
+            snap = ctx.backend.snapshot(job_id)
+            progress = progress_of(ctx, snap, lang)
+            preview_changed = snap.preview_version != last_preview and snap.preview is not None
+            if progress != last_progress or preview_changed or snap.finished:
+                last_progress, last_preview = progress, snap.preview_version
+                yield JobUpdate(snap, progress, snap.preview, preview_changed)
+            if snap.finished:
+                finished = True
+                return
+            time.sleep(ctx.poll_s)
+    finally:
+        if not finished:
+            log.info("the page stopped following job %s: cancelling it", job_id)
+            ctx.backend.cancel(job_id)
+
+
+@dataclass
+class JobPanel:
+    """The part the Generate and Edit pages share: buttons, progress, preview, results, errors."""
+
+    page: str
+    run: Any
+    cancel: Any
+    progress: Any
+    preview: Any
+    gallery: Any
+    info: Any
+    last_seed: Any
+    seed: Any
+    #: Request field → the error line under its control.
+    errors: dict[str, Any]
+    form_error: Any
+
+    def outputs(self) -> list[Any]:
+        slots = list(dict.fromkeys([*self.errors.values(), self.form_error]))
+        fixed = [self.run, self.cancel, self.progress, self.preview, self.gallery, self.info, self.last_seed]
+        return [*fixed, self.seed, *slots]
+
+
+def run_job(
+    ctx: UIContext,
+    panel: JobPanel,
+    submit: Callable[[], str],
+    lang: str,
+    seed_mode: str,
+    request: Any,
+) -> Iterator[dict[Any, Any]]:
+    """The body of a Generate/Edit event: validate and submit, then stream the job until it ends.
+
+    ``submit`` builds the request, resolves it (all checks happen there) and queues it; a UserError it
+    raises is shown under the control at fault and nothing runs.
+    """
+    import gradio as gr
+
+    lang = language(lang)
+    idle = {panel.run: gr.Button(interactive=True), panel.cancel: gr.Button(interactive=False)}
+    try:
+        job_id = submit()
+    except UserError as exc:
+        yield {**idle, **routed_errors(ctx, exc, lang, panel.errors, panel.form_error)}
+        return
+
+    session = session_of(request)
+    ctx.active.set(session, panel.page, job_id)
+    yield {
+        panel.run: gr.Button(interactive=False),
+        panel.cancel: gr.Button(interactive=True),
+        panel.info: "",
+        panel.preview: gr.Image(value=None, visible=True),
+        **routed_errors(ctx, None, lang, panel.errors, panel.form_error),
+    }
+    try:
+        for update in follow(ctx, job_id, lang):
+            snap = update.snapshot
+            out: dict[Any, Any] = {panel.progress: update.progress}
+            if update.preview_changed:
+                out[panel.preview] = update.preview
+            if snap.state == "done" and snap.results:
+                first = snap.results[0].seed
+                names = ", ".join(img.path.name for img in snap.results)
+                out.update(
+                    {
+                        panel.gallery: [(str(img.path), f"seed {img.seed}") for img in snap.results],
+                        panel.last_seed: first,
+                        panel.info: note_html(
+                            ctx.t("status.done_seed", lang, seconds=f"{snap.elapsed_s:.1f}", seed=first)
+                            + " "
+                            + ctx.t("status.saved", lang, path=names),
+                            "ok",
+                        ),
+                    }
+                )
+                if seed_mode == "random":
+                    out[panel.seed] = first
+            elif snap.state == "failed" and snap.error is not None:
+                out.update(routed_errors(ctx, snap.error, lang, panel.errors, panel.form_error))
+            if snap.finished:
+                out[panel.preview] = gr.Image(visible=False)
+                out.update(idle)
+            yield out
+    except UserError as exc:
+        yield {**idle, panel.form_error: error_html(error_message(ctx, exc, lang))}
+    finally:
+        ctx.active.clear(session, panel.page, job_id)
+
+
+def wire_job_panel(
+    ctx: UIContext, panel: JobPanel, triggers: list[Any], inputs: list[Any], body: Any
+) -> None:
+    """Attach ``body`` (a generator function of the input values and ``request``) to the triggers, and
+    the Cancel button to the job this browser tab is following on this page."""
+    import gradio as gr
+
+    def run(*values: Any, request: Any) -> Iterator[dict[Any, Any]]:
+        yield from body(*values, request=request)
+
+    def cancel(request: Any) -> None:
+        job_id = ctx.active.get(session_of(request), panel.page)
+        if job_id is not None:
+            ctx.backend.cancel(job_id)
+
+    # Gradio hands the request to parameters *annotated* gr.Request; this module's annotations are
+    # strings (postponed evaluation), so the real class is put in place before registering.
+    run.__annotations__["request"] = gr.Request
+    cancel.__annotations__["request"] = gr.Request
+
+    for trigger in triggers:
+        # concurrency_limit=None: every session's event waits on the studio's own queue, which
+        # serialises the GPU work; Gradio's queue would otherwise hold a second user's job out of sight.
+        trigger(
+            run,
+            inputs,
+            panel.outputs(),
+            js=lang_js(len(inputs)),
+            concurrency_limit=None,
+            show_progress="hidden",
+        )
+    panel.cancel.click(cancel, None, None, queue=False)
+
+
+def reuse_seed(last: int | None) -> tuple[Any, Any]:
+    """ "Reuse last seed": switch the seed to fixed and fill in the seed the page's last job used."""
+    import gradio as gr
+
+    if last is None:
+        return gr.skip(), gr.skip()
+    return gr.Radio(value="fixed"), gr.Number(value=last)

@@ -1,0 +1,256 @@
+"""The Edit page: one to three pictures and an instruction → an edit job on the shared queue."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from imagestudio.registry import get_model
+from imagestudio.ui.common import JobPanel, UIContext, reuse_seed, run_job, wire_job_panel
+from imagestudio.ui.generate_page import model_choices
+
+PAGE = "edit"
+LIGHTNING_STEPS = 4
+
+
+@dataclass
+class EditPage:
+    images: list[Any]
+    instruction: Any
+    negative: Any
+    true_cfg: Any
+    steps: Any
+    lightning: Any
+    model: Any
+    seed_mode: Any
+    seed: Any
+    reuse: Any
+    lang: Any
+    panel: JobPanel
+
+    def settings_fields(self) -> list[Any]:
+        """What "use these settings" on the History page fills (the pictures must be added again)."""
+        return [
+            self.instruction,
+            self.negative,
+            self.true_cfg,
+            self.steps,
+            self.lightning,
+            self.model,
+            self.seed_mode,
+            self.seed,
+        ]
+
+    def settings_values(self, meta: dict[str, Any], entry: Any) -> tuple[Any, ...]:
+        import gradio as gr
+
+        return (
+            meta.get("prompt", entry.prompt),
+            meta.get("negative_prompt") or "",
+            meta.get("true_cfg_scale") or gr.skip(),
+            meta.get("steps") or gr.skip(),
+            bool(meta.get("lightning")),
+            meta.get("model", entry.model) or gr.skip(),
+            "fixed",
+            entry.seed,
+        )
+
+
+def build(ctx: UIContext, default_model: str) -> EditPage:
+    import gradio as gr
+
+    from imagestudio.ui.uploads import image_input
+
+    key = ctx.key
+    spec = get_model(default_model)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5):
+            with gr.Row():
+                images = [
+                    image_input(
+                        label=key(f"edit.image_{n}"),
+                        sources=["upload", "clipboard"],
+                        height=200,
+                        elem_id=f"edit-image-{n}",
+                    )
+                    for n in (1, 2, 3)
+                ]
+            images_err = gr.HTML(elem_id="edit-images-error", padding=False)
+            instruction = gr.Textbox(
+                label=key("edit.instruction"),
+                placeholder=key("edit.instruction_hint"),
+                lines=2,
+                max_lines=6,
+                elem_id="edit-instruction",
+            )
+            instruction_err = gr.HTML(elem_id="edit-instruction-error", padding=False)
+            negative = gr.Textbox(
+                label=key("edit.negative"), placeholder=key("edit.negative_hint"), elem_id="edit-negative"
+            )
+            negative_err = gr.HTML(elem_id="edit-negative-error", padding=False)
+            with gr.Row():
+                model = gr.Dropdown(
+                    model_choices(ctx, "edit"),
+                    value=default_model,
+                    label=key("edit.model"),
+                    elem_id="edit-model",
+                )
+                lightning = gr.Checkbox(
+                    label=key("edit.lightning"), info=key("edit.lightning_info"), elem_id="edit-lightning"
+                )
+            model_err = gr.HTML(elem_id="edit-model-error", padding=False)
+            with gr.Row():
+                true_cfg = gr.Slider(
+                    1.0, 10.0, value=spec.default_true_cfg or 1.0, step=0.1, label=key("edit.true_cfg"),
+                    info=key("edit.true_cfg_info"), elem_id="edit-true-cfg",
+                )  # fmt: skip
+                steps = gr.Slider(
+                    2, 100, value=spec.default_steps, step=1, label=key("gen.steps"), elem_id="edit-steps"
+                )
+            steps_err = gr.HTML(elem_id="edit-steps-error", padding=False)
+            with gr.Row(equal_height=True):
+                seed_mode = gr.Radio(
+                    [(key("gen.seed_random"), "random"), (key("gen.seed_fixed"), "fixed")],
+                    value="random",
+                    label=key("gen.seed_mode"),
+                    elem_id="edit-seed-mode",
+                )
+                seed = gr.Number(label=key("gen.seed"), value=None, precision=0, elem_id="edit-seed")
+                reuse = gr.Button(key("gen.reuse_seed"), size="md", elem_id="edit-reuse-seed")
+            with gr.Row():
+                run = gr.Button(key("edit.run"), variant="primary", elem_id="edit-run")
+                cancel = gr.Button(
+                    key("gen.cancel"), variant="stop", interactive=False, elem_id="edit-cancel"
+                )
+            form_err = gr.HTML(elem_id="edit-error", padding=False)
+        with gr.Column(scale=6):
+            progress = gr.HTML(elem_id="edit-progress", padding=False)
+            preview = gr.Image(
+                label=key("gen.preview"), type="pil", interactive=False, visible=False, height=256,
+                elem_id="edit-preview",
+            )  # fmt: skip
+            gallery = gr.Gallery(
+                label=key("gen.result"), columns=1, height=520, object_fit="contain", elem_id="edit-gallery",
+                format="png",
+            )  # fmt: skip
+            info = gr.HTML(elem_id="edit-info", padding=False)
+    page = EditPage(
+        images=images,
+        instruction=instruction,
+        negative=negative,
+        true_cfg=true_cfg,
+        steps=steps,
+        lightning=lightning,
+        model=model,
+        seed_mode=seed_mode,
+        seed=seed,
+        reuse=reuse,
+        lang=gr.Textbox(visible=False, elem_id="edit-lang"),
+        panel=JobPanel(
+            page=PAGE,
+            run=run,
+            cancel=cancel,
+            progress=progress,
+            preview=preview,
+            gallery=gallery,
+            info=info,
+            last_seed=gr.State(None),
+            seed=seed,
+            errors={
+                "images": images_err,
+                "image": images_err,
+                "prompt": instruction_err,
+                "negative_prompt": negative_err,
+                "true_cfg_scale": steps_err,
+                "steps": steps_err,
+                "lightning": model_err,
+                "model": model_err,
+            },
+            form_error=form_err,
+        ),
+    )
+    _wire(ctx, page)
+    return page
+
+
+def _wire(ctx: UIContext, page: EditPage) -> None:
+    import gradio as gr
+
+    def lightning_changed(on: bool, model_id: str) -> tuple[Any, Any]:
+        spec = get_model(model_id)
+        if on:
+            return gr.Slider(value=LIGHTNING_STEPS), gr.Slider(value=1.0)
+        return gr.Slider(value=spec.default_steps), gr.Slider(value=spec.default_true_cfg or 1.0)
+
+    page.lightning.input(
+        lightning_changed, [page.lightning, page.model], [page.steps, page.true_cfg], queue=False
+    )
+    page.reuse.click(reuse_seed, page.panel.last_seed, [page.seed_mode, page.seed], queue=False)
+    inputs = [
+        *page.images,
+        page.instruction,
+        page.negative,
+        page.true_cfg,
+        page.steps,
+        page.lightning,
+        page.model,
+        page.seed_mode,
+        page.seed,
+        page.lang,
+    ]
+
+    def body(*values: Any, request: Any) -> Iterator[dict[Any, Any]]:
+        yield from _run(ctx, page, *values, request=request)
+
+    wire_job_panel(ctx, page.panel, [page.panel.run.click], inputs, body)
+
+
+def read_uploads(ctx: UIContext, paths: list[str | None]) -> tuple[Any, ...]:
+    """The uploaded pictures, in order, checked like every other input image (size, pixels, format)."""
+    from imagestudio.storage.inputs import InputLimits, read_input_image
+
+    limits = InputLimits.from_settings(ctx.backend.settings)
+    images = []
+    for number, path in enumerate(paths, start=1):
+        if not path:
+            continue
+        images.append(read_input_image(Path(path), limits, name=f"Picture {number}", label="image"))
+    return tuple(images)
+
+
+def _run(
+    ctx: UIContext,
+    page: EditPage,
+    image1: str | None,
+    image2: str | None,
+    image3: str | None,
+    instruction: str,
+    negative: str,
+    true_cfg: float,
+    steps: float,
+    lightning: bool,
+    model: str,
+    seed_mode: str,
+    seed: float | None,
+    lang: str,
+    *,
+    request: Any,
+) -> Iterator[dict[Any, Any]]:
+    def submit() -> str:
+        from imagestudio.requests import EditRequest
+
+        resolved = EditRequest.build(
+            model=model,
+            prompt=instruction or "",
+            negative_prompt=(negative or "").strip() or None,
+            images=read_uploads(ctx, [image1, image2, image3]),
+            true_cfg_scale=float(true_cfg),
+            steps=int(steps),
+            lightning=LIGHTNING_STEPS if lightning else None,
+            seed=round(seed) if seed_mode == "fixed" and seed is not None else None,
+        ).resolved(ctx.backend.settings)
+        return ctx.backend.submit(resolved)
+
+    yield from run_job(ctx, page.panel, submit, lang, seed_mode, request)

@@ -1,0 +1,220 @@
+"""The Generate page: prompt and settings → a job on the shared queue → progress, preview, images."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from imagestudio.errors import UserError
+from imagestudio.registry import MODELS, get_model
+from imagestudio.requests import MAX_COUNT, GenerateRequest
+from imagestudio.ui.common import JobPanel, UIContext, reuse_seed, run_job, wire_job_panel
+from imagestudio.ui.presets import CUSTOM_SIZE, DEFAULT_SIZE, SIZE_PRESETS, size_of
+
+PAGE = "generate"
+
+
+@dataclass
+class GeneratePage:
+    """The page's components; the History page fills the form ones ("use these settings")."""
+
+    prompt: Any
+    model: Any
+    size: Any
+    width: Any
+    height: Any
+    steps: Any
+    seed_mode: Any
+    seed: Any
+    reuse: Any
+    count: Any
+    lang: Any
+    panel: JobPanel
+
+
+def model_choices(ctx: UIContext, task: str) -> list[tuple[str, str]]:
+    return [(spec.title, spec.id) for spec in MODELS.values() if spec.task == task]
+
+
+def build(ctx: UIContext, default_model: str) -> GeneratePage:
+    import gradio as gr
+
+    key = ctx.key
+    spec = get_model(default_model)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5):
+            prompt = gr.Textbox(
+                label=key("gen.prompt"),
+                placeholder=key("gen.prompt_hint"),
+                lines=3,
+                max_lines=8,
+                elem_id="gen-prompt",
+            )
+            prompt_err = gr.HTML(elem_id="gen-prompt-error", padding=False)
+            with gr.Row():
+                model = gr.Dropdown(
+                    model_choices(ctx, "text-to-image"),
+                    value=default_model,
+                    label=key("gen.model"),
+                    info=key("gen.model_info"),
+                    elem_id="gen-model",
+                )
+                size = gr.Dropdown(
+                    [(p.label, p.value) for p in SIZE_PRESETS] + [(key("gen.size_custom"), CUSTOM_SIZE)],
+                    value=DEFAULT_SIZE,
+                    label=key("gen.size"),
+                    info=key("gen.size_info"),
+                    elem_id="gen-size",
+                )
+            model_err = gr.HTML(elem_id="gen-model-error", padding=False)
+            with gr.Row(visible=False) as custom_row:
+                width = gr.Number(label=key("gen.width"), value=1024, precision=0, elem_id="gen-width")
+                height = gr.Number(label=key("gen.height"), value=1024, precision=0, elem_id="gen-height")
+            size_err = gr.HTML(elem_id="gen-size-error", padding=False)
+            with gr.Row():
+                steps = gr.Slider(
+                    1, 100, value=spec.default_steps, step=1, label=key("gen.steps"),
+                    info=key("gen.steps_info"), elem_id="gen-steps",
+                )  # fmt: skip
+                count = gr.Slider(
+                    1, MAX_COUNT, value=1, step=1, label=key("gen.count"), info=key("gen.count_info"),
+                    elem_id="gen-count",
+                )  # fmt: skip
+            steps_err = gr.HTML(elem_id="gen-steps-error", padding=False)
+            with gr.Row(equal_height=True):
+                seed_mode = gr.Radio(
+                    [(key("gen.seed_random"), "random"), (key("gen.seed_fixed"), "fixed")],
+                    value="random",
+                    label=key("gen.seed_mode"),
+                    elem_id="gen-seed-mode",
+                )
+                seed = gr.Number(
+                    label=key("gen.seed"), info=key("gen.seed_info"), value=None, precision=0,
+                    elem_id="gen-seed",
+                )  # fmt: skip
+                reuse = gr.Button(key("gen.reuse_seed"), size="md", elem_id="gen-reuse-seed")
+            seed_err = gr.HTML(elem_id="gen-seed-error", padding=False)
+            with gr.Row():
+                run = gr.Button(key("gen.run"), variant="primary", elem_id="gen-run")
+                cancel = gr.Button(key("gen.cancel"), variant="stop", interactive=False, elem_id="gen-cancel")
+            form_err = gr.HTML(elem_id="gen-error", padding=False)
+        with gr.Column(scale=6):
+            progress = gr.HTML(elem_id="gen-progress", padding=False)
+            preview = gr.Image(
+                label=key("gen.preview"), type="pil", interactive=False, visible=False, height=256,
+                elem_id="gen-preview",
+            )  # fmt: skip
+            gallery = gr.Gallery(
+                label=key("gen.result"), columns=2, height=520, object_fit="contain", elem_id="gen-gallery",
+                format="png",
+            )  # fmt: skip
+            info = gr.HTML(elem_id="gen-info", padding=False)
+    page = GeneratePage(
+        prompt=prompt,
+        model=model,
+        size=size,
+        width=width,
+        height=height,
+        steps=steps,
+        seed_mode=seed_mode,
+        seed=seed,
+        reuse=reuse,
+        count=count,
+        lang=gr.Textbox(visible=False, elem_id="gen-lang"),
+        panel=JobPanel(
+            page=PAGE,
+            run=run,
+            cancel=cancel,
+            progress=progress,
+            preview=preview,
+            gallery=gallery,
+            info=info,
+            last_seed=gr.State(None),
+            seed=seed,
+            errors={
+                "prompt": prompt_err,
+                "model": model_err,
+                "width": size_err,
+                "height": size_err,
+                "size": size_err,
+                "steps": steps_err,
+                "count": steps_err,
+                "seed": seed_err,
+            },
+            form_error=form_err,
+        ),
+    )
+    _wire(ctx, page, custom_row)
+    return page
+
+
+def _wire(ctx: UIContext, page: GeneratePage, custom_row: Any) -> None:
+    import gradio as gr
+
+    page.size.change(lambda choice: gr.Row(visible=choice == CUSTOM_SIZE), page.size, custom_row, queue=False)
+    page.model.change(_steps_for_model, page.model, page.steps, queue=False)
+    page.reuse.click(
+        reuse_seed,
+        page.panel.last_seed,
+        [page.seed_mode, page.seed],
+        queue=False,
+    )
+    inputs = [
+        page.prompt,
+        page.model,
+        page.size,
+        page.width,
+        page.height,
+        page.steps,
+        page.seed_mode,
+        page.seed,
+        page.count,
+        page.lang,
+    ]
+
+    def body(*values: Any, request: Any) -> Iterator[dict[Any, Any]]:
+        yield from _run(ctx, page, *values, request=request)
+
+    wire_job_panel(ctx, page.panel, [page.panel.run.click, page.prompt.submit], inputs, body)
+
+
+def _steps_for_model(model_id: str) -> Any:
+    import gradio as gr
+
+    try:
+        return gr.Slider(value=get_model(model_id).default_steps)
+    except UserError:
+        return gr.skip()
+
+
+def _run(
+    ctx: UIContext,
+    page: GeneratePage,
+    prompt: str,
+    model: str,
+    size: str,
+    width: float | None,
+    height: float | None,
+    steps: float,
+    seed_mode: str,
+    seed: float | None,
+    count: float,
+    lang: str,
+    *,
+    request: Any,
+) -> Iterator[dict[Any, Any]]:
+    def submit() -> str:
+        w, h = size_of(size, width, height)
+        resolved = GenerateRequest.build(
+            model=model,
+            prompt=prompt or "",
+            width=w,
+            height=h,
+            steps=int(steps),
+            seed=round(seed) if seed_mode == "fixed" and seed is not None else None,
+            count=int(count),
+        ).resolved(ctx.backend.settings)
+        return ctx.backend.submit(resolved)
+
+    yield from run_job(ctx, page.panel, submit, lang, seed_mode, request)

@@ -1,0 +1,253 @@
+"""The History page: every past image, newest first, searchable by prompt; parameters, reuse, delete.
+
+No ``from __future__ import annotations``: Gradio reads handler annotations (``gr.SelectData``).
+"""
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from imagestudio.ui.common import UIContext, error_message
+from imagestudio.ui.presets import CUSTOM_SIZE, choice_for
+from imagestudio.ui.style import lang_js
+from imagestudio.ui.texts import language
+from imagestudio.ui.widgets import error_html, note_html, table_html
+
+PAGE_SIZE = 60
+
+
+@dataclass
+class HistoryPage:
+    search: Any
+    find: Any
+    refresh: Any
+    summary: Any
+    gallery: Any
+    image: Any
+    details: Any
+    params: Any
+    use: Any
+    delete: Any
+    status: Any
+    ids: Any
+    selected: Any
+    lang: Any
+
+
+def build(ctx: UIContext) -> HistoryPage:
+    import gradio as gr
+
+    key = ctx.key
+    with gr.Row(equal_height=True):
+        search = gr.Textbox(
+            label=key("hist.search"), placeholder=key("hist.search_hint"), scale=5, elem_id="hist-search"
+        )
+        find = gr.Button(key("hist.find"), variant="primary", scale=1, elem_id="hist-find")
+        refresh = gr.Button(key("hist.refresh"), scale=1, elem_id="hist-refresh")
+    summary = gr.HTML(elem_id="hist-summary", padding=False)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            gallery = gr.Gallery(
+                label=key("hist.gallery"),
+                columns=4,
+                height=620,
+                object_fit="cover",
+                allow_preview=False,
+                elem_id="hist-gallery",
+            )
+        with gr.Column(scale=2):
+            image = gr.Image(
+                label=key("hist.details"),
+                interactive=False,
+                height=320,
+                type="filepath",
+                elem_id="hist-image",
+            )
+            details = gr.HTML(note_html(None), elem_id="hist-details", padding=False)
+            with gr.Row():
+                use = gr.Button(key("hist.use"), variant="primary", interactive=False, elem_id="hist-use")
+                delete = gr.Button(
+                    key("hist.delete"), variant="stop", interactive=False, elem_id="hist-delete"
+                )
+            status = gr.HTML(elem_id="hist-status", padding=False)
+            with gr.Accordion(key("hist.details"), open=False):
+                params = gr.JSON(elem_id="hist-params", show_label=False)
+    ids = gr.State([])
+    selected = gr.State(None)
+    lang = gr.Textbox(visible=False, elem_id="hist-lang")
+    return HistoryPage(
+        search,
+        find,
+        refresh,
+        summary,
+        gallery,
+        image,
+        details,
+        params,
+        use,
+        delete,
+        status,
+        ids,
+        selected,
+        lang,
+    )
+
+
+def wire(ctx: UIContext, page: HistoryPage, tab: Any, tabs: Any, generate: Any, edit: Any) -> None:
+    """Events of the page; ``generate``/``edit`` are the pages "use these settings" fills."""
+    import gradio as gr
+
+    listing = [page.gallery, page.ids, page.summary, page.image, page.details, page.params, page.selected]
+    buttons = [page.use, page.delete]
+
+    def load(query: str, lang: str) -> tuple[Any, ...]:
+        return _listing(ctx, query, lang) + (gr.Button(interactive=False),) * 2
+
+    load_inputs = [page.search, page.lang]
+    for trigger in (page.find.click, page.refresh.click, page.search.submit, tab.select):
+        trigger(load, load_inputs, [*listing, *buttons], js=lang_js(2), queue=False)
+
+    def select(ids: list[str], lang: str, evt: gr.SelectData) -> tuple[Any, ...]:
+        index = evt.index if isinstance(evt.index, int) else (evt.index or [0])[0]
+        entry_id = ids[index] if 0 <= index < len(ids) else None
+        entry = ctx.backend.history_entry(entry_id) if entry_id else None
+        if entry is None:
+            return (None, "", None, None, gr.Button(interactive=False), gr.Button(interactive=False), "")
+        return (
+            str(entry.path),
+            details_html(ctx, entry, language(lang)),
+            entry.metadata,
+            entry.id,
+            gr.Button(interactive=True),
+            gr.Button(interactive=True),
+            "",
+        )
+
+    page.gallery.select(
+        select,
+        [page.ids, page.lang],
+        [page.image, page.details, page.params, page.selected, page.use, page.delete, page.status],
+        js=lang_js(2),
+        queue=False,
+    )
+
+    def remove(entry_id: str | None, query: str, lang: str) -> tuple[Any, ...]:
+        lang = language(lang)
+        if entry_id is None:
+            return (*_listing(ctx, query, lang), gr.skip(), gr.skip(), "")
+        try:
+            ctx.backend.delete(entry_id)
+        except Exception as exc:  # noqa: BLE001 - shown on the page; the page must stay usable
+            return (
+                *(gr.skip(),) * len(listing),
+                gr.skip(),
+                gr.skip(),
+                error_html(error_message(ctx, exc, lang)),
+            )
+        return (
+            *_listing(ctx, query, lang),
+            gr.Button(interactive=False),
+            gr.Button(interactive=False),
+            note_html(ctx.t("hist.deleted", lang), "ok"),
+        )
+
+    page.delete.click(
+        remove,
+        [page.selected, page.search, page.lang],
+        [*listing, *buttons, page.status],
+        js=lang_js(3),
+        queue=False,
+    )
+
+    gen_fields = [
+        generate.prompt,
+        generate.model,
+        generate.size,
+        generate.width,
+        generate.height,
+        generate.steps,
+        generate.seed_mode,
+        generate.seed,
+        generate.count,
+    ]
+    edit_fields = edit.settings_fields() if edit is not None else []
+
+    def use(entry_id: str | None, lang: str) -> tuple[Any, ...]:
+        lang = language(lang)
+        entry = ctx.backend.history_entry(entry_id) if entry_id else None
+        skip_all = (gr.skip(),) * (len(gen_fields) + len(edit_fields))
+        if entry is None:
+            return (*skip_all, gr.skip(), error_html(ctx.t("err.job_not_found", lang)))
+        meta = entry.metadata
+        if meta.get("task") == "edit" and edit is not None:
+            values = edit.settings_values(meta, entry)
+            return (
+                *(gr.skip(),) * len(gen_fields),
+                *values,
+                gr.Tabs(selected="edit"),
+                note_html(ctx.t("hist.used_edit", lang), "ok"),
+            )
+        width = meta.get("width", entry.width)
+        height = meta.get("height", entry.height)
+        choice = choice_for(width, height)
+        values = (
+            meta.get("prompt", entry.prompt),
+            meta.get("model", entry.model) or gr.skip(),
+            choice,
+            width if choice == CUSTOM_SIZE else gr.skip(),
+            height if choice == CUSTOM_SIZE else gr.skip(),
+            meta.get("steps") or gr.skip(),
+            "fixed",
+            entry.seed,
+            1,
+        )
+        return (
+            *values,
+            *(gr.skip(),) * len(edit_fields),
+            gr.Tabs(selected="generate"),
+            note_html(ctx.t("hist.used", lang), "ok"),
+        )
+
+    page.use.click(
+        use,
+        [page.selected, page.lang],
+        [*gen_fields, *edit_fields, tabs, page.status],
+        js=lang_js(2),
+        queue=False,
+    )
+
+
+def _listing(ctx: UIContext, query: str, lang: str) -> tuple[Any, ...]:
+    lang = language(lang)
+    query = (query or "").strip()
+    result = ctx.backend.history(query, PAGE_SIZE)
+    items = [(str(e.path), _caption(e.prompt)) for e in result.entries]
+    if result.total == 0:
+        summary = ctx.t("hist.nothing_found", lang, query=query) if query else ctx.t("hist.empty", lang)
+    else:
+        summary = ctx.t("hist.count", lang, count=result.total) + " " + ctx.t("hist.pick", lang)
+    return (items, [e.id for e in result.entries], note_html(summary), None, "", None, None)
+
+
+def _caption(prompt: str, limit: int = 60) -> str:
+    prompt = " ".join(prompt.split())
+    return prompt if len(prompt) <= limit else prompt[: limit - 1] + "…"
+
+
+def details_html(ctx: UIContext, entry: Any, lang: str) -> str:
+    meta = entry.metadata
+    rows = [
+        (ctx.t("hist.field.prompt", lang), entry.prompt),
+        (ctx.t("hist.field.model", lang), entry.model or "—"),
+        (ctx.t("hist.field.size", lang), f"{entry.width} × {entry.height}"),
+        (ctx.t("hist.field.steps", lang), str(meta.get("steps", "—"))),
+        (ctx.t("hist.field.seed", lang), str(entry.seed)),
+        (
+            ctx.t("hist.field.created", lang),
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.created_at)),
+        ),
+    ]
+    if meta.get("elapsed_s") is not None:
+        rows.append((ctx.t("hist.field.elapsed", lang), f"{float(meta['elapsed_s']):.1f} s"))
+    rows.append((ctx.t("hist.field.path", lang), entry.path.name))
+    return table_html(rows)

@@ -1,0 +1,86 @@
+"""Everything the studio's pages say, in English and Russian.
+
+Two kinds of text, two mechanisms:
+
+* static labels, hints and buttons are translation *keys* handed to Gradio (``gr.I18n``); the browser
+  translates them from its language, and again when the user switches language;
+* text made on the server (progress, results, error messages with values in them) is formatted here in
+  the language the browser reports with each event (see ``LANG_JS`` in :mod:`imagestudio.ui.app`).
+
+Both read the same files, ``ui/i18n/en.json`` and ``ui/i18n/ru.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+    from imagestudio.errors import UserError
+
+LANGUAGES = ("en", "ru")
+DEFAULT_LANGUAGE = "en"
+
+
+def language(value: str | None) -> str:
+    """The supported language for a browser language tag (``ru-RU`` → ``ru``); English otherwise."""
+    primary = (value or "").strip().lower().replace("_", "-").split("-")[0]
+    return primary if primary in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def placeholders(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+@dataclass(frozen=True)
+class Texts:
+    """The translation tables; build one with :meth:`load` and pass it around."""
+
+    tables: Mapping[str, Mapping[str, str]]
+
+    @classmethod
+    def load(cls) -> Texts:
+        folder = resources.files("imagestudio.ui") / "i18n"
+        return cls(
+            {lang: json.loads((folder / f"{lang}.json").read_text(encoding="utf-8")) for lang in LANGUAGES}
+        )
+
+    def has(self, key: str) -> bool:
+        return key in self.tables[DEFAULT_LANGUAGE]
+
+    def t(self, key: str, lang: str | None = None, /, **params: Any) -> str:
+        """``key`` in ``lang`` with ``params`` filled in; a missing key is a bug and raises KeyError."""
+        table = self.tables[language(lang)]
+        template = table[key] if key in table else self.tables[DEFAULT_LANGUAGE][key]
+        return template.format(**params) if params else template
+
+    def gradio_i18n(self) -> gr.I18n:
+        import gradio as gr
+
+        return gr.I18n(**{lang: dict(table) for lang, table in self.tables.items()})
+
+    def error(self, exc: UserError, lang: str | None) -> str:
+        """A user error in the reader's language.
+
+        Errors that carry a ``code`` are rendered from ``err.<code>`` with their ``details`` (field
+        names translated too); others show their English one-liner, which is still better than nothing.
+        """
+        code = getattr(exc, "code", None)
+        key = f"err.{code}"
+        if code and self.has(key):
+            details = dict(getattr(exc, "details", {}) or {})
+            for name in ("name", "field"):
+                value = details.get(name)
+                if isinstance(value, str) and self.has(f"field.{value}"):
+                    details[name] = self.t(f"field.{value}", lang)
+            try:
+                return self.t(key, lang, **details)
+            except (KeyError, IndexError, ValueError):
+                pass  # a code whose details do not fit the template: fall back to the English line
+        return exc.message

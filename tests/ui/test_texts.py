@@ -1,0 +1,95 @@
+"""The translation tables: complete, consistent, and used the way the pages use them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from imagestudio.errors import InvalidRequest, UserError
+from imagestudio.ui.texts import LANGUAGES, Texts, language, placeholders
+
+UI_SRC = Path(__file__).resolve().parents[2] / "src" / "imagestudio" / "ui"
+
+
+@pytest.fixture(scope="module")
+def texts() -> Texts:
+    return Texts.load()
+
+
+def test_every_language_has_the_same_keys_and_no_empty_values(texts: Texts) -> None:
+    english = set(texts.tables["en"])
+    for lang in LANGUAGES:
+        table = texts.tables[lang]
+        assert set(table) == english, f"{lang}: missing {english - set(table)}, extra {set(table) - english}"
+        empty = [key for key, value in table.items() if not value.strip()]
+        assert not empty, f"{lang}: empty values for {empty}"
+
+
+def test_translations_take_the_same_placeholders(texts: Texts) -> None:
+    for key, template in texts.tables["en"].items():
+        assert placeholders(texts.tables["ru"][key]) == placeholders(template), key
+
+
+def test_russian_is_really_russian(texts: Texts) -> None:
+    # Guards against a copy of the English file: every sentence-like Russian value has Cyrillic in it.
+    cyrillic = re.compile("[а-яё]", re.IGNORECASE)
+    untranslated = [
+        key
+        for key, value in texts.tables["ru"].items()
+        if len(re.sub(r"\{[^}]*\}", "", value)) > 12 and not cyrillic.search(value)
+    ]
+    assert not untranslated
+
+
+def test_every_key_the_code_uses_exists(texts: Texts) -> None:
+    # Keys appear in the UI code as string literals like "gen.prompt"; each must be in the tables.
+    used: set[str] = set()
+    prefixes = {key.split(".")[0] for key in texts.tables["en"]}
+    alternatives = "|".join(sorted(prefixes))
+    pattern = re.compile(rf"""["']((?:{alternatives})\.[a-z0-9_.]+)["']""")
+    for path in UI_SRC.rglob("*.py"):
+        used |= set(pattern.findall(path.read_text(encoding="utf-8")))
+    assert used, "the pattern found no keys at all"
+    missing = sorted(key for key in used if not texts.has(key) and not key.endswith("."))
+    assert not missing
+
+
+@pytest.mark.parametrize(
+    ("tag", "expected"),
+    [
+        ("ru-RU", "ru"),
+        ("ru", "ru"),
+        ("RU_ru", "ru"),
+        ("en-US", "en"),
+        ("de-DE", "en"),
+        ("", "en"),
+        (None, "en"),
+    ],
+)
+def test_language_from_browser_tags(tag, expected) -> None:
+    assert language(tag) == expected
+
+
+def test_format_with_values(texts: Texts) -> None:
+    assert texts.t("status.running", "ru-RU", step=3, steps=8) == "Шаг 3 из 8"
+    assert texts.t("status.running", "en", step=3, steps=8) == "Step 3 of 8"
+
+
+def test_coded_errors_are_translated_with_field_names(texts: Texts) -> None:
+    exc = InvalidRequest(
+        "width 40 is not a multiple of 16 (try 32 or 48)",
+        param="width",
+        code="size_multiple",
+        details={"name": "width", "value": 40, "multiple": 16, "lower": 32, "upper": 48},
+    )
+    assert texts.error(exc, "ru") == "Ширина 40 не кратна 16 (подойдёт 32 или 48)."
+    assert texts.error(exc, "en") == "Width 40 is not a multiple of 16 (try 32 or 48)."
+
+
+def test_errors_without_a_code_keep_their_english_line(texts: Texts) -> None:
+    assert texts.error(UserError("something specific", param="x"), "ru") == "something specific"
+    # A code whose details do not fit its template must not raise: the English line is shown.
+    broken = UserError("the english line", code="size_multiple", details={"name": "width"})
+    assert texts.error(broken, "ru") == "the english line"
