@@ -10,9 +10,11 @@ from imagestudio.errors import UserError
 from imagestudio.registry import MODELS, get_model
 from imagestudio.requests import MAX_COUNT, GenerateRequest
 from imagestudio.ui.common import JobPanel, UIContext, reuse_seed, run_job, wire_job_panel
-from imagestudio.ui.presets import CUSTOM_SIZE, DEFAULT_SIZE, SIZE_PRESETS, size_of
+from imagestudio.ui.presets import CUSTOM_SIZE, DEFAULT_SIZE, SIZE_PRESETS, SOURCE_SIZE, size_of
 
 PAGE = "generate"
+#: Until the registry carries a per-model img2img default, the slider starts here.
+DEFAULT_STRENGTH = 0.6
 
 
 @dataclass
@@ -29,6 +31,8 @@ class GeneratePage:
     seed: Any
     reuse: Any
     count: Any
+    source: Any
+    strength: Any
     lang: Any
     panel: JobPanel
 
@@ -61,7 +65,8 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
                     elem_id="gen-model",
                 )
                 size = gr.Dropdown(
-                    [(p.label, p.value) for p in SIZE_PRESETS] + [(key("gen.size_custom"), CUSTOM_SIZE)],
+                    [(p.label, p.value) for p in SIZE_PRESETS]
+                    + [(key("gen.size_custom"), CUSTOM_SIZE), (key("gen.size_source"), SOURCE_SIZE)],
                     value=DEFAULT_SIZE,
                     label=key("gen.size"),
                     info=key("gen.size_info"),
@@ -95,6 +100,25 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
                 )  # fmt: skip
                 reuse = gr.Button(key("gen.reuse_seed"), size="md", elem_id="gen-reuse-seed")
             seed_err = gr.HTML(elem_id="gen-seed-error", padding=False)
+            with gr.Accordion(key("gen.source"), open=False, elem_id="gen-source-box"):
+                source = gr.ImageEditor(
+                    label=key("gen.init_image"),
+                    type="pil",
+                    image_mode="RGBA",
+                    sources=["upload", "clipboard"],
+                    # White strokes on a layer of their own: the painted pixels are the inpaint mask.
+                    brush=gr.Brush(colors=["#ffffff"], color_mode="fixed"),
+                    eraser=gr.Eraser(),
+                    layers=False,
+                    transforms=(),
+                    height=380,
+                    elem_id="gen-source",
+                )
+                strength = gr.Slider(
+                    0.05, 1.0, value=DEFAULT_STRENGTH, step=0.05, label=key("gen.strength"),
+                    info=key("gen.strength_info"), elem_id="gen-strength",
+                )  # fmt: skip
+            source_err = gr.HTML(elem_id="gen-source-error", padding=False)
             with gr.Row():
                 run = gr.Button(key("gen.run"), variant="primary", elem_id="gen-run")
                 cancel = gr.Button(key("gen.cancel"), variant="stop", interactive=False, elem_id="gen-cancel")
@@ -121,6 +145,8 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
         seed=seed,
         reuse=reuse,
         count=count,
+        source=source,
+        strength=strength,
         lang=gr.Textbox(visible=False, elem_id="gen-lang"),
         panel=JobPanel(
             page=PAGE,
@@ -141,6 +167,9 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
                 "steps": steps_err,
                 "count": steps_err,
                 "seed": seed_err,
+                "init_image": source_err,
+                "mask": source_err,
+                "strength": source_err,
             },
             form_error=form_err,
         ),
@@ -154,6 +183,8 @@ def _wire(ctx: UIContext, page: GeneratePage, custom_row: Any) -> None:
 
     page.size.change(lambda choice: gr.Row(visible=choice == CUSTOM_SIZE), page.size, custom_row, queue=False)
     page.model.change(_steps_for_model, page.model, page.steps, queue=False)
+    # A starting picture usually wants its own size; the dropdown still allows any other.
+    page.source.upload(lambda: gr.Dropdown(value=SOURCE_SIZE), None, page.size, queue=False)
     page.reuse.click(
         reuse_seed,
         page.panel.last_seed,
@@ -170,6 +201,8 @@ def _wire(ctx: UIContext, page: GeneratePage, custom_row: Any) -> None:
         page.seed_mode,
         page.seed,
         page.count,
+        page.source,
+        page.strength,
         page.lang,
     ]
 
@@ -200,12 +233,18 @@ def _run(
     seed_mode: str,
     seed: float | None,
     count: float,
+    source: dict[str, Any] | None,
+    strength: float,
     lang: str,
     *,
     request: Any,
 ) -> Iterator[dict[Any, Any]]:
     def submit() -> str:
         w, h = size_of(size, width, height)
+        fields: dict[str, Any] = {}
+        init_image, mask = starting_picture(ctx, source)
+        if init_image is not None:
+            fields = {"init_image": init_image, "mask": mask, "strength": float(strength)}
         resolved = GenerateRequest.build(
             model=model,
             prompt=prompt or "",
@@ -214,7 +253,44 @@ def _run(
             steps=int(steps),
             seed=round(seed) if seed_mode == "fixed" and seed is not None else None,
             count=int(count),
+            **fields,
         ).resolved(ctx.backend.settings)
         return ctx.backend.submit(resolved)
 
     yield from run_job(ctx, page.panel, submit, lang, seed_mode, request)
+
+
+def starting_picture(ctx: UIContext, value: dict[str, Any] | None) -> tuple[Any, Any]:
+    """(init image, mask) from the image editor: its background, and the pixels painted over it.
+
+    Both go through :func:`read_input_image` like any other input (byte and pixel limits, one-line
+    errors). No background: plain text-to-image. Nothing painted: img2img without a mask.
+    """
+    import io
+
+    import numpy as np
+    from imagestudio.storage.inputs import InputLimits, read_input_image
+    from PIL import Image
+
+    background = (value or {}).get("background")
+    if background is None:
+        return None, None
+    limits = InputLimits.from_settings(ctx.backend.settings)
+
+    def png(image: Image.Image) -> bytes:
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    init_image = read_input_image(png(background), limits, name="starting picture", label="init_image")
+    painted = None
+    for layer in (value or {}).get("layers") or []:
+        if layer is None:
+            continue
+        alpha = np.asarray(layer.convert("RGBA"))[..., 3] > 0
+        painted = alpha if painted is None else painted | alpha
+    if painted is None or not painted.any():
+        return init_image, None
+    mask_image = Image.fromarray(np.where(painted, 255, 0).astype(np.uint8))
+    mask = read_input_image(png(mask_image), limits, name="painted mask", purpose="mask", label="mask")
+    return init_image, mask

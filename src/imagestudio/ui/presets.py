@@ -45,6 +45,8 @@ SIZE_PRESETS: tuple[SizePreset, ...] = (
 )
 
 CUSTOM_SIZE = "custom"
+#: img2img/inpaint: the size of the starting picture (outside img2img: the configured default size).
+SOURCE_SIZE = "source"
 DEFAULT_SIZE = SIZE_PRESETS[0].value
 
 
@@ -54,6 +56,8 @@ def size_of(
     """(width, height) for a dropdown choice; the custom fields as typed (None when left empty)."""
     if choice == CUSTOM_SIZE:
         return _int_or_none(custom_width), _int_or_none(custom_height)
+    if choice == SOURCE_SIZE:
+        return None, None
     for preset in SIZE_PRESETS:
         if preset.value == choice:
             return preset.width, preset.height

@@ -1,0 +1,235 @@
+"""The studio in a real browser: headless Chromium against ``imagestudio serve`` with the tiny models.
+
+One server serves the whole module (it shares one history, so tests use distinct prompts); each test
+opens its own browser context. Screenshots of every page go to test-artifacts/ for people to look at.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.ui.conftest import screenshot
+from tests.ui.widgets import (
+    check_radio,
+    choose,
+    fill_text,
+    gallery_images,
+    open_tab,
+    progress_seen,
+    set_number,
+    wait_progress_state,
+    watch_progress,
+)
+
+pytestmark = pytest.mark.browser
+
+
+def custom_size(page, width: int, height: int, custom_label: str) -> None:
+    choose(page, "gen-size", custom_label)
+    set_number(page, "gen-width", width)
+    set_number(page, "gen-height", height)
+
+
+def test_generate_from_a_russian_prompt_shows_progress_then_the_image(studio_server, open_page) -> None:
+    page = open_page(studio_server.url, locale="ru-RU")
+    fill_text(page, "gen-prompt", "рыжий кот в шляпе, акварель")
+    custom_size(page, 256, 256, "Свой размер")
+    set_number(page, "gen-steps", 12)
+    watch_progress(page, "gen")
+    page.locator("#gen-run").click()
+
+    assert wait_progress_state(page, "gen", ("done", "failed", "cancelled")) == "done"
+    images = gallery_images(page, "gen-gallery")
+    images.first.wait_for()
+    assert images.count() == 1
+
+    seen = progress_seen(page, "gen")
+    running = [entry for entry in seen if entry["state"] == "running" and 0 < entry["step"] < entry["steps"]]
+    assert running, f"no intermediate progress was ever shown: {seen}"
+    assert running[-1]["steps"] == 12
+    assert re.search(r"Шаг \d+ из 12", running[-1]["text"])
+    info = page.locator("#gen-info").inner_text()
+    assert "Готово за" in info and "зерно" in info
+    screenshot(page, "generate-ru-done")
+
+
+def test_russian_and_english_labels_follow_the_browser(studio_server, open_page) -> None:
+    ru = open_page(studio_server.url, locale="ru-RU")
+    assert ru.get_by_role("tab", name="Создание").is_visible()
+    assert ru.locator("#gen-run").inner_text().strip() == "Создать"
+    assert ru.locator("#gen-prompt").get_by_text("Запрос").is_visible()
+    for tab, name in (("Редактирование", "edit"), ("История", "history"), ("Система", "system")):
+        open_tab(ru, tab)
+        ru.wait_for_timeout(500)
+        screenshot(ru, f"{name}-ru")
+
+    en = open_page(studio_server.url, locale="en-US")
+    assert en.locator("#gen-run").inner_text().strip() == "Generate"
+    assert en.get_by_role("tab", name="History").is_visible()
+    screenshot(en, "generate-en")
+
+    # The header's language links switch and remember the choice.
+    en.locator("#is-lang a[data-lang=ru]").click()
+    en.locator("#gen-run").wait_for()
+    assert en.locator("#gen-run").inner_text().strip() == "Создать"
+    en.goto(studio_server.url + "/")
+    en.locator("#gen-run").wait_for()
+    assert en.locator("#gen-run").inner_text().strip() == "Создать"
+
+
+def test_bad_size_is_explained_next_to_the_control_and_the_page_stays_usable(
+    studio_server, open_page
+) -> None:
+    page = open_page(studio_server.url, locale="ru-RU")
+    fill_text(page, "gen-prompt", "маяк на скале")
+    custom_size(page, 40, 64, "Свой размер")
+    page.locator("#gen-run").click()
+
+    error = page.locator("#gen-size-error .is-error")
+    error.wait_for()
+    assert "Ширина 40 не кратна 16" in error.inner_text()
+    assert page.locator("#gen-prompt-error .is-error").count() == 0
+    assert gallery_images(page, "gen-gallery").count() == 0
+    screenshot(page, "generate-ru-bad-size")
+
+    set_number(page, "gen-width", 64)
+    set_number(page, "gen-steps", 2)
+    page.locator("#gen-run").click()
+    assert wait_progress_state(page, "gen", ("done", "failed", "cancelled")) == "done"
+    assert page.locator("#gen-size-error .is-error").count() == 0
+    gallery_images(page, "gen-gallery").first.wait_for()
+
+
+def test_an_empty_prompt_is_refused_under_the_prompt(studio_server, open_page) -> None:
+    page = open_page(studio_server.url, locale="en-US")
+    page.locator("#gen-run").click()
+    error = page.locator("#gen-prompt-error .is-error")
+    error.wait_for()
+    assert "Write a prompt first" in error.inner_text()
+
+
+def test_cancel_a_running_job(studio_server, open_page) -> None:
+    page = open_page(studio_server.url, locale="en-US")
+    fill_text(page, "gen-prompt", "a slow picture to cancel")
+    custom_size(page, 1024, 1024, "Custom size")
+    set_number(page, "gen-steps", 100)
+    watch_progress(page, "gen")
+    page.locator("#gen-run").click()
+    page.locator("#gen-progress .is-progress[data-state=running]:not([data-step='0'])").wait_for(
+        timeout=90_000
+    )
+    page.locator("#gen-cancel").click()
+
+    assert wait_progress_state(page, "gen", ("done", "failed", "cancelled")) == "cancelled"
+    assert "Cancelled" in page.locator("#gen-progress").inner_text()
+    assert gallery_images(page, "gen-gallery").count() == 0
+    last_step = max(entry["step"] for entry in progress_seen(page, "gen"))
+    assert last_step < 100
+    screenshot(page, "generate-en-cancelled")
+
+    # The worker survived: the next job runs.
+    custom_size(page, 64, 64, "Custom size")
+    set_number(page, "gen-steps", 2)
+    page.locator("#gen-run").click()
+    assert wait_progress_state(page, "gen", ("done", "failed", "cancelled")) == "done"
+
+
+def write_picture(path: Path, seed: int, size: tuple[int, int]) -> Path:
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def test_edit_with_two_pictures(studio_server, open_page, tmp_path: Path) -> None:
+    page = open_page(studio_server.url, locale="ru-RU")
+    open_tab(page, "Редактирование")
+    first = write_picture(tmp_path / "кот.png", 1, (96, 64))
+    second = write_picture(tmp_path / "шляпа.png", 2, (64, 64))
+    page.locator("#edit-image-1 input[type=file]").set_input_files(str(first))
+    page.locator("#edit-image-2 input[type=file]").set_input_files(str(second))
+    page.locator("#edit-image-2 img").wait_for()
+    fill_text(page, "edit-instruction", "Кот с Картинки 1 в шляпе с Картинки 2")
+    set_number(page, "edit-steps", 2)
+    page.locator("#edit-run").click()
+
+    assert wait_progress_state(page, "edit", ("done", "failed", "cancelled")) == "done"
+    gallery_images(page, "edit-gallery").first.wait_for()
+    screenshot(page, "edit-ru-done")
+
+
+def test_an_unreadable_picture_is_explained_under_the_pictures(studio_server, open_page, tmp_path) -> None:
+    page = open_page(studio_server.url, locale="en-US")
+    open_tab(page, "Edit")
+    fake = tmp_path / "not-a-picture.png"
+    fake.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20)
+    page.locator("#edit-image-1 input[type=file]").set_input_files(str(fake))
+    page.wait_for_timeout(500)
+    fill_text(page, "edit-instruction", "make it blue")
+    page.locator("#edit-run").click()
+    error = page.locator("#edit-images-error .is-error")
+    error.wait_for()
+    assert "Picture 1" in error.inner_text()
+    screenshot(page, "edit-en-bad-picture")
+
+
+def test_history_survives_a_restart_and_fills_the_form(studio_server, open_page) -> None:
+    page = open_page(studio_server.url, locale="ru-RU")
+    fill_text(page, "gen-prompt", "Заснеженный Байкал на рассвете")
+    custom_size(page, 96, 64, "Свой размер")
+    set_number(page, "gen-steps", 3)
+    check_radio(page, "gen-seed-mode", "Заданное")
+    set_number(page, "gen-seed", 4242)
+    page.locator("#gen-run").click()
+    assert wait_progress_state(page, "gen", ("done", "failed", "cancelled")) == "done"
+
+    studio_server.restart()
+
+    page = open_page(studio_server.url, locale="ru-RU")
+    open_tab(page, "История")
+    fill_text(page, "hist-search", "байкал")  # another case of the same Cyrillic word
+    page.locator("#hist-find").click()
+    images = gallery_images(page, "hist-gallery")
+    images.first.wait_for()
+    assert images.count() == 1
+    images.first.click()
+    details = page.locator("#hist-details")
+    details.get_by_text("Заснеженный Байкал на рассвете").wait_for()
+    assert "4242" in details.inner_text() and "96 × 64" in details.inner_text()
+    screenshot(page, "history-ru-selected")
+
+    page.locator("#hist-use").click()
+    page.locator("#gen-run").wait_for(state="visible")
+    assert page.locator("#gen-prompt textarea").input_value() == "Заснеженный Байкал на рассвете"
+    assert page.locator("#gen-seed input").input_value() == "4242"
+    assert page.locator("#gen-width input").input_value() == "96"
+
+    open_tab(page, "История")
+    images.first.click()
+    page.locator("#hist-delete").click()
+    page.locator("#hist-status").get_by_text("Удалено").wait_for()
+    assert gallery_images(page, "hist-gallery").count() == 0
+
+
+def test_system_page_shows_the_machine_and_unloads(studio_server, open_page) -> None:
+    page = open_page(studio_server.url, locale="en-US")
+    fill_text(page, "gen-prompt", "anything, to load a model")
+    custom_size(page, 64, 64, "Custom size")
+    set_number(page, "gen-steps", 2)
+    page.locator("#gen-run").click()
+    assert wait_progress_state(page, "gen", ("done", "failed", "cancelled")) == "done"
+
+    open_tab(page, "System")
+    page.locator("#sys-device").get_by_text("cpu").first.wait_for()
+    assert page.locator("#sys-memory .is-meter").count() >= 1
+    assert "tiny-z-image" in page.locator("#sys-loaded").inner_text()
+    assert "Tiny Z-Image" in page.locator("#sys-models").inner_text()
+    screenshot(page, "system-en")
+
+    page.locator("#sys-unload").click()
+    page.locator("#sys-status").get_by_text("Unloaded tiny-z-image").wait_for()
+    assert "No model is loaded" in page.locator("#sys-loaded").inner_text()

@@ -1,0 +1,78 @@
+"""How a person operates the studio's Gradio widgets, written once for the browser tests.
+
+Every locator starts from an ``elem_id`` the pages set on purpose (``#gen-prompt`` …), never from
+Gradio's generated class names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Page = Any
+
+#: Records every state the progress bar of ``#<prefix>-progress`` goes through, from the moment it is
+#: installed: a finished job may leave only its last state on screen, so the test watches the DOM.
+WATCH_PROGRESS_JS = """
+(prefix) => {
+  const seen = [];
+  window.__progress = window.__progress || {};
+  window.__progress[prefix] = seen;
+  const root = document.querySelector('#' + prefix + '-progress');
+  const record = () => {
+    const bar = root.querySelector('.is-progress');
+    if (!bar) return;
+    const entry = {state: bar.dataset.state, step: +bar.dataset.step, steps: +bar.dataset.steps,
+                   text: bar.innerText};
+    const last = seen[seen.length - 1];
+    if (!last || last.state !== entry.state || last.step !== entry.step) seen.push(entry);
+  };
+  new MutationObserver(record).observe(root, {subtree: true, childList: true, attributes: true,
+                                              characterData: true});
+  record();
+}
+"""
+
+
+def fill_text(page: Page, elem_id: str, text: str) -> None:
+    box = page.locator(f"#{elem_id} textarea, #{elem_id} input[type=text]").first
+    box.fill(text)
+
+
+def set_number(page: Page, elem_id: str, value: float) -> None:
+    """A gr.Number, or the number box of a gr.Slider."""
+    box = page.locator(f"#{elem_id} input[type=number]").first
+    box.fill(str(value))
+    box.press("Tab")
+
+
+def choose(page: Page, elem_id: str, option: str) -> None:
+    """Pick ``option`` (its visible text) in a gr.Dropdown."""
+    page.locator(f"#{elem_id} input[role=combobox]").click()
+    page.locator("ul[role=listbox] li[role=option]", has_text=option).first.click()
+
+
+def check_radio(page: Page, elem_id: str, label: str) -> None:
+    page.locator(f"#{elem_id} label", has_text=label).first.click()
+
+
+def open_tab(page: Page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+def watch_progress(page: Page, prefix: str) -> None:
+    page.evaluate(WATCH_PROGRESS_JS, prefix)
+
+
+def progress_seen(page: Page, prefix: str) -> list[dict[str, Any]]:
+    return page.evaluate("(prefix) => window.__progress[prefix]", prefix)
+
+
+def gallery_images(page: Page, elem_id: str) -> Any:
+    return page.locator(f"#{elem_id} img")
+
+
+def wait_progress_state(page: Page, prefix: str, states: tuple[str, ...], timeout_ms: int = 60_000) -> str:
+    """Wait until the progress bar shows one of ``states``; returns the one it shows."""
+    selector = ", ".join(f"#{prefix}-progress .is-progress[data-state={s}]" for s in states)
+    page.locator(selector).first.wait_for(timeout=timeout_ms)
+    return page.locator(f"#{prefix}-progress .is-progress").get_attribute("data-state")
