@@ -289,3 +289,14 @@ def reuse_seed(last: int | None) -> tuple[Any, Any]:
     if last is None:
         return gr.skip(), gr.skip()
     return gr.Radio(value="fixed"), gr.Number(value=last)
+
+
+def slot(elem_id: str) -> Any:
+    """An HTML area the page fills while it runs (an error line, a progress bar, a status note).
+
+    Empty slots take no room (the page's CSS hides ``.is-slot:empty`` blocks), so error lines under
+    every control cost nothing until one has something to say.
+    """
+    import gradio as gr
+
+    return gr.HTML(elem_id=elem_id, elem_classes="is-slot", padding=False, js_on_load=None)

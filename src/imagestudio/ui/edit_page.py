@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from imagestudio.registry import get_model
-from imagestudio.ui.common import JobPanel, UIContext, reuse_seed, run_job, wire_job_panel
+from imagestudio.ui.common import JobPanel, UIContext, reuse_seed, run_job, slot, wire_job_panel
 from imagestudio.ui.generate_page import model_choices
 
 PAGE = "edit"
@@ -77,7 +77,7 @@ def build(ctx: UIContext, default_model: str) -> EditPage:
                     )
                     for n in (1, 2, 3)
                 ]
-            images_err = gr.HTML(elem_id="edit-images-error", padding=False)
+            images_err = slot("edit-images-error")
             instruction = gr.Textbox(
                 label=key("edit.instruction"),
                 placeholder=key("edit.instruction_hint"),
@@ -85,11 +85,11 @@ def build(ctx: UIContext, default_model: str) -> EditPage:
                 max_lines=6,
                 elem_id="edit-instruction",
             )
-            instruction_err = gr.HTML(elem_id="edit-instruction-error", padding=False)
+            instruction_err = slot("edit-instruction-error")
             negative = gr.Textbox(
                 label=key("edit.negative"), placeholder=key("edit.negative_hint"), elem_id="edit-negative"
             )
-            negative_err = gr.HTML(elem_id="edit-negative-error", padding=False)
+            negative_err = slot("edit-negative-error")
             with gr.Row():
                 model = gr.Dropdown(
                     model_choices(ctx, "edit"),
@@ -100,7 +100,7 @@ def build(ctx: UIContext, default_model: str) -> EditPage:
                 lightning = gr.Checkbox(
                     label=key("edit.lightning"), info=key("edit.lightning_info"), elem_id="edit-lightning"
                 )
-            model_err = gr.HTML(elem_id="edit-model-error", padding=False)
+            model_err = slot("edit-model-error")
             with gr.Row():
                 true_cfg = gr.Slider(
                     1.0, 10.0, value=spec.default_true_cfg or 1.0, step=0.1, label=key("edit.true_cfg"),
@@ -109,7 +109,7 @@ def build(ctx: UIContext, default_model: str) -> EditPage:
                 steps = gr.Slider(
                     2, 100, value=spec.default_steps, step=1, label=key("gen.steps"), elem_id="edit-steps"
                 )
-            steps_err = gr.HTML(elem_id="edit-steps-error", padding=False)
+            steps_err = slot("edit-steps-error")
             with gr.Row(equal_height=True):
                 seed_mode = gr.Radio(
                     [(key("gen.seed_random"), "random"), (key("gen.seed_fixed"), "fixed")],
@@ -118,15 +118,17 @@ def build(ctx: UIContext, default_model: str) -> EditPage:
                     elem_id="edit-seed-mode",
                 )
                 seed = gr.Number(label=key("gen.seed"), value=None, precision=0, elem_id="edit-seed")
-                reuse = gr.Button(key("gen.reuse_seed"), size="md", elem_id="edit-reuse-seed")
+                reuse = gr.Button(
+                    key("gen.reuse_seed"), size="sm", scale=0, min_width=150, elem_id="edit-reuse-seed"
+                )
             with gr.Row():
                 run = gr.Button(key("edit.run"), variant="primary", elem_id="edit-run")
                 cancel = gr.Button(
                     key("gen.cancel"), variant="stop", interactive=False, elem_id="edit-cancel"
                 )
-            form_err = gr.HTML(elem_id="edit-error", padding=False)
+            form_err = slot("edit-error")
         with gr.Column(scale=6):
-            progress = gr.HTML(elem_id="edit-progress", padding=False)
+            progress = slot("edit-progress")
             preview = gr.Image(
                 label=key("gen.preview"), type="pil", interactive=False, visible=False, height=256,
                 elem_id="edit-preview",
@@ -135,7 +137,7 @@ def build(ctx: UIContext, default_model: str) -> EditPage:
                 label=key("gen.result"), columns=1, height=520, object_fit="contain", elem_id="edit-gallery",
                 format="png",
             )  # fmt: skip
-            info = gr.HTML(elem_id="edit-info", padding=False)
+            info = slot("edit-info")
     page = EditPage(
         images=images,
         instruction=instruction,

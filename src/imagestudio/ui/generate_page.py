@@ -9,7 +9,7 @@ from typing import Any
 from imagestudio.errors import UserError
 from imagestudio.registry import MODELS, get_model
 from imagestudio.requests import MAX_COUNT, GenerateRequest
-from imagestudio.ui.common import JobPanel, UIContext, reuse_seed, run_job, wire_job_panel
+from imagestudio.ui.common import JobPanel, UIContext, reuse_seed, run_job, slot, wire_job_panel
 from imagestudio.ui.presets import CUSTOM_SIZE, DEFAULT_SIZE, SIZE_PRESETS, SOURCE_SIZE, size_of
 
 PAGE = "generate"
@@ -55,7 +55,7 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
                 max_lines=8,
                 elem_id="gen-prompt",
             )
-            prompt_err = gr.HTML(elem_id="gen-prompt-error", padding=False)
+            prompt_err = slot("gen-prompt-error")
             with gr.Row():
                 model = gr.Dropdown(
                     model_choices(ctx, "text-to-image"),
@@ -72,11 +72,11 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
                     info=key("gen.size_info"),
                     elem_id="gen-size",
                 )
-            model_err = gr.HTML(elem_id="gen-model-error", padding=False)
+            model_err = slot("gen-model-error")
             with gr.Row(visible=False) as custom_row:
                 width = gr.Number(label=key("gen.width"), value=1024, precision=0, elem_id="gen-width")
                 height = gr.Number(label=key("gen.height"), value=1024, precision=0, elem_id="gen-height")
-            size_err = gr.HTML(elem_id="gen-size-error", padding=False)
+            size_err = slot("gen-size-error")
             with gr.Row():
                 steps = gr.Slider(
                     1, 100, value=spec.default_steps, step=1, label=key("gen.steps"),
@@ -86,7 +86,7 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
                     1, MAX_COUNT, value=1, step=1, label=key("gen.count"), info=key("gen.count_info"),
                     elem_id="gen-count",
                 )  # fmt: skip
-            steps_err = gr.HTML(elem_id="gen-steps-error", padding=False)
+            steps_err = slot("gen-steps-error")
             with gr.Row(equal_height=True):
                 seed_mode = gr.Radio(
                     [(key("gen.seed_random"), "random"), (key("gen.seed_fixed"), "fixed")],
@@ -98,8 +98,10 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
                     label=key("gen.seed"), info=key("gen.seed_info"), value=None, precision=0,
                     elem_id="gen-seed",
                 )  # fmt: skip
-                reuse = gr.Button(key("gen.reuse_seed"), size="md", elem_id="gen-reuse-seed")
-            seed_err = gr.HTML(elem_id="gen-seed-error", padding=False)
+                reuse = gr.Button(
+                    key("gen.reuse_seed"), size="sm", scale=0, min_width=150, elem_id="gen-reuse-seed"
+                )
+            seed_err = slot("gen-seed-error")
             with gr.Accordion(key("gen.source"), open=False, elem_id="gen-source-box"):
                 source = gr.ImageEditor(
                     label=key("gen.init_image"),
@@ -118,13 +120,13 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
                     0.05, 1.0, value=DEFAULT_STRENGTH, step=0.05, label=key("gen.strength"),
                     info=key("gen.strength_info"), elem_id="gen-strength",
                 )  # fmt: skip
-            source_err = gr.HTML(elem_id="gen-source-error", padding=False)
+            source_err = slot("gen-source-error")
             with gr.Row():
                 run = gr.Button(key("gen.run"), variant="primary", elem_id="gen-run")
                 cancel = gr.Button(key("gen.cancel"), variant="stop", interactive=False, elem_id="gen-cancel")
-            form_err = gr.HTML(elem_id="gen-error", padding=False)
+            form_err = slot("gen-error")
         with gr.Column(scale=6):
-            progress = gr.HTML(elem_id="gen-progress", padding=False)
+            progress = slot("gen-progress")
             preview = gr.Image(
                 label=key("gen.preview"), type="pil", interactive=False, visible=False, height=256,
                 elem_id="gen-preview",
@@ -133,7 +135,7 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
                 label=key("gen.result"), columns=2, height=520, object_fit="contain", elem_id="gen-gallery",
                 format="png",
             )  # fmt: skip
-            info = gr.HTML(elem_id="gen-info", padding=False)
+            info = slot("gen-info")
     page = GeneratePage(
         prompt=prompt,
         model=model,

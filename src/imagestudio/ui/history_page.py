@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from imagestudio.ui.common import UIContext, error_message
+from imagestudio.ui.common import UIContext, error_message, slot
 from imagestudio.ui.presets import CUSTOM_SIZE, choice_for
 from imagestudio.ui.style import lang_js
 from imagestudio.ui.texts import language
@@ -44,7 +44,7 @@ def build(ctx: UIContext) -> HistoryPage:
         )
         find = gr.Button(key("hist.find"), variant="primary", scale=1, elem_id="hist-find")
         refresh = gr.Button(key("hist.refresh"), scale=1, elem_id="hist-refresh")
-    summary = gr.HTML(elem_id="hist-summary", padding=False)
+    summary = slot("hist-summary")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             gallery = gr.Gallery(
@@ -69,7 +69,7 @@ def build(ctx: UIContext) -> HistoryPage:
                 delete = gr.Button(
                     key("hist.delete"), variant="stop", interactive=False, elem_id="hist-delete"
                 )
-            status = gr.HTML(elem_id="hist-status", padding=False)
+            status = slot("hist-status")
             with gr.Accordion(key("hist.details"), open=False):
                 params = gr.JSON(elem_id="hist-params", show_label=False)
     ids = gr.State([])

@@ -34,7 +34,8 @@ CSS = """
   font-weight: 600; }
 .is-table td { padding: 0.2rem 0; word-break: break-word; }
 .is-checks td:first-child { width: 1.5rem; }
-.is-empty-slot { min-height: 0 !important; }
+/* Slots (error lines, progress, notes) take no room while empty. */
+div.block.is-slot:has(.prose:empty) { display: none !important; }
 """
 
 #: Runs before Gradio starts: ``?lang=ru`` / ``?lang=en`` (remembered in localStorage) overrides the

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from imagestudio.ui.common import UIContext, error_message
+from imagestudio.ui.common import UIContext, error_message, slot
 from imagestudio.ui.style import lang_js
 from imagestudio.ui.texts import language
 from imagestudio.ui.widgets import bar_html, error_html, note_html, table_html
@@ -34,20 +34,20 @@ def build(ctx: UIContext) -> SystemPage:
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
             gr.Markdown("### " + key("sys.device"))
-            device = gr.HTML(elem_id="sys-device", padding=False)
+            device = slot("sys-device")
             gr.Markdown("### " + key("sys.memory"))
-            memory = gr.HTML(elem_id="sys-memory", padding=False)
+            memory = slot("sys-memory")
             gr.Markdown("### " + key("sys.loaded"))
-            loaded = gr.HTML(elem_id="sys-loaded", padding=False)
+            loaded = slot("sys-loaded")
             with gr.Row():
                 unload = gr.Button(key("sys.unload"), variant="stop", elem_id="sys-unload")
                 refresh = gr.Button(key("sys.refresh"), elem_id="sys-refresh")
-            status = gr.HTML(elem_id="sys-status", padding=False)
+            status = slot("sys-status")
         with gr.Column(scale=1):
             gr.Markdown("### " + key("sys.doctor"))
-            checks = gr.HTML(elem_id="sys-checks", padding=False)
+            checks = slot("sys-checks")
             gr.Markdown("### " + key("sys.models"))
-            models = gr.HTML(elem_id="sys-models", padding=False)
+            models = slot("sys-models")
     return SystemPage(
         refresh=refresh,
         device=device,
