@@ -73,7 +73,16 @@ def test_russian_and_english_labels_follow_the_browser(studio_server, open_page)
     assert en.get_by_role("tab", name="History").is_visible()
     screenshot(en, "generate-en")
 
-    # The header's language links switch and remember the choice.
+    # Gradio's own settings panel switches the language of the running page…
+    en.locator("footer").get_by_text("Settings").click()
+    en.locator("input[aria-label=Language]").click()
+    en.locator("ul[role=listbox] li[role=option]", has_text="Русский").first.click()
+    en.keyboard.press("Escape")
+    assert en.locator("#gen-run").inner_text().strip() == "Создать"
+    # … and so do the header's links, which the browser also remembers.
+    en.goto(studio_server.url + "/")
+    en.locator("#gen-run").wait_for()
+    assert en.locator("#gen-run").inner_text().strip() == "Generate"
     en.locator("#is-lang a[data-lang=ru]").click()
     en.locator("#gen-run").wait_for()
     assert en.locator("#gen-run").inner_text().strip() == "Создать"
