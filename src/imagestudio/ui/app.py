@@ -62,13 +62,21 @@ def build_blocks(ctx: UIContext) -> gr.Blocks:
     return blocks
 
 
-def mount_studio(app: FastAPI, backend: StudioBackend, path: str = "/") -> FastAPI:
-    """Mount the pages on ``app``; routes added to ``app`` before this keep working next to them."""
+def mount_studio(app: FastAPI, backend: StudioBackend | None = None, path: str = "/") -> FastAPI:
+    """Mount the pages on ``app`` (the server's, with its services on ``app.state.services``).
+
+    Routes added to ``app`` before this keep working next to the pages.
+    """
     import gradio as gr
 
+    if backend is None:
+        from imagestudio.ui.services import StudioServices
+
+        backend = StudioServices(app.state.services)
     texts = Texts.load()
     ctx = UIContext(backend=backend, texts=texts)
     blocks = build_blocks(ctx)
+    settings = backend.settings
     return gr.mount_gradio_app(
         app,
         blocks,
@@ -77,7 +85,14 @@ def mount_studio(app: FastAPI, backend: StudioBackend, path: str = "/") -> FastA
         css=CSS,
         head=HEAD,
         # Finished images are served from the outputs folder, and nothing else outside Gradio's own.
-        allowed_paths=[str(backend.settings.outputs_dir)],
+        allowed_paths=[str(settings.outputs_dir)],
+        max_file_size=_upload_limit(settings),
         show_error=False,
         ssr_mode=False,
     )
+
+
+def _upload_limit(settings: Any) -> int | None:
+    """Uploads larger than an input image may be are refused by Gradio before they are stored."""
+    inputs = getattr(settings, "inputs", None)
+    return getattr(inputs, "max_input_bytes", None)

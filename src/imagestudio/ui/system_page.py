@@ -142,7 +142,11 @@ def render(ctx: UIContext, info: dict[str, Any], lang: str) -> tuple[str, str, s
             "is-table is-checks",
         )
 
-    states = {"present": t("sys.model_present", lang), "missing": t("sys.model_missing", lang)}
+    states = {
+        "present": t("sys.model_present", lang),
+        "missing": t("sys.model_missing", lang),
+        "tiny": t("sys.model_tiny", lang),
+    }
     model_rows = [
         (str(m.get("title") or m.get("id")), states.get(str(m.get("state")), str(m.get("state", "—"))))
         for m in info.get("models", [])

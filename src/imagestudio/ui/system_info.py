@@ -1,0 +1,71 @@
+"""What the System page shows, gathered from the running services as plain values.
+
+Every probe here is cheap (no model is loaded, nothing is downloaded) so the page can refresh freely.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from imagestudio.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def system_info(services: Services) -> dict[str, Any]:
+    import psutil
+
+    manager = services.studio.manager
+    device = manager.device
+    ram = psutil.virtual_memory()
+    info: dict[str, Any] = {
+        "device": device,
+        "accelerator": _accelerator(device),
+        "ram": {"total_bytes": ram.total, "available_bytes": ram.available},
+        "loaded_model": _resident(manager),
+        "plan": None,
+        "checks": None,
+        "models": _models(services),
+    }
+    return info
+
+
+def _accelerator(device: str) -> dict[str, Any] | None:
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    free, total = torch.cuda.mem_get_info()
+    return {
+        "name": torch.cuda.get_device_name(),
+        "total_bytes": total,
+        "free_bytes": free,
+        "allocated_bytes": torch.cuda.memory_allocated(),
+    }
+
+
+def _resident(manager: Any) -> dict[str, Any] | None:
+    resident = manager.resident
+    if resident is None:
+        return None
+    return {
+        "id": resident.spec.id,
+        "device": resident.device,
+        "placement": resident.placement,
+        "dtype": resident.dtype,
+        "load_seconds": round(resident.load_seconds, 1),
+    }
+
+
+def _models(services: Services) -> list[dict[str, Any]]:
+    from imagestudio.engine.loader import find_model_dir
+    from imagestudio.registry import MODELS
+
+    rows = []
+    for spec in MODELS.values():
+        folder = find_model_dir(spec, services.settings, build_tiny=False)
+        state = "present" if folder is not None else ("tiny" if spec.tiny else "missing")
+        rows.append({"id": spec.id, "title": spec.title, "task": spec.task, "state": state})
+    return rows
