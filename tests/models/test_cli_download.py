@@ -187,3 +187,26 @@ def test_a_path_folder_is_used_without_network(
     assert refused.returncode == 2 and "models.z-image-turbo.path is set" in refused.stderr
     assert not fake_hub.log and not fake_hub.api_calls
     assert not (tmp_path / "hf-cache").exists()
+
+
+def test_hf_home_is_where_the_cache_goes(fake_hub: FakeHub, mirror_config: Path, tmp_path: Path) -> None:
+    home = tmp_path / "hf-home"
+    env = cli_env(HF_ENDPOINT=fake_hub.url, HF_HUB_OFFLINE="0", HF_HOME=str(home))
+    env.pop("HF_HUB_CACHE", None)
+    argv = [
+        PYTHON,
+        "-m",
+        "imagestudio",
+        "models",
+        "download",
+        "z-image-turbo",
+        "--config",
+        str(mirror_config),
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()).is_relative_to(home / "hub" / "models--imagestudio-test--tiny-z-image")
+    argv = [PYTHON, "-m", "imagestudio", "models", "list", "--json", "--config", str(mirror_config)]
+    listed = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, check=False)
+    row = {r["id"]: r for r in json.loads(listed.stdout)["models"]}["z-image-turbo"]
+    assert (row["state"], row["source"], row["path"]) == ("present", "hub_cache", done.stdout.strip())

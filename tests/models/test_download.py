@@ -180,6 +180,30 @@ def test_a_model_cached_by_huggingface_hub_is_not_fetched_again(fake_hub, mirror
     assert result.report.ok
     assert len(fake_hub.gets()) == gets_before + 1  # model_index.json, read to plan
 
+    # A snapshot link gone but its blob still there (another revision shares it): relinked, not fetched.
+    link = result.folder / BIG_FILE
+    blob = link.resolve()
+    link.unlink()
+    again = download_model(mirror_settings, "z-image-turbo", endpoint=fake_hub.url, cache_dir=hub_cache)
+    assert again.fetched_bytes == 0
+    assert link.resolve() == blob
+    assert len(fake_hub.gets()) == gets_before + 2
+
+
+def test_one_transfer_per_file_across_processes(fake_hub, mirror_settings, hub_cache) -> None:
+    from filelock import FileLock
+
+    plan = plan_download(mirror_settings, "z-image-turbo", endpoint=fake_hub.url, cache_dir=hub_cache)
+    big = next(f for f in plan.files if f.path == BIG_FILE)
+    lock_path = plan.destination.lock_path(big)
+    assert (
+        lock_path.parent == hub_cache / ".locks" / "models--imagestudio-test--tiny-z-image"
+    )  # hub's own lock
+    lock_path.parent.mkdir(parents=True)
+    with FileLock(str(lock_path)), pytest.raises(UserError, match="another download is fetching"):
+        download_model(mirror_settings, "z-image-turbo", endpoint=fake_hub.url, cache_dir=hub_cache)
+    assert not fake_hub.gets(BIG_FILE)
+
 
 def test_damaged_transfer_is_never_placed(fake_hub, mirror_settings, hub_cache) -> None:
     repo = fake_hub.repos[TEST_REPO]

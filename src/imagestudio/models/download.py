@@ -326,10 +326,20 @@ def offline_mode() -> bool:
     return constants.is_offline_mode()
 
 
+def _http() -> Any:
+    """The HTTP client package huggingface_hub is built on (httpx2 from 2.x, httpx in 1.x)."""
+    try:
+        import httpx2
+    except ImportError:  # huggingface_hub 1.x
+        import httpx
+
+        return httpx
+    return httpx2
+
+
 @contextlib.contextmanager
 def hub_errors(spec: ModelSpec, repo: str, revision: str, endpoint: str) -> Iterator[None]:
     """Turn huggingface_hub/httpx failures into one line the user can act on."""
-    import httpx2
     from huggingface_hub.errors import (
         GatedRepoError,
         HfHubHTTPError,
@@ -338,6 +348,7 @@ def hub_errors(spec: ModelSpec, repo: str, revision: str, endpoint: str) -> Iter
         RevisionNotFoundError,
     )
 
+    http = _http()
     size = f"{repo}, about {human_bytes(spec.download_bytes)}"
     fallback = f"or point models.{spec.id}.path in config.yaml at a downloaded folder"
     try:
@@ -348,7 +359,7 @@ def hub_errors(spec: ModelSpec, repo: str, revision: str, endpoint: str) -> Iter
             f"and run: imagestudio models download {spec.id} — {fallback}",
             param="model",
         ) from None
-    except (httpx2.TimeoutException, httpx2.NetworkError, httpx2.ProxyError) as exc:
+    except (http.TimeoutException, http.NetworkError, http.ProxyError) as exc:
         raise ModelNotAvailable(
             f"{spec.id} is not downloaded ({size}) and {endpoint} cannot be reached "
             f"({type(exc).__name__}: {exc or 'no answer'}); check the network, then run: imagestudio models "
@@ -569,9 +580,8 @@ class _Meter:
 
 
 def _transient_errors() -> tuple[type[BaseException], ...]:
-    import httpx2
-
-    return (httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError, _ShortBody)
+    http = _http()
+    return (http.TimeoutException, http.NetworkError, http.RemoteProtocolError, _ShortBody)
 
 
 class _ShortBody(Exception):
