@@ -87,7 +87,7 @@ class FakeHub:
         self.log: list[Served] = []
         self.api_calls: list[str] = []
         self._lock = threading.Lock()
-        self._faults: dict[tuple[str, str], tuple[str, int]] = {}
+        self._faults: dict[tuple[str, str], list[tuple[str, int]]] = {}
         self.release = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -108,11 +108,11 @@ class FakeHub:
 
     def stall(self, repo_id: str, path: str, after_bytes: int) -> None:
         """The next full GET of ``path`` sends ``after_bytes`` bytes, then hangs until :attr:`release`."""
-        self._faults[(repo_id, path)] = ("stall", after_bytes)
+        self._faults.setdefault((repo_id, path), []).append(("stall", after_bytes))
 
-    def drop(self, repo_id: str, path: str, after_bytes: int) -> None:
-        """The next full GET of ``path`` sends ``after_bytes`` bytes, then closes the connection."""
-        self._faults[(repo_id, path)] = ("drop", after_bytes)
+    def drop(self, repo_id: str, path: str, after_bytes: int, times: int = 1) -> None:
+        """The next ``times`` full GETs of ``path`` send ``after_bytes`` bytes, then close the connection."""
+        self._faults.setdefault((repo_id, path), []).extend([("drop", after_bytes)] * times)
 
     def start(self) -> FakeHub:
         hub = self
@@ -151,7 +151,8 @@ class FakeHub:
 
     def take_fault(self, repo_id: str, path: str) -> tuple[str, int] | None:
         with self._lock:
-            return self._faults.pop((repo_id, path), None)
+            pending = self._faults.get((repo_id, path))
+            return pending.pop(0) if pending else None
 
 
 _API = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/revision/(?P<rev>[^/]+)$")

@@ -95,6 +95,23 @@ def test_dropped_connection_resumes_in_place(fake_hub, mirror_settings, hub_cach
     assert (second.range, second.status, second.bytes_sent) == ("bytes=100000-", 206, size - 100_000)
 
 
+def test_a_dead_connection_gives_up_and_keeps_nothing_wrong(
+    fake_hub, mirror_settings, hub_cache, monkeypatch
+) -> None:
+    from imagestudio.models import download
+
+    monkeypatch.setattr(download, "MAX_RETRY_DELAY_S", 0.0)  # the back-off's length is not under test
+    fake_hub.drop(TEST_REPO, BIG_FILE, 0, times=download.MAX_ATTEMPTS)
+    with pytest.raises(DownloadFailed, match=f"stopped at {BIG_FILE}.*run the same command again to resume"):
+        download_model(mirror_settings, "z-image-turbo", endpoint=fake_hub.url, cache_dir=hub_cache)
+    assert len(fake_hub.gets(BIG_FILE)) == download.MAX_ATTEMPTS
+    snapshot = repo_storage(TEST_REPO, hub_cache) / "snapshots" / fake_hub.repos[TEST_REPO].sha
+    assert not (snapshot / BIG_FILE).exists()
+    assert download_model(
+        mirror_settings, "z-image-turbo", endpoint=fake_hub.url, cache_dir=hub_cache
+    ).report.ok
+
+
 def test_cancel_keeps_the_part_and_the_next_run_resumes(fake_hub, mirror_settings, hub_cache) -> None:
     cancel = threading.Event()
 

@@ -57,6 +57,8 @@ if TYPE_CHECKING:
 HUB_TIMEOUT_S = 15.0
 #: Consecutive failed attempts (without a byte of progress) before a transfer gives up.
 MAX_ATTEMPTS = 5
+#: The longest wait between two such attempts (they back off 2 s, 4 s, 8 s, … up to this).
+MAX_RETRY_DELAY_S = 10.0
 #: Progress callbacks are rate-limited to this interval (plus one at every file boundary).
 PROGRESS_INTERVAL_S = 0.1
 #: The window the transfer rate is averaged over.
@@ -320,12 +322,6 @@ def hub_endpoint(endpoint: str | None = None) -> str:
     return constants.ENDPOINT
 
 
-def offline_mode() -> bool:
-    from huggingface_hub import constants
-
-    return constants.is_offline_mode()
-
-
 def _http() -> Any:
     """The HTTP client package huggingface_hub is built on (httpx2 from 2.x, httpx in 1.x)."""
     try:
@@ -447,9 +443,8 @@ def plan_download(
     configured = settings.model(spec.id).path
     if configured is not None and to is None:
         raise UserError(
-            f"models.{spec.id}.path is set ({configured}), so a download into the hub cache would not be "
-            "used; "
-            f"remove that line, or download into that folder with --to {configured}",
+            f"models.{spec.id}.path is set ({configured}), so a download into the hub cache would not "
+            f"be used; remove that line, or download into that folder with --to {configured}",
             param="model",
         )
     revision = revision or settings.model(spec.id).revision or "main"
@@ -670,6 +665,8 @@ def _fetch(
         try:
             offset, digest = _stream_once(url, file, part, offset, digest, meter, cancel, headers)
         except _transient_errors() as exc:
+            # What reached the disk is what counts (the attempt did not return its offset).
+            offset = part.stat().st_size if part.is_file() else 0
             failures = 0 if offset > before else failures + 1
             if failures >= MAX_ATTEMPTS:
                 raise DownloadFailed(
@@ -677,8 +674,7 @@ def _fetch(
                     f"{human_bytes(meter.done)} are kept — run the same command again to resume"
                 ) from None
             if failures:  # a connection that delivered bytes before dropping is retried at once
-                _sleep_unless_cancelled(min(2.0**failures, 10.0), cancel, plan.model_id)
-            offset = part.stat().st_size if part.is_file() else 0
+                _sleep_unless_cancelled(min(2.0**failures, MAX_RETRY_DELAY_S), cancel, plan.model_id)
             digest = file.new_hash()
             if offset:
                 _hash_existing(part, digest, cancel, plan.model_id)
