@@ -22,7 +22,8 @@ from imagestudio.errors import (
     UserError,
 )
 from imagestudio.models.cache import repo_storage
-from imagestudio.models.download import DownloadProgress, check_disk_space, download_model, plan_download
+from imagestudio.models.download import check_disk_space, download_model, plan_download
+from imagestudio.models.progress import DownloadProgress
 from imagestudio.models.service import DownloadService, plan_removal, remove_model
 from imagestudio.models.state import model_state
 from imagestudio.models.verify import verify_model_dir
@@ -98,13 +99,13 @@ def test_dropped_connection_resumes_in_place(fake_hub, mirror_settings, hub_cach
 def test_a_dead_connection_gives_up_and_keeps_nothing_wrong(
     fake_hub, mirror_settings, hub_cache, monkeypatch
 ) -> None:
-    from imagestudio.models import download
+    from imagestudio.models import transfer
 
-    monkeypatch.setattr(download, "MAX_RETRY_DELAY_S", 0.0)  # the back-off's length is not under test
-    fake_hub.drop(TEST_REPO, BIG_FILE, 0, times=download.MAX_ATTEMPTS)
+    monkeypatch.setattr(transfer, "MAX_RETRY_DELAY_S", 0.0)  # the back-off's length is not under test
+    fake_hub.drop(TEST_REPO, BIG_FILE, 0, times=transfer.MAX_ATTEMPTS)
     with pytest.raises(DownloadFailed, match=f"stopped at {BIG_FILE}.*run the same command again to resume"):
         download_model(mirror_settings, "z-image-turbo", endpoint=fake_hub.url, cache_dir=hub_cache)
-    assert len(fake_hub.gets(BIG_FILE)) == download.MAX_ATTEMPTS
+    assert len(fake_hub.gets(BIG_FILE)) == transfer.MAX_ATTEMPTS
     snapshot = repo_storage(TEST_REPO, hub_cache) / "snapshots" / fake_hub.repos[TEST_REPO].sha
     assert not (snapshot / BIG_FILE).exists()
     assert download_model(

@@ -15,7 +15,8 @@ from imagestudio.cli.app import ConfigOption, JsonOption, app, friendly_errors, 
 from imagestudio.models.units import human_bytes
 
 if TYPE_CHECKING:
-    from imagestudio.models.download import DownloadPlan, DownloadProgress
+    from imagestudio.models.download import DownloadPlan
+    from imagestudio.models.progress import DownloadProgress
 
 models_app = typer.Typer(help="List, locate, fetch, check and remove models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from imagestudio.errors import DownloadCancelled, ImageStudioError, UserError
 from imagestudio.models import cache
-from imagestudio.models.download import DownloadProgress, DownloadResult, ProgressCallback, download_model
+from imagestudio.models.download import DownloadResult, download_model
+from imagestudio.models.progress import DownloadProgress, ProgressCallback
 from imagestudio.models.state import ModelState, effective_repo, folder_size, list_states, model_state
 from imagestudio.models.units import human_bytes
 from imagestudio.models.verify import VerifyReport, verify_model_dir
