@@ -153,7 +153,7 @@ def model_state(spec: ModelSpec, settings: Settings, cache_dir: Path | None = No
         return ModelState(**base, state="present", path=folder, source=source, size_bytes=size)
     problem = report.first_problem
     if partials:
-        problem = f"download interrupted ({human_bytes(partial_bytes)} of a file fetched); {problem}"
+        problem = f"download interrupted ({human_bytes(partial_bytes)} of unfinished files kept); {problem}"
     return ModelState(**base, state="partial", path=folder, source=source, size_bytes=size, problem=problem)
 
 
