@@ -47,6 +47,12 @@ class ModelSettings(_Section):
         None, description="A diffusers-format folder with this model; when set, no hub cache is consulted."
     )
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) to use.")
+    repo: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$",
+        description="Hub repository to download from instead of the official one (a mirror or a fork): "
+        "owner/name. null = the registry's repository.",
+    )
 
 
 class DeviceSettings(_Section):
@@ -85,6 +91,18 @@ class StorageSettings(_Section):
     outputs_dir: Path | None = Field(None, description="Generated images; null = HOME/outputs.")
 
 
+class DownloadSettings(_Section):
+    """How models are fetched (``downloads``)."""
+
+    min_free_gb: float = Field(
+        2.0,
+        ge=0,
+        le=1_000_000,
+        description="Disk space (GB) that must stay free after a download; a download that would leave "
+        "less is refused before it starts.",
+    )
+
+
 def _default_models() -> dict[str, ModelSettings]:
     return {"z-image-turbo": ModelSettings(), "qwen-image-edit-2511": ModelSettings()}
 
@@ -96,6 +114,7 @@ class Settings(_Section):
     device: DeviceSettings = Field(default_factory=DeviceSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    downloads: DownloadSettings = Field(default_factory=DownloadSettings)
 
     @field_validator("models")
     @classmethod

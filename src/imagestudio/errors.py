@@ -68,3 +68,18 @@ class BadOutput(ImageStudioError):
 
 class JobCancelled(ImageStudioError):
     """The job was cancelled; its partial result (if any) is discarded."""
+
+
+class NotEnoughDiskSpace(UserError):
+    """A download would not fit on the disk; refused before any byte is fetched."""
+
+    http_status = 507
+    error_type = "insufficient_storage"
+
+
+class DownloadFailed(ImageStudioError):
+    """A download stopped (network, hub or disk trouble); what was fetched is kept and resumes next time."""
+
+
+class DownloadCancelled(JobCancelled):
+    """A download was stopped on request; unlike other cancelled jobs its partial files are kept to resume."""

@@ -1,80 +1,227 @@
-"""``imagestudio models …``: list and locate models."""
+"""``imagestudio models …``: list, locate, download, verify and remove models. Thin: the work is in
+:mod:`imagestudio.models`."""
 
 from __future__ import annotations
 
 import json
+import sys
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from imagestudio.cli.app import ConfigOption, JsonOption, app, friendly_errors, load_config
+from imagestudio.models.units import human_bytes
 
-models_app = typer.Typer(help="List, locate and fetch models.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from imagestudio.models.download import DownloadPlan
+    from imagestudio.models.progress import DownloadProgress
+
+models_app = typer.Typer(help="List, locate, fetch, check and remove models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+
+ModelArgument = Annotated[str, typer.Argument(help="Model id (see `imagestudio models list`).")]
+
+#: Without a terminal (logs, CI) progress is a line at most this often, plus one per file.
+LINE_PROGRESS_INTERVAL_S = 2.0
 
 
 @models_app.command("list")
 @friendly_errors
 def models_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Every model id with its task, size on disk and whether it is here."""
-    from imagestudio.engine.loader import find_model_dir
-    from imagestudio.registry import MODELS
+    """Every model id with its task, state (present / partial / missing / tiny), size on disk and place."""
+    from imagestudio.models.state import list_states
 
-    settings = load_config(config)
-    rows = []
-    for spec in MODELS.values():
-        folder = find_model_dir(spec, settings, build_tiny=False)
-        rows.append(
-            {
-                "id": spec.id,
-                "task": spec.task,
-                "state": "present" if folder else ("built on first use" if spec.tiny else "missing"),
-                "size_bytes": folder_size(folder) if folder else spec.download_bytes,
-                "path": str(folder) if folder else None,
-                "repo": spec.repo_id,
-            }
-        )
+    states = list_states(load_config(config))
     if as_json:
-        typer.echo(json.dumps({"models": rows}, ensure_ascii=False))
+        typer.echo(json.dumps({"models": [s.as_json() for s in states]}, ensure_ascii=False))
         return
     from rich.console import Console
     from rich.table import Table
 
     table = Table("id", "task", "size", "state", "where")
-    for row in rows:
-        size = human_bytes(row["size_bytes"])
-        table.add_row(
-            row["id"],
-            row["task"],
-            size if row["path"] else f"~{size}",
-            row["state"],
-            row["path"] or row["repo"] or "",
-        )
+    for state in states:
+        if state.state == "missing":
+            size = f"~{human_bytes(state.download_bytes)}"
+        elif state.state == "tiny":
+            size = "-"
+        else:
+            size = human_bytes(state.size_bytes)
+        where = str(state.path) if state.path else (state.repo or "")
+        if state.problem:
+            where = f"{where}\n[dim]{state.problem}[/dim]".strip()
+        table.add_row(state.id, state.task, size, state.state, where)
     Console().print(table)
 
 
 @models_app.command("path")
 @friendly_errors
-def models_path(
-    model_id: Annotated[str, typer.Argument(help="Model id.")],
-    config: ConfigOption = None,
-) -> None:
-    """Print the model's local folder (building a tiny model if needed)."""
+def models_path(model_id: ModelArgument, config: ConfigOption = None) -> None:
+    """Print the model's local folder (building a tiny model if needed); refuses an incomplete one."""
     from imagestudio.engine.loader import require_model_dir
     from imagestudio.registry import get_model
 
     typer.echo(str(require_model_dir(get_model(model_id), load_config(config))))
 
 
-def folder_size(folder: Path) -> int:
-    """Bytes under ``folder``, following the hub cache's symlinks to their blobs."""
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+@models_app.command("download")
+@friendly_errors
+def models_download(
+    model_id: ModelArgument,
+    revision: Annotated[
+        str | None,
+        typer.Option("--revision", help="Branch, tag or commit (default: models.<id>.revision or main)."),
+    ] = None,
+    to: Annotated[
+        Path | None,
+        typer.Option("--to", help="Download into this plain folder instead of the Hugging Face cache."),
+    ] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Fetch the files the model's pipeline needs, after checking the disk; resumes where it stopped."""
+    from imagestudio.models.download import download_model
+
+    settings = load_config(config)
+    reporter = _ProgressReporter(sys.stderr.isatty())
+    try:
+        with reporter:
+            result = download_model(
+                settings,
+                model_id,
+                revision=revision,
+                to=to,
+                on_progress=reporter.update,
+                on_plan=reporter.plan,
+            )
+    except KeyboardInterrupt:
+        typer.echo(f"error: download of {model_id} interrupted; run the same command to resume", err=True)
+        raise typer.Exit(130) from None
+    if as_json:
+        typer.echo(json.dumps(result.as_json(), ensure_ascii=False))
+        return
+    if result.note:
+        typer.echo(f"{model_id}: {result.note}", err=True)
+    else:
+        typer.echo(
+            f"{model_id}: {human_bytes(result.fetched_bytes)} fetched in {result.elapsed_s:.1f} s, "
+            f"{human_bytes(result.total_bytes)} in {result.files} files; {result.report.summary()}",
+            err=True,
+        )
+    if to is not None and result.folder != settings.models_dir / model_id:
+        typer.echo(
+            f"use it with, in config.yaml:  models: {{{model_id}: {{path: {result.folder}}}}}", err=True
+        )
+    typer.echo(str(result.folder))
 
 
-def human_bytes(size: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} TB"
+@models_app.command("verify")
+@friendly_errors
+def models_verify(model_id: ModelArgument, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Check that every file the model needs is there and whole (headers and configs only; fast)."""
+    from imagestudio.models.service import verify_model
+    from imagestudio.models.state import fix_command
+    from imagestudio.registry import get_model
+
+    state, report = verify_model(load_config(config), model_id)
+    if as_json:
+        payload = {
+            "model": model_id,
+            "path": str(report.folder),
+            "ok": report.ok,
+            "problems": list(report.problems),
+        }
+        typer.echo(json.dumps(payload, ensure_ascii=False))
+    elif report.ok:
+        typer.echo(f"{model_id}: OK — {report.summary()} ({report.folder})")
+    else:
+        typer.echo(f"{model_id} at {report.folder} is incomplete:", err=True)
+        for problem in report.problems:
+            typer.echo(f"  {problem}", err=True)
+        typer.echo(fix_command(get_model(model_id), state.source), err=True)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@models_app.command("remove")
+@friendly_errors
+def models_remove(
+    model_id: ModelArgument,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Delete a model's downloaded files (its hub cache entry and models-dir folder) to free the disk."""
+    from imagestudio.errors import UserError
+    from imagestudio.models.service import plan_removal, remove_model
+
+    removal = plan_removal(load_config(config), model_id)
+    if not removal.paths:
+        typer.echo(f"{model_id}: nothing to remove")
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UserError(f"this deletes {removal.describe()}; add --yes to confirm", param="--yes")
+        typer.confirm(f"Delete {removal.describe()}?", abort=True)
+    remove_model(removal)
+    typer.echo(f"removed {removal.describe()}")
+
+
+class _ProgressReporter:
+    """Download progress on stderr: a rich bar on a terminal, otherwise a line every few seconds."""
+
+    def __init__(self, terminal: bool) -> None:
+        self.terminal = terminal
+        self.bar: Any = None
+        self.task: Any = None
+        self.last_line = 0.0
+        self.last_file: str | None = None
+
+    def __enter__(self) -> _ProgressReporter:
+        if self.terminal:
+            from rich.console import Console
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TextColumn("{task.fields[rate]}  ETA {task.fields[eta]}  [dim]{task.fields[file]}"),
+                console=Console(stderr=True),
+            )
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def plan(self, plan: DownloadPlan) -> None:
+        have = f", {human_bytes(plan.have_bytes)} already here" if plan.have_bytes else ""
+        typer.echo(
+            f"{plan.model_id}: {plan.repo_id}@{plan.commit[:10]}, {len(plan.files)} files, "
+            f"{human_bytes(plan.total_bytes)}{have}; {human_bytes(plan.fetch_bytes)} to fetch "
+            f"into {plan.folder}",
+            err=True,
+        )
+        if self.bar is not None:
+            self.task = self.bar.add_task(
+                plan.model_id, total=plan.total_bytes, completed=plan.have_bytes, rate="", eta="?", file=""
+            )
+
+    def update(self, event: DownloadProgress) -> None:
+        from imagestudio.models.units import human_duration
+
+        if self.bar is not None and self.task is not None:
+            self.bar.update(
+                self.task,
+                completed=event.done_bytes,
+                rate=f"{human_bytes(event.rate)}/s",
+                eta=human_duration(event.eta),
+                file=event.current_file or "",
+            )
+            return
+        now = time.monotonic()
+        if event.current_file != self.last_file or now - self.last_line >= LINE_PROGRESS_INTERVAL_S:
+            self.last_line, self.last_file = now, event.current_file
+            typer.echo(event.line(), err=True)

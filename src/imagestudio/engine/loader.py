@@ -38,18 +38,19 @@ def not_available(spec: ModelSpec, detail: str = "") -> ModelNotAvailable:
     )
 
 
-def hub_cache_dir(spec: ModelSpec, revision: str | None = None) -> Path | None:
-    """The model's snapshot in the Hugging Face cache, if one is there (no network is touched)."""
-    if spec.repo_id is None:
-        return None
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
+def hub_cache_dir(spec: ModelSpec, revision: str | None = None, repo: str | None = None) -> Path | None:
+    """The model's snapshot in the Hugging Face cache, if one is there (no network is touched).
 
-    try:
-        folder = Path(snapshot_download(spec.repo_id, revision=revision, local_files_only=True))
-    except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
+    ``repo`` overrides the registry's repository (``models.<id>.repo``). Whether the snapshot is
+    complete is :func:`require_model_dir`'s question.
+    """
+    from imagestudio.models.cache import cached_snapshot
+
+    repo = repo or spec.repo_id
+    if repo is None:
         return None
-    return folder if (folder / MODEL_INDEX).is_file() else None
+    folder = cached_snapshot(repo, revision)
+    return folder if folder is not None and (folder / MODEL_INDEX).is_file() else None
 
 
 def find_model_dir(spec: ModelSpec, settings: Settings, *, build_tiny: bool = True) -> Path | None:
@@ -70,15 +71,21 @@ def find_model_dir(spec: ModelSpec, settings: Settings, *, build_tiny: bool = Tr
         return local if (local / MODEL_INDEX).is_file() else None
     if (local / MODEL_INDEX).is_file():
         return local
-    return hub_cache_dir(spec, settings.model(spec.id).revision)
+    return hub_cache_dir(spec, settings.model(spec.id).revision, settings.model(spec.id).repo)
 
 
 def require_model_dir(spec: ModelSpec, settings: Settings) -> Path:
+    from imagestudio.models.state import interrupted_download, require_complete
+
     folder = find_model_dir(spec, settings)
     if folder is None:
+        if (interrupted := interrupted_download(spec, settings)) is not None:
+            raise interrupted
         configured = settings.model(spec.id).path
         detail = f": models.{spec.id}.path = {configured} has no {MODEL_INDEX}" if configured else ""
         raise not_available(spec, detail)
+    # A folder with every file in place but one cut short must never load as if it were whole.
+    require_complete(spec, settings, folder)
     return folder
 
 

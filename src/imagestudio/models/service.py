@@ -1,0 +1,218 @@
+"""What the edges call to manage models: list states, download in the background with progress, cancel,
+verify, remove.
+
+The CLI calls :func:`~imagestudio.models.download.download_model` directly (it has a terminal to
+draw on). The HTTP API and the web UI hold one :class:`DownloadService` (on ``app.state``): it runs each
+download on its own thread, at most one per model, keeps the latest progress event for polling and
+forwards each event to an optional listener (a job's event stream).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from imagestudio.errors import DownloadCancelled, ImageStudioError, UserError
+from imagestudio.models import cache
+from imagestudio.models.download import DownloadResult, download_model
+from imagestudio.models.progress import DownloadProgress, ProgressCallback
+from imagestudio.models.state import ModelState, effective_repo, folder_size, list_states, model_state
+from imagestudio.models.units import human_bytes
+from imagestudio.models.verify import VerifyReport, verify_model_dir
+from imagestudio.registry import get_model
+
+if TYPE_CHECKING:
+    from imagestudio.config import Settings
+
+DownloadStatus = Literal["running", "done", "failed", "cancelled"]
+
+
+@dataclass
+class DownloadHandle:
+    """One background download: its latest progress, and how it ended."""
+
+    model_id: str
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    status: DownloadStatus = "running"
+    progress: DownloadProgress | None = None
+    result: DownloadResult | None = None
+    error: str | None = None
+    started_at: float = field(default_factory=time.time)
+    _done: threading.Event = field(default_factory=threading.Event)
+
+    def cancel(self) -> None:
+        """Ask the download to stop at the next chunk; what was fetched is kept to resume."""
+        self.cancel_event.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the download ended (True) or ``timeout`` passed (False)."""
+        return self._done.wait(timeout)
+
+    @property
+    def finished(self) -> bool:
+        return self._done.is_set()
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model_id,
+            "status": self.status,
+            "progress": self.progress.as_json() if self.progress else None,
+            "result": self.result.as_json() if self.result else None,
+            "error": self.error,
+        }
+
+
+class DownloadService:
+    """Background downloads for the API and UI: ``start``, ``get``, ``cancel``, ``states``."""
+
+    def __init__(
+        self, settings: Settings, *, endpoint: str | None = None, cache_dir: Path | None = None
+    ) -> None:
+        self.settings = settings
+        self.endpoint = endpoint
+        self.cache_dir = cache_dir
+        self._lock = threading.Lock()
+        self._handles: dict[str, DownloadHandle] = {}
+
+    def states(self) -> list[ModelState]:
+        """Every model's state on disk (what ``GET /api/models`` lists)."""
+        return list_states(self.settings, self.cache_dir)
+
+    def get(self, model_id: str) -> DownloadHandle | None:
+        """The current or last download of ``model_id`` in this process, if any."""
+        with self._lock:
+            return self._handles.get(model_id)
+
+    def start(
+        self, model_id: str, *, revision: str | None = None, on_progress: ProgressCallback | None = None
+    ) -> DownloadHandle:
+        """Start downloading ``model_id`` on a thread; a download already running is returned as is.
+
+        Errors that need no network (unknown id, a tiny model) are raised here, before the thread starts;
+        anything later ends as ``status`` ``failed`` with a one-line ``error``.
+        """
+        spec = get_model(model_id)
+        if effective_repo(spec, self.settings) is None:
+            raise UserError(
+                f"{spec.id} is built on this machine on first use; there is nothing to download",
+                param="model",
+            )
+        with self._lock:
+            running = self._handles.get(spec.id)
+            if running is not None and not running.finished:
+                return running
+            handle = DownloadHandle(spec.id)
+            self._handles[spec.id] = handle
+        thread = threading.Thread(
+            target=self._run, args=(handle, revision, on_progress), name=f"download-{spec.id}", daemon=True
+        )
+        thread.start()
+        return handle
+
+    def cancel(self, model_id: str) -> bool:
+        """Stop the running download of ``model_id``; False when none is running."""
+        handle = self.get(model_id)
+        if handle is None or handle.finished:
+            return False
+        handle.cancel()
+        return True
+
+    def _run(self, handle: DownloadHandle, revision: str | None, listener: ProgressCallback | None) -> None:
+        def on_progress(event: DownloadProgress) -> None:
+            handle.progress = event
+            if listener is not None:
+                listener(event)
+
+        try:
+            handle.result = download_model(
+                self.settings,
+                handle.model_id,
+                revision=revision,
+                on_progress=on_progress,
+                cancel=handle.cancel_event,
+                endpoint=self.endpoint,
+                cache_dir=self.cache_dir,
+            )
+            handle.status = "done"
+        except DownloadCancelled as exc:
+            handle.status, handle.error = "cancelled", str(exc)
+        except ImageStudioError as exc:
+            handle.status, handle.error = "failed", str(exc)
+        except Exception as exc:  # a bug must end this download, never the server; keep it legible
+            handle.status, handle.error = "failed", f"unexpected error: {type(exc).__name__}: {exc}"
+            import logging
+
+            logging.getLogger(__name__).exception("download of %s failed", handle.model_id)
+        finally:
+            handle._done.set()
+
+
+def verify_model(
+    settings: Settings, model_id: str, cache_dir: Path | None = None
+) -> tuple[ModelState, VerifyReport]:
+    """The model's state and the full verification report of its folder.
+
+    Raises :class:`~imagestudio.errors.ModelNotAvailable` when nothing is there to verify. A tiny
+    model not built yet is built first (as any use of it would).
+    """
+    from imagestudio.engine.loader import find_model_dir, not_available
+
+    spec = get_model(model_id)
+    if spec.tiny:
+        find_model_dir(spec, settings)  # builds it when absent
+    state = model_state(spec, settings, cache_dir)
+    if state.path is None:
+        detail = f": {state.problem}" if state.problem else ""
+        raise not_available(spec, detail)
+    return state, verify_model_dir(state.path)
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What ``models remove`` deletes: folders the app made, never a folder from ``models.<id>.path``."""
+
+    model_id: str
+    paths: tuple[Path, ...]
+    size_bytes: int
+
+    def describe(self) -> str:
+        where = ", ".join(str(p) for p in self.paths) or "nothing"
+        return f"{self.model_id}: {human_bytes(self.size_bytes)} in {where}"
+
+
+def plan_removal(settings: Settings, model_id: str, cache_dir: Path | None = None) -> Removal:
+    """The folders removing ``model_id`` would delete (its models-dir folder, its hub cache repository)."""
+    spec = get_model(model_id)
+    configured = settings.model(spec.id).path
+    if configured is not None:
+        raise UserError(
+            f"models.{spec.id}.path points at {configured}, a folder imagestudio did not download; delete it "
+            f"yourself if you wish, and remove that line from config.yaml",
+            param="model",
+        )
+    paths = []
+    local = settings.models_dir / spec.id
+    if local.exists():
+        paths.append(local)
+    repo = effective_repo(spec, settings)
+    if repo is not None and not spec.tiny:
+        storage = cache.repo_storage(repo, cache_dir)
+        if storage.exists():
+            paths.append(storage)
+    # Blobs are the files; snapshot links would count them twice.
+    size = sum(folder_size(p / "blobs") if p.name.startswith("models--") else folder_size(p) for p in paths)
+    return Removal(spec.id, tuple(paths), size)
+
+
+def remove_model(removal: Removal) -> None:
+    """Delete what :func:`plan_removal` listed (and the hub cache's lock files for it)."""
+    for path in removal.paths:
+        shutil.rmtree(path)
+        if path.name.startswith("models--"):
+            with contextlib.suppress(OSError):
+                shutil.rmtree(path.parent / ".locks" / path.name)
