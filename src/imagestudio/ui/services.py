@@ -155,6 +155,22 @@ class StudioServices:
     def unload(self) -> str | None:
         return self._services.studio.manager.unload()
 
+    # ----------------------------------------------------------------- downloads
+
+    @property
+    def _downloads(self) -> Any:
+        return self._services.downloads
+
+    def start_download(self, model_id: str) -> None:
+        self._downloads.start(model_id)
+
+    def download_status(self, model_id: str) -> dict[str, Any] | None:
+        handle = self._downloads.get(model_id)
+        return None if handle is None else handle.as_json()
+
+    def cancel_download(self, model_id: str) -> bool:
+        return self._downloads.cancel(model_id)
+
 
 def _snapshot(info: JobInfo, outputs_dir: Path, preview: _Preview | None) -> JobSnapshot:
     progress = info.progress

@@ -60,12 +60,6 @@ def _resident(manager: Any) -> dict[str, Any] | None:
 
 
 def _models(services: Services) -> list[dict[str, Any]]:
-    from imagestudio.engine.loader import find_model_dir
-    from imagestudio.registry import MODELS
+    from imagestudio.models.state import list_states
 
-    rows = []
-    for spec in MODELS.values():
-        folder = find_model_dir(spec, services.settings, build_tiny=False)
-        state = "present" if folder is not None else ("tiny" if spec.tiny else "missing")
-        rows.append({"id": spec.id, "title": spec.title, "task": spec.task, "state": state})
-    return rows
+    return [state.as_json() for state in list_states(services.settings)]

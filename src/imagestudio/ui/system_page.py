@@ -1,17 +1,30 @@
-"""The System page: device, memory, the loaded model and its memory plan, checks, models, Unload."""
+"""The System page: device, memory, the loaded model and its memory plan, checks, models, Unload, Download."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from html import escape
 from typing import Any
 
+from imagestudio.errors import UserError
 from imagestudio.ui.common import UIContext, error_message, slot
 from imagestudio.ui.style import lang_js
 from imagestudio.ui.texts import language
-from imagestudio.ui.widgets import bar_html, error_html, note_html, table_html
+from imagestudio.ui.widgets import (
+    Progress,
+    bar_html,
+    duration,
+    error_html,
+    note_html,
+    progress_html,
+    table_html,
+)
 
-GB = 1024**3
+GIB = 1024**3
+#: How often a running download's bar is redrawn (its own progress events come every 0.1 s).
+DOWNLOAD_POLL_S = 0.5
 
 
 @dataclass
@@ -24,6 +37,10 @@ class SystemPage:
     models: Any
     unload: Any
     status: Any
+    download_model: Any
+    download: Any
+    stop_download: Any
+    download_status: Any
     lang: Any
 
 
@@ -48,6 +65,15 @@ def build(ctx: UIContext) -> SystemPage:
             checks = slot("sys-checks")
             gr.Markdown("### " + key("sys.models"))
             models = slot("sys-models")
+            with gr.Row(equal_height=True):
+                download_model = gr.Dropdown(
+                    [], label=key("sys.download_model"), scale=3, elem_id="sys-download-model"
+                )
+                download = gr.Button(key("sys.download"), variant="primary", scale=1, elem_id="sys-download")
+                stop_download = gr.Button(
+                    key("sys.cancel_download"), variant="stop", scale=1, interactive=False, elem_id="sys-stop"
+                )
+            download_status = slot("sys-download-status")
     return SystemPage(
         refresh=refresh,
         device=device,
@@ -57,20 +83,28 @@ def build(ctx: UIContext) -> SystemPage:
         models=models,
         unload=unload,
         status=status,
+        download_model=download_model,
+        download=download,
+        stop_download=stop_download,
+        download_status=download_status,
         lang=gr.Textbox(visible=False, elem_id="sys-lang"),
     )
 
 
 def wire(ctx: UIContext, page: SystemPage, tab: Any) -> None:
-    panels = [page.device, page.memory, page.loaded, page.checks, page.models]
+    import gradio as gr
 
-    def show(lang: str) -> tuple[str, ...]:
-        return render(ctx, ctx.backend.system(), language(lang))
+    panels = [page.device, page.memory, page.loaded, page.checks, page.models, page.download_model]
+
+    def show(lang: str) -> tuple[Any, ...]:
+        lang = language(lang)
+        *html, choices = render(ctx, ctx.backend.system(), lang)
+        return (*html, gr.Dropdown(choices=choices, value=choices[0][1] if choices else None))
 
     for trigger in (page.refresh.click, tab.select):
         trigger(show, [page.lang], panels, js=lang_js(1), queue=False)
 
-    def unload(lang: str) -> tuple[str, ...]:
+    def unload(lang: str) -> tuple[Any, ...]:
         lang = language(lang)
         try:
             model_id = ctx.backend.unload()
@@ -83,13 +117,87 @@ def wire(ctx: UIContext, page: SystemPage, tab: Any) -> None:
 
     page.unload.click(unload, [page.lang], [*panels, page.status], js=lang_js(1))
 
+    def download(model_id: str | None, lang: str) -> Iterator[tuple[Any, ...]]:
+        yield from _download(ctx, model_id, language(lang), show)
 
-def _gb(value: float | None) -> str:
-    return "—" if value is None else f"{value / GB:.1f}"
+    page.download.click(
+        download,
+        [page.download_model, page.lang],
+        [page.download_status, page.download, page.stop_download, *panels],
+        js=lang_js(2),
+        concurrency_limit=None,
+        show_progress="hidden",
+    )
+    page.stop_download.click(
+        lambda model_id: ctx.backend.cancel_download(model_id) and None,
+        [page.download_model],
+        None,
+        queue=False,
+    )
 
 
-def render(ctx: UIContext, info: dict[str, Any], lang: str) -> tuple[str, str, str, str, str]:
-    """(device, memory, loaded model + plan, checks, models) as HTML for ``info`` from the backend."""
+def _download(ctx: UIContext, model_id: str | None, lang: str, show: Any) -> Iterator[tuple[Any, ...]]:
+    """Start a background download and draw its progress until it ends; the page's panels refresh then."""
+    import gradio as gr
+
+    busy = (gr.Button(interactive=False), gr.Button(interactive=True))
+    idle = (gr.Button(interactive=True), gr.Button(interactive=False))
+    keep = (gr.skip(),) * 6
+    if not model_id:
+        yield (note_html(ctx.t("sys.nothing_to_download", lang)), *idle, *keep)
+        return
+    try:
+        ctx.backend.start_download(model_id)
+    except UserError as exc:
+        yield (error_html(error_message(ctx, exc, lang)), *idle, *keep)
+        return
+    yield (note_html(ctx.t("sys.download_starting", lang, model=model_id)), *busy, *keep)
+    while True:
+        state = ctx.backend.download_status(model_id) or {}
+        if state.get("status", "running") != "running":
+            break
+        progress = state.get("progress")
+        if progress:
+            yield (_download_bar(ctx, lang, progress), *busy, *keep)
+        time.sleep(DOWNLOAD_POLL_S)
+    status = state.get("status")
+    if status == "done":
+        message = note_html(ctx.t("sys.download_done", lang, model=model_id), "ok")
+    elif status == "cancelled":
+        message = note_html(ctx.t("sys.download_cancelled", lang), "warn")
+    else:
+        message = error_html(ctx.t("sys.download_failed", lang, message=state.get("error") or "?"))
+    yield (message, *idle, *show(lang))
+
+
+def _download_bar(ctx: UIContext, lang: str, progress: dict[str, Any]) -> str:
+    from imagestudio.models.units import human_bytes
+
+    done, total = progress.get("done_bytes", 0), progress.get("total_bytes", 0)
+    text = ctx.t(
+        "sys.download_progress",
+        lang,
+        done=human_bytes(done),
+        total=human_bytes(total),
+        rate=human_bytes(progress.get("rate") or 0),
+    )
+    eta = progress.get("eta")
+    if eta is not None:
+        text += " · " + ctx.t("status.eta", lang, eta=duration(ctx.texts, lang, eta))
+    steps = max(total, 1)
+    return progress_html(
+        ctx.texts, lang, Progress("download", step=min(done, steps), steps=steps, message=text)
+    )
+
+
+def _gib(value: float | None) -> str:
+    return "—" if value is None else f"{value / GIB:.1f}"
+
+
+def render(ctx: UIContext, info: dict[str, Any], lang: str) -> tuple[Any, ...]:
+    """(device, memory, loaded model + plan, checks, models) as HTML, and the downloadable models."""
+    from imagestudio.models.units import human_bytes
+
     t = ctx.t
     accelerator = info.get("accelerator")
     device_rows = [(t("sys.device", lang), str(info.get("device", "—")))]
@@ -98,35 +206,24 @@ def render(ctx: UIContext, info: dict[str, Any], lang: str) -> tuple[str, str, s
     device = table_html(device_rows) + ("" if accelerator else note_html(t("sys.no_gpu", lang), "warn"))
 
     bars = []
-    if accelerator and accelerator.get("total_bytes"):
-        total = accelerator["total_bytes"]
-        used = total - accelerator.get("free_bytes", 0)
-        bars.append(
-            bar_html(
-                t("sys.vram", lang), used, total, t("sys.used_of", lang, used=_gb(used), total=_gb(total))
-            )
-        )
-    ram = info.get("ram") or {}
-    if ram.get("total_bytes"):
-        total = ram["total_bytes"]
-        used = total - ram.get("available_bytes", 0)
-        bars.append(
-            bar_html(
-                t("sys.ram", lang), used, total, t("sys.used_of", lang, used=_gb(used), total=_gb(total))
-            )
-        )
+    meters = [(accelerator, "sys.vram", "free_bytes"), (info.get("ram"), "sys.ram", "available_bytes")]
+    for source, label, free_key in meters:
+        if source and source.get("total_bytes"):
+            total = source["total_bytes"]
+            used = total - source.get(free_key, 0)
+            caption = t("sys.used_of", lang, used=_gib(used), total=_gib(total))
+            bars.append(bar_html(t(label, lang), used, total, caption))
     memory = "".join(bars)
 
     resident = info.get("loaded_model")
     if resident:
-        rows = [(key, str(value)) for key, value in resident.items() if value is not None]
-        loaded = table_html(rows)
+        loaded = table_html([(name, str(value)) for name, value in resident.items() if value is not None])
     else:
         loaded = note_html(t("sys.none_loaded", lang))
     plan = info.get("plan")
     if plan:
         loaded += f"<h4>{escape(t('sys.plan', lang))}</h4>" + table_html(
-            [(str(k), str(v)) for k, v in plan.items() if not isinstance(v, (dict, list))]
+            [(str(k), str(v)) for k, v in plan.items() if v is not None and not isinstance(v, (dict, list))]
         )
 
     check_rows = info.get("checks")
@@ -142,14 +239,23 @@ def render(ctx: UIContext, info: dict[str, Any], lang: str) -> tuple[str, str, s
             "is-table is-checks",
         )
 
-    states = {
-        "present": t("sys.model_present", lang),
-        "missing": t("sys.model_missing", lang),
-        "tiny": t("sys.model_tiny", lang),
-    }
-    model_rows = [
-        (str(m.get("title") or m.get("id")), states.get(str(m.get("state")), str(m.get("state", "—"))))
-        for m in info.get("models", [])
-    ]
-    models = table_html(model_rows)
-    return device, memory, loaded, checks, models
+    states = {name: t(f"sys.model_{name}", lang) for name in ("present", "partial", "missing", "tiny")}
+    rows, downloadable = [], []
+    for model in info.get("models", []):
+        state = str(model.get("state"))
+        size = model.get("size_bytes") or model.get("download_bytes") or 0
+        shown = (
+            human_bytes(size) if state in ("present", "partial") else f"~{human_bytes(size)}" if size else "—"
+        )
+        rows.append(
+            f"<tr data-model='{escape(str(model.get('id')))}' data-state='{escape(state)}'>"
+            f"<td>{escape(str(model.get('title') or model.get('id')))}</td>"
+            f"<td>{escape(states.get(state, state))}</td><td>{escape(shown)}</td></tr>"
+        )
+        if state in ("missing", "partial"):
+            downloadable.append((str(model.get("title") or model.get("id")), str(model.get("id"))))
+    head = "".join(
+        f"<th>{escape(t(k, lang))}</th>" for k in ("sys.col_model", "sys.col_state", "sys.col_size")
+    )
+    models = f'<table class="is-table is-models"><tr>{head}</tr>{"".join(rows)}</table>'
+    return device, memory, loaded, checks, models, downloadable
