@@ -18,6 +18,7 @@ Importing this module is cheap (pydantic only); torch, safetensors and diffusers
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from dataclasses import dataclass
@@ -65,21 +66,17 @@ def parse_lora(text: str) -> LoraRef:
     """
     text = text.strip()
     head, sep, tail = text.rpartition(":")
-    scale = 1.0
-    if sep and head:
-        try:
-            scale = float(tail)
-        except ValueError:
-            head = text
-    else:
-        head = text
-    if not head:
+    source, scale = text, 1.0
+    if sep:
+        with contextlib.suppress(ValueError):  # not a number: the colon belongs to the source
+            source, scale = head, float(tail)
+    if not source:
         raise InvalidRequest(f"--lora {text!r} names no file or repo", param="lora")
     if not MIN_SCALE <= scale <= MAX_SCALE:
         raise InvalidRequest(
             f"LoRA scale {scale} in {text!r} is outside {MIN_SCALE}..{MAX_SCALE}", param="lora"
         )
-    return LoraRef(source=head, scale=scale)
+    return LoraRef(source=source, scale=scale)
 
 
 @dataclass(frozen=True)
@@ -202,6 +199,10 @@ def _checked(ref: LoraRef, path: Path) -> ResolvedLora:
         ) from None
     if not keys:
         raise InvalidRequest(f"LoRA {ref.source!r} holds no tensors", param="lora")
+    if not any("lora" in key.lower() or "lokr" in key.lower() for key in keys):
+        raise InvalidRequest(
+            f"LoRA {ref.source!r} is not a LoRA (none of its tensors is a LoRA/LoKr layer)", param="lora"
+        )
     stat = path.stat()
     return ResolvedLora(ref=ref, path=path, size_bytes=stat.st_size, mtime_ns=stat.st_mtime_ns)
 
@@ -219,7 +220,11 @@ def activate_loras(pipe: Any, loaded_key: tuple, loras: Sequence[ResolvedLora]) 
     key = tuple(lora.identity for lora in loras)
     names = adapter_names(len(loras))
     if key and key == loaded_key:
-        pipe.set_adapters(names, adapter_weights=[lora.ref.scale for lora in loras])
+        try:
+            pipe.set_adapters(names, adapter_weights=[lora.ref.scale for lora in loras])
+        except BaseException:
+            remove_loras(pipe)
+            raise
         return key
     if loaded_key:
         remove_loras(pipe)
@@ -240,6 +245,7 @@ def _load_one(pipe: Any, name: str, lora: ResolvedLora) -> None:
     from safetensors.torch import load_file
 
     state = load_file(str(lora.path))
+    _check_fits(pipe, lora, state)
     try:
         pipe.load_lora_weights(state, adapter_name=name)
     except (ValueError, KeyError, RuntimeError) as exc:
@@ -253,6 +259,43 @@ def _load_one(pipe: Any, name: str, lora: ResolvedLora) -> None:
             f"LoRA {lora.ref.source!r} has no weights for this model (is it a LoRA for another model?)",
             param="lora",
         )
+
+
+def _check_fits(pipe: Any, lora: ResolvedLora, state: dict[str, Any]) -> None:
+    """Refuse a LoRA whose layers the model does not have, before diffusers tries (and logs a traceback-
+    like error of its own). The keys are first converted the way ``load_lora_weights`` converts them
+    (``lora_state_dict`` understands the common non-diffusers layouts)."""
+    source = lora.ref.source
+    try:
+        converted = pipe.lora_state_dict(dict(state))
+    except (ValueError, KeyError, RuntimeError, IndexError) as exc:
+        detail = " ".join(str(exc).split())[:200]
+        raise InvalidRequest(
+            f"LoRA {source!r} is not in a LoRA layout this model reads ({detail})", param="lora"
+        ) from None
+    if isinstance(converted, tuple):
+        converted = converted[0]
+    if not converted or not all("lora" in key or "lokr" in key for key in converted):
+        raise InvalidRequest(
+            f"LoRA {source!r} is not a LoRA (its tensors are not LoRA/LoKr layers)", param="lora"
+        )
+    modules = {module_name for module_name, _ in pipe.transformer.named_modules()}
+    targets = {_layer_of(key.removeprefix("transformer.")) for key in converted}
+    missing = sorted(targets - modules)
+    if missing:
+        raise InvalidRequest(
+            f"LoRA {source!r} does not fit this model: {len(missing)} of its {len(targets)} layers do not "
+            f"exist in it (first: {missing[0]}); is it a LoRA for another model?",
+            param="lora",
+        )
+
+
+def _layer_of(key: str) -> str:
+    """``blocks.0.attn.to_q.lora_A.weight`` → ``blocks.0.attn.to_q`` (also for LoKr and bias/alpha keys)."""
+    for marker in (".lora_", ".lokr_"):
+        if marker in key:
+            return key.split(marker, 1)[0]
+    return key.rsplit(".", 1)[0]
 
 
 def remove_loras(pipe: Any) -> None:

@@ -163,10 +163,14 @@ def _read_capped(path: Path, label: str, shown: str, limits: InputLimits) -> byt
 
 def _too_many_bytes(label: str, shown: str, size: int, limits: InputLimits) -> InvalidImage:
     return InvalidImage(
-        f"{label} {shown!r} is {size / 1e6:,.1f} MB; the limit is {limits.max_bytes / 1e6:,.1f} MB "
+        f"{label} {shown!r} is {_human_bytes(size)}; the limit is {_human_bytes(limits.max_bytes)} "
         "(inputs.max_input_bytes)",
         param=label,
     )
+
+
+def _human_bytes(size: int) -> str:
+    return f"{size / 1e6:,.1f} MB" if size >= 1_000_000 else f"{size:,} bytes"
 
 
 def _too_many_pixels(
