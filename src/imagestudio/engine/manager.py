@@ -178,9 +178,12 @@ class ModelManager:
         if self._resident is not None and self._resident.spec.id == model_id:
             return self._resident
         spec = get_model(model_id)
-        self._switch_out(spec)
+        waiting: LoadedModel | None = None
         if self._parked is not None and self._parked.spec.id == model_id:
-            return self._revive()
+            waiting, self._parked = self._parked, None  # the slot is free for the resident to park in
+        self._switch_out(spec)
+        if waiting is not None:
+            return self._revive(waiting)
         started = time.perf_counter()
         pipe = self._load(spec)
         try:
@@ -218,9 +221,8 @@ class ModelManager:
             f"{spec.id} could not be loaded; its files may be damaged or incomplete ({detail})", param="model"
         )
 
-    def _revive(self) -> LoadedModel:
-        parked, self._parked = self._parked, None
-        assert parked is not None
+    def _revive(self, parked: LoadedModel) -> LoadedModel:
+        """Put a pipeline parked in RAM back on the device, placed exactly like a fresh load."""
         started = time.perf_counter()
         try:
             parked.placement = place_pipeline(parked.pipe, self._device, self._settings)
@@ -243,8 +245,7 @@ class ModelManager:
         if not park:
             self._drop_resident()
             return
-        if self._parked is not None and self._parked.spec.id != next_spec.id:
-            self._drop_parked()  # at most one pipeline waits in RAM
+        self._drop_parked()  # at most one pipeline waits in RAM (the next one was taken out already)
         before = memory_snapshot(self._device)
         self._parked, self._resident = self._resident, None
         _move_to_ram(self._parked)
@@ -258,16 +259,14 @@ class ModelManager:
         """Room in RAM for this pipeline (if it must move there) and still for the next model to load.
 
         The next model's need is taken as its download size: an upper bound for bf16 weights, so a tight
-        machine drops rather than risks swapping. A pipeline already parked for another model is dropped
+        machine drops rather than risks swapping. A pipeline already parked (for a third model) is dropped
         to make the room, so its bytes count as available.
         """
         cost = pipeline_bytes(loaded.pipe) if loaded.device != "cpu" else 0
         needed = cost + next_spec.download_bytes + PARK_HEADROOM_BYTES
         available = self._available_ram()
-        parked = self._parked
-        if parked is not None and parked.spec.id != next_spec.id:
-            available += pipeline_bytes(parked.pipe)
-        del parked
+        if self._parked is not None:  # dropped to make the room (see _switch_out)
+            available += pipeline_bytes(self._parked.pipe)
         if available < needed:
             log.info(
                 "not keeping %s in RAM: %s available, %s needed",
@@ -287,8 +286,8 @@ class ModelManager:
     def _drop(self, slot: str) -> None:
         """Free the pipeline in ``slot`` (``_resident`` or ``_parked``), measuring memory around it.
 
-        The pipeline is taken out of the slot here, so this frame holds the manager's only reference and
-        deleting it really lets the collector free the weights.
+        The pipeline is taken out of the slot and out of its ``LoadedModel`` here, so no reference the
+        manager ever handed out keeps the weights alive.
         """
         loaded: LoadedModel | None = getattr(self, slot)
         setattr(self, slot, None)
@@ -297,6 +296,10 @@ class ModelManager:
         model_id = loaded.spec.id
         size = pipeline_bytes(loaded.pipe)
         before = memory_snapshot(self._device)
+        # Lent-out LoadedModel objects may outlive the lend (a caller reading its fields for metadata while
+        # another thread switches models): emptying it makes sure none of them keeps the weights alive.
+        loaded.pipe = None
+        loaded.lora_key = ()
         del loaded
         free_memory()
         self._record(UnloadReport(model_id, False, size, before, memory_snapshot(self._device)))
