@@ -210,3 +210,12 @@ def test_byte_limit_is_checked_before_reading(tmp_path: Path) -> None:
 def test_missing_file_and_folder(tmp_path: Path) -> None:
     assert refused(tmp_path / "nope.png").startswith("input image 'nope.png' does not exist")
     assert refused(tmp_path) == f"input image '{tmp_path.name}' is a folder, not an image file"
+
+
+def test_multi_picture_jpeg_and_animated_webp_give_their_first_frame(tmp_path: Path) -> None:
+    red, green = Image.new("RGB", (32, 16), (255, 0, 0)), Image.new("RGB", (32, 16), (0, 255, 0))
+    for name, fmt in (("phone.jpg", "MPO"), ("anim.webp", "WEBP")):
+        data = encode(red, fmt, save_all=True, append_images=[green])
+        item = read_input_image(write(tmp_path, name, data), LIMITS)
+        pixel = item.image.getpixel((4, 4))
+        assert item.image.size == (32, 16) and pixel[0] > 240 and pixel[1] < 16, (name, pixel)
