@@ -211,3 +211,12 @@ def test_edit_help_does_not_import_torch(app_home: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "HEAVY []" in done.stdout
     assert "--lightning" in done.stdout and "--image" in done.stdout
+
+
+def test_lightning_without_its_file_names_the_download(config_file: Path, pictures: dict[str, Path]) -> None:
+    done = run_cli(
+        "edit", "-i", str(pictures["a.png"]), "make it snow", "--lightning", "8", config=config_file
+    )
+    line = one_line_error(done)
+    assert "Qwen-Image-Edit-2511-Lightning-8steps-V1.0-bf16.safetensors" in line
+    assert "hf download lightx2v/Qwen-Image-Edit-2511-Lightning" in line

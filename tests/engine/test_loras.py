@@ -151,6 +151,8 @@ def test_z_image_lora_changes_the_image_and_unloads_cleanly(
         assert loaded.pipe.get_list_adapters() == {}
 
 
+# peft warns whenever a second adapter joins the first, which is what a LoRA set is.
+@pytest.mark.filterwarnings("ignore:Already found a `peft_config` attribute")
 def test_scale_and_sets(studio, loras: dict[str, Path], tmp_path: Path) -> None:
     half = f"{loras['z']}:0.5"
     full = run(studio, tmp_path, z_request(str(loras["z"])))
