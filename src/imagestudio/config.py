@@ -53,6 +53,21 @@ class ModelSettings(_Section):
         description="Hub repository to download from instead of the official one (a mirror or a fork): "
         "owner/name. null = the registry's repository.",
     )
+    reference_vae_area: int | None = Field(
+        None,
+        ge=32 * 32,
+        le=2048 * 2048,
+        description="Edit models: pixel area each input image is encoded at for the VAE (the pipeline's "
+        "VAE_IMAGE_SIZE); null = the registry's value (1024² for Qwen-Image-Edit-2511). Dominates memory "
+        "and time on small cards.",
+    )
+    reference_condition_area: int | None = Field(
+        None,
+        ge=32 * 32,
+        le=2048 * 2048,
+        description="Edit models: pixel area each input image is shown to the vision-language encoder at "
+        "(the pipeline's CONDITION_IMAGE_SIZE); null = the registry's value (384² for Qwen-Image-Edit-2511).",
+    )
 
 
 class DeviceSettings(_Section):
@@ -66,6 +81,11 @@ class DeviceSettings(_Section):
     )
     sequential_offload: bool = Field(
         False, description="Stream single layers to the GPU: the smallest footprint and the slowest."
+    )
+    keep_in_ram: bool = Field(
+        False,
+        description="When switching models, park the one being unloaded in CPU RAM (if RAM allows) so that "
+        "switching back does not read its files again. Only one model is ever on the accelerator.",
     )
 
 
@@ -103,6 +123,23 @@ class DownloadSettings(_Section):
     )
 
 
+class InputSettings(_Section):
+    """Limits on input images (``inputs``): edit references, init images, masks and uploads."""
+
+    max_input_bytes: int = Field(
+        50_000_000, ge=1_000, le=1_000_000_000, description="Largest input image file, in bytes."
+    )
+    # Pillow warns above ~89.5 million pixels (its own decompression-bomb guard); staying under it means
+    # every image Pillow would warn about is one we refuse anyway.
+    max_input_pixels: int = Field(
+        40_000_000,
+        ge=64 * 64,
+        le=89_000_000,
+        description="Largest input image in pixels (width x height), checked before decoding so a small "
+        "file that claims a huge size (a decompression bomb) is refused without being unpacked.",
+    )
+
+
 def _default_models() -> dict[str, ModelSettings]:
     return {"z-image-turbo": ModelSettings(), "qwen-image-edit-2511": ModelSettings()}
 
@@ -115,6 +152,7 @@ class Settings(_Section):
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     downloads: DownloadSettings = Field(default_factory=DownloadSettings)
+    inputs: InputSettings = Field(default_factory=InputSettings)
 
     @field_validator("models")
     @classmethod
@@ -124,6 +162,11 @@ class Settings(_Section):
         unknown = sorted(set(value) - set(MODELS))
         if unknown:
             raise ValueError(f"unknown model id {unknown[0]!r}; known: {', '.join(MODELS)}")
+        for model_id, options in value.items():
+            is_edit = MODELS[model_id].is_edit
+            for key in ("reference_vae_area", "reference_condition_area"):
+                if getattr(options, key) is not None and not is_edit:
+                    raise ValueError(f"{key} only applies to edit models; {model_id} is not one")
         return value
 
     def model(self, model_id: str) -> ModelSettings:

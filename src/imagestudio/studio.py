@@ -15,15 +15,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imagestudio import __version__
-from imagestudio.engine.runners import ProgressCallback, generate_kwargs, run_pipeline
+from imagestudio.engine.loras import activate_loras, lightning_ref, resolve_lora, resolve_loras
+from imagestudio.engine.runners import (
+    ProgressCallback,
+    edit_kwargs,
+    generate_kwargs,
+    image_pipeline,
+    run_pipeline,
+)
+from imagestudio.registry import get_model
 from imagestudio.storage.files import image_basename, write_new_file
 from imagestudio.storage.metadata import png_bytes
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
+    from imagestudio.engine.loras import ResolvedLora
     from imagestudio.engine.manager import LoadedModel, ModelManager
     from imagestudio.engine.runners import RunnerImage
-    from imagestudio.requests import GenerateRequest
+    from imagestudio.requests import EditRequest, GenerateRequest
 
 log = logging.getLogger(__name__)
 
@@ -81,21 +90,65 @@ class Studio:
         on_step: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> StudioResult:
-        """Text-to-image. ``request`` is resolved here if it was not already."""
+        """Text-to-image, or img2img / inpaint when the request has an init image (and a mask).
+
+        ``request`` is resolved here if it was not already.
+        """
         request = request.resolved(self.settings)
+        loras = resolve_loras(request.loras)
         started = time.perf_counter()
         with self.manager.acquire(request.model) as loaded:
+            use_loras(loaded, loras)
             images = run_pipeline(
-                loaded.pipe,
+                image_pipeline(loaded.pipe, request),
                 generate_kwargs(request),
                 request.seeds(),
                 steps=request.steps or 0,
                 dtype=loaded.dtype,
                 on_step=on_step,
                 cancel=cancel,
+                progress_steps=request.denoising_steps(),
             )
         elapsed = time.perf_counter() - started
-        base = self._metadata(loaded, request.model_dump(exclude={"count"}), elapsed / len(images))
+        base = self._metadata(loaded, with_loras(request.metadata_fields(), loras), elapsed / len(images))
+        return StudioResult(request.model, self._save(images, base, out_dir), elapsed)
+
+    def edit(
+        self,
+        request: EditRequest,
+        out_dir: Path | None = None,
+        on_step: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> StudioResult:
+        """Edit 1-3 input images with an instruction. ``request`` is resolved here if it was not already.
+
+        Every LoRA file (the Lightning one included) is found before the model loads, so a missing file
+        fails in a second, not after minutes of loading.
+        """
+        from imagestudio.engine.reference_size import edit_call
+
+        request = request.resolved(self.settings)
+        loras = resolve_loras(request.loras)
+        if request.lightning is not None:
+            ref, size = lightning_ref(get_model(request.model), request.lightning)
+            loras.insert(0, resolve_lora(ref, size_hint=size))
+        started = time.perf_counter()
+        with self.manager.acquire(request.model) as loaded:
+            use_loras(loaded, loras)
+            images = run_pipeline(
+                loaded.pipe,
+                edit_kwargs(request),
+                request.seeds(),
+                steps=request.steps or 0,
+                dtype=loaded.dtype,
+                on_step=on_step,
+                cancel=cancel,
+                call=edit_call(
+                    loaded.pipe, request.reference_vae_area or 0, request.reference_condition_area or 0
+                ),
+            )
+        elapsed = time.perf_counter() - started
+        base = self._metadata(loaded, with_loras(request.metadata_fields(), loras), elapsed / len(images))
         return StudioResult(request.model, self._save(images, base, out_dir), elapsed)
 
     def _metadata(
@@ -136,3 +189,16 @@ class Studio:
             log.info("wrote %s", path)
             saved.append(SavedImage(path, item.seed, item.image.width, item.image.height, meta))
         return saved
+
+
+def use_loras(loaded: LoadedModel, loras: list[ResolvedLora]) -> None:
+    """Make exactly ``loras`` active on the lent pipeline (the manager's lock is held by the caller)."""
+    previous, loaded.lora_key = loaded.lora_key, ()
+    loaded.lora_key = activate_loras(loaded.pipe, previous, loras)
+
+
+def with_loras(fields: dict[str, Any], loras: list[ResolvedLora]) -> dict[str, Any]:
+    """Metadata fields with the LoRAs as actually loaded (file name, size, scale)."""
+    if loras:
+        return {**fields, "loras": [lora.metadata() for lora in loras]}
+    return fields
