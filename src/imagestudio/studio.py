@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from imagestudio import __version__
 from imagestudio.engine.runners import ProgressCallback, generate_kwargs, run_pipeline
+from imagestudio.registry import get_model
 from imagestudio.storage.files import image_basename, write_new_file
 from imagestudio.storage.metadata import png_bytes
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from imagestudio.config import Settings
     from imagestudio.engine.manager import LoadedModel, ModelManager
     from imagestudio.engine.runners import RunnerImage
+    from imagestudio.memory.oom import MemoryRunner
+    from imagestudio.memory.planner import MemoryPlanner
     from imagestudio.requests import GenerateRequest
 
 log = logging.getLogger(__name__)
@@ -58,10 +61,14 @@ class StudioResult:
 class Studio:
     """Runs requests; one instance per process, created by the edge that needs it."""
 
-    def __init__(self, settings: Settings, manager: ModelManager | None = None) -> None:
+    def __init__(
+        self, settings: Settings, manager: ModelManager | None = None, planner: MemoryPlanner | None = None
+    ) -> None:
         self.settings = settings
         self._manager = manager
         self._manager_lock = threading.Lock()
+        self._planner = planner
+        self._memory: MemoryRunner | None = None
 
     @property
     def manager(self) -> ModelManager:
@@ -74,6 +81,19 @@ class Studio:
                 self._manager = ModelManager(self.settings, resolve_device(self.settings.device.type))
             return self._manager
 
+    @property
+    def memory(self) -> MemoryRunner:
+        """Plans each job's memory, loads through the manager and recovers from out-of-memory once."""
+        manager = self.manager
+        with self._manager_lock:
+            if self._memory is None:
+                from imagestudio.memory.oom import MemoryRunner
+                from imagestudio.memory.planner import MemoryPlanner
+
+                planner = self._planner or MemoryPlanner(self.settings, device=manager.device)
+                self._memory = MemoryRunner(manager, planner)
+            return self._memory
+
     def generate(
         self,
         request: GenerateRequest,
@@ -84,8 +104,10 @@ class Studio:
         """Text-to-image. ``request`` is resolved here if it was not already."""
         request = request.resolved(self.settings)
         started = time.perf_counter()
-        with self.manager.acquire(request.model) as loaded:
-            images = run_pipeline(
+        run = self.memory.run(
+            get_model(request.model),
+            request,
+            lambda loaded: run_pipeline(
                 loaded.pipe,
                 generate_kwargs(request),
                 request.seeds(),
@@ -93,9 +115,12 @@ class Studio:
                 dtype=loaded.dtype,
                 on_step=on_step,
                 cancel=cancel,
-            )
+            ),
+        )
+        images, loaded = run.result, run.loaded
         elapsed = time.perf_counter() - started
         base = self._metadata(loaded, request.model_dump(exclude={"count"}), elapsed / len(images))
+        base["memory"] = run.report.as_dict()
         return StudioResult(request.model, self._save(images, base, out_dir), elapsed)
 
     def _metadata(

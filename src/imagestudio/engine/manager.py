@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from imagestudio.engine.loader import load_pipeline, place_pipeline
+from imagestudio.engine.loader import load_pipeline, load_planned
 from imagestudio.registry import ModelSpec, get_model
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ class LoadedModel:
     placement: str
     dtype: str
     load_seconds: float
+    plan: Any = None
 
 
 class ModelManager:
@@ -61,10 +62,10 @@ class ModelManager:
         return resident.spec.id if resident else None
 
     @contextmanager
-    def acquire(self, model_id: str) -> Iterator[LoadedModel]:
+    def acquire(self, model_id: str, plan: Any = None) -> Iterator[LoadedModel]:
         """Lend the pipeline for ``model_id``, loading it (and unloading any other) first."""
         with self._lock:
-            loaded = self._ensure(model_id)
+            loaded = self._ensure(model_id, plan)
             try:
                 yield loaded
             except Exception as exc:
@@ -73,14 +74,21 @@ class ModelManager:
                     self.unload()
                 raise
 
-    def _ensure(self, model_id: str) -> LoadedModel:
-        if self._resident is not None and self._resident.spec.id == model_id:
-            return self._resident
+    def _ensure(self, model_id: str, plan: Any = None) -> LoadedModel:
+        resident = self._resident
+        same_placement = (
+            plan is None
+            or resident is None
+            or resident.plan is None
+            or (plan.placement == resident.plan.placement)
+        )
+        if resident is not None and resident.spec.id == model_id and same_placement:
+            return resident
         spec = get_model(model_id)
         self.unload()
         started = time.perf_counter()
-        pipe = self._loader(spec, self._settings)
-        placement = place_pipeline(pipe, self._device, self._settings)
+        pipe, plan = load_planned(self._loader, spec, self._settings, self._device, plan)
+        placement = plan.profile if plan is not None else self._device
         self._resident = LoadedModel(
             spec=spec,
             pipe=pipe,
@@ -88,6 +96,7 @@ class ModelManager:
             placement=placement,
             dtype=self._settings.model(model_id).torch_dtype,
             load_seconds=time.perf_counter() - started,
+            plan=plan,
         )
         log.info(
             "%s ready on %s (%s) in %.1fs", model_id, self._device, placement, self._resident.load_seconds
