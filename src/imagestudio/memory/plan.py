@@ -125,6 +125,9 @@ class MemoryPlan:
     workload: Workload
     why: str = ""
     steps_down_from: tuple[str, ...] = field(default=())
+    #: The same predictions in bytes, unrounded: what step-down compares.
+    peak_vram_bytes: int = 0
+    peak_ram_bytes: int = 0
 
     @property
     def fits_vram(self) -> bool:
@@ -343,6 +346,8 @@ def evaluate(
             _transfer_bytes(candidate.profile, sizes, candidate.weights, dtype_bytes, forwards) / GIB, 1
         ),
         workload=workload,
+        peak_vram_bytes=int(peak_vram),
+        peak_ram_bytes=int(peak_ram),
     )
 
 
@@ -387,12 +392,16 @@ def ranked_candidates(
     device_settings: DeviceSettings,
     environment: Environment,
     *,
-    restricted: bool = True,
+    any_profile: bool = False,
 ) -> list[Candidate]:
-    """Every candidate for this accelerator, fastest first; ``restricted`` applies the config's choices."""
-    requested_profile = device_settings.requested_profile if restricted else "auto"
-    requested_weights = device_settings.weights if restricted else "auto"
-    tiling_setting = device_settings.vae_tiling if restricted else "auto"
+    """Every candidate for this accelerator, fastest first, within the config's choices.
+
+    ``any_profile`` lifts only the profile choice (a speed decision), for recovering from out-of-memory;
+    an explicit ``weights`` or ``vae_tiling`` changes the image, so it is always respected.
+    """
+    requested_profile = "auto" if any_profile else device_settings.requested_profile
+    requested_weights = device_settings.weights
+    tiling_setting = device_settings.vae_tiling
     profiles = [p for p in PROFILES if accelerator in PROFILE_DEVICES[p]]
     if requested_profile != "auto" and requested_profile in profiles:
         profiles = [requested_profile]  # type: ignore[list-item]
@@ -419,8 +428,8 @@ def choose(plans: list[MemoryPlan]) -> MemoryPlan:
     fitting = [p for p in plans if p.fits_vram]
     if fitting:
         same = [p for p in fitting if p.profile == fitting[0].profile]
-        return min(same, key=lambda p: p.predicted_peak_ram_gb)
-    return min(plans, key=lambda p: (p.predicted_peak_vram_gb, p.predicted_peak_ram_gb))
+        return min(same, key=lambda p: p.peak_ram_bytes)
+    return min(plans, key=lambda p: (p.peak_vram_bytes, p.peak_ram_bytes))
 
 
 def explain(chosen: MemoryPlan, plans: list[MemoryPlan], hardware: Hardware, forced: str | None) -> str:
@@ -431,6 +440,8 @@ def explain(chosen: MemoryPlan, plans: list[MemoryPlan], hardware: Hardware, for
             f"no GPU: the model runs on the CPU in system RAM (needs ~{chosen.predicted_peak_ram_gb:.1f} "
             f"{gb}, {chosen.ram_budget_gb:.1f} {gb} available)"
         )
+        if forced:
+            text = f"{forced}; {text}"
         return text if chosen.fits_ram else text + "; not enough RAM: close programs or add memory/swap"
     budget = chosen.vram_budget_gb
     card = f"{hardware.vram_free_gb:.1f} {gb} free on the card − reserve = {budget:.1f} {gb} usable"
@@ -480,11 +491,11 @@ class PlanContext:
     #: The accelerator the plan will run on ("cpu" forbids offload profiles even on simulated cards).
     runs_on: str | None = None
 
-    def evaluate_all(self, *, restricted: bool = True) -> list[MemoryPlan]:
+    def evaluate_all(self, *, any_profile: bool = False) -> list[MemoryPlan]:
         attention = attention_backend_for(self.device_settings.attention_backend, self.environment)
         accelerator = self.hardware.accelerator
         candidates = ranked_candidates(
-            accelerator, self.device_settings, self.environment, restricted=restricted
+            accelerator, self.device_settings, self.environment, any_profile=any_profile
         )
         runs_on = (self.runs_on or accelerator).split(":")[0]
         if runs_on == "cpu" and accelerator != "cpu":
@@ -523,16 +534,16 @@ def plan_memory(context: PlanContext) -> MemoryPlan:
 def step_down(context: PlanContext, current: MemoryPlan) -> MemoryPlan | None:
     """The next plan with a smaller predicted footprint than ``current`` (after an out-of-memory error).
 
-    The config's restrictions are dropped here on purpose: recovering beats failing, and the result
-    records which plan the job really ran with.
+    A profile forced by the config is left on purpose (recovering beats failing, and the result records
+    which plan the job really ran with); forced weights and tiling are kept, since they change the image.
     """
-    plans = context.evaluate_all(restricted=False)
+    plans = context.evaluate_all(any_profile=True)
     keys = [(p.profile, p.weights, p.pinned, p.vae_tiling) for p in plans]
     here = (current.profile, current.weights, current.pinned, current.vae_tiling)
     start = keys.index(here) + 1 if here in keys else 0
     for plan in plans[start:]:
-        if plan.predicted_peak_vram_gb < current.predicted_peak_vram_gb or (
-            current.accelerator == "cpu" and plan.predicted_peak_ram_gb < current.predicted_peak_ram_gb
+        if plan.peak_vram_bytes < current.peak_vram_bytes or (
+            current.accelerator == "cpu" and plan.peak_ram_bytes < current.peak_ram_bytes
         ):
             why = (
                 f"out of memory with {current.describe()}: stepped down to {plan.describe()} "

@@ -69,8 +69,10 @@ def peak_tensor_bytes(call: Callable[[], Any], keep: Iterable[torch.Tensor] = ()
             names = ("query", "key", "value")
             query, _, value = (*args, *(kwargs[n] for n in names[len(args) :]))[:3]
             # What flash / memory-efficient kernels allocate: the output and a float32 log-sum-exp.
-            torch.empty(query.shape[:-1], dtype=torch.float32, device=query.device)
-            return torch.empty((*query.shape[:-1], value.shape[-1]), dtype=query.dtype, device=query.device)
+            lse = torch.empty(query.shape[:-1], dtype=torch.float32, device=query.device)
+            out = torch.empty((*query.shape[:-1], value.shape[-1]), dtype=query.dtype, device=query.device)
+            del lse
+            return out
 
     tracker = LiveBytes()
     with torch.no_grad(), EfficientAttention(), tracker:
