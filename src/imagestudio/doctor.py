@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from imagestudio.errors import ConfigError
 from imagestudio.registry import ModelSpec, diffusers_version, get_model, z_image_turbo_steps
 
 if TYPE_CHECKING:
@@ -264,11 +265,13 @@ def run_doctor(
     from imagestudio.hardware import probe_hardware, simulate_hardware
 
     specs = [get_model(m) for m in (model_ids or DEFAULT_MODELS)]
+    for flag, value in (("--simulate-vram", vram_gb), ("--simulate-ram", ram_gb)):
+        if value is not None and value <= 0:
+            raise ConfigError(f"{flag} {value:g} must be a positive number of GB", param=flag)
     hardware = probe_hardware(settings.device.type, settings.models_dir)
-    runs_on = hardware.accelerator
     if vram_gb is not None or ram_gb is not None:
         hardware = simulate_hardware(hardware, vram_gb, ram_gb)
-        runs_on = hardware.accelerator
+    runs_on = hardware.accelerator
     checks = [*hardware_checks(hardware), *config_checks(settings), allocator_check()]
     return DoctorReport(
         hardware=hardware,
