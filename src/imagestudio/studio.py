@@ -55,6 +55,7 @@ class StudioResult:
             ],
             "model": self.model,
             "elapsed_s": round(self.elapsed_s, 3),
+            **self.extra,
         }
 
 
@@ -121,7 +122,8 @@ class Studio:
         elapsed = time.perf_counter() - started
         base = self._metadata(loaded, request.model_dump(exclude={"count"}), elapsed / len(images))
         base["memory"] = run.report.as_dict()
-        return StudioResult(request.model, self._save(images, base, out_dir), elapsed)
+        memory = {"plan": run.plan.describe(), "recovered_from": list(run.report.recovered_from)}
+        return StudioResult(request.model, self._save(images, base, out_dir), elapsed, {"memory": memory})
 
     def _metadata(
         self, loaded: LoadedModel, fields: dict[str, Any], elapsed_per_image: float

@@ -77,6 +77,10 @@ def test_an_injected_oom_is_recovered_with_a_smaller_plan(card_studio: Studio, t
     memory = read_metadata(saved.path)["memory"]
     assert memory["recovered_from"] == ["full, bf16 weights"]
     assert memory["profile"] == "model_offload"
+    assert result.as_json()["memory"] == {
+        "plan": "model_offload, bf16 weights",
+        "recovered_from": ["full, bf16 weights"],
+    }
     assert np.array_equal(pixels(saved.path), pixels(reference.path))  # offload changes no pixel
     # The stepped-down placement stays loaded and serves the next job without another OOM.
     again = card_studio.generate(request(seed=8), out_dir=tmp_path)

@@ -50,8 +50,8 @@ def doctor(
         )
         status = "ok" if plan.fits else ("warn" if plan.fits_vram else "fail")
         typer.echo(
-            f"{ICONS[status]} {entry.spec.id} ({entry.params['transformer'] / 1e9:.2f} B transformer "
-            f"params): {plan.describe()} — {vram}peak RAM ~{plan.predicted_peak_ram_gb:.1f} GB of "
+            f"{ICONS[status]} {entry.spec.id} ({entry.params['transformer']:,} transformer parameters): "
+            f"{plan.describe()} — {vram}peak RAM ~{plan.predicted_peak_ram_gb:.1f} GB of "
             f"{plan.ram_budget_gb:.1f} GB, {'fits' if plan.fits else 'does not fit'}"
         )
         typer.echo(f"   why: {plan.why}")

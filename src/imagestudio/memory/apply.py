@@ -66,8 +66,13 @@ def set_vae_tiling(pipe: DiffusionPipeline, enabled: bool, tile_pixels: int | No
         return
     vae.enable_tiling()
     if tile_pixels and hasattr(vae, "tile_sample_min_size"):
+        latent = tile_pixels // (2 ** (len(vae.config.block_out_channels) - 1))
+        # AutoencoderKL steps by 3/4 of a tile in latent space but crops by 3/4 in pixels: the two only
+        # agree (and the image keeps its size) when a quarter tile is a whole number of latents.
+        if latent % 4:
+            raise ValueError(f"VAE tile of {tile_pixels} px is not a multiple of 4 latents")
         vae.tile_sample_min_size = tile_pixels
-        vae.tile_latent_min_size = tile_pixels // (2 ** (len(vae.config.block_out_channels) - 1))
+        vae.tile_latent_min_size = latent
 
 
 def apply_plan(pipe: DiffusionPipeline, plan: MemoryPlan, device: str, *, family: str | None = None) -> None:
