@@ -148,7 +148,9 @@ class MemoryPlan:
 
     def describe(self) -> str:
         """``group_offload, bf16 weights, VAE tiling on`` — the plan in a few words."""
-        parts = [self.profile, f"{self.weights} weights"]
+        # "bf16" means "as loaded": say float32 when the config loads in float32.
+        stored = "float32" if (self.weights == "bf16" and self.compute_dtype == "float32") else self.weights
+        parts = [self.profile, f"{stored} weights"]
         if self.profile == "group_offload" and not self.pinned:
             parts.append("pinned on the fly")
         if self.vae_tiling:
@@ -526,8 +528,10 @@ def plan_memory(context: PlanContext) -> MemoryPlan:
     forced = None
     if requested != "auto":
         forced = f"device.memory_profile {requested}"
-        if context.hardware.accelerator == "cpu" and requested != "full":
-            forced = f"device.memory_profile {requested} (ignored: offload needs a GPU)"
+        accelerator = context.hardware.accelerator
+        if accelerator not in PROFILE_DEVICES[requested]:  # type: ignore[index]
+            reason = "offload needs a GPU" if accelerator == "cpu" else f"not available on {accelerator}"
+            forced = f"{forced} (ignored: {reason})"
     return replace(chosen, why=explain(chosen, plans, context.hardware, forced))
 
 
