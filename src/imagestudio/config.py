@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from imagestudio.errors import ConfigError
 
@@ -24,6 +24,10 @@ HOME_ENV = "IMAGESTUDIO_HOME"
 DEFAULT_CONFIG_NAME = "config.yaml"
 
 TorchDtype = Literal["bfloat16", "float16", "float32"]
+MemoryProfile = Literal["auto", "full", "model_offload", "group_offload", "sequential"]
+WeightsStorage = Literal["auto", "bf16", "fp8", "nf4", "int8"]
+Switch = Literal["auto", "on", "off"]
+AttentionBackend = Literal["auto", "sdpa", "flash", "sage", "xformers"]
 
 
 class _Section(BaseModel):
@@ -87,6 +91,65 @@ class DeviceSettings(_Section):
         description="When switching models, park the one being unloaded in CPU RAM (if RAM allows) so that "
         "switching back does not read its files again. Only one model is ever on the accelerator.",
     )
+    memory_profile: MemoryProfile = Field(
+        "auto",
+        description="auto plans from the card's memory; full | model_offload | group_offload | sequential "
+        "force one (enable_cpu_offload: true means model_offload, sequential_offload: true sequential).",
+    )
+    weights: WeightsStorage = Field(
+        "auto",
+        description="Transformer weight storage: bf16, fp8 (stored in fp8, computed in bf16), nf4 "
+        "(bitsandbytes) or int8 (torchao); auto picks the best that fits.",
+    )
+    vram_reserve_gb: float = Field(
+        1.0,
+        ge=0.0,
+        le=64.0,
+        description="GPU memory (GiB) every plan leaves free for the display, other programs and "
+        "allocator fragmentation.",
+    )
+    vae_tiling: Switch = Field(
+        "auto",
+        description="Decode large images tile by tile; auto turns it on when the decode would not fit.",
+    )
+    attention_backend: AttentionBackend = Field(
+        "auto", description="auto = PyTorch SDPA; flash, sage and xformers need their package installed."
+    )
+
+    @field_validator("vae_tiling", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare on/off as a boolean.
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return value
+
+    @model_validator(mode="after")
+    def _no_contradictions(self) -> DeviceSettings:
+        implied = self.legacy_profile
+        if implied is not None and self.memory_profile not in ("auto", implied):
+            flag = "sequential_offload" if self.sequential_offload else "enable_cpu_offload"
+            raise ValueError(
+                f"device.memory_profile: {self.memory_profile} contradicts device.{flag}: true (which means "
+                f"{implied}); keep one of the two keys"
+            )
+        return self
+
+    @property
+    def legacy_profile(self) -> str | None:
+        """The profile the documents' switches ask for (sequential wins when both are on)."""
+        if self.sequential_offload:
+            return "sequential"
+        if self.enable_cpu_offload:
+            return "model_offload"
+        return None
+
+    @property
+    def requested_profile(self) -> str:
+        """``memory_profile``, or what the legacy switches mean when it is auto."""
+        if self.memory_profile != "auto":
+            return self.memory_profile
+        return self.legacy_profile or "auto"
 
 
 class GenerationSettings(_Section):
@@ -217,6 +280,9 @@ def format_validation_error(error: ValidationError, source: str) -> str:
     if first["type"] == "extra_forbidden":
         return f"{source}: unknown key {key!r}"
     message = first["msg"].removeprefix("Value error, ")
+    if isinstance(value, dict):
+        # A whole-section check (contradicting keys): the message names the keys, the dict adds noise.
+        return f"{source}: {message}"
     more = f" (and {len(error.errors()) - 1} more problem(s))" if len(error.errors()) > 1 else ""
     return f"{source}: {key} = {value!r} is invalid: {message}{more}"
 

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from imagestudio.engine.loras import ResolvedLora
     from imagestudio.engine.manager import LoadedModel, ModelManager
     from imagestudio.engine.runners import RunnerImage
+    from imagestudio.memory.oom import MemoryRunner, PlannedRun
+    from imagestudio.memory.planner import MemoryPlanner
     from imagestudio.requests import EditRequest, GenerateRequest
 
 log = logging.getLogger(__name__)
@@ -61,16 +63,21 @@ class StudioResult:
             ],
             "model": self.model,
             "elapsed_s": round(self.elapsed_s, 3),
+            **self.extra,
         }
 
 
 class Studio:
     """Runs requests; one instance per process, created by the edge that needs it."""
 
-    def __init__(self, settings: Settings, manager: ModelManager | None = None) -> None:
+    def __init__(
+        self, settings: Settings, manager: ModelManager | None = None, planner: MemoryPlanner | None = None
+    ) -> None:
         self.settings = settings
         self._manager = manager
         self._manager_lock = threading.Lock()
+        self._planner = planner
+        self._memory: MemoryRunner | None = None
 
     @property
     def manager(self) -> ModelManager:
@@ -82,6 +89,19 @@ class Studio:
 
                 self._manager = ModelManager(self.settings, resolve_device(self.settings.device.type))
             return self._manager
+
+    @property
+    def memory(self) -> MemoryRunner:
+        """Plans each job's memory, loads through the manager and recovers from out-of-memory once."""
+        manager = self.manager
+        with self._manager_lock:
+            if self._memory is None:
+                from imagestudio.memory.oom import MemoryRunner
+                from imagestudio.memory.planner import MemoryPlanner
+
+                planner = self._planner or MemoryPlanner(self.settings, device=manager.device)
+                self._memory = MemoryRunner(manager, planner)
+            return self._memory
 
     def generate(
         self,
@@ -97,9 +117,10 @@ class Studio:
         request = request.resolved(self.settings)
         loras = resolve_loras(request.loras)
         started = time.perf_counter()
-        with self.manager.acquire(request.model) as loaded:
+
+        def job(loaded: LoadedModel) -> list[RunnerImage]:
             use_loras(loaded, loras)
-            images = run_pipeline(
+            return run_pipeline(
                 image_pipeline(loaded.pipe, request),
                 generate_kwargs(request),
                 request.seeds(),
@@ -109,9 +130,9 @@ class Studio:
                 cancel=cancel,
                 progress_steps=request.denoising_steps(),
             )
-        elapsed = time.perf_counter() - started
-        base = self._metadata(loaded, with_loras(request.metadata_fields(), loras), elapsed / len(images))
-        return StudioResult(request.model, self._save(images, base, out_dir), elapsed)
+
+        run = self.memory.run(get_model(request.model), request, job)
+        return self._finish(run, request, loras, started, out_dir)
 
     def edit(
         self,
@@ -133,9 +154,10 @@ class Studio:
             ref, size = lightning_ref(get_model(request.model), request.lightning)
             loras.insert(0, resolve_lora(ref, size_hint=size))
         started = time.perf_counter()
-        with self.manager.acquire(request.model) as loaded:
+
+        def job(loaded: LoadedModel) -> list[RunnerImage]:
             use_loras(loaded, loras)
-            images = run_pipeline(
+            return run_pipeline(
                 loaded.pipe,
                 edit_kwargs(request),
                 request.seeds(),
@@ -147,9 +169,25 @@ class Studio:
                     loaded.pipe, request.reference_vae_area or 0, request.reference_condition_area or 0
                 ),
             )
+
+        run = self.memory.run(get_model(request.model), request, job)
+        return self._finish(run, request, loras, started, out_dir)
+
+    def _finish(
+        self,
+        run: PlannedRun[list[RunnerImage]],
+        request: GenerateRequest | EditRequest,
+        loras: list[ResolvedLora],
+        started: float,
+        out_dir: Path | None,
+    ) -> StudioResult:
+        """Metadata (request, LoRAs, memory report) on every image, files written, the result described."""
+        images, loaded = run.result, run.loaded
         elapsed = time.perf_counter() - started
         base = self._metadata(loaded, with_loras(request.metadata_fields(), loras), elapsed / len(images))
-        return StudioResult(request.model, self._save(images, base, out_dir), elapsed)
+        base["memory"] = run.report.as_dict()
+        memory = {"plan": run.plan.describe(), "recovered_from": list(run.report.recovered_from)}
+        return StudioResult(request.model, self._save(images, base, out_dir), elapsed, {"memory": memory})
 
     def _metadata(
         self, loaded: LoadedModel, fields: dict[str, Any], elapsed_per_image: float

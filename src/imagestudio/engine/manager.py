@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from imagestudio.engine.loader import load_pipeline, place_pipeline
+from imagestudio.engine.loader import load_pipeline, load_planned
 from imagestudio.errors import ModelNotAvailable, UserError
 from imagestudio.registry import ModelSpec, get_model
 
@@ -54,6 +54,8 @@ class LoadedModel:
     load_seconds: float
     #: Identity of the LoRA set loaded on ``pipe`` (see :mod:`imagestudio.engine.loras`); () = none.
     lora_key: tuple = field(default=())
+    #: The memory plan it was placed with (None for stand-in loaders in tests).
+    plan: Any = None
 
 
 @dataclass(frozen=True)
@@ -161,10 +163,10 @@ class ModelManager:
             }
 
     @contextmanager
-    def acquire(self, model_id: str) -> Iterator[LoadedModel]:
+    def acquire(self, model_id: str, plan: Any = None) -> Iterator[LoadedModel]:
         """Lend the pipeline for ``model_id``, loading it (and unloading any other) first."""
         with self._lock:
-            loaded = self._ensure(model_id)
+            loaded = self._ensure(model_id, plan)
             try:
                 yield loaded
             except Exception as exc:
@@ -174,9 +176,16 @@ class ModelManager:
                     self.unload()
                 raise
 
-    def _ensure(self, model_id: str) -> LoadedModel:
-        if self._resident is not None and self._resident.spec.id == model_id:
-            return self._resident
+    def _ensure(self, model_id: str, plan: Any = None) -> LoadedModel:
+        resident = self._resident
+        same_placement = (
+            plan is None
+            or resident is None
+            or resident.plan is None
+            or (plan.placement == resident.plan.placement)
+        )
+        if resident is not None and resident.spec.id == model_id and same_placement:
+            return resident
         spec = get_model(model_id)
         waiting: LoadedModel | None = None
         if self._parked is not None and self._parked.spec.id == model_id:
@@ -185,13 +194,8 @@ class ModelManager:
         if waiting is not None:
             return self._revive(waiting)
         started = time.perf_counter()
-        pipe = self._load(spec)
-        try:
-            placement = place_pipeline(pipe, self._device, self._settings)
-        except BaseException:
-            del pipe
-            free_memory()
-            raise
+        pipe, plan = self._load(spec, plan)
+        placement = plan.profile if plan is not None else self._device
         self._resident = LoadedModel(
             spec=spec,
             pipe=pipe,
@@ -199,25 +203,32 @@ class ModelManager:
             placement=placement,
             dtype=self._settings.model(model_id).torch_dtype,
             load_seconds=time.perf_counter() - started,
+            plan=plan,
         )
         log.info(
             "%s ready on %s (%s) in %.1fs", model_id, self._device, placement, self._resident.load_seconds
         )
         return self._resident
 
-    def _load(self, spec: ModelSpec) -> Any:
-        """Read the pipeline from disk; damaged files become one readable error, the manager stays usable."""
+    def _load(self, spec: ModelSpec, plan: Any) -> tuple[Any, Any]:
+        """Read the pipeline from disk and place it as planned; damaged files become one readable error.
+
+        An out-of-memory error while placing is re-raised as it is, for the OOM recovery to step down.
+        """
         import torch
 
         # diffusers switches torch's process-wide default dtype while it builds a model and restores it
         # only when the build succeeds: a load that fails half-way would leave every later tensor bf16.
         default_dtype = torch.get_default_dtype()
         try:
-            return self._loader(spec, self._settings)
+            return load_planned(self._loader, spec, self._settings, self._device, plan)
         except UserError:
             free_memory()
             raise
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+            if is_out_of_memory(exc):
+                free_memory()
+                raise
             detail = " ".join(str(exc).split())[:300] or type(exc).__name__
         finally:
             torch.set_default_dtype(default_dtype)
@@ -232,7 +243,14 @@ class ModelManager:
         """Put a pipeline parked in RAM back on the device, placed exactly like a fresh load."""
         started = time.perf_counter()
         try:
-            parked.placement = place_pipeline(parked.pipe, self._device, self._settings)
+            if parked.plan is not None:
+                from imagestudio.memory.apply import apply_plan
+
+                apply_plan(parked.pipe, parked.plan, self._device, family=parked.spec.family)
+                parked.placement = parked.plan.profile
+            else:
+                parked.pipe.to(self._device)
+                parked.placement = self._device
         except BaseException:
             del parked
             free_memory()
@@ -269,6 +287,16 @@ class ModelManager:
         machine drops rather than risks swapping. A pipeline already parked (for a third model) is dropped
         to make the room, so its bytes count as available.
         """
+        plan = loaded.plan
+        if plan is not None and (plan.profile != "full" or plan.weights != "bf16"):
+            # Offload hooks and fp8/quantized storage cannot be undone and re-applied safely: reload instead.
+            log.info(
+                "not keeping %s in RAM: its %s/%s placement is rebuilt on load",
+                loaded.spec.id,
+                plan.profile,
+                plan.weights,
+            )
+            return False
         cost = pipeline_bytes(loaded.pipe) if loaded.device != "cpu" else 0
         needed = cost + next_spec.download_bytes + PARK_HEADROOM_BYTES
         available = self._available_ram()
@@ -328,7 +356,7 @@ class ModelManager:
 def _move_to_ram(loaded: LoadedModel) -> None:
     """Take ``loaded`` off the accelerator: offload hooks removed, every weight on the CPU.
 
-    Reviving it places it again exactly like a fresh load (``place_pipeline``), whatever its placement was.
+    Reviving it places it again exactly like a fresh load (its memory plan applied again).
     """
     if loaded.device == "cpu":
         return
