@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from imagestudio.errors import ConfigError
 
@@ -24,6 +24,10 @@ HOME_ENV = "IMAGESTUDIO_HOME"
 DEFAULT_CONFIG_NAME = "config.yaml"
 
 TorchDtype = Literal["bfloat16", "float16", "float32"]
+MemoryProfile = Literal["auto", "full", "model_offload", "group_offload", "sequential"]
+WeightsStorage = Literal["auto", "bf16", "fp8", "nf4", "int8"]
+Switch = Literal["auto", "on", "off"]
+AttentionBackend = Literal["auto", "sdpa", "flash", "sage", "xformers"]
 
 
 class _Section(BaseModel):
@@ -53,6 +57,21 @@ class ModelSettings(_Section):
         description="Hub repository to download from instead of the official one (a mirror or a fork): "
         "owner/name. null = the registry's repository.",
     )
+    reference_vae_area: int | None = Field(
+        None,
+        ge=32 * 32,
+        le=2048 * 2048,
+        description="Edit models: pixel area each input image is encoded at for the VAE (the pipeline's "
+        "VAE_IMAGE_SIZE); null = the registry's value (1024² for Qwen-Image-Edit-2511). Dominates memory "
+        "and time on small cards.",
+    )
+    reference_condition_area: int | None = Field(
+        None,
+        ge=32 * 32,
+        le=2048 * 2048,
+        description="Edit models: pixel area each input image is shown to the vision-language encoder at "
+        "(the pipeline's CONDITION_IMAGE_SIZE); null = the registry's value (384² for Qwen-Image-Edit-2511).",
+    )
 
 
 class DeviceSettings(_Section):
@@ -67,6 +86,70 @@ class DeviceSettings(_Section):
     sequential_offload: bool = Field(
         False, description="Stream single layers to the GPU: the smallest footprint and the slowest."
     )
+    keep_in_ram: bool = Field(
+        False,
+        description="When switching models, park the one being unloaded in CPU RAM (if RAM allows) so that "
+        "switching back does not read its files again. Only one model is ever on the accelerator.",
+    )
+    memory_profile: MemoryProfile = Field(
+        "auto",
+        description="auto plans from the card's memory; full | model_offload | group_offload | sequential "
+        "force one (enable_cpu_offload: true means model_offload, sequential_offload: true sequential).",
+    )
+    weights: WeightsStorage = Field(
+        "auto",
+        description="Transformer weight storage: bf16, fp8 (stored in fp8, computed in bf16), nf4 "
+        "(bitsandbytes) or int8 (torchao); auto picks the best that fits.",
+    )
+    vram_reserve_gb: float = Field(
+        1.0,
+        ge=0.0,
+        le=64.0,
+        description="GPU memory (GiB) every plan leaves free for the display, other programs and "
+        "allocator fragmentation.",
+    )
+    vae_tiling: Switch = Field(
+        "auto",
+        description="Decode large images tile by tile; auto turns it on when the decode would not fit.",
+    )
+    attention_backend: AttentionBackend = Field(
+        "auto", description="auto = PyTorch SDPA; flash, sage and xformers need their package installed."
+    )
+
+    @field_validator("vae_tiling", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare on/off as a boolean.
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return value
+
+    @model_validator(mode="after")
+    def _no_contradictions(self) -> DeviceSettings:
+        implied = self.legacy_profile
+        if implied is not None and self.memory_profile not in ("auto", implied):
+            flag = "sequential_offload" if self.sequential_offload else "enable_cpu_offload"
+            raise ValueError(
+                f"device.memory_profile: {self.memory_profile} contradicts device.{flag}: true (which means "
+                f"{implied}); keep one of the two keys"
+            )
+        return self
+
+    @property
+    def legacy_profile(self) -> str | None:
+        """The profile the documents' switches ask for (sequential wins when both are on)."""
+        if self.sequential_offload:
+            return "sequential"
+        if self.enable_cpu_offload:
+            return "model_offload"
+        return None
+
+    @property
+    def requested_profile(self) -> str:
+        """``memory_profile``, or what the legacy switches mean when it is auto."""
+        if self.memory_profile != "auto":
+            return self.memory_profile
+        return self.legacy_profile or "auto"
 
 
 class GenerationSettings(_Section):
@@ -103,6 +186,23 @@ class DownloadSettings(_Section):
     )
 
 
+class InputSettings(_Section):
+    """Limits on input images (``inputs``): edit references, init images, masks and uploads."""
+
+    max_input_bytes: int = Field(
+        50_000_000, ge=1_000, le=1_000_000_000, description="Largest input image file, in bytes."
+    )
+    # Pillow warns above ~89.5 million pixels (its own decompression-bomb guard); staying under it means
+    # every image Pillow would warn about is one we refuse anyway.
+    max_input_pixels: int = Field(
+        40_000_000,
+        ge=64 * 64,
+        le=89_000_000,
+        description="Largest input image in pixels (width x height), checked before decoding so a small "
+        "file that claims a huge size (a decompression bomb) is refused without being unpacked.",
+    )
+
+
 def _default_models() -> dict[str, ModelSettings]:
     return {"z-image-turbo": ModelSettings(), "qwen-image-edit-2511": ModelSettings()}
 
@@ -115,6 +215,7 @@ class Settings(_Section):
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     downloads: DownloadSettings = Field(default_factory=DownloadSettings)
+    inputs: InputSettings = Field(default_factory=InputSettings)
 
     @field_validator("models")
     @classmethod
@@ -124,6 +225,11 @@ class Settings(_Section):
         unknown = sorted(set(value) - set(MODELS))
         if unknown:
             raise ValueError(f"unknown model id {unknown[0]!r}; known: {', '.join(MODELS)}")
+        for model_id, options in value.items():
+            is_edit = MODELS[model_id].is_edit
+            for key in ("reference_vae_area", "reference_condition_area"):
+                if getattr(options, key) is not None and not is_edit:
+                    raise ValueError(f"{key} only applies to edit models; {model_id} is not one")
         return value
 
     def model(self, model_id: str) -> ModelSettings:
@@ -174,6 +280,9 @@ def format_validation_error(error: ValidationError, source: str) -> str:
     if first["type"] == "extra_forbidden":
         return f"{source}: unknown key {key!r}"
     message = first["msg"].removeprefix("Value error, ")
+    if isinstance(value, dict):
+        # A whole-section check (contradicting keys): the message names the keys, the dict adds noise.
+        return f"{source}: {message}"
     more = f" (and {len(error.errors()) - 1} more problem(s))" if len(error.errors()) > 1 else ""
     return f"{source}: {key} = {value!r} is invalid: {message}{more}"
 

@@ -62,6 +62,13 @@ class ModelNotAvailable(UserError):
     error_type = "model_not_available"
 
 
+class OutOfMemory(UserError):
+    """The job ran out of memory under every plan that was tried; the message says what to change."""
+
+    http_status = 507
+    error_type = "insufficient_memory"
+
+
 class BadOutput(ImageStudioError):
     """The pipeline produced NaN or an all-black image; never saved as if it were fine."""
 

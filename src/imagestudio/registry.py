@@ -65,6 +65,16 @@ class ModelSpec:
     #: Pixel area each reference image is encoded at for the VAE / the vision-language encoder.
     reference_vae_area: int | None = None
     reference_condition_area: int | None = None
+    #: Edit models: the output's pixel area when no size is given (the pipeline's rule: this area at the
+    #: last input image's aspect, sides multiples of 32).
+    default_output_area: int | None = None
+    #: img2img / inpaint on text-to-image models: how much of the init image is re-noised (0..1].
+    default_strength: float | None = None
+    default_inpaint_strength: float | None = None
+    #: The distilled "Lightning" LoRA of an edit model: hub repo and its weight file per step count.
+    lightning_repo: str | None = None
+    lightning_files: tuple[tuple[int, str], ...] = ()
+    lightning_bytes: int = 0
     tiny: bool = False
     description: str = ""
 
@@ -72,8 +82,21 @@ class ModelSpec:
     def is_edit(self) -> bool:
         return self.task == "edit"
 
+    def lightning_file(self, steps: int) -> str | None:
+        """The Lightning LoRA's weight file for ``steps`` (4 or 8), if this model has one."""
+        return dict(self.lightning_files).get(steps)
+
 
 _GB = 1000**3
+
+#: Qwen-Image-Edit-2511's distilled LoRA (lightx2v): 4 or 8 steps at true CFG 1.0, per its authors. The
+#: file names are those of the repository's bf16 V1.0 files.
+QWEN_EDIT_LIGHTNING_REPO = "lightx2v/Qwen-Image-Edit-2511-Lightning"
+QWEN_EDIT_LIGHTNING_FILES: tuple[tuple[int, str], ...] = (
+    (4, "Qwen-Image-Edit-2511-Lightning-4steps-V1.0-bf16.safetensors"),
+    (8, "Qwen-Image-Edit-2511-Lightning-8steps-V1.0-bf16.safetensors"),
+)
+LIGHTNING_TRUE_CFG = 1.0
 
 
 def _z_image(model_id: str, title: str, repo: str | None, *, tiny: bool) -> ModelSpec:
@@ -98,6 +121,9 @@ def _z_image(model_id: str, title: str, repo: str | None, *, tiny: bool) -> Mode
         max_side=2048 if tiny else 3072,
         max_pixels=1024 * 1024 if tiny else 2048 * 2048,
         quality_min_pixels=0 if tiny else 512 * 512,
+        # ZImageImg2ImgPipeline's own default; inpainting repaints the masked part completely.
+        default_strength=0.6,
+        default_inpaint_strength=1.0,
         tiny=tiny,
         description="random weights: output is noise (offline stand-in for Z-Image-Turbo)" if tiny else "",
     )
@@ -130,6 +156,11 @@ def _qwen_edit(model_id: str, title: str, repo: str | None, *, tiny: bool) -> Mo
         max_input_images=3,
         reference_vae_area=64 * 64 if tiny else 1024 * 1024,
         reference_condition_area=64 * 64 if tiny else 384 * 384,
+        # the tiny model keeps tests fast: 64² instead of the pipeline's 1024²
+        default_output_area=64 * 64 if tiny else 1024 * 1024,
+        lightning_repo=None if tiny else QWEN_EDIT_LIGHTNING_REPO,
+        lightning_files=() if tiny else QWEN_EDIT_LIGHTNING_FILES,
+        lightning_bytes=0 if tiny else int(0.85 * _GB),
         tiny=tiny,
         description="random weights: output is noise (offline stand-in for Qwen-Image-Edit-2511)"
         if tiny

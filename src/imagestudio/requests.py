@@ -7,13 +7,22 @@ field, the value and what is allowed.
 
 from __future__ import annotations
 
+import math
 import secrets
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, InstanceOf, ValidationError
 
+from imagestudio.engine.loras import LoraRef
 from imagestudio.errors import InvalidRequest
-from imagestudio.registry import DEFAULT_GENERATE_MODEL, ModelSpec, get_model
+from imagestudio.registry import (
+    DEFAULT_EDIT_MODEL,
+    DEFAULT_GENERATE_MODEL,
+    LIGHTNING_TRUE_CFG,
+    ModelSpec,
+    get_model,
+)
+from imagestudio.storage.inputs import InputImage
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
@@ -92,18 +101,36 @@ class _Request(BaseModel):
 
 
 class GenerateRequest(_Request):
-    """Text-to-image (and, with the edit issue's fields, img2img/inpaint) on a Z-Image model."""
+    """Text-to-image on a Z-Image model; with ``init_image`` img2img, and with ``mask`` too, inpainting.
+
+    img2img/inpaint sizes: the output is ``width`` x ``height`` and the init image (and mask) are resized
+    to it, stretching if the aspect differs (A1111's "just resize"); with no size given, the output takes
+    the init image's size, scaled into the model's bounds and rounded to a multiple of 16.
+    """
 
     model: str = DEFAULT_GENERATE_MODEL
     guidance_scale: float | None = Field(None, ge=0.0, le=30.0)
+    init_image: InstanceOf[InputImage] | None = None
+    #: White (>= 128 after greyscale) = repaint, black = keep.
+    mask: InstanceOf[InputImage] | None = None
+    #: How much of the init image is re-noised: 1.0 repaints fully; the run takes about strength x steps.
+    strength: float | None = Field(None, gt=0.0, le=1.0)
+    loras: tuple[LoraRef, ...] = ()
+
+    @property
+    def mode(self) -> Literal["text-to-image", "img2img", "inpaint"]:
+        if self.init_image is None:
+            return "text-to-image"
+        return "inpaint" if self.mask is not None else "img2img"
 
     def resolved(self, settings: Settings) -> GenerateRequest:
         """Every blank filled (registry, then config), every rule checked."""
         spec = get_model(self.model, task="text-to-image")
         self._check_prompt()
         gen = settings.generation
-        width = self.width or gen.default_width
-        height = self.height or gen.default_height
+        image_fields = self._resolved_image_fields(spec)
+        width = self.width or image_fields.get("width") or gen.default_width
+        height = self.height or image_fields.get("height") or gen.default_height
         check_size(spec, width, height)
         guidance = self.guidance_scale
         if guidance is None:
@@ -122,6 +149,13 @@ class GenerateRequest(_Request):
             )
         steps = self.steps or gen.default_num_inference_steps or spec.default_steps
         check_steps(spec, steps)
+        strength = image_fields.get("strength")
+        if strength is not None and denoising_steps(steps, strength) < 1:
+            raise InvalidRequest(
+                f"strength {strength} with {steps} steps runs no denoising step; use a strength of at "
+                f"least {1 / steps:.3g} or more steps",
+                param="strength",
+            )
         return self.model_copy(
             update={
                 "width": width,
@@ -129,5 +163,196 @@ class GenerateRequest(_Request):
                 "steps": steps,
                 "guidance_scale": guidance,
                 "seed": self.seed if self.seed is not None else random_seed(),
+                "strength": strength,
             }
         )
+
+    def _resolved_image_fields(self, spec: ModelSpec) -> dict[str, Any]:
+        """Checks of init image / mask / strength; the default size and strength they imply."""
+        if self.init_image is None:
+            for name, value in (("mask", self.mask), ("strength", self.strength)):
+                if value is not None:
+                    raise InvalidRequest(f"{name} needs an init image (--init-image)", param=name)
+            return {}
+        if spec.default_strength is None:
+            raise InvalidRequest(f"{spec.id} cannot start from an init image", param="init_image")
+        if (self.width is None) != (self.height is None):
+            raise InvalidRequest(
+                "give both width and height, or neither (the size then follows the init image)",
+                param="width" if self.width is None else "height",
+            )
+        if self.mask is not None:
+            check_mask(self.init_image, self.mask)
+        default = spec.default_inpaint_strength if self.mask is not None else spec.default_strength
+        fields: dict[str, Any] = {"strength": self.strength if self.strength is not None else default}
+        if self.width is None:
+            fields["width"], fields["height"] = fit_size(spec, self.init_image.width, self.init_image.height)
+        return fields
+
+    def denoising_steps(self) -> int:
+        """Transformer steps that actually run (img2img/inpaint skip the first ``(1 - strength)`` part)."""
+        assert self.steps is not None, "call resolved() first"
+        return self.steps if self.strength is None else denoising_steps(self.steps, self.strength)
+
+    def metadata_fields(self) -> dict[str, Any]:
+        """JSON-safe fields for the PNG metadata (input images as name + hash, not pixels)."""
+        fields = self.model_dump(exclude={"count", "init_image", "mask", "strength", "loras"})
+        if self.init_image is not None:
+            fields["mode"] = self.mode
+            fields["init_image"] = self.init_image.metadata()
+            fields["strength"] = self.strength
+            fields["denoising_steps"] = self.denoising_steps()
+            if self.mask is not None:
+                fields["mask"] = self.mask.metadata()
+        if self.loras:
+            fields["loras"] = [lora.metadata() for lora in self.loras]
+        return fields
+
+
+def denoising_steps(steps: int, strength: float) -> int:
+    """How many of ``steps`` an img2img/inpaint run with ``strength`` executes.
+
+    The same arithmetic as diffusers' ``get_timesteps`` for the Z-Image img2img/inpaint pipelines: the
+    schedule is built for ``steps`` and its first ``int(steps - steps * strength)`` steps are skipped.
+    """
+    return steps - int(max(steps - steps * strength, 0))
+
+
+def check_mask(image: InputImage, mask: InputImage) -> None:
+    """A mask must frame the same picture (same aspect, within 1 %) and mark something to repaint.
+
+    A mask of another size but the same aspect is resized to the output size like the init image; a
+    different aspect almost always means the wrong file, so it is refused rather than stretched.
+    """
+    image_aspect = image.width / image.height
+    mask_aspect = mask.width / mask.height
+    if abs(mask_aspect / image_aspect - 1) > 0.01:
+        raise InvalidRequest(
+            f"mask {mask.name!r} is {mask.width}x{mask.height} but the init image {image.name!r} is "
+            f"{image.width}x{image.height}: their aspect ratios differ",
+            param="mask",
+        )
+    if mask.image.getextrema()[1] < 128:
+        raise InvalidRequest(
+            f"mask {mask.name!r} is all black: nothing to repaint (white marks the part to repaint)",
+            param="mask",
+        )
+
+
+def fit_size(spec: ModelSpec, width: float, height: float, multiple: int | None = None) -> tuple[int, int]:
+    """``width`` x ``height`` scaled (keeping the aspect) into the model's size bounds, sides rounded down to
+    ``multiple`` (default: the model's); when the aspect cannot fit the bounds, the sides are clamped."""
+    step = multiple or spec.size_multiple
+    scale = min(1.0, math.sqrt(spec.max_pixels / (width * height)), spec.max_side / max(width, height))
+    if min(width, height) * scale < spec.min_side:
+        scale = spec.min_side / min(width, height)
+    low = -(-spec.min_side // step) * step
+    high = spec.max_side // step * step
+
+    def side(value: float) -> int:
+        return min(high, max(low, int(value * scale + 1e-6) // step * step))
+
+    return side(width), side(height)
+
+
+def default_edit_size(spec: ModelSpec, last_image: InputImage) -> tuple[int, int]:
+    """The edit pipeline's own rule, computed up front: ``default_output_area`` at the last input image's
+    aspect, each side rounded to a multiple of 32 (``calculate_dimensions`` in diffusers), then fitted into
+    the model's bounds."""
+    area = spec.default_output_area or 1024 * 1024
+    ratio = last_image.width / last_image.height
+    width = math.sqrt(area * ratio)
+    height = width / ratio
+    width, height = max(32, round(width / 32) * 32), max(32, round(height / 32) * 32)
+    return fit_size(spec, width, height, multiple=32)
+
+
+def check_image_count(spec: ModelSpec, count: int) -> None:
+    """1 to ``spec.max_input_images`` input images (Qwen-Image-Edit-2511 is made for 1-3)."""
+    if count < 1:
+        raise InvalidRequest(f"{spec.id} needs at least one input image (-i IMAGE)", param="images")
+    if count > spec.max_input_images:
+        raise InvalidRequest(
+            f"{count} input images given; {spec.id} takes 1 to {spec.max_input_images} "
+            "(refer to them as Picture 1, Picture 2… in the prompt)",
+            param="images",
+        )
+
+
+class EditRequest(_Request):
+    """Edit 1-3 input images with an instruction on a Qwen-Image-Edit model.
+
+    ``images`` are already opened and checked (:func:`imagestudio.storage.inputs.read_input_image`), so the
+    CLI, the API and the UI share one decoding path. Without ``width``/``height`` the output follows the
+    pipeline's rule (see :func:`default_edit_size`).
+    """
+
+    model: str = DEFAULT_EDIT_MODEL
+    images: tuple[InstanceOf[InputImage], ...] = ()
+    true_cfg_scale: float | None = Field(None, ge=1.0, le=20.0)
+    #: Use the model's Lightning LoRA for 4 or 8 steps (sets steps and true CFG unless given).
+    lightning: Literal[4, 8] | None = None
+    loras: tuple[LoraRef, ...] = ()
+    #: Pixel area each reference is encoded at (VAE / vision-language encoder); null = config, registry.
+    reference_vae_area: int | None = Field(None, ge=32 * 32, le=2048 * 2048)
+    reference_condition_area: int | None = Field(None, ge=32 * 32, le=2048 * 2048)
+
+    def resolved(self, settings: Settings) -> EditRequest:
+        """Every blank filled (registry, then config), every rule checked; no image is touched."""
+        spec = get_model(self.model, task="edit")
+        self._check_prompt()
+        check_image_count(spec, len(self.images))
+        if (self.width is None) != (self.height is None):
+            raise InvalidRequest(
+                "give both width and height, or neither (the size then follows the last input image)",
+                param="width" if self.width is None else "height",
+            )
+        if self.width is None or self.height is None:
+            width, height = default_edit_size(spec, self.images[-1])
+        else:
+            width, height = self.width, self.height
+        check_size(spec, width, height)
+        if self.lightning is not None and spec.lightning_file(self.lightning) is None:
+            raise InvalidRequest(f"{spec.id} has no Lightning LoRA", param="lightning")
+        steps = self.steps or self.lightning or spec.default_steps
+        check_steps(spec, steps)
+        true_cfg = self.true_cfg_scale
+        if true_cfg is None:
+            true_cfg = LIGHTNING_TRUE_CFG if self.lightning else (spec.default_true_cfg or 1.0)
+        negative = self.negative_prompt
+        if true_cfg <= 1.0:
+            # The pipeline only runs CFG when true_cfg > 1; a negative prompt would be silently ignored.
+            if negative is not None and negative.strip():
+                raise InvalidRequest(
+                    f"a negative prompt has no effect at true CFG {true_cfg}; raise --true-cfg above 1 "
+                    "(the Lightning LoRA is made for 1.0)",
+                    param="negative_prompt",
+                )
+            negative = None
+        elif negative is None:
+            negative = spec.default_negative_prompt
+        options = settings.model(spec.id)
+        return self.model_copy(
+            update={
+                "width": width,
+                "height": height,
+                "steps": steps,
+                "true_cfg_scale": true_cfg,
+                "negative_prompt": negative,
+                "seed": self.seed if self.seed is not None else random_seed(),
+                "reference_vae_area": self.reference_vae_area
+                or options.reference_vae_area
+                or spec.reference_vae_area,
+                "reference_condition_area": self.reference_condition_area
+                or options.reference_condition_area
+                or spec.reference_condition_area,
+            }
+        )
+
+    def metadata_fields(self) -> dict[str, Any]:
+        """JSON-safe fields for the PNG metadata: the inputs by name and SHA-256."""
+        fields = self.model_dump(exclude={"count", "images", "loras"})
+        fields["input_images"] = [image.metadata() for image in self.images]
+        if self.loras:
+            fields["loras"] = [lora.metadata() for lora in self.loras]
+        return fields

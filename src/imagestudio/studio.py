@@ -15,15 +15,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imagestudio import __version__
-from imagestudio.engine.runners import ProgressCallback, generate_kwargs, run_pipeline
+from imagestudio.engine.loras import activate_loras, lightning_ref, resolve_lora, resolve_loras
+from imagestudio.engine.runners import (
+    ProgressCallback,
+    edit_kwargs,
+    generate_kwargs,
+    image_pipeline,
+    run_pipeline,
+)
+from imagestudio.registry import get_model
 from imagestudio.storage.files import image_basename, write_new_file
 from imagestudio.storage.metadata import png_bytes
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
+    from imagestudio.engine.loras import ResolvedLora
     from imagestudio.engine.manager import LoadedModel, ModelManager
     from imagestudio.engine.runners import RunnerImage
-    from imagestudio.requests import GenerateRequest
+    from imagestudio.memory.oom import MemoryRunner, PlannedRun
+    from imagestudio.memory.planner import MemoryPlanner
+    from imagestudio.requests import EditRequest, GenerateRequest
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +63,21 @@ class StudioResult:
             ],
             "model": self.model,
             "elapsed_s": round(self.elapsed_s, 3),
+            **self.extra,
         }
 
 
 class Studio:
     """Runs requests; one instance per process, created by the edge that needs it."""
 
-    def __init__(self, settings: Settings, manager: ModelManager | None = None) -> None:
+    def __init__(
+        self, settings: Settings, manager: ModelManager | None = None, planner: MemoryPlanner | None = None
+    ) -> None:
         self.settings = settings
         self._manager = manager
         self._manager_lock = threading.Lock()
+        self._planner = planner
+        self._memory: MemoryRunner | None = None
 
     @property
     def manager(self) -> ModelManager:
@@ -74,6 +90,19 @@ class Studio:
                 self._manager = ModelManager(self.settings, resolve_device(self.settings.device.type))
             return self._manager
 
+    @property
+    def memory(self) -> MemoryRunner:
+        """Plans each job's memory, loads through the manager and recovers from out-of-memory once."""
+        manager = self.manager
+        with self._manager_lock:
+            if self._memory is None:
+                from imagestudio.memory.oom import MemoryRunner
+                from imagestudio.memory.planner import MemoryPlanner
+
+                planner = self._planner or MemoryPlanner(self.settings, device=manager.device)
+                self._memory = MemoryRunner(manager, planner)
+            return self._memory
+
     def generate(
         self,
         request: GenerateRequest,
@@ -81,22 +110,84 @@ class Studio:
         on_step: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> StudioResult:
-        """Text-to-image. ``request`` is resolved here if it was not already."""
+        """Text-to-image, or img2img / inpaint when the request has an init image (and a mask).
+
+        ``request`` is resolved here if it was not already.
+        """
         request = request.resolved(self.settings)
+        loras = resolve_loras(request.loras)
         started = time.perf_counter()
-        with self.manager.acquire(request.model) as loaded:
-            images = run_pipeline(
-                loaded.pipe,
+
+        def job(loaded: LoadedModel) -> list[RunnerImage]:
+            use_loras(loaded, loras)
+            return run_pipeline(
+                image_pipeline(loaded.pipe, request),
                 generate_kwargs(request),
                 request.seeds(),
                 steps=request.steps or 0,
                 dtype=loaded.dtype,
                 on_step=on_step,
                 cancel=cancel,
+                progress_steps=request.denoising_steps(),
             )
+
+        run = self.memory.run(get_model(request.model), request, job)
+        return self._finish(run, request, loras, started, out_dir)
+
+    def edit(
+        self,
+        request: EditRequest,
+        out_dir: Path | None = None,
+        on_step: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> StudioResult:
+        """Edit 1-3 input images with an instruction. ``request`` is resolved here if it was not already.
+
+        Every LoRA file (the Lightning one included) is found before the model loads, so a missing file
+        fails in a second, not after minutes of loading.
+        """
+        from imagestudio.engine.reference_size import edit_call
+
+        request = request.resolved(self.settings)
+        loras = resolve_loras(request.loras)
+        if request.lightning is not None:
+            ref, size = lightning_ref(get_model(request.model), request.lightning)
+            loras.insert(0, resolve_lora(ref, size_hint=size))
+        started = time.perf_counter()
+
+        def job(loaded: LoadedModel) -> list[RunnerImage]:
+            use_loras(loaded, loras)
+            return run_pipeline(
+                loaded.pipe,
+                edit_kwargs(request),
+                request.seeds(),
+                steps=request.steps or 0,
+                dtype=loaded.dtype,
+                on_step=on_step,
+                cancel=cancel,
+                call=edit_call(
+                    loaded.pipe, request.reference_vae_area or 0, request.reference_condition_area or 0
+                ),
+            )
+
+        run = self.memory.run(get_model(request.model), request, job)
+        return self._finish(run, request, loras, started, out_dir)
+
+    def _finish(
+        self,
+        run: PlannedRun[list[RunnerImage]],
+        request: GenerateRequest | EditRequest,
+        loras: list[ResolvedLora],
+        started: float,
+        out_dir: Path | None,
+    ) -> StudioResult:
+        """Metadata (request, LoRAs, memory report) on every image, files written, the result described."""
+        images, loaded = run.result, run.loaded
         elapsed = time.perf_counter() - started
-        base = self._metadata(loaded, request.model_dump(exclude={"count"}), elapsed / len(images))
-        return StudioResult(request.model, self._save(images, base, out_dir), elapsed)
+        base = self._metadata(loaded, with_loras(request.metadata_fields(), loras), elapsed / len(images))
+        base["memory"] = run.report.as_dict()
+        memory = {"plan": run.plan.describe(), "recovered_from": list(run.report.recovered_from)}
+        return StudioResult(request.model, self._save(images, base, out_dir), elapsed, {"memory": memory})
 
     def _metadata(
         self, loaded: LoadedModel, fields: dict[str, Any], elapsed_per_image: float
@@ -136,3 +227,16 @@ class Studio:
             log.info("wrote %s", path)
             saved.append(SavedImage(path, item.seed, item.image.width, item.image.height, meta))
         return saved
+
+
+def use_loras(loaded: LoadedModel, loras: list[ResolvedLora]) -> None:
+    """Make exactly ``loras`` active on the lent pipeline (the manager's lock is held by the caller)."""
+    previous, loaded.lora_key = loaded.lora_key, ()
+    loaded.lora_key = activate_loras(loaded.pipe, previous, loras)
+
+
+def with_loras(fields: dict[str, Any], loras: list[ResolvedLora]) -> dict[str, Any]:
+    """Metadata fields with the LoRAs as actually loaded (file name, size, scale)."""
+    if loras:
+        return {**fields, "loras": [lora.metadata() for lora in loras]}
+    return fields

@@ -16,6 +16,7 @@ from imagestudio.cli.app import (
     print_result,
     run_with_progress,
 )
+from imagestudio.cli.options import LoraOption
 
 
 @app.command()
@@ -38,14 +39,39 @@ def generate(
         int, typer.Option("--count", "-n", help="Images to make, with seeds seed, seed+1, …")
     ] = 1,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for the images.")] = None,
+    init_image: Annotated[
+        Path | None,
+        typer.Option("--init-image", help="Start from this image (img2img); resized to the output size."),
+    ] = None,
+    strength: Annotated[
+        float | None,
+        typer.Option(
+            "--strength", help="With --init-image: how much to change, 0 < s <= 1 (default 0.6, inpaint 1.0)."
+        ),
+    ] = None,
+    mask: Annotated[
+        Path | None,
+        typer.Option("--mask", help="With --init-image: repaint only the white part of this mask (inpaint)."),
+    ] = None,
+    lora: LoraOption = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Make images from a text prompt."""
+    """Make images from a text prompt, or rework an image (--init-image) or part of it (--mask)."""
+    from imagestudio.engine.loras import parse_lora
     from imagestudio.registry import DEFAULT_GENERATE_MODEL
     from imagestudio.requests import GenerateRequest
+    from imagestudio.storage.inputs import InputLimits, read_input_image, silence_pillow_bomb_warning
 
     settings = load_config(config)
+    images = {}
+    if init_image is not None or mask is not None:
+        silence_pillow_bomb_warning()
+        limits = InputLimits.from_settings(settings)
+        if init_image is not None:
+            images["init_image"] = read_input_image(init_image, limits, label="init image")
+        if mask is not None:
+            images["mask"] = read_input_image(mask, limits, purpose="mask", label="mask")
     request = GenerateRequest.build(
         model=model or DEFAULT_GENERATE_MODEL,
         prompt=prompt,
@@ -55,6 +81,9 @@ def generate(
         guidance_scale=guidance,
         seed=seed,
         count=count,
+        strength=strength,
+        loras=tuple(parse_lora(text) for text in lora or []),
+        **images,
     ).resolved(settings)
     result = run_with_progress(
         settings, lambda studio, on_step: studio.generate(request, out, on_step=on_step)

@@ -19,9 +19,12 @@ from imagestudio.errors import ModelNotAvailable
 from imagestudio.registry import ModelSpec
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from diffusers import DiffusionPipeline
 
     from imagestudio.config import Settings
+    from imagestudio.memory.plan import MemoryPlan
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +116,12 @@ def quiet_library_progress() -> None:
     transformers_logging.disable_progress_bar()
 
 
-def load_pipeline(spec: ModelSpec, settings: Settings) -> DiffusionPipeline:
-    """Load the model's pipeline on the CPU in its configured dtype; placing it is the caller's job."""
+def load_pipeline(spec: ModelSpec, settings: Settings, quantization_config: Any = None) -> DiffusionPipeline:
+    """Load the model's pipeline on the CPU in its configured dtype; placing it is the caller's job.
+
+    ``quantization_config`` (a diffusers ``PipelineQuantizationConfig``, from the memory plan) quantizes
+    components while they load, so the full-precision weights never sit in RAM.
+    """
     import diffusers
     import torch
 
@@ -129,6 +136,8 @@ def load_pipeline(spec: ModelSpec, settings: Settings) -> DiffusionPipeline:
         "low_cpu_mem_usage": options.low_cpu_mem_usage,
         "use_safetensors": True,
     }
+    if quantization_config is not None:
+        kwargs["quantization_config"] = quantization_config
     if spec.family == "qwen-image-edit":
         from imagestudio.engine.processor import load_edit_processor
 
@@ -141,21 +150,33 @@ def load_pipeline(spec: ModelSpec, settings: Settings) -> DiffusionPipeline:
     return pipe
 
 
-def place_pipeline(pipe: DiffusionPipeline, device: str, settings: Settings) -> str:
-    """Put a loaded pipeline on ``device`` following the config's offload switches; returns what it did.
+def load_planned(
+    loader: Callable[..., Any],
+    spec: ModelSpec,
+    settings: Settings,
+    device: str,
+    plan: MemoryPlan | None = None,
+) -> tuple[Any, MemoryPlan | None]:
+    """Load ``spec`` with ``loader`` and place it on ``device`` as the memory ``plan`` says.
 
-    The documents' ``sequential_offload`` wins over ``enable_cpu_offload`` (both true means sequential).
-    Offload only exists to save accelerator memory: on the CPU it is meaningless and skipped.
+    Without a plan, the model's default job is planned on this machine. Loaders that return something
+    other than a diffusers pipeline (stand-ins in tests) are only moved to ``device``.
     """
-    dev = settings.device
-    if device == "cpu":
-        pipe.to("cpu")
-        return "cpu"
-    if dev.sequential_offload:
-        pipe.enable_sequential_cpu_offload(device=device)
-        return "sequential"
-    if dev.enable_cpu_offload:
-        pipe.enable_model_cpu_offload(device=device)
-        return "model_offload"
-    pipe.to(device)
-    return "full"
+    from imagestudio.memory.apply import apply_plan, quantization_config
+    from imagestudio.memory.planner import MemoryPlanner
+
+    if plan is None and loader is load_pipeline:
+        plan = MemoryPlanner(settings, device=device).plan(spec)
+    quantization = quantization_config(plan) if plan is not None else None
+    if quantization is not None:
+        pipe = loader(spec, settings, quantization_config=quantization)
+    else:
+        pipe = loader(spec, settings)
+    if not hasattr(pipe, "components"):
+        if hasattr(pipe, "to"):
+            pipe.to(device)
+        return pipe, plan
+    if plan is None:
+        plan = MemoryPlanner(settings, device=device).plan(spec)
+    apply_plan(pipe, plan, device, family=spec.family)
+    return pipe, plan

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
     from PIL import Image
 
-    from imagestudio.requests import GenerateRequest
+    from imagestudio.requests import EditRequest, GenerateRequest
 
 #: Highest value (0..1) an image may reach and still count as all black.
 BLACK_LEVEL = 1.5 / 255
@@ -93,18 +93,27 @@ def run_pipeline(
     dtype: str,
     on_step: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    *,
+    call: Callable[..., Any] | None = None,
+    progress_steps: int | None = None,
 ) -> list[RunnerImage]:
-    """Call ``pipe`` once per seed (each image reproducible on its own), checking every output."""
+    """Call ``pipe`` once per seed (each image reproducible on its own), checking every output.
+
+    ``call`` replaces ``pipe(...)`` (the edit runner's reference-area call); ``progress_steps`` is the
+    number of steps that actually run when it differs from ``steps`` (img2img runs ~strength x steps).
+    """
     results: list[RunnerImage] = []
+    invoke = call or pipe
+    shown_steps = progress_steps or steps
     for number, seed in enumerate(seeds, start=1):
         if cancel is not None and cancel.is_set():
             raise JobCancelled("cancelled")
-        output = pipe(
+        output = invoke(
             **call_kwargs,
             num_inference_steps=steps,
             generator=generator_for(seed),
             output_type="np",
-            callback_on_step_end=_step_callback(on_step, cancel, number, len(seeds), steps),
+            callback_on_step_end=_step_callback(on_step, cancel, number, len(seeds), shown_steps),
         )
         if cancel is not None and cancel.is_set():
             raise JobCancelled("cancelled")
@@ -115,10 +124,73 @@ def run_pipeline(
 
 
 def generate_kwargs(request: GenerateRequest) -> dict[str, Any]:
-    """The ZImagePipeline arguments for a resolved request (steps, seed and callback added by the caller)."""
-    return {
+    """The ZImagePipeline arguments for a resolved request (steps, seed and callback added by the caller).
+
+    For img2img/inpaint the init image and mask are resized to the output size here: the Z-Image
+    img2img/inpaint pipelines encode the init image at its own size and fail when it differs from
+    ``width`` x ``height``.
+    """
+    kwargs: dict[str, Any] = {
         "prompt": request.prompt,
         "height": request.height,
         "width": request.width,
         "guidance_scale": request.guidance_scale,
+    }
+    if request.init_image is not None:
+        from PIL import Image
+
+        size = (request.width or 0, request.height or 0)
+        kwargs["image"] = _resized(request.init_image.image, size, Image.Resampling.LANCZOS)
+        kwargs["strength"] = request.strength
+        if request.mask is not None:
+            # Bilinear edges, then the pipeline binarises at 0.5: white (repaint) vs black (keep).
+            kwargs["mask_image"] = _resized(request.mask.image, size, Image.Resampling.BILINEAR)
+    return kwargs
+
+
+def _resized(image: Image.Image, size: tuple[int, int], method: Any) -> Image.Image:
+    return image if image.size == size else image.resize(size, method)
+
+
+def image_pipeline(pipe: DiffusionPipeline, request: GenerateRequest) -> DiffusionPipeline:
+    """The pipeline that runs ``request``: ``pipe`` itself for text-to-image, else an img2img or inpaint
+    pipeline over the same components (see :func:`derived_pipeline`)."""
+    if request.init_image is None:
+        return pipe
+    import diffusers
+
+    name = "ZImageInpaintPipeline" if request.mask is not None else "ZImageImg2ImgPipeline"
+    return derived_pipeline(getattr(diffusers, name), pipe)
+
+
+def derived_pipeline(pipeline_class: type[DiffusionPipeline], pipe: DiffusionPipeline) -> DiffusionPipeline:
+    """A ``pipeline_class`` built from ``pipe``'s very component objects: no second copy of any weight.
+
+    This is what ``DiffusionPipeline.from_pipe`` does, minus its final ``.to(dtype)``: ``from_pipe`` casts
+    the shared modules to its ``dtype`` argument, float32 by default, which would silently turn the
+    loaded bf16 weights into float32 (twice the memory, other pixels) for the text-to-image pipeline too,
+    and would undo any storage-dtype casting a memory plan applied. Only the scheduler is new (built from
+    the same config): img2img moves its begin index, and the text-to-image pipeline must not inherit that.
+    """
+    components = dict(pipe.components)
+    components["scheduler"] = type(pipe.scheduler).from_config(pipe.scheduler.config)
+    derived = pipeline_class(**components)
+    derived.set_progress_bar_config(disable=True)
+    return derived
+
+
+def edit_kwargs(request: EditRequest) -> dict[str, Any]:
+    """The QwenImageEditPlusPipeline arguments for a resolved request.
+
+    Width and height are always passed (resolved up front, multiples of 16), so the pipeline never
+    rounds them silently. No negative prompt is passed when true CFG is off (<= 1): the pipeline would
+    only warn that it ignores it.
+    """
+    return {
+        "image": [item.image for item in request.images],
+        "prompt": request.prompt,
+        "negative_prompt": request.negative_prompt,
+        "true_cfg_scale": request.true_cfg_scale,
+        "height": request.height,
+        "width": request.width,
     }

@@ -1,0 +1,93 @@
+"""``imagestudio edit``: edit one to three pictures with an instruction (Qwen-Image-Edit)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from imagestudio.cli.app import (
+    ConfigOption,
+    JsonOption,
+    app,
+    friendly_errors,
+    load_config,
+    print_result,
+    run_with_progress,
+)
+from imagestudio.cli.options import LoraOption
+
+
+@app.command()
+@friendly_errors
+def edit(
+    prompt: Annotated[
+        str, typer.Argument(help="The instruction (any language); call the inputs Picture 1, 2, 3.")
+    ],
+    images: Annotated[
+        list[Path] | None,
+        typer.Option("--image", "-i", help="Input image (PNG, JPEG, WebP); 1 to 3, in order."),
+    ] = None,
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Model id (see `imagestudio models list`).")
+    ] = "",
+    steps: Annotated[int | None, typer.Option("--steps", help="Denoising steps (default: official).")] = None,
+    true_cfg: Annotated[
+        float | None, typer.Option("--true-cfg", help="True CFG scale (official 4.0; 1.0 turns CFG off).")
+    ] = None,
+    negative: Annotated[
+        str | None, typer.Option("--negative", help="Negative prompt (official: a single space).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed; random when not given.")] = None,
+    width: Annotated[
+        int | None,
+        typer.Option(
+            "--width",
+            "-W",
+            help="Output width, multiple of 16 (with --height; default: ~1024² at the last image's aspect).",
+        ),
+    ] = None,
+    height: Annotated[
+        int | None, typer.Option("--height", "-H", help="Output height, multiple of 16 (with --width).")
+    ] = None,
+    count: Annotated[
+        int, typer.Option("--count", "-n", help="Images to make, with seeds seed, seed+1, …")
+    ] = 1,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for the images.")] = None,
+    lora: LoraOption = None,
+    lightning: Annotated[
+        int | None,
+        typer.Option("--lightning", help="Use the Lightning LoRA: 4 or 8 steps at true CFG 1.0."),
+    ] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Edit one to three images with an instruction."""
+    from imagestudio.engine.loras import parse_lora
+    from imagestudio.registry import DEFAULT_EDIT_MODEL, get_model
+    from imagestudio.requests import EditRequest, check_image_count
+    from imagestudio.storage.inputs import InputLimits, read_input_image, silence_pillow_bomb_warning
+
+    settings = load_config(config)
+    model_id = model or DEFAULT_EDIT_MODEL
+    # Count first: a fourth image is refused before any file is decoded.
+    check_image_count(get_model(model_id, task="edit"), len(images or []))
+    silence_pillow_bomb_warning()
+    limits = InputLimits.from_settings(settings)
+    request = EditRequest.build(
+        model=model_id,
+        prompt=prompt,
+        images=tuple(read_input_image(path, limits) for path in images or []),
+        steps=steps,
+        true_cfg_scale=true_cfg,
+        negative_prompt=negative,
+        seed=seed,
+        width=width,
+        height=height,
+        count=count,
+        loras=tuple(parse_lora(text) for text in lora or []),
+        lightning=lightning,
+    ).resolved(settings)
+    result = run_with_progress(settings, lambda studio, on_step: studio.edit(request, out, on_step=on_step))
+    print_result(result, as_json)

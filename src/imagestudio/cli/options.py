@@ -1,0 +1,16 @@
+"""Options shared by more than one command (beyond those of :mod:`imagestudio.cli.app`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+LoraOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--lora",
+        help="LoRA as PATH_OR_REPO[:SCALE] (.safetensors file or folder, or a hub repo already in the "
+        "Hugging Face cache); repeatable.",
+    ),
+]

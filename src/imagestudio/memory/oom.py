@@ -1,0 +1,124 @@
+"""Running a job under a memory plan, and recovering once when the accelerator runs out of memory.
+
+When a job (or loading its model) raises an out-of-memory error, everything is freed (the model is
+unloaded, caches emptied), the planner steps down to the next plan with a smaller predicted footprint,
+and the job runs once more. The result records which plan worked; if the smaller plan also runs out, the
+job fails with a one-line :class:`~imagestudio.errors.OutOfMemory` that says what to change.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from imagestudio.errors import OutOfMemory
+
+if TYPE_CHECKING:
+    from imagestudio.engine.manager import LoadedModel, ModelManager
+    from imagestudio.memory.log import MemoryReport
+    from imagestudio.memory.plan import MemoryPlan
+    from imagestudio.memory.planner import MemoryPlanner
+    from imagestudio.registry import ModelSpec
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Substrings of the messages torch and its allocators use when memory runs out (CUDA, MPS, CPU).
+OOM_MESSAGES = ("out of memory", "not enough memory", "failed to allocate memory")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` means "no memory left" on any device (the rest are bugs, not plans to change)."""
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and any(m in str(exc).lower() for m in OOM_MESSAGES)
+
+
+@dataclass(frozen=True)
+class PlannedRun(Generic[T]):
+    result: T
+    loaded: LoadedModel
+    plan: MemoryPlan
+    report: MemoryReport
+
+
+def advice(spec: ModelSpec, plan: MemoryPlan) -> str:
+    """What a person can change when even ``plan`` runs out of memory."""
+    tips = []
+    workload = plan.workload
+    if workload.width * workload.height > 768 * 768:
+        tips.append("a smaller size")
+    if workload.input_images > 1:
+        tips.append("fewer reference images")
+    if plan.weights == "bf16":
+        tips.append("device.weights: fp8 (or nf4 with bitsandbytes installed)")
+    if plan.accelerator == "cuda":
+        tips.append("closing other programs that use the GPU")
+    if plan.accelerator == "cpu":
+        tips.append("closing other programs or adding RAM/swap")
+    return ", ".join(tips) or "a machine with more memory"
+
+
+class MemoryRunner:
+    """Plans, loads and runs jobs on ``manager``'s models; one out-of-memory retry per job.
+
+    Holds the plan of the pipeline it last loaded so the next request can keep that placement.
+    """
+
+    def __init__(self, manager: ModelManager, planner: MemoryPlanner) -> None:
+        self.manager = manager
+        self.planner = planner
+        self._last: MemoryPlan | None = None
+
+    def resident_plan(self, model_id: str) -> MemoryPlan | None:
+        last = self._last
+        return last if last is not None and self.manager.loaded_id == model_id == last.model_id else None
+
+    def run(self, spec: ModelSpec, request: Any, job: Callable[[LoadedModel], T]) -> PlannedRun[T]:
+        from imagestudio.engine.manager import free_memory
+        from imagestudio.memory.apply import set_vae_tiling
+        from imagestudio.memory.log import begin_job, end_job
+
+        plan = self.planner.plan_for_request(spec, request, self.resident_plan(spec.id))
+        if not plan.fits:
+            log.warning("%s: %s", spec.id, plan.why)
+        tried: list[str] = []
+        while True:
+            device = self.manager.device
+            try:
+                begin_job(device)
+                with self.manager.acquire(spec.id, plan) as loaded:
+                    self._last = plan
+                    # Tiling is a switch on the VAE: the resident pipeline follows each request's plan.
+                    set_vae_tiling(loaded.pipe, plan.vae_tiling, _tile_pixels(spec))
+                    result = job(loaded)
+                    report = end_job(device, loaded.pipe, plan, tuple(tried))
+                return PlannedRun(result, loaded, plan, report)
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                self._last = None
+                self.manager.unload()
+                free_memory()
+                tried.append(plan.describe())
+                smaller = self.planner.step_down(spec, plan) if len(tried) == 1 else None
+                if smaller is None:
+                    raise OutOfMemory(
+                        f"{spec.id} ran out of memory at {plan.workload.describe()} with "
+                        f"{' and then '.join(tried)}; try {advice(spec, plan)}",
+                        param="memory",
+                    ) from None
+                log.warning("%s: %s; retrying once", spec.id, smaller.why)
+                plan = smaller
+
+
+def _tile_pixels(spec: ModelSpec) -> int | None:
+    from imagestudio.memory.activations import ACTIVATIONS
+
+    model = ACTIVATIONS.get(spec.family)
+    return model.vae_tile_pixels if model else None

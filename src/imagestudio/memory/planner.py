@@ -1,0 +1,178 @@
+"""The planning service: settings + this machine (or a simulated one) → a memory plan per request.
+
+The studio owns one :class:`MemoryPlanner`. It probes the hardware when asked (free accelerator memory
+changes as other programs come and go), sizes models once per process, turns requests into workloads
+and decides whether a resident pipeline can serve the next request as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from imagestudio.memory.activations import Workload
+from imagestudio.memory.plan import Candidate as _Candidate
+from imagestudio.memory.plan import (
+    Environment,
+    MemoryPlan,
+    PlanContext,
+    detect_environment,
+    evaluate,
+    plan_memory,
+    step_down,
+)
+
+if TYPE_CHECKING:
+    from imagestudio.config import Settings
+    from imagestudio.hardware import Hardware
+    from imagestudio.memory.sizes import ModelSizes
+    from imagestudio.registry import ModelSpec
+
+log = logging.getLogger(__name__)
+
+
+def workload_for(spec: ModelSpec, request: Any = None, settings: Settings | None = None) -> Workload:
+    """The memory-relevant part of a request (any of the request types), or the model's default job.
+
+    Works by duck typing so every request type (text-to-image, edit, img2img, inpaint) maps the same
+    way: ``width``/``height``; input images from ``images`` (edit) or ``image`` (img2img/inpaint);
+    classifier-free guidance from ``guidance_scale`` > 0 (Z-Image) or ``true_cfg_scale`` > 1 (Qwen edit).
+    """
+    gen = settings.generation if settings is not None else None
+    width = getattr(request, "width", None) or spec.default_width or (gen.default_width if gen else 1024)
+    height = getattr(request, "height", None) or spec.default_height or (gen.default_height if gen else 1024)
+    steps = getattr(request, "steps", None) or spec.default_steps
+    images = getattr(request, "images", None)
+    if images is None:
+        single = getattr(request, "image", None) or getattr(request, "init_image", None)
+        images = [single] if single is not None else []
+    count = len(images) if request is not None else (1 if spec.is_edit else 0)
+    if spec.is_edit:
+        count = max(count, 1)
+        input_area = getattr(request, "reference_vae_area", None) or spec.reference_vae_area or width * height
+        condition_area = (
+            getattr(request, "reference_condition_area", None) or spec.reference_condition_area or 0
+        )
+        true_cfg = getattr(request, "true_cfg_scale", None)
+        cfg = (spec.default_true_cfg or 0) > 1 if true_cfg is None else true_cfg > 1
+    else:
+        input_area = width * height if count else 0
+        condition_area = 0
+        guidance = getattr(request, "guidance_scale", None) or 0.0
+        cfg = guidance > 0
+    return Workload(
+        width=int(width),
+        height=int(height),
+        input_images=count,
+        input_area=int(input_area),
+        condition_area=int(condition_area),
+        cfg=bool(cfg),
+        steps=int(steps),
+    )
+
+
+class MemoryPlanner:
+    """Plans for ``settings`` on ``hardware`` (probed on each plan when not given) running on ``device``.
+
+    ``device`` is where pipelines really execute; it may differ from the planned-for hardware, e.g. to
+    exercise offload plans of a simulated card on the CPU (diffusers applies model and group offload
+    with a CPU onload device).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        hardware: Hardware | None = None,
+        device: str | None = None,
+        environment: Environment | None = None,
+    ) -> None:
+        self.settings = settings
+        self._hardware = hardware
+        self._device = device
+        self._environment = environment
+        # Sizes read from a model folder (models without packaged configs), once per model: later plans
+        # must not need the files (a model parked in RAM may have lost its folder) nor re-verify them.
+        self._folder_sizes: dict[str, ModelSizes] = {}
+
+    @property
+    def environment(self) -> Environment:
+        if self._environment is None:
+            self._environment = detect_environment()
+        return self._environment
+
+    def hardware(self) -> Hardware:
+        if self._hardware is not None:
+            return self._hardware
+        from imagestudio.hardware import probe_hardware
+
+        return probe_hardware(self.device, self.settings.models_dir)
+
+    @property
+    def device(self) -> str:
+        if self._device is None:
+            from imagestudio.hardware import resolve_device
+
+            self._device = resolve_device(self.settings.device.type)
+        return self._device
+
+    def sizes(self, spec: ModelSpec) -> ModelSizes:
+        from imagestudio.memory.sizes import model_sizes, packaged_config_dir
+
+        if packaged_config_dir(spec.id) is not None:
+            return model_sizes(spec, None)
+        if spec.id not in self._folder_sizes:
+            from imagestudio.engine.loader import require_model_dir
+
+            self._folder_sizes[spec.id] = model_sizes(spec, require_model_dir(spec, self.settings))
+        return self._folder_sizes[spec.id]
+
+    def context(self, spec: ModelSpec, workload: Workload, hardware: Hardware | None = None) -> PlanContext:
+        return PlanContext(
+            spec=spec,
+            sizes=self.sizes(spec),
+            hardware=hardware or self.hardware(),
+            workload=workload,
+            device_settings=self.settings.device,
+            compute_dtype=self.settings.model(spec.id).torch_dtype,
+            environment=self.environment,
+            runs_on=self.device,
+        )
+
+    def plan(self, spec: ModelSpec, workload: Workload | None = None) -> MemoryPlan:
+        workload = workload or workload_for(spec, None, self.settings)
+        return plan_memory(self.context(spec, workload))
+
+    def plan_for_request(
+        self, spec: ModelSpec, request: Any, resident: MemoryPlan | None = None
+    ) -> MemoryPlan:
+        """The plan for ``request``; keeps the resident pipeline's placement when it still fits.
+
+        Loading a model again costs far more than running it a little slower, so a resident placement that
+        fits the new request (with or without VAE tiling, which is free to toggle) is kept, even after an
+        out-of-memory step-down.
+        """
+        workload = workload_for(spec, request, self.settings)
+        context = self.context(spec, workload)
+        if resident is not None and resident.model_id == spec.id:
+            tiling = self.settings.device.vae_tiling
+            for tiled in (False, True):
+                if tiling != "auto" and tiled != (tiling == "on"):
+                    continue
+                again = evaluate(
+                    _Candidate(resident.profile, resident.weights, resident.pinned, tiled),
+                    model_id=spec.id,
+                    family=spec.family,
+                    sizes=context.sizes,
+                    hardware=context.hardware,
+                    workload=workload,
+                    compute_dtype=context.compute_dtype,
+                    reserve_gb=self.settings.device.vram_reserve_gb,
+                    attention_backend=resident.attention_backend,
+                )
+                if again.fits_vram:
+                    return replace(again, why=f"kept the loaded {resident.describe()}: it fits this request")
+        return plan_memory(context)
+
+    def step_down(self, spec: ModelSpec, current: MemoryPlan) -> MemoryPlan | None:
+        return step_down(self.context(spec, current.workload), current)

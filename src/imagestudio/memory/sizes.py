@@ -1,0 +1,225 @@
+"""Exact component sizes, from the real configs instantiated on the meta device.
+
+The real models' configs ship with the package (``imagestudio/model_configs/<model id>/<component>.json``)
+so a size is known before anything is downloaded. Sources:
+
+* ``z-image-turbo``: ``transformer.json``, ``vae.json`` and ``text_encoder.json`` are the
+  ``transformer/config.json``, ``vae/config.json`` and ``text_encoder/config.json`` of
+  ``Tongyi-MAI/Z-Image-Turbo`` as reproduced verbatim by several independent projects (the FLUX VAE,
+  a Qwen3-4B text encoder that the pipeline loads as ``Qwen3Model``).
+* ``qwen-image-edit-2511``: the transformer config is the Qwen-Image family's (identical to the class
+  defaults) with 2511's ``zero_cond_t: true``; the VAE config is the family's ``AutoencoderKLQwenImage``
+  config (= class defaults with the published latent statistics); the text encoder config is
+  Qwen2.5-VL-7B-Instruct's, which the Qwen-Image repositories ship under ``text_encoder/``.
+
+Instantiating the classes on the meta device allocates no memory and takes about a second; the results
+are cached per process. Other models (the tiny ones) are sized from their own folder's configs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from imagestudio.registry import ModelSpec
+
+if TYPE_CHECKING:
+    import torch
+
+COMPONENTS = ("transformer", "text_encoder", "vae")
+
+#: The transformers class each family's pipeline loads its text encoder as (diffusers classes are named
+#: by the config's own ``_class_name``).
+TEXT_ENCODER_CLASSES = {
+    "z-image": ("Qwen3Model", "Qwen3Config"),
+    "qwen-image-edit": ("Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLConfig"),
+}
+
+#: Submodules that block-level group offloading must descend into to find the layer lists (diffusers'
+#: ``block_modules``): the VL text encoder nests its decoder layers under ``model.language_model``, so
+#: without these names the whole 8B encoder would be one group.
+GROUP_BLOCK_MODULES: dict[str, list[str]] = {
+    "Qwen2_5_VLForConditionalGeneration": ["model", "language_model", "visual"],
+}
+
+#: Bytes per parameter of the load dtypes.
+DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
+
+
+@dataclass(frozen=True)
+class ComponentSize:
+    """Parameter counts of one component that the memory plan needs (counts, not bytes)."""
+
+    name: str
+    class_name: str
+    params: int
+    #: The largest group block-level group offloading makes (one entry of a layer list).
+    largest_group_params: int
+    #: Parameters outside every layer list: one extra group, on the GPU for the whole forward.
+    ungrouped_params: int
+    #: The largest module with parameters of its own: sequential (leaf) offloading's unit.
+    largest_leaf_params: int
+    #: Parameters that layerwise casting stores in fp8 (the rest stay in the compute dtype).
+    castable_params: int
+    #: The largest layer layerwise casting stores in fp8: it is upcast to the compute dtype while it runs.
+    largest_castable_params: int
+    #: Parameters of ``nn.Linear`` layers (what NF4/int8 quantization replaces).
+    linear_params: int
+
+
+@dataclass(frozen=True)
+class ModelSizes:
+    model_id: str
+    components: dict[str, ComponentSize]
+
+    @property
+    def transformer(self) -> ComponentSize:
+        return self.components["transformer"]
+
+    @property
+    def text_encoder(self) -> ComponentSize:
+        return self.components["text_encoder"]
+
+    @property
+    def vae(self) -> ComponentSize:
+        return self.components["vae"]
+
+    @property
+    def total_params(self) -> int:
+        return sum(c.params for c in self.components.values())
+
+
+def packaged_config_dir(model_id: str) -> Path | None:
+    """Where the real configs of ``model_id`` ship inside the package, if they do."""
+    folder = Path(str(resources.files("imagestudio") / "model_configs" / model_id))
+    return folder if (folder / "transformer.json").is_file() else None
+
+
+def component_configs(spec: ModelSpec, folder: Path | None = None) -> dict[str, dict[str, Any]]:
+    """The three component configs: the packaged real ones, else those of the model's ``folder``."""
+    packaged = packaged_config_dir(spec.id)
+    paths = (
+        {name: packaged / f"{name}.json" for name in COMPONENTS}
+        if packaged is not None
+        else {name: folder / name / "config.json" for name in COMPONENTS}
+        if folder is not None
+        else None
+    )
+    if paths is None:
+        raise ValueError(f"no stored configs for {spec.id}; size it from its model folder")
+    return {name: json.loads(path.read_text(encoding="utf-8")) for name, path in paths.items()}
+
+
+def build_component(
+    family: str, name: str, config: dict[str, Any], device: str | torch.device = "meta", dtype: Any = None
+) -> torch.nn.Module:
+    """Instantiate one component's real class from ``config`` on ``device`` (meta: no memory at all).
+
+    Weights are whatever the class initialises them to (on meta: nothing). ``dtype`` defaults to bf16.
+    """
+    import torch
+
+    dtype = dtype or torch.bfloat16
+    with torch.device(device):
+        if name == "text_encoder":
+            import transformers
+
+            class_name, config_class = TEXT_ENCODER_CLASSES[family]
+            fields = {k: v for k, v in config.items() if k not in ("architectures", "_name_or_path")}
+            model_config = getattr(transformers, config_class)(**fields)
+            module = getattr(transformers, class_name)(model_config)
+        else:
+            import diffusers
+
+            module = getattr(diffusers, config["_class_name"]).from_config(config)
+    # nn.Module.to, not ModelMixin.to: the latter warns about fp32-only modules, which do not exist here.
+    return torch.nn.Module.to(module, dtype).eval()
+
+
+def _block_layout(module: torch.nn.Module, block_modules: set[str]) -> tuple[int, int]:
+    """(largest group, ungrouped params) as diffusers' block-level group offloading would split ``module``."""
+    import torch
+
+    largest = 0
+    grouped: set[int] = set()
+
+    def visit(node: torch.nn.Module) -> None:
+        nonlocal largest
+        for child_name, child in node.named_children():
+            if child_name in block_modules:
+                visit(child)
+            elif isinstance(child, (torch.nn.ModuleList, torch.nn.Sequential)):
+                for block in child:
+                    params = list(block.parameters())
+                    largest = max(largest, sum(p.numel() for p in params))
+                    grouped.update(id(p) for p in params)
+
+    visit(module)
+    ungrouped = sum(p.numel() for p in module.parameters() if id(p) not in grouped)
+    return largest, ungrouped
+
+
+def _cast_counts(module: torch.nn.Module) -> tuple[int, int]:
+    """(params stored in fp8, largest such layer) after diffusers' layerwise casting of ``module``."""
+    import torch
+
+    if hasattr(module, "enable_layerwise_casting"):
+        module.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.bfloat16)
+    else:
+        from diffusers.hooks import apply_layerwise_casting
+
+        apply_layerwise_casting(module, storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.bfloat16)
+    castable = 0
+    largest = 0
+    for sub in module.modules():
+        own = [p for p in sub.parameters(recurse=False) if p.dtype == torch.float8_e4m3fn]
+        size = sum(p.numel() for p in own)
+        castable += size
+        largest = max(largest, size)
+    return castable, largest
+
+
+def measure_component(family: str, name: str, config: dict[str, Any]) -> ComponentSize:
+    """Instantiate one component on meta and count what the memory plan needs."""
+    import torch
+
+    module = build_component(family, name, config)
+    class_name = type(module).__name__
+    params = sum(p.numel() for p in module.parameters())
+    largest_group, ungrouped = _block_layout(module, set(GROUP_BLOCK_MODULES.get(class_name, [])))
+    largest_leaf = max(sum(p.numel() for p in m.parameters(recurse=False)) for m in module.modules())
+    linear = sum(m.weight.numel() for m in module.modules() if isinstance(m, torch.nn.Linear))
+    castable, largest_castable = _cast_counts(module)
+    return ComponentSize(
+        name=name,
+        class_name=class_name,
+        params=params,
+        largest_group_params=largest_group,
+        ungrouped_params=ungrouped,
+        largest_leaf_params=largest_leaf,
+        castable_params=castable,
+        largest_castable_params=largest_castable,
+        linear_params=linear,
+    )
+
+
+@cache
+def _sizes_from_configs(model_id: str, family: str, configs_json: str) -> ModelSizes:
+    configs = json.loads(configs_json)
+    return ModelSizes(
+        model_id=model_id,
+        components={name: measure_component(family, name, configs[name]) for name in COMPONENTS},
+    )
+
+
+def model_sizes(spec: ModelSpec, folder: Path | None = None) -> ModelSizes:
+    """Exact parameter counts of ``spec``'s components (cached per process: ~1 s the first time).
+
+    Real models are sized from the packaged configs; others need ``folder`` (their diffusers folder).
+    """
+    configs = component_configs(spec, folder)
+    return _sizes_from_configs(spec.id, spec.family, json.dumps(configs, sort_keys=True))
