@@ -188,8 +188,18 @@ def get_model(model_id: str, *, task: Task | None = None) -> ModelSpec:
 
     spec = MODELS.get(model_id)
     if spec is None:
-        raise InvalidRequest(f"unknown model {model_id!r}; valid: {', '.join(MODELS)}", param="model")
+        raise InvalidRequest(
+            f"unknown model {model_id!r}; valid: {', '.join(MODELS)}",
+            param="model",
+            code="unknown_model",
+            details={"model": model_id},
+        )
     if task is not None and spec.task != task:
         valid = ", ".join(m.id for m in MODELS.values() if m.task == task)
-        raise InvalidRequest(f"model {model_id!r} does not do {task}; use one of: {valid}", param="model")
+        raise InvalidRequest(
+            f"model {model_id!r} does not do {task}; use one of: {valid}",
+            param="model",
+            code="wrong_task",
+            details={"model": model_id, "valid": valid},
+        )
     return spec

@@ -45,30 +45,70 @@ def check_size(spec: ModelSpec, width: int, height: int) -> None:
                 f"{name} {value} is not a multiple of {spec.size_multiple} "
                 f"(try {max(lower, spec.size_multiple)} or {lower + spec.size_multiple})",
                 param=name,
+                code="size_multiple",
+                details={
+                    "name": name,
+                    "value": value,
+                    "multiple": spec.size_multiple,
+                    "lower": max(lower, spec.size_multiple),
+                    "upper": lower + spec.size_multiple,
+                },
             )
         if not spec.min_side <= value <= spec.max_side:
             raise InvalidRequest(
-                f"{name} {value} is outside {spec.min_side}..{spec.max_side} for {spec.id}", param=name
+                f"{name} {value} is outside {spec.min_side}..{spec.max_side} for {spec.id}",
+                param=name,
+                code="size_range",
+                details={
+                    "name": name,
+                    "value": value,
+                    "min": spec.min_side,
+                    "max": spec.max_side,
+                    "model": spec.id,
+                },
             )
     if width * height > spec.max_pixels:
         raise InvalidRequest(
             f"size {width}x{height} is {width * height:,} pixels; "
             f"{spec.id} allows at most {spec.max_pixels:,}",
             param="size",
+            code="size_pixels",
+            details={
+                "width": width,
+                "height": height,
+                "pixels": f"{width * height:,}",
+                "model": spec.id,
+                "max": f"{spec.max_pixels:,}",
+            },
         )
 
 
 def check_steps(spec: ModelSpec, steps: int) -> None:
     if steps < spec.min_steps:
         raise InvalidRequest(
-            f"steps {steps} is below {spec.min_steps}, the minimum for {spec.id}", param="steps"
+            f"steps {steps} is below {spec.min_steps}, the minimum for {spec.id}",
+            param="steps",
+            code="steps_min",
+            details={"value": steps, "min": spec.min_steps, "model": spec.id},
         )
 
 
 def _first_error(error: ValidationError) -> InvalidRequest:
     first = error.errors()[0]
     field = ".".join(str(p) for p in first["loc"]) or "request"
-    return InvalidRequest(f"{field} = {first.get('input')!r}: {first['msg']}", param=field)
+    # The bounds pydantic checks get codes of their own so every edge can say them in its language.
+    limit = next(iter((first.get("ctx") or {}).values()), None)
+    code = {
+        "greater_than_equal": "field_min",
+        "less_than_equal": "field_max",
+        "string_too_long": "field_too_long",
+    }
+    return InvalidRequest(
+        f"{field} = {first.get('input')!r}: {first['msg']}",
+        param=field,
+        code=code.get(first["type"], "field_invalid") if limit is not None else "field_invalid",
+        details={"field": field, "value": repr(first.get("input")), "reason": first["msg"], "limit": limit},
+    )
 
 
 class _Request(BaseModel):
@@ -92,7 +132,7 @@ class _Request(BaseModel):
 
     def _check_prompt(self) -> None:
         if not self.prompt.strip():
-            raise InvalidRequest("prompt is empty", param="prompt")
+            raise InvalidRequest("prompt is empty", param="prompt", code="prompt_empty")
 
     def seeds(self) -> list[int]:
         """The seed of each image: seed, seed+1, … (wrapping at 2**32, as other tools do)."""
@@ -141,11 +181,15 @@ class GenerateRequest(_Request):
                 f"guidance {spec.fixed_guidance}; any other value runs CFG, doubles the time and "
                 "degrades the image",
                 param="guidance_scale",
+                code="guidance_fixed",
+                details={"value": guidance, "model": spec.id, "fixed": spec.fixed_guidance},
             )
         if spec.fixed_guidance is not None and (self.negative_prompt or "").strip():
             raise InvalidRequest(
                 f"a negative prompt has no effect on {spec.id}: it runs without guidance",
                 param="negative_prompt",
+                code="negative_unused",
+                details={"model": spec.id},
             )
         steps = self.steps or gen.default_num_inference_steps or spec.default_steps
         check_steps(spec, steps)
@@ -155,6 +199,8 @@ class GenerateRequest(_Request):
                 f"strength {strength} with {steps} steps runs no denoising step; use a strength of at "
                 f"least {1 / steps:.3g} or more steps",
                 param="strength",
+                code="strength_no_steps",
+                details={"strength": strength, "steps": steps, "min": f"{1 / steps:.3g}"},
             )
         return self.model_copy(
             update={
@@ -175,7 +221,12 @@ class GenerateRequest(_Request):
                     raise InvalidRequest(f"{name} needs an init image (--init-image)", param=name)
             return {}
         if spec.default_strength is None:
-            raise InvalidRequest(f"{spec.id} cannot start from an init image", param="init_image")
+            raise InvalidRequest(
+                f"{spec.id} cannot start from an init image",
+                param="init_image",
+                code="no_init_image",
+                details={"model": spec.id},
+            )
         if (self.width is None) != (self.height is None):
             raise InvalidRequest(
                 "give both width and height, or neither (the size then follows the init image)",
@@ -231,11 +282,13 @@ def check_mask(image: InputImage, mask: InputImage) -> None:
             f"mask {mask.name!r} is {mask.width}x{mask.height} but the init image {image.name!r} is "
             f"{image.width}x{image.height}: their aspect ratios differ",
             param="mask",
+            code="mask_aspect",
         )
     if mask.image.getextrema()[1] < 128:
         raise InvalidRequest(
             f"mask {mask.name!r} is all black: nothing to repaint (white marks the part to repaint)",
             param="mask",
+            code="mask_empty",
         )
 
 
@@ -270,12 +323,16 @@ def default_edit_size(spec: ModelSpec, last_image: InputImage) -> tuple[int, int
 def check_image_count(spec: ModelSpec, count: int) -> None:
     """1 to ``spec.max_input_images`` input images (Qwen-Image-Edit-2511 is made for 1-3)."""
     if count < 1:
-        raise InvalidRequest(f"{spec.id} needs at least one input image (-i IMAGE)", param="images")
+        raise InvalidRequest(
+            f"{spec.id} needs at least one input image (-i IMAGE)", param="images", code="need_image"
+        )
     if count > spec.max_input_images:
         raise InvalidRequest(
             f"{count} input images given; {spec.id} takes 1 to {spec.max_input_images} "
             "(refer to them as Picture 1, Picture 2… in the prompt)",
             param="images",
+            code="too_many_images",
+            details={"count": count, "max": spec.max_input_images},
         )
 
 
@@ -313,7 +370,12 @@ class EditRequest(_Request):
             width, height = self.width, self.height
         check_size(spec, width, height)
         if self.lightning is not None and spec.lightning_file(self.lightning) is None:
-            raise InvalidRequest(f"{spec.id} has no Lightning LoRA", param="lightning")
+            raise InvalidRequest(
+                f"{spec.id} has no Lightning LoRA",
+                param="lightning",
+                code="no_lightning",
+                details={"model": spec.id},
+            )
         steps = self.steps or self.lightning or spec.default_steps
         check_steps(spec, steps)
         true_cfg = self.true_cfg_scale
@@ -327,6 +389,8 @@ class EditRequest(_Request):
                     f"a negative prompt has no effect at true CFG {true_cfg}; raise --true-cfg above 1 "
                     "(the Lightning LoRA is made for 1.0)",
                     param="negative_prompt",
+                    code="negative_without_cfg",
+                    details={"value": true_cfg},
                 )
             negative = None
         elif negative is None:

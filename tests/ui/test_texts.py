@@ -93,3 +93,56 @@ def test_errors_without_a_code_keep_their_english_line(texts: Texts) -> None:
     # A code whose details do not fit its template must not raise: the English line is shown.
     broken = UserError("the english line", code="size_multiple", details={"name": "width"})
     assert texts.error(broken, "ru") == "the english line"
+
+
+def _coded_errors() -> list[tuple[str, str, set[str] | None]]:
+    """(file, code, detail names) of every ``code="…"`` raised in the package (None: details not literal)."""
+    import ast
+
+    found = []
+    for path in (UI_SRC.parent).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            keywords = {k.arg: k.value for k in node.keywords if k.arg}
+            code = keywords.get("code")
+            if not (isinstance(code, ast.Constant) and isinstance(code.value, str)):
+                continue
+            details = keywords.get("details")
+            names: set[str] | None = set()
+            if isinstance(details, ast.Dict):
+                names = {k.value for k in details.keys if isinstance(k, ast.Constant)}
+            elif details is not None:
+                names = None
+            found.append((path.name, code.value, names))
+    return found
+
+
+def test_every_error_code_has_a_translation_its_details_can_fill(texts: Texts) -> None:
+    coded = _coded_errors()
+    assert len(coded) >= 15, "error codes were expected in requests, registry, loader and inputs"
+    for file, code, names in coded:
+        key = f"err.{code}"
+        assert texts.has(key), f"{file}: no translation for error code {code!r}"
+        if names is not None:
+            for lang in LANGUAGES:
+                missing = placeholders(texts.tables[lang][key]) - names
+                assert not missing, f"{file}: err.{code} ({lang}) needs {missing} in details"
+
+
+@pytest.mark.parametrize(
+    ("build", "expected"),
+    [
+        ({"model": "tiny-z-image", "prompt": "кот", "width": 40, "height": 64}, "Ширина 40 не кратна 16"),
+        ({"model": "tiny-z-image", "prompt": "   "}, "Сначала напишите запрос"),
+        ({"model": "tiny-z-image", "prompt": "кот", "steps": 0}, "Шаги: не меньше 1 (сейчас 0)"),
+        ({"model": "no-such-model", "prompt": "кот"}, "Неизвестная модель «no-such-model»"),
+        ({"model": "tiny-qwen-image-edit", "prompt": "кот"}, "не умеет"),
+    ],
+)
+def test_real_request_errors_read_in_russian(texts: Texts, settings, build, expected) -> None:
+    from imagestudio.requests import GenerateRequest
+
+    with pytest.raises(UserError) as caught:
+        GenerateRequest.build(**build).resolved(settings)
+    assert expected in texts.error(caught.value, "ru")

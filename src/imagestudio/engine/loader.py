@@ -38,6 +38,8 @@ def not_available(spec: ModelSpec, detail: str = "") -> ModelNotAvailable:
         f"{spec.id} is not on this machine ({where}){detail}. Get it with: imagestudio models download "
         f"{spec.id} — or point models.{spec.id}.path in config.yaml at a downloaded folder",
         param="model",
+        code="model_missing",
+        details={"model": spec.id, "size": f"{size_gb:.1f}"},
     )
 
 

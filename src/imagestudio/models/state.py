@@ -204,6 +204,8 @@ def interrupted_download(spec: ModelSpec, settings: Settings) -> ModelNotAvailab
         f"{spec.id} is only partly downloaded ({human_bytes(state.size_bytes)} of about "
         f"{human_bytes(state.download_bytes)}): resume with: imagestudio models download {spec.id}",
         param="model",
+        code="model_partial",
+        details={"model": spec.id},
     )
 
 

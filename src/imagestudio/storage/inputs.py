@@ -130,7 +130,9 @@ def read_input_image(
         shown = name or path.name
         data = _read_capped(path, label, shown, limits)
     if not data:
-        raise InvalidImage(f"{label} {shown!r} is empty (0 bytes)", param=label)
+        raise InvalidImage(
+            f"{label} {shown!r} is empty (0 bytes)", param=label, code="image_empty", details={"name": shown}
+        )
     image, image_format, mode = _decode(data, label, shown, limits)
     converted = to_mask(image) if purpose == "mask" else to_rgb(image)
     return InputImage(
@@ -166,6 +168,8 @@ def _too_many_bytes(label: str, shown: str, size: int, limits: InputLimits) -> I
         f"{label} {shown!r} is {_human_bytes(size)}; the limit is {_human_bytes(limits.max_bytes)} "
         "(inputs.max_input_bytes)",
         param=label,
+        code="image_too_large",
+        details={"name": shown, "size": _human_bytes(size), "max": _human_bytes(limits.max_bytes)},
     )
 
 
@@ -180,6 +184,8 @@ def _too_many_pixels(
     return InvalidImage(
         f"{label} {shown!r} has {claimed}; the limit is {limits.max_pixels:,} (inputs.max_input_pixels)",
         param=label,
+        code="image_too_many_pixels",
+        details={"name": shown, "max": f"{limits.max_pixels:,}"},
     )
 
 
@@ -194,7 +200,10 @@ def _decode(data: bytes, label: str, shown: str, limits: InputLimits) -> tuple[I
         raise _too_many_pixels(label, shown, int(found.group(1)) if found else None, "", limits) from None
     except UnidentifiedImageError:
         raise InvalidImage(
-            f"{label} {shown!r} is not an image (PNG, JPEG or WebP expected)", param=label
+            f"{label} {shown!r} is not an image (PNG, JPEG or WebP expected)",
+            param=label,
+            code="image_unreadable",
+            details={"name": shown},
         ) from None
     except Exception as exc:  # noqa: BLE001 - header parsers raise many types on garbage
         raise _corrupt(label, shown, exc) from None
@@ -202,7 +211,12 @@ def _decode(data: bytes, label: str, shown: str, limits: InputLimits) -> tuple[I
     if width * height > limits.max_pixels:
         raise _too_many_pixels(label, shown, width * height, f" ({width}x{height})", limits)
     if width < 1 or height < 1:
-        raise InvalidImage(f"{label} {shown!r} has no pixels ({width}x{height})", param=label)
+        raise InvalidImage(
+            f"{label} {shown!r} has no pixels ({width}x{height})",
+            param=label,
+            code="image_unreadable",
+            details={"name": shown},
+        )
     image_format = header.format or "?"
     try:
         # verify() checks what a lazy open skips (PNG chunk CRCs, for one) but leaves the image unusable,
@@ -219,8 +233,15 @@ def _decode(data: bytes, label: str, shown: str, limits: InputLimits) -> tuple[I
 def _corrupt(label: str, shown: str, exc: BaseException) -> InvalidImage:
     detail = " ".join(str(exc).split()) or type(exc).__name__
     if "truncated" in detail.lower() or isinstance(exc, EOFError):
-        return InvalidImage(f"{label} {shown!r} is truncated ({detail})", param=label)
-    return InvalidImage(f"{label} {shown!r} is corrupt ({detail})", param=label)
+        return InvalidImage(
+            f"{label} {shown!r} is truncated ({detail})",
+            param=label,
+            code="image_corrupt",
+            details={"name": shown},
+        )
+    return InvalidImage(
+        f"{label} {shown!r} is corrupt ({detail})", param=label, code="image_corrupt", details={"name": shown}
+    )
 
 
 def _orient(image: Image.Image, label: str, shown: str) -> Image.Image:

@@ -10,6 +10,7 @@ from typing import Any
 from imagestudio.registry import get_model
 from imagestudio.ui.common import JobPanel, UIContext, reuse_seed, run_job, slot, wire_job_panel
 from imagestudio.ui.generate_page import model_choices
+from imagestudio.ui.texts import language
 
 PAGE = "edit"
 LIGHTNING_STEPS = 4
@@ -209,7 +210,7 @@ def _wire(ctx: UIContext, page: EditPage) -> None:
     wire_job_panel(ctx, page.panel, [page.panel.run.click], inputs, body)
 
 
-def read_uploads(ctx: UIContext, paths: list[str | None]) -> tuple[Any, ...]:
+def read_uploads(ctx: UIContext, paths: list[str | None], lang: str) -> tuple[Any, ...]:
     """The uploaded pictures, in order, checked like every other input image (size, pixels, format)."""
     from imagestudio.storage.inputs import InputLimits, read_input_image
 
@@ -218,7 +219,9 @@ def read_uploads(ctx: UIContext, paths: list[str | None]) -> tuple[Any, ...]:
     for number, path in enumerate(paths, start=1):
         if not path:
             continue
-        images.append(read_input_image(Path(path), limits, name=f"Picture {number}", label="image"))
+        images.append(
+            read_input_image(Path(path), limits, name=ctx.t(f"edit.image_{number}", lang), label="image")
+        )
     return tuple(images)
 
 
@@ -247,7 +250,7 @@ def _run(
             model=model,
             prompt=instruction or "",
             negative_prompt=(negative or "").strip() or None,
-            images=read_uploads(ctx, [image1, image2, image3]),
+            images=read_uploads(ctx, [image1, image2, image3], language(lang)),
             true_cfg_scale=float(true_cfg),
             steps=int(steps),
             lightning=LIGHTNING_STEPS if lightning else None,

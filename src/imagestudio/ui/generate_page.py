@@ -11,6 +11,7 @@ from imagestudio.registry import MODELS, get_model
 from imagestudio.requests import MAX_COUNT, GenerateRequest
 from imagestudio.ui.common import JobPanel, UIContext, reuse_seed, run_job, slot, wire_job_panel
 from imagestudio.ui.presets import CUSTOM_SIZE, DEFAULT_SIZE, SIZE_PRESETS, SOURCE_SIZE, size_of
+from imagestudio.ui.texts import language
 
 PAGE = "generate"
 #: Until the registry carries a per-model img2img default, the slider starts here.
@@ -244,7 +245,7 @@ def _run(
     def submit() -> str:
         w, h = size_of(size, width, height)
         fields: dict[str, Any] = {}
-        init_image, mask = starting_picture(ctx, source)
+        init_image, mask = starting_picture(ctx, source, language(lang))
         if init_image is not None:
             fields = {"init_image": init_image, "mask": mask, "strength": float(strength)}
         resolved = GenerateRequest.build(
@@ -262,7 +263,7 @@ def _run(
     yield from run_job(ctx, page.panel, submit, lang, seed_mode, request)
 
 
-def starting_picture(ctx: UIContext, value: dict[str, Any] | None) -> tuple[Any, Any]:
+def starting_picture(ctx: UIContext, value: dict[str, Any] | None, lang: str) -> tuple[Any, Any]:
     """(init image, mask) from the image editor: its background, and the pixels painted over it.
 
     Both go through :func:`read_input_image` like any other input (byte and pixel limits, one-line
@@ -271,8 +272,9 @@ def starting_picture(ctx: UIContext, value: dict[str, Any] | None) -> tuple[Any,
     import io
 
     import numpy as np
-    from imagestudio.storage.inputs import InputLimits, read_input_image
     from PIL import Image
+
+    from imagestudio.storage.inputs import InputLimits, read_input_image
 
     background = (value or {}).get("background")
     if background is None:
@@ -284,7 +286,9 @@ def starting_picture(ctx: UIContext, value: dict[str, Any] | None) -> tuple[Any,
         image.save(buffer, format="PNG")
         return buffer.getvalue()
 
-    init_image = read_input_image(png(background), limits, name="starting picture", label="init_image")
+    init_image = read_input_image(
+        png(background), limits, name=ctx.t("field.init_image", lang), label="init_image"
+    )
     painted = None
     for layer in (value or {}).get("layers") or []:
         if layer is None:
@@ -294,5 +298,7 @@ def starting_picture(ctx: UIContext, value: dict[str, Any] | None) -> tuple[Any,
     if painted is None or not painted.any():
         return init_image, None
     mask_image = Image.fromarray(np.where(painted, 255, 0).astype(np.uint8))
-    mask = read_input_image(png(mask_image), limits, name="painted mask", purpose="mask", label="mask")
+    mask = read_input_image(
+        png(mask_image), limits, name=ctx.t("field.mask", lang), purpose="mask", label="mask"
+    )
     return init_image, mask

@@ -1,6 +1,7 @@
 """What the System page shows, gathered from the running services as plain values.
 
-Every probe here is cheap (no model is loaded, nothing is downloaded) so the page can refresh freely.
+Nothing here loads or downloads a model. The doctor's model sizing reads stored configs on the meta
+device (a few seconds the first time, cached after), so the page can refresh freely.
 """
 
 from __future__ import annotations
@@ -13,41 +14,49 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: What the page shows of a memory plan (the rest is in ``imagestudio doctor --json``).
+PLAN_FIELDS = (
+    "profile",
+    "weights",
+    "vae_tiling",
+    "attention_backend",
+    "predicted_peak_vram_gb",
+    "predicted_peak_ram_gb",
+    "vram_budget_gb",
+    "ram_budget_gb",
+)
+
 
 def system_info(services: Services) -> dict[str, Any]:
-    import psutil
+    from imagestudio.hardware import probe_hardware
 
+    settings = services.settings
     manager = services.studio.manager
-    device = manager.device
-    ram = psutil.virtual_memory()
-    info: dict[str, Any] = {
-        "device": device,
-        "accelerator": _accelerator(device),
-        "ram": {"total_bytes": ram.total, "available_bytes": ram.available},
+    hardware = probe_hardware(settings.device.type, settings.models_dir)
+    return {
+        "device": manager.device,
+        "accelerator": _accelerator(hardware),
+        "ram": {"total_bytes": hardware.ram_total, "available_bytes": hardware.ram_available},
         "loaded_model": _resident(manager),
-        "plan": None,
-        "checks": None,
+        "plan": _plan(manager),
+        "checks": _checks(settings),
         "models": _models(services),
     }
-    return info
 
 
-def _accelerator(device: str) -> dict[str, Any] | None:
-    if not device.startswith("cuda"):
+def _accelerator(hardware: Any) -> dict[str, Any] | None:
+    if hardware.accelerator == "cpu":
         return None
-    import torch
+    return {"name": hardware.name, "total_bytes": hardware.vram_total, "free_bytes": hardware.vram_free}
 
-    free, total = torch.cuda.mem_get_info()
-    return {
-        "name": torch.cuda.get_device_name(),
-        "total_bytes": total,
-        "free_bytes": free,
-        "allocated_bytes": torch.cuda.memory_allocated(),
-    }
+
+def _loaded(manager: Any) -> Any:
+    # ``resident`` is the manager's public view of the lent pipeline; older managers only had the field.
+    return getattr(manager, "resident", None) or getattr(manager, "_resident", None)
 
 
 def _resident(manager: Any) -> dict[str, Any] | None:
-    resident = manager.resident
+    resident = _loaded(manager)
     if resident is None:
         return None
     return {
@@ -57,6 +66,32 @@ def _resident(manager: Any) -> dict[str, Any] | None:
         "dtype": resident.dtype,
         "load_seconds": round(resident.load_seconds, 1),
     }
+
+
+def _plan(manager: Any) -> dict[str, Any] | None:
+    resident = _loaded(manager)
+    plan = getattr(resident, "plan", None)
+    if plan is None:
+        return None
+    values = plan.as_dict()
+    return {"plan": plan.describe(), **{key: values.get(key) for key in PLAN_FIELDS}}
+
+
+def _checks(settings: Any) -> list[dict[str, str]] | None:
+    """The doctor's checks, then one line per real model: will it fit here, and how."""
+    from imagestudio.doctor import run_doctor
+
+    try:
+        report = run_doctor(settings)
+    except Exception:
+        log.warning("the configuration check failed", exc_info=True)
+        return None
+    rows = [{"name": c.name, "status": c.status, "message": c.message} for c in report.checks]
+    for entry in report.models:
+        plan = entry.plan
+        status = "ok" if plan.fits else ("warn" if plan.fits_vram else "fail")
+        rows.append({"name": entry.spec.id, "status": status, "message": f"{plan.describe()} — {plan.why}"})
+    return rows
 
 
 def _models(services: Services) -> list[dict[str, Any]]:
