@@ -52,3 +52,35 @@ def test_bugs_are_reported_generically(ctx: UIContext) -> None:
     updates = routed_errors(ctx, KeyError("internal detail"), "en", {}, "form-slot")
     assert "internal detail" not in updates["form-slot"]
     assert "Something went wrong" in updates["form-slot"]
+
+
+class _SettingsOnly:
+    def __init__(self, settings) -> None:
+        self.settings = settings
+
+
+def test_starting_picture_mask_is_what_was_painted(settings) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from imagestudio.ui.generate_page import starting_picture
+
+    ctx = UIContext(backend=_SettingsOnly(settings), texts=Texts.load())  # type: ignore[arg-type]
+    background = Image.new("RGBA", (64, 48), (10, 120, 200, 255))
+    layer = Image.new("RGBA", (64, 48), (0, 0, 0, 0))
+    layer.paste((255, 255, 255, 255), (8, 8, 24, 20))  # a painted rectangle
+    init_image, mask = starting_picture(
+        ctx, {"background": background, "layers": [layer], "composite": None}, "ru"
+    )
+    assert init_image.image.size == (64, 48) and init_image.image.mode == "RGB"
+    assert init_image.name == "Исходная картинка"
+    pixels = np.asarray(mask.image)
+    assert pixels[10, 10] == 255 and pixels[30, 40] == 0
+    assert (pixels == 255).sum() == 16 * 12
+
+    # Nothing painted: img2img without a mask; no picture at all: plain text-to-image.
+    empty = Image.new("RGBA", (64, 48), (0, 0, 0, 0))
+    init_only, no_mask = starting_picture(ctx, {"background": background, "layers": [empty]}, "en")
+    assert init_only is not None and no_mask is None
+    assert starting_picture(ctx, {"background": None, "layers": []}, "en") == (None, None)
+    assert starting_picture(ctx, None, "en") == (None, None)
