@@ -7,7 +7,11 @@ second; torch and diffusers are imported inside the commands that run a model.
 
 from __future__ import annotations
 
-from imagestudio.cli import generate, models  # noqa: F401  (registers the commands)
+from imagestudio.cli import (  # noqa: F401  (registers the commands)
+    generate,
+    models,
+    serve,
+)
 from imagestudio.cli.app import app
 
 

@@ -60,6 +60,11 @@ class ModelManager:
         resident = self._resident
         return resident.spec.id if resident else None
 
+    @property
+    def resident(self) -> LoadedModel | None:
+        """The loaded model, for reports (read without the lock: it may change right after)."""
+        return self._resident
+
     @contextmanager
     def acquire(self, model_id: str) -> Iterator[LoadedModel]:
         """Lend the pipeline for ``model_id``, loading it (and unloading any other) first."""

@@ -1,0 +1,100 @@
+"""A real ``imagestudio serve`` process killed with SIGKILL mid-job, then started again."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from pathlib import Path
+
+import httpx
+
+from imagestudio.config import load_settings
+from imagestudio.jobs.model import JobState
+from imagestudio.storage.history import HistoryStore
+from tests.api.conftest import BLOCKER, bound_socket, open_png, sse_events, wait_until
+from tests.conftest import PYTHON, cli_env
+
+
+def start_serve(config: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    with bound_socket() as probe:
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [PYTHON, "-m", "imagestudio", "serve", "--port", str(port), "--config", str(config)],
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("ab"),
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"serve exited with {process.returncode}: {log.read_text()[-2000:]}")
+        try:
+            return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(healthy, timeout=120, what="the server to start")
+    return process, url
+
+
+def test_killed_server_fails_its_unfinished_jobs_and_keeps_finished_images(config_file, tmp_path) -> None:
+    config = tmp_path / "serve.yaml"
+    config.write_text(
+        config_file.read_text() + "generation:\n  default_width: 64\n  default_height: 64\n", encoding="utf-8"
+    )
+    log = tmp_path / "serve.log"
+    first, url = start_serve(config, log)
+    try:
+        with httpx.Client(base_url=url, timeout=120) as http:
+            kept = http.post(
+                "/api/jobs", json={"kind": "generate", "model": "tiny-z-image", "prompt": "кот", "steps": 2}
+            )
+            kept_id = kept.json()["id"]
+            [done] = [
+                data for kind, data in sse_events(http, f"/api/jobs/{kept_id}/events") if kind == "done"
+            ]
+            image_id = done["images"][0]["id"]
+
+            running_id = http.post("/api/jobs", json=BLOCKER).json()["id"]
+            queued_id = http.post("/api/jobs", json={**BLOCKER, "prompt": "waiting"}).json()["id"]
+            sse_events(http, f"/api/jobs/{running_id}/events", until=lambda kind, _: kind == "step")
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+
+    second, url = start_serve(config, log)
+    try:
+        with httpx.Client(base_url=url, timeout=60) as http:
+            for job_id in (running_id, queued_id):
+                job = http.get(f"/api/jobs/{job_id}").json()
+                assert job["state"] == "failed", job
+                assert job["error"]["message"] == "server stopped during the job"
+                events = sse_events(http, f"/api/jobs/{job_id}/events")
+                assert [kind for kind, _ in events] == ["failed"]
+            assert http.get(f"/api/jobs/{kept_id}").json()["state"] == "done"
+            history = http.get("/api/history").json()
+            assert [item["id"] for item in history["items"]] == [image_id]
+            assert history["items"][0]["prompt"] == "кот"
+            assert open_png(http.get(f"/api/images/{image_id}").content).size == (64, 64)
+            # the new server works
+            after = http.post("/v1/images/generations", json={"model": "tiny-z-image", "prompt": "снова"})
+            assert after.status_code == 200, after.text
+            interrupted = http.post("/api/jobs", json=BLOCKER).json()["id"]
+            sse_events(http, f"/api/jobs/{interrupted}/events", until=lambda kind, _: kind == "step")
+        # SIGTERM is a clean shutdown: the running job is cancelled and recorded so, not left "running"
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(60) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after shutting down
+    finally:
+        if second.poll() is None:
+            second.kill()
+    settings = load_settings(config)
+    history = HistoryStore(settings.history_db, settings.outputs_dir)
+    try:
+        assert history.recovered == 0
+        assert history.get_job(interrupted).state is JobState.CANCELLED
+    finally:
+        history.close()
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
