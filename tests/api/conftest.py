@@ -41,7 +41,8 @@ class LiveServer:
         return httpx.Client(base_url=self.url, timeout=kwargs.pop("timeout", 60), **kwargs)
 
     def stop(self) -> None:
-        self.server.should_exit = True
+        # force_exit: don't wait for idle keep-alive connections; the lifespan shutdown still runs.
+        self.server.should_exit = self.server.force_exit = True
         self.thread.join(60)
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import io
 
 import httpx
 import numpy as np
 import openai
 import pytest
+from PIL import Image
 
 from imagestudio.storage.metadata import read_metadata
 from tests.api.conftest import assert_error_shape, open_png, png_bytes
@@ -219,10 +221,12 @@ def test_uploads_over_the_byte_limit_are_413(serve) -> None:
 
 
 def _gif() -> bytes:
-    import io
-
-    from PIL import Image
-
     buffer = io.BytesIO()
     Image.new("RGB", (8, 8)).save(buffer, format="GIF")
     return buffer.getvalue()
+
+
+def test_a_text_field_where_a_file_belongs_is_named(live) -> None:
+    with live.client() as http:
+        response = http.post("/v1/images/edits", files={"prompt": (None, "x"), "image": (None, "not a file")})
+    assert "image.0 must be a file" in assert_error_shape(response, 400, param="image.0")["message"]

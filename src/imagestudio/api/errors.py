@@ -160,6 +160,8 @@ def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     message = f"{param}: {first.get('msg', 'invalid')}" if param else str(first.get("msg", "invalid"))
     if first.get("type") == "json_invalid":
         message, param = "the request body is not valid JSON", None
+    elif "Expected UploadFile" in str(first.get("msg", "")):
+        message = f"{param} must be a file (a multipart part with a filename)"
     more = len(problems) - 1
     if more > 0:
         message += f" (and {more} more problem{'s' if more > 1 else ''})"

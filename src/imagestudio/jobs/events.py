@@ -5,6 +5,7 @@ from __future__ import annotations
 from imagestudio.jobs.model import JobEvent, JobInfo, JobState
 
 STOPPED_BEFORE_RUN = "the server stopped before the job ran"
+STOPPED_DURING_JOB = "server stopped during the job"
 
 
 def queued_event(job_id: str, position: int) -> JobEvent:

@@ -26,7 +26,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from imagestudio.errors import ImageStudioError, JobCancelled, QueueFull, ServiceStopping, UserError
-from imagestudio.jobs.events import STOPPED_BEFORE_RUN, queued_event, snapshot_events, terminal_event
+from imagestudio.jobs.events import (
+    STOPPED_BEFORE_RUN,
+    STOPPED_DURING_JOB,
+    queued_event,
+    snapshot_events,
+    terminal_event,
+)
 from imagestudio.jobs.model import (
     JobError,
     JobEvent,
@@ -70,6 +76,7 @@ class _Job:
     error: JobError | None = None
     images: tuple[ResultImage, ...] = ()
     cancel: threading.Event = field(default_factory=threading.Event)
+    cancel_reason: str = "cancelled"
     finished: threading.Event = field(default_factory=threading.Event)
     started_clock: float = 0.0
     # (clock, global step index) of the first step seen, for the ETA
@@ -157,6 +164,7 @@ class JobQueue:
                 while self._pending:
                     self._cancel_queued(self._pending.popleft(), STOPPED_BEFORE_RUN)
                 if self._running is not None:
+                    self._running.cancel_reason = STOPPED_DURING_JOB
                     self._running.cancel.set()
                 self._wake.notify_all()
                 thread = self._thread
@@ -309,7 +317,7 @@ class JobQueue:
         try:
             result = self._runner(job.request, self._step_reporter(job), job.cancel)
         except JobCancelled:
-            return JobState.CANCELLED, JobError("cancelled", "cancelled", 409), None
+            return JobState.CANCELLED, JobError(job.cancel_reason, "cancelled", 409), None
         except UserError as exc:
             return JobState.FAILED, JobError(exc.message, exc.error_type, exc.http_status, exc.param), None
         except ImageStudioError as exc:

@@ -28,12 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from imagestudio.errors import ConfigError
+from imagestudio.jobs.events import STOPPED_DURING_JOB
 from imagestudio.jobs.model import JobError, JobInfo, JobState, ResultImage
 from imagestudio.storage.files import resolve_inside
 
 log = logging.getLogger(__name__)
-
-STOPPED_DURING_JOB = "server stopped during the job"
 
 _SCHEMA_V1 = """
 CREATE TABLE jobs (
