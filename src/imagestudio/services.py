@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
-    from imagestudio.jobs.queue import JobQueue, Runner
+    from imagestudio.jobs.queue import JobQueue, PreviewMaker, Runner
     from imagestudio.storage.history import HistoryStore
     from imagestudio.studio import Studio
 
@@ -29,11 +29,17 @@ class Services:
 
     @classmethod
     def create(
-        cls, settings: Settings, *, studio: Studio | None = None, runner: Runner | None = None
+        cls,
+        settings: Settings,
+        *,
+        studio: Studio | None = None,
+        runner: Runner | None = None,
+        preview: PreviewMaker | None = None,
     ) -> Services:
         """Open the history (failing jobs a killed server left behind) and build the queue.
 
-        ``runner`` replaces the studio-backed runner (tests drive the queue with plain callables).
+        ``runner`` replaces the studio-backed runner (tests drive the queue with plain callables);
+        ``preview`` makes the previews attached to step events (the UI's live image).
         """
         from imagestudio.jobs.queue import JobQueue
         from imagestudio.jobs.runner import StudioRunner
@@ -47,6 +53,7 @@ class Services:
             max_queue=settings.server.max_queue,
             history=history,
             keep_finished=settings.server.keep_finished_jobs,
+            preview=preview,
         )
         return cls(settings, studio, history, queue)
 

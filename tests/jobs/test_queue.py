@@ -272,6 +272,23 @@ def test_broken_subscriber_is_dropped_and_others_still_hear(make_queue, outputs)
     assert good.types(job.id)[-1] == "done"
 
 
+def test_previews_ride_on_step_events_and_a_broken_one_is_harmless(history, outputs) -> None:
+    def preview(step: StepProgress) -> str:
+        if step.step == 2:
+            raise ValueError("preview bug")
+        return f"preview of step {step.step}"
+
+    queue = JobQueue(ScriptedRunner(outputs, steps=3), max_queue=2, history=history, preview=preview)
+    previews = []
+    queue.subscribe(None, lambda event: previews.append(event.preview) if event.type == "step" else None)
+    queue.start()
+    try:
+        assert queue.wait(queue.submit(request()).id, WAIT).state is JobState.DONE
+    finally:
+        queue.stop(WAIT)
+    assert previews == ["preview of step 1", None, "preview of step 3"]
+
+
 def test_asyncio_consumers_get_events_and_results(make_queue, outputs) -> None:
     queue = make_queue(ScriptedRunner(outputs, steps=3))
 

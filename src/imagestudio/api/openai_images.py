@@ -26,7 +26,7 @@ from imagestudio.api.schemas import ImageData, ImageGenerationRequest, ImagesRes
 from imagestudio.errors import InvalidRequest
 
 if TYPE_CHECKING:
-    from imagestudio.jobs.model import JobInfo
+    from imagestudio.jobs.model import JobInfo, ResultImage
 
 router = APIRouter(prefix="/v1/images", tags=["OpenAI-compatible"])
 
@@ -89,7 +89,7 @@ async def edit_images(form: EditForm, request: Request) -> ImagesResponse:
 async def _respond(request: Request, info: JobInfo, response_format: str | None) -> ImagesResponse:
     as_url = response_format == "url"
 
-    def item(image) -> ImageData:
+    def item(image: ResultImage) -> ImageData:
         if as_url:
             return ImageData(url=image_url(request, image.id), id=image.id, seed=image.seed)
         if image.path is None or not Path(image.path).is_file():
@@ -97,6 +97,8 @@ async def _respond(request: Request, info: JobInfo, response_format: str | None)
         encoded = base64.b64encode(Path(image.path).read_bytes()).decode("ascii")
         return ImageData(b64_json=encoded, id=image.id, seed=image.seed)
 
+    if not info.images:
+        raise ApiError(500, "the job finished without images", type="server_error")
     data = await run_in_threadpool(lambda: [item(image) for image in info.images])
     first = info.images[0]
     return ImagesResponse(

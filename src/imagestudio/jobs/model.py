@@ -104,6 +104,8 @@ class JobEvent:
     type: str
     data: dict[str, Any] = field(default_factory=dict)
     info: JobInfo | None = field(default=None, compare=False, repr=False)
+    #: On step events: what the queue's ``preview`` function made of the step (e.g. a small image).
+    preview: Any = field(default=None, compare=False, repr=False)
 
     @property
     def terminal(self) -> bool:

@@ -56,6 +56,9 @@ log = logging.getLogger(__name__)
 Runner = Callable[[Any, "ProgressCallback", threading.Event], "StudioResult"]
 #: Receives events; called with the queue's lock held, so it must only hand the event over.
 EventSink = Callable[[JobEvent], None]
+#: Turns a step (with its latents) into a preview attached to the step event; runs on the worker
+#: thread between two steps, so it must be cheap (or return None to skip a step).
+PreviewMaker = Callable[["StepProgress"], Any]
 
 GENERIC_FAILURE = "internal error while running the job; the server log has the details"
 #: Without measurements, the first Retry-After guesses this many seconds per job.
@@ -67,6 +70,7 @@ class _Job:
     """The queue's private, mutable record of a job; guarded by the queue's lock."""
 
     id: str
+    #: The typed request; dropped when the job is retired (an edit's input images can be large).
     request: Any
     created_at: float
     state: JobState = JobState.QUEUED
@@ -81,21 +85,27 @@ class _Job:
     started_clock: float = 0.0
     # (clock, global step index) of the first step seen, for the ETA
     first_step: tuple[float, int] | None = None
+    # What snapshots show of the request, taken once at submission.
+    kind: str = field(init=False)
+    model: str | None = field(init=False)
+    prompt: str | None = field(init=False)
+    request_dump: dict[str, Any] = field(init=False)
 
-    @property
-    def kind(self) -> str:
-        return request_kind(self.request)
+    def __post_init__(self) -> None:
+        request = self.request
+        self.kind = request_kind(request)
+        self.model = getattr(request, "model", None)
+        self.prompt = getattr(request, "prompt", None)
+        self.request_dump = request.model_dump(mode="json") if hasattr(request, "model_dump") else {}
 
     def info(self, position: int | None = None) -> JobInfo:
-        request = self.request
-        dump = request.model_dump(mode="json") if hasattr(request, "model_dump") else {}
         return JobInfo(
             id=self.id,
             kind=self.kind,
             state=self.state,
-            model=getattr(request, "model", None),
-            prompt=getattr(request, "prompt", None),
-            request=dump,
+            model=self.model,
+            prompt=self.prompt,
+            request=self.request_dump,
             created_at=self.created_at,
             started_at=self.started_at,
             finished_at=self.finished_at,
@@ -124,6 +134,7 @@ class JobQueue:
         max_queue: int,
         history: HistoryStore | None = None,
         keep_finished: int = 500,
+        preview: PreviewMaker | None = None,
     ) -> None:
         if max_queue < 1:
             raise ValueError("max_queue must be at least 1")
@@ -131,6 +142,7 @@ class JobQueue:
         self._max_queue = max_queue
         self._history = history
         self._keep_finished = keep_finished
+        self._preview = preview
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._pending: collections.deque[_Job] = collections.deque()
@@ -197,13 +209,12 @@ class JobQueue:
             job = _Job(id=new_id(), request=request, created_at=time.time())
             if self._history is not None:
                 # Recorded before it can run, so a crash at any later point leaves a row to recover.
-                info = job.info()
                 self._history.record_job(
                     job.id,
-                    kind=info.kind,
-                    model=info.model,
-                    prompt=info.prompt,
-                    request=info.request,
+                    kind=job.kind,
+                    model=job.model,
+                    prompt=job.prompt,
+                    request=job.request_dump,
                     seed=getattr(request, "seed", None),
                     created_at=job.created_at,
                 )
@@ -351,11 +362,21 @@ class JobQueue:
             progress = JobProgress(
                 step.image, step.images, step.step, step.steps, now - job.started_clock, eta
             )
+            preview = self._make_preview(job, step)
             with self._lock:
                 job.progress = progress
-                self._emit(JobEvent(job.id, "step", progress.as_dict()))
+                self._emit(JobEvent(job.id, "step", progress.as_dict(), preview=preview))
 
         return on_step
+
+    def _make_preview(self, job: _Job, step: StepProgress) -> Any:
+        if self._preview is None:
+            return None
+        try:
+            return self._preview(step)
+        except Exception:  # a broken preview must not fail the job
+            log.warning("preview failed for job %s", job.id, exc_info=True)
+            return None
 
     def _finish(
         self, job: _Job, state: JobState, error: JobError | None, result: StudioResult | None
@@ -403,6 +424,7 @@ class JobQueue:
         self._retire(job)
 
     def _retire(self, job: _Job) -> None:
+        job.request = None
         job.finished.set()
         self._sinks.pop(job.id, None)
         self._finished_order.append(job.id)
@@ -453,7 +475,7 @@ def _history_image(job: _Job, image: ResultImage, result: StudioResult) -> NewIm
         seed=image.seed,
         width=image.width,
         height=image.height,
-        prompt=meta.get("prompt") or getattr(job.request, "prompt", "") or "",
+        prompt=meta.get("prompt") or job.prompt or "",
         negative_prompt=meta.get("negative_prompt"),
         model=result.model,
         metadata=meta,
