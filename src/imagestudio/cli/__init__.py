@@ -7,7 +7,7 @@ second; torch and diffusers are imported inside the commands that run a model.
 
 from __future__ import annotations
 
-from imagestudio.cli import generate, models  # noqa: F401  (registers the commands)
+from imagestudio.cli import bench, generate, models  # noqa: F401  (registers the commands)
 from imagestudio.cli.app import app
 
 

@@ -42,6 +42,14 @@ def hub_cache_dir(spec: ModelSpec, revision: str | None = None) -> Path | None:
     """The model's snapshot in the Hugging Face cache, if one is there (no network is touched)."""
     if spec.repo_id is None:
         return None
+    from huggingface_hub import constants
+
+    # Importing the snapshot resolver costs ~0.25 s of CPU (it pulls in the whole Hub client), which alone
+    # broke `models list`'s half-second budget: look for the repository's cache folder first (constants
+    # only holds paths) and pay for the resolver only when there is something to resolve.
+    repo_folder = Path(constants.HF_HUB_CACHE) / f"models--{spec.repo_id.replace('/', '--')}"
+    if not (repo_folder / "snapshots").is_dir():
+        return None
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
