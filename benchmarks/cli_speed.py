@@ -7,26 +7,14 @@ no command can go below on this machine.
 
 from __future__ import annotations
 
-import subprocess
-
 from benchmarks.context import PYTHON, BenchContext, subprocess_env
+from benchmarks.process import ProcessTimer
 from benchmarks.report import Row, Target, failed_row
-from benchmarks.stats import interleaved, summarize, timed
+from benchmarks.stats import interleaved, summarize
 
 NAME = "cli"
 TITLE = "CLI responsiveness: --help and models list as fresh processes"
 TARGET = Target("<", 0.5)
-
-
-def _runner(argv: list[str]):
-    env = subprocess_env()
-
-    def run() -> None:
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv[1:])} exited {done.returncode}: {done.stderr.strip()[:200]}")
-
-    return run
 
 
 def run(ctx: BenchContext) -> list[Row]:
@@ -34,7 +22,7 @@ def run(ctx: BenchContext) -> list[Row]:
         "cli-config.yaml",
         f"storage:\n  models_dir: {ctx.models_dir}\n  outputs_dir: {ctx.outputs_dir}\n",
     )
-    bare = _runner([PYTHON, "-c", "pass"])
+    env = subprocess_env()
     commands = {
         "imagestudio --help": [PYTHON, "-m", "imagestudio", "--help"],
         "imagestudio models list": [PYTHON, "-m", "imagestudio", "models", "list", "--config", str(config)],
@@ -42,12 +30,15 @@ def run(ctx: BenchContext) -> list[Row]:
     rows = []
     for case, argv in commands.items():
         ctx.say(f"{NAME}: {case}")
+        command = ProcessTimer(argv, env, case, timeout=120)
+        bare = ProcessTimer([PYTHON, "-c", "pass"], env, "python -c pass", timeout=120)
         try:
-            app_s, bare_s = interleaved(timed(_runner(argv)), timed(bare), ctx.repeat, ctx.warmup)
+            app_s, bare_s = interleaved(command, bare, ctx.repeat, ctx.warmup)
         except Exception as exc:  # noqa: BLE001 - reported as an ERROR row, the run goes on
             rows.append(failed_row(NAME, case, exc))
             continue
         app = summarize(app_s)
+        cpu = summarize(command.measured_cpu(ctx.repeat))
         rows.append(
             Row(
                 benchmark=NAME,
@@ -58,8 +49,11 @@ def run(ctx: BenchContext) -> list[Row]:
                 target=TARGET,
                 app=app,
                 baseline=summarize(bare_s),
-                note="value = median wall time of the command; baseline = bare `python -c pass`, for context",
-                samples={"app": app_s, "baseline": bare_s},
+                note=f"value = median wall time; the command's own CPU time (user+sys) median "
+                f"{cpu.median * 1000:.0f} ms [{cpu.q1 * 1000:.0f}–{cpu.q3 * 1000:.0f}]; baseline = bare "
+                "`python -c pass`, for context",
+                samples={"app": app_s, "baseline": bare_s, "app_cpu": command.measured_cpu(ctx.repeat)},
+                extra={"cpu_s": cpu.as_dict()},
             )
         )
     return rows

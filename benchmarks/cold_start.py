@@ -9,26 +9,19 @@ The two PNGs are compared pixel for pixel once, so both sides provably did the s
 
 from __future__ import annotations
 
-import itertools
 import shutil
-import subprocess
 from pathlib import Path
 
 from benchmarks.context import PROMPT, PYTHON, BenchContext, subprocess_env
+from benchmarks.process import ProcessTimer
 from benchmarks.report import Row, Target, failed_row, ratio_row
-from benchmarks.stats import interleaved, timed
+from benchmarks.stats import interleaved, median, paired_ratios, summarize
 
 NAME = "cold_start"
 TITLE = "cold start: `imagestudio generate` process vs a plain diffusers script, to a written PNG"
 TARGET = Target("<=", 1.15)
 SIDE, STEPS, SEED = 64, 2, 7
 PLAIN_SCRIPT = Path(__file__).with_name("plain_generate.py")
-
-
-def _check(done: subprocess.CompletedProcess[str], what: str) -> None:
-    if done.returncode != 0:
-        lines = done.stderr.strip().splitlines() or [""]
-        raise RuntimeError(f"{what} exited {done.returncode}: {lines[-1][:200]}")
 
 
 def run(ctx: BenchContext) -> list[Row]:
@@ -54,37 +47,36 @@ def _measure(ctx: BenchContext, case: str) -> Row:
         f"storage:\n  models_dir: {ctx.models_dir}\n  outputs_dir: {app_dir}\n",
     )
     env = subprocess_env()
-    counter = itertools.count()
     app_argv = [PYTHON, "-m", "imagestudio", "generate", "--model", "tiny-z-image", PROMPT]
     app_argv += ["-W", str(SIDE), "-H", str(SIDE), "--steps", str(STEPS), "--seed", str(SEED)]
     app_argv += ["--out", str(app_dir), "--config", str(config)]
-    written: dict[str, Path] = {}
-
-    def app() -> None:
-        done = subprocess.run(app_argv, capture_output=True, text=True, env=env, timeout=600, check=False)
-        _check(done, "imagestudio generate")
-        written["app"] = Path(done.stdout.strip().splitlines()[-1])
-
-    def plain() -> None:
-        out = plain_dir / f"{next(counter)}.png"
-        argv = [PYTHON, str(PLAIN_SCRIPT), str(folder), str(out), PROMPT, str(SIDE), str(STEPS), str(SEED)]
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600, check=False)
-        _check(done, "plain script")
-        written["plain"] = out
-
-    app_s, plain_s = interleaved(timed(app), timed(plain), ctx.repeat, ctx.warmup)
+    plain_out = plain_dir / "plain.png"
+    plain_argv = [PYTHON, str(PLAIN_SCRIPT), str(folder), str(plain_out), PROMPT, str(SIDE), str(STEPS)]
+    plain_argv += [str(SEED)]
+    app = ProcessTimer(app_argv, env, "imagestudio generate")
+    plain = ProcessTimer(plain_argv, env, "plain script")
+    app_s, plain_s = interleaved(app, plain, ctx.repeat, ctx.warmup)
+    assert app.last is not None
+    written = {"app": Path(app.last.stdout.strip().splitlines()[-1]), "plain": plain_out}
     if not _same_pixels(written["app"], written["plain"]):
         return failed_row(NAME, case, "the app's PNG differs from the plain script's: not the same work")
     if read_metadata(written["app"]).get("seed") != SEED:
         return failed_row(NAME, case, "the app's PNG lacks its metadata")
-    return ratio_row(
+    app_cpu, plain_cpu = app.measured_cpu(ctx.repeat), plain.measured_cpu(ctx.repeat)
+    cpu_ratio = summarize(paired_ratios(app_cpu, plain_cpu))
+    row = ratio_row(
         NAME,
         case,
         app_s,
         plain_s,
         TARGET,
-        note="fresh processes, page cache warm; baseline = benchmarks/plain_generate.py",
+        note="fresh processes, page cache warm; baseline = benchmarks/plain_generate.py; by CPU time "
+        f"(user+sys) the ratio is {cpu_ratio.median:.3f} [{cpu_ratio.q1:.3f}–{cpu_ratio.q3:.3f}], "
+        f"{median(app_cpu):.2f} s app vs {median(plain_cpu):.2f} s plain",
     )
+    row.samples.update({"app_cpu": app_cpu, "baseline_cpu": plain_cpu})
+    row.extra["cpu_ratio"] = cpu_ratio.as_dict()
+    return row
 
 
 def _same_pixels(a: Path, b: Path) -> bool:

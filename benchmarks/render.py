@@ -64,11 +64,14 @@ def machine_line(document: dict[str, Any]) -> str:
     load_text = ""
     if all(load):
         load_text = f"; 1-minute load average {load[0][0]} at the start, {load[1][0]} at the end"
+    threads = document["options"].get("threads")
+    threads_text = f"; torch limited to {threads} thread(s)" if threads else ""
     return (
         f"Measured {document['date']} on {machine['cpu']} ({machine['logical_cores']} logical cores, "
         f"{ram_gb:.0f} GiB RAM), {machine['os']}; Python {machine['python']}, torch {machine['torch']}, "
         f"diffusers {machine['diffusers']}, transformers {machine['transformers']}; "
-        f"{document['options']['repeat']} repeats after {document['options']['warmup']} warm-up{load_text}."
+        f"{document['options']['repeat']} repeats after {document['options']['warmup']} warm-up"
+        f"{threads_text}{load_text}."
     )
 
 

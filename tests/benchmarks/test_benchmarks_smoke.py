@@ -34,7 +34,7 @@ def assert_measured(row: Row, samples: int = 1) -> None:
 
 def test_warm_overhead(bench_workdir: Path) -> None:
     rows = overhead.run(context(bench_workdir, repeat=2, overhead_cases=[(32, 1)]))
-    generate, edit = rows
+    generate, fixed_costs, edit = rows
     assert generate.case == "generate 32×32, 1 steps"
     assert_measured(generate, samples=2)
     assert generate.baseline is not None and generate.baseline.n == 2
@@ -42,6 +42,16 @@ def test_warm_overhead(bench_workdir: Path) -> None:
     ratios = [app / plain for app, plain in pairs]
     assert generate.spread is not None
     assert generate.spread.median == pytest.approx(sum(ratios) / 2)
+    assert fixed_costs.status == "measured"
+    pieces = fixed_costs.extra["pieces_s"]
+    assert set(pieces) == {
+        "request checks",
+        "manager lock",
+        "NaN/black check",
+        "metadata chunks",
+        "fsync'd atomic write",
+    }
+    assert fixed_costs.value == pytest.approx(sum(pieces.values()))
     if edit_missing():
         assert edit.status == "not available"
         assert edit.note.startswith(NOT_AVAILABLE)
@@ -56,6 +66,7 @@ def test_cli_speed(bench_workdir: Path) -> None:
     for row in rows:
         assert_measured(row)
         assert row.unit == "s" and row.baseline is not None
+        assert row.extra["cpu_s"]["n"] == 1 and row.extra["cpu_s"]["median"] > 0
 
 
 @pytest.mark.slow
@@ -63,6 +74,10 @@ def test_cold_start(bench_workdir: Path) -> None:
     [row] = cold_start.run(context(bench_workdir))
     # Measured (not failed) also means both processes wrote identical pixels and the app its metadata.
     assert_measured(row)
+    assert len(row.samples["app_cpu"]) == len(row.samples["baseline_cpu"]) == 1
+    assert row.extra["cpu_ratio"]["median"] == pytest.approx(
+        row.samples["app_cpu"][0] / row.samples["baseline_cpu"][0]
+    )
 
 
 def test_model_switch(bench_workdir: Path) -> None:
