@@ -8,6 +8,7 @@ from benchmarks.real_size import (
     WORKLOADS,
     NeedsCuda,
     build_transformer,
+    count_flops_on_meta,
     count_forward_flops,
     count_params,
     peak_tflops_for,
@@ -22,6 +23,15 @@ def test_real_configs_have_the_real_parameter_counts(key: str) -> None:
     workload = WORKLOADS[key]
     model = build_transformer(workload, "meta", reduced=False)
     assert count_params(model) == workload.real_params
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", list(WORKLOADS))
+def test_counted_flops_agree_with_the_model_notes(key: str) -> None:
+    # The notes' per-forward estimates at 1024² (the MFU basis) against torch's count of the real model.
+    workload = WORKLOADS[key]
+    counted = count_flops_on_meta(workload, reduced=False, resolution=1024, text=workload.text_tokens)
+    assert counted / 1e12 == pytest.approx(workload.notes_tflop, rel=0.02)
 
 
 def test_reduced_harness_runs_every_model_and_profile_on_cpu() -> None:
