@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from imagestudio.config import Settings
     from imagestudio.jobs.queue import JobQueue, PreviewMaker, Runner
+    from imagestudio.models.service import DownloadService
     from imagestudio.storage.history import HistoryStore
     from imagestudio.studio import Studio
 
@@ -26,6 +27,8 @@ class Services:
     studio: Studio
     history: HistoryStore
     queue: JobQueue
+    #: Model downloads run on their own threads, beside (never inside) the GPU worker's queue.
+    downloads: DownloadService
 
     @classmethod
     def create(
@@ -43,6 +46,7 @@ class Services:
         """
         from imagestudio.jobs.queue import JobQueue
         from imagestudio.jobs.runner import StudioRunner
+        from imagestudio.models.service import DownloadService
         from imagestudio.storage.history import HistoryStore
         from imagestudio.studio import Studio
 
@@ -55,7 +59,7 @@ class Services:
             keep_finished=settings.server.keep_finished_jobs,
             preview=preview,
         )
-        return cls(settings, studio, history, queue)
+        return cls(settings, studio, history, queue, DownloadService(settings))
 
     def start(self) -> None:
         self.queue.start()

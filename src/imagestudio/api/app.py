@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from imagestudio import __version__
-from imagestudio.api import history, jobs, openai_images, system
+from imagestudio.api import history, jobs, models, openai_images, system
 from imagestudio.api.errors import install_error_handlers
 from imagestudio.api.security import BearerAuth, BodySizeLimit
 
@@ -67,7 +67,7 @@ def create_app(
     app.state.studio = services.studio
 
     install_error_handlers(app)
-    for router in (openai_images.router, jobs.router, history.router, system.router):
+    for router in (openai_images.router, jobs.router, history.router, system.router, models.router):
         app.include_router(router)
 
     server = settings.server
