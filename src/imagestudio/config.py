@@ -13,7 +13,15 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from imagestudio.errors import ConfigError
 
@@ -21,6 +29,7 @@ log = logging.getLogger(__name__)
 
 CONFIG_ENV = "IMAGESTUDIO_CONFIG"
 HOME_ENV = "IMAGESTUDIO_HOME"
+API_KEY_ENV = "IMAGESTUDIO_API_KEY"
 DEFAULT_CONFIG_NAME = "config.yaml"
 
 TorchDtype = Literal["bfloat16", "float16", "float32"]
@@ -172,6 +181,55 @@ class StorageSettings(_Section):
         None, description="Local model folders and the tiny models; null = HOME/models."
     )
     outputs_dir: Path | None = Field(None, description="Generated images; null = HOME/outputs.")
+    history_db: Path | None = Field(
+        None, description="SQLite history of jobs and images; null = HOME/history.sqlite3."
+    )
+
+
+class ServerSettings(_Section):
+    """The HTTP server and its job queue (``server``, used by ``imagestudio serve``)."""
+
+    host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="Address to bind. Anything but loopback requires api_key (or --insecure).",
+    )
+    port: int = Field(7860, ge=1, le=65535, description="TCP port.")
+    api_key: SecretStr | None = Field(
+        None,
+        description="Bearer key required on every route but /healthz; $IMAGESTUDIO_API_KEY overrides it.",
+    )
+    max_queue: int = Field(
+        16, ge=1, le=10_000, description="Jobs allowed to wait behind the running one; more get HTTP 429."
+    )
+    request_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        le=86_400,
+        description="How long a synchronous /v1 request waits for its images before its job is cancelled.",
+    )
+    max_upload_mb: float = Field(
+        50.0, gt=0, le=4096, description="Largest request body (all uploaded images together), in MB."
+    )
+    max_upload_pixels: int = Field(
+        50_000_000,
+        ge=64 * 64,
+        le=1_000_000_000,
+        description="Largest uploaded image, in pixels (width × height), checked before it is decoded.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Browser origins allowed to call the API; empty = CORS off."
+    )
+    keep_finished_jobs: int = Field(
+        500, ge=0, le=100_000, description="Finished jobs kept in memory; older ones are read from history."
+    )
+
+    @field_validator("api_key")
+    @classmethod
+    def _no_blank_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("must not be empty (leave it out, or null, for no key)")
+        return value
 
 
 class DownloadSettings(_Section):
@@ -216,6 +274,7 @@ class Settings(_Section):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     downloads: DownloadSettings = Field(default_factory=DownloadSettings)
     inputs: InputSettings = Field(default_factory=InputSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
 
     @field_validator("models")
     @classmethod
@@ -245,6 +304,11 @@ class Settings(_Section):
     def outputs_dir(self) -> Path:
         assert self.storage.outputs_dir is not None, "load_settings() fills storage paths"
         return self.storage.outputs_dir
+
+    @property
+    def history_db(self) -> Path:
+        assert self.storage.history_db is not None, "load_settings() fills storage paths"
+        return self.storage.history_db
 
 
 def default_home(environ: os._Environ[str] | dict[str, str] | None = None) -> Path:
@@ -340,6 +404,10 @@ def load_settings(
     storage = settings.storage
     storage.models_dir = _anchor(storage.models_dir, base) or home / "models"
     storage.outputs_dir = _anchor(storage.outputs_dir, base) or home / "outputs"
+    storage.history_db = _anchor(storage.history_db, base) or home / "history.sqlite3"
+    env = os.environ if environ is None else environ
+    if env.get(API_KEY_ENV, "").strip():
+        settings.server.api_key = SecretStr(env[API_KEY_ENV].strip())
     for model_id, model in settings.models.items():
         model.path = _anchor(model.path, base)
         if model.torch_dtype == "float16":

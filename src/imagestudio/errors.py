@@ -90,3 +90,35 @@ class DownloadFailed(ImageStudioError):
 
 class DownloadCancelled(JobCancelled):
     """A download was stopped on request; unlike other cancelled jobs its partial files are kept to resume."""
+
+
+class QueueFull(UserError):
+    """The job queue is at ``server.max_queue``; nothing was accepted, so the client may retry."""
+
+    http_status = 429
+    error_type = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class ServiceStopping(UserError):
+    """The server is shutting down and takes no new jobs."""
+
+    http_status = 503
+    error_type = "service_unavailable"
+
+
+class FeatureUnavailable(UserError):
+    """A capability this build does not have (yet); the request itself may be fine."""
+
+    http_status = 501
+    error_type = "not_implemented"
+
+
+class JobTimedOut(UserError):
+    """A synchronous request waited longer than ``server.request_timeout_s``; its job was cancelled."""
+
+    http_status = 504
+    error_type = "timeout"

@@ -162,6 +162,11 @@ class ModelManager:
                 },
             }
 
+    @property
+    def resident(self) -> LoadedModel | None:
+        """The loaded model, for reports (read without the lock: it may change right after)."""
+        return self._resident
+
     @contextmanager
     def acquire(self, model_id: str, plan: Any = None) -> Iterator[LoadedModel]:
         """Lend the pipeline for ``model_id``, loading it (and unloading any other) first."""

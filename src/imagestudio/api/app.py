@@ -1,0 +1,119 @@
+"""The FastAPI application: routes over the services on ``app.state``, errors in OpenAI's shape.
+
+Middleware, outermost first: CORS (only when ``server.cors_origins`` is set) → API key (only when
+one is configured) → request body size limit → the routes. The web UI mounts on this same app.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from imagestudio import __version__
+from imagestudio.api import history, jobs, models, openai_images, system
+from imagestudio.api.errors import install_error_handlers
+from imagestudio.api.security import BearerAuth, BodySizeLimit
+
+if TYPE_CHECKING:
+    from imagestudio.config import Settings
+    from imagestudio.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    services: Services | None = None,
+    public_prefixes: Iterable[str] = (),
+) -> FastAPI:
+    """Build the app.
+
+    Without ``services`` the app creates its own and starts/stops them with its lifespan; with them,
+    the caller owns their lifecycle (tests, or a process hosting several apps). ``public_prefixes``
+    are paths the API key does not guard (the hook for a UI mount with its own login).
+    """
+    from imagestudio.services import Services
+
+    owned = services is None
+    services = services or Services.create(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if owned:
+            services.start()
+        try:
+            yield
+        finally:
+            if owned:
+                await run_in_threadpool(services.close)
+
+    app = FastAPI(
+        title="imagestudio",
+        version=__version__,
+        summary="Local Z-Image-Turbo and Qwen-Image-Edit-2511: OpenAI-compatible images API and job API.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    # Convenience aliases for the UI and the routes.
+    app.state.settings = services.settings
+    app.state.queue = services.queue
+    app.state.history = services.history
+    app.state.studio = services.studio
+
+    install_error_handlers(app)
+    for router in (openai_images.router, jobs.router, history.router, system.router, models.router):
+        app.include_router(router)
+
+    server = settings.server
+    app.add_middleware(BodySizeLimit, max_bytes=int(server.max_upload_mb * 1_000_000))
+    api_key = server.api_key.get_secret_value() if server.api_key is not None else None
+    if api_key:
+        app.add_middleware(BearerAuth, api_key=api_key, public_prefixes=tuple(public_prefixes))
+    if server.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=server.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["Retry-After", "Location"],
+        )
+    _install_openapi(app, bearer=bool(api_key))
+    return app
+
+
+def _install_openapi(app: FastAPI, *, bearer: bool) -> None:
+    """The generated schema, minus FastAPI's 422 (we answer 400), plus the bearer scheme when used."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                operation.get("responses", {}).pop("422", None)
+        components = schema.setdefault("components", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.get("schemas", {}).pop(name, None)
+        if bearer:
+            components.setdefault("securitySchemes", {})["bearerAuth"] = {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "server.api_key / IMAGESTUDIO_API_KEY",
+            }
+            for path, path_item in schema.get("paths", {}).items():
+                for operation in path_item.values():
+                    if path != "/healthz":
+                        operation["security"] = [{"bearerAuth": []}]
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

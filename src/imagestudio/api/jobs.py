@@ -1,0 +1,139 @@
+"""The native job API: submit without waiting, follow progress live (SSE), cancel, look jobs up."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path, Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from imagestudio.api.common import build_generate_request, find_job, get_services, image_url, job_status
+from imagestudio.api.edits import EditForm, edit_upload_from_json, submit_edit
+from imagestudio.api.errors import error_responses
+from imagestudio.api.schemas import ID_PATTERN, GenerateJobBody, JobBody, JobList, JobStatus
+from imagestudio.jobs.aio import job_events
+from imagestudio.jobs.events import snapshot_events
+from imagestudio.jobs.model import JobEvent, JobInfo
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+
+JobId = Annotated[str, Path(pattern=ID_PATTERN, description="The job's id.")]
+#: Comment lines keep idle connections (and proxies) from timing out during a long model load.
+KEEPALIVE_S = 15.0
+_SUBMIT_ERRORS = error_responses(400, 401, 413, 429, 501, 503)
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobStatus,
+    responses=_SUBMIT_ERRORS,
+    summary="Queue a generate or edit job (JSON; edit images as base64)",
+)
+async def create_job(body: Annotated[JobBody, Body()], request: Request, response: Response) -> JobStatus:
+    services = get_services(request)
+
+    def submit() -> JobInfo:
+        if isinstance(body, GenerateJobBody):
+            fields = body.model_dump(exclude={"kind"})
+            return services.queue.submit(build_generate_request(services.settings, **fields))
+        return submit_edit(services, edit_upload_from_json(body, services.settings))
+
+    info = await run_in_threadpool(submit)
+    response.headers["Location"] = str(request.url_for("get_job", job_id=info.id))
+    return job_status(info, request)
+
+
+@router.post(
+    "/edits",
+    status_code=202,
+    response_model=JobStatus,
+    responses=_SUBMIT_ERRORS,
+    summary="Queue an edit job (multipart, the fields of /v1/images/edits)",
+)
+async def create_edit_job(form: EditForm, request: Request, response: Response) -> JobStatus:
+    services = get_services(request)
+    info = await run_in_threadpool(submit_edit, services, form[0])
+    response.headers["Location"] = str(request.url_for("get_job", job_id=info.id))
+    return job_status(info, request)
+
+
+@router.get("", response_model=JobList, responses=error_responses(401), summary="Jobs of this server run")
+def list_jobs(request: Request) -> JobList:
+    """Running first, then waiting in queue order, then recently finished (newest first)."""
+    return JobList(jobs=[job_status(info, request) for info in get_services(request).queue.jobs()])
+
+
+@router.get("/{job_id}", response_model=JobStatus, responses=error_responses(400, 401, 404), name="get_job")
+def get_job(job_id: JobId, request: Request) -> JobStatus:
+    return job_status(find_job(get_services(request), job_id), request)
+
+
+@router.delete(
+    "/{job_id}",
+    response_model=JobStatus,
+    responses=error_responses(400, 401, 404),
+    summary="Cancel a job (waiting: at once; running: after the current step)",
+)
+def cancel_job(job_id: JobId, request: Request) -> JobStatus:
+    """Returns the job as it is now; a running job turns ``cancelled`` after its current step."""
+    services = get_services(request)
+    info = services.queue.cancel(job_id) or find_job(services, job_id)
+    return job_status(info, request)
+
+
+@router.get(
+    "/{job_id}/events",
+    name="job_events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "Server-Sent Events: queued {position}, started, step {image, images, step, "
+            "steps, fraction, elapsed_s, eta_s}, then one of done {images}, failed {message, type}, "
+            "cancelled {message}; the stream ends after it.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **error_responses(400, 401, 404),
+    },
+)
+async def stream_job_events(job_id: JobId, request: Request) -> StreamingResponse:
+    services = get_services(request)
+    find_job(services, job_id)  # 404 before the stream starts
+
+    async def stream() -> AsyncIterator[str]:
+        number = 0
+        try:
+            async with job_events(services.queue, job_id) as events:
+                while True:
+                    try:
+                        event = await asyncio.wait_for(events.get(), KEEPALIVE_S)
+                    except asyncio.TimeoutError:
+                        yield ": keep-alive\n\n"
+                        continue
+                    number += 1
+                    yield format_sse(event, number, request)
+                    if event.terminal:
+                        return
+        except KeyError:
+            # Finished in an earlier run (or just forgotten by the queue): the history has the end.
+            for event in snapshot_events(find_job(services, job_id)):
+                number += 1
+                yield format_sse(event, number, request)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def format_sse(event: JobEvent, number: int, request: Request) -> str:
+    data = dict(event.data)
+    if event.type == "done":
+        data["images"] = [{**image, "url": image_url(request, image["id"])} for image in data["images"]]
+    payload = json.dumps({"job_id": event.job_id, **data}, ensure_ascii=False)
+    return f"id: {number}\nevent: {event.type}\ndata: {payload}\n\n"

@@ -1,0 +1,267 @@
+"""Request and response bodies of the HTTP API (they are its OpenAPI schema, so keep them exact)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from imagestudio.requests import MAX_COUNT, MAX_PROMPT_CHARS, MAX_SEED
+
+SIZE_PATTERN = r"^(auto|[0-9]{1,5}x[0-9]{1,5})$"
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+Prompt = Annotated[str, Field(min_length=1, max_length=MAX_PROMPT_CHARS, description="What to draw.")]
+NegativePrompt = Annotated[
+    str | None, Field(None, max_length=MAX_PROMPT_CHARS, description="Extension: what to avoid.")
+]
+Seed = Annotated[
+    int | None,
+    Field(None, ge=0, le=MAX_SEED, description="Extension: seed of the first image; random if absent."),
+]
+Steps = Annotated[
+    int | None,
+    Field(
+        None, ge=1, le=200, description="Extension: denoising steps; the model's official count if absent."
+    ),
+]
+Guidance = Annotated[
+    float | None,
+    Field(None, ge=0.0, le=30.0, description="Extension: guidance scale (Z-Image-Turbo: exactly 0)."),
+]
+
+
+class _Strict(BaseModel):
+    # An unknown field is an error naming it, never silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------------- OpenAI images
+
+
+class ImageGenerationRequest(_Strict):
+    """``POST /v1/images/generations``: OpenAI's fields, plus seed/steps/guidance_scale/negative_prompt."""
+
+    prompt: Prompt
+    model: str | None = Field(None, description="A model id from GET /v1/models; default z-image-turbo.")
+    n: int | None = Field(None, ge=1, le=MAX_COUNT, description="How many images (seeds seed, seed+1, …).")
+    size: str | None = Field(
+        None, pattern=SIZE_PATTERN, description="WIDTHxHEIGHT, multiples of 16; 'auto' = configured default."
+    )
+    response_format: Literal["b64_json", "url"] | None = Field(
+        None, description="b64_json (default) or url (GET it with the same API key)."
+    )
+    quality: Literal["auto", "standard", "hd", "low", "medium", "high"] | None = Field(
+        None, description="Accepted for compatibility; steps decide quality here."
+    )
+    style: Literal["vivid", "natural"] | None = Field(
+        None, description="Accepted for compatibility; ignored."
+    )
+    background: Literal["auto", "opaque"] | None = Field(None, description="Images are always opaque.")
+    output_format: Literal["png"] | None = Field(None, description="Always PNG.")
+    output_compression: int | None = Field(None, ge=0, le=100, description="Ignored: PNG is lossless.")
+    moderation: Literal["auto", "low"] | None = Field(
+        None, description="Accepted for compatibility; ignored."
+    )
+    stream: bool | None = Field(None, description="Must be false; live progress is at /api/jobs/{id}/events.")
+    partial_images: int | None = Field(None, ge=0, le=3, description="Ignored (no streaming).")
+    user: str | None = Field(None, max_length=256, description="Accepted for compatibility; ignored.")
+    safety_identifier: str | None = Field(None, max_length=256, description="Accepted; ignored.")
+    seed: Seed = None
+    steps: Steps = None
+    guidance_scale: Guidance = None
+    negative_prompt: NegativePrompt = None
+
+
+class ImageData(BaseModel):
+    b64_json: str | None = Field(None, description="The PNG, base64-encoded (response_format b64_json).")
+    url: str | None = Field(None, description="Where to GET the PNG (response_format url).")
+    revised_prompt: str | None = Field(None, description="Never set: prompts are used as given.")
+    id: str = Field(description="Extension: the image's id (GET /api/images/{id}).")
+    seed: int = Field(description="Extension: the seed that made this image.")
+
+
+class ImagesResponse(BaseModel):
+    created: int = Field(description="Unix time (seconds) the images were made.")
+    data: list[ImageData]
+    output_format: Literal["png"] = "png"
+    size: str = Field(description="WIDTHxHEIGHT of the images.")
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str
+    title: str = Field(description="Extension: a readable name.")
+    task: Literal["text-to-image", "edit"] = Field(description="Extension: what the model does.")
+    available: bool = Field(description="Extension: whether its files are on this machine.")
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+# --------------------------------------------------------------------------- native jobs
+
+
+class GenerateJobBody(_Strict):
+    """A text-to-image job."""
+
+    kind: Literal["generate"]
+    prompt: Prompt
+    model: str | None = Field(None, description="Model id; default z-image-turbo.")
+    negative_prompt: NegativePrompt = None
+    width: int | None = Field(None, ge=1, le=16384, description="Pixels, multiple of 16.")
+    height: int | None = Field(None, ge=1, le=16384, description="Pixels, multiple of 16.")
+    steps: Steps = None
+    guidance_scale: Guidance = None
+    seed: Seed = None
+    count: int = Field(1, ge=1, le=MAX_COUNT, description="Images to make (seeds seed, seed+1, …).")
+
+
+class EditJobBody(_Strict):
+    """An edit job: 1–3 images and an instruction (Qwen edit), or an image and a mask (Z-Image inpaint)."""
+
+    kind: Literal["edit"]
+    prompt: Prompt
+    images: list[str] = Field(
+        min_length=1, max_length=3, description="Input images as base64 (PNG, JPEG or WebP; data: URLs too)."
+    )
+    mask: str | None = Field(
+        None, description="Base64 mask for inpainting: transparent (or white, without alpha) = repaint."
+    )
+    model: str | None = Field(
+        None, description="Model id; default qwen-image-edit-2511 (z-image-turbo with a mask)."
+    )
+    negative_prompt: NegativePrompt = None
+    width: int | None = Field(None, ge=1, le=16384)
+    height: int | None = Field(None, ge=1, le=16384)
+    steps: Steps = None
+    guidance_scale: Guidance = None
+    true_cfg_scale: float | None = Field(None, ge=0.0, le=30.0, description="Qwen edit's true CFG scale.")
+    strength: float | None = Field(None, gt=0.0, le=1.0, description="Z-Image img2img/inpaint strength.")
+    seed: Seed = None
+    count: int = Field(1, ge=1, le=MAX_COUNT)
+
+
+JobBody = Annotated[GenerateJobBody | EditJobBody, Field(discriminator="kind")]
+
+
+class JobImage(BaseModel):
+    id: str
+    url: str
+    seed: int
+    width: int
+    height: int
+
+
+class JobProgressModel(BaseModel):
+    image: int = Field(description="Which image of the job is being made (1-based).")
+    images: int
+    step: int = Field(description="Denoising step just finished (1-based).")
+    steps: int
+    fraction: float = Field(ge=0.0, le=1.0)
+    elapsed_s: float
+    eta_s: float | None = Field(description="Estimated seconds left; null until two steps were timed.")
+
+
+class JobErrorModel(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+
+
+class JobStatus(BaseModel):
+    id: str
+    kind: str
+    state: Literal["queued", "running", "done", "failed", "cancelled"]
+    model: str | None
+    prompt: str | None
+    created_at: float = Field(description="Unix time the job was accepted.")
+    started_at: float | None
+    finished_at: float | None
+    queue_position: int | None = Field(description="1 = next to run; null unless queued.")
+    progress: JobProgressModel | None
+    error: JobErrorModel | None
+    images: list[JobImage]
+    request: dict[str, Any] = Field(description="The validated request, every default filled in.")
+    events_url: str = Field(description="Server-Sent Events with this job's progress.")
+
+
+class JobList(BaseModel):
+    jobs: list[JobStatus]
+
+
+# --------------------------------------------------------------------------- history and system
+
+
+class HistoryImage(BaseModel):
+    id: str
+    job_id: str | None
+    url: str
+    prompt: str
+    negative_prompt: str | None
+    model: str | None
+    seed: int
+    width: int
+    height: int
+    created_at: float
+    parameters: dict[str, Any] = Field(description="Everything recorded with the image (as in its PNG).")
+
+
+class HistoryPage(BaseModel):
+    items: list[HistoryImage]
+    total: int = Field(description="Images matching the query, on all pages.")
+    limit: int
+    offset: int
+    query: str | None
+
+
+class Deleted(BaseModel):
+    id: str
+    object: Literal["image"] = "image"
+    deleted: Literal[True] = True
+
+
+class QueueInfo(BaseModel):
+    running: str | None = Field(description="Id of the running job.")
+    queued: int
+    max_queue: int
+    worker_alive: bool
+
+
+class AcceleratorInfo(BaseModel):
+    name: str
+    total_bytes: int
+    free_bytes: int
+    allocated_bytes: int
+    peak_allocated_bytes: int
+
+
+class MemoryInfo(BaseModel):
+    ram_total_bytes: int
+    ram_available_bytes: int
+    accelerator: AcceleratorInfo | None
+
+
+class LoadedModelInfo(BaseModel):
+    id: str
+    placement: str = Field(description="How it sits on the device: full, model_offload, sequential, cpu.")
+    dtype: str
+    load_seconds: float
+
+
+class SystemInfo(BaseModel):
+    version: str
+    device: str
+    loaded_model: LoadedModelInfo | None
+    queue: QueueInfo
+    memory: MemoryInfo
+    models: list[ModelCard]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    worker_alive: bool

@@ -1,0 +1,70 @@
+"""The long-lived services one server process shares: studio, job queue, history.
+
+Built by :meth:`Services.create` (opens the history, builds the queue; starts no thread), started by
+:meth:`Services.start`, stopped by :meth:`Services.close`. The HTTP API and the web UI reach them
+through ``app.state.services``; neither holds state of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from imagestudio.config import Settings
+    from imagestudio.jobs.queue import JobQueue, PreviewMaker, Runner
+    from imagestudio.models.service import DownloadService
+    from imagestudio.storage.history import HistoryStore
+    from imagestudio.studio import Studio
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    studio: Studio
+    history: HistoryStore
+    queue: JobQueue
+    #: Model downloads run on their own threads, beside (never inside) the GPU worker's queue.
+    downloads: DownloadService
+
+    @classmethod
+    def create(
+        cls,
+        settings: Settings,
+        *,
+        studio: Studio | None = None,
+        runner: Runner | None = None,
+        preview: PreviewMaker | None = None,
+    ) -> Services:
+        """Open the history (failing jobs a killed server left behind) and build the queue.
+
+        ``runner`` replaces the studio-backed runner (tests drive the queue with plain callables);
+        ``preview`` makes the previews attached to step events (the UI's live image).
+        """
+        from imagestudio.jobs.queue import JobQueue
+        from imagestudio.jobs.runner import StudioRunner
+        from imagestudio.models.service import DownloadService
+        from imagestudio.storage.history import HistoryStore
+        from imagestudio.studio import Studio
+
+        studio = studio or Studio(settings)
+        history = HistoryStore(settings.history_db, settings.outputs_dir)
+        queue = JobQueue(
+            runner or StudioRunner(studio),
+            max_queue=settings.server.max_queue,
+            history=history,
+            keep_finished=settings.server.keep_finished_jobs,
+            preview=preview,
+        )
+        return cls(settings, studio, history, queue, DownloadService(settings))
+
+    def start(self) -> None:
+        self.queue.start()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop the queue (cancelling what is left), then close the history."""
+        self.queue.stop(timeout)
+        self.history.close()

@@ -1,0 +1,404 @@
+"""The history store: every job and every image it made, in SQLite, surviving restarts and crashes.
+
+* WAL mode: readers (the UI's gallery, ``/api/history``) never wait for the worker's writes, and a
+  killed process loses at most the transaction in flight, never the file.
+* A job row is written when the job is accepted; a server killed mid-job leaves it ``running`` or
+  ``queued``, and the next start marks such rows failed ("server stopped during the job"). The
+  images of finished jobs are untouched.
+* Image paths are stored relative to the outputs directory and resolved inside it on the way out;
+  clients only ever see opaque ids.
+* Prompt search is case-insensitive in every script: SQLite's LOWER/LIKE fold ASCII only, so a
+  casefolded copy of each prompt is stored and searched with an escaped LIKE pattern.
+* The schema version is ``PRAGMA user_version``; :data:`MIGRATIONS` brings older files forward.
+
+One connection shared behind a lock: SQLite serialises writers anyway, and the calls are short.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from imagestudio.errors import ConfigError
+from imagestudio.jobs.events import STOPPED_DURING_JOB
+from imagestudio.jobs.model import JobError, JobInfo, JobState, ResultImage
+from imagestudio.storage.files import resolve_inside
+
+log = logging.getLogger(__name__)
+
+_SCHEMA_V1 = """
+CREATE TABLE jobs (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    model TEXT,
+    prompt TEXT,
+    request_json TEXT NOT NULL,
+    seed INTEGER,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    error_message TEXT,
+    error_type TEXT,
+    error_status INTEGER,
+    error_param TEXT,
+    timings_json TEXT,
+    memory_plan_json TEXT,
+    peak_memory_bytes INTEGER,
+    extra_json TEXT,
+    result_json TEXT
+);
+CREATE INDEX jobs_by_state ON jobs(state);
+CREATE INDEX jobs_by_created ON jobs(created_at);
+CREATE TABLE images (
+    id TEXT PRIMARY KEY,
+    job_id TEXT REFERENCES jobs(id) ON DELETE SET NULL,
+    path TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    prompt_folded TEXT NOT NULL,
+    negative_prompt TEXT,
+    model TEXT,
+    seed INTEGER NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    metadata_json TEXT NOT NULL
+);
+CREATE INDEX images_by_created ON images(created_at);
+CREATE INDEX images_by_job ON images(job_id);
+"""
+
+#: ``MIGRATIONS[n]`` takes a file from version n to n + 1.
+MIGRATIONS: list[str] = [_SCHEMA_V1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class NewImage:
+    """An image file a job has just written, to be recorded with it."""
+
+    id: str
+    path: Path
+    seed: int
+    width: int
+    height: int
+    prompt: str
+    negative_prompt: str | None
+    model: str | None
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    id: str
+    job_id: str | None
+    #: Relative to the outputs directory; server-side only.
+    path: str
+    prompt: str
+    negative_prompt: str | None
+    model: str | None
+    seed: int
+    width: int
+    height: int
+    created_at: float
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ImagePage:
+    items: list[ImageRecord]
+    total: int
+
+
+def fold(text: str) -> str:
+    """The form prompts are searched in: casefolded (Кот, КОТ and кот are one word)."""
+    return text.casefold()
+
+
+def like_contains(text: str) -> str:
+    """A LIKE pattern matching ``text`` anywhere, with ``%``, ``_`` and the escape taken literally."""
+    escaped = fold(text).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, default=str)
+
+
+class HistoryStore:
+    """Jobs and images in one SQLite file; thread-safe; :meth:`close` when done."""
+
+    def __init__(self, db_path: Path, outputs_dir: Path) -> None:
+        self.db_path = db_path
+        self.outputs_dir = outputs_dir
+        self._lock = threading.Lock()
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None, timeout=10)
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(
+                f"the history database {db_path} cannot be used: {exc} (move it away to start a new one, "
+                "or set storage.history_db)",
+                param="storage.history_db",
+            ) from None
+        self.recovered = self._recover()
+
+    # ----------------------------------------------------------------- setup
+
+    def _migrate(self) -> None:
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(
+                f"it has schema version {version}, newer than this imagestudio's {SCHEMA_VERSION}"
+            )
+        for target in range(version, SCHEMA_VERSION):
+            with self._transaction() as conn:
+                for statement in _statements(MIGRATIONS[target]):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {target + 1}")
+            log.info("history database %s migrated to schema %d", self.db_path, target + 1)
+
+    def _recover(self) -> int:
+        """Fail the jobs a previous server left unfinished; returns how many."""
+        with self._transaction() as conn:
+            count = conn.execute(
+                "UPDATE jobs SET state = ?, error_message = ?, error_type = 'server_error', "
+                "error_status = 500, finished_at = ? WHERE state IN (?, ?)",
+                (JobState.FAILED.value, STOPPED_DURING_JOB, time.time(), "queued", "running"),
+            ).rowcount
+        if count:
+            log.warning("%d job(s) were unfinished when the server last stopped; marked failed", count)
+        return count
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # ----------------------------------------------------------------- jobs
+
+    def record_job(
+        self,
+        job_id: str,
+        *,
+        kind: str,
+        model: str | None,
+        prompt: str | None,
+        request: dict[str, Any],
+        seed: int | None,
+        created_at: float,
+    ) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO jobs (id, kind, state, model, prompt, request_json, seed, created_at) "
+                "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)",
+                (job_id, kind, model, prompt, _json(request), seed, created_at),
+            )
+
+    def mark_running(self, job_id: str, started_at: float) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE jobs SET state = 'running', started_at = ? WHERE id = ?", (started_at, job_id)
+            )
+
+    def finish_job(
+        self,
+        job_id: str,
+        state: JobState,
+        finished_at: float,
+        *,
+        error: JobError | None = None,
+        timings: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
+        images: Sequence[NewImage] = (),
+    ) -> None:
+        """Record the outcome and the images in one transaction: a job is never done without them."""
+        rows = [self._image_row(job_id, image, finished_at) for image in images]
+        extra = dict(extra or {})
+        memory_plan = extra.pop("memory_plan", None)
+        peak = extra.pop("peak_memory_bytes", None)
+        result = [{"id": row[0], "path": row[2]} for row in rows]
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE jobs SET state = ?, finished_at = ?, error_message = ?, error_type = ?, "
+                "error_status = ?, error_param = ?, timings_json = ?, memory_plan_json = ?, "
+                "peak_memory_bytes = ?, extra_json = ?, result_json = ? WHERE id = ?",
+                (
+                    state.value,
+                    finished_at,
+                    error.message if error else None,
+                    error.type if error else None,
+                    error.http_status if error else None,
+                    error.param if error else None,
+                    _json(timings),
+                    _json(memory_plan),
+                    peak,
+                    _json(extra or None),
+                    _json(result),
+                    job_id,
+                ),
+            )
+            conn.executemany(
+                "INSERT INTO images (id, job_id, path, prompt, prompt_folded, negative_prompt, model, seed, "
+                "width, height, created_at, metadata_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def _image_row(self, job_id: str, image: NewImage, created_at: float) -> tuple[Any, ...]:
+        root = self.outputs_dir.resolve()
+        relative = image.path.resolve().relative_to(root).as_posix()  # ValueError: outside outputs
+        return (
+            image.id,
+            job_id,
+            relative,
+            image.prompt,
+            fold(image.prompt),
+            image.negative_prompt,
+            image.model,
+            image.seed,
+            image.width,
+            image.height,
+            created_at,
+            _json(image.metadata) or "{}",
+        )
+
+    def get_job(self, job_id: str) -> JobInfo | None:
+        with self._lock:
+            row = self._conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                return None
+            images = self._conn.execute(
+                "SELECT id, seed, width, height FROM images WHERE job_id = ? ORDER BY rowid", (job_id,)
+            ).fetchall()
+        error = None
+        if row["error_message"] is not None:
+            error = JobError(
+                row["error_message"],
+                row["error_type"] or "server_error",
+                row["error_status"] or 500,
+                row["error_param"],
+            )
+        return JobInfo(
+            id=row["id"],
+            kind=row["kind"],
+            state=JobState(row["state"]),
+            model=row["model"],
+            prompt=row["prompt"],
+            request=json.loads(row["request_json"]),
+            created_at=row["created_at"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            error=error,
+            images=tuple(ResultImage(r["id"], r["seed"], r["width"], r["height"]) for r in images),
+        )
+
+    def job_details(self, job_id: str) -> dict[str, Any] | None:
+        """Timings, memory plan, peak memory and other extras recorded for a finished job."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT timings_json, memory_plan_json, peak_memory_bytes, extra_json FROM jobs WHERE id = ?",
+                (job_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        return {
+            "timings": json.loads(row["timings_json"]) if row["timings_json"] else None,
+            "memory_plan": json.loads(row["memory_plan_json"]) if row["memory_plan_json"] else None,
+            "peak_memory_bytes": row["peak_memory_bytes"],
+            "extra": json.loads(row["extra_json"]) if row["extra_json"] else None,
+        }
+
+    # ----------------------------------------------------------------- images
+
+    def list_images(self, query: str | None = None, *, limit: int = 50, offset: int = 0) -> ImagePage:
+        """Images newest first, optionally only those whose prompt contains ``query`` (any case)."""
+        where, params = "", []
+        if query and query.strip():
+            where, params = "WHERE prompt_folded LIKE ? ESCAPE '\\'", [like_contains(query.strip())]
+        with self._lock:
+            total = self._conn.execute(f"SELECT COUNT(*) FROM images {where}", params).fetchone()[0]
+            rows = self._conn.execute(
+                f"SELECT * FROM images {where} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+                [*params, limit, offset],
+            ).fetchall()
+        return ImagePage([_image_record(row) for row in rows], total)
+
+    def get_image(self, image_id: str) -> ImageRecord | None:
+        with self._lock:
+            row = self._conn.execute("SELECT * FROM images WHERE id = ?", (image_id,)).fetchone()
+        return None if row is None else _image_record(row)
+
+    def image_file(self, image_id: str) -> Path | None:
+        """The image's file, if the id is known and its file is still inside the outputs directory."""
+        record = self.get_image(image_id)
+        if record is None:
+            return None
+        path = self._inside_outputs(record.path)
+        return path if path is not None and path.is_file() else None
+
+    def delete_image(self, image_id: str) -> bool:
+        """Forget the image and delete its file; False if the id is unknown."""
+        with self._transaction() as conn:
+            row = conn.execute("SELECT path FROM images WHERE id = ?", (image_id,)).fetchone()
+            if row is None:
+                return False
+            conn.execute("DELETE FROM images WHERE id = ?", (image_id,))
+        path = self._inside_outputs(row["path"])
+        if path is not None:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("image %s forgotten, but its file could not be deleted: %s", image_id, exc)
+        return True
+
+    def _inside_outputs(self, relative: str) -> Path | None:
+        try:
+            return resolve_inside(self.outputs_dir, relative)
+        except ValueError:
+            log.warning("history row points outside the outputs directory: %r", relative)
+            return None
+
+
+def _image_record(row: sqlite3.Row) -> ImageRecord:
+    return ImageRecord(
+        id=row["id"],
+        job_id=row["job_id"],
+        path=row["path"],
+        prompt=row["prompt"],
+        negative_prompt=row["negative_prompt"],
+        model=row["model"],
+        seed=row["seed"],
+        width=row["width"],
+        height=row["height"],
+        created_at=row["created_at"],
+        metadata=json.loads(row["metadata_json"]),
+    )
+
+
+def _statements(script: str) -> list[str]:
+    # executescript() would COMMIT our transaction first; running statements one by one keeps a
+    # migration and its version bump atomic.
+    return [part.strip() for part in script.split(";") if part.strip()]
