@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from playwright.sync_api import expect
 
 from tests.ui.conftest import screenshot
 from tests.ui.widgets import (
@@ -21,6 +22,7 @@ from tests.ui.widgets import (
     gallery_images,
     open_tab,
     progress_seen,
+    run_and_wait,
     set_number,
     wait_progress_state,
     watch_progress,
@@ -38,12 +40,10 @@ def custom_size(page, width: int, height: int, custom_label: str) -> None:
 def test_generate_from_a_russian_prompt_shows_progress_then_the_image(studio_server, open_page) -> None:
     page = open_page(studio_server.url, locale="ru-RU")
     fill_text(page, "gen-prompt", "рыжий кот в шляпе, акварель")
-    custom_size(page, 256, 256, "Свой размер")
-    set_number(page, "gen-steps", 12)
-    watch_progress(page, "gen")
-    page.locator("#gen-run").click()
-
-    assert wait_progress_state(page, "gen", ("done", "failed", "cancelled")) == "done"
+    # Big and long enough (for the tiny model) that the bar is seen between steps.
+    custom_size(page, 512, 512, "Свой размер")
+    set_number(page, "gen-steps", 30)
+    assert run_and_wait(page, "gen") == "done"
     images = gallery_images(page, "gen-gallery")
     images.first.wait_for()
     assert images.count() == 1
@@ -51,8 +51,8 @@ def test_generate_from_a_russian_prompt_shows_progress_then_the_image(studio_ser
     seen = progress_seen(page, "gen")
     running = [entry for entry in seen if entry["state"] == "running" and 0 < entry["step"] < entry["steps"]]
     assert running, f"no intermediate progress was ever shown: {seen}"
-    assert running[-1]["steps"] == 12
-    assert re.search(r"Шаг \d+ из 12", running[-1]["text"])
+    assert running[-1]["steps"] == 30
+    assert re.search(r"Шаг \d+ из 30 · прошло", running[-1]["text"])
     info = page.locator("#gen-info").inner_text()
     assert "Готово за" in info and "зерно" in info
     screenshot(page, "generate-ru-done")
@@ -78,17 +78,14 @@ def test_russian_and_english_labels_follow_the_browser(studio_server, open_page)
     en.locator("input[aria-label=Language]").click()
     en.locator("ul[role=listbox] li[role=option]", has_text="Русский").first.click()
     en.keyboard.press("Escape")
-    assert en.locator("#gen-run").inner_text().strip() == "Создать"
+    expect(en.locator("#gen-run")).to_have_text("Создать")
     # … and so do the header's links, which the browser also remembers.
     en.goto(studio_server.url + "/")
-    en.locator("#gen-run").wait_for()
-    assert en.locator("#gen-run").inner_text().strip() == "Generate"
+    expect(en.locator("#gen-run")).to_have_text("Generate")
     en.locator("#is-lang a[data-lang=ru]").click()
-    en.locator("#gen-run").wait_for()
-    assert en.locator("#gen-run").inner_text().strip() == "Создать"
+    expect(en.locator("#gen-run")).to_have_text("Создать")
     en.goto(studio_server.url + "/")
-    en.locator("#gen-run").wait_for()
-    assert en.locator("#gen-run").inner_text().strip() == "Создать"
+    expect(en.locator("#gen-run")).to_have_text("Создать")
 
 
 def test_bad_size_is_explained_next_to_the_control_and_the_page_stays_usable(
@@ -108,8 +105,7 @@ def test_bad_size_is_explained_next_to_the_control_and_the_page_stays_usable(
 
     set_number(page, "gen-width", 64)
     set_number(page, "gen-steps", 2)
-    page.locator("#gen-run").click()
-    assert wait_progress_state(page, "gen", ("done", "failed", "cancelled")) == "done"
+    assert run_and_wait(page, "gen") == "done"
     assert page.locator("#gen-size-error .is-error").count() == 0
     gallery_images(page, "gen-gallery").first.wait_for()
 
@@ -132,6 +128,9 @@ def test_cancel_a_running_job(studio_server, open_page) -> None:
     page.locator("#gen-progress .is-progress[data-state=running]:not([data-step='0'])").wait_for(
         timeout=90_000
     )
+    # While it runs, the live preview (latents projected to RGB) shows up beside the bar.
+    page.locator("#gen-preview img").wait_for(timeout=30_000)
+    screenshot(page, "generate-en-running")
     page.locator("#gen-cancel").click()
 
     assert wait_progress_state(page, "gen", ("done", "failed", "cancelled")) == "cancelled"
@@ -144,8 +143,7 @@ def test_cancel_a_running_job(studio_server, open_page) -> None:
     # The worker survived: the next job runs.
     custom_size(page, 64, 64, "Custom size")
     set_number(page, "gen-steps", 2)
-    page.locator("#gen-run").click()
-    assert wait_progress_state(page, "gen", ("done", "failed", "cancelled")) == "done"
+    assert run_and_wait(page, "gen") == "done"
 
 
 def write_picture(path: Path, seed: int, size: tuple[int, int]) -> Path:
@@ -164,9 +162,7 @@ def test_edit_with_two_pictures(studio_server, open_page, tmp_path: Path) -> Non
     page.locator("#edit-image-2 img").wait_for()
     fill_text(page, "edit-instruction", "Кот с Картинки 1 в шляпе с Картинки 2")
     set_number(page, "edit-steps", 2)
-    page.locator("#edit-run").click()
-
-    assert wait_progress_state(page, "edit", ("done", "failed", "cancelled")) == "done"
+    assert run_and_wait(page, "edit") == "done"
     gallery_images(page, "edit-gallery").first.wait_for()
     screenshot(page, "edit-ru-done")
 
@@ -193,8 +189,7 @@ def test_history_survives_a_restart_and_fills_the_form(studio_server, open_page)
     set_number(page, "gen-steps", 3)
     check_radio(page, "gen-seed-mode", "Заданное")
     set_number(page, "gen-seed", 4242)
-    page.locator("#gen-run").click()
-    assert wait_progress_state(page, "gen", ("done", "failed", "cancelled")) == "done"
+    assert run_and_wait(page, "gen") == "done"
 
     studio_server.restart()
 
@@ -203,8 +198,8 @@ def test_history_survives_a_restart_and_fills_the_form(studio_server, open_page)
     fill_text(page, "hist-search", "байкал")  # another case of the same Cyrillic word
     page.locator("#hist-find").click()
     images = gallery_images(page, "hist-gallery")
-    images.first.wait_for()
-    assert images.count() == 1
+    expect(page.locator("#hist-summary")).to_contain_text("Картинок: 1.")
+    expect(images).to_have_count(1)
     images.first.click()
     details = page.locator("#hist-details")
     details.get_by_text("Заснеженный Байкал на рассвете").wait_for()
@@ -221,7 +216,8 @@ def test_history_survives_a_restart_and_fills_the_form(studio_server, open_page)
     images.first.click()
     page.locator("#hist-delete").click()
     page.locator("#hist-status").get_by_text("Удалено").wait_for()
-    assert gallery_images(page, "hist-gallery").count() == 0
+    expect(gallery_images(page, "hist-gallery")).to_have_count(0)
+    expect(page.locator("#hist-summary")).to_contain_text("ничего не найдено")
 
 
 def test_system_page_shows_the_machine_and_unloads(studio_server, open_page) -> None:
@@ -229,8 +225,7 @@ def test_system_page_shows_the_machine_and_unloads(studio_server, open_page) -> 
     fill_text(page, "gen-prompt", "anything, to load a model")
     custom_size(page, 64, 64, "Custom size")
     set_number(page, "gen-steps", 2)
-    page.locator("#gen-run").click()
-    assert wait_progress_state(page, "gen", ("done", "failed", "cancelled")) == "done"
+    assert run_and_wait(page, "gen") == "done"
 
     open_tab(page, "System")
     page.locator("#sys-device").get_by_text("cpu").first.wait_for()

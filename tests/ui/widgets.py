@@ -76,3 +76,25 @@ def wait_progress_state(page: Page, prefix: str, states: tuple[str, ...], timeou
     selector = ", ".join(f"#{prefix}-progress .is-progress[data-state={s}]" for s in states)
     page.locator(selector).first.wait_for(timeout=timeout_ms)
     return page.locator(f"#{prefix}-progress .is-progress").get_attribute("data-state")
+
+
+def run_and_wait(page: Page, prefix: str, timeout_ms: int = 90_000) -> str:
+    """Press the page's run button and wait for *this* job to end; returns done / failed / cancelled.
+
+    A previous job's final state may still be on screen, so this waits for the bar to show a job in
+    progress first, then for the state it ends in.
+    """
+    watch_progress(page, prefix)
+    page.locator(f"#{prefix}-run").click()
+    handle = page.wait_for_function(
+        """(prefix) => {
+          const seen = window.__progress[prefix] || [];
+          const start = seen.findIndex(e => e.state === 'queued' || e.state === 'running');
+          if (start < 0) return null;
+          const end = seen.slice(start).find(e => ['done', 'failed', 'cancelled'].includes(e.state));
+          return end ? end.state : null;
+        }""",
+        arg=prefix,
+        timeout=timeout_ms,
+    )
+    return handle.json_value()

@@ -41,7 +41,11 @@ def create_app(
     from imagestudio.services import Services
 
     owned = services is None
-    services = services or Services.create(settings)
+    if services is None:
+        from imagestudio.engine.preview import LatentPreviewer
+
+        # Previews ride on step events (the web UI shows them); a few per second at most, cheap.
+        services = Services.create(settings, preview=LatentPreviewer())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -1,4 +1,4 @@
-"""``imagestudio serve``: the HTTP API (and, when present, the web UI) on one local port."""
+"""``imagestudio serve``: the web UI and the HTTP API on one local port."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def serve(
     ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Serve the OpenAI-compatible images API and the job API."""
+    """Serve the studio in the browser, the OpenAI-compatible images API and the job API."""
     # Must be set before torch initialises CUDA: fragmentation otherwise costs a few GB on small cards.
     os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
     settings = load_config(config)
@@ -46,8 +46,10 @@ def serve(
     import uvicorn
 
     from imagestudio.api import create_app
+    from imagestudio.ui import mount_studio
 
-    application = create_app(settings)
+    # The studio's pages at "/", beside the API routes (added first, so they keep their paths).
+    application = mount_studio(create_app(settings))
     shown = f"[{host}]" if ":" in host else host
     typer.echo(
         f"imagestudio serving on http://{shown}:{port} (OpenAI base URL: http://{shown}:{port}/v1)", err=True

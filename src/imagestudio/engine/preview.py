@@ -127,6 +127,12 @@ def spatial_latents(latents: Any, family: Family, height: int, width: int) -> An
     return latents[0]
 
 
+def family_of(latents: Any) -> Family:
+    """Which VAE made these latents, from how the pipeline lays them out: the Z-Image pipelines keep
+    spatial ``(B, 16, h, w)`` latents, the Qwen-Image ones packed ``(B, tokens, 64)``."""
+    return "qwen-image-edit" if latents.ndim == 3 else "z-image"
+
+
 def latents_to_rgb(latents: Any, family: Family, height: int, width: int) -> Image.Image:
     """A small RGB picture (1/8 of the image's size) approximating what the VAE would decode.
 
@@ -162,3 +168,24 @@ class PreviewThrottle:
             return False
         self._last_at = now
         return True
+
+
+class LatentPreviewer:
+    """The job queue's preview maker: a step's latents → a small RGB picture, a few times a second.
+
+    Called on the worker thread between two steps, so it returns None (nothing to do) unless a preview
+    is due; the projection itself is one small matrix product and a copy of ``3·h·w`` bytes.
+    """
+
+    def __init__(self, min_interval_s: float = 0.5) -> None:
+        self._throttle = PreviewThrottle(min_interval_s)
+
+    def __call__(self, step: Any) -> Image.Image | None:
+        latents = getattr(step, "latents", None)
+        if latents is None or not self._throttle.due(step.step, step.steps):
+            return None
+        width, height = step.width, step.height
+        if not (width and height):
+            # Spatial latents need no size; packed ones are unpacked as square without it.
+            width = height = 1
+        return latents_to_rgb(latents, family_of(latents), height, width)

@@ -34,6 +34,9 @@ class StepProgress:
     steps: int
     #: The current latents (for previews); only read by whoever wants them.
     latents: Any = None
+    #: The output image's size in pixels when the runner knows it (a preview unpacks packed latents by it).
+    width: int | None = None
+    height: int | None = None
 
     @property
     def fraction(self) -> float:
@@ -65,11 +68,16 @@ def check_output(array: np.ndarray, dtype: str) -> None:
 
 
 def _step_callback(
-    on_step: ProgressCallback | None, cancel: threading.Event | None, image: int, images: int, steps: int
+    on_step: ProgressCallback | None,
+    cancel: threading.Event | None,
+    image: int,
+    images: int,
+    steps: int,
+    size: tuple[int | None, int | None] = (None, None),
 ) -> Callable[..., dict[str, Any]]:
     def callback(pipe: Any, index: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         if on_step is not None:
-            on_step(StepProgress(image, images, index + 1, steps, kwargs.get("latents")))
+            on_step(StepProgress(image, images, index + 1, steps, kwargs.get("latents"), *size))
         if cancel is not None and cancel.is_set():
             # diffusers skips the remaining steps but still decodes; the caller discards that image.
             pipe._interrupt = True
@@ -113,7 +121,14 @@ def run_pipeline(
             num_inference_steps=steps,
             generator=generator_for(seed),
             output_type="np",
-            callback_on_step_end=_step_callback(on_step, cancel, number, len(seeds), shown_steps),
+            callback_on_step_end=_step_callback(
+                on_step,
+                cancel,
+                number,
+                len(seeds),
+                shown_steps,
+                (call_kwargs.get("width"), call_kwargs.get("height")),
+            ),
         )
         if cancel is not None and cancel.is_set():
             raise JobCancelled("cancelled")

@@ -48,6 +48,9 @@ class JobError:
     type: str = "server_error"
     http_status: int = 500
     param: str | None = None
+    #: The UserError's stable code and values (see errors.UserError), so a UI can say it in its language.
+    code: str | None = None
+    details: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

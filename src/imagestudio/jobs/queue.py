@@ -330,7 +330,8 @@ class JobQueue:
         except JobCancelled:
             return JobState.CANCELLED, JobError(job.cancel_reason, "cancelled", 409), None
         except UserError as exc:
-            return JobState.FAILED, JobError(exc.message, exc.error_type, exc.http_status, exc.param), None
+            error = JobError(exc.message, exc.error_type, exc.http_status, exc.param, exc.code, exc.details)
+            return JobState.FAILED, error, None
         except ImageStudioError as exc:
             # Deliberate, explained failures (NaN/black output): the message helps, the traceback doesn't.
             log.warning("job %s failed: %s", job.id, exc)
@@ -342,7 +343,7 @@ class JobQueue:
                     "out of memory on the device; try a smaller size, fewer images, or an offload "
                     "setting (device.enable_cpu_offload)"
                 )
-                return JobState.FAILED, JobError(message, "out_of_memory", 503), None
+                return JobState.FAILED, JobError(message, "out_of_memory", 503, code="out_of_memory"), None
             log.exception("job %s failed with an unexpected error", job.id)
             return JobState.FAILED, JobError(GENERIC_FAILURE), None
         return JobState.DONE, None, result

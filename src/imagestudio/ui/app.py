@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from imagestudio.ui.common import UIContext
-from imagestudio.ui.style import CSS, HEAD
+from imagestudio.ui.style import CSS, LANGUAGE_SCRIPT
 from imagestudio.ui.texts import Texts
 
 if TYPE_CHECKING:
@@ -77,13 +77,15 @@ def mount_studio(app: FastAPI, backend: StudioBackend | None = None, path: str =
     ctx = UIContext(backend=backend, texts=texts)
     blocks = build_blocks(ctx)
     settings = backend.settings
+    from imagestudio.ui.early_script import EarlyHeadScript
+
+    app.add_middleware(EarlyHeadScript, script=LANGUAGE_SCRIPT, path=path)
     return gr.mount_gradio_app(
         app,
         blocks,
         path=path,
         i18n=texts.gradio_i18n(),
         css=CSS,
-        head=HEAD,
         # Finished images are served from the outputs folder, and nothing else outside Gradio's own.
         allowed_paths=[str(settings.outputs_dir)],
         max_file_size=_upload_limit(settings),

@@ -209,6 +209,7 @@ def run_job(
     yield {
         panel.run: gr.Button(interactive=False),
         panel.cancel: gr.Button(interactive=True),
+        panel.progress: progress_html(ctx.texts, lang, Progress("queued")),
         panel.info: "",
         panel.preview: gr.Image(value=None, visible=True),
         **routed_errors(ctx, None, lang, panel.errors, panel.form_error),
@@ -255,7 +256,8 @@ def wire_job_panel(
     the Cancel button to the job this browser tab is following on this page."""
     import gradio as gr
 
-    def run(*values: Any, request: Any) -> Iterator[dict[Any, Any]]:
+    # The request comes first: Gradio hands special arguments only to positional parameters.
+    def run(request: Any, *values: Any) -> Iterator[dict[Any, Any]]:
         yield from body(*values, request=request)
 
     def cancel(request: Any) -> None:

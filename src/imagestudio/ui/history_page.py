@@ -248,6 +248,7 @@ def details_html(ctx: UIContext, entry: Any, lang: str) -> str:
         ),
     ]
     if meta.get("elapsed_s") is not None:
-        rows.append((ctx.t("hist.field.elapsed", lang), f"{float(meta['elapsed_s']):.1f} s"))
+        seconds = f"{float(meta['elapsed_s']):.1f}"
+        rows.append((ctx.t("hist.field.elapsed", lang), ctx.t("unit.seconds", lang, n=seconds)))
     rows.append((ctx.t("hist.field.path", lang), entry.path.name))
     return table_html(rows)

@@ -1,12 +1,13 @@
 """The pages' backend over the server's shared services: the job queue, the history store, the studio.
 
-Everything here reads or calls those services; the only state of its own is a small cache of latent
-previews, made on demand when a page asks for one (and at most every ``preview_interval_s``), so a job
-nobody is watching costs nothing extra.
+Everything here reads or calls those services. Its only state is the latest preview of each job a page
+is following: previews ride on the queue's step events (see :class:`imagestudio.engine.preview.
+LatentPreviewer`), and a page polls for the newest one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from imagestudio.errors import UserError
 from imagestudio.ui.backend import HistoryEntry, HistoryPage, JobImage, JobSnapshot
 
 if TYPE_CHECKING:
-    from imagestudio.jobs.model import JobError, JobInfo
+    from imagestudio.jobs.model import JobError, JobEvent, JobInfo
     from imagestudio.services import Services
     from imagestudio.storage.history import ImageRecord
 
@@ -29,35 +30,31 @@ class JobFailure(UserError):
 
 
 def job_failure(error: JobError | None) -> BaseException | None:
+    """The exception a page shows for a failed job: translated when it has a code, generic for bugs."""
+    from imagestudio.jobs.queue import GENERIC_FAILURE
+
     if error is None:
         return None
-    if error.http_status >= 500 and error.type == "server_error":
+    if error.message == GENERIC_FAILURE and error.code is None:
         # A bug or an environment failure: the page says so generically (the log has the details).
         return RuntimeError(error.message)
-    return JobFailure(
-        error.message,
-        param=error.param,
-        code=getattr(error, "code", None),
-        details=getattr(error, "details", None),
-    )
+    return JobFailure(error.message, param=error.param, code=error.code, details=error.details)
 
 
 @dataclass
 class _Preview:
-    step: int
-    version: int
-    image: Any
-    made_at: float
+    version: int = 0
+    image: Any = None
 
 
 class StudioServices:
     """:class:`~imagestudio.ui.backend.StudioBackend` over a running server's :class:`Services`."""
 
-    def __init__(self, services: Services, preview_interval_s: float = 0.5) -> None:
+    def __init__(self, services: Services) -> None:
         self._services = services
-        self._preview_interval_s = preview_interval_s
-        self._previews: dict[str, _Preview] = {}
         self._lock = threading.Lock()
+        self._previews: dict[str, _Preview] = {}
+        self._unsubscribe: dict[str, Any] = {}
 
     @property
     def settings(self) -> Any:
@@ -66,53 +63,45 @@ class StudioServices:
     # ----------------------------------------------------------------- jobs
 
     def submit(self, request: Any) -> str:
-        return self._services.queue.submit(request).id
+        queue = self._services.queue
+        job_id = queue.submit(request).id
+        with self._lock:
+            self._previews[job_id] = _Preview()
+        # KeyError: already finished and forgotten, so there is nothing to preview.
+        with contextlib.suppress(KeyError):
+            unsubscribe = queue.subscribe(job_id, self._sink(job_id))
+            with self._lock:
+                self._unsubscribe[job_id] = unsubscribe
+        return job_id
+
+    def _sink(self, job_id: str) -> Any:
+        def sink(event: JobEvent) -> None:
+            # Called with the queue's lock held: only keep the picture.
+            if event.type == "step" and getattr(event, "preview", None) is not None:
+                with self._lock:
+                    slot = self._previews.get(job_id)
+                    if slot is not None:
+                        slot.version += 1
+                        slot.image = event.preview
+
+        return sink
 
     def cancel(self, job_id: str) -> None:
         self._services.queue.cancel(job_id)
 
     def snapshot(self, job_id: str, *, want_preview: bool = True) -> JobSnapshot:
-        queue = self._services.queue
-        info = queue.get(job_id) or self._services.history.get_job(job_id)
+        info = self._services.queue.get(job_id) or self._services.history.get_job(job_id)
         if info is None:
             raise UserError(f"job {job_id} does not exist", code="job_not_found")
-        preview = self._preview(job_id, info) if want_preview else None
-        if info.state.finished:
-            with self._lock:
+        unsubscribe = None
+        with self._lock:
+            preview = self._previews.get(job_id) if want_preview else None
+            if info.state.finished:
                 self._previews.pop(job_id, None)
+                unsubscribe = self._unsubscribe.pop(job_id, None)
+        if unsubscribe is not None:
+            unsubscribe()
         return _snapshot(info, self._services.settings.outputs_dir, preview)
-
-    def _preview(self, job_id: str, info: JobInfo) -> _Preview | None:
-        """The job's latest preview, remade from its latents when a newer step is there and enough
-        time has passed since the last one."""
-        import time
-
-        with self._lock:
-            current = self._previews.get(job_id)
-        if info.state.value != "running":
-            return current
-        latest = self._services.queue.latents(job_id)
-        if latest is None:
-            return current
-        now = time.monotonic()
-        if current is not None and (
-            latest.index <= current.step or now - current.made_at < self._preview_interval_s
-        ):
-            return current
-        try:
-            from imagestudio.engine.preview import latents_to_rgb
-            from imagestudio.registry import get_model
-
-            image = latents_to_rgb(
-                latest.latents, get_model(latest.model).family, latest.height, latest.width
-            )
-        except Exception:
-            log.debug("no preview for job %s", job_id, exc_info=True)
-            return current
-        made = _Preview(latest.index, (current.version + 1) if current else 1, image, now)
-        with self._lock:
-            self._previews[job_id] = made
-        return made
 
     # ----------------------------------------------------------------- history
 
@@ -193,6 +182,6 @@ def _snapshot(info: JobInfo, outputs_dir: Path, preview: _Preview | None) -> Job
         ahead=(info.queue_position - 1) if info.queue_position else None,
         error=job_failure(info.error) if info.state.value == "failed" else None,
         results=results,
-        preview=preview.image if preview else None,
-        preview_version=preview.version if preview else 0,
+        preview=preview.image if preview is not None else None,
+        preview_version=preview.version if preview is not None else 0,
     )

@@ -33,15 +33,18 @@ CSS = """
 .is-table th { text-align: left; padding: 0.2rem 0.8rem 0.2rem 0; white-space: nowrap; vertical-align: top;
   font-weight: 600; }
 .is-table td { padding: 0.2rem 0; word-break: break-word; }
-.is-checks td:first-child { width: 1.5rem; }
+.is-checks td.is-mark { width: 1.5rem; font-weight: 700; text-align: center; }
+.is-checks tr[data-status="ok"] td.is-mark { color: #16a34a; }
+.is-checks tr[data-status="warn"] td.is-mark { color: #d97706; }
+.is-checks tr[data-status="fail"] td.is-mark { color: #dc2626; }
 /* Slots (error lines, progress, notes) take no room while empty. */
 div.block.is-slot:has(.prose:empty) { display: none !important; }
 """
 
-#: Runs before Gradio starts: ``?lang=ru`` / ``?lang=en`` (remembered in localStorage) overrides the
-#: browser's language, which Gradio reads to pick the translation. Without it the browser decides.
-HEAD = """
-<script>
+#: Runs before Gradio starts (see :mod:`imagestudio.ui.early_script`): ``?lang=ru`` / ``?lang=en``
+#: (remembered in localStorage) overrides the browser's language, which Gradio reads to pick the
+#: translation. Without either, the browser's language decides.
+LANGUAGE_SCRIPT = """<script>
 (() => {
   const supported = ["en", "ru"];
   let lang = null;
@@ -55,8 +58,7 @@ HEAD = """
     Object.defineProperty(navigator, "languages", { get: () => [lang], configurable: true });
   }
 })();
-</script>
-"""
+</script>"""
 
 
 def lang_js(inputs: int) -> str:

@@ -190,6 +190,30 @@ def _download_bar(ctx: UIContext, lang: str, progress: dict[str, Any]) -> str:
     )
 
 
+def _fields_table(ctx: UIContext, fields: dict[str, Any], lang: str) -> str:
+    """Known fields with translated names and yes/no; unknown ones are left out (the API has them all)."""
+    rows = []
+    for name, value in fields.items():
+        label = f"sys.k.{name}"
+        if value is None or not ctx.texts.has(label):
+            continue
+        shown = ctx.t("sys.yes" if value else "sys.no", lang) if isinstance(value, bool) else str(value)
+        rows.append((ctx.t(label, lang), shown))
+    return table_html(rows)
+
+
+def _checks_table(rows: list[dict[str, Any]]) -> str:
+    # Plain marks coloured by CSS: emoji fonts are not on every machine.
+    marks = {"ok": "✓", "warn": "!", "fail": "✗"}
+    body = "".join(
+        f'<tr data-status="{escape(str(row.get("status")))}"><td class="is-mark">'
+        f"{escape(marks.get(str(row.get('status')), '•'))}</td>"
+        f"<td><b>{escape(str(row.get('name', '')))}</b>: {escape(str(row.get('message', '')))}</td></tr>"
+        for row in rows
+    )
+    return f'<table class="is-table is-checks">{body}</table>'
+
+
 def _gib(value: float | None) -> str:
     return "—" if value is None else f"{value / GIB:.1f}"
 
@@ -202,7 +226,7 @@ def render(ctx: UIContext, info: dict[str, Any], lang: str) -> tuple[Any, ...]:
     accelerator = info.get("accelerator")
     device_rows = [(t("sys.device", lang), str(info.get("device", "—")))]
     if accelerator:
-        device_rows.append(("GPU", str(accelerator.get("name", "—"))))
+        device_rows.append((t("sys.gpu", lang), str(accelerator.get("name", "—"))))
     device = table_html(device_rows) + ("" if accelerator else note_html(t("sys.no_gpu", lang), "warn"))
 
     bars = []
@@ -216,15 +240,10 @@ def render(ctx: UIContext, info: dict[str, Any], lang: str) -> tuple[Any, ...]:
     memory = "".join(bars)
 
     resident = info.get("loaded_model")
-    if resident:
-        loaded = table_html([(name, str(value)) for name, value in resident.items() if value is not None])
-    else:
-        loaded = note_html(t("sys.none_loaded", lang))
+    loaded = _fields_table(ctx, resident, lang) if resident else note_html(t("sys.none_loaded", lang))
     plan = info.get("plan")
     if plan:
-        loaded += f"<h4>{escape(t('sys.plan', lang))}</h4>" + table_html(
-            [(str(k), str(v)) for k, v in plan.items() if v is not None and not isinstance(v, (dict, list))]
-        )
+        loaded += f"<h4>{escape(t('sys.plan', lang))}</h4>" + _fields_table(ctx, plan, lang)
 
     check_rows = info.get("checks")
     if check_rows is None:
