@@ -118,3 +118,35 @@ def test_throttle_limits_previews() -> None:
     assert not throttle.due(2, 8, now=10.5)  # too soon
     assert throttle.due(3, 8, now=11.0)
     assert not throttle.due(8, 8, now=20.0)  # the last step: the real image is next
+
+
+def test_runner_steps_carry_the_output_size(loaded) -> None:
+    from imagestudio.engine.runners import run_pipeline
+
+    steps = []
+    run_pipeline(
+        loaded["z"],
+        {"prompt": "кот", "height": 48, "width": 80, "guidance_scale": 0.0},
+        [5],
+        steps=2,
+        dtype="bfloat16",
+        on_step=steps.append,
+    )
+    assert [(s.step, s.width, s.height) for s in steps] == [(1, 80, 48), (2, 80, 48)]
+    assert tuple(steps[0].latents.shape) == (1, 16, 6, 10)
+
+
+def test_latent_previewer_makes_a_picture_when_due() -> None:
+    import torch
+
+    from imagestudio.engine.runners import StepProgress
+
+    previewer = preview.LatentPreviewer(min_interval_s=3600)
+    packed = torch.randn(1, 4 * 6, 64)
+    first = previewer(StepProgress(1, 1, 1, 8, packed, width=96, height=64))
+    assert first is not None and first.size == (12, 8)  # unpacked at the image's aspect
+    assert previewer(StepProgress(1, 1, 2, 8, packed, width=96, height=64)) is None  # throttled
+    assert preview.LatentPreviewer()(StepProgress(1, 1, 8, 8, packed, 96, 64)) is None  # last step
+    assert preview.LatentPreviewer()(StepProgress(1, 1, 1, 8, None)) is None  # no latents
+    spatial = preview.LatentPreviewer()(StepProgress(1, 1, 1, 8, torch.randn(1, 16, 6, 10)))
+    assert spatial is not None and spatial.size == (10, 6)

@@ -237,3 +237,16 @@ def test_system_page_shows_the_machine_and_unloads(studio_server, open_page) -> 
     page.locator("#sys-unload").click()
     page.locator("#sys-status").get_by_text("Unloaded tiny-z-image").wait_for()
     assert "No model is loaded" in page.locator("#sys-loaded").inner_text()
+
+
+def test_system_page_download_explains_an_offline_failure(studio_server, open_page) -> None:
+    # The test machine has no network (HF_HUB_OFFLINE=1): a download must end in a readable message.
+    page = open_page(studio_server.url, locale="ru-RU")
+    open_tab(page, "Система")
+    expect(page.locator("#sys-models tr[data-model=z-image-turbo]")).to_contain_text("не скачана")
+    page.locator("#sys-download").click()
+    error = page.locator("#sys-download-status .is-error")
+    error.wait_for(timeout=60_000)
+    assert "Скачивание не удалось" in error.inner_text()
+    expect(page.locator("#sys-download")).to_be_enabled()
+    screenshot(page, "system-ru-download-failed")

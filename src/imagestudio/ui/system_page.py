@@ -246,17 +246,7 @@ def render(ctx: UIContext, info: dict[str, Any], lang: str) -> tuple[Any, ...]:
         loaded += f"<h4>{escape(t('sys.plan', lang))}</h4>" + _fields_table(ctx, plan, lang)
 
     check_rows = info.get("checks")
-    if check_rows is None:
-        checks = note_html(t("sys.unavailable", lang))
-    else:
-        marks = {"ok": "✅", "warn": "⚠️", "fail": "❌"}
-        checks = table_html(
-            [
-                (marks.get(str(c.get("status")), "•"), f"{c.get('name', '')}: {c.get('message', '')}")
-                for c in check_rows
-            ],
-            "is-table is-checks",
-        )
+    checks = note_html(t("sys.unavailable", lang)) if check_rows is None else _checks_table(check_rows)
 
     states = {name: t(f"sys.model_{name}", lang) for name in ("present", "partial", "missing", "tiny")}
     rows, downloadable = [], []
