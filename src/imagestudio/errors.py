@@ -110,13 +110,6 @@ class ServiceStopping(UserError):
     error_type = "service_unavailable"
 
 
-class FeatureUnavailable(UserError):
-    """A capability this build does not have (yet); the request itself may be fine."""
-
-    http_status = 501
-    error_type = "not_implemented"
-
-
 class JobTimedOut(UserError):
     """A synchronous request waited longer than ``server.request_timeout_s``; its job was cancelled."""
 

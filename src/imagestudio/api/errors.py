@@ -33,7 +33,6 @@ _TYPES = {
     413: "request_too_large",
     429: "rate_limit_exceeded",
     500: "server_error",
-    501: "not_implemented",
     503: "service_unavailable",
     504: "timeout",
 }
@@ -65,7 +64,6 @@ _DESCRIPTIONS = {
     413: "Request body larger than server.max_upload_mb",
     429: "Queue full; retry after the Retry-After header's seconds",
     500: "Internal error (details are in the server log only)",
-    501: "Not available in this build",
     503: "Model not on this machine, or the server is stopping",
     504: "The job did not finish within server.request_timeout_s and was cancelled",
 }

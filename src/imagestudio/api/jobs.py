@@ -24,7 +24,7 @@ router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 JobId = Annotated[str, Path(pattern=ID_PATTERN, description="The job's id.")]
 #: Comment lines keep idle connections (and proxies) from timing out during a long model load.
 KEEPALIVE_S = 15.0
-_SUBMIT_ERRORS = error_responses(400, 401, 413, 429, 501, 503)
+_SUBMIT_ERRORS = error_responses(400, 401, 413, 429, 503)
 
 
 @router.post(

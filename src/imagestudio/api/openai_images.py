@@ -76,7 +76,7 @@ async def create_images(body: ImageGenerationRequest, request: Request) -> Image
     "/edits",
     response_model=ImagesResponse,
     response_model_exclude_none=True,
-    responses=error_responses(400, 401, 409, 413, 429, 501, 503, 504),
+    responses=error_responses(400, 401, 409, 413, 429, 503, 504),
     summary="Edit 1–3 images with an instruction, or inpaint with a mask (OpenAI images.edit)",
 )
 async def edit_images(form: EditForm, request: Request) -> ImagesResponse:
