@@ -32,17 +32,83 @@ EXPANDABLE = "expandable_segments:True"
 GIB = 1024**3
 
 
+#: Every check's English text by code. The code and its details are the check's real content: the CLI
+#: prints these lines, the web UI renders ``doctor.<code>`` from its translation tables (ui/i18n) with the
+#: same details, so a check reads the same in English and Russian.
+MESSAGES: dict[str, str] = {
+    "allocator.set": "{setting} is set (less fragmentation on long runs)",
+    "allocator.other": "{shown} without {setting}: fragmentation can cause OOM",
+    "allocator.unset": "PYTORCH_CUDA_ALLOC_CONF is not set; the imagestudio command and start_app scripts "
+    "set {setting}",
+    "device.cuda": "CUDA {name} (compute {cc})",
+    "device.cuda_simulated": "simulated: CUDA {name} (compute {cc})",
+    "device.mps": "Apple GPU (MPS), {total} GB working set",
+    "device.mps_simulated": "simulated: Apple GPU (MPS), {total} GB working set",
+    "device.cpu": "no GPU (CPU build of torch or no driver): the real models would take many minutes per "
+    "image; the tiny offline models run fine",
+    "vram.free": "{total} GB total, {free} GB free",
+    "vram.busy": "{total} GB total, {free} GB free ({used} GB used by other programs)",
+    "bf16.missing": "this GPU has no bfloat16 (pre-Ampere): set models.<id>.torch_dtype: float32 "
+    "(float16 gives NaN/black images with these models)",
+    "ram.size": "{total} GB total, {available} GB available",
+    "dtype.float16": "float16 gives NaN/black images: use bfloat16",
+    "dtype.float32": "float32 doubles memory; bfloat16 is official",
+    "dtype.bfloat16": "bfloat16 (official)",
+    "guidance.wrong": "{value}: Z-Image-Turbo needs exactly 0 (anything else runs CFG, doubling the time and "
+    "degrading the image)",
+    "guidance.official": "0 (official for Z-Image-Turbo)",
+    "steps.default": "official ({official} with diffusers {version})",
+    "steps.other": "{steps}: official is {official} with diffusers {version}",
+    "steps.nine": "{steps}: official is {official} with diffusers {version} (the documents' 9 = 8 forwards "
+    "was for diffusers < 0.39; here 9 steps are 9 forwards)",
+    "steps.official": "{steps} (official)",
+    "offload.legacy": "enable_cpu_offload/sequential_offload force {profile} on every card; remove them to "
+    "let the plan pick the fastest profile that fits",
+    "files.present": "on disk at {folder}",
+    "files.tiny": "built on first use (a few MB)",
+    "files.missing": "not downloaded ({need} GB)",
+    "files.no_space": "not downloaded: needs {need} GB, only {free} GB free in the models folder",
+    "files.space": "not downloaded yet: needs {need} GB, {free} GB free in the models folder",
+    "plan.cpu": "{plan}: no GPU, runs in system RAM (needs ~{ram} GB, {ram_budget} GB available)",
+    "plan.cpu_no_ram": "{plan}: no GPU, runs in system RAM (needs ~{ram} GB, {ram_budget} GB available): not "
+    "enough RAM, close programs or add memory/swap",
+    "plan.fits": "{plan}: needs {vram} GB of {vram_budget} GB usable on the card and ~{ram} GB of RAM",
+    "plan.no_vram": "{plan}: needs {vram} GB, only {vram_budget} GB usable on the card: expect "
+    "out-of-memory; use a smaller size, fp8/NF4 weights, or close other GPU programs",
+    "plan.no_ram": "{plan}: needs ~{ram} GB of RAM, {ram_budget} GB available (loading holds every weight in "
+    "RAM once): close programs or add swap",
+}
+
+
 @dataclass(frozen=True)
 class Check:
+    """One line of the report: what was checked, how it went, and ``MESSAGES[code]`` with ``details``."""
+
     name: str
     status: Status
-    message: str
+    code: str
+    details: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def message(self) -> str:
+        return MESSAGES[self.code].format(**self.details)
 
     def line(self) -> str:
         return f"{ICONS[self.status]} {self.name}: {self.message}"
 
-    def as_dict(self) -> dict[str, str]:
-        return {"check": self.name, "status": self.status, "message": self.message}
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "check": self.name,
+            "status": self.status,
+            "message": self.message,
+            "code": self.code,
+            "details": dict(self.details),
+        }
+
+
+def gb(value: float) -> str:
+    """A size in GB as the messages show it (one decimal)."""
+    return f"{value:.1f}"
 
 
 @dataclass(frozen=True)
@@ -82,60 +148,37 @@ def allocator_check(environ: dict[str, str] | os._Environ[str] | None = None) ->
     env = os.environ if environ is None else environ
     values = {name: env.get(name, "") for name in ALLOC_ENV if env.get(name)}
     if any(EXPANDABLE in value.replace(" ", "") for value in values.values()):
-        return Check("allocator", "ok", f"{EXPANDABLE} is set (less fragmentation on long runs)")
+        return Check("allocator", "ok", "allocator.set", {"setting": EXPANDABLE})
     if values:
         shown = ", ".join(f"{k}={v}" for k, v in values.items())
-        return Check("allocator", "warn", f"{shown} without {EXPANDABLE}: fragmentation can cause OOM")
-    return Check(
-        "allocator",
-        "warn",
-        f"PYTORCH_CUDA_ALLOC_CONF is not set; the imagestudio command and start_app scripts set {EXPANDABLE}",
-    )
+        return Check("allocator", "warn", "allocator.other", {"shown": shown, "setting": EXPANDABLE})
+    return Check("allocator", "warn", "allocator.unset", {"setting": EXPANDABLE})
 
 
 def hardware_checks(hardware: Hardware) -> list[Check]:
-    prefix = "simulated: " if hardware.simulated else ""
+    suffix = "_simulated" if hardware.simulated else ""
     checks = []
     if hardware.accelerator == "cuda":
         cc = ".".join(map(str, hardware.compute_capability or ()))
-        checks.append(Check("device", "ok", f"{prefix}CUDA {hardware.name} (compute {cc})"))
+        checks.append(Check("device", "ok", f"device.cuda{suffix}", {"name": str(hardware.name), "cc": cc}))
         used = hardware.vram_total_gb - hardware.vram_free_gb
-        status: Status = "warn" if used > 1.5 else "ok"
-        checks.append(
-            Check(
-                "VRAM",
-                status,
-                f"{hardware.vram_total_gb:.1f} GB total, {hardware.vram_free_gb:.1f} GB free"
-                + (f" ({used:.1f} GB used by other programs)" if status == "warn" else ""),
-            )
-        )
+        sizes = {"total": gb(hardware.vram_total_gb), "free": gb(hardware.vram_free_gb)}
+        if used > 1.5:
+            checks.append(Check("VRAM", "warn", "vram.busy", {**sizes, "used": gb(used)}))
+        else:
+            checks.append(Check("VRAM", "ok", "vram.free", sizes))
         if not hardware.bf16:
-            checks.append(
-                Check(
-                    "bf16",
-                    "fail",
-                    "this GPU has no bfloat16 (pre-Ampere): set models.<id>.torch_dtype: float32 "
-                    "(float16 gives NaN/black images with these models)",
-                )
-            )
+            checks.append(Check("bf16", "fail", "bf16.missing"))
     elif hardware.accelerator == "mps":
-        checks.append(
-            Check("device", "ok", f"{prefix}Apple GPU (MPS), {hardware.vram_total_gb:.1f} GB working set")
-        )
+        checks.append(Check("device", "ok", f"device.mps{suffix}", {"total": gb(hardware.vram_total_gb)}))
     else:
-        checks.append(
-            Check(
-                "device",
-                "warn",
-                "no GPU (CPU build of torch or no driver): the real models would take many minutes per "
-                "image; the tiny offline models run fine",
-            )
-        )
+        checks.append(Check("device", "warn", "device.cpu"))
     checks.append(
         Check(
             "RAM",
             "ok" if hardware.ram_total_gb >= 32 else "warn",
-            f"{hardware.ram_total_gb:.1f} GB total, {hardware.ram_available_gb:.1f} GB available",
+            "ram.size",
+            {"total": gb(hardware.ram_total_gb), "available": gb(hardware.ram_available_gb)},
         )
     )
     return checks
@@ -146,69 +189,87 @@ def config_checks(settings: Settings) -> list[Check]:
     checks = []
     for model_id in DEFAULT_MODELS:
         dtype = settings.model(model_id).torch_dtype
-        if dtype == "float16":
-            checks.append(
-                Check(
-                    f"models.{model_id}.torch_dtype", "fail", "float16 gives NaN/black images: use bfloat16"
-                )
-            )
-        elif dtype == "float32":
-            checks.append(
-                Check(
-                    f"models.{model_id}.torch_dtype", "warn", "float32 doubles memory; bfloat16 is official"
-                )
-            )
-        else:
-            checks.append(Check(f"models.{model_id}.torch_dtype", "ok", "bfloat16 (official)"))
+        status: Status = {"float16": "fail", "float32": "warn"}.get(dtype, "ok")  # type: ignore[assignment]
+        code = dtype if dtype in ("float16", "float32") else "bfloat16"
+        checks.append(Check(f"models.{model_id}.torch_dtype", status, f"dtype.{code}"))
     gen = settings.generation
+    guidance = "generation.default_guidance_scale"
     if gen.default_guidance_scale not in (None, 0.0):
-        checks.append(
-            Check(
-                "generation.default_guidance_scale",
-                "fail",
-                f"{gen.default_guidance_scale}: Z-Image-Turbo needs exactly 0 (anything else runs CFG, "
-                "doubling the time and degrading the image)",
-            )
-        )
+        checks.append(Check(guidance, "fail", "guidance.wrong", {"value": f"{gen.default_guidance_scale:g}"}))
     else:
-        checks.append(Check("generation.default_guidance_scale", "ok", "0 (official for Z-Image-Turbo)"))
+        checks.append(Check(guidance, "ok", "guidance.official"))
     official = z_image_turbo_steps()
     version = ".".join(map(str, diffusers_version()))
     steps = gen.default_num_inference_steps
+    name = "generation.default_num_inference_steps"
+    values = {"official": str(official), "version": version}
     if steps is None:
-        checks.append(
-            Check(
-                "generation.default_num_inference_steps",
-                "ok",
-                f"official ({official} with diffusers {version})",
-            )
-        )
-    elif steps != official:
-        hint = (
-            " (the documents' 9 = 8 forwards was for diffusers < 0.39; here 9 steps are 9 forwards)"
-            if steps == 9 and official == 8
-            else ""
-        )
-        checks.append(
-            Check(
-                "generation.default_num_inference_steps",
-                "warn",
-                f"{steps}: official is {official} with diffusers {version}{hint}",
-            )
-        )
+        checks.append(Check(name, "ok", "steps.default", values))
+        return [*checks, *offload_checks(settings)]
+    values["steps"] = str(steps)
+    if steps != official:
+        # The documents' "9 steps" meant 8 forwards in diffusers < 0.39; now it is 9.
+        code = "steps.nine" if steps == 9 and official == 8 else "steps.other"
+        checks.append(Check(name, "warn", code, values))
     else:
-        checks.append(Check("generation.default_num_inference_steps", "ok", f"{steps} (official)"))
+        checks.append(Check(name, "ok", "steps.official", values))
+    return [*checks, *offload_checks(settings)]
+
+
+def offload_checks(settings: Settings) -> list[Check]:
+    """The documents' offload switches, which pin one profile whatever the card."""
+    checks = []
     device = settings.device
     if device.legacy_profile and device.memory_profile == "auto":
         checks.append(
-            Check(
-                "device offload switches",
-                "warn",
-                f"enable_cpu_offload/sequential_offload force {device.legacy_profile} on every card; remove "
-                "them to let the plan pick the fastest profile that fits",
-            )
+            Check("device offload switches", "warn", "offload.legacy", {"profile": device.legacy_profile})
         )
     return checks
+
+
+def files_check(spec: ModelSpec, folder: Any, hardware: Hardware) -> Check:
+    """Is the model on disk, and if not, would it fit?"""
+    name = f"{spec.id} files"
+    model = {"model": spec.id}
+    if folder is not None:
+        return Check(name, "ok", "files.present", {**model, "folder": str(folder)})
+    if spec.tiny:
+        return Check(name, "ok", "files.tiny", model)
+    need = gb(spec.download_bytes / GIB)
+    free = hardware.disk_free
+    if free is None:
+        return Check(name, "warn", "files.missing", {**model, "need": need})
+    sizes = {**model, "need": need, "free": gb(free / GIB)}
+    if free < spec.download_bytes * 1.05:
+        return Check(name, "fail", "files.no_space", sizes)
+    return Check(name, "ok", "files.space", sizes)
+
+
+def plan_check(plan: MemoryPlan) -> Check:
+    """Will the model run here, and how: its plan, what it needs and what the machine has."""
+    details = {
+        "plan": plan.describe(),
+        "profile": plan.profile,
+        "accelerator": plan.accelerator,
+        "weights": plan.stored_weights,
+        # Flags as "yes"/"" so every detail is text; the web UI rebuilds the plan's words from these.
+        "vae_tiling": "yes" if plan.vae_tiling else "",
+        "pinned_on_the_fly": "yes" if plan.pinned_on_the_fly else "",
+        "attention": plan.attention_backend,
+        "ram": gb(plan.predicted_peak_ram_gb),
+        "ram_budget": gb(plan.ram_budget_gb),
+    }
+    if plan.vram_budget_gb is not None:
+        details |= {"vram": gb(plan.predicted_peak_vram_gb), "vram_budget": gb(plan.vram_budget_gb)}
+    if plan.accelerator == "cpu":
+        code, status = ("plan.cpu", "ok") if plan.fits_ram else ("plan.cpu_no_ram", "fail")
+    elif not plan.fits_vram:
+        code, status = "plan.no_vram", "fail"
+    elif not plan.fits_ram:
+        code, status = "plan.no_ram", "warn"
+    else:
+        code, status = "plan.fits", "ok"
+    return Check(plan.model_id, status, code, details)  # type: ignore[arg-type]
 
 
 def model_report(spec: ModelSpec, settings: Settings, hardware: Hardware, runs_on: str) -> ModelReport:
@@ -219,39 +280,12 @@ def model_report(spec: ModelSpec, settings: Settings, hardware: Hardware, runs_o
     plan = planner.plan(spec)
     sizes = planner.sizes(spec)
     folder = find_model_dir(spec, settings, build_tiny=False)
-    checks = []
-    if folder is not None:
-        checks.append(Check(f"{spec.id} files", "ok", f"on disk at {folder}"))
-    elif spec.tiny:
-        checks.append(Check(f"{spec.id} files", "ok", "built on first use (a few MB)"))
-    else:
-        need = spec.download_bytes / GIB
-        free = hardware.disk_free
-        if free is None:
-            checks.append(Check(f"{spec.id} files", "warn", f"not downloaded ({need:.1f} GB)"))
-        elif free < spec.download_bytes * 1.05:
-            checks.append(
-                Check(
-                    f"{spec.id} files",
-                    "fail",
-                    f"not downloaded: needs {need:.1f} GB, only {free / GIB:.1f} GB free in the models "
-                    "folder",
-                )
-            )
-        else:
-            checks.append(
-                Check(
-                    f"{spec.id} files",
-                    "ok",
-                    f"not downloaded yet: needs {need:.1f} GB, {free / GIB:.1f} GB free in the models folder",
-                )
-            )
     return ModelReport(
         spec=spec,
         plan=plan,
         params={name: c.params for name, c in sizes.components.items()},
         downloaded=folder is not None,
-        checks=checks,
+        checks=[files_check(spec, folder, hardware)],
     )
 
 

@@ -15,7 +15,20 @@ from __future__ import annotations
 
 
 class ImageStudioError(Exception):
-    """Base of every error the project raises on purpose."""
+    """Base of every error the project raises on purpose.
+
+    ``code`` is a stable name for the kind of problem and ``details`` its values: the web UI says the
+    message in the reader's language from these (``err.<code>`` in ui/i18n). Without a code only the
+    English ``message`` exists.
+    """
+
+    def __init__(
+        self, message: str = "", *, code: str | None = None, details: dict[str, object] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.details = dict(details or {})
 
 
 class UserError(ImageStudioError):
@@ -34,13 +47,8 @@ class UserError(ImageStudioError):
         code: str | None = None,
         details: dict[str, object] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.message = message
+        super().__init__(message, code=code, details=details)
         self.param = param
-        #: A stable name for the kind of problem, with ``details`` its values: the UI translates the
-        #: message from these (``err.<code>`` in ui/i18n). None: only the English ``message`` exists.
-        self.code = code
-        self.details = dict(details or {})
 
 
 class ConfigError(UserError):
@@ -98,8 +106,8 @@ class QueueFull(UserError):
     http_status = 429
     error_type = "rate_limit_exceeded"
 
-    def __init__(self, message: str, *, retry_after_s: int) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, retry_after_s: int, waiting: int) -> None:
+        super().__init__(message, code="queue_full", details={"max": waiting})
         self.retry_after_s = retry_after_s
 
 

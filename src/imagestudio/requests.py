@@ -218,7 +218,12 @@ class GenerateRequest(_Request):
         if self.init_image is None:
             for name, value in (("mask", self.mask), ("strength", self.strength)):
                 if value is not None:
-                    raise InvalidRequest(f"{name} needs an init image (--init-image)", param=name)
+                    raise InvalidRequest(
+                        f"{name} needs an init image (--init-image)",
+                        param=name,
+                        code="needs_init_image",
+                        details={"field": name},
+                    )
             return {}
         if spec.default_strength is None:
             raise InvalidRequest(
@@ -231,6 +236,7 @@ class GenerateRequest(_Request):
             raise InvalidRequest(
                 "give both width and height, or neither (the size then follows the init image)",
                 param="width" if self.width is None else "height",
+                code="size_both",
             )
         if self.mask is not None:
             check_mask(self.init_image, self.mask)
@@ -363,6 +369,7 @@ class EditRequest(_Request):
             raise InvalidRequest(
                 "give both width and height, or neither (the size then follows the last input image)",
                 param="width" if self.width is None else "height",
+                code="size_both",
             )
         if self.width is None or self.height is None:
             width, height = default_edit_size(spec, self.images[-1])

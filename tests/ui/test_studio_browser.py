@@ -63,10 +63,17 @@ def test_russian_and_english_labels_follow_the_browser(studio_server, open_page)
     assert ru.get_by_role("tab", name="Создание").is_visible()
     assert ru.locator("#gen-run").inner_text().strip() == "Создать"
     assert ru.locator("#gen-prompt").get_by_text("Запрос").is_visible()
-    for tab, name in (("Редактирование", "edit"), ("История", "history"), ("Система", "system")):
+    for tab, name in (("Редактирование", "edit"), ("История", "history")):
         open_tab(ru, tab)
         ru.wait_for_timeout(500)
         screenshot(ru, f"{name}-ru")
+    open_tab(ru, "Система")
+    # The configuration check is filled in after the tab opens; its lines read in Russian too.
+    checks = ru.locator("#sys-checks tr[data-code='ram.size']")
+    expect(checks).to_contain_text("оперативная память")
+    expect(ru.locator("#sys-checks tr[data-code='device.cpu']")).to_contain_text("видеокарты нет")
+    expect(ru.locator("#sys-checks tr[data-code^='plan.']").first).to_contain_text("ГБ")
+    screenshot(ru, "system-ru")
 
     en = open_page(studio_server.url, locale="en-US")
     assert en.locator("#gen-run").inner_text().strip() == "Generate"
@@ -247,6 +254,6 @@ def test_system_page_download_explains_an_offline_failure(studio_server, open_pa
     page.locator("#sys-download").click()
     error = page.locator("#sys-download-status .is-error")
     error.wait_for(timeout=60_000)
-    assert "Скачивание не удалось" in error.inner_text()
+    assert "Скачивание не удалось: z-image-turbo не скачать: HF_HUB_OFFLINE=1 запрещает" in error.inner_text()
     expect(page.locator("#sys-download")).to_be_enabled()
     screenshot(page, "system-ru-download-failed")

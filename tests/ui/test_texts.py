@@ -109,7 +109,10 @@ def _coded_errors() -> list[tuple[str, str, set[str] | None]]:
                 continue
             keywords = {k.arg: k.value for k in node.keywords if k.arg}
             code = keywords.get("code")
-            if not (isinstance(code, ast.Constant) and isinstance(code.value, str)):
+            # A literal, or a choice between literals (``"a_fp16" if fp16 else "a"``).
+            choices = [code.body, code.orelse] if isinstance(code, ast.IfExp) else [code]
+            codes = [c.value for c in choices if isinstance(c, ast.Constant) and isinstance(c.value, str)]
+            if not codes:
                 continue
             details = keywords.get("details")
             names: set[str] | None = set()
@@ -117,7 +120,7 @@ def _coded_errors() -> list[tuple[str, str, set[str] | None]]:
                 names = {k.value for k in details.keys if isinstance(k, ast.Constant)}
             elif details is not None:
                 names = None
-            found.append((path.name, code.value, names))
+            found += [(path.name, value, names) for value in codes]
     return found
 
 

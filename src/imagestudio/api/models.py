@@ -46,6 +46,8 @@ class DownloadInfo(BaseModel):
     progress: dict[str, Any] | None = Field(description="Bytes done/total, rate, ETA, current file.")
     result: dict[str, Any] | None
     error: str | None
+    error_code: str | None = Field(None, description="A stable name for the kind of error, if it has one.")
+    error_details: dict[str, Any] = Field(default_factory=dict, description="The error's values by name.")
 
 
 class ModelsInfo(BaseModel):

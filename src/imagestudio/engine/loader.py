@@ -102,6 +102,8 @@ def _refuse_pickle_only(folder: Path) -> None:
             f"{folder} holds only pickle weights (.bin/.pt); imagestudio loads safetensors only, because "
             "pickle files can run code when loaded",
             param="model",
+            code="model_pickle_only",
+            details={"folder": str(folder)},
         )
 
 

@@ -183,6 +183,8 @@ def _from_hub_cache(source: str, size_hint: int) -> Path:
             f"LoRA {source!r} is not on this machine (hub repo {repo}{size}); LoRAs are never downloaded "
             f"implicitly. Get it with: {command}",
             param="lora",
+            code="lora_missing",
+            details={"lora": source, "command": command},
         ) from None
 
 

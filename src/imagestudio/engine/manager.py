@@ -241,7 +241,10 @@ class ModelManager:
         # modules) is released before collecting, instead of riding along as the new error's context.
         free_memory()
         raise ModelNotAvailable(
-            f"{spec.id} could not be loaded; its files may be damaged or incomplete ({detail})", param="model"
+            f"{spec.id} could not be loaded; its files may be damaged or incomplete ({detail})",
+            param="model",
+            code="model_damaged",
+            details={"model": spec.id},
         )
 
     def _revive(self, parked: LoadedModel) -> LoadedModel:

@@ -61,10 +61,18 @@ def check_output(array: np.ndarray, dtype: str) -> None:
         if dtype == "float16"
         else "numerical overflow; try bfloat16 weights, a smaller size, or fewer LoRAs"
     )
+    # The codes tell the UI which advice to give in the reader's language.
+    fp16 = dtype == "float16"
     if not np.isfinite(array).all():
-        raise BadOutput(f"the model produced NaN/inf values instead of an image ({hint})")
+        raise BadOutput(
+            f"the model produced NaN/inf values instead of an image ({hint})",
+            code="output_nan_fp16" if fp16 else "output_nan",
+        )
     if float(array.max()) <= BLACK_LEVEL:
-        raise BadOutput(f"the model produced an all-black image ({hint})")
+        raise BadOutput(
+            f"the model produced an all-black image ({hint})",
+            code="output_black_fp16" if fp16 else "output_black",
+        )
 
 
 def _step_callback(

@@ -61,7 +61,9 @@ async def wait_for_job(
                 queue.cancel(job_id)
                 raise JobTimedOut(
                     f"the job did not finish within {timeout_s:g}s (server.request_timeout_s) and was "
-                    "cancelled; use POST /api/jobs for long work"
+                    "cancelled; use POST /api/jobs for long work",
+                    code="timed_out",
+                    details={"seconds": f"{timeout_s:g}"},
                 )
             if is_disconnected is not None and now >= next_check:
                 next_check = now + check_every_s

@@ -200,11 +200,14 @@ class JobQueue:
         """
         with self._lock:
             if self._stopping:
-                raise ServiceStopping("the server is shutting down and takes no new jobs")
+                raise ServiceStopping(
+                    "the server is shutting down and takes no new jobs", code="server_stopping"
+                )
             if len(self._pending) >= self._max_queue:
                 raise QueueFull(
                     f"the queue is full ({self._max_queue} jobs waiting); retry later",
                     retry_after_s=self._retry_after_locked(),
+                    waiting=self._max_queue,
                 )
             job = _Job(id=new_id(), request=request, created_at=time.time())
             if self._history is not None:
@@ -335,7 +338,7 @@ class JobQueue:
         except ImageStudioError as exc:
             # Deliberate, explained failures (NaN/black output): the message helps, the traceback doesn't.
             log.warning("job %s failed: %s", job.id, exc)
-            return JobState.FAILED, JobError(str(exc)), None
+            return JobState.FAILED, JobError(str(exc), code=exc.code, details=exc.details), None
         except BaseException as exc:
             if _is_out_of_memory(exc):
                 log.warning("job %s ran out of memory: %s", job.id, exc)

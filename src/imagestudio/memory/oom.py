@@ -112,6 +112,7 @@ class MemoryRunner:
                         f"{spec.id} ran out of memory at {plan.workload.describe()} with "
                         f"{' and then '.join(tried)}; try {advice(spec, plan)}",
                         param="memory",
+                        code="out_of_memory",
                     ) from None
                 log.warning("%s: %s; retrying once", spec.id, smaller.why)
                 plan = smaller

@@ -146,12 +146,19 @@ class MemoryPlan:
         """What a loaded pipeline is bound to: changing any of it means loading the model again."""
         return (self.profile, self.weights, self.pinned, self.attention_backend)
 
+    @property
+    def stored_weights(self) -> str:
+        """How the weights are stored: "bf16" means "as loaded", so say float32 when the config loads that."""
+        return "float32" if (self.weights == "bf16" and self.compute_dtype == "float32") else self.weights
+
+    @property
+    def pinned_on_the_fly(self) -> bool:
+        return self.profile == "group_offload" and not self.pinned
+
     def describe(self) -> str:
-        """``group_offload, bf16 weights, VAE tiling on`` — the plan in a few words."""
-        # "bf16" means "as loaded": say float32 when the config loads in float32.
-        stored = "float32" if (self.weights == "bf16" and self.compute_dtype == "float32") else self.weights
-        parts = [self.profile, f"{stored} weights"]
-        if self.profile == "group_offload" and not self.pinned:
+        """``group_offload, bf16 weights, VAE tiling`` — the plan in a few words."""
+        parts = [self.profile, f"{self.stored_weights} weights"]
+        if self.pinned_on_the_fly:
             parts.append("pinned on the fly")
         if self.vae_tiling:
             parts.append("VAE tiling")
@@ -364,10 +371,18 @@ def _allowed_weights(requested: str, accelerator: str, environment: Environment)
                 f"device.weights is {weights} but {QUANTIZATION_PACKAGES[weights]} is not installed: "
                 f"pip install {QUANTIZATION_PACKAGES[weights]} — or set device.weights: auto",
                 param="device.weights",
+                code="config_needs_package",
+                details={
+                    "key": "device.weights",
+                    "value": weights,
+                    "package": QUANTIZATION_PACKAGES[weights],
+                },
             )
         if weights == "fp8" and accelerator == "mps":
             raise ConfigError(
-                "device.weights is fp8 but Apple MPS has no float8 type", param="device.weights"
+                "device.weights is fp8 but Apple MPS has no float8 type",
+                param="device.weights",
+                code="config_fp8_mps",
             )
         return [weights]
     if accelerator == "cpu" or accelerator == "mps":
@@ -385,6 +400,12 @@ def attention_backend_for(setting: str, environment: Environment) -> str:
             f"device.attention_backend is {setting} but {ATTENTION_PACKAGES[setting]} is not installed; "
             "install it or set device.attention_backend: auto (PyTorch SDPA)",
             param="device.attention_backend",
+            code="config_needs_package",
+            details={
+                "key": "device.attention_backend",
+                "value": setting,
+                "package": ATTENTION_PACKAGES[setting],
+            },
         )
     return ATTENTION_BACKENDS[setting]
 

@@ -161,6 +161,8 @@ def hub_errors(spec: ModelSpec, repo: str, revision: str, endpoint: str) -> Iter
             f"{spec.id} is not downloaded ({size}) and HF_HUB_OFFLINE=1 forbids reaching the hub: unset it "
             f"and run: imagestudio models download {spec.id} — {fallback}",
             param="model",
+            code="download_offline",
+            details={"model": spec.id},
         ) from None
     except (http.TimeoutException, http.NetworkError, http.ProxyError) as exc:
         raise ModelNotAvailable(
@@ -168,21 +170,37 @@ def hub_errors(spec: ModelSpec, repo: str, revision: str, endpoint: str) -> Iter
             f"({type(exc).__name__}: {exc or 'no answer'}); check the network, then run: imagestudio models "
             f"download {spec.id} — {fallback}",
             param="model",
+            code="download_unreachable",
+            details={"model": spec.id, "endpoint": endpoint},
         ) from None
     except GatedRepoError:
         raise UserError(
             f"{repo} needs access: accept its terms on the hub's page and log in with `hf auth login`",
             param="model",
+            code="download_gated",
+            details={"repo": repo},
         ) from None
     except RevisionNotFoundError:
-        raise UserError(f"revision {revision!r} does not exist in {repo}", param="revision") from None
+        raise UserError(
+            f"revision {revision!r} does not exist in {repo}",
+            param="revision",
+            code="download_no_revision",
+            details={"revision": revision, "repo": repo},
+        ) from None
     except RepositoryNotFoundError:
         raise UserError(
-            f"repository {repo} was not found on {endpoint} (check models.{spec.id}.repo)", param="model"
+            f"repository {repo} was not found on {endpoint} (check models.{spec.id}.repo)",
+            param="model",
+            code="download_no_repo",
+            details={"repo": repo, "endpoint": endpoint, "model": spec.id},
         ) from None
     except HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else "?"
-        raise DownloadFailed(f"the hub answered HTTP {status} for {repo}; try again later") from None
+        raise DownloadFailed(
+            f"the hub answered HTTP {status} for {repo}; try again later",
+            code="download_http",
+            details={"status": status, "repo": repo},
+        ) from None
 
 
 def _remote_files(info: Any) -> dict[str, RemoteFile]:
@@ -201,7 +219,12 @@ def _remote_files(info: Any) -> dict[str, RemoteFile]:
 def _read_model_index(remote: dict[str, RemoteFile], repo: str, commit: str, endpoint: str) -> dict[str, Any]:
     # Read into memory, not into the destination: a download refused for lack of space leaves nothing.
     if MODEL_INDEX not in remote:
-        raise UserError(f"{repo} has no {MODEL_INDEX}: it is not a diffusers pipeline", param="model")
+        raise UserError(
+            f"{repo} has no {MODEL_INDEX}: it is not a diffusers pipeline",
+            param="model",
+            code="download_not_pipeline",
+            details={"repo": repo},
+        )
     from huggingface_hub.utils import get_session, hf_raise_for_status
 
     url = resolve_url(repo, MODEL_INDEX, commit, endpoint)
@@ -210,9 +233,13 @@ def _read_model_index(remote: dict[str, RemoteFile], repo: str, commit: str, end
     try:
         index = json.loads(response.content)
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise DownloadFailed(f"{repo}: {MODEL_INDEX} is not valid JSON") from None
+        raise DownloadFailed(
+            f"{repo}: {MODEL_INDEX} is not valid JSON", code="download_bad_answer", details={"repo": repo}
+        ) from None
     if not isinstance(index, dict):
-        raise DownloadFailed(f"{repo}: {MODEL_INDEX} is not a JSON object")
+        raise DownloadFailed(
+            f"{repo}: {MODEL_INDEX} is not a JSON object", code="download_bad_answer", details={"repo": repo}
+        )
     return index
 
 
@@ -230,7 +257,10 @@ def plan_download(
     repo = effective_repo(spec, settings)
     if repo is None:
         raise UserError(
-            f"{spec.id} is built on this machine on first use; there is nothing to download", param="model"
+            f"{spec.id} is built on this machine on first use; there is nothing to download",
+            param="model",
+            code="nothing_to_download",
+            details={"model": spec.id},
         )
     configured = settings.model(spec.id).path
     if configured is not None and to is None:
@@ -238,6 +268,8 @@ def plan_download(
             f"models.{spec.id}.path is set ({configured}), so a download into the hub cache would not "
             f"be used; remove that line, or download into that folder with --to {configured}",
             param="model",
+            code="download_path_set",
+            details={"model": spec.id, "path": str(configured)},
         )
     revision = revision or settings.model(spec.id).revision or "main"
     endpoint = hub_endpoint(endpoint)
@@ -253,7 +285,11 @@ def plan_download(
             repo, revision=revision, files_metadata=True, timeout=HUB_TIMEOUT_S
         )
         if not info.sha:
-            raise DownloadFailed(f"the hub did not say which commit {repo}@{revision} is")
+            raise DownloadFailed(
+                f"the hub did not say which commit {repo}@{revision} is",
+                code="download_bad_answer",
+                details={"repo": repo},
+            )
         remote = _remote_files(info)
         index = _read_model_index(remote, repo, info.sha, endpoint)
     wanted = select_pipeline_files(remote, component_folders(index))
@@ -299,6 +335,13 @@ def check_disk_space(
         f"{human_bytes(free)} free on {where}{keep}. Free some space, or download elsewhere "
         "(HF_HUB_CACHE=/other/disk, or --to DIR)",
         param="model",
+        code="no_disk_space",
+        details={
+            "model": model_id,
+            "need": human_bytes(needed_bytes + keep_free_bytes),
+            "free": human_bytes(free),
+            "where": str(where),
+        },
     )
 
 
@@ -343,7 +386,9 @@ def execute_plan(
     report = verify_model_dir(plan.folder)
     if not report.ok:
         raise DownloadFailed(
-            f"{plan.model_id} was downloaded to {plan.folder} but does not verify: {report.summary()}"
+            f"{plan.model_id} was downloaded to {plan.folder} but does not verify: {report.summary()}",
+            code="download_unverified",
+            details={"model": plan.model_id, "summary": report.summary()},
         )
     return DownloadResult(
         plan.model_id, plan.folder, plan.repo_id, plan.commit, meter.fetched, plan.total_bytes,

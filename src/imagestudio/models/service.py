@@ -42,6 +42,9 @@ class DownloadHandle:
     progress: DownloadProgress | None = None
     result: DownloadResult | None = None
     error: str | None = None
+    #: The error's stable code and values (see errors.ImageStudioError), so a page can say it in its language.
+    error_code: str | None = None
+    error_details: dict[str, Any] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
     _done: threading.Event = field(default_factory=threading.Event)
 
@@ -64,6 +67,8 @@ class DownloadHandle:
             "progress": self.progress.as_json() if self.progress else None,
             "result": self.result.as_json() if self.result else None,
             "error": self.error,
+            "error_code": self.error_code,
+            "error_details": dict(self.error_details),
         }
 
 
@@ -101,6 +106,8 @@ class DownloadService:
             raise UserError(
                 f"{spec.id} is built on this machine on first use; there is nothing to download",
                 param="model",
+                code="nothing_to_download",
+                details={"model": spec.id},
             )
         with self._lock:
             running = self._handles.get(spec.id)
@@ -143,6 +150,7 @@ class DownloadService:
             handle.status, handle.error = "cancelled", str(exc)
         except ImageStudioError as exc:
             handle.status, handle.error = "failed", str(exc)
+            handle.error_code, handle.error_details = exc.code, exc.details
         except Exception as exc:  # a bug must end this download, never the server; keep it legible
             handle.status, handle.error = "failed", f"unexpected error: {type(exc).__name__}: {exc}"
             import logging

@@ -95,7 +95,11 @@ def _stream_once(
             hf_raise_for_status(response)
         mode = "ab"
         if offset and response.status_code == 206 and not _range_starts_at(response, offset):
-            raise DownloadFailed(f"{file.path}: the server answered a different byte range than asked")
+            raise DownloadFailed(
+                f"{file.path}: the server answered a different byte range than asked",
+                code="download_bad_bytes",
+                details={"file": file.path},
+            )
         if offset and response.status_code != 206:
             # The server sent the whole file: start over rather than append it to what we have.
             meter.add(-offset, transferred=False)
@@ -109,7 +113,9 @@ def _stream_once(
                 check_cancel(cancel, model_id)
                 if offset + len(chunk) > file.size:
                     raise DownloadFailed(
-                        f"{file.path}: the server sent more than the {file.size} bytes announced"
+                        f"{file.path}: the server sent more than the {file.size} bytes announced",
+                        code="download_bad_bytes",
+                        details={"file": file.path},
                     )
                 out.write(chunk)
                 digest.update(chunk)
@@ -158,7 +164,9 @@ def fetch_file(
             if failures >= MAX_ATTEMPTS:
                 raise DownloadFailed(
                     f"download of {model_id} stopped at {file.path} ({type(exc).__name__}: {exc}); "
-                    f"{human_bytes(meter.done)} are kept — run the same command again to resume"
+                    f"{human_bytes(meter.done)} are kept — run the same command again to resume",
+                    code="download_stopped",
+                    details={"model": model_id, "file": file.path, "kept": human_bytes(meter.done)},
                 ) from None
             if failures:  # a connection that delivered bytes before dropping is retried at once
                 _sleep_unless_cancelled(min(2.0**failures, MAX_RETRY_DELAY_S), cancel, model_id)
@@ -170,7 +178,9 @@ def fetch_file(
         meter.add(-file.size, transferred=False)
         raise DownloadFailed(
             f"{file.path} arrived damaged (its checksum does not match the hub's); the bad copy was deleted, "
-            f"run the same command again"
+            f"run the same command again",
+            code="download_damaged",
+            details={"file": file.path},
         )
 
 
@@ -194,6 +204,8 @@ def exclusive(lock_path: Path, what: str) -> Iterator[None]:
         raise UserError(
             f"another download is fetching {what} right now; wait for it to finish",
             param="model",
+            code="download_busy",
+            details={"what": str(what)},
         ) from None
     try:
         yield

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from imagestudio.errors import UserError
+from imagestudio.errors import ImageStudioError, UserError
 from imagestudio.ui.style import lang_js
 from imagestudio.ui.texts import Texts, language
 from imagestudio.ui.widgets import Progress, error_html, note_html, progress_html
@@ -73,7 +73,7 @@ def session_of(request: gr.Request | None) -> str:
 
 def error_message(ctx: UIContext, exc: BaseException, lang: str | None) -> str:
     """A readable one-liner for any error: translated for user errors, generic for bugs (logged)."""
-    if isinstance(exc, UserError):
+    if isinstance(exc, UserError) or (isinstance(exc, ImageStudioError) and exc.code):
         return ctx.texts.error(exc, lang)
     return ctx.t("err.generic", lang)
 

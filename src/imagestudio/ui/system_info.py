@@ -74,24 +74,38 @@ def _plan(manager: Any) -> dict[str, Any] | None:
     if plan is None:
         return None
     values = plan.as_dict()
-    return {"plan": plan.describe(), **{key: values.get(key) for key in PLAN_FIELDS}}
+    # What the page needs to say the plan in the reader's language (see system_page.plan_words).
+    words = {
+        "accelerator": plan.accelerator,
+        "attention": plan.attention_backend,
+        "pinned_on_the_fly": plan.pinned_on_the_fly,
+    }
+    return {
+        "plan": plan.describe(),
+        **{key: values.get(key) for key in PLAN_FIELDS},
+        "weights": plan.stored_weights,
+        **words,
+    }
 
 
-def _checks(settings: Any) -> list[dict[str, str]] | None:
-    """The doctor's checks, then one line per real model: will it fit here, and how."""
-    from imagestudio.doctor import run_doctor
+def _checks(settings: Any) -> list[dict[str, Any]] | None:
+    """The doctor's checks, then one line per real model: will it fit here, and how.
+
+    Each row keeps the check's code and details beside its English message: the page shows it in the
+    reader's language from those.
+    """
+    from imagestudio.doctor import plan_check, run_doctor
 
     try:
         report = run_doctor(settings)
     except Exception:
         log.warning("the configuration check failed", exc_info=True)
         return None
-    rows = [{"name": c.name, "status": c.status, "message": c.message} for c in report.checks]
-    for entry in report.models:
-        plan = entry.plan
-        status = "ok" if plan.fits else ("warn" if plan.fits_vram else "fail")
-        rows.append({"name": entry.spec.id, "status": status, "message": f"{plan.describe()} — {plan.why}"})
-    return rows
+    checks = [*report.checks, *(plan_check(entry.plan) for entry in report.models)]
+    return [
+        {"name": c.name, "status": c.status, "message": c.message, "code": c.code, "details": dict(c.details)}
+        for c in checks
+    ]
 
 
 def _models(services: Services) -> list[dict[str, Any]]:

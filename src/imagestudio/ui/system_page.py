@@ -166,20 +166,29 @@ def _download(ctx: UIContext, model_id: str | None, lang: str, show: Any) -> Ite
     elif status == "cancelled":
         message = note_html(ctx.t("sys.download_cancelled", lang), "warn")
     else:
-        message = error_html(ctx.t("sys.download_failed", lang, message=state.get("error") or "?"))
+        reason = ctx.texts.coded(
+            state.get("error_code"), state.get("error_details"), lang, state.get("error") or "?"
+        )
+        message = error_html(ctx.t("sys.download_failed", lang, message=reason))
     yield (message, *idle, *show(lang))
 
 
-def _download_bar(ctx: UIContext, lang: str, progress: dict[str, Any]) -> str:
+def size_text(ctx: UIContext, lang: str, size: float) -> str:
+    """A size in decimal units with the unit in the reader's language (``1.2 МБ``)."""
     from imagestudio.models.units import human_bytes
 
+    number, unit = human_bytes(size).split(" ")
+    return f"{number} {ctx.t(f'unit.{unit.lower()}', lang)}"
+
+
+def _download_bar(ctx: UIContext, lang: str, progress: dict[str, Any]) -> str:
     done, total = progress.get("done_bytes", 0), progress.get("total_bytes", 0)
     text = ctx.t(
         "sys.download_progress",
         lang,
-        done=human_bytes(done),
-        total=human_bytes(total),
-        rate=human_bytes(progress.get("rate") or 0),
+        done=size_text(ctx, lang, done),
+        total=size_text(ctx, lang, total),
+        rate=size_text(ctx, lang, progress.get("rate") or 0),
     )
     eta = progress.get("eta")
     if eta is not None:
@@ -202,16 +211,55 @@ def _fields_table(ctx: UIContext, fields: dict[str, Any], lang: str) -> str:
     return table_html(rows)
 
 
-def _checks_table(rows: list[dict[str, Any]]) -> str:
+def plan_words(ctx: UIContext, plan: dict[str, Any], lang: str) -> str:
+    """A memory plan in a few words of the reader's language (``MemoryPlan.describe`` in English)."""
+    profile = "cpu" if plan.get("accelerator") == "cpu" else str(plan.get("profile"))
+    parts = [ctx.t(f"plan.profile.{profile}", lang) if ctx.texts.has(f"plan.profile.{profile}") else profile]
+    weights = plan.get("weights")
+    if weights:
+        parts.append(ctx.t("plan.weights", lang, weights=weights))
+    if plan.get("pinned_on_the_fly"):
+        parts.append(ctx.t("plan.pinned_on_the_fly", lang))
+    if plan.get("vae_tiling"):
+        parts.append(ctx.t("plan.vae_tiling", lang))
+    attention = plan.get("attention")
+    if attention and attention != "native":
+        parts.append(ctx.t("plan.attention", lang, attention=attention))
+    return ", ".join(parts)
+
+
+def check_text(ctx: UIContext, row: dict[str, Any], lang: str) -> tuple[str, str]:
+    """(name, message) of one doctor check in the reader's language, from its code and details.
+
+    Config keys stay as they are (they are what the user edits); a row without a known code shows its
+    English message rather than nothing.
+    """
+    code = str(row.get("code") or "")
+    details = {k: str(v) for k, v in (row.get("details") or {}).items()}
+    name = str(row.get("name", ""))
+    name_key = f"doctor.name.{code.split('.')[0]}"
+    if code and ctx.texts.has(name_key):
+        name = ctx.t(name_key, lang, **details)
+    if not (code and ctx.texts.has(f"doctor.{code}")):
+        return name, str(row.get("message", ""))
+    if code.startswith("plan."):
+        details["plan"] = plan_words(ctx, details, lang)
+    return name, ctx.t(f"doctor.{code}", lang, **details)
+
+
+def _checks_table(ctx: UIContext, rows: list[dict[str, Any]], lang: str) -> str:
     # Plain marks coloured by CSS: emoji fonts are not on every machine.
     marks = {"ok": "✓", "warn": "!", "fail": "✗"}
-    body = "".join(
-        f'<tr data-status="{escape(str(row.get("status")))}"><td class="is-mark">'
-        f"{escape(marks.get(str(row.get('status')), '•'))}</td>"
-        f"<td><b>{escape(str(row.get('name', '')))}</b>: {escape(str(row.get('message', '')))}</td></tr>"
-        for row in rows
-    )
-    return f'<table class="is-table is-checks">{body}</table>'
+    cells = []
+    for row in rows:
+        status = str(row.get("status"))
+        name, message = check_text(ctx, row, lang)
+        cells.append(
+            f'<tr data-status="{escape(status)}" data-code="{escape(str(row.get("code") or ""))}">'
+            f'<td class="is-mark">{escape(marks.get(status, "•"))}</td>'
+            f"<td><b>{escape(name)}</b>: {escape(message)}</td></tr>"
+        )
+    return f'<table class="is-table is-checks">{"".join(cells)}</table>'
 
 
 def _gib(value: float | None) -> str:
@@ -220,8 +268,6 @@ def _gib(value: float | None) -> str:
 
 def render(ctx: UIContext, info: dict[str, Any], lang: str) -> tuple[Any, ...]:
     """(device, memory, loaded model + plan, checks, models) as HTML, and the downloadable models."""
-    from imagestudio.models.units import human_bytes
-
     t = ctx.t
     accelerator = info.get("accelerator")
     device_rows = [(t("sys.device", lang), str(info.get("device", "—")))]
@@ -243,10 +289,13 @@ def render(ctx: UIContext, info: dict[str, Any], lang: str) -> tuple[Any, ...]:
     loaded = _fields_table(ctx, resident, lang) if resident else note_html(t("sys.none_loaded", lang))
     plan = info.get("plan")
     if plan:
+        plan = {**plan, "plan": plan_words(ctx, plan, lang)}
         loaded += f"<h4>{escape(t('sys.plan', lang))}</h4>" + _fields_table(ctx, plan, lang)
 
     check_rows = info.get("checks")
-    checks = note_html(t("sys.unavailable", lang)) if check_rows is None else _checks_table(check_rows)
+    checks = (
+        note_html(t("sys.unavailable", lang)) if check_rows is None else _checks_table(ctx, check_rows, lang)
+    )
 
     states = {name: t(f"sys.model_{name}", lang) for name in ("present", "partial", "missing", "tiny")}
     rows, downloadable = [], []
@@ -254,7 +303,11 @@ def render(ctx: UIContext, info: dict[str, Any], lang: str) -> tuple[Any, ...]:
         state = str(model.get("state"))
         size = model.get("size_bytes") or model.get("download_bytes") or 0
         shown = (
-            human_bytes(size) if state in ("present", "partial") else f"~{human_bytes(size)}" if size else "—"
+            size_text(ctx, lang, size)
+            if state in ("present", "partial")
+            else f"~{size_text(ctx, lang, size)}"
+            if size
+            else "—"
         )
         rows.append(
             f"<tr data-model='{escape(str(model.get('id')))}' data-state='{escape(state)}'>"

@@ -7,7 +7,9 @@ Two kinds of text, two mechanisms:
 * text made on the server (progress, results, error messages with values in them) is formatted here in
   the language the browser reports with each event (see ``LANG_JS`` in :mod:`imagestudio.ui.app`).
 
-Both read the same files, ``ui/i18n/en.json`` and ``ui/i18n/ru.json``.
+Both read the same files, ``ui/i18n/en.json`` and ``ui/i18n/ru.json``. The configuration check's English
+lines live with the checks (``imagestudio.doctor.MESSAGES``, which the CLI prints) and join the English
+table as ``doctor.<code>``; their Russian is in ``ru.json`` like everything else.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import gradio as gr
 
-    from imagestudio.errors import UserError
+    from imagestudio.errors import ImageStudioError
 
 LANGUAGES = ("en", "ru")
 DEFAULT_LANGUAGE = "en"
@@ -46,10 +48,14 @@ class Texts:
 
     @classmethod
     def load(cls) -> Texts:
+        from imagestudio.doctor import MESSAGES
+
         folder = resources.files("imagestudio.ui") / "i18n"
-        return cls(
-            {lang: json.loads((folder / f"{lang}.json").read_text(encoding="utf-8")) for lang in LANGUAGES}
-        )
+        tables = {
+            lang: json.loads((folder / f"{lang}.json").read_text(encoding="utf-8")) for lang in LANGUAGES
+        }
+        tables[DEFAULT_LANGUAGE].update({f"doctor.{code}": text for code, text in MESSAGES.items()})
+        return cls(tables)
 
     def has(self, key: str) -> bool:
         return key in self.tables[DEFAULT_LANGUAGE]
@@ -65,22 +71,26 @@ class Texts:
 
         return gr.I18n(**{lang: dict(table) for lang, table in self.tables.items()})
 
-    def error(self, exc: UserError, lang: str | None) -> str:
-        """A user error in the reader's language.
+    def error(self, exc: ImageStudioError, lang: str | None) -> str:
+        """An error in the reader's language, from its ``code`` and ``details`` (see :meth:`coded`)."""
+        return self.coded(
+            getattr(exc, "code", None), getattr(exc, "details", None), lang, exc.message or str(exc)
+        )
 
-        Errors that carry a ``code`` are rendered from ``err.<code>`` with their ``details`` (field
-        names translated too); others show their English one-liner, which is still better than nothing.
-        """
-        code = getattr(exc, "code", None)
+    def coded(
+        self, code: str | None, details: Mapping[str, Any] | None, lang: str | None, fallback: str
+    ) -> str:
+        """``err.<code>`` with ``details`` filled in (field names translated too); ``fallback`` when the
+        error has no code or its details do not fit the template, which is still better than nothing."""
         key = f"err.{code}"
-        if code and self.has(key):
-            details = dict(getattr(exc, "details", {}) or {})
-            for name in ("name", "field"):
-                value = details.get(name)
-                if isinstance(value, str) and self.has(f"field.{value}"):
-                    details[name] = self.t(f"field.{value}", lang)
-            try:
-                return self.t(key, lang, **details)
-            except (KeyError, IndexError, ValueError):
-                pass  # a code whose details do not fit the template: fall back to the English line
-        return exc.message
+        if not (code and self.has(key)):
+            return fallback
+        values = dict(details or {})
+        for name in ("name", "field"):
+            value = values.get(name)
+            if isinstance(value, str) and self.has(f"field.{value}"):
+                values[name] = self.t(f"field.{value}", lang)
+        try:
+            return self.t(key, lang, **values)
+        except (KeyError, IndexError, ValueError):
+            return fallback
