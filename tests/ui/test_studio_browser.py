@@ -57,6 +57,13 @@ def test_generate_from_a_russian_prompt_shows_progress_then_the_image(studio_ser
     assert "Готово за" in info and "зерно" in info
     screenshot(page, "generate-ru-done")
 
+    # A random seed has no number to show until it is reused: then it is the one the job used.
+    expect(page.locator("#gen-seed")).to_be_hidden()
+    used = re.search(r"зерно (\d+)", info).group(1)
+    page.locator("#gen-reuse-seed").click()
+    expect(page.locator("#gen-seed input")).to_have_value(used)
+    assert page.locator("#gen-seed-mode input[value=fixed]").is_checked()
+
 
 def test_russian_and_english_labels_follow_the_browser(studio_server, open_page) -> None:
     ru = open_page(studio_server.url, locale="ru-RU")
@@ -195,6 +202,7 @@ def test_history_survives_a_restart_and_fills_the_form(studio_server, open_page)
     custom_size(page, 96, 64, "Свой размер")
     set_number(page, "gen-steps", 3)
     check_radio(page, "gen-seed-mode", "Заданное")
+    expect(page.locator("#gen-seed input")).to_have_value(re.compile(r"^\d+$"))  # a fresh seed, not blank
     set_number(page, "gen-seed", 4242)
     assert run_and_wait(page, "gen") == "done"
 

@@ -290,7 +290,22 @@ def reuse_seed(last: int | None) -> tuple[Any, Any]:
 
     if last is None:
         return gr.skip(), gr.skip()
-    return gr.Radio(value="fixed"), gr.Number(value=last)
+    return gr.Radio(value="fixed"), gr.Number(value=last, visible=True)
+
+
+def seed_mode_changed(mode: str, seed: float | None) -> Any:
+    """The seed box shows only for a fixed seed; switching to fixed with an empty box fills in a new seed.
+
+    A random seed is drawn per job, so in random mode there is no number to show (an empty number box
+    would read as seed 0); the seed a job used is in its result line and "Reuse last seed" brings it back.
+    """
+    import gradio as gr
+
+    from imagestudio.requests import random_seed
+
+    if mode != "fixed":
+        return gr.Number(visible=False)
+    return gr.Number(visible=True, value=random_seed() if seed is None else seed)
 
 
 def slot(elem_id: str) -> Any:

@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from imagestudio.registry import get_model
-from imagestudio.ui.common import JobPanel, UIContext, reuse_seed, run_job, slot, wire_job_panel
+from imagestudio.ui.common import (
+    JobPanel,
+    UIContext,
+    reuse_seed,
+    run_job,
+    seed_mode_changed,
+    slot,
+    wire_job_panel,
+)
 from imagestudio.ui.generate_page import model_choices
 from imagestudio.ui.texts import language
 
@@ -118,7 +126,9 @@ def build(ctx: UIContext, default_model: str) -> EditPage:
                     label=key("gen.seed_mode"),
                     elem_id="edit-seed-mode",
                 )
-                seed = gr.Number(label=key("gen.seed"), value=None, precision=0, elem_id="edit-seed")
+                seed = gr.Number(
+                    label=key("gen.seed"), value=None, precision=0, visible=False, elem_id="edit-seed"
+                )
                 reuse = gr.Button(
                     key("gen.reuse_seed"), size="sm", scale=0, min_width=150, elem_id="edit-reuse-seed"
                 )
@@ -190,6 +200,7 @@ def _wire(ctx: UIContext, page: EditPage) -> None:
     page.lightning.input(
         lightning_changed, [page.lightning, page.model], [page.steps, page.true_cfg], queue=False
     )
+    page.seed_mode.change(seed_mode_changed, [page.seed_mode, page.seed], page.seed, queue=False)
     page.reuse.click(reuse_seed, page.panel.last_seed, [page.seed_mode, page.seed], queue=False)
     inputs = [
         *page.images,

@@ -9,7 +9,15 @@ from typing import Any
 from imagestudio.errors import UserError
 from imagestudio.registry import MODELS, get_model
 from imagestudio.requests import MAX_COUNT, GenerateRequest
-from imagestudio.ui.common import JobPanel, UIContext, reuse_seed, run_job, slot, wire_job_panel
+from imagestudio.ui.common import (
+    JobPanel,
+    UIContext,
+    reuse_seed,
+    run_job,
+    seed_mode_changed,
+    slot,
+    wire_job_panel,
+)
 from imagestudio.ui.presets import CUSTOM_SIZE, DEFAULT_SIZE, SIZE_PRESETS, SOURCE_SIZE, size_of
 from imagestudio.ui.texts import language
 
@@ -97,7 +105,7 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
                 )
                 seed = gr.Number(
                     label=key("gen.seed"), info=key("gen.seed_info"), value=None, precision=0,
-                    elem_id="gen-seed",
+                    visible=False, elem_id="gen-seed",
                 )  # fmt: skip
                 reuse = gr.Button(
                     key("gen.reuse_seed"), size="sm", scale=0, min_width=150, elem_id="gen-reuse-seed"
@@ -188,6 +196,7 @@ def _wire(ctx: UIContext, page: GeneratePage, custom_row: Any) -> None:
     page.model.change(_steps_for_model, page.model, page.steps, queue=False)
     # A starting picture usually wants its own size; the dropdown still allows any other.
     page.source.upload(lambda: gr.Dropdown(value=SOURCE_SIZE), None, page.size, queue=False)
+    page.seed_mode.change(seed_mode_changed, [page.seed_mode, page.seed], page.seed, queue=False)
     page.reuse.click(
         reuse_seed,
         page.panel.last_seed,
