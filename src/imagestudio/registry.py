@@ -6,6 +6,7 @@ module is cheap: no torch, no diffusers.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
@@ -75,6 +76,9 @@ class ModelSpec:
     lightning_repo: str | None = None
     lightning_files: tuple[tuple[int, str], ...] = ()
     lightning_bytes: int = 0
+    #: Scheduler settings the Lightning LoRA was distilled with, applied over the model's own scheduler
+    #: config while it is in use (see engine/schedulers.py).
+    lightning_scheduler: tuple[tuple[str, object], ...] = ()
     tiny: bool = False
     description: str = ""
 
@@ -97,6 +101,17 @@ QWEN_EDIT_LIGHTNING_FILES: tuple[tuple[int, str], ...] = (
     (8, "Qwen-Image-Edit-2511-Lightning-8steps-V1.0-bf16.safetensors"),
 )
 LIGHTNING_TRUE_CFG = 1.0
+#: The Lightning LoRAs were distilled with a fixed time shift of 3 and no terminal stretching (the
+#: Qwen-Image-Lightning authors' diffusers script sets base_shift = max_shift = ln 3, shift_terminal None);
+#: the base model's own schedule (max_shift 0.9, shift_terminal 0.02) puts its few steps elsewhere.
+LIGHTNING_SCHEDULER: tuple[tuple[str, object], ...] = (
+    ("base_shift", math.log(3)),
+    ("max_shift", math.log(3)),
+    ("shift_terminal", None),
+    ("use_dynamic_shifting", True),
+    ("time_shift_type", "exponential"),
+    ("shift", 1.0),
+)
 
 
 def _z_image(model_id: str, title: str, repo: str | None, *, tiny: bool) -> ModelSpec:
@@ -161,6 +176,7 @@ def _qwen_edit(model_id: str, title: str, repo: str | None, *, tiny: bool) -> Mo
         lightning_repo=None if tiny else QWEN_EDIT_LIGHTNING_REPO,
         lightning_files=() if tiny else QWEN_EDIT_LIGHTNING_FILES,
         lightning_bytes=0 if tiny else int(0.85 * _GB),
+        lightning_scheduler=() if tiny else LIGHTNING_SCHEDULER,
         tiny=tiny,
         description="random weights: output is noise (offline stand-in for Qwen-Image-Edit-2511)"
         if tiny

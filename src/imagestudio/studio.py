@@ -147,6 +147,7 @@ class Studio:
         fails in a second, not after minutes of loading.
         """
         from imagestudio.engine.reference_size import edit_call
+        from imagestudio.engine.schedulers import scheduler_overrides
 
         request = request.resolved(self.settings)
         loras = resolve_loras(request.loras)
@@ -155,20 +156,25 @@ class Studio:
             loras.insert(0, resolve_lora(ref, size_hint=size))
         started = time.perf_counter()
 
+        spec = get_model(request.model)
+        # Lightning samples on the schedule it was distilled with, for this job only.
+        schedule = dict(spec.lightning_scheduler) if request.lightning is not None else {}
+
         def job(loaded: LoadedModel) -> list[RunnerImage]:
             use_loras(loaded, loras)
-            return run_pipeline(
-                loaded.pipe,
-                edit_kwargs(request),
-                request.seeds(),
-                steps=request.steps or 0,
-                dtype=loaded.dtype,
-                on_step=on_step,
-                cancel=cancel,
-                call=edit_call(
-                    loaded.pipe, request.reference_vae_area or 0, request.reference_condition_area or 0
-                ),
-            )
+            with scheduler_overrides(loaded.pipe, schedule):
+                return run_pipeline(
+                    loaded.pipe,
+                    edit_kwargs(request),
+                    request.seeds(),
+                    steps=request.steps or 0,
+                    dtype=loaded.dtype,
+                    on_step=on_step,
+                    cancel=cancel,
+                    call=edit_call(
+                        loaded.pipe, request.reference_vae_area or 0, request.reference_condition_area or 0
+                    ),
+                )
 
         run = self.memory.run(get_model(request.model), request, job)
         return self._finish(run, request, loras, started, out_dir)
