@@ -68,6 +68,8 @@ def test_generate_from_a_russian_prompt_shows_progress_then_the_image(studio_ser
 def test_russian_and_english_labels_follow_the_browser(studio_server, open_page) -> None:
     ru = open_page(studio_server.url, locale="ru-RU")
     assert ru.get_by_role("tab", name="Создание").is_visible()
+    # The offline models say what they are in the reader's language (their pictures are noise).
+    expect(ru.locator("#gen-model input")).to_have_value("Маленькая Z-Image (офлайн, случайные веса: шум)")
     assert ru.locator("#gen-run").inner_text().strip() == "Создать"
     assert ru.locator("#gen-prompt").get_by_text("Запрос").is_visible()
     for tab, name in (("Редактирование", "edit"), ("История", "history")):
@@ -246,7 +248,7 @@ def test_system_page_shows_the_machine_and_unloads(studio_server, open_page) -> 
     page.locator("#sys-device").get_by_text("cpu").first.wait_for()
     assert page.locator("#sys-memory .is-meter").count() >= 1
     assert "tiny-z-image" in page.locator("#sys-loaded").inner_text()
-    assert "Tiny Z-Image" in page.locator("#sys-models").inner_text()
+    assert "Tiny Z-Image (offline, random weights: noise)" in page.locator("#sys-models").inner_text()
     screenshot(page, "system-en")
 
     page.locator("#sys-unload").click()

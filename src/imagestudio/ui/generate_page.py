@@ -46,8 +46,13 @@ class GeneratePage:
     panel: JobPanel
 
 
-def model_choices(ctx: UIContext, task: str) -> list[tuple[str, str]]:
-    return [(spec.title, spec.id) for spec in MODELS.values() if spec.task == task]
+def model_title(ctx: UIContext, model_id: str, title: str) -> Any:
+    """A model's name for the page: translated where it says more than a name (the offline tiny models)."""
+    return ctx.key(f"model.{model_id}") if ctx.texts.has(f"model.{model_id}") else title
+
+
+def model_choices(ctx: UIContext, task: str) -> list[tuple[Any, str]]:
+    return [(model_title(ctx, spec.id, spec.title), spec.id) for spec in MODELS.values() if spec.task == task]
 
 
 def build(ctx: UIContext, default_model: str) -> GeneratePage:

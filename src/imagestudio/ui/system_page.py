@@ -301,6 +301,9 @@ def render(ctx: UIContext, info: dict[str, Any], lang: str) -> tuple[Any, ...]:
     rows, downloadable = [], []
     for model in info.get("models", []):
         state = str(model.get("state"))
+        title = str(model.get("title") or model.get("id"))
+        if ctx.texts.has(f"model.{model.get('id')}"):
+            title = t(f"model.{model.get('id')}", lang)
         size = model.get("size_bytes") or model.get("download_bytes") or 0
         shown = (
             size_text(ctx, lang, size)
@@ -311,11 +314,11 @@ def render(ctx: UIContext, info: dict[str, Any], lang: str) -> tuple[Any, ...]:
         )
         rows.append(
             f"<tr data-model='{escape(str(model.get('id')))}' data-state='{escape(state)}'>"
-            f"<td>{escape(str(model.get('title') or model.get('id')))}</td>"
+            f"<td>{escape(title)}</td>"
             f"<td>{escape(states.get(state, state))}</td><td>{escape(shown)}</td></tr>"
         )
         if state in ("missing", "partial"):
-            downloadable.append((str(model.get("title") or model.get("id")), str(model.get("id"))))
+            downloadable.append((title, str(model.get("id"))))
     head = "".join(
         f"<th>{escape(t(k, lang))}</th>" for k in ("sys.col_model", "sys.col_state", "sys.col_size")
     )
