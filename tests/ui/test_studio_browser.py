@@ -7,8 +7,10 @@ opens its own browser context. Screenshots of every page go to test-artifacts/ f
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
@@ -267,3 +269,41 @@ def test_system_page_download_explains_an_offline_failure(studio_server, open_pa
     assert "Скачивание не удалось: z-image-turbo не скачать: HF_HUB_OFFLINE=1 запрещает" in error.inner_text()
     expect(page.locator("#sys-download")).to_be_enabled()
     screenshot(page, "system-ru-download-failed")
+
+
+def test_history_pages_reach_every_image(studio_server, open_page) -> None:
+    from imagestudio.ui.history_page import PAGE_SIZE
+
+    # More images than one page holds, made through the job API (the same queue and history).
+    wanted = PAGE_SIZE + 4
+    body = {"kind": "generate", "model": "tiny-z-image", "width": 16, "height": 16, "steps": 1}
+    made = 0
+    with httpx.Client(base_url=studio_server.url, timeout=120) as client:
+        while made < wanted:
+            count = min(16, wanted - made)
+            job = client.post("/api/jobs", json={**body, "prompt": "листопад страницы", "count": count})
+            assert job.status_code == 202, job.text
+            job_id = job.json()["id"]
+            for _ in range(600):
+                state = client.get(f"/api/jobs/{job_id}").json()["state"]
+                if state not in ("queued", "running"):
+                    break
+                time.sleep(0.1)
+            assert state == "done"
+            made += count
+
+    page = open_page(studio_server.url, locale="ru-RU")
+    open_tab(page, "История")
+    fill_text(page, "hist-search", "листопад")
+    page.locator("#hist-find").click()
+    images = gallery_images(page, "hist-gallery")
+    expect(images).to_have_count(PAGE_SIZE)
+    expect(page.locator("#hist-summary")).to_contain_text(f"Картинок: {wanted}. Страница 1 из 2.")
+    expect(page.locator("#hist-newer")).to_be_disabled()
+    page.locator("#hist-older").click()
+    expect(images).to_have_count(wanted - PAGE_SIZE)
+    expect(page.locator("#hist-summary")).to_contain_text("Страница 2 из 2.")
+    expect(page.locator("#hist-older")).to_be_disabled()
+    screenshot(page, "history-ru-page-2")
+    page.locator("#hist-newer").click()
+    expect(images).to_have_count(PAGE_SIZE)

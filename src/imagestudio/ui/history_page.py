@@ -32,6 +32,9 @@ class HistoryPage:
     ids: Any
     selected: Any
     lang: Any
+    newer: Any
+    older: Any
+    page_no: Any
 
 
 def build(ctx: UIContext) -> HistoryPage:
@@ -55,6 +58,10 @@ def build(ctx: UIContext) -> HistoryPage:
                 allow_preview=False,
                 elem_id="hist-gallery",
             )
+            # Pages of PAGE_SIZE: every past image can be reached, not only the newest ones.
+            with gr.Row():
+                newer = gr.Button(key("hist.newer"), size="sm", interactive=False, elem_id="hist-newer")
+                older = gr.Button(key("hist.older"), size="sm", interactive=False, elem_id="hist-older")
         with gr.Column(scale=2):
             image = gr.Image(
                 label=key("hist.details"),
@@ -90,6 +97,9 @@ def build(ctx: UIContext) -> HistoryPage:
         ids,
         selected,
         lang,
+        newer,
+        older,
+        gr.State(0),
     )
 
 
@@ -97,7 +107,18 @@ def wire(ctx: UIContext, page: HistoryPage, tab: Any, tabs: Any, generate: Any, 
     """Events of the page; ``generate``/``edit`` are the pages "use these settings" fills."""
     import gradio as gr
 
-    listing = [page.gallery, page.ids, page.summary, page.image, page.details, page.params, page.selected]
+    listing = [
+        page.gallery,
+        page.ids,
+        page.summary,
+        page.image,
+        page.details,
+        page.params,
+        page.selected,
+        page.page_no,
+        page.newer,
+        page.older,
+    ]
     buttons = [page.use, page.delete]
 
     def load(query: str, lang: str) -> tuple[Any, ...]:
@@ -106,6 +127,21 @@ def wire(ctx: UIContext, page: HistoryPage, tab: Any, tabs: Any, generate: Any, 
     load_inputs = [page.search, page.lang]
     for trigger in (page.find.click, page.refresh.click, page.search.submit, tab.select):
         trigger(load, load_inputs, [*listing, *buttons], js=lang_js(2), queue=False)
+
+    def turn(step: int) -> Any:
+        def show(query: str, page_no: int, lang: str) -> tuple[Any, ...]:
+            return _listing(ctx, query, lang, (page_no or 0) + step) + (gr.Button(interactive=False),) * 2
+
+        return show
+
+    for button, step in ((page.newer, -1), (page.older, 1)):
+        button.click(
+            turn(step),
+            [page.search, page.page_no, page.lang],
+            [*listing, *buttons],
+            js=lang_js(3),
+            queue=False,
+        )
 
     def select(ids: list[str], lang: str, evt: gr.SelectData) -> tuple[Any, ...]:
         index = evt.index if isinstance(evt.index, int) else (evt.index or [0])[0]
@@ -131,10 +167,10 @@ def wire(ctx: UIContext, page: HistoryPage, tab: Any, tabs: Any, generate: Any, 
         queue=False,
     )
 
-    def remove(entry_id: str | None, query: str, lang: str) -> tuple[Any, ...]:
+    def remove(entry_id: str | None, query: str, page_no: int, lang: str) -> tuple[Any, ...]:
         lang = language(lang)
         if entry_id is None:
-            return (*_listing(ctx, query, lang), gr.skip(), gr.skip(), "")
+            return (*_listing(ctx, query, lang, page_no), gr.skip(), gr.skip(), "")
         try:
             ctx.backend.delete(entry_id)
         except Exception as exc:  # noqa: BLE001 - shown on the page; the page must stay usable
@@ -145,7 +181,7 @@ def wire(ctx: UIContext, page: HistoryPage, tab: Any, tabs: Any, generate: Any, 
                 error_html(error_message(ctx, exc, lang)),
             )
         return (
-            *_listing(ctx, query, lang),
+            *_listing(ctx, query, lang, page_no),
             gr.Button(interactive=False),
             gr.Button(interactive=False),
             note_html(ctx.t("hist.deleted", lang), "ok"),
@@ -153,9 +189,9 @@ def wire(ctx: UIContext, page: HistoryPage, tab: Any, tabs: Any, generate: Any, 
 
     page.delete.click(
         remove,
-        [page.selected, page.search, page.lang],
+        [page.selected, page.search, page.page_no, page.lang],
         [*listing, *buttons, page.status],
-        js=lang_js(3),
+        js=lang_js(4),
         queue=False,
     )
 
@@ -217,16 +253,40 @@ def wire(ctx: UIContext, page: HistoryPage, tab: Any, tabs: Any, generate: Any, 
     )
 
 
-def _listing(ctx: UIContext, query: str, lang: str) -> tuple[Any, ...]:
+def _listing(ctx: UIContext, query: str, lang: str, page_no: int = 0) -> tuple[Any, ...]:
+    """One page of the gallery (newest first) and everything that goes with it: ids, summary, cleared
+    details, the page number (kept within the pages there are, e.g. after the last image of the last
+    page was deleted) and the paging buttons."""
+    import gradio as gr
+
     lang = language(lang)
     query = (query or "").strip()
-    result = ctx.backend.history(query, PAGE_SIZE)
+    page_no = max(0, int(page_no or 0))
+    result = ctx.backend.history(query, PAGE_SIZE, page_no * PAGE_SIZE)
+    pages = max(1, -(-result.total // PAGE_SIZE))
+    if page_no >= pages:  # past the end (images were deleted meanwhile): show the last page
+        page_no = pages - 1
+        result = ctx.backend.history(query, PAGE_SIZE, page_no * PAGE_SIZE)
     items = [(str(e.path), _caption(e.prompt)) for e in result.entries]
     if result.total == 0:
         summary = ctx.t("hist.nothing_found", lang, query=query) if query else ctx.t("hist.empty", lang)
     else:
-        summary = ctx.t("hist.count", lang, count=result.total) + " " + ctx.t("hist.pick", lang)
-    return (items, [e.id for e in result.entries], note_html(summary), None, "", None, None)
+        summary = ctx.t("hist.count", lang, count=result.total)
+        if pages > 1:
+            summary += " " + ctx.t("hist.page", lang, page=page_no + 1, pages=pages)
+        summary += " " + ctx.t("hist.pick", lang)
+    return (
+        items,
+        [e.id for e in result.entries],
+        note_html(summary),
+        None,
+        "",
+        None,
+        None,
+        page_no,
+        gr.Button(interactive=page_no > 0),
+        gr.Button(interactive=page_no < pages - 1),
+    )
 
 
 def _caption(prompt: str, limit: int = 60) -> str:

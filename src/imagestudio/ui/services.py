@@ -105,8 +105,8 @@ class StudioServices:
 
     # ----------------------------------------------------------------- history
 
-    def history(self, query: str = "", limit: int = 60) -> HistoryPage:
-        page = self._services.history.list_images(query or None, limit=limit)
+    def history(self, query: str = "", limit: int = 60, offset: int = 0) -> HistoryPage:
+        page = self._services.history.list_images(query or None, limit=limit, offset=offset)
         entries = [self._entry(record) for record in page.items]
         return HistoryPage([e for e in entries if e is not None], page.total)
 
