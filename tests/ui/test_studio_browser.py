@@ -81,10 +81,13 @@ def test_russian_and_english_labels_follow_the_browser(studio_server, open_page)
     open_tab(ru, "Система")
     # The configuration check is filled in after the tab opens; its lines read in Russian too.
     checks = ru.locator("#sys-checks tr[data-code='ram.size']")
-    expect(checks).to_contain_text("оперативная память")
+    # Sizing the real models on the meta device takes a few seconds the first time.
+    expect(checks).to_contain_text("оперативная память", timeout=60_000)
     expect(ru.locator("#sys-checks tr[data-code='device.cpu']")).to_contain_text("видеокарты нет")
     expect(ru.locator("#sys-checks tr[data-code^='plan.']").first).to_contain_text("ГБ")
     screenshot(ru, "system-ru")
+    expect(ru.locator("footer")).to_contain_text("Настройки")
+    expect(ru.locator("footer")).not_to_contain_text("Runs")
 
     en = open_page(studio_server.url, locale="en-US")
     assert en.locator("#gen-run").inner_text().strip() == "Generate"

@@ -91,6 +91,9 @@ def mount_studio(app: FastAPI, backend: StudioBackend | None = None, path: str =
         max_file_size=_upload_limit(settings),
         show_error=False,
         ssr_mode=False,
+        # The History page is the record of every run; Gradio's own per-browser run list would be a
+        # second, untranslated one kept in the browser's storage.
+        run_history=False,
     )
 
 
