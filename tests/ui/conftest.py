@@ -40,11 +40,15 @@ def free_port() -> int:
 
 
 class StudioServer:
-    """``imagestudio serve`` in a subprocess; :meth:`restart` keeps its home (history, outputs)."""
+    """``imagestudio serve`` in a subprocess; :meth:`restart` keeps its home (history, outputs).
 
-    def __init__(self, home: Path, config: Path) -> None:
+    ``api_key``: the key the config sets (server.api_key), which the readiness probe then sends.
+    """
+
+    def __init__(self, home: Path, config: Path, api_key: str | None = None) -> None:
         self.home = home
         self.config = config
+        self.api_key = api_key
         self.port = free_port()
         self.log = home / "server.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -72,12 +76,13 @@ class StudioServer:
                 stderr=subprocess.STDOUT,
                 cwd=self.home,
             )
+        probe_headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise RuntimeError(f"the server exited with {self._process.returncode}:\n{self.log_tail()}")
             try:
-                if httpx.get(f"{self.url}/", timeout=2).status_code == 200:
+                if httpx.get(f"{self.url}/", headers=probe_headers, timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

@@ -78,7 +78,17 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=int(server.max_upload_mb * 1_000_000))
     api_key = server.api_key.get_secret_value() if server.api_key is not None else None
     if api_key:
-        app.add_middleware(BearerAuth, api_key=api_key, public_prefixes=tuple(public_prefixes))
+        from imagestudio.api.login import LOGIN_PATH, LOGOUT_PATH, login_router
+
+        # Before any UI mount at "/", so these paths are ours; a browser without the key is sent here.
+        app.include_router(login_router(api_key))
+        app.add_middleware(
+            BearerAuth,
+            api_key=api_key,
+            public_paths=(LOGOUT_PATH,),
+            public_prefixes=tuple(public_prefixes),
+            login_path=LOGIN_PATH,
+        )
     if server.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

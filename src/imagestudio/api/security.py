@@ -2,15 +2,21 @@
 
 Both middlewares are plain ASGI so they also cover routes FastAPI does not own (404s, anything
 mounted later such as the web UI) and refuse before a byte of the body is read.
+
+A browser cannot send ``Authorization: Bearer``, so the key has a second form: a session cookie set
+by the login page (:mod:`imagestudio.api.login`). Its value is an HMAC of a fixed label with the key,
+never the key itself, so a leaked cookie does not reveal the key and a new key ends every session.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import json
 import logging
 from collections.abc import Iterable
+from urllib.parse import quote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -21,6 +27,64 @@ log = logging.getLogger(__name__)
 
 #: Paths that never need the key: a load balancer or supervisor must be able to ask if we're alive.
 ALWAYS_PUBLIC = ("/healthz",)
+#: Paths only programs call: they always get the JSON 401, never the login page.
+API_PREFIXES = ("/v1", "/api")
+#: What the session cookie's HMAC signs. Changing it logs every browser out.
+_SESSION_LABEL = b"imagestudio browser session v1"
+
+
+def session_token(api_key: str) -> str:
+    """The session cookie's value for ``api_key``: HMAC-SHA256 of a fixed label, keyed with the key."""
+    return hmac.new(api_key.encode(), _SESSION_LABEL, hashlib.sha256).hexdigest()
+
+
+def session_cookie_name(scope: Scope) -> str:
+    """The cookie's name, with the server's port in it.
+
+    Cookies are shared by every port of a host: two studios on one machine (with different keys) would
+    otherwise overwrite each other's session.
+    """
+    server = scope.get("server")
+    return f"imagestudio-session-{server[1]}" if server and server[1] else "imagestudio-session"
+
+
+def session_cookie(scope: Scope) -> str | None:
+    """The session cookie the request carries, if any."""
+    from starlette.requests import cookie_parser
+
+    raw = b"; ".join(value for name, value in scope["headers"] if name == b"cookie")
+    if not raw:
+        return None
+    # Starlette's parser, not http.cookies: one odd cookie from another app on localhost must not
+    # make the whole header unreadable.
+    return cookie_parser(raw.decode("latin-1")).get(session_cookie_name(scope))
+
+
+def wants_html_page(scope: Scope) -> bool:
+    """A browser navigating to a page (GET that accepts HTML, outside the API paths)."""
+    if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+        return False
+    path = scope["path"]
+    if any(path == prefix or path.startswith(prefix + "/") for prefix in API_PREFIXES):
+        return False
+    accept = b",".join(value for name, value in scope["headers"] if name == b"accept")
+    # "*/*" alone is what HTTP libraries send: they get JSON, as before there was a login page.
+    return b"text/html" in accept.lower()
+
+
+def local_path(candidate: str | None, default: str = "/") -> str:
+    """``candidate`` if it is a path on this server, else ``default``: the login's "next" is no open
+    redirect. "//host" and "/\\host" are other hosts to a browser, so one leading "/" and only that."""
+    from urllib.parse import urlsplit
+
+    if not candidate or not candidate.startswith("/") or candidate[1:2] in ("/", "\\"):
+        return default
+    if any(ord(char) < 0x20 or char == "\x7f" for char in candidate):
+        return default
+    parts = urlsplit(candidate)
+    if parts.scheme or parts.netloc:
+        return default
+    return candidate
 
 
 def is_loopback(host: str) -> bool:
@@ -65,10 +129,12 @@ async def _send_error(send: Send, status: int, body: bytes, headers: list) -> No
 
 
 class BearerAuth:
-    """Require ``Authorization: Bearer <key>`` on every path except the public ones.
+    """Require the key on every path except the public ones: ``Authorization: Bearer <key>``, or the
+    login page's session cookie.
 
     ``public_paths`` are exact paths; ``public_prefixes`` cover whole subtrees (the hook for a UI
-    mount that brings its own login).
+    mount that brings its own login). With ``login_path``, a browser asking for a page without the key
+    is sent there (303) instead of getting the JSON 401 that programs get.
     """
 
     def __init__(
@@ -77,11 +143,14 @@ class BearerAuth:
         api_key: str,
         public_paths: Iterable[str] = (),
         public_prefixes: Iterable[str] = (),
+        login_path: str | None = None,
     ) -> None:
         self.app = app
         self._key = api_key.encode()
-        self._public_paths = frozenset((*ALWAYS_PUBLIC, *public_paths))
+        self._session = session_token(api_key).encode()
+        self._public_paths = frozenset((*ALWAYS_PUBLIC, *public_paths, *([login_path] if login_path else [])))
         self._public_prefixes = tuple(public_prefixes)
+        self._login_path = login_path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or self._is_public(scope["path"]):
@@ -92,11 +161,14 @@ class BearerAuth:
             await self.app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(b"authorization")
-        if given is not None and self._matches(given):
+        if (given is not None and self._matches(given)) or self._has_session(scope):
             await self.app(scope, receive, send)
             return
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
+            return
+        if self._login_path and wants_html_page(scope):
+            await self._redirect_to_login(scope, send)
             return
         message = (
             "missing API key: send it as 'Authorization: Bearer <key>'"
@@ -112,6 +184,26 @@ class BearerAuth:
         scheme, _, token = header.strip().partition(b" ")
         # compare_digest: the time taken must not tell an attacker how much of a guess was right.
         return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self._key)
+
+    def _has_session(self, scope: Scope) -> bool:
+        cookie = session_cookie(scope)
+        return cookie is not None and hmac.compare_digest(cookie.encode(), self._session)
+
+    async def _redirect_to_login(self, scope: Scope, send: Send) -> None:
+        here = scope["path"]
+        if scope.get("query_string"):
+            here += "?" + scope["query_string"].decode("latin-1")
+        location = f"{self._login_path}?next={quote(here, safe='')}"
+        await _send_error(
+            send,
+            303,
+            b"",
+            [
+                (b"location", location.encode()),
+                (b"content-length", b"0"),
+                (b"cache-control", b"no-store"),
+            ],
+        )
 
     def _is_public(self, path: str) -> bool:
         return path in self._public_paths or any(path.startswith(p) for p in self._public_prefixes)

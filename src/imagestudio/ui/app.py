@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from html import escape
 from typing import TYPE_CHECKING, Any
 
 from imagestudio.ui.common import UIContext
@@ -30,13 +31,29 @@ def default_model(settings: Any, task: str) -> str:
     return preferred
 
 
-def header_html() -> str:
+def header_html(texts: Texts | None = None, logout: bool = False) -> str:
+    """The title and the language links; with ``logout`` (a key guards the server) a *Log out* link.
+
+    The link's words come in both languages and CSS shows the one matching ``<html lang>``, which
+    Gradio keeps equal to the language on screen (also after a switch): this HTML is not translated.
+    """
+    logout_link = ""
+    if logout and texts is not None:
+        words = "".join(
+            f'<span lang="{lang}">{escape(texts.t("login.logout", lang))}</span>' for lang in ("en", "ru")
+        )
+        logout_link = f'<a href="/logout" class="is-logout" id="is-logout">{words}</a>'
     return (
         '<div class="is-header"><div><h1>imagestudio</h1></div>'
         '<div class="is-lang" id="is-lang">'
         '<a href="?lang=en" hreflang="en" data-lang="en">English</a>'
-        '<a href="?lang=ru" hreflang="ru" data-lang="ru">Русский</a></div></div>'
+        '<a href="?lang=ru" hreflang="ru" data-lang="ru">Русский</a>' + logout_link + "</div></div>"
     )
+
+
+def _has_api_key(settings: Any) -> bool:
+    server = getattr(settings, "server", None)
+    return getattr(server, "api_key", None) is not None
 
 
 def build_blocks(ctx: UIContext) -> gr.Blocks:
@@ -46,7 +63,7 @@ def build_blocks(ctx: UIContext) -> gr.Blocks:
 
     settings = ctx.backend.settings
     with gr.Blocks(title="imagestudio", analytics_enabled=False) as blocks:
-        gr.HTML(header_html(), elem_id="is-header-bar")
+        gr.HTML(header_html(ctx.texts, logout=_has_api_key(settings)), elem_id="is-header-bar")
         gr.Markdown(ctx.key("app.subtitle"), elem_id="is-subtitle")
         with gr.Tabs(selected="generate", elem_id="is-tabs") as tabs:
             with gr.Tab(ctx.key("tab.generate"), id="generate", elem_id="tab-generate"):

@@ -39,6 +39,8 @@ CSS = """
 .is-checks tr[data-status="fail"] td.is-mark { color: #dc2626; }
 /* Slots (error lines, progress, notes) take no room while empty. */
 div.block.is-slot:has(.prose:empty) { display: none !important; }
+.is-lang a.is-logout { margin-left: 1.4rem; opacity: 0.8; }
+html:not([lang|="ru"]) .is-logout [lang="ru"], html[lang|="ru"] .is-logout [lang="en"] { display: none; }
 """
 
 #: Runs before Gradio starts (see :mod:`imagestudio.ui.early_script`): ``?lang=ru`` / ``?lang=en``
