@@ -57,6 +57,7 @@ def test_generate_from_a_russian_prompt_shows_progress_then_the_image(studio_ser
     assert re.search(r"Шаг \d+ из 30 · прошло", running[-1]["text"])
     info = page.locator("#gen-info").inner_text()
     assert "Готово за" in info and "зерно" in info
+    expect(page.locator("#gen-gallery")).to_contain_text(re.compile(r"зерно \d+"))  # the image's caption
     screenshot(page, "generate-ru-done")
 
     # A random seed has no number to show until it is reused: then it is the one the job used.

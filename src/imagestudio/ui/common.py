@@ -225,7 +225,10 @@ def run_job(
                 names = ", ".join(img.path.name for img in snap.results)
                 out.update(
                     {
-                        panel.gallery: [(str(img.path), f"seed {img.seed}") for img in snap.results],
+                        panel.gallery: [
+                            (str(img.path), ctx.t("status.seed_caption", lang, seed=img.seed))
+                            for img in snap.results
+                        ],
                         panel.last_seed: first,
                         panel.info: note_html(
                             ctx.t("status.done_seed", lang, seconds=f"{snap.elapsed_s:.1f}", seed=first)
