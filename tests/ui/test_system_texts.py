@@ -109,3 +109,8 @@ def test_sizes_use_the_readers_units(ctx) -> None:
     assert size_text(ctx, "ru", 2_100_000) == "2.1 МБ"
     assert size_text(ctx, "en", 32_900_000_000) == "32.9 GB"
     assert size_text(ctx, "ru", 512) == "512 Б"
+
+
+def test_details_that_do_not_fit_fall_back_to_the_english_line(ctx) -> None:
+    row = {"name": "RAM", "status": "ok", "message": "the English line", "code": "ram.size", "details": {}}
+    assert check_text(ctx, row, "ru") == ("оперативная память", "the English line")

@@ -244,7 +244,12 @@ def check_text(ctx: UIContext, row: dict[str, Any], lang: str) -> tuple[str, str
         return name, str(row.get("message", ""))
     if code.startswith("plan."):
         details["plan"] = plan_words(ctx, details, lang)
-    return name, ctx.t(f"doctor.{code}", lang, **details)
+    try:
+        return name, ctx.t(f"doctor.{code}", lang, **details)
+    except (KeyError, IndexError, ValueError):
+        # Details that do not fit the translation (a check newer than its Russian line): the English
+        # line rather than a System page that fails to draw.
+        return name, str(row.get("message", ""))
 
 
 def _checks_table(ctx: UIContext, rows: list[dict[str, Any]], lang: str) -> str:
