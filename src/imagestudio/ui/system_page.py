@@ -245,7 +245,8 @@ def check_text(ctx: UIContext, row: dict[str, Any], lang: str) -> tuple[str, str
     if code.startswith("plan."):
         details["plan"] = plan_words(ctx, details, lang)
     try:
-        return name, ctx.t(f"doctor.{code}", lang, **details)
+        # Formatted here even without details, so a line missing its values is caught, not shown raw.
+        return name, ctx.t(f"doctor.{code}", lang).format(**details)
     except (KeyError, IndexError, ValueError):
         # Details that do not fit the translation (a check newer than its Russian line): the English
         # line rather than a System page that fails to draw.
