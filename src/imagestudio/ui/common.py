@@ -296,6 +296,37 @@ def reuse_seed(last: int | None) -> tuple[Any, Any]:
     return gr.Radio(value="fixed"), gr.Number(value=last, visible=True)
 
 
+def seed_row(ctx: UIContext, prefix: str, *, info: bool) -> tuple[Any, Any, Any]:
+    """The seed controls both job pages share: random/fixed, the seed box, "Reuse last seed".
+
+    Elements are ``<prefix>-seed-mode``, ``<prefix>-seed`` and ``<prefix>-reuse-seed``; call inside a
+    Blocks context, and :func:`wire_seed` once the page's job panel exists.
+    """
+    import gradio as gr
+
+    key = ctx.key
+    with gr.Row(equal_height=True):
+        mode = gr.Radio(
+            [(key("gen.seed_random"), "random"), (key("gen.seed_fixed"), "fixed")],
+            value="random",
+            label=key("gen.seed_mode"),
+            elem_id=f"{prefix}-seed-mode",
+        )
+        seed = gr.Number(
+            label=key("gen.seed"), info=key("gen.seed_info") if info else None, value=None, precision=0,
+            visible=False, elem_id=f"{prefix}-seed",
+        )  # fmt: skip
+        reuse = gr.Button(
+            key("gen.reuse_seed"), size="sm", scale=0, min_width=150, elem_id=f"{prefix}-reuse-seed"
+        )
+    return mode, seed, reuse
+
+
+def wire_seed(mode: Any, seed: Any, reuse: Any, last_seed: Any) -> None:
+    mode.change(seed_mode_changed, [mode, seed], seed, queue=False)
+    reuse.click(reuse_seed, last_seed, [mode, seed], queue=False)
+
+
 def seed_mode_changed(mode: str, seed: float | None) -> Any:
     """The seed box shows only for a fixed seed; switching to fixed with an empty box fills in a new seed.
 

@@ -11,11 +11,11 @@ from imagestudio.registry import get_model
 from imagestudio.ui.common import (
     JobPanel,
     UIContext,
-    reuse_seed,
     run_job,
-    seed_mode_changed,
+    seed_row,
     slot,
     wire_job_panel,
+    wire_seed,
 )
 from imagestudio.ui.generate_page import model_choices
 from imagestudio.ui.texts import language
@@ -119,19 +119,7 @@ def build(ctx: UIContext, default_model: str) -> EditPage:
                     2, 100, value=spec.default_steps, step=1, label=key("gen.steps"), elem_id="edit-steps"
                 )
             steps_err = slot("edit-steps-error")
-            with gr.Row(equal_height=True):
-                seed_mode = gr.Radio(
-                    [(key("gen.seed_random"), "random"), (key("gen.seed_fixed"), "fixed")],
-                    value="random",
-                    label=key("gen.seed_mode"),
-                    elem_id="edit-seed-mode",
-                )
-                seed = gr.Number(
-                    label=key("gen.seed"), value=None, precision=0, visible=False, elem_id="edit-seed"
-                )
-                reuse = gr.Button(
-                    key("gen.reuse_seed"), size="sm", scale=0, min_width=150, elem_id="edit-reuse-seed"
-                )
+            seed_mode, seed, reuse = seed_row(ctx, "edit", info=False)
             with gr.Row():
                 run = gr.Button(key("edit.run"), variant="primary", elem_id="edit-run")
                 cancel = gr.Button(
@@ -200,8 +188,7 @@ def _wire(ctx: UIContext, page: EditPage) -> None:
     page.lightning.input(
         lightning_changed, [page.lightning, page.model], [page.steps, page.true_cfg], queue=False
     )
-    page.seed_mode.change(seed_mode_changed, [page.seed_mode, page.seed], page.seed, queue=False)
-    page.reuse.click(reuse_seed, page.panel.last_seed, [page.seed_mode, page.seed], queue=False)
+    wire_seed(page.seed_mode, page.seed, page.reuse, page.panel.last_seed)
     inputs = [
         *page.images,
         page.instruction,

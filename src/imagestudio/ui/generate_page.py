@@ -12,11 +12,11 @@ from imagestudio.requests import MAX_COUNT, GenerateRequest
 from imagestudio.ui.common import (
     JobPanel,
     UIContext,
-    reuse_seed,
     run_job,
-    seed_mode_changed,
+    seed_row,
     slot,
     wire_job_panel,
+    wire_seed,
 )
 from imagestudio.ui.presets import CUSTOM_SIZE, DEFAULT_SIZE, SIZE_PRESETS, SOURCE_SIZE, size_of
 from imagestudio.ui.texts import language
@@ -101,20 +101,7 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
                     elem_id="gen-count",
                 )  # fmt: skip
             steps_err = slot("gen-steps-error")
-            with gr.Row(equal_height=True):
-                seed_mode = gr.Radio(
-                    [(key("gen.seed_random"), "random"), (key("gen.seed_fixed"), "fixed")],
-                    value="random",
-                    label=key("gen.seed_mode"),
-                    elem_id="gen-seed-mode",
-                )
-                seed = gr.Number(
-                    label=key("gen.seed"), info=key("gen.seed_info"), value=None, precision=0,
-                    visible=False, elem_id="gen-seed",
-                )  # fmt: skip
-                reuse = gr.Button(
-                    key("gen.reuse_seed"), size="sm", scale=0, min_width=150, elem_id="gen-reuse-seed"
-                )
+            seed_mode, seed, reuse = seed_row(ctx, "gen", info=True)
             seed_err = slot("gen-seed-error")
             with gr.Accordion(key("gen.source"), open=False, elem_id="gen-source-box"):
                 source = gr.ImageEditor(
@@ -201,13 +188,7 @@ def _wire(ctx: UIContext, page: GeneratePage, custom_row: Any) -> None:
     page.model.change(_steps_for_model, page.model, page.steps, queue=False)
     # A starting picture usually wants its own size; the dropdown still allows any other.
     page.source.upload(lambda: gr.Dropdown(value=SOURCE_SIZE), None, page.size, queue=False)
-    page.seed_mode.change(seed_mode_changed, [page.seed_mode, page.seed], page.seed, queue=False)
-    page.reuse.click(
-        reuse_seed,
-        page.panel.last_seed,
-        [page.seed_mode, page.seed],
-        queue=False,
-    )
+    wire_seed(page.seed_mode, page.seed, page.reuse, page.panel.last_seed)
     inputs = [
         page.prompt,
         page.model,
