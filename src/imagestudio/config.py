@@ -186,6 +186,11 @@ class StorageSettings(_Section):
     )
 
 
+def _default_model_aliases() -> dict[str, str]:
+    # What OpenAI clients send unless told otherwise (Open WebUI: dall-e-2, LibreChat: dall-e-3, …).
+    return dict.fromkeys(("dall-e-2", "dall-e-3", "gpt-image-1", "gpt-image-1-mini"), "auto")
+
+
 class ServerSettings(_Section):
     """The HTTP server and its job queue (``server``, used by ``imagestudio serve``)."""
 
@@ -223,6 +228,51 @@ class ServerSettings(_Section):
     keep_finished_jobs: int = Field(
         500, ge=0, le=100_000, description="Finished jobs kept in memory; older ones are read from history."
     )
+    max_concurrent_decodes: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Uploaded images decoded at the same time (off the event loop); more wait their turn.",
+    )
+    model_aliases: dict[str, str] = Field(
+        default_factory=_default_model_aliases,
+        description="OpenAI model names clients send → 'auto' (pick by task) or a model id. Any other "
+        "gpt-image-* name counts as 'auto'.",
+    )
+    auto_generate_model: str = Field(
+        "z-image-turbo", description="What 'auto' (and an alias to it) runs for a generation."
+    )
+    auto_edit_model: str = Field(
+        "qwen-image-edit-2511", description="What 'auto' runs for an edit of 1-3 images without a mask."
+    )
+    auto_inpaint_model: str | None = Field(
+        "z-image-turbo",
+        description="What 'auto' runs for one image with a mask (Z-Image inpainting); null = refuse masks.",
+    )
+
+    @model_validator(mode="after")
+    def _auto_models_fit_their_task(self) -> ServerSettings:
+        from imagestudio.registry import MODELS
+
+        wanted = (
+            ("auto_generate_model", self.auto_generate_model, False),
+            ("auto_edit_model", self.auto_edit_model, True),
+            ("auto_inpaint_model", self.auto_inpaint_model, False),
+        )
+        for key, model_id, is_edit in wanted:
+            if model_id is None:
+                continue
+            if model_id not in MODELS:
+                raise ValueError(f"{key}: unknown model id {model_id!r}; known: {', '.join(MODELS)}")
+            if MODELS[model_id].is_edit != is_edit:
+                raise ValueError(f"{key}: {model_id} is {'not ' if is_edit else ''}an edit model")
+        for alias, target in self.model_aliases.items():
+            if target != "auto" and target not in MODELS:
+                raise ValueError(
+                    f"model_aliases.{alias}: {target!r} is neither 'auto' nor a model id "
+                    f"({', '.join(MODELS)})"
+                )
+        return self
 
     @field_validator("api_key")
     @classmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import secrets
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, InstanceOf, ValidationError
@@ -121,6 +122,9 @@ class _Request(BaseModel):
     steps: int | None = Field(None, ge=1, le=200)
     seed: int | None = Field(None, ge=0, le=MAX_SEED)
     count: int = Field(1, ge=1, le=MAX_COUNT)
+    #: What a client asked for that is recorded but does not change the pixels: the model name it sent
+    #: (``dall-e-3``, ``auto``) and OpenAI fields these models have no use for (quality, style, user …).
+    client: dict[str, Any] | None = None
 
     @classmethod
     def build(cls, **fields: object):
@@ -253,7 +257,9 @@ class GenerateRequest(_Request):
 
     def metadata_fields(self) -> dict[str, Any]:
         """JSON-safe fields for the PNG metadata (input images as name + hash, not pixels)."""
-        fields = self.model_dump(exclude={"count", "init_image", "mask", "strength", "loras"})
+        fields = self.model_dump(exclude={"count", "init_image", "mask", "strength", "loras", "client"})
+        if self.client:
+            fields["client"] = dict(self.client)
         if self.init_image is not None:
             fields["mode"] = self.mode
             fields["init_image"] = self.init_image.metadata()
@@ -422,8 +428,70 @@ class EditRequest(_Request):
 
     def metadata_fields(self) -> dict[str, Any]:
         """JSON-safe fields for the PNG metadata: the inputs by name and SHA-256."""
-        fields = self.model_dump(exclude={"count", "images", "loras"})
+        fields = self.model_dump(exclude={"count", "images", "loras", "client"})
+        if self.client:
+            fields["client"] = dict(self.client)
         fields["input_images"] = [image.metadata() for image in self.images]
         if self.loras:
             fields["loras"] = [lora.metadata() for lora in self.loras]
         return fields
+
+
+def build_image_request(
+    settings: Settings,
+    *,
+    model: str | None,
+    prompt: str,
+    images: Sequence[InputImage],
+    mask: InputImage | None = None,
+    **fields: Any,
+) -> EditRequest | GenerateRequest:
+    """The one way an image-in request becomes a resolved job request, whatever the entry point.
+
+    The model and the mask decide the task: a Qwen edit model edits 1 to ``max_input_images`` images
+    (:class:`EditRequest`); a Z-Image model reworks one image (img2img) or, with ``mask``, repaints its
+    white part (inpaint), both as a :class:`GenerateRequest` with an init image. Without ``model`` a mask
+    means Z-Image inpainting and no mask a Qwen edit. ``mask`` is in the studio's convention (white =
+    repaint); edges with another convention convert it when decoding (``purpose="alpha_mask"``).
+    Options that do not apply to the chosen model are refused, naming the field.
+    """
+    model_id = model or (DEFAULT_GENERATE_MODEL if mask is not None else DEFAULT_EDIT_MODEL)
+    spec = get_model(model_id)
+    given = {key: value for key, value in fields.items() if value is not None}
+    if spec.is_edit:
+        if mask is not None:
+            raise InvalidRequest(
+                f"a mask means Z-Image inpainting, and {spec.id} is an edit model; leave the mask out to "
+                "edit with it, or use a Z-Image model",
+                param="mask",
+                code="mask_on_edit_model",
+                details={"model": spec.id},
+            )
+        check_image_count(spec, len(images))
+        _refuse_options(spec, given, ("guidance_scale", "strength"))
+        edit = EditRequest.build(model=spec.id, prompt=prompt, images=tuple(images), **given)
+        return edit.resolved(settings)
+    if len(images) != 1:
+        raise InvalidRequest(
+            f"{spec.id} reworks exactly one image (img2img, or inpainting with a mask); got {len(images)}",
+            param="images",
+            code="one_image",
+            details={"model": spec.id, "count": len(images)},
+        )
+    _refuse_options(
+        spec, given, ("true_cfg_scale", "lightning", "reference_vae_area", "reference_condition_area")
+    )
+    return GenerateRequest.build(
+        model=spec.id, prompt=prompt, init_image=images[0], mask=mask, **given
+    ).resolved(settings)
+
+
+def _refuse_options(spec: ModelSpec, given: dict[str, Any], names: Sequence[str]) -> None:
+    for name in names:
+        if name in given:
+            raise InvalidRequest(
+                f"{name} does not apply to {spec.id}",
+                param=name,
+                code="option_not_for_model",
+                details={"field": name, "model": spec.id},
+            )

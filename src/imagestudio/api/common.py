@@ -57,7 +57,10 @@ def build_generate_request(
         request = GenerateRequest.build(**fields).resolved(settings)
     except InvalidRequest as exc:
         if rename and exc.param in rename:
-            raise InvalidRequest(exc.message, param=rename[exc.param]) from None
+            # Only the field's name changes; the code and details stay for clients that translate them.
+            raise InvalidRequest(
+                exc.message, param=rename[exc.param], code=exc.code, details=exc.details
+            ) from None
         raise
     require_available(request.model, settings)
     return request
@@ -82,7 +85,7 @@ async def wait_for_result(services: Services, job_id: str, request: Request) -> 
         reason = error.message if error else "cancelled"
         raise ApiError(409, f"the job was cancelled ({reason})", type="cancelled", code="job_cancelled")
     assert error is not None
-    raise ApiError(error.http_status, error.message, type=error.type, param=error.param)
+    raise ApiError(error.http_status, error.message, type=error.type, param=error.param, code=error.code)
 
 
 def image_url(request: Request, image_id: str) -> str:

@@ -1,258 +1,256 @@
 """Edit requests at the HTTP edge: multipart (OpenAI's ``/v1/images/edits``) or base64 JSON (``/api/jobs``).
 
-Both become one validated :class:`EditUpload` (decoded images, the mask in the engine's convention,
-the model resolved). :func:`submit_edit` is the single point where an upload becomes a queued job.
+Thin adapters only. The fields are renamed from OpenAI's (``image``/``image[]``, ``n``, ``size``), the
+uploads are decoded by the same function as every other input image (off the event loop, see
+:mod:`imagestudio.api.uploads`), the mask is read in OpenAI's convention (transparent = repaint), and the
+model is chosen (``auto`` / aliases, see :mod:`imagestudio.api.model_choice`). Everything else — edit,
+img2img or inpaint, image counts, mask aspect, option bounds — is decided by
+:func:`imagestudio.requests.build_image_request`, the builder the CLI and the UI use too. Its errors keep
+their ``code`` and ``details``; only ``param`` is renamed to the field the client sent.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, File, Form, Request, UploadFile
+from starlette.concurrency import run_in_threadpool
 
 from imagestudio.api.common import get_services, parse_size, require_available
-from imagestudio.api.schemas import SIZE_PATTERN
-from imagestudio.api.uploads import decode_base64_image, decode_image
-from imagestudio.errors import InvalidImage, InvalidRequest
-from imagestudio.registry import DEFAULT_EDIT_MODEL, DEFAULT_GENERATE_MODEL, get_model
-from imagestudio.requests import MAX_COUNT, MAX_PROMPT_CHARS, MAX_SEED, EditRequest, GenerateRequest
-from imagestudio.storage.inputs import InputImage
+from imagestudio.api.model_choice import ModelChoice, choose_model
+from imagestudio.api.schemas import RECORDED_OPENAI_FIELDS, SIZE_PATTERN, ImageOptions
+from imagestudio.api.uploads import Upload, base64_upload, decode_upload, decode_uploads
+from imagestudio.errors import InvalidRequest
+from imagestudio.registry import get_model
+from imagestudio.requests import MAX_COUNT, MAX_PROMPT_CHARS, MAX_SEED, build_image_request, check_image_count
 
 if TYPE_CHECKING:
     from imagestudio.api.schemas import EditJobBody
-    from imagestudio.config import Settings
     from imagestudio.jobs.model import JobInfo
-    from imagestudio.services import Services
+    from imagestudio.requests import EditRequest, GenerateRequest
 
-MAX_INPUT_IMAGES = 3
+log = logging.getLogger(__name__)
+
+#: The builder's field names → the API's, for an error's ``param``.
+EDIT_PARAM_NAMES = {"images": "image", "width": "size", "height": "size", "count": "n"}
 
 
-@dataclass(frozen=True)
-class EditUpload:
-    """A validated edit: what the edit engine needs, in its own conventions.
+@dataclass
+class EditFields:
+    """An edit as the client sent it, before any image is decoded."""
 
-    ``task`` follows from the model and the mask: a Qwen edit model edits 1–3 images; a Z-Image
-    model repaints the white part of ``mask`` (inpaint) or, without a mask, reworks the image
-    (img2img). ``mask`` is single-channel, white = repaint (converted from OpenAI's
-    transparent = edit).
-    """
-
-    model: str
-    task: Literal["edit", "inpaint", "img2img"]
     prompt: str
-    images: list[InputImage]
-    mask: InputImage | None
-    count: int
-    width: int | None
-    height: int | None
-    negative_prompt: str | None = None
-    steps: int | None = None
-    guidance_scale: float | None = None
-    true_cfg_scale: float | None = None
-    strength: float | None = None
-    seed: int | None = None
+    images: list[Upload]
+    mask: Upload | None = None
+    model: str | None = None
+    count: int | None = None
+    width: int | None = None
+    height: int | None = None
+    #: Studio extensions (seed, steps, negative_prompt, guidance_scale, true_cfg_scale, strength).
+    extensions: dict[str, Any] = field(default_factory=dict)
+    options: ImageOptions = field(default_factory=ImageOptions)
+    #: The field names the client used for images and the mask, for error messages.
+    param_names: dict[str, str] = field(default_factory=lambda: dict(EDIT_PARAM_NAMES))
 
 
-def submit_edit(services: Services, upload: EditUpload) -> JobInfo:
-    """Queue an edit job: the one place an upload becomes a typed, resolved request.
-
-    A Qwen edit model gets an :class:`EditRequest`; a Z-Image model gets a :class:`GenerateRequest`
-    with the image as init image (img2img) and, with a mask, inpainting.
-    """
-    common = {
-        "model": upload.model,
-        "prompt": upload.prompt,
-        "negative_prompt": upload.negative_prompt,
-        "count": upload.count,
-        "width": upload.width,
-        "height": upload.height,
-        "steps": upload.steps,
-        "seed": upload.seed,
-    }
-    request: EditRequest | GenerateRequest
-    if upload.task == "edit":
-        if upload.guidance_scale is not None:
-            raise InvalidRequest(
-                f"guidance_scale does not apply to {upload.model}; use true_cfg_scale", param="guidance_scale"
-            )
-        if upload.strength is not None:
-            raise InvalidRequest(f"strength does not apply to {upload.model}", param="strength")
-        request = EditRequest.build(
-            **common, images=tuple(upload.images), true_cfg_scale=upload.true_cfg_scale
-        )
-    else:
-        if upload.true_cfg_scale is not None:
-            raise InvalidRequest(
-                f"true_cfg_scale does not apply to {upload.model}; it runs without guidance",
-                param="true_cfg_scale",
-            )
-        request = GenerateRequest.build(
-            **common,
-            init_image=upload.images[0],
-            mask=upload.mask,
-            strength=upload.strength,
-            guidance_scale=upload.guidance_scale,
-        )
-    return services.queue.submit(request.resolved(services.settings))
+def renamed(exc: InvalidRequest, names: dict[str, str]) -> InvalidRequest:
+    """``exc`` with ``param`` in the client's vocabulary; message, code and details kept."""
+    if exc.param not in names:
+        return exc
+    return type(exc)(exc.message, param=names[exc.param], code=exc.code, details=exc.details)
 
 
-def build_edit_upload(
-    settings: Settings,
-    *,
-    prompt: str,
-    images: list[InputImage],
-    mask: InputImage | None,
-    model: str | None,
-    count: int | None,
-    size: str | None = None,
-    width: int | None = None,
-    height: int | None = None,
-    **extensions: object,
-) -> EditUpload:
-    """Check everything an edit can be refused for, before any job is queued."""
-    if not prompt.strip():
-        raise InvalidRequest("prompt is empty", param="prompt")
-    if not 1 <= len(images) <= MAX_INPUT_IMAGES:
+def client_record(choice: ModelChoice, options: ImageOptions) -> dict[str, Any] | None:
+    """What goes into the metadata's ``client`` block: the model name sent and the recorded-only fields."""
+    record: dict[str, Any] = {}
+    if choice.picked:
+        record["model"] = choice.requested or "auto"
+    for name in RECORDED_OPENAI_FIELDS:
+        value = getattr(options, name)
+        if value is not None:
+            record[name] = value
+    return record or None
+
+
+def check_options(options: ImageOptions, *, where: str) -> None:
+    """Refuse what cannot be honoured; log (never refuse) fields nobody here knows."""
+    if options.background == "transparent":
         raise InvalidRequest(
-            f"{len(images)} input images given; send 1 to {MAX_INPUT_IMAGES} (as image or image[])",
-            param="image",
+            "background 'transparent' is not possible: these models make opaque images; "
+            "use 'opaque' or 'auto'",
+            param="background",
         )
-    if size is not None:
-        width, height = parse_size(size)
-    if mask is not None:
-        spec = get_model(model or DEFAULT_GENERATE_MODEL)
-        if spec.is_edit:
-            raise InvalidRequest(
-                f"a mask means Z-Image inpainting, and {spec.id} is an edit model; leave the mask out "
-                "to edit with it, or use a Z-Image model",
-                param="mask",
-            )
-        if len(images) != 1:
-            raise InvalidRequest("inpainting with a mask takes exactly one image", param="image")
-        if (mask.width, mask.height) != (images[0].width, images[0].height):
-            raise InvalidImage(
-                f"mask is {mask.width}x{mask.height} but the image is {images[0].width}x"
-                f"{images[0].height}; they must be the same size",
-                param="mask",
-            )
-        task: Literal["edit", "inpaint", "img2img"] = "inpaint"
-    else:
-        spec = get_model(model or DEFAULT_EDIT_MODEL)
-        if not spec.is_edit and len(images) != 1:
-            raise InvalidRequest(
-                f"{spec.id} reworks exactly one image (img2img); got {len(images)}", param="image"
-            )
-        task = "edit" if spec.is_edit else "img2img"
-    require_available(spec.id, settings)
-    return EditUpload(
-        model=spec.id,
-        task=task,
-        prompt=prompt,
-        images=images,
-        mask=None if mask is None else repaint_mask(mask),
-        count=count or 1,
-        width=width,
-        height=height,
-        **extensions,  # type: ignore[arg-type]
-    )
+    unknown = sorted(options.model_extra or {})
+    if unknown:
+        log.warning("%s: ignored unknown field(s) %s", where, ", ".join(unknown))
 
 
-def repaint_mask(mask: InputImage) -> InputImage:
-    """OpenAI's convention (fully transparent = edit) → the engine's (white = repaint), as mode "L".
-
-    A mask without alpha is taken as already white = repaint.
-    """
-    from PIL import ImageOps
-
-    if mask.image.mode == "RGBA":
-        return replace(mask, image=ImageOps.invert(mask.image.getchannel("A")))
-    return replace(mask, image=mask.image.convert("L"))
-
-
-def edit_upload_from_json(body: EditJobBody, settings: Settings) -> EditUpload:
-    limit = settings.server.max_upload_pixels
-    images = [
-        decode_base64_image(text, field=f"images[{index}]", max_pixels=limit)
-        for index, text in enumerate(body.images)
-    ]
+async def build_edit(
+    request: Request, fields: EditFields
+) -> tuple[EditRequest | GenerateRequest, ModelChoice]:
+    """Decode the uploads, choose the model, build and resolve the request (raises one-line 4xx errors)."""
+    services = get_services(request)
+    settings = services.settings
+    if not fields.prompt.strip():
+        raise InvalidRequest("prompt is empty", param="prompt", code="prompt_empty")
+    task = "inpaint" if fields.mask is not None else "edit"
+    choice = choose_model(settings, fields.model, task)
+    try:
+        spec = get_model(choice.model)
+        if spec.is_edit and fields.mask is None:
+            # A fourth image is refused before three are decoded.
+            check_image_count(spec, len(fields.images))
+    except InvalidRequest as exc:
+        raise renamed(exc, fields.param_names) from None
+    images = await decode_uploads(request, fields.images, settings)
     mask = (
-        decode_base64_image(body.mask, field="mask", max_pixels=limit, keep_alpha=True)
-        if body.mask is not None
+        await decode_upload(request, fields.mask, settings, purpose="alpha_mask")
+        if fields.mask is not None
         else None
     )
-    return build_edit_upload(
-        settings,
+
+    def build() -> EditRequest | GenerateRequest:
+        try:
+            built = build_image_request(
+                settings,
+                model=choice.model,
+                prompt=fields.prompt,
+                images=images,
+                mask=mask,
+                count=fields.count,
+                width=fields.width,
+                height=fields.height,
+                client=client_record(choice, fields.options),
+                **fields.extensions,
+            )
+        except InvalidRequest as exc:
+            raise renamed(exc, fields.param_names) from None
+        require_available(built.model, settings)
+        return built
+
+    return await run_in_threadpool(build), choice
+
+
+async def submit_edit(request: Request, fields: EditFields) -> tuple[JobInfo, ModelChoice]:
+    """Build the edit and queue it: the one place an HTTP edit becomes a job."""
+    built, choice = await build_edit(request, fields)
+    return await run_in_threadpool(get_services(request).queue.submit, built), choice
+
+
+def edit_fields_from_json(body: EditJobBody) -> EditFields:
+    """The native JSON edit body (base64 images) as :class:`EditFields`."""
+    extensions = body.model_dump(
+        include={"negative_prompt", "steps", "guidance_scale", "true_cfg_scale", "strength", "seed"}
+    )
+    return EditFields(
         prompt=body.prompt,
-        images=images,
-        mask=mask,
+        images=[base64_upload(text, field=f"images[{index}]") for index, text in enumerate(body.images)],
+        mask=base64_upload(body.mask, field="mask") if body.mask is not None else None,
         model=body.model,
         count=body.count,
         width=body.width,
         height=body.height,
-        negative_prompt=body.negative_prompt,
-        steps=body.steps,
-        guidance_scale=body.guidance_scale,
-        true_cfg_scale=body.true_cfg_scale,
-        strength=body.strength,
-        seed=body.seed,
+        extensions={k: v for k, v in extensions.items() if v is not None},
+        param_names={"images": "images", "count": "count"},
     )
+
+
+#: Multipart fields the edit form knows; anything else is logged and ignored (as in JSON bodies).
+_FORM_FIELDS = frozenset(
+    {"prompt", "image", "image[]", "mask", "model", "n", "size", "negative_prompt", "seed", "steps"}
+    | {"guidance_scale", "true_cfg_scale", "strength"}
+    | set(ImageOptions.model_fields)
+)
 
 
 async def edit_form(
     request: Request,
     prompt: Annotated[str, Form(min_length=1, max_length=MAX_PROMPT_CHARS, description="The instruction.")],
     image: Annotated[
-        list[UploadFile] | None, File(description="1–3 input images (PNG, JPEG, WebP); repeat the field.")
+        list[UploadFile] | None, File(description="Input images (PNG, JPEG, WebP); repeat the field.")
     ] = None,
     image_list: Annotated[
         list[UploadFile] | None, File(alias="image[]", description="Same as image, array-style name.")
     ] = None,
     mask: Annotated[
-        UploadFile | None, File(description="Inpainting mask (Z-Image): transparent = repaint, same size.")
+        UploadFile | None,
+        File(description="Inpainting mask (Z-Image): transparent = repaint; same aspect as the image."),
     ] = None,
-    model: Annotated[str | None, Form(description="Model id; default qwen-image-edit-2511.")] = None,
+    model: Annotated[
+        str | None, Form(description="Model id, or auto / an OpenAI name: picked by the task.")
+    ] = None,
     n: Annotated[int | None, Form(ge=1, le=MAX_COUNT)] = None,
     size: Annotated[str | None, Form(pattern=SIZE_PATTERN, description="WIDTHxHEIGHT or auto.")] = None,
-    response_format: Annotated[Literal["b64_json", "url"] | None, Form()] = None,
     negative_prompt: Annotated[str | None, Form(max_length=MAX_PROMPT_CHARS)] = None,
     seed: Annotated[int | None, Form(ge=0, le=MAX_SEED)] = None,
     steps: Annotated[int | None, Form(ge=1, le=200)] = None,
-    guidance_scale: Annotated[float | None, Form(ge=0.0, le=30.0)] = None,
-    true_cfg_scale: Annotated[float | None, Form(ge=0.0, le=30.0)] = None,
-    strength: Annotated[float | None, Form(gt=0.0, le=1.0)] = None,
-) -> tuple[EditUpload, str | None]:
-    """The multipart edit form (OpenAI's field names plus extensions) → (upload, response_format)."""
-    settings = get_services(request).settings
-    limit = settings.server.max_upload_pixels
+    guidance_scale: Annotated[float | None, Form()] = None,
+    true_cfg_scale: Annotated[float | None, Form()] = None,
+    strength: Annotated[float | None, Form()] = None,
+    response_format: Annotated[str | None, Form()] = None,
+    output_format: Annotated[str | None, Form()] = None,
+    output_compression: Annotated[int | None, Form()] = None,
+    background: Annotated[str | None, Form()] = None,
+    quality: Annotated[str | None, Form()] = None,
+    style: Annotated[str | None, Form()] = None,
+    moderation: Annotated[str | None, Form()] = None,
+    user: Annotated[str | None, Form()] = None,
+    safety_identifier: Annotated[str | None, Form()] = None,
+    input_fidelity: Annotated[str | None, Form()] = None,
+    stream: Annotated[bool | None, Form()] = None,
+    partial_images: Annotated[int | None, Form()] = None,
+) -> EditFields:
+    """The multipart edit form (OpenAI's field names plus extensions), read but not yet decoded."""
+    from pydantic import ValidationError
+
+    from imagestudio.requests import _first_error
+
+    raw_options = {
+        "response_format": response_format,
+        "output_format": output_format,
+        "output_compression": output_compression,
+        "background": background,
+        "quality": quality,
+        "style": style,
+        "moderation": moderation,
+        "user": user,
+        "safety_identifier": safety_identifier,
+        "input_fidelity": input_fidelity,
+        "stream": stream,
+        "partial_images": partial_images,
+    }
+    form = await request.form()
+    unknown = {key: "?" for key in form if key not in _FORM_FIELDS}
+    try:
+        options = ImageOptions(**{k: v for k, v in raw_options.items() if v is not None}, **unknown)
+    except ValidationError as exc:
+        raise _first_error(exc) from None
     files = [*(image or []), *(image_list or [])]
-    if len(files) > MAX_INPUT_IMAGES:
-        raise InvalidRequest(f"{len(files)} input images given; send 1 to {MAX_INPUT_IMAGES}", param="image")
-    images = [
-        decode_image(await upload.read(), field=f"image[{index}]", max_pixels=limit)
-        for index, upload in enumerate(files)
-    ]
-    decoded_mask = (
-        decode_image(await mask.read(), field="mask", max_pixels=limit, keep_alpha=True)
-        if mask is not None
-        else None
-    )
-    upload = build_edit_upload(
-        settings,
+    width, height = parse_size(size)
+    extensions = {
+        "negative_prompt": negative_prompt,
+        "seed": seed,
+        "steps": steps,
+        "guidance_scale": guidance_scale,
+        "true_cfg_scale": true_cfg_scale,
+        "strength": strength,
+    }
+    return EditFields(
         prompt=prompt,
-        images=images,
-        mask=decoded_mask,
+        images=[
+            Upload(await upload.read(), field=f"image[{index}]", filename=upload.filename)
+            for index, upload in enumerate(files)
+        ],
+        mask=Upload(await mask.read(), field="mask", filename=mask.filename) if mask is not None else None,
         model=model,
         count=n,
-        size=size,
-        negative_prompt=negative_prompt,
-        steps=steps,
-        guidance_scale=guidance_scale,
-        true_cfg_scale=true_cfg_scale,
-        strength=strength,
-        seed=seed,
+        width=width,
+        height=height,
+        extensions={k: v for k, v in extensions.items() if v is not None},
+        options=options,
     )
-    return upload, response_format
 
 
-EditForm = Annotated[tuple[EditUpload, Any], Depends(edit_form)]
+EditForm = Annotated[EditFields, Depends(edit_form)]

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from imagestudio.errors import ImageStudioError, QueueFull, UserError
+from imagestudio.errors import ImageStudioError, QueueFull, ServiceStopping, UserError
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,11 @@ class ApiError(StarletteHTTPException):
         self.code = code
 
 
+#: Statuses a retry of the same request cannot fix. OpenAI's SDKs retry 408/409/429/5xx on their own
+#: unless the answer says ``x-should-retry: false``; 429 (queue full) and a stopping server stay retryable.
+_FINAL_STATUSES = frozenset({400, 401, 403, 404, 405, 409, 413, 422, 500, 504, 507})
+
+
 def error_json(
     status: int,
     message: str,
@@ -117,7 +122,12 @@ def error_json(
     param: str | None = None,
     code: str | None = None,
     headers: dict[str, str] | None = None,
+    retryable: bool | None = None,
 ) -> JSONResponse:
+    if retryable is None:
+        retryable = status not in _FINAL_STATUSES
+    if not retryable:
+        headers = {**(headers or {}), "x-should-retry": "false"}
     body = {
         "error": {
             "message": message,
@@ -169,7 +179,17 @@ def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 def _user_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, UserError)
     headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, QueueFull) else None
-    return error_json(exc.http_status, exc.message, type=exc.error_type, param=exc.param, headers=headers)
+    # A missing model stays missing however often the request is sent; a stopping server may come back.
+    retryable = isinstance(exc, (QueueFull, ServiceStopping))
+    return error_json(
+        exc.http_status,
+        exc.message,
+        type=exc.error_type,
+        param=exc.param,
+        code=exc.code,
+        headers=headers,
+        retryable=retryable,
+    )
 
 
 def _deliberate_error(request: Request, exc: Exception) -> JSONResponse:

@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from imagestudio.api.common import build_generate_request, find_job, get_services, image_url, job_status
-from imagestudio.api.edits import EditForm, edit_upload_from_json, submit_edit
+from imagestudio.api.edits import EditForm, edit_fields_from_json, submit_edit
 from imagestudio.api.errors import error_responses
 from imagestudio.api.schemas import ID_PATTERN, GenerateJobBody, JobBody, JobList, JobStatus
 from imagestudio.jobs.aio import job_events
@@ -38,12 +38,14 @@ async def create_job(body: Annotated[JobBody, Body()], request: Request, respons
     services = get_services(request)
 
     def submit() -> JobInfo:
-        if isinstance(body, GenerateJobBody):
-            fields = body.model_dump(exclude={"kind"})
-            return services.queue.submit(build_generate_request(services.settings, **fields))
-        return submit_edit(services, edit_upload_from_json(body, services.settings))
+        assert isinstance(body, GenerateJobBody)
+        fields = body.model_dump(exclude={"kind"})
+        return services.queue.submit(build_generate_request(services.settings, **fields))
 
-    info = await run_in_threadpool(submit)
+    if isinstance(body, GenerateJobBody):
+        info = await run_in_threadpool(submit)
+    else:
+        info, _ = await submit_edit(request, edit_fields_from_json(body))
     response.headers["Location"] = str(request.url_for("get_job", job_id=info.id))
     return job_status(info, request)
 
@@ -56,8 +58,7 @@ async def create_job(body: Annotated[JobBody, Body()], request: Request, respons
     summary="Queue an edit job (multipart, the fields of /v1/images/edits)",
 )
 async def create_edit_job(form: EditForm, request: Request, response: Response) -> JobStatus:
-    services = get_services(request)
-    info = await run_in_threadpool(submit_edit, services, form[0])
+    info, _ = await submit_edit(request, form)
     response.headers["Location"] = str(request.url_for("get_job", job_id=info.id))
     return job_status(info, request)
 

@@ -39,34 +39,73 @@ class _Strict(BaseModel):
 # --------------------------------------------------------------------------- OpenAI images
 
 
-class ImageGenerationRequest(_Strict):
+Quality = Literal["auto", "standard", "hd", "low", "medium", "high", "xhigh", "max"]
+OutputFormat = Literal["png", "jpeg", "webp"]
+#: OpenAI's images fields that are accepted and recorded but change nothing here (the models have one
+#: quality, no styles, no moderation step), in the order they are recorded.
+RECORDED_OPENAI_FIELDS = (
+    "quality",
+    "style",
+    "background",
+    "moderation",
+    "user",
+    "safety_identifier",
+    "input_fidelity",
+    "output_format",
+    "output_compression",
+)
+
+
+class _Tolerant(BaseModel):
+    # OpenAI adds fields to its images API often; a client sending a newer one must still get an image.
+    # Unknown fields are kept in ``model_extra`` so the route can log them.
+    model_config = ConfigDict(extra="allow")
+
+
+class ImageOptions(_Tolerant):
+    """The OpenAI images fields generations and edits share (how to answer, and what is only recorded)."""
+
+    response_format: Literal["b64_json", "url"] | None = Field(
+        None,
+        description="b64_json, or url (GET it with the same API key). Default: url for dall-e-* "
+        "model names (as OpenAI does), else b64_json.",
+    )
+    output_format: OutputFormat | None = Field(
+        None, description="png (default), jpeg or webp; JPEG/WebP carry the parameters in EXIF UserComment."
+    )
+    output_compression: int | None = Field(
+        None, ge=0, le=100, description="JPEG/WebP quality 0-100 (default 90); ignored for PNG."
+    )
+    background: Literal["auto", "opaque", "transparent"] | None = Field(
+        None, description="auto or opaque; transparent is refused (these models have no alpha)."
+    )
+    quality: Quality | None = Field(None, description="Accepted and recorded; steps decide quality here.")
+    style: Literal["vivid", "natural"] | None = Field(None, description="Accepted and recorded; no effect.")
+    moderation: Literal["auto", "low"] | None = Field(None, description="Accepted and recorded; no effect.")
+    user: str | None = Field(None, max_length=256, description="Accepted and recorded; no effect.")
+    safety_identifier: str | None = Field(None, max_length=256, description="Accepted and recorded.")
+    input_fidelity: Literal["high", "low"] | None = Field(None, description="Accepted and recorded.")
+    stream: bool | None = Field(
+        None, description="Answer with Server-Sent Events: partial images (live previews), then the image."
+    )
+    partial_images: int | None = Field(
+        None, ge=0, le=3, description="With stream: at most this many partial images (fewer if it is fast)."
+    )
+
+
+class ImageGenerationRequest(ImageOptions):
     """``POST /v1/images/generations``: OpenAI's fields, plus seed/steps/guidance_scale/negative_prompt."""
 
     prompt: Prompt
-    model: str | None = Field(None, description="A model id from GET /v1/models; default z-image-turbo.")
+    model: str | None = Field(
+        None,
+        description="A model id from GET /v1/models, or auto / an OpenAI name (dall-e-3, gpt-image-1 …) "
+        "for server.auto_generate_model.",
+    )
     n: int | None = Field(None, ge=1, le=MAX_COUNT, description="How many images (seeds seed, seed+1, …).")
     size: str | None = Field(
         None, pattern=SIZE_PATTERN, description="WIDTHxHEIGHT, multiples of 16; 'auto' = configured default."
     )
-    response_format: Literal["b64_json", "url"] | None = Field(
-        None, description="b64_json (default) or url (GET it with the same API key)."
-    )
-    quality: Literal["auto", "standard", "hd", "low", "medium", "high"] | None = Field(
-        None, description="Accepted for compatibility; steps decide quality here."
-    )
-    style: Literal["vivid", "natural"] | None = Field(
-        None, description="Accepted for compatibility; ignored."
-    )
-    background: Literal["auto", "opaque"] | None = Field(None, description="Images are always opaque.")
-    output_format: Literal["png"] | None = Field(None, description="Always PNG.")
-    output_compression: int | None = Field(None, ge=0, le=100, description="Ignored: PNG is lossless.")
-    moderation: Literal["auto", "low"] | None = Field(
-        None, description="Accepted for compatibility; ignored."
-    )
-    stream: bool | None = Field(None, description="Must be false; live progress is at /api/jobs/{id}/events.")
-    partial_images: int | None = Field(None, ge=0, le=3, description="Ignored (no streaming).")
-    user: str | None = Field(None, max_length=256, description="Accepted for compatibility; ignored.")
-    safety_identifier: str | None = Field(None, max_length=256, description="Accepted; ignored.")
     seed: Seed = None
     steps: Steps = None
     guidance_scale: Guidance = None
@@ -74,18 +113,33 @@ class ImageGenerationRequest(_Strict):
 
 
 class ImageData(BaseModel):
-    b64_json: str | None = Field(None, description="The PNG, base64-encoded (response_format b64_json).")
+    b64_json: str | None = Field(None, description="The image, base64-encoded (response_format b64_json).")
     url: str | None = Field(None, description="Where to GET the PNG (response_format url).")
     revised_prompt: str | None = Field(None, description="Never set: prompts are used as given.")
     id: str = Field(description="Extension: the image's id (GET /api/images/{id}).")
     seed: int = Field(description="Extension: the seed that made this image.")
 
 
+class Usage(BaseModel):
+    """OpenAI's usage block. Tokens are not counted here; the fields are present and zero."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    input_tokens_details: dict[str, int] = Field(
+        default_factory=lambda: {"image_tokens": 0, "text_tokens": 0}
+    )
+
+
 class ImagesResponse(BaseModel):
     created: int = Field(description="Unix time (seconds) the images were made.")
     data: list[ImageData]
-    output_format: Literal["png"] = "png"
+    output_format: OutputFormat = "png"
     size: str = Field(description="WIDTHxHEIGHT of the images.")
+    background: Literal["opaque"] = "opaque"
+    quality: Quality | None = Field(None, description="The quality asked for, echoed.")
+    model: str = Field(description="Extension: the model that ran (after auto / alias resolution).")
+    usage: Usage | None = None
 
 
 class ModelCard(BaseModel):
@@ -127,7 +181,9 @@ class EditJobBody(_Strict):
     kind: Literal["edit"]
     prompt: Prompt
     images: list[str] = Field(
-        min_length=1, max_length=3, description="Input images as base64 (PNG, JPEG or WebP; data: URLs too)."
+        min_length=1,
+        max_length=MAX_COUNT,
+        description="Input images as base64 (PNG, JPEG or WebP; data: URLs too); the model's limit applies.",
     )
     mask: str | None = Field(
         None, description="Base64 mask for inpainting: transparent (or white, without alpha) = repaint."
@@ -140,7 +196,7 @@ class EditJobBody(_Strict):
     height: int | None = Field(None, ge=1, le=16384)
     steps: Steps = None
     guidance_scale: Guidance = None
-    true_cfg_scale: float | None = Field(None, ge=0.0, le=30.0, description="Qwen edit's true CFG scale.")
+    true_cfg_scale: float | None = Field(None, description="Qwen edit's true CFG scale (the model's bounds).")
     strength: float | None = Field(None, gt=0.0, le=1.0, description="Z-Image img2img/inpaint strength.")
     seed: Seed = None
     count: int = Field(1, ge=1, le=MAX_COUNT)

@@ -1,84 +1,101 @@
-"""Turning uploaded bytes into images, safely.
+"""Uploaded images at the HTTP edge: bytes in, checked :class:`InputImage` out, without stalling the server.
 
-The byte limit is enforced by the body-size middleware before anything is parsed. Here: only PNG,
-JPEG and WebP are accepted; the pixel count is read from the header and checked *before* the
-pixels are decoded (a 100 kB PNG can claim 50,000 × 50,000 pixels); the image is then decoded
-fully, so a truncated or corrupt file fails here with a 400 rather than later inside a pipeline.
+Decoding is :func:`imagestudio.storage.inputs.read_input_image`, the same as for the CLI and the UI (formats,
+byte and pixel limits checked before any pixel is unpacked, EXIF orientation, transparency on white, one-line
+errors with a code). What this module adds is *where* it runs: a large PNG takes seconds to inflate, so
+decoding happens on a worker thread, never on the event loop, and at most ``server.max_concurrent_decodes``
+images are decoded at once, so a burst of big uploads neither blocks ``/healthz`` nor exhausts memory.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
-import io
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from starlette.concurrency import run_in_threadpool
 
 from imagestudio.errors import InvalidImage
-from imagestudio.storage.inputs import InputImage
+from imagestudio.storage.inputs import InputLimits, Purpose, read_input_image
 
-#: PIL format names we accept (MPO is how PIL names many phone cameras' JPEGs).
-ALLOWED_FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "MPO": "JPEG", "WEBP": "WebP"}
+if TYPE_CHECKING:
+    from fastapi import Request
+
+    from imagestudio.config import Settings
+    from imagestudio.storage.inputs import InputImage
 
 
-def decode_image(data: bytes, *, field: str, max_pixels: int, keep_alpha: bool = False) -> InputImage:
-    """Decode an uploaded PNG/JPEG/WebP into an RGB (or RGBA) input image, or raise a one-line InvalidImage.
+@dataclass(frozen=True)
+class Upload:
+    """One uploaded file before decoding: its bytes, the field it came in and the name the client gave it."""
 
-    The result carries the upload's SHA-256 like a file read from disk, so edits made over HTTP record
-    their inputs in the metadata the same way as those made on the CLI.
+    data: bytes
+    field: str
+    filename: str | None = None
+
+
+class DecodeSlots:
+    """Bounds concurrent upload decodes; one per app, kept on ``app.state`` (no module-level state).
+
+    The semaphore is created on first use, inside the running event loop it belongs to.
     """
-    import hashlib
 
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._semaphore: asyncio.Semaphore | None = None
 
-    if not data:
-        raise InvalidImage(f"{field} is empty", param=field)
-    try:
-        # Image.open reads only the header: the size is known before any pixel is decoded.
-        with Image.open(io.BytesIO(data)) as image:
-            kind = ALLOWED_FORMATS.get(image.format or "")
-            if kind is None:
-                raise InvalidImage(
-                    f"{field} is a {image.format or 'unknown'} file; send PNG, JPEG or WebP", param=field
-                )
-            width, height = image.size
-            if width * height > max_pixels:
-                raise InvalidImage(
-                    f"{field} is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,} "
-                    "(server.max_upload_pixels)",
-                    param=field,
-                )
-            image.load()
-            # Phones store rotation in EXIF; the model must see the picture the way the user does.
-            image = ImageOps.exif_transpose(image)
-            has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-            mode = "RGBA" if keep_alpha and has_alpha else "RGB"
-            source_mode = image.mode
-            return InputImage(
-                name=field,
-                image=image.convert(mode),
-                sha256=hashlib.sha256(data).hexdigest(),
-                format=kind,
-                source_mode=source_mode,
-                byte_size=len(data),
-            )
-    except InvalidImage:
-        raise
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
-        raise InvalidImage(f"{field} is not a readable image ({_reason(exc)})", param=field) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise InvalidImage(f"{field} is corrupt or truncated ({_reason(exc)})", param=field) from None
+    def semaphore(self) -> asyncio.Semaphore:
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.limit)
+        return self._semaphore
 
 
-def decode_base64_image(text: str, *, field: str, max_pixels: int, keep_alpha: bool = False) -> InputImage:
-    """Like :func:`decode_image` for a base64 string (a ``data:image/...;base64,`` prefix is allowed)."""
+def decode_slots(request: Request) -> DecodeSlots:
+    slots = getattr(request.app.state, "decode_slots", None)
+    if slots is None:
+        settings = request.app.state.services.settings
+        # Nothing awaits between the check and the assignment, so two requests cannot both create one.
+        slots = request.app.state.decode_slots = DecodeSlots(settings.server.max_concurrent_decodes)
+    return slots
+
+
+def decode_upload_sync(upload: Upload, settings: Settings, *, purpose: Purpose = "image") -> InputImage:
+    """Decode one upload with the upload limits (the stricter of ``inputs.*`` and ``server.*``)."""
+    return read_input_image(
+        upload.data,
+        InputLimits.for_uploads(settings),
+        name=upload.filename or upload.field,
+        purpose=purpose,
+        label=upload.field,
+    )
+
+
+async def decode_upload(
+    request: Request, upload: Upload, settings: Settings, *, purpose: Purpose = "image"
+) -> InputImage:
+    """:func:`decode_upload_sync` on a worker thread, waiting for a free decode slot first."""
+    async with decode_slots(request).semaphore():
+        return await run_in_threadpool(decode_upload_sync, upload, settings, purpose=purpose)
+
+
+async def decode_uploads(
+    request: Request, uploads: list[Upload], settings: Settings, *, purpose: Purpose = "image"
+) -> list[InputImage]:
+    """Decode several uploads concurrently (within the bound), keeping their order; the first error wins."""
+    decodes = (decode_upload(request, upload, settings, purpose=purpose) for upload in uploads)
+    return list(await asyncio.gather(*decodes))
+
+
+def base64_upload(text: str, *, field: str) -> Upload:
+    """A base64 string (a ``data:image/...;base64,`` prefix is allowed) as an :class:`Upload`."""
     if text.startswith("data:"):
         _, _, text = text.partition(",")
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise InvalidImage(f"{field} is not valid base64", param=field) from None
-    return decode_image(data, field=field, max_pixels=max_pixels, keep_alpha=keep_alpha)
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:200]
+        raise InvalidImage(
+            f"{field} is not valid base64", param=field, code="image_unreadable", details={"name": field}
+        ) from None
+    return Upload(data=data, field=field)

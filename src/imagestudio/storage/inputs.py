@@ -42,7 +42,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP")
-Purpose = Literal["image", "mask"]
+#: ``mask``: white = repaint (transparency = keep); ``alpha_mask``: OpenAI's convention, transparent = repaint
+#: (a mask without any transparency is read like ``mask``).
+Purpose = Literal["image", "mask", "alpha_mask"]
 
 _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
@@ -55,10 +57,22 @@ class InputLimits:
 
     max_bytes: int
     max_pixels: int
+    #: The config keys that set the limits, named in refusals so the user knows what to change.
+    bytes_key: str = "inputs.max_input_bytes"
+    pixels_key: str = "inputs.max_input_pixels"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> InputLimits:
         return cls(settings.inputs.max_input_bytes, settings.inputs.max_input_pixels)
+
+    @classmethod
+    def for_uploads(cls, settings: Settings) -> InputLimits:
+        """Limits for HTTP uploads: the stricter of ``inputs.*`` and ``server.max_upload_pixels``."""
+        limits = cls.from_settings(settings)
+        if settings.server.max_upload_pixels < limits.max_pixels:
+            upload_pixels = settings.server.max_upload_pixels
+            return cls(limits.max_bytes, upload_pixels, pixels_key="server.max_upload_pixels")
+        return limits
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,7 +148,10 @@ def read_input_image(
             f"{label} {shown!r} is empty (0 bytes)", param=label, code="image_empty", details={"name": shown}
         )
     image, image_format, mode = _decode(data, label, shown, limits)
-    converted = to_mask(image) if purpose == "mask" else to_rgb(image)
+    if purpose == "alpha_mask":
+        converted = alpha_to_mask(image)
+    else:
+        converted = to_mask(image) if purpose == "mask" else to_rgb(image)
     return InputImage(
         name=shown,
         image=converted,
@@ -166,7 +183,7 @@ def _read_capped(path: Path, label: str, shown: str, limits: InputLimits) -> byt
 def _too_many_bytes(label: str, shown: str, size: int, limits: InputLimits) -> InvalidImage:
     return InvalidImage(
         f"{label} {shown!r} is {_human_bytes(size)}; the limit is {_human_bytes(limits.max_bytes)} "
-        "(inputs.max_input_bytes)",
+        f"({limits.bytes_key})",
         param=label,
         code="image_too_large",
         details={"name": shown, "size": _human_bytes(size), "max": _human_bytes(limits.max_bytes)},
@@ -182,7 +199,7 @@ def _too_many_pixels(
 ) -> InvalidImage:
     claimed = f"{pixels:,} pixels{size}" if pixels else "more pixels than Pillow allows"
     return InvalidImage(
-        f"{label} {shown!r} has {claimed}; the limit is {limits.max_pixels:,} (inputs.max_input_pixels)",
+        f"{label} {shown!r} has {claimed}; the limit is {limits.max_pixels:,} ({limits.pixels_key})",
         param=label,
         code="image_too_many_pixels",
         details={"name": shown, "max": f"{limits.max_pixels:,}"},
@@ -300,3 +317,16 @@ def to_mask(image: Image.Image) -> Image.Image:
         canvas.alpha_composite(rgba)
         return canvas.convert("L")
     return image.convert("L")
+
+
+def alpha_to_mask(image: Image.Image) -> Image.Image:
+    """OpenAI's mask convention (fully transparent = edit) as an 8-bit mask, white = repaint.
+
+    A mask without transparency is read as the studio's own (white = repaint), like :func:`to_mask`.
+    """
+    from PIL import ImageOps
+
+    rgba = _with_alpha(image)
+    if rgba is None:
+        return to_mask(image)
+    return ImageOps.invert(rgba.getchannel("A"))
