@@ -67,7 +67,11 @@ def test_auto_and_aliases_pick_the_model_by_task(tiny_live, name) -> None:
     )
     assert result.model_extra["model"] == "tiny-z-image"
     edit = client_for(tiny_live).images.edit(
-        image=("a.png", png_bytes()), prompt="x", response_format="b64_json", extra_body={"steps": 2}, **kwargs
+        image=("a.png", png_bytes()),
+        prompt="x",
+        response_format="b64_json",
+        extra_body={"steps": 2},
+        **kwargs,
     )
     assert edit.model_extra["model"] == "tiny-qwen-image-edit"
     mask = png_bytes(mode="RGBA", color=(0, 0, 0, 0))
@@ -151,8 +155,13 @@ def test_known_openai_fields_are_recorded_and_unknown_ones_logged_for_json_and_m
         }
         edit = http.post(
             "/v1/images/edits",
-            data={"prompt": "x", "quality": "max", "input_fidelity": "high", "brand_new_form_field": "1",
-                  "steps": "2"},  # fmt: skip
+            data={
+                "prompt": "x",
+                "quality": "max",
+                "input_fidelity": "high",
+                "brand_new_form_field": "1",
+                "steps": "2",
+            },
             files=[("image", ("a.png", png_bytes(), "image/png"))],
         )
         assert edit.status_code == 200, edit.text
@@ -378,9 +387,8 @@ def test_malformed_exif_costs_the_rotation_not_the_request(tiny_live, caplog, fm
     caplog.set_level(logging.WARNING)
     files = [("image", (f"photo.{fmt.lower()}", with_exif(fmt, exif), f"image/{fmt.lower()}"))]
     with tiny_live.client() as http:
-        response = http.post(
-            "/v1/images/edits", data={"prompt": "x", "model": "tiny-qwen-image-edit", "steps": "2"}, files=files
-        )
+        data = {"prompt": "x", "model": "tiny-qwen-image-edit", "steps": "2"}
+        response = http.post("/v1/images/edits", data=data, files=files)
     assert response.status_code == 200, response.text
     assert "EXIF orientation ignored" in caplog.text
 
@@ -398,7 +406,8 @@ def test_big_uploads_are_decoded_off_the_event_loop(serve) -> None:
     def upload() -> None:
         started = time.monotonic()
         with live.client(timeout=300) as http:
-            result["response"] = http.post("/v1/images/edits", data={"prompt": "x", "size": "65x64"}, files=files)
+            data = {"prompt": "x", "size": "65x64"}
+            result["response"] = http.post("/v1/images/edits", data=data, files=files)
         result["seconds"] = time.monotonic() - started
 
     thread = threading.Thread(target=upload)
