@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,6 +17,9 @@ from imagestudio.cli.app import (
     run_with_progress,
 )
 from imagestudio.cli.options import LoraOption
+
+if TYPE_CHECKING:
+    from imagestudio.config import Settings
 
 
 @app.command()
@@ -65,20 +68,13 @@ def edit(
 ) -> None:
     """Edit one to three images with an instruction."""
     from imagestudio.engine.loras import parse_lora
-    from imagestudio.registry import DEFAULT_EDIT_MODEL, get_model
-    from imagestudio.requests import EditRequest, check_image_count
-    from imagestudio.storage.inputs import InputLimits, read_input_image, silence_pillow_bomb_warning
 
     settings = load_config(config)
-    model_id = model or DEFAULT_EDIT_MODEL
-    # Count first: a fourth image is refused before any file is decoded.
-    check_image_count(get_model(model_id, task="edit"), len(images or []))
-    silence_pillow_bomb_warning()
-    limits = InputLimits.from_settings(settings)
-    request = EditRequest.build(
-        model=model_id,
+    request = edit_request(
+        settings,
+        model=model,
         prompt=prompt,
-        images=tuple(read_input_image(path, limits) for path in images or []),
+        images=images or [],
         steps=steps,
         true_cfg_scale=true_cfg,
         negative_prompt=negative,
@@ -88,6 +84,28 @@ def edit(
         count=count,
         loras=tuple(parse_lora(text) for text in lora or []),
         lightning=lightning,
-    ).resolved(settings)
+    )
     result = run_with_progress(settings, lambda studio, on_step: studio.edit(request, out, on_step=on_step))
     print_result(result, as_json)
+
+
+def edit_request(
+    settings: Settings, *, model: str | None, prompt: str, images: list[Path], **options: Any
+) -> Any:
+    """The files on the command line, decoded and built into a resolved request by the shared builder."""
+    from imagestudio.registry import DEFAULT_EDIT_MODEL, get_model
+    from imagestudio.requests import build_image_request, check_image_count
+    from imagestudio.storage.inputs import InputLimits, read_input_image, silence_pillow_bomb_warning
+
+    model_id = model or DEFAULT_EDIT_MODEL
+    # Count first: a fourth image is refused before any file is decoded.
+    check_image_count(get_model(model_id, task="edit"), len(images))
+    silence_pillow_bomb_warning()
+    limits = InputLimits.from_settings(settings)
+    return build_image_request(
+        settings,
+        model=model_id,
+        prompt=prompt,
+        images=[read_input_image(path, limits) for path in images],
+        **options,
+    )

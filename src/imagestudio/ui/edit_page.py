@@ -242,9 +242,10 @@ def _run(
     request: Any,
 ) -> Iterator[dict[Any, Any]]:
     def submit() -> str:
-        from imagestudio.requests import EditRequest
+        from imagestudio.requests import build_image_request
 
-        resolved = EditRequest.build(
+        resolved = build_image_request(
+            ctx.backend.settings,
             model=model,
             prompt=instruction or "",
             negative_prompt=(negative or "").strip() or None,
@@ -253,7 +254,7 @@ def _run(
             steps=int(steps),
             lightning=LIGHTNING_STEPS if lightning else None,
             seed=round(seed) if seed_mode == "fixed" and seed is not None else None,
-        ).resolved(ctx.backend.settings)
+        )
         return ctx.backend.submit(resolved)
 
     yield from run_job(ctx, page.panel, submit, lang, seed_mode, request)
