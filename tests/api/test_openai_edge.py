@@ -424,3 +424,28 @@ def test_big_uploads_are_decoded_off_the_event_loop(serve) -> None:
     assert_error_shape(result["response"], 400, param="size")  # type: ignore[arg-type]
     assert result["seconds"] > 1.0, "the decodes were expected to take a while"
     assert slowest < 1.0, f"/healthz took {slowest:.2f}s while uploads were decoded"
+
+
+def _claiming(width: int, height: int) -> bytes:
+    """A small PNG whose header claims ``width`` x ``height`` pixels (a decompression bomb's shape)."""
+    import zlib
+
+    data = bytearray(png_bytes(8, 8))
+    ihdr = 8 + 8  # signature, then the IHDR chunk's length and type
+    data[ihdr : ihdr + 8] = struct.pack(">II", width, height)
+    crc = zlib.crc32(bytes(data[ihdr - 4 : ihdr + 13]))
+    data[ihdr + 13 : ihdr + 17] = struct.pack(">I", crc)
+    return bytes(data)
+
+
+@pytest.mark.parametrize(("width", "height"), [(9000, 9000), (20000, 20000)], ids=["ours", "pillows"])
+def test_pixel_limits_are_named_by_the_setting_not_by_pillow(serve, width, height) -> None:
+    # 81 M pixels is past our limit only; 400 M is past Pillow's own bomb guard too: the same answer.
+    live = serve(server={**TINY_AUTO, "max_upload_pixels": 1_000_000})
+    files = [("image", ("bomb.png", _claiming(width, height), "image/png"))]
+    with live.client() as http:
+        response = http.post("/v1/images/edits", data={"prompt": "x"}, files=files)
+    error = assert_error_shape(response, 400, param="image[0]")
+    assert "the limit is 1,000,000 (server.max_upload_pixels)" in error["message"]
+    assert error["code"] == "image_too_many_pixels"
+    assert "Pillow" not in error["message"] and "DecompressionBomb" not in error["message"]

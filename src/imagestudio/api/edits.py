@@ -224,7 +224,9 @@ async def edit_form(
     form = await request.form()
     unknown = {key: "?" for key in form if key not in _FORM_FIELDS}
     try:
-        options = ImageOptions(**{k: v for k, v in raw_options.items() if v is not None}, **unknown)
+        options = ImageOptions.model_validate(
+            {**{k: v for k, v in raw_options.items() if v is not None}, **unknown}
+        )
     except ValidationError as exc:
         raise _first_error(exc) from None
     files = [*(image or []), *(image_list or [])]
