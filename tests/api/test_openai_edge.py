@@ -423,7 +423,11 @@ def test_big_uploads_are_decoded_off_the_event_loop(serve) -> None:
     thread.join()
     assert_error_shape(result["response"], 400, param="size")  # type: ignore[arg-type]
     assert result["seconds"] > 1.0, "the decodes were expected to take a while"
-    assert slowest < 1.0, f"/healthz took {slowest:.2f}s while uploads were decoded"
+    # Decoding on the event loop stalled /healthz for (nearly) all of the upload's time; off the loop
+    # it waits at most for a thread switch. A bound relative to the decode time stays honest on a busy
+    # machine, where every request is slower.
+    bound = max(1.0, 0.4 * float(result["seconds"]))  # type: ignore[arg-type]
+    assert slowest < bound, f"/healthz took {slowest:.2f}s during {result['seconds']:.1f}s of decoding"
 
 
 def _claiming(width: int, height: int) -> bytes:
