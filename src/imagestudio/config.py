@@ -199,6 +199,11 @@ class ServerSettings(_Section):
         None,
         description="Bearer key required on every route but /healthz; $IMAGESTUDIO_API_KEY overrides it.",
     )
+    api_auth: SecretStr | None = Field(
+        None,
+        description="'user:password' for HTTP Basic auth, as AUTOMATIC1111's --api-auth (its clients "
+        "send Basic auth); accepted besides api_key, and like it required on every route but /healthz.",
+    )
     max_queue: int = Field(
         16, ge=1, le=10_000, description="Jobs allowed to wait behind the running one; more get HTTP 429."
     )
@@ -223,6 +228,15 @@ class ServerSettings(_Section):
     keep_finished_jobs: int = Field(
         500, ge=0, le=100_000, description="Finished jobs kept in memory; older ones are read from history."
     )
+
+    @field_validator("api_auth")
+    @classmethod
+    def _user_and_password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            user, sep, password = value.get_secret_value().partition(":")
+            if not sep or not user or not password:
+                raise ValueError("must be 'user:password' (both non-empty)")
+        return value
 
     @field_validator("api_key")
     @classmethod

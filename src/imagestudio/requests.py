@@ -121,6 +121,10 @@ class _Request(BaseModel):
     steps: int | None = Field(None, ge=1, le=200)
     seed: int | None = Field(None, ge=0, le=MAX_SEED)
     count: int = Field(1, ge=1, le=MAX_COUNT)
+    #: What a client sent that this model does not use (an AUTOMATIC1111 client's ``cfg_scale``,
+    #: ``sampler_name``, ``hr_*`` …): accepted so those clients work, and kept in the metadata so the
+    #: record says what was asked as well as what was done.
+    client_fields: dict[str, Any] | None = None
 
     @classmethod
     def build(cls, **fields: object):
@@ -263,6 +267,8 @@ class GenerateRequest(_Request):
                 fields["mask"] = self.mask.metadata()
         if self.loras:
             fields["loras"] = [lora.metadata() for lora in self.loras]
+        if self.client_fields is None:
+            fields.pop("client_fields", None)
         return fields
 
 
@@ -426,4 +432,6 @@ class EditRequest(_Request):
         fields["input_images"] = [image.metadata() for image in self.images]
         if self.loras:
             fields["loras"] = [lora.metadata() for lora in self.loras]
+        if self.client_fields is None:
+            fields.pop("client_fields", None)
         return fields

@@ -40,7 +40,8 @@ def serve(
     port = port or server.port
     from imagestudio.api.security import check_bind
 
-    check_bind(host, server.api_key.get_secret_value() if server.api_key else None, insecure)
+    credential = server.api_key or server.api_auth  # Basic auth guards the server as a key does
+    check_bind(host, credential.get_secret_value() if credential else None, insecure)
     _check_port_free(host, port)
 
     import uvicorn

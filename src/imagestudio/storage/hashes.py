@@ -1,0 +1,100 @@
+"""SHA-256 of weight files, computed once and remembered on disk.
+
+Other tools identify a model or a LoRA by the hash of its file (AUTOMATIC1111's ``Model hash`` is the
+first 10 hex digits of the file's SHA-256, its ``Lora hashes`` the first 12; Civitai looks files up by
+the same digest). Hashing a 25 GB transformer takes a minute, so the digest is cached in a small JSON
+file keyed by path, size and modification time: a file that changes is hashed again, one that doesn't
+never is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from imagestudio.storage.files import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+MODEL_HASH_CHARS = 10
+LORA_HASH_CHARS = 12
+_CHUNK = 8 * 1024 * 1024
+
+
+class HashCache:
+    """Digests of files in a JSON file; safe to share between threads of one process."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def cached(self, files: Sequence[Path]) -> str | None:
+        """The digest of ``files`` if it was computed before for these very versions; never hashes."""
+        try:
+            key = self._key(files)
+        except OSError:
+            return None
+        with self._lock:
+            return self._read().get(key)
+
+    def sha256(self, files: Sequence[Path]) -> str:
+        """The SHA-256 of ``files`` read one after another (one file: that file's usual digest)."""
+        key = self._key(files)
+        with self._lock:
+            cached = self._read().get(key)
+        if cached:
+            return cached
+        digest = hashlib.sha256()
+        for file in files:
+            with file.open("rb") as handle:
+                while chunk := handle.read(_CHUNK):
+                    digest.update(chunk)
+        value = digest.hexdigest()
+        with self._lock:
+            entries = self._read()
+            entries[key] = value
+            try:
+                atomic_write_text(self.path, json.dumps(entries, indent=0, sort_keys=True))
+            except OSError as exc:  # a read-only home only costs hashing again next time
+                log.warning("could not save the hash cache %s: %s", self.path, exc)
+        return value
+
+    @staticmethod
+    def _key(files: Sequence[Path]) -> str:
+        stats = [file.stat() for file in files]
+        return "|".join(f"{file.resolve()}:{st.st_size}:{st.st_mtime_ns}" for file, st in zip(files, stats))
+
+    def _read(self) -> dict[str, str]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+
+def transformer_files(model_dir: Path) -> list[Path]:
+    """The transformer's weight files of a diffusers folder (sharded or not), in name order."""
+    folder = model_dir / "transformer"
+    return sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+
+
+def model_hash(cache: HashCache, model_dir: Path | None) -> str | None:
+    """A1111's short ``Model hash`` of the transformer weights, or None when they can't be found."""
+    files = transformer_files(model_dir) if model_dir is not None else []
+    if not files:
+        return None
+    try:
+        return cache.sha256(files)[:MODEL_HASH_CHARS]
+    except OSError as exc:
+        log.warning("could not hash the weights in %s: %s", model_dir, exc)
+        return None
+
+
+def lora_name(source: str) -> str:
+    """The name a LoRA goes by in ``<lora:NAME:scale>``: its file's stem, or the repo's name."""
+    name = source.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
+    return name.removesuffix(".safetensors") or source
