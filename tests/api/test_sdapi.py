@@ -86,16 +86,17 @@ def test_sillytavern_generate_with_basic_auth(serve) -> None:
     headers = {"Authorization": basic(auth)}
     with live.client() as client:
         assert client.get("/sdapi/v1/options").status_code == 401
-        assert client.get("/sdapi/v1/options", headers={"Authorization": basic("tavern:wrong")}).status_code == 401
+        wrong = {"Authorization": basic("tavern:wrong")}
+        assert client.get("/sdapi/v1/options", headers=wrong).status_code == 401
         # Any user name with the API key as the password works too.
-        assert client.get("/sdapi/v1/samplers", headers={"Authorization": basic("x:sk-local")}).status_code == 200
+        by_key = {"Authorization": basic("x:sk-local")}
+        assert client.get("/sdapi/v1/samplers", headers=by_key).status_code == 200
         for path in ("samplers", "schedulers", "upscalers", "latent-upscale-modes", "sd-models", "loras"):
             response = client.get(f"/sdapi/v1/{path}", headers=headers)
             assert response.status_code == 200 and isinstance(response.json(), list), path
-        assert [u["name"] for u in client.get("/sdapi/v1/upscalers", headers=headers).json()][0] == "None"
-        set_model = client.post(
-            "/sdapi/v1/options", json={"sd_model_checkpoint": TINY}, headers={**headers, "Content-Type": "application/json"}
-        )
+        assert client.get("/sdapi/v1/upscalers", headers=headers).json()[0]["name"] == "None"
+        json_headers = {**headers, "Content-Type": "application/json"}
+        set_model = client.post("/sdapi/v1/options", json={"sd_model_checkpoint": TINY}, headers=json_headers)
         assert set_model.status_code == 200
         progress = client.get("/sdapi/v1/progress", headers=headers).json()
         assert progress["progress"] == 0.0 and progress["state"]["job_count"] == 0
@@ -234,14 +235,16 @@ def test_img2img_with_the_edit_model(live) -> None:
 
 def test_errors_are_one_line_in_a1111_shape(live) -> None:
     with live.client() as client:
-        unknown = client.post("/sdapi/v1/options", json={"sd_model_checkpoint": "sdxl.safetensors [31e35c80fc]"})
+        sdxl = {"sd_model_checkpoint": "sdxl.safetensors [31e35c80fc]"}
+        unknown = client.post("/sdapi/v1/options", json=sdxl)
         assert "tiny-z-image" in assert_a1111_error(unknown, 400)
         client.post("/sdapi/v1/options", json={"sd_model_checkpoint": TINY})
         too_many = client.post("/sdapi/v1/txt2img", json={"prompt": "x", "batch_size": 8, "n_iter": 8})
         assert "batch_size" in assert_a1111_error(too_many, 400)
         empty = client.post("/sdapi/v1/txt2img", json={"prompt": "  ", "width": 64, "height": 64})
         assert "prompt" in assert_a1111_error(empty, 400)
-        not_json = client.post("/sdapi/v1/txt2img", content=b"{", headers={"Content-Type": "application/json"})
+        json_type = {"Content-Type": "application/json"}
+        not_json = client.post("/sdapi/v1/txt2img", content=b"{", headers=json_type)
         assert_a1111_error(not_json, 400)
         bad_image = client.post("/sdapi/v1/img2img", json={"prompt": "x", "init_images": ["not base64!"]})
         assert "init_images[0]" in assert_a1111_error(bad_image, 400)

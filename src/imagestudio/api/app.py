@@ -81,7 +81,9 @@ def create_app(
     basic_auth = server.api_auth.get_secret_value() if server.api_auth is not None else None
     if basic_auth and not api_key:
         # Basic auth alone (A1111's --api-auth): browsers ask for it themselves, no login page.
-        app.add_middleware(BearerAuth, api_key=None, basic_auth=basic_auth, public_prefixes=tuple(public_prefixes))
+        app.add_middleware(
+            BearerAuth, api_key=None, basic_auth=basic_auth, public_prefixes=tuple(public_prefixes)
+        )
     if api_key:
         from imagestudio.api.login import LOGIN_PATH, LOGOUT_PATH, login_router
 

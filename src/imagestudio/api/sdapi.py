@@ -238,7 +238,8 @@ def _common_fields(body: _A1111Body, spec: ModelSpec) -> tuple[dict[str, Any], d
             f"{MAX_COUNT} per request",
             param="batch_size",
         )
-    width, height = nearest_size(body.width, spec.size_multiple), nearest_size(body.height, spec.size_multiple)
+    multiple = spec.size_multiple
+    width, height = nearest_size(body.width, multiple), nearest_size(body.height, multiple)
     extra: dict[str, Any] = {}
     if (width, height) != (body.width, body.height):
         extra["requested_size"] = f"{body.width}x{body.height}"
@@ -255,7 +256,9 @@ def _common_fields(body: _A1111Body, spec: ModelSpec) -> tuple[dict[str, Any], d
     return fields, extra
 
 
-def _submit_generate(services: Services, body: _A1111Body, spec: ModelSpec, image_fields: dict[str, Any]) -> JobInfo:
+def _submit_generate(
+    services: Services, body: _A1111Body, spec: ModelSpec, image_fields: dict[str, Any]
+) -> JobInfo:
     fields, extra = _common_fields(body, spec)
     consumed = {"prompt", "seed", "steps", "width", "height", "batch_size", "n_iter", "send_images"}
     consumed |= {"init_images", "mask"}
@@ -491,7 +494,13 @@ def samplers() -> list[dict[str, Any]]:
 @router.get("/schedulers", summary="The models' own schedule")
 def schedulers() -> list[dict[str, Any]]:
     return [
-        {"name": "automatic", "label": "Automatic", "aliases": None, "default_rho": -1, "need_inner_model": False}
+        {
+            "name": "automatic",
+            "label": "Automatic",
+            "aliases": None,
+            "default_rho": -1,
+            "need_inner_model": False,
+        }
     ]
 
 
@@ -569,7 +578,9 @@ def progress(request: Request, skip_current_image: bool = False) -> dict[str, An
         "eta_relative": round(step.eta_s, 3) if step is not None and step.eta_s is not None else 0.0,
         "state": state,
         "current_image": current_image,
-        "textinfo": None if step is None else f"image {step.image}/{step.images}, step {step.step}/{step.steps}",
+        "textinfo": None
+        if step is None
+        else f"image {step.image}/{step.images}, step {step.step}/{step.steps}",
     }
 
 

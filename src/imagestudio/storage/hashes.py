@@ -66,7 +66,9 @@ class HashCache:
     @staticmethod
     def _key(files: Sequence[Path]) -> str:
         stats = [file.stat() for file in files]
-        return "|".join(f"{file.resolve()}:{st.st_size}:{st.st_mtime_ns}" for file, st in zip(files, stats))
+        return "|".join(
+            f"{file.resolve()}:{st.st_size}:{st.st_mtime_ns}" for file, st in zip(files, stats, strict=True)
+        )
 
     def _read(self) -> dict[str, str]:
         try:
