@@ -335,7 +335,8 @@ def default_home(environ: os._Environ[str] | dict[str, str] | None = None) -> Pa
 def find_config_file(
     explicit: Path | None, environ: dict[str, str] | None = None, cwd: Path | None = None
 ) -> Path | None:
-    """``--config PATH``, then ``$IMAGESTUDIO_CONFIG``, then ``./config.yaml``, else built-in defaults."""
+    """``--config PATH``, then ``$IMAGESTUDIO_CONFIG``, then ``./config.yaml``, then the user's own
+    ``config.yaml`` (see :func:`user_config_files`), else built-in defaults."""
     env = os.environ if environ is None else environ
     if explicit is not None:
         if not explicit.is_file():
@@ -347,7 +348,26 @@ def find_config_file(
             raise ConfigError(f"{CONFIG_ENV} points at a missing file: {path}", param=CONFIG_ENV)
         return path
     local = (cwd or Path.cwd()) / DEFAULT_CONFIG_NAME
-    return local if local.is_file() else None
+    if local.is_file():
+        return local
+    return next((path for path in user_config_files(env) if path.is_file()), None)
+
+
+def user_config_files(environ: os._Environ[str] | dict[str, str] | None = None) -> list[Path]:
+    """Where a user's own config lives, so ``imagestudio`` finds it from any folder: the app's home
+    (``$IMAGESTUDIO_HOME`` or ``~/.imagestudio``), then the platform's config folder
+    (``%APPDATA%\\imagestudio``, ``~/Library/Application Support/imagestudio``, or
+    ``$XDG_CONFIG_HOME/imagestudio``, default ``~/.config/imagestudio``)."""
+    import sys
+
+    env = os.environ if environ is None else environ
+    if sys.platform == "win32" and env.get("APPDATA"):
+        platform_dir = Path(env["APPDATA"])
+    elif sys.platform == "darwin":
+        platform_dir = Path.home() / "Library" / "Application Support"
+    else:
+        platform_dir = Path(env.get("XDG_CONFIG_HOME") or Path.home() / ".config").expanduser()
+    return [default_home(env) / DEFAULT_CONFIG_NAME, platform_dir / "imagestudio" / DEFAULT_CONFIG_NAME]
 
 
 def format_validation_error(error: ValidationError, source: str) -> str:
