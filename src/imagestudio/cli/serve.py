@@ -47,10 +47,12 @@ def serve(
     import uvicorn
 
     from imagestudio.api import create_app
+    from imagestudio.api.access_log import ErrorAccessLog
     from imagestudio.ui import mount_studio
 
-    # The studio's pages at "/", beside the API routes (added first, so they keep their paths).
-    application = mount_studio(create_app(settings))
+    # The studio's pages at "/", beside the API routes (added first, so they keep their paths); every
+    # failed request is logged by default (uvicorn's own access log follows -v).
+    application = ErrorAccessLog(mount_studio(create_app(settings)))
     shown = f"[{host}]" if ":" in host else host
     typer.echo(
         f"imagestudio serving on http://{shown}:{port} (OpenAI base URL: http://{shown}:{port}/v1)", err=True
