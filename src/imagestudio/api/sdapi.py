@@ -34,7 +34,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from imagestudio.api.common import build_generate_request, get_services, require_available, wait_for_result
-from imagestudio.api.errors import ApiError
+from imagestudio.api.errors import ApiError, error_responses
 from imagestudio.errors import InvalidRequest, QueueFull, UserError
 from imagestudio.registry import DEFAULT_GENERATE_MODEL, MODELS, ModelSpec
 from imagestudio.requests import MAX_COUNT
@@ -57,6 +57,34 @@ _MAX_RECORDED_CHARS = 500
 # ----------------------------------------------------------------------------- errors, in A1111's shape
 
 
+#: Statuses answered in A1111's shape; 401 and 413 (the middlewares) and 500 (bugs) keep the app's.
+_A1111_STATUSES = frozenset({400, 409, 429, 503, 504})
+
+
+class A1111Error(BaseModel):
+    """AUTOMATIC1111's error body."""
+
+    error: str = Field(description="The kind of error (an exception class name in A1111).")
+    detail: str = Field(description="One readable line saying what is wrong and what is allowed.")
+    body: str = ""
+    errors: str = Field(description="The same line again (A1111 puts the exception's text here).")
+
+
+def a1111_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for a route: A1111-shaped statuses, then the app's (401, 413, 500)."""
+    described = {
+        400: "Invalid request (a field, size, image, prompt or checkpoint name)",
+        409: "The job was interrupted",
+        429: "Queue full; retry after the Retry-After header's seconds",
+        503: "Model not on this machine, or the server is stopping",
+        504: "The job did not finish within server.request_timeout_s and was cancelled",
+    }
+    responses: dict[int | str, dict[str, Any]] = error_responses(401, 413)
+    for status in statuses:
+        responses[status] = {"model": A1111Error, "description": described[status]}
+    return responses
+
+
 def a1111_error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """A1111's error body: ``error`` is the exception's class name, ``detail`` the message."""
     body = {"error": kind, "detail": message, "body": "", "errors": message}
@@ -76,9 +104,13 @@ class A1111Route(APIRoute):
             try:
                 return await handler(request)
             except UserError as exc:
+                if exc.http_status not in _A1111_STATUSES:
+                    raise
                 headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, QueueFull) else None
                 return a1111_error(exc.http_status, exc.message, type(exc).__name__, headers)
             except ApiError as exc:
+                if exc.status_code not in _A1111_STATUSES:
+                    raise
                 return a1111_error(exc.status_code, exc.message, type(exc).__name__, exc.headers)
             except RequestValidationError as exc:
                 first = exc.errors()[0] if exc.errors() else {}
@@ -86,12 +118,20 @@ class A1111Route(APIRoute):
                 message = f"{where}: {first.get('msg', 'invalid request')}"
                 return a1111_error(400, message, "RequestValidationError")
             except StarletteHTTPException as exc:
+                if exc.status_code not in _A1111_STATUSES:
+                    raise
                 return a1111_error(exc.status_code, str(exc.detail), "HTTPException", exc.headers)
 
         return route
 
 
-router = APIRouter(prefix=PREFIX, tags=["AUTOMATIC1111-compatible"], route_class=A1111Route)
+router = APIRouter(
+    prefix=PREFIX,
+    tags=["AUTOMATIC1111-compatible"],
+    route_class=A1111Route,
+    responses=error_responses(401),
+)
+_GENERATE_ERRORS = a1111_responses(400, 409, 429, 503, 504)
 
 
 # ----------------------------------------------------------------------------- server state
@@ -361,7 +401,7 @@ async def _respond(request: Request, body: _A1111Body, spec: ModelSpec, info: Jo
 # ----------------------------------------------------------------------------- generation routes
 
 
-@router.post("/txt2img", summary="Text to image (A1111 txt2img)")
+@router.post("/txt2img", summary="Text to image (A1111 txt2img)", responses=_GENERATE_ERRORS)
 async def txt2img(body: Txt2ImgBody, request: Request) -> dict[str, Any]:
     services = get_services(request)
     spec = _selected_model(request, body)
@@ -375,7 +415,11 @@ async def txt2img(body: Txt2ImgBody, request: Request) -> dict[str, Any]:
     return await _respond(request, body, spec, await wait_for_result(services, job.id, request))
 
 
-@router.post("/img2img", summary="Rework, inpaint (Z-Image) or edit (Qwen) images (A1111 img2img)")
+@router.post(
+    "/img2img",
+    summary="Rework, inpaint (Z-Image) or edit (Qwen) images (A1111 img2img)",
+    responses=_GENERATE_ERRORS,
+)
 async def img2img(body: Img2ImgBody, request: Request) -> dict[str, Any]:
     services = get_services(request)
     spec = _selected_model(request, body)
@@ -442,7 +486,11 @@ def get_options(request: Request) -> dict[str, Any]:
     }
 
 
-@router.post("/options", summary="Select the checkpoint later A1111 calls use; other keys are ignored")
+@router.post(
+    "/options",
+    summary="Select the checkpoint later A1111 calls use; other keys are ignored",
+    responses=a1111_responses(400, 503),
+)
 def set_options(body: OptionsBody, request: Request) -> None:
     # Open WebUI posts back the whole options object it read, so unknown keys must be fine.
     if body.sd_model_checkpoint:
@@ -547,7 +595,11 @@ def refresh_checkpoints() -> None:
 # ----------------------------------------------------------------------------- progress and control
 
 
-@router.get("/progress", summary="The running job: fraction, ETA, and a live preview image")
+@router.get(
+    "/progress",
+    summary="The running job: fraction, ETA, and a live preview image",
+    responses=a1111_responses(400),
+)
 def progress(request: Request, skip_current_image: bool = False) -> dict[str, Any]:
     services = get_services(request)
     jobs = services.queue.jobs()
