@@ -184,6 +184,11 @@ class StorageSettings(_Section):
     history_db: Path | None = Field(
         None, description="SQLite history of jobs and images; null = HOME/history.sqlite3."
     )
+    loras_dir: Path | None = Field(
+        None,
+        description="LoRAs that AUTOMATIC1111 clients name in prompts as <lora:NAME:scale> "
+        "(NAME.safetensors here); null = HOME/loras.",
+    )
 
 
 class ServerSettings(_Section):
@@ -439,6 +444,7 @@ def load_settings(
     storage.models_dir = _anchor(storage.models_dir, base) or home / "models"
     storage.outputs_dir = _anchor(storage.outputs_dir, base) or home / "outputs"
     storage.history_db = _anchor(storage.history_db, base) or home / "history.sqlite3"
+    storage.loras_dir = _anchor(storage.loras_dir, base) or home / "loras"
     env = os.environ if environ is None else environ
     if env.get(API_KEY_ENV, "").strip():
         settings.server.api_key = SecretStr(env[API_KEY_ENV].strip())

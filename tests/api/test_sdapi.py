@@ -295,3 +295,32 @@ def test_progress_preview_and_interrupt(live) -> None:
 def test_openapi_lists_the_routes(live, path: str) -> None:
     with live.client() as client:
         assert path in client.get("/openapi.json").json()["paths"]
+
+
+def test_lora_tags_in_the_prompt_use_the_lora_folder(serve, shared_models_dir, tmp_path) -> None:
+    """SillyTavern and A1111 prompt libraries write LoRAs as <lora:NAME:scale> in the prompt."""
+    from imagestudio.engine.tiny_lora import build_tiny_lora
+    from imagestudio.storage.metadata import read_parameters
+
+    folder = tmp_path / "loras"
+    built = build_tiny_lora(shared_models_dir / "tiny-z-image", "z-image", tmp_path / "build")
+    folder.mkdir()
+    built.rename(folder / "ink-wash.safetensors")
+    live = serve(storage={"loras_dir": str(folder)})
+    body = {"prompt": "a heron, <lora:ink-wash:0.7>", "steps": 2, "width": 64, "height": 64, "seed": 5}
+    with live.client() as client:
+        client.post("/sdapi/v1/options", json={"sd_model_checkpoint": TINY})
+        assert client.get("/sdapi/v1/loras").json() == [
+            {"name": "ink-wash", "alias": "ink-wash", "path": "ink-wash.safetensors", "metadata": {}}
+        ]
+        response = client.post("/sdapi/v1/txt2img", json=body)
+        assert response.status_code == 200, response.text
+        unknown = client.post("/sdapi/v1/txt2img", json={**body, "prompt": "a <lora:../../etc/passwd:1>"})
+        detail = assert_a1111_error(unknown, 400)
+        assert "ink-wash" in detail and str(folder) not in detail
+    meta = _last_metadata(live)
+    assert meta["prompt"] == "a heron"
+    assert [(lora["name"], lora["scale"]) for lora in meta["loras"]] == [("ink-wash", 0.7)]
+    pngs = sorted(live.services.settings.outputs_dir.glob("*.png"), key=lambda p: p.stat().st_mtime_ns)
+    assert read_parameters(pngs[-1]).startswith("a heron <lora:ink-wash:0.7>\nSteps: 2,")
+    assert json.loads(response.json()["info"])["infotexts"][0].startswith("a heron <lora:ink-wash:0.7>")

@@ -35,11 +35,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from imagestudio.api.common import build_generate_request, get_services, require_available, wait_for_result
 from imagestudio.api.errors import ApiError, error_responses
+from imagestudio.api.prompt_loras import take_lora_tags
 from imagestudio.errors import InvalidRequest, QueueFull, UserError
 from imagestudio.registry import DEFAULT_GENERATE_MODEL, MODELS, ModelSpec
 from imagestudio.requests import MAX_COUNT
 
 if TYPE_CHECKING:
+    from imagestudio.config import Settings
     from imagestudio.jobs.model import JobEvent, JobInfo
     from imagestudio.services import Services
     from imagestudio.storage.inputs import InputImage
@@ -269,7 +271,9 @@ def recorded_fields(body: _A1111Body, consumed: set[str]) -> dict[str, Any]:
     }
 
 
-def _common_fields(body: _A1111Body, spec: ModelSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+def _common_fields(
+    settings: Settings, body: _A1111Body, spec: ModelSpec
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The typed request's fields from an A1111 body, and what to record beside them."""
     count = body.batch_size * body.n_iter
     if count > MAX_COUNT:
@@ -284,9 +288,11 @@ def _common_fields(body: _A1111Body, spec: ModelSpec) -> tuple[dict[str, Any], d
     if (width, height) != (body.width, body.height):
         extra["requested_size"] = f"{body.width}x{body.height}"
     seed = body.seed if body.seed is not None and body.seed >= 0 else None
+    prompt, loras = take_lora_tags(body.prompt, settings.storage.loras_dir)
     fields = {
         "model": spec.id,
-        "prompt": body.prompt,
+        "prompt": prompt,
+        "loras": loras,
         "width": width,
         "height": height,
         "steps": body.steps,
@@ -299,7 +305,7 @@ def _common_fields(body: _A1111Body, spec: ModelSpec) -> tuple[dict[str, Any], d
 def _submit_generate(
     services: Services, body: _A1111Body, spec: ModelSpec, image_fields: dict[str, Any]
 ) -> JobInfo:
-    fields, extra = _common_fields(body, spec)
+    fields, extra = _common_fields(services.settings, body, spec)
     consumed = {"prompt", "seed", "steps", "width", "height", "batch_size", "n_iter", "send_images"}
     consumed |= {"init_images", "mask"}
     if spec.fixed_guidance is None:
@@ -323,7 +329,7 @@ def _submit_edit(services: Services, body: Img2ImgBody, spec: ModelSpec, images:
             f"{spec.id} edits whole images and takes no mask; choose a Z-Image model to inpaint",
             param="mask",
         )
-    fields, extra = _common_fields(body, spec)
+    fields, extra = _common_fields(services.settings, body, spec)
     consumed = {"prompt", "seed", "steps", "width", "height", "batch_size", "n_iter", "send_images"}
     consumed |= {"init_images", "mask", "negative_prompt"}
     client = {**recorded_fields(body, consumed), **extra}
@@ -572,9 +578,11 @@ def sd_modules() -> list[dict[str, Any]]:
     return []
 
 
-@router.get("/loras", summary="LoRAs by name: none here (pass LoRAs through the job API)")
-def loras() -> list[dict[str, Any]]:
-    return []
+@router.get("/loras", summary="The LoRAs prompts can name as <lora:NAME:scale> (storage.loras_dir)")
+def loras(request: Request) -> list[dict[str, Any]]:
+    from imagestudio.api.prompt_loras import lora_listing
+
+    return lora_listing(get_services(request).settings.storage.loras_dir)
 
 
 @router.get("/prompt-styles", summary="None here")
