@@ -79,6 +79,7 @@ class Studio:
         self._manager_lock = threading.Lock()
         self._planner = planner
         self._memory: MemoryRunner | None = None
+        self._hash_cache: HashCache | None = None
 
     @property
     def manager(self) -> ModelManager:
@@ -224,7 +225,10 @@ class Studio:
         """Digests of weight files, next to the history (computed once per file version)."""
         from imagestudio.storage.hashes import HashCache
 
-        return HashCache(self.settings.history_db.parent / "hashes.json")
+        with self._manager_lock:
+            if self._hash_cache is None:
+                self._hash_cache = HashCache(self.settings.history_db.parent / "hashes.json")
+            return self._hash_cache
 
     def _model_hash(self, loaded: LoadedModel) -> str | None:
         """A1111's short ``Model hash`` of the transformer weights that made the image."""

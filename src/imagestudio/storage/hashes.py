@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 MODEL_HASH_CHARS = 10
 LORA_HASH_CHARS = 12
 _CHUNK = 8 * 1024 * 1024
+#: Weights at least this big are hashed in the background instead of delaying the image.
+BACKGROUND_FROM_BYTES = 2 * 1024**3
 
 
 class HashCache:
@@ -31,6 +33,38 @@ class HashCache:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
+        #: Keys being hashed in the background, so a big file is read once, not once per image.
+        self._pending: set[str] = set()
+
+    def sha256_soon(
+        self, files: Sequence[Path], *, wait_below_bytes: int = BACKGROUND_FROM_BYTES
+    ) -> str | None:
+        """The digest when it is known or quick to get; for big files (a 25 GB transformer takes a minute
+        or more to read) None now, with the hashing started in the background for later images."""
+        key = self._key(files)
+        with self._lock:
+            cached = self._read().get(key)
+            if cached or key in self._pending:
+                return cached
+        if sum(file.stat().st_size for file in files) < wait_below_bytes:
+            return self.sha256(files)
+        with self._lock:
+            if key in self._pending:
+                return None
+            self._pending.add(key)
+
+        def work() -> None:
+            try:
+                log.info("hashing %s for the images' Model hash (once; it is remembered)", files[0].parent)
+                self.sha256(files)
+            except OSError as exc:
+                log.warning("could not hash %s: %s", files[0].parent, exc)
+            finally:
+                with self._lock:
+                    self._pending.discard(key)
+
+        threading.Thread(target=work, name="imagestudio-hash", daemon=True).start()
+        return None
 
     def cached(self, files: Sequence[Path]) -> str | None:
         """The digest of ``files`` if it was computed before for these very versions; never hashes."""
@@ -85,15 +119,17 @@ def transformer_files(model_dir: Path) -> list[Path]:
 
 
 def model_hash(cache: HashCache, model_dir: Path | None) -> str | None:
-    """A1111's short ``Model hash`` of the transformer weights, or None when they can't be found."""
+    """A1111's short ``Model hash`` of the transformer weights; None when they can't be found, or while
+    big weights are still being hashed in the background (the first images of a new model)."""
     files = transformer_files(model_dir) if model_dir is not None else []
     if not files:
         return None
     try:
-        return cache.sha256(files)[:MODEL_HASH_CHARS]
+        digest = cache.sha256_soon(files)
     except OSError as exc:
         log.warning("could not hash the weights in %s: %s", model_dir, exc)
         return None
+    return digest[:MODEL_HASH_CHARS] if digest else None
 
 
 def lora_name(source: str) -> str:
