@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 #: Paths that never need the key: a load balancer or supervisor must be able to ask if we're alive.
 ALWAYS_PUBLIC = ("/healthz",)
 #: Paths only programs call: they always get the JSON 401, never the login page.
-API_PREFIXES = ("/v1", "/api")
+API_PREFIXES = ("/v1", "/api", "/sdapi")
 #: What the session cookie's HMAC signs. Changing it logs every browser out.
 _SESSION_LABEL = b"imagestudio browser session v1"
 
