@@ -188,9 +188,9 @@ class _A1111Body(BaseModel):
     prompt: str = ""
     negative_prompt: str | None = None
     seed: int | None = -1
-    steps: int | None = None
-    width: int | None = None
-    height: int | None = None
+    steps: int | None = Field(None, ge=1)
+    width: int | None = Field(None, ge=1)
+    height: int | None = Field(None, ge=1)
     batch_size: int = Field(1, ge=1)
     n_iter: int = Field(1, ge=1)
     cfg_scale: float | None = None
