@@ -324,3 +324,27 @@ def test_lora_tags_in_the_prompt_use_the_lora_folder(serve, shared_models_dir, t
     pngs = sorted(live.services.settings.outputs_dir.glob("*.png"), key=lambda p: p.stat().st_mtime_ns)
     assert read_parameters(pngs[-1]).startswith("a heron <lora:ink-wash:0.7>\nSteps: 2,")
     assert json.loads(response.json()["info"])["infotexts"][0].startswith("a heron <lora:ink-wash:0.7>")
+
+
+def test_basic_auth_alone_guards_every_route(serve) -> None:
+    """server.api_auth without an API key is A1111's --api-auth: HTTP Basic on everything but /healthz."""
+    live = serve(server={"api_auth": "me:pa55"})
+    with live.client() as client:
+        refused = client.get("/v1/models")
+        assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Basic")
+        assert client.get("/sdapi/v1/options", headers={"Authorization": "Bearer pa55"}).status_code == 401
+        assert (
+            client.get("/sdapi/v1/options", headers={"Authorization": "Basic bm90LWJhc2U2NA"}).status_code
+            == 401
+        )
+        assert client.get("/sdapi/v1/options", auth=("me", "pa55")).status_code == 200
+        assert client.get("/v1/models", auth=("me", "pa55")).status_code == 200
+        assert client.get("/healthz").status_code == 200
+
+
+def test_api_auth_must_be_user_and_password(make_settings) -> None:
+    from imagestudio.errors import ConfigError
+
+    for bad in ("nocolon", ":pass", "user:"):
+        with pytest.raises(ConfigError, match=r"server\.api_auth"):
+            make_settings(server={"api_auth": bad})
