@@ -10,13 +10,13 @@ What these models cannot use is accepted rather than refused, because these clie
 the image's metadata under ``client_fields`` and otherwise ignored. Sizes that are not multiples of
 16 (A1111 takes any multiple of 8; SillyTavern any number) are rounded to the nearest multiple and
 the requested size is recorded. Errors come in A1111's shape, ``{"error", "detail", "body",
-"errors"}``, with one readable line in ``detail``.
+"errors"}``, with one readable line in ``detail``. The listings, ``progress`` and ``interrupt`` are in
+:mod:`imagestudio.api.sdapi_status`.
 """
 
 from __future__ import annotations
 
 import base64
-import io
 import json
 import threading
 import time
@@ -70,6 +70,16 @@ class A1111Error(BaseModel):
     detail: str = Field(description="One readable line saying what is wrong and what is allowed.")
     body: str = ""
     errors: str = Field(description="The same line again (A1111 puts the exception's text here).")
+
+
+def a1111_router() -> APIRouter:
+    """A router for ``/sdapi/v1`` whose routes answer errors in A1111's shape."""
+    return APIRouter(
+        prefix=PREFIX,
+        tags=["AUTOMATIC1111-compatible"],
+        route_class=A1111Route,
+        responses=error_responses(401),
+    )
 
 
 def a1111_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -127,12 +137,7 @@ class A1111Route(APIRoute):
         return route
 
 
-router = APIRouter(
-    prefix=PREFIX,
-    tags=["AUTOMATIC1111-compatible"],
-    route_class=A1111Route,
-    responses=error_responses(401),
-)
+router = a1111_router()
 _GENERATE_ERRORS = a1111_responses(400, 409, 429, 503, 504)
 
 
@@ -168,13 +173,16 @@ class SdapiState:
 
 def install(app: FastAPI, services: Services) -> None:
     """Add the routes and their state to ``app``; the preview follows every job of ``services``."""
+    from imagestudio.api import sdapi_status
+
     state = SdapiState()
     app.state.sdapi = state
     services.queue.subscribe(None, state.on_event)
     app.include_router(router)
+    app.include_router(sdapi_status.router)
 
 
-def _state(request: Request) -> SdapiState:
+def sdapi_state(request: Request) -> SdapiState:
     return request.app.state.sdapi
 
 
@@ -238,7 +246,7 @@ def checkpoint_id(title: str) -> str:
 
 def _selected_model(request: Request, body: _A1111Body) -> ModelSpec:
     override = (body.override_settings or {}).get("sd_model_checkpoint")
-    chosen = override or _state(request).checkpoint or DEFAULT_GENERATE_MODEL
+    chosen = override or sdapi_state(request).checkpoint or DEFAULT_GENERATE_MODEL
     return MODELS[checkpoint_id(str(chosen))]
 
 
@@ -476,15 +484,15 @@ def _decode_mask(services: Services, body: Img2ImgBody) -> InputImage:
     return replace(mask, image=ImageOps.invert(grey) if body.inpainting_mask_invert else grey)
 
 
-# ----------------------------------------------------------------------------- state and listings
+# ----------------------------------------------------------------------------- the selected checkpoint
 
 
 @router.get("/options", summary="Settings A1111 clients read (the selected checkpoint)")
 def get_options(request: Request) -> dict[str, Any]:
-    spec = MODELS[checkpoint_id(_state(request).checkpoint or DEFAULT_GENERATE_MODEL)]
+    spec = MODELS[checkpoint_id(sdapi_state(request).checkpoint or DEFAULT_GENERATE_MODEL)]
     return {
         "sd_model_checkpoint": spec.id,
-        "sd_checkpoint_hash": _cached_hash(request, spec),
+        "sd_checkpoint_hash": cached_model_hash(request, spec),
         "samples_format": "png",
         "sd_vae": "Automatic",
         "CLIP_stop_at_last_layers": 1,
@@ -502,34 +510,11 @@ def set_options(body: OptionsBody, request: Request) -> None:
     if body.sd_model_checkpoint:
         model_id = checkpoint_id(body.sd_model_checkpoint)
         require_available(model_id, get_services(request).settings)
-        _state(request).checkpoint = model_id
+        sdapi_state(request).checkpoint = model_id
 
 
-@router.get("/sd-models", summary="The models on this machine, as A1111 checkpoints")
-def sd_models(request: Request) -> list[dict[str, Any]]:
-    from imagestudio.engine.loader import find_model_dir
-
-    settings = get_services(request).settings
-    listed = []
-    for spec in MODELS.values():
-        if not spec.tiny and find_model_dir(spec, settings, build_tiny=False) is None:
-            continue
-        digest = _cached_hash(request, spec)
-        listed.append(
-            {
-                "title": spec.id,
-                "model_name": spec.id,
-                "hash": digest,
-                "sha256": None,
-                "filename": spec.repo_id or spec.id,
-                "config": None,
-            }
-        )
-    return listed
-
-
-def _cached_hash(request: Request, spec: ModelSpec) -> str | None:
-    """The model hash if it was computed already (listing never reads gigabytes)."""
+def cached_model_hash(request: Request, spec: ModelSpec) -> str | None:
+    """The model hash if it was computed already (a listing never reads gigabytes)."""
     from imagestudio.engine.loader import find_model_dir
     from imagestudio.storage.hashes import MODEL_HASH_CHARS, transformer_files
 
@@ -538,171 +523,3 @@ def _cached_hash(request: Request, spec: ModelSpec) -> str | None:
     files = transformer_files(folder) if folder is not None else []
     digest = services.studio.hash_cache.cached(files) if files else None
     return digest[:MODEL_HASH_CHARS] if digest else None
-
-
-@router.get("/samplers", summary="The one sampler these models use")
-def samplers() -> list[dict[str, Any]]:
-    return [{"name": SAMPLER, "aliases": ["euler", "flow_match_euler"], "options": {}}]
-
-
-@router.get("/schedulers", summary="The models' own schedule")
-def schedulers() -> list[dict[str, Any]]:
-    return [
-        {
-            "name": "automatic",
-            "label": "Automatic",
-            "aliases": None,
-            "default_rho": -1,
-            "need_inner_model": False,
-        }
-    ]
-
-
-@router.get("/upscalers", summary="Only A1111's 'None': there are no upscalers here")
-def upscalers() -> list[dict[str, Any]]:
-    return [{"name": "None", "model_name": None, "model_path": None, "model_url": None, "scale": 4}]
-
-
-@router.get("/latent-upscale-modes", summary="None here")
-def latent_upscale_modes() -> list[dict[str, Any]]:
-    return []
-
-
-@router.get("/sd-vae", summary="None to choose: each model brings its VAE")
-def sd_vae() -> list[dict[str, Any]]:
-    return []
-
-
-@router.get("/sd-modules", summary="None to choose (Forge's name for sd-vae)")
-def sd_modules() -> list[dict[str, Any]]:
-    return []
-
-
-@router.get("/loras", summary="The LoRAs prompts can name as <lora:NAME:scale> (storage.loras_dir)")
-def loras(request: Request) -> list[dict[str, Any]]:
-    from imagestudio.api.prompt_loras import lora_listing
-
-    return lora_listing(get_services(request).settings.storage.loras_dir)
-
-
-@router.get("/prompt-styles", summary="None here")
-def prompt_styles() -> list[dict[str, Any]]:
-    return []
-
-
-@router.get("/embeddings", summary="None here")
-def embeddings() -> dict[str, Any]:
-    return {"loaded": {}, "skipped": {}}
-
-
-@router.post("/refresh-checkpoints", summary="Nothing to do: models are found on every call")
-def refresh_checkpoints() -> None:
-    return None
-
-
-# ----------------------------------------------------------------------------- progress and control
-
-
-@router.get(
-    "/progress",
-    summary="The running job: fraction, ETA, and a live preview image",
-    responses=a1111_responses(400),
-)
-def progress(request: Request, skip_current_image: bool = False) -> dict[str, Any]:
-    services = get_services(request)
-    jobs = services.queue.jobs()
-    running = next((job for job in jobs if job.state.value == "running"), None)
-    waiting = sum(1 for job in jobs if job.state.value == "queued")
-    state: dict[str, Any] = {
-        "skipped": False,
-        "interrupted": False,
-        "job": "",
-        "job_count": waiting + (1 if running is not None else 0),
-        "job_timestamp": "0",
-        "job_no": 0,
-        "sampling_step": 0,
-        "sampling_steps": 0,
-    }
-    if running is None:
-        return {"progress": 0.0, "eta_relative": 0.0, "state": state, "current_image": None, "textinfo": None}
-    step = running.progress
-    state["job"] = running.id
-    state["job_timestamp"] = time.strftime("%Y%m%d%H%M%S", time.localtime(running.created_at))
-    current_image = None
-    if step is not None:
-        state.update(job_no=step.image - 1, sampling_step=step.step, sampling_steps=step.steps)
-        if not skip_current_image:
-            current_image = _png_base64(_state(request).preview(running.id))
-    return {
-        "progress": round(step.fraction, 4) if step is not None else 0.0,
-        "eta_relative": round(step.eta_s, 3) if step is not None and step.eta_s is not None else 0.0,
-        "state": state,
-        "current_image": current_image,
-        "textinfo": None
-        if step is None
-        else f"image {step.image}/{step.images}, step {step.step}/{step.steps}",
-    }
-
-
-def _png_base64(image: Any) -> str | None:
-    if image is None:
-        return None
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-@router.post("/interrupt", summary="Stop the running job (after its current step)")
-def interrupt(request: Request) -> dict[str, Any]:
-    services = get_services(request)
-    for job in services.queue.jobs():
-        if job.state.value == "running":
-            services.queue.cancel(job.id)
-    return {}
-
-
-@router.post("/skip", summary="Same as interrupt here: a job's images are not skipped one by one")
-def skip(request: Request) -> dict[str, Any]:
-    return interrupt(request)
-
-
-@router.get("/memory", summary="RAM and accelerator memory, in A1111's shape")
-def memory(request: Request) -> dict[str, Any]:
-    import psutil
-
-    ram = psutil.virtual_memory()
-    result: dict[str, Any] = {
-        "ram": {"free": ram.available, "used": ram.total - ram.available, "total": ram.total},
-        "cuda": {"error": "no CUDA device in use"},
-    }
-    try:
-        device = get_services(request).studio.manager.device
-    except UserError as exc:
-        result["cuda"] = {"error": exc.message}
-        return result
-    if device.startswith("cuda"):
-        import torch
-
-        free, total = torch.cuda.mem_get_info()
-        stats = torch.cuda.memory_stats()
-        result["cuda"] = {
-            "system": {"free": free, "used": total - free, "total": total},
-            "active": {
-                "current": stats.get("active_bytes.all.current", 0),
-                "peak": stats.get("active_bytes.all.peak", 0),
-            },
-            "allocated": {
-                "current": stats.get("allocated_bytes.all.current", 0),
-                "peak": stats.get("allocated_bytes.all.peak", 0),
-            },
-            "reserved": {
-                "current": stats.get("reserved_bytes.all.current", 0),
-                "peak": stats.get("reserved_bytes.all.peak", 0),
-            },
-            "inactive": {
-                "current": stats.get("inactive_split_bytes.all.current", 0),
-                "peak": stats.get("inactive_split_bytes.all.peak", 0),
-            },
-            "events": {"retries": stats.get("num_alloc_retries", 0), "oom": stats.get("num_ooms", 0)},
-        }
-    return result
