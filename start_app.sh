@@ -11,4 +11,16 @@ here=$(cd "$(dirname "$0")" && pwd)
 if [ -f "$here/.venv/bin/activate" ]; then
     . "$here/.venv/bin/activate"
 fi
+# A config.yaml next to this script is used from wherever it is started, unless a config was given
+# (--config, or $IMAGESTUDIO_CONFIG).
+if [ -z "${IMAGESTUDIO_CONFIG:-}" ] && [ -f "$here/config.yaml" ]; then
+    given=""
+    for arg in "$@"; do
+        case "$arg" in --config | --config=*) given=1 ;; esac
+    done
+    if [ -z "$given" ]; then
+        IMAGESTUDIO_CONFIG="$here/config.yaml"
+        export IMAGESTUDIO_CONFIG
+    fi
+fi
 exec imagestudio serve "$@"

@@ -190,8 +190,18 @@ def test_generate_with_a_local_lora(config_file: Path, shared_models_dir: Path, 
     done = run_cli(*args, "--lora", f"{lora}:0.8", "--out", str(tmp_path), config=config_file)
     assert done.returncode == 0, done.stderr
     meta = read_metadata(Path(done.stdout.strip()))
+    import hashlib
+
     assert meta["loras"] == [
-        {"source": str(lora), "scale": 0.8, "file": lora.name, "size_bytes": lora.stat().st_size}
+        {
+            "source": str(lora),
+            "scale": 0.8,
+            "file": lora.name,
+            "size_bytes": lora.stat().st_size,
+            # The name and hash other tools know it by (A1111's <lora:name:scale> and Lora hashes).
+            "name": lora.stem,
+            "sha256": hashlib.sha256(lora.read_bytes()).hexdigest()[:12],
+        }
     ]
 
 

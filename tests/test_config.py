@@ -126,3 +126,32 @@ def test_relative_paths_are_relative_to_the_config_file(app_home: Path) -> None:
 def test_loading_settings_creates_nothing(app_home: Path) -> None:
     load_settings()
     assert list(app_home.iterdir()) == []
+
+
+def test_user_config_is_found_from_any_folder(
+    app_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$IMAGESTUDIO_HOME/config.yaml, then the platform config folder; ./config.yaml first."""
+    import sys
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    xdg = tmp_path / "xdg"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
+    if sys.platform == "win32":
+        monkeypatch.setenv("APPDATA", str(xdg))
+    platform_file = xdg / "imagestudio" / "config.yaml"
+    platform_file.parent.mkdir(parents=True)
+    platform_file.write_text(
+        "generation: {default_width: 256}\nstorage: {outputs_dir: out}\n", encoding="utf-8"
+    )
+    if sys.platform != "darwin":
+        settings = load_settings()
+        assert settings.generation.default_width == 256
+        assert settings.outputs_dir == platform_file.parent / "out"  # relative to the file, as always
+
+    (app_home / "config.yaml").write_text("generation: {default_width: 320}\n", encoding="utf-8")
+    assert load_settings().generation.default_width == 320  # the app's home beats the platform folder
+    (elsewhere / "config.yaml").write_text("generation: {default_width: 512}\n", encoding="utf-8")
+    assert load_settings().generation.default_width == 512  # ./config.yaml beats both

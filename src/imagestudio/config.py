@@ -184,6 +184,11 @@ class StorageSettings(_Section):
     history_db: Path | None = Field(
         None, description="SQLite history of jobs and images; null = HOME/history.sqlite3."
     )
+    loras_dir: Path | None = Field(
+        None,
+        description="LoRAs that AUTOMATIC1111 clients name in prompts as <lora:NAME:scale> "
+        "(NAME.safetensors here); null = HOME/loras.",
+    )
 
 
 def _default_model_aliases() -> dict[str, str]:
@@ -203,6 +208,11 @@ class ServerSettings(_Section):
     api_key: SecretStr | None = Field(
         None,
         description="Bearer key required on every route but /healthz; $IMAGESTUDIO_API_KEY overrides it.",
+    )
+    api_auth: SecretStr | None = Field(
+        None,
+        description="'user:password' for HTTP Basic auth, as AUTOMATIC1111's --api-auth (its clients "
+        "send Basic auth); accepted besides api_key, and like it required on every route but /healthz.",
     )
     max_queue: int = Field(
         16, ge=1, le=10_000, description="Jobs allowed to wait behind the running one; more get HTTP 429."
@@ -273,6 +283,15 @@ class ServerSettings(_Section):
                     f"({', '.join(MODELS)})"
                 )
         return self
+
+    @field_validator("api_auth")
+    @classmethod
+    def _user_and_password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            user, sep, password = value.get_secret_value().partition(":")
+            if not sep or not user or not password:
+                raise ValueError("must be 'user:password' (both non-empty)")
+        return value
 
     @field_validator("api_key")
     @classmethod
@@ -371,7 +390,8 @@ def default_home(environ: os._Environ[str] | dict[str, str] | None = None) -> Pa
 def find_config_file(
     explicit: Path | None, environ: dict[str, str] | None = None, cwd: Path | None = None
 ) -> Path | None:
-    """``--config PATH``, then ``$IMAGESTUDIO_CONFIG``, then ``./config.yaml``, else built-in defaults."""
+    """``--config PATH``, then ``$IMAGESTUDIO_CONFIG``, then ``./config.yaml``, then the user's own
+    ``config.yaml`` (see :func:`user_config_files`), else built-in defaults."""
     env = os.environ if environ is None else environ
     if explicit is not None:
         if not explicit.is_file():
@@ -383,7 +403,26 @@ def find_config_file(
             raise ConfigError(f"{CONFIG_ENV} points at a missing file: {path}", param=CONFIG_ENV)
         return path
     local = (cwd or Path.cwd()) / DEFAULT_CONFIG_NAME
-    return local if local.is_file() else None
+    if local.is_file():
+        return local
+    return next((path for path in user_config_files(env) if path.is_file()), None)
+
+
+def user_config_files(environ: os._Environ[str] | dict[str, str] | None = None) -> list[Path]:
+    """Where a user's own config lives, so ``imagestudio`` finds it from any folder: the app's home
+    (``$IMAGESTUDIO_HOME`` or ``~/.imagestudio``), then the platform's config folder
+    (``%APPDATA%\\imagestudio``, ``~/Library/Application Support/imagestudio``, or
+    ``$XDG_CONFIG_HOME/imagestudio``, default ``~/.config/imagestudio``)."""
+    import sys
+
+    env = os.environ if environ is None else environ
+    if sys.platform == "win32" and env.get("APPDATA"):
+        platform_dir = Path(env["APPDATA"])
+    elif sys.platform == "darwin":
+        platform_dir = Path.home() / "Library" / "Application Support"
+    else:
+        platform_dir = Path(env.get("XDG_CONFIG_HOME") or Path.home() / ".config").expanduser()
+    return [default_home(env) / DEFAULT_CONFIG_NAME, platform_dir / "imagestudio" / DEFAULT_CONFIG_NAME]
 
 
 def format_validation_error(error: ValidationError, source: str) -> str:
@@ -455,6 +494,7 @@ def load_settings(
     storage.models_dir = _anchor(storage.models_dir, base) or home / "models"
     storage.outputs_dir = _anchor(storage.outputs_dir, base) or home / "outputs"
     storage.history_db = _anchor(storage.history_db, base) or home / "history.sqlite3"
+    storage.loras_dir = _anchor(storage.loras_dir, base) or home / "loras"
     env = os.environ if environ is None else environ
     if env.get(API_KEY_ENV, "").strip():
         settings.server.api_key = SecretStr(env[API_KEY_ENV].strip())

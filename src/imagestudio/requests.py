@@ -123,7 +123,9 @@ class _Request(BaseModel):
     seed: int | None = Field(None, ge=0, le=MAX_SEED)
     count: int = Field(1, ge=1, le=MAX_COUNT)
     #: What a client asked for that is recorded but does not change the pixels: the model name it sent
-    #: (``dall-e-3``, ``auto``) and OpenAI fields these models have no use for (quality, style, user …).
+    #: (``dall-e-3``, ``auto``), OpenAI fields these models have no use for (quality, style, user …) and
+    #: an AUTOMATIC1111 client's ``cfg_scale``, ``sampler_name``, ``hr_*`` …: accepted so those clients
+    #: work, and kept in the metadata so the record says what was asked as well as what was done.
     client: dict[str, Any] | None = None
 
     @classmethod

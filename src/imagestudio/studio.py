@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from imagestudio.memory.oom import MemoryRunner, PlannedRun
     from imagestudio.memory.planner import MemoryPlanner
     from imagestudio.requests import EditRequest, GenerateRequest
+    from imagestudio.storage.hashes import HashCache
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class Studio:
         self._manager_lock = threading.Lock()
         self._planner = planner
         self._memory: MemoryRunner | None = None
+        self._hash_cache: HashCache | None = None
 
     @property
     def manager(self) -> ModelManager:
@@ -190,7 +192,10 @@ class Studio:
         """Metadata (request, LoRAs, memory report) on every image, files written, the result described."""
         images, loaded = run.result, run.loaded
         elapsed = time.perf_counter() - started
-        base = self._metadata(loaded, with_loras(request.metadata_fields(), loras), elapsed / len(images))
+        hashes = self.hash_cache
+        base = self._metadata(
+            loaded, with_loras(request.metadata_fields(), loras, hashes), elapsed / len(images)
+        )
         base["memory"] = run.report.as_dict()
         memory = {"plan": run.plan.describe(), "recovered_from": list(run.report.recovered_from)}
         return StudioResult(request.model, self._save(images, base, out_dir), elapsed, {"memory": memory})
@@ -212,7 +217,25 @@ class Studio:
             "diffusers_version": diffusers.__version__,
             "torch_version": torch.__version__,
             "elapsed_s": round(elapsed_per_image, 3),
+            **({"model_hash": digest} if (digest := self._model_hash(loaded)) else {}),
         }
+
+    @property
+    def hash_cache(self) -> HashCache:
+        """Digests of weight files, next to the history (computed once per file version)."""
+        from imagestudio.storage.hashes import HashCache
+
+        with self._manager_lock:
+            if self._hash_cache is None:
+                self._hash_cache = HashCache(self.settings.history_db.parent / "hashes.json")
+            return self._hash_cache
+
+    def _model_hash(self, loaded: LoadedModel) -> str | None:
+        """A1111's short ``Model hash`` of the transformer weights that made the image."""
+        from imagestudio.engine.loader import find_model_dir
+        from imagestudio.storage.hashes import model_hash
+
+        return model_hash(self.hash_cache, find_model_dir(loaded.spec, self.settings, build_tiny=False))
 
     def _save(
         self, images: list[RunnerImage], base: dict[str, Any], out_dir: Path | None
@@ -241,8 +264,22 @@ def use_loras(loaded: LoadedModel, loras: list[ResolvedLora]) -> None:
     loaded.lora_key = activate_loras(loaded.pipe, previous, loras)
 
 
-def with_loras(fields: dict[str, Any], loras: list[ResolvedLora]) -> dict[str, Any]:
-    """Metadata fields with the LoRAs as actually loaded (file name, size, scale)."""
-    if loras:
-        return {**fields, "loras": [lora.metadata() for lora in loras]}
-    return fields
+def with_loras(
+    fields: dict[str, Any], loras: list[ResolvedLora], hashes: HashCache | None = None
+) -> dict[str, Any]:
+    """Metadata fields with the LoRAs as actually loaded (file name, size, scale; with ``hashes``, the
+    name and SHA-256 that other tools know them by)."""
+    if not loras:
+        return fields
+    from imagestudio.storage.hashes import LORA_HASH_CHARS, lora_name
+
+    described = []
+    for lora in loras:
+        entry = {**lora.metadata(), "name": lora_name(lora.ref.source)}
+        if hashes is not None:
+            try:
+                entry["sha256"] = hashes.sha256([lora.path])[:LORA_HASH_CHARS]
+            except OSError as exc:
+                log.warning("could not hash the LoRA %s: %s", lora.path, exc)
+        described.append(entry)
+    return {**fields, "loras": described}

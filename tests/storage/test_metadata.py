@@ -46,3 +46,104 @@ def test_foreign_png_has_no_metadata(tmp_path: Path) -> None:
     Image.new("RGB", (4, 4)).save(path)
     assert read_metadata(path) == {}
     assert read_parameters(path) is None
+
+
+def test_parameters_text_has_loras_hashes_and_no_empty_negative() -> None:
+    meta = {
+        **META,
+        "negative_prompt": "",
+        "model_hash": "0123456789",
+        "loras": [
+            {
+                "source": "./styles/ink-wash.safetensors",
+                "scale": 0.8,
+                "name": "ink-wash",
+                "sha256": "abcdef012345",
+            },
+            {"source": "owner/sketchy", "scale": 1.0},
+        ],
+    }
+    text = a1111_parameters(meta)
+    first, last = text.split("\n")
+    assert first == "кот в шляпе <lora:ink-wash:0.8> <lora:sketchy:1>"
+    assert "Negative prompt" not in text
+    assert "Model hash: 0123456789, Model: tiny-z-image" in last
+    assert 'Lora hashes: "ink-wash: abcdef012345"' in last
+    assert 'Hashes: {"model": "0123456789", "lora:ink-wash": "abcdef012345"}' in last
+
+
+def test_hash_cache_hashes_once_per_file_version(tmp_path: Path) -> None:
+    import hashlib
+    import os
+
+    from imagestudio.storage.hashes import HashCache
+
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"weights v1")
+    cache = HashCache(tmp_path / "home" / "hashes.json")
+    assert cache.cached([weights]) is None
+    assert cache.sha256([weights]) == hashlib.sha256(b"weights v1").hexdigest()
+    assert HashCache(cache.path).cached([weights]) == hashlib.sha256(b"weights v1").hexdigest()
+    # Same size and a new mtime: a new version, hashed again (a stale digest would misname the model).
+    weights.write_bytes(b"weights v2")
+    os.utime(weights, ns=(1, 1))
+    assert cache.cached([weights]) is None
+    assert cache.sha256([weights]) == hashlib.sha256(b"weights v2").hexdigest()
+
+
+def test_other_tools_read_a_generated_png(studio, shared_models_dir: Path, tmp_path: Path) -> None:
+    """sd-parsers (what image browsers and Civitai-style tools use) reads the prompt, seed, steps, size,
+    model, model hash and LoRAs of a real output, made with a LoRA."""
+    from sd_parsers import ParserManager
+
+    from imagestudio.engine.loras import parse_lora
+    from imagestudio.engine.tiny_lora import build_tiny_lora
+    from imagestudio.requests import GenerateRequest
+    from imagestudio.storage.hashes import HashCache, transformer_files
+
+    lora = build_tiny_lora(shared_models_dir / "tiny-z-image", "z-image", tmp_path / "loras" / "ink")
+    request = GenerateRequest.build(
+        model="tiny-z-image", prompt="a red fox", width=64, height=48, steps=2, seed=11,
+        loras=(parse_lora(f"{lora}:0.5"),),
+    )  # fmt: skip
+    [saved] = studio.generate(request, out_dir=tmp_path / "out").images
+
+    info = ParserManager().parse(saved.path)
+    assert info is not None and info.generator.name == "AUTOMATIC1111"
+    [sampler] = info.samplers
+    assert sampler.prompts[0].value == f"a red fox <lora:{lora.stem}:0.5>"
+    assert sampler.negative_prompts == []
+    assert sampler.parameters["seed"] == "11" and sampler.parameters["steps"] == "2"
+    assert info.metadata["Size"] == "64x48"
+    model_hash = HashCache(studio.settings.history_db.parent / "hashes.json").cached(
+        transformer_files(shared_models_dir / "tiny-z-image")
+    )
+    assert model_hash is not None
+    assert sampler.model.name == "tiny-z-image" and sampler.model.hash == model_hash[:10]
+    import hashlib
+
+    lora_hash = hashlib.sha256(lora.read_bytes()).hexdigest()[:12]
+    assert info.metadata["Hashes"] == {"model": model_hash[:10], f"lora:{lora.stem}": lora_hash}
+    assert f'Lora hashes: "{lora.stem}: {lora_hash}"' in info.raw_parameters["parameters"]
+
+
+def test_big_weights_are_hashed_in_the_background(tmp_path: Path) -> None:
+    """A 25 GB transformer must not hold up an image: the first gets no hash, later ones get it."""
+    import hashlib
+    import time
+
+    from imagestudio.storage.hashes import HashCache
+
+    weights = tmp_path / "big.safetensors"
+    weights.write_bytes(b"pretend this is 25 GB")
+    cache = HashCache(tmp_path / "hashes.json")
+    assert cache.sha256_soon([weights], wait_below_bytes=1) is None
+    deadline = time.monotonic() + 30
+    while cache.cached([weights]) is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert (
+        cache.sha256_soon([weights], wait_below_bytes=1) == hashlib.sha256(weights.read_bytes()).hexdigest()
+    )
+    small = tmp_path / "small.safetensors"
+    small.write_bytes(b"lora")
+    assert cache.sha256_soon([small]) == hashlib.sha256(b"lora").hexdigest()  # small: at once

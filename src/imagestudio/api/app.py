@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from imagestudio import __version__
-from imagestudio.api import history, jobs, models, openai_images, system
+from imagestudio.api import history, jobs, models, openai_images, sdapi, system
 from imagestudio.api.errors import install_error_handlers
 from imagestudio.api.security import BearerAuth, BodySizeLimit
 
@@ -73,10 +73,17 @@ def create_app(
     install_error_handlers(app)
     for router in (openai_images.router, jobs.router, history.router, system.router, models.router):
         app.include_router(router)
+    sdapi.install(app, services)
 
     server = settings.server
     app.add_middleware(BodySizeLimit, max_bytes=int(server.max_upload_mb * 1_000_000))
     api_key = server.api_key.get_secret_value() if server.api_key is not None else None
+    basic_auth = server.api_auth.get_secret_value() if server.api_auth is not None else None
+    if basic_auth and not api_key:
+        # Basic auth alone (A1111's --api-auth): browsers ask for it themselves, no login page.
+        app.add_middleware(
+            BearerAuth, api_key=None, basic_auth=basic_auth, public_prefixes=tuple(public_prefixes)
+        )
     if api_key:
         from imagestudio.api.login import LOGIN_PATH, LOGOUT_PATH, login_router
 
@@ -88,6 +95,7 @@ def create_app(
             public_paths=(LOGOUT_PATH,),
             public_prefixes=tuple(public_prefixes),
             login_path=LOGIN_PATH,
+            basic_auth=basic_auth,
         )
     if server.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware

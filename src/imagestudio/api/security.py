@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 #: Paths that never need the key: a load balancer or supervisor must be able to ask if we're alive.
 ALWAYS_PUBLIC = ("/healthz",)
 #: Paths only programs call: they always get the JSON 401, never the login page.
-API_PREFIXES = ("/v1", "/api")
+API_PREFIXES = ("/v1", "/api", "/sdapi")
 #: What the session cookie's HMAC signs. Changing it logs every browser out.
 _SESSION_LABEL = b"imagestudio browser session v1"
 
@@ -129,8 +129,8 @@ async def _send_error(send: Send, status: int, body: bytes, headers: list) -> No
 
 
 class BearerAuth:
-    """Require the key on every path except the public ones: ``Authorization: Bearer <key>``, or the
-    login page's session cookie.
+    """Require the key on every path except the public ones: ``Authorization: Bearer <key>``, the login
+    page's session cookie, or HTTP Basic (``server.api_auth``, or the key as the password).
 
     ``public_paths`` are exact paths; ``public_prefixes`` cover whole subtrees (the hook for a UI
     mount that brings its own login). With ``login_path``, a browser asking for a page without the key
@@ -140,14 +140,17 @@ class BearerAuth:
     def __init__(
         self,
         app: ASGIApp,
-        api_key: str,
+        api_key: str | None,
         public_paths: Iterable[str] = (),
         public_prefixes: Iterable[str] = (),
         login_path: str | None = None,
+        basic_auth: str | None = None,
     ) -> None:
         self.app = app
-        self._key = api_key.encode()
-        self._session = session_token(api_key).encode()
+        self._key = api_key.encode() if api_key else None
+        self._session = session_token(api_key).encode() if api_key else None
+        # "user:password" (server.api_auth): what AUTOMATIC1111 clients send as HTTP Basic auth.
+        self._basic = basic_auth.encode() if basic_auth else None
         self._public_paths = frozenset((*ALWAYS_PUBLIC, *public_paths, *([login_path] if login_path else [])))
         self._public_prefixes = tuple(public_prefixes)
         self._login_path = login_path
@@ -175,19 +178,43 @@ class BearerAuth:
             if given is None
             else "incorrect API key"
         )
+        challenge = b'Basic realm="imagestudio", Bearer' if self._basic else b"Bearer"
         body, headers = _json_error(
-            401, message, "authentication_error", "invalid_api_key", [(b"www-authenticate", b"Bearer")]
+            401, message, "authentication_error", "invalid_api_key", [(b"www-authenticate", challenge)]
         )
         await _send_error(send, 401, body, headers)
 
     def _matches(self, header: bytes) -> bool:
         scheme, _, token = header.strip().partition(b" ")
+        scheme, token = scheme.lower(), token.strip()
         # compare_digest: the time taken must not tell an attacker how much of a guess was right.
-        return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self._key)
+        if scheme == b"bearer":
+            return self._key is not None and hmac.compare_digest(token, self._key)
+        if scheme == b"basic":
+            return self._basic_matches(token)
+        return False
+
+    def _basic_matches(self, token: bytes) -> bool:
+        """HTTP Basic: ``server.api_auth`` exactly, or any user name with the API key as password."""
+        import base64
+        import binascii
+
+        try:
+            credentials = base64.b64decode(token, validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        password = credentials.partition(b":")[2]
+        by_auth = self._basic is not None and hmac.compare_digest(credentials, self._basic)
+        by_key = self._key is not None and hmac.compare_digest(password, self._key)
+        return by_auth or by_key
 
     def _has_session(self, scope: Scope) -> bool:
         cookie = session_cookie(scope)
-        return cookie is not None and hmac.compare_digest(cookie.encode(), self._session)
+        return (
+            self._session is not None
+            and cookie is not None
+            and hmac.compare_digest(cookie.encode(), self._session)
+        )
 
     async def _redirect_to_login(self, scope: Scope, send: Send) -> None:
         here = scope["path"]

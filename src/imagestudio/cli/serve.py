@@ -40,16 +40,19 @@ def serve(
     port = port or server.port
     from imagestudio.api.security import check_bind
 
-    check_bind(host, server.api_key.get_secret_value() if server.api_key else None, insecure)
+    credential = server.api_key or server.api_auth  # Basic auth guards the server as a key does
+    check_bind(host, credential.get_secret_value() if credential else None, insecure)
     _check_port_free(host, port)
 
     import uvicorn
 
     from imagestudio.api import create_app
+    from imagestudio.api.access_log import ErrorAccessLog
     from imagestudio.ui import mount_studio
 
-    # The studio's pages at "/", beside the API routes (added first, so they keep their paths).
-    application = mount_studio(create_app(settings))
+    # The studio's pages at "/", beside the API routes (added first, so they keep their paths); every
+    # failed request is logged by default (uvicorn's own access log follows -v).
+    application = ErrorAccessLog(mount_studio(create_app(settings)))
     shown = f"[{host}]" if ":" in host else host
     typer.echo(
         f"imagestudio serving on http://{shown}:{port} (OpenAI base URL: http://{shown}:{port}/v1)", err=True

@@ -20,23 +20,52 @@ A1111_KEY = "parameters"
 
 
 def a1111_parameters(meta: dict[str, Any]) -> str:
-    """The A1111 layout: the prompt, ``Negative prompt: …``, then ``Steps: 8, Sampler: …, Seed: 7, …``."""
-    lines = [meta.get("prompt", "")]
-    if meta.get("negative_prompt"):
-        lines.append(f"Negative prompt: {meta['negative_prompt']}")
+    """The A1111 layout: the prompt, ``Negative prompt: …`` (only when there is one), then
+    ``Steps: 8, Sampler: …, Seed: 7, …, Model hash: …, Model: …, Lora hashes: "name: hash"``.
+
+    LoRAs are written as A1111 writes them, ``<lora:name:scale>`` after the prompt, with their hashes
+    twice: A1111's ``Lora hashes`` field and Civitai's ``Hashes: {JSON}`` (which sd-parsers and Civitai
+    read; A1111's own field has colons inside quotes that simple readers split on).
+    """
+    loras = [lora for lora in meta.get("loras") or () if isinstance(lora, dict)]
+    prompt = meta.get("prompt", "")
+    tags = [f"<lora:{_lora_name(lora)}:{_number(lora.get('scale', 1.0))}>" for lora in loras]
+    lines = [" ".join([prompt, *tags]) if tags else prompt]
+    negative = meta.get("negative_prompt")
+    if isinstance(negative, str) and negative.strip():
+        lines.append(f"Negative prompt: {negative}")
     cfg = meta.get("true_cfg_scale", meta.get("guidance_scale"))
+    lora_hashes = [(_lora_name(lora), lora["sha256"]) for lora in loras if lora.get("sha256")]
+    hashes: dict[str, str] = {}
+    if meta.get("model_hash"):
+        hashes["model"] = meta["model_hash"]
+    hashes.update({f"lora:{name}": digest for name, digest in lora_hashes})
     fields = [
         ("Steps", meta.get("steps")),
         ("Sampler", "Euler (flow matching)"),
         ("CFG scale", cfg),
         ("Seed", meta.get("seed")),
         ("Size", f"{meta.get('width')}x{meta.get('height')}"),
+        ("Model hash", meta.get("model_hash")),
         ("Model", meta.get("model")),
         ("Denoising strength", meta.get("strength")),
+        ("Lora hashes", '"' + ", ".join(f"{n}: {h}" for n, h in lora_hashes) + '"' if lora_hashes else None),
+        ("Hashes", json.dumps(hashes) if hashes else None),
         ("Version", f"imagestudio {meta.get('app_version', '')}".strip()),
     ]
     lines.append(", ".join(f"{key}: {value}" for key, value in fields if value is not None))
     return "\n".join(lines)
+
+
+def _lora_name(lora: dict[str, Any]) -> str:
+    from imagestudio.storage.hashes import lora_name
+
+    return str(lora.get("name") or lora_name(str(lora.get("source", "lora"))))
+
+
+def _number(value: Any) -> str:
+    """``0.8`` → ``0.8``, ``1.0`` → ``1``: the way A1111 writes a LoRA's weight."""
+    return f"{float(value):g}" if isinstance(value, (int, float)) else str(value)
 
 
 def png_bytes(image: Image.Image, meta: dict[str, Any]) -> bytes:
