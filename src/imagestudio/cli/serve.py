@@ -41,6 +41,8 @@ def serve(
     from imagestudio.api.security import check_bind
 
     check_bind(host, server.api_key.get_secret_value() if server.api_key else None, insecure)
+    # The name it was told to listen on is one of its own (the Host check in front of every route).
+    server.host = host
     _check_port_free(host, port)
 
     import uvicorn
