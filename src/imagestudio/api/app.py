@@ -18,8 +18,8 @@ from starlette.concurrency import run_in_threadpool
 
 from imagestudio import __version__
 from imagestudio.api import history, jobs, models, openai_images, system
-from imagestudio.api.errors import install_error_handlers
 from imagestudio.api.browser_guard import HostGuard, OriginGuard
+from imagestudio.api.errors import install_error_handlers
 from imagestudio.api.security import BearerAuth, BodySizeLimit
 from imagestudio.api.unmatched import HeadAsGet
 

@@ -68,7 +68,9 @@ def _one_line(value: str, limit: int = 120) -> str:
 class HostGuard:
     """Refuse requests whose ``Host`` is not a name of this server (DNS rebinding)."""
 
-    def __init__(self, app: ASGIApp, bound_host: str | None = None, allowed_hosts: Iterable[str] = ()) -> None:
+    def __init__(
+        self, app: ASGIApp, bound_host: str | None = None, allowed_hosts: Iterable[str] = ()
+    ) -> None:
         self.app = app
         names = {split_host(host)[0] for host in allowed_hosts if host.strip() != "*"}
         if bound_host and not _is_wildcard(bound_host):

@@ -80,6 +80,7 @@ class HeadAsGet:
         if scope["type"] != "http" or scope["method"] != "HEAD" or not _is_api(scope["path"]):
             await self.app(scope, receive, send)
             return
+
         async def headers_only(message: Message) -> None:
             if message["type"] == "http.response.body":
                 if message.get("more_body", False):
