@@ -62,15 +62,19 @@ def is_uploaded_file(path: str | Path) -> bool:
 
 
 def _file_paths(value: Any) -> Iterator[tuple[str, str]]:
-    """(path, url) of every file in a component's payload (a pydantic model tree)."""
-    from gradio.data_classes import FileData
+    """(path, url) of every file in a component's payload: each model in the tree with a ``path``
+    (Gradio's FileData, ImageData …, whose classes are not related)."""
     from pydantic import BaseModel
 
-    if isinstance(value, FileData):
-        yield value.path or "", value.url or ""
-    elif isinstance(value, BaseModel):
-        for name in type(value).model_fields:
-            yield from _file_paths(getattr(value, name, None))
+    if isinstance(value, BaseModel):
+        fields = type(value).model_fields
+        if "path" in fields:
+            path = getattr(value, "path", None)
+            url = getattr(value, "url", None)
+            yield (path if isinstance(path, str) else ""), (url if isinstance(url, str) else "")
+        for name in fields:
+            if name not in ("path", "url"):
+                yield from _file_paths(getattr(value, name, None))
     elif isinstance(value, (list, tuple)):
         for item in value:
             yield from _file_paths(item)
