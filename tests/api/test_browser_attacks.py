@@ -408,3 +408,47 @@ def test_head_works_without_the_pages_too(serve) -> None:
         assert http.head("/api/history").status_code == 200
         assert http.head("/v1/models").status_code == 200
         assert assert_error_shape(http.get("/v1/images/generations"), 405)["code"] == "method_not_allowed"
+
+
+# --- The checks' parsing, case by case ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("127.0.0.1:7860", ("127.0.0.1", 7860)),
+        ("LocalHost", ("localhost", None)),
+        ("[::1]:7860", ("::1", 7860)),
+        ("[::1]", ("::1", None)),
+        ("studio.lan.:80", ("studio.lan", 80)),
+        ("evil.example:x", ("\0", None)),
+        ("[::1]junk", ("\0", None)),
+    ],
+)
+def test_split_host(value: str, expected: tuple[str, int | None]) -> None:
+    from imagestudio.api.browser_guard import split_host
+
+    assert split_host(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("origin", "host", "own"),
+    [
+        ("http://127.0.0.1:7860", "127.0.0.1:7860", True),
+        ("http://127.0.0.1:7861", "127.0.0.1:7860", False),
+        ("http://localhost:7860", "127.0.0.1:7860", False),  # another origin, even if the same machine
+        ("https://studio.example", "studio.example", True),  # behind a TLS proxy
+        ("http://studio.example", "studio.example:80", True),
+        ("http://ui.example", "127.0.0.1:7860", True),  # listed in cors_origins
+        ("null", "127.0.0.1:7860", False),
+        ("file://", "127.0.0.1:7860", False),
+        ("http://127.0.0.1:7860.evil.example", "127.0.0.1:7860", False),
+        ("http://[::1", "127.0.0.1:7860", False),
+    ],
+)
+def test_origin_matching(origin: str, host: str, own: bool) -> None:
+    from imagestudio.api.browser_guard import OriginGuard
+
+    guard = OriginGuard(app=None, cors_origins=["http://ui.example/"])  # type: ignore[arg-type]
+    scope = {"type": "http", "headers": [(b"host", host.encode())]}
+    assert guard.is_own(origin, scope) is own
