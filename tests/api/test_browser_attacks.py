@@ -236,6 +236,14 @@ def test_form_and_text_posts_cannot_reach_json_routes(studio: LiveServer) -> Non
                     path,
                     content_type,
                 )
+        # The form routes read form fields, but a urlencoded body holds no image: refused all the same.
+        fields = "prompt=x&model=tiny-qwen-image-edit"
+        for path in ("/api/jobs/edits", "/v1/images/edits"):
+            text = http.post(path, content=fields, headers={"Content-Type": "text/plain"})
+            assert assert_error_shape(text, 415)["code"] == "unsupported_media_type", path
+            urlencoded = {"Content-Type": "application/x-www-form-urlencoded"}
+            form = http.post(path, content=fields, headers=urlencoded)
+            assert_error_shape(form, 400, param="image")
         assert job_count(http) == jobs_before
 
 

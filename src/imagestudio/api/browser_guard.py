@@ -28,6 +28,9 @@ from imagestudio.api.security import API_PREFIXES, _json_error, _send_error, is_
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: Content types a page can POST cross-site without a preflight, and that no JSON route takes.
 _SIMPLE_NON_JSON = frozenset({"application/x-www-form-urlencoded", "text/plain"})
+#: The routes that read HTML-form fields (multipart with files): a urlencoded body is theirs to refuse,
+#: with the message that says what is missing (it can hold no image, so it never starts a job).
+FORM_ROUTES = frozenset({"/v1/images/edits", "/api/jobs/edits"})
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
@@ -175,7 +178,8 @@ class OriginGuard:
             )
         if scope["type"] == "http" and method != "DELETE" and _is_api(scope["path"]):
             content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
-            if content_type in _SIMPLE_NON_JSON:
+            form_route = scope["path"].rstrip("/") in FORM_ROUTES
+            if content_type in _SIMPLE_NON_JSON and not (form_route and content_type != "text/plain"):
                 return (
                     415,
                     f"this route takes JSON (or multipart with files), not {content_type}",
