@@ -93,7 +93,7 @@ class HostGuard:
             return True
         server = scope.get("server")
         # The address the connection arrived on: a LAN client typing the server's IP is not rebinding.
-        return bool(server) and name == str(server[0]).lower()
+        return server is not None and name == str(server[0]).lower()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or self.allows(scope):
