@@ -199,6 +199,7 @@ def test_other_sites_cannot_start_jobs_upload_or_delete(studio: LiveServer) -> N
         for headers in (
             {"Origin": EVIL},
             {"Origin": "null"},  # sandboxed frames and file:// pages
+            {"Origin": "null", "Sec-Fetch-Site": "cross-site"},
             {"Origin": f"http://localhost:{port_of(studio) + 1}"},  # another local app
             {"Referer": f"{EVIL}/page.html"},  # no Origin: the Referer decides
         ):
@@ -212,7 +213,10 @@ def test_other_sites_cannot_start_jobs_upload_or_delete(studio: LiveServer) -> N
             assert http.post("/api/models/tiny-z-image/download", headers=headers).status_code == 403
         assert job_count(http) == jobs_before
 
-        # The studio's own pages (same origin) and programs (no Origin) keep working.
+        # The studio's own pages (same origin) and programs (no Origin) keep working; a page of ours
+        # with a no-referrer policy sends "Origin: null", and the browser says it is same-origin.
+        ours = {"Origin": "null", "Sec-Fetch-Site": "same-origin"}
+        assert assert_error_shape(http.delete("/api/images/whatever", headers=ours), 404)
         upload = http.post(
             "/gradio_api/upload", files={"files": ("a.png", png_bytes())}, headers={"Origin": own}
         )

@@ -168,7 +168,10 @@ class OriginGuard:
         method = scope.get("method", "GET")
         origin = _header(scope, b"origin")
         source = origin if origin is not None else _header(scope, b"referer")
-        if source is not None and not self.is_own(source, scope):
+        # Browsers send "Origin: null" from pages with a no-referrer policy, their own included;
+        # Sec-Fetch-Site is set by the browser alone (no page can forge it) and says who really sent it.
+        same_origin = origin == "null" and _header(scope, b"sec-fetch-site") == "same-origin"
+        if source is not None and not same_origin and not self.is_own(source, scope):
             shown = _one_line(origin if origin is not None else urlsplit(source).netloc or source)
             return (
                 403,

@@ -26,11 +26,12 @@ if TYPE_CHECKING:
 
 LOGIN_PATH = "/login"
 LOGOUT_PATH = "/logout"
-#: Headers for every login response: never cached, never framed, no key-bearing page in a Referer.
+#: Headers for every login response: never cached, never framed, never named in another site's
+#: Referer ("same-origin": the form's own POST keeps its real Origin for the Origin check).
 _PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
 }
 
