@@ -80,6 +80,10 @@ class HeadAsGet:
         if scope["type"] != "http" or scope["method"] != "HEAD" or not _is_api(scope["path"]):
             await self.app(scope, receive, send)
             return
+        if scope["path"].rstrip("/").endswith("/events"):
+            # An event stream's GET runs until its job ends: not something to run for headers alone.
+            await self.app(scope, receive, send)
+            return
 
         async def headers_only(message: Message) -> None:
             if message["type"] == "http.response.body":
