@@ -292,6 +292,16 @@ class ServerSettings(_Section):
             if not sep or not user or not password:
                 raise ValueError("must be 'user:password' (both non-empty)")
         return value
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Host names the server answers to besides loopback and the address it is reached on "
+            '(a defence against DNS rebinding); ["*"] = any.'
+        ),
+    )
+    session_ttl_hours: float = Field(
+        720.0, gt=0, le=24 * 366, description="How long a browser's login lasts (with api_key), in hours."
+    )
 
     @field_validator("api_key")
     @classmethod

@@ -138,6 +138,55 @@ def test_a_forged_or_stale_cookie_is_refused(serve) -> None:
         assert fresh.get("/v1/models", headers={"Cookie": odd}).status_code == 200
 
 
+def test_a_copied_cookie_stops_working_after_logout(serve) -> None:
+    live = serve(server={"api_key": KEY})
+    name = f"imagestudio-session-{urlsplit(live.url).port}"
+    with live.client() as browser:
+        token = browser.post("/login", data={"key": KEY}).cookies[name]
+        copied = {"Cookie": f"{name}={token}"}
+        with live.client() as thief:
+            assert thief.get("/v1/models", headers=copied).status_code == 200
+            assert browser.post("/logout").status_code == 303
+            # Revoked on the server, not just cleared in the browser that logged out.
+            assert (
+                "missing API key"
+                in assert_error_shape(thief.get("/v1/models", headers=copied), 401)["message"]
+            )
+            assert thief.get("/", headers={**HTML, **copied}).status_code == 303
+        # A new login is a new session id; the old one stays dead.
+        again = browser.post("/login", data={"key": KEY}).cookies[name]
+        assert again != token
+        assert browser.get("/v1/models").status_code == 200
+
+
+def test_an_expired_session_is_refused(serve) -> None:
+    import time
+
+    live = serve(server={"api_key": KEY, "session_ttl_hours": 1.5 / 3600})  # 1.5 seconds
+    name = f"imagestudio-session-{urlsplit(live.url).port}"
+    with live.client() as browser:
+        signed = browser.post("/login", data={"key": KEY})
+        (cookie,) = session_cookies(signed)
+        assert "max-age=1" in cookie.lower()
+        token = signed.cookies[name]
+        assert browser.get("/v1/models").status_code == 200
+        time.sleep(2.0)
+    with live.client() as late:
+        expired = late.get("/v1/models", headers={"Cookie": f"{name}={token}"})
+        assert "missing API key" in assert_error_shape(expired, 401)["message"]
+
+
+def test_the_server_keeps_no_usable_cookie(serve) -> None:
+    live = serve(server={"api_key": KEY})
+    name = f"imagestudio-session-{urlsplit(live.url).port}"
+    with live.client() as browser:
+        token = browser.post("/login", data={"key": KEY}).cookies[name]
+    store = live.services.settings.history_db.parent / "sessions.sqlite"
+    raw = store.read_bytes()
+    # Only a hash of the id is stored: a copy of the file opens nothing.
+    assert token.encode() not in raw and KEY.encode() not in raw
+
+
 OFFSITE = [
     "//evil.example",
     "//evil.example/path",

@@ -1,7 +1,9 @@
 """The FastAPI application: routes over the services on ``app.state``, errors in OpenAI's shape.
 
-Middleware, outermost first: CORS (only when ``server.cors_origins`` is set) → API key (only when
-one is configured) → request body size limit → the routes. The web UI mounts on this same app.
+Middleware, outermost first: Host check (DNS rebinding) → CORS (only ``server.cors_origins``; present
+even when empty, so the mounted web UI adds no CORS of its own) → Origin check (other sites' pages
+change nothing) → API key (only when one is configured) → body size limit → HEAD as GET on API paths →
+the routes. The web UI mounts on this same app. :mod:`imagestudio.api.browser_guard` says why.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from starlette.concurrency import run_in_threadpool
 
 from imagestudio import __version__
 from imagestudio.api import history, jobs, models, openai_images, sdapi, system
+from imagestudio.api.browser_guard import HostGuard, OriginGuard
 from imagestudio.api.errors import install_error_handlers
 from imagestudio.api.security import BearerAuth, BodySizeLimit
+from imagestudio.api.unmatched import HeadAsGet
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
@@ -76,6 +80,7 @@ def create_app(
     sdapi.install(app, services)
 
     server = settings.server
+    app.add_middleware(HeadAsGet)
     app.add_middleware(BodySizeLimit, max_bytes=int(server.max_upload_mb * 1_000_000))
     api_key = server.api_key.get_secret_value() if server.api_key is not None else None
     basic_auth = server.api_auth.get_secret_value() if server.api_auth is not None else None
@@ -86,9 +91,15 @@ def create_app(
         )
     if api_key:
         from imagestudio.api.login import LOGIN_PATH, LOGOUT_PATH, login_router
+        from imagestudio.api.sessions import SessionStore
 
+        sessions = SessionStore(
+            services.settings.history_db.parent / "sessions.sqlite",
+            api_key,
+            ttl_s=server.session_ttl_hours * 3600,
+        )
         # Before any UI mount at "/", so these paths are ours; a browser without the key is sent here.
-        app.include_router(login_router(api_key))
+        app.include_router(login_router(api_key, sessions))
         app.add_middleware(
             BearerAuth,
             api_key=api_key,
@@ -96,17 +107,21 @@ def create_app(
             public_prefixes=tuple(public_prefixes),
             login_path=LOGIN_PATH,
             basic_auth=basic_auth,
+            sessions=sessions,
         )
-    if server.cors_origins:
-        from fastapi.middleware.cors import CORSMiddleware
+    app.add_middleware(OriginGuard, cors_origins=server.cors_origins)
+    from fastapi.middleware.cors import CORSMiddleware
 
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=server.cors_origins,
-            allow_methods=["*"],
-            allow_headers=["*"],
-            expose_headers=["Retry-After", "Location"],
-        )
+    # Always present: with it, a mounted Gradio app leaves CORS to us instead of allowing every
+    # localhost origin with credentials. Empty cors_origins allows no other origin at all.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=server.cors_origins,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=["Retry-After", "Location"],
+    )
+    app.add_middleware(HostGuard, bound_host=server.host, allowed_hosts=server.allowed_hosts)
     _install_openapi(app, bearer=bool(api_key))
     return app
 

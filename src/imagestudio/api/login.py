@@ -2,45 +2,48 @@
 
 A browser cannot send ``Authorization: Bearer``, so it types the key once into a form; the answer is a
 session cookie that :class:`imagestudio.api.security.BearerAuth` accepts in place of the header (for
-the studio's pages and for everything they load: Gradio's XHR, event streams and files).
+the studio's pages and for everything they load: Gradio's XHR, event streams and files). The cookie is
+a random id of a server-side session (:mod:`imagestudio.api.sessions`): it expires after
+``server.session_ttl_hours`` and ``/logout`` revokes it, so a copied cookie stops working too.
 """
 
 from __future__ import annotations
 
 import hmac
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
-from imagestudio.api.security import local_path, session_cookie, session_cookie_name, session_token
+from imagestudio.api.security import local_path, session_cookie, session_cookie_name
 from imagestudio.ui.login_page import browser_language, chosen_language, render_login_page
 from imagestudio.ui.texts import Texts
 
+if TYPE_CHECKING:
+    from imagestudio.api.sessions import SessionStore
+
 LOGIN_PATH = "/login"
 LOGOUT_PATH = "/logout"
-#: How long a browser stays signed in. A local tool is opened again days later; changing the key
-#: (or /logout) ends a session sooner.
-SESSION_MAX_AGE_S = 30 * 24 * 3600
-#: Headers for every login response: never cached, never framed, no key-bearing page in a Referer.
+#: Headers for every login response: never cached, never framed, never named in another site's
+#: Referer ("same-origin": the form's own POST keeps its real Origin for the Origin check).
 _PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
 }
 
 
-def login_router(api_key: str) -> APIRouter:
+def login_router(api_key: str, sessions: SessionStore) -> APIRouter:
     """The routes, with ``api_key`` held in their closure (it never reaches ``app.state``)."""
     texts = Texts.load()
     expected_key = api_key.encode()
-    token = session_token(api_key)
     router = APIRouter(include_in_schema=False)
 
     def signed_in(request: Request) -> bool:
-        cookie = session_cookie(request.scope)
-        return cookie is not None and hmac.compare_digest(cookie.encode(), token.encode())
+        return sessions.is_valid(session_cookie(request.scope))
 
     def page(
         request: Request, lang: str | None, next_path: str, status: int, error_key: str | None = None
@@ -81,11 +84,14 @@ def login_router(api_key: str) -> APIRouter:
         # compare_digest: the time taken must not tell how much of a guess was right.
         if not hmac.compare_digest(typed.encode(), expected_key):
             return page(request, field("lang"), next_path, 401, "login.wrong_key")
+        # A fresh id on every login: an id planted before login (session fixation) is never upgraded.
+        sessions.revoke(session_cookie(request.scope))
+        token = await run_in_threadpool(sessions.create)
         response = RedirectResponse(next_path, status_code=303, headers={"Cache-Control": "no-store"})
         response.set_cookie(
             session_cookie_name(request.scope),
             token,
-            max_age=SESSION_MAX_AGE_S,
+            max_age=int(sessions.ttl_s),
             path="/",
             httponly=True,  # page scripts never need it; an injected one cannot steal it
             samesite="strict",  # other sites cannot make the browser act signed in (CSRF)
@@ -99,6 +105,8 @@ def login_router(api_key: str) -> APIRouter:
     async def logout(request: Request) -> Response:
         lang = chosen_language(request.query_params.get("lang"))
         target = LOGIN_PATH + (f"?{urlencode({'lang': lang})}" if lang else "")
+        # Revoked server-side: a copy of the cookie kept elsewhere stops working too.
+        await run_in_threadpool(sessions.revoke, session_cookie(request.scope))
         response = RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})
         response.delete_cookie(session_cookie_name(request.scope), path="/", httponly=True, samesite="strict")
         return response

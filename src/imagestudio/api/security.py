@@ -4,18 +4,19 @@ Both middlewares are plain ASGI so they also cover routes FastAPI does not own (
 mounted later such as the web UI) and refuse before a byte of the body is read.
 
 A browser cannot send ``Authorization: Bearer``, so the key has a second form: a session cookie set
-by the login page (:mod:`imagestudio.api.login`). Its value is an HMAC of a fixed label with the key,
-never the key itself, so a leaked cookie does not reveal the key and a new key ends every session.
+by the login page (:mod:`imagestudio.api.login`). Its value is a random id checked against the
+server-side :class:`~imagestudio.api.sessions.SessionStore`, never the key itself: it expires, and
+logout or a new key ends it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import json
 import logging
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,19 +24,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from imagestudio.api.errors import ApiError
 from imagestudio.errors import ConfigError
 
+if TYPE_CHECKING:
+    from imagestudio.api.sessions import SessionStore
+
 log = logging.getLogger(__name__)
 
 #: Paths that never need the key: a load balancer or supervisor must be able to ask if we're alive.
 ALWAYS_PUBLIC = ("/healthz",)
 #: Paths only programs call: they always get the JSON 401, never the login page.
 API_PREFIXES = ("/v1", "/api", "/sdapi")
-#: What the session cookie's HMAC signs. Changing it logs every browser out.
-_SESSION_LABEL = b"imagestudio browser session v1"
-
-
-def session_token(api_key: str) -> str:
-    """The session cookie's value for ``api_key``: HMAC-SHA256 of a fixed label, keyed with the key."""
-    return hmac.new(api_key.encode(), _SESSION_LABEL, hashlib.sha256).hexdigest()
 
 
 def session_cookie_name(scope: Scope) -> str:
@@ -129,8 +126,9 @@ async def _send_error(send: Send, status: int, body: bytes, headers: list) -> No
 
 
 class BearerAuth:
-    """Require the key on every path except the public ones: ``Authorization: Bearer <key>``, the login
-    page's session cookie, or HTTP Basic (``server.api_auth``, or the key as the password).
+    """Require the key on every path except the public ones: ``Authorization: Bearer <key>``, a live
+    session cookie from the login page (checked in ``sessions``), or HTTP Basic (``server.api_auth``,
+    or the key as the password).
 
     ``public_paths`` are exact paths; ``public_prefixes`` cover whole subtrees (the hook for a UI
     mount that brings its own login). With ``login_path``, a browser asking for a page without the key
@@ -145,10 +143,11 @@ class BearerAuth:
         public_prefixes: Iterable[str] = (),
         login_path: str | None = None,
         basic_auth: str | None = None,
+        sessions: SessionStore | None = None,
     ) -> None:
         self.app = app
         self._key = api_key.encode() if api_key else None
-        self._session = session_token(api_key).encode() if api_key else None
+        self._sessions = sessions
         # "user:password" (server.api_auth): what AUTOMATIC1111 clients send as HTTP Basic auth.
         self._basic = basic_auth.encode() if basic_auth else None
         self._public_paths = frozenset((*ALWAYS_PUBLIC, *public_paths, *([login_path] if login_path else [])))
@@ -209,12 +208,7 @@ class BearerAuth:
         return by_auth or by_key
 
     def _has_session(self, scope: Scope) -> bool:
-        cookie = session_cookie(scope)
-        return (
-            self._session is not None
-            and cookie is not None
-            and hmac.compare_digest(cookie.encode(), self._session)
-        )
+        return self._sessions is not None and self._sessions.is_valid(session_cookie(scope))
 
     async def _redirect_to_login(self, scope: Scope, send: Send) -> None:
         here = scope["path"]

@@ -42,6 +42,8 @@ def serve(
 
     credential = server.api_key or server.api_auth  # Basic auth guards the server as a key does
     check_bind(host, credential.get_secret_value() if credential else None, insecure)
+    # The name it was told to listen on is one of its own (the Host check in front of every route).
+    server.host = host
     _check_port_free(host, port)
 
     import uvicorn

@@ -97,7 +97,8 @@ def mount_studio(app: FastAPI, backend: StudioBackend | None = None, path: str =
     from imagestudio.ui.early_script import EarlyHeadScript
 
     app.add_middleware(EarlyHeadScript, script=LANGUAGE_SCRIPT, path=path)
-    return gr.mount_gradio_app(
+    _lock_down_files(blocks, settings)
+    mounted = gr.mount_gradio_app(
         app,
         blocks,
         path=path,
@@ -112,6 +113,38 @@ def mount_studio(app: FastAPI, backend: StudioBackend | None = None, path: str =
         # second, untranslated one kept in the browser's storage.
         run_history=False,
     )
+    _answer_api_paths_ourselves(mounted)
+    return mounted
+
+
+def _lock_down_files(blocks: gr.Blocks, settings: Any) -> None:
+    """Which files the pages may read and serve: uploads, Gradio's own cache, the outputs folder.
+
+    * Gradio checks that an input file is one of its uploads only in an app it launched itself
+      (``has_launched``); mounted, it would read any path a client names. We are its launcher.
+    * :func:`guard_file_inputs` repeats the check where the path is finally used.
+    * The outputs folder is served as static files, not copied into Gradio's cache: a deleted image
+      is then gone from ``/gradio_api/file=`` too, instead of living on as a cached copy.
+      (``set_static_paths`` is process-wide in Gradio; adding a path twice is harmless.)
+    """
+    import gradio as gr
+
+    from imagestudio.ui.uploads import guard_file_inputs
+
+    blocks.has_launched = True
+    guard_file_inputs(blocks)
+    gr.set_static_paths([str(settings.outputs_dir)])
+
+
+def _answer_api_paths_ourselves(app: FastAPI) -> None:
+    """Unmatched ``/v1`` and ``/api`` requests get the API's 404/405, not Gradio's ``{"detail"}``."""
+    from starlette.routing import Mount
+
+    from imagestudio.api.unmatched import ApiFallback
+
+    for route in app.router.routes:
+        if isinstance(route, Mount) and route.path == "":
+            route.app = ApiFallback(route.app, routes_of=app)
 
 
 def _upload_limit(settings: Any) -> int | None:

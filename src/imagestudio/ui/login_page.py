@@ -131,7 +131,9 @@ def render_login_page(
         "<!doctype html>\n"
         f'<html lang="{lang}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        '<meta name="referrer" content="no-referrer">'
+        # same-origin, not no-referrer: with no-referrer the form's POST carries "Origin: null",
+        # which the Origin check must refuse; other sites still never see this page's address.
+        '<meta name="referrer" content="same-origin">'
         f"<title>{t('login.title')} · imagestudio</title>"
         f"<style>{STYLE}</style>{head_script}</head><body><main>"
         f'<div class="top"><h1>imagestudio</h1><nav class="lang" id="login-lang">{links}</nav></div>'
