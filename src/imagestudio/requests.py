@@ -121,6 +121,8 @@ class _Request(BaseModel):
     steps: int | None = Field(None, ge=1, le=200)
     seed: int | None = Field(None, ge=0, le=MAX_SEED)
     count: int = Field(1, ge=1, le=MAX_COUNT)
+    #: The user's own words when ``prompt`` is a rewrite by *Improve prompt* (kept in the metadata).
+    original_prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
 
     @classmethod
     def build(cls, **fields: object):
@@ -156,6 +158,8 @@ class GenerateRequest(_Request):
     #: How much of the init image is re-noised: 1.0 repaints fully; the run takes about strength x steps.
     strength: float | None = Field(None, gt=0.0, le=1.0)
     loras: tuple[LoraRef, ...] = ()
+    #: Seed variety (0 = off): per-seed noise on the prompt embeddings, see engine/variety.py.
+    variety: float = Field(0.0, ge=0.0, le=1.0)
 
     @property
     def mode(self) -> Literal["text-to-image", "img2img", "inpaint"]:
@@ -263,7 +267,17 @@ class GenerateRequest(_Request):
                 fields["mask"] = self.mask.metadata()
         if self.loras:
             fields["loras"] = [lora.metadata() for lora in self.loras]
-        return fields
+        return optional_fields(fields)
+
+
+def optional_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """Metadata without the optional features a job did not use (no improved prompt, variety off), so
+    the metadata of ordinary images stays as it always was."""
+    if fields.get("original_prompt") is None:
+        fields.pop("original_prompt", None)
+    if not fields.get("variety"):
+        fields.pop("variety", None)
+    return fields
 
 
 def denoising_steps(steps: int, strength: float) -> int:
@@ -426,4 +440,4 @@ class EditRequest(_Request):
         fields["input_images"] = [image.metadata() for image in self.images]
         if self.loras:
             fields["loras"] = [lora.metadata() for lora in self.loras]
-        return fields
+        return optional_fields(fields)

@@ -23,6 +23,7 @@ from imagestudio.engine.runners import (
     image_pipeline,
     run_pipeline,
 )
+from imagestudio.engine.variety import variety_call
 from imagestudio.registry import get_model
 from imagestudio.storage.files import image_basename, write_new_file
 from imagestudio.storage.metadata import png_bytes
@@ -120,14 +121,16 @@ class Studio:
 
         def job(loaded: LoadedModel) -> list[RunnerImage]:
             use_loras(loaded, loras)
+            pipe = image_pipeline(loaded.pipe, request)
             return run_pipeline(
-                image_pipeline(loaded.pipe, request),
+                pipe,
                 generate_kwargs(request),
                 request.seeds(),
                 steps=request.steps or 0,
                 dtype=loaded.dtype,
                 on_step=on_step,
                 cancel=cancel,
+                call=variety_call(pipe, request.variety) if request.variety > 0 else None,
                 progress_steps=request.denoising_steps(),
             )
 
