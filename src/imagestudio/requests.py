@@ -441,3 +441,58 @@ class EditRequest(_Request):
         if self.loras:
             fields["loras"] = [lora.metadata() for lora in self.loras]
         return optional_fields(fields)
+
+
+#: Token budget of a prompt rewrite: a 150-word paragraph is ~200 tokens in English, ~350 in Russian.
+DEFAULT_ENHANCE_TOKENS = 384
+MAX_ENHANCE_TOKENS = 1024
+DEFAULT_ENHANCE_SECONDS = 60.0
+
+
+class EnhanceRequest(BaseModel):
+    """*Improve prompt*: rewrite ``prompt`` with ``model``'s own text encoder (see engine/enhance.py).
+
+    For an edit model, ``images`` (0-3, already checked) are shown to its vision-language encoder. A
+    rewrite runs as a job of kind ``enhance``: one rewrite, no images out.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt: str = Field(max_length=MAX_PROMPT_CHARS)
+    model: str = DEFAULT_GENERATE_MODEL
+    images: tuple[InstanceOf[InputImage], ...] = ()
+    #: The answer's language; auto = the prompt's (Russian when most letters are Cyrillic, else English).
+    language: Literal["auto", "en", "ru"] = "auto"
+    max_new_tokens: int = Field(DEFAULT_ENHANCE_TOKENS, ge=16, le=MAX_ENHANCE_TOKENS)
+    time_limit_s: float = Field(DEFAULT_ENHANCE_SECONDS, gt=0.0, le=600.0)
+    #: Sampling seed (random when not given): the same seed rewrites the same way.
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
+
+    build = classmethod(_Request.build.__func__)  # type: ignore[attr-defined]
+
+    @property
+    def count(self) -> int:
+        """One rewrite per job (the queue's job records read ``count``)."""
+        return 1
+
+    def resolved(self, settings: Settings) -> EnhanceRequest:
+        """Prompt, model and pictures checked before anything loads; the seed drawn."""
+        spec = get_model(self.model)
+        if not self.prompt.strip():
+            raise InvalidRequest("prompt is empty", param="prompt", code="prompt_empty")
+        if self.images and not spec.is_edit:
+            raise InvalidRequest(
+                f"{spec.id} makes pictures from text only; pictures help only an edit model's rewrite",
+                param="images",
+                code="enhance_images_unused",
+                details={"model": spec.id},
+            )
+        if len(self.images) > spec.max_input_images and spec.is_edit:
+            check_image_count(spec, len(self.images))
+        return self.model_copy(update={"seed": self.seed if self.seed is not None else random_seed()})
+
+    def metadata_fields(self) -> dict[str, Any]:
+        fields = self.model_dump(exclude={"images"})
+        if self.images:
+            fields["input_images"] = [image.metadata() for image in self.images]
+        return fields

@@ -30,12 +30,13 @@ from imagestudio.storage.metadata import png_bytes
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
+    from imagestudio.engine.enhance import EnhanceResult
     from imagestudio.engine.loras import ResolvedLora
     from imagestudio.engine.manager import LoadedModel, ModelManager
     from imagestudio.engine.runners import RunnerImage
     from imagestudio.memory.oom import MemoryRunner, PlannedRun
     from imagestudio.memory.planner import MemoryPlanner
-    from imagestudio.requests import EditRequest, GenerateRequest
+    from imagestudio.requests import EditRequest, EnhanceRequest, GenerateRequest
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +182,12 @@ class Studio:
 
         run = self.memory.run(get_model(request.model), request, job)
         return self._finish(run, request, loras, started, out_dir)
+
+    def enhance(self, request: EnhanceRequest, cancel: threading.Event | None = None) -> EnhanceResult:
+        """Rewrite a prompt with the model's own text encoder (see :mod:`imagestudio.engine.enhance`)."""
+        from imagestudio.engine.enhance import PromptEnhancer
+
+        return PromptEnhancer(self.settings, self.manager).enhance(request.resolved(self.settings), cancel)
 
     def _finish(
         self,

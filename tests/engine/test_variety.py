@@ -14,7 +14,8 @@ from imagestudio.storage.metadata import read_metadata
 
 
 def tiny_request(**fields: object) -> GenerateRequest:
-    base = {"model": "tiny-z-image", "prompt": "кот в шляпе", "width": 64, "height": 48, "steps": 2, "seed": 7}
+    base = {"model": "tiny-z-image", "prompt": "кот в шляпе", "width": 64, "height": 48, "steps": 2}
+    base["seed"] = 7
     return GenerateRequest.build(**{**base, **fields})
 
 

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from imagestudio import __version__
-from imagestudio.api import history, jobs, models, openai_images, system
+from imagestudio.api import history, jobs, models, openai_images, prompts, system
 from imagestudio.api.errors import install_error_handlers
 from imagestudio.api.security import BearerAuth, BodySizeLimit
 
@@ -73,6 +73,7 @@ def create_app(
     install_error_handlers(app)
     for router in (openai_images.router, jobs.router, history.router, system.router, models.router):
         app.include_router(router)
+    app.include_router(prompts.router)
 
     server = settings.server
     app.add_middleware(BodySizeLimit, max_bytes=int(server.max_upload_mb * 1_000_000))

@@ -65,6 +65,7 @@ async def create_images(body: ImageGenerationRequest, request: Request) -> Image
             guidance_scale=body.guidance_scale,
             seed=body.seed,
             count=body.n or 1,
+            variety=body.variety,
         )
         return services.queue.submit(generate)
 
