@@ -446,6 +446,9 @@ class EditRequest(_Request):
 #: Token budget of a prompt rewrite: a 150-word paragraph is ~200 tokens in English, ~350 in Russian.
 DEFAULT_ENHANCE_TOKENS = 384
 MAX_ENHANCE_TOKENS = 1024
+#: The offline tiny models write random tokens (quality needs the real model): a long random answer says
+#: no more than a short one, and on a CPU it would keep the offline demo and the tests waiting.
+TINY_ENHANCE_TOKENS = 32
 DEFAULT_ENHANCE_SECONDS = 60.0
 
 
@@ -463,7 +466,8 @@ class EnhanceRequest(BaseModel):
     images: tuple[InstanceOf[InputImage], ...] = ()
     #: The answer's language; auto = the prompt's (Russian when most letters are Cyrillic, else English).
     language: Literal["auto", "en", "ru"] = "auto"
-    max_new_tokens: int = Field(DEFAULT_ENHANCE_TOKENS, ge=16, le=MAX_ENHANCE_TOKENS)
+    #: Token budget; None = DEFAULT_ENHANCE_TOKENS (TINY_ENHANCE_TOKENS on the offline tiny models).
+    max_new_tokens: int | None = Field(None, ge=16, le=MAX_ENHANCE_TOKENS)
     time_limit_s: float = Field(DEFAULT_ENHANCE_SECONDS, gt=0.0, le=600.0)
     #: Sampling seed (random when not given): the same seed rewrites the same way.
     seed: int | None = Field(None, ge=0, le=MAX_SEED)
@@ -489,7 +493,10 @@ class EnhanceRequest(BaseModel):
             )
         if len(self.images) > spec.max_input_images and spec.is_edit:
             check_image_count(spec, len(self.images))
-        return self.model_copy(update={"seed": self.seed if self.seed is not None else random_seed()})
+        budget = self.max_new_tokens or (TINY_ENHANCE_TOKENS if spec.tiny else DEFAULT_ENHANCE_TOKENS)
+        return self.model_copy(
+            update={"seed": self.seed if self.seed is not None else random_seed(), "max_new_tokens": budget}
+        )
 
     def metadata_fields(self) -> dict[str, Any]:
         fields = self.model_dump(exclude={"images"})

@@ -334,6 +334,8 @@ class PromptEnhancer:
     ) -> EnhanceResult:
         import torch
 
+        budget = request.max_new_tokens
+        assert budget is not None, "call resolved() first"
         original = request.prompt.strip()
         language: Language = detect_language(original) if request.language == "auto" else request.language
         images = [self._vl_image(item.image, spec) for item in request.images]
@@ -358,7 +360,7 @@ class PromptEnhancer:
             torch.manual_seed(request.seed or 0)
             output = chat.model.generate(
                 **inputs,
-                max_new_tokens=request.max_new_tokens,
+                max_new_tokens=budget,
                 # Qwen3's recommended sampling without thinking (also sound for Qwen2.5-VL).
                 do_sample=True,
                 temperature=0.7,
@@ -380,7 +382,7 @@ class PromptEnhancer:
         elif count and int(new_tokens[-1]) in eos:
             stopped = "finished"
         else:
-            stopped = "max_tokens" if count >= request.max_new_tokens else "finished"
+            stopped = "max_tokens" if count >= budget else "finished"
         raw = tokenizer.decode(new_tokens, skip_special_tokens=True)
         from imagestudio.requests import MAX_PROMPT_CHARS
 
