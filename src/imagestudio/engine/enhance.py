@@ -390,7 +390,9 @@ class PromptEnhancer:
         if stopped != "finished":
             rewritten = _last_sentence_end(rewritten)
         warning = None
-        if not usable(rewritten):
+        # A rewrite cut off by a limit before it said more than the user did is no improvement either.
+        cut_short = stopped != "finished" and len(rewritten.split()) < len(original.split())
+        if not usable(rewritten) or cut_short:
             log.warning("the prompt rewrite of %s gave nothing usable; keeping the original prompt", spec.id)
             rewritten, warning = original, "enhance_unusable"
         return EnhanceResult(
