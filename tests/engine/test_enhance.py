@@ -71,7 +71,7 @@ def test_system_prompts_by_task_and_language() -> None:
     ("raw", "expected"),
     [
         ("<think>\nplan it\n</think>\n\nA red fox in snow.", "A red fox in snow."),
-        ("Here is the improved prompt:\n\n\"A red fox\nin the snow.\"", "A red fox in the snow."),
+        ('Here is the improved prompt:\n\n"A red fox\nin the snow."', "A red fox in the snow."),
         ("Improved prompt: A red fox", "A red fox"),
         ("Вот улучшенный промпт: «Рыжий кот»", "Рыжий кот"),
         ("A fox<|im_end|><|endoftext|>", "A fox"),
