@@ -283,6 +283,7 @@ class PromptEnhancer:
         folder = require_model_dir(spec, self.settings)
         dtype = getattr(torch, self.settings.model(spec.id).torch_dtype)
         kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": True, **self._placement()}
+        model: Any
         log.info("loading the text encoder of %s alone for a prompt rewrite", spec.id)
         if spec.family == "qwen-image-edit":
             from transformers import Qwen2_5_VLForConditionalGeneration

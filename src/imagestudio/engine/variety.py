@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
-    from diffusers import DiffusionPipeline
 
 #: The highest variety: noise as strong as the embeddings' own spread.
 MAX_VARIETY = 1.0
@@ -44,8 +43,10 @@ def perturbed(embeds: list[torch.Tensor], variety: float, seed: int) -> list[tor
     return result
 
 
-def variety_call(pipe: DiffusionPipeline, variety: float) -> Callable[..., Any]:
+def variety_call(pipe: Any, variety: float) -> Callable[..., Any]:
     """A stand-in for ``pipe(...)`` that encodes the prompt once and perturbs it per image's seed.
+
+    ``pipe`` is a Z-Image text-to-image, img2img or inpaint pipeline.
 
     It receives the same keyword arguments :func:`~imagestudio.engine.runners.run_pipeline` passes to a
     pipeline; the image's seed is read back from its generator (``initial_seed``), so the runner's
