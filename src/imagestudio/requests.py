@@ -127,6 +127,8 @@ class _Request(BaseModel):
     #: an AUTOMATIC1111 client's ``cfg_scale``, ``sampler_name``, ``hr_*`` …: accepted so those clients
     #: work, and kept in the metadata so the record says what was asked as well as what was done.
     client: dict[str, Any] | None = None
+    #: The user's own words when ``prompt`` is a rewrite by *Improve prompt* (kept in the metadata).
+    original_prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
 
     @classmethod
     def build(cls, **fields: object):
@@ -162,6 +164,8 @@ class GenerateRequest(_Request):
     #: How much of the init image is re-noised: 1.0 repaints fully; the run takes about strength x steps.
     strength: float | None = Field(None, gt=0.0, le=1.0)
     loras: tuple[LoraRef, ...] = ()
+    #: Seed variety (0 = off): per-seed noise on the prompt embeddings, see engine/variety.py.
+    variety: float = Field(0.0, ge=0.0, le=1.0)
 
     @property
     def mode(self) -> Literal["text-to-image", "img2img", "inpaint"]:
@@ -271,7 +275,17 @@ class GenerateRequest(_Request):
                 fields["mask"] = self.mask.metadata()
         if self.loras:
             fields["loras"] = [lora.metadata() for lora in self.loras]
-        return fields
+        return optional_fields(fields)
+
+
+def optional_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """Metadata without the optional features a job did not use (no improved prompt, variety off), so
+    the metadata of ordinary images stays as it always was."""
+    if fields.get("original_prompt") is None:
+        fields.pop("original_prompt", None)
+    if not fields.get("variety"):
+        fields.pop("variety", None)
+    return fields
 
 
 def denoising_steps(steps: int, strength: float) -> int:
@@ -436,6 +450,68 @@ class EditRequest(_Request):
         fields["input_images"] = [image.metadata() for image in self.images]
         if self.loras:
             fields["loras"] = [lora.metadata() for lora in self.loras]
+        return optional_fields(fields)
+
+
+#: Token budget of a prompt rewrite: a 150-word paragraph is ~200 tokens in English, ~350 in Russian.
+DEFAULT_ENHANCE_TOKENS = 384
+MAX_ENHANCE_TOKENS = 1024
+#: The offline tiny models write random tokens (quality needs the real model): a long random answer says
+#: no more than a short one, and on a CPU it would keep the offline demo and the tests waiting.
+TINY_ENHANCE_TOKENS = 32
+DEFAULT_ENHANCE_SECONDS = 60.0
+
+
+class EnhanceRequest(BaseModel):
+    """*Improve prompt*: rewrite ``prompt`` with ``model``'s own text encoder (see engine/enhance.py).
+
+    For an edit model, ``images`` (0-3, already checked) are shown to its vision-language encoder. A
+    rewrite runs as a job of kind ``enhance``: one rewrite, no images out.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt: str = Field(max_length=MAX_PROMPT_CHARS)
+    model: str = DEFAULT_GENERATE_MODEL
+    images: tuple[InstanceOf[InputImage], ...] = ()
+    #: The answer's language; auto = the prompt's (Russian when most letters are Cyrillic, else English).
+    language: Literal["auto", "en", "ru"] = "auto"
+    #: Token budget; None = DEFAULT_ENHANCE_TOKENS (TINY_ENHANCE_TOKENS on the offline tiny models).
+    max_new_tokens: int | None = Field(None, ge=16, le=MAX_ENHANCE_TOKENS)
+    time_limit_s: float = Field(DEFAULT_ENHANCE_SECONDS, gt=0.0, le=600.0)
+    #: Sampling seed (random when not given): the same seed rewrites the same way.
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
+
+    build = classmethod(_Request.build.__func__)  # type: ignore[attr-defined]
+
+    @property
+    def count(self) -> int:
+        """One rewrite per job (the queue's job records read ``count``)."""
+        return 1
+
+    def resolved(self, settings: Settings) -> EnhanceRequest:
+        """Prompt, model and pictures checked before anything loads; the seed drawn."""
+        spec = get_model(self.model)
+        if not self.prompt.strip():
+            raise InvalidRequest("prompt is empty", param="prompt", code="prompt_empty")
+        if self.images and not spec.is_edit:
+            raise InvalidRequest(
+                f"{spec.id} makes pictures from text only; pictures help only an edit model's rewrite",
+                param="images",
+                code="enhance_images_unused",
+                details={"model": spec.id},
+            )
+        if len(self.images) > spec.max_input_images and spec.is_edit:
+            check_image_count(spec, len(self.images))
+        budget = self.max_new_tokens or (TINY_ENHANCE_TOKENS if spec.tiny else DEFAULT_ENHANCE_TOKENS)
+        return self.model_copy(
+            update={"seed": self.seed if self.seed is not None else random_seed(), "max_new_tokens": budget}
+        )
+
+    def metadata_fields(self) -> dict[str, Any]:
+        fields = self.model_dump(exclude={"images"})
+        if self.images:
+            fields["input_images"] = [image.metadata() for image in self.images]
         return fields
 
 

@@ -23,18 +23,20 @@ from imagestudio.engine.runners import (
     image_pipeline,
     run_pipeline,
 )
+from imagestudio.engine.variety import variety_call
 from imagestudio.registry import get_model
 from imagestudio.storage.files import image_basename, write_new_file
 from imagestudio.storage.metadata import png_bytes
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
+    from imagestudio.engine.enhance import EnhanceResult
     from imagestudio.engine.loras import ResolvedLora
     from imagestudio.engine.manager import LoadedModel, ModelManager
     from imagestudio.engine.runners import RunnerImage
     from imagestudio.memory.oom import MemoryRunner, PlannedRun
     from imagestudio.memory.planner import MemoryPlanner
-    from imagestudio.requests import EditRequest, GenerateRequest
+    from imagestudio.requests import EditRequest, EnhanceRequest, GenerateRequest
     from imagestudio.storage.hashes import HashCache
 
 log = logging.getLogger(__name__)
@@ -122,14 +124,16 @@ class Studio:
 
         def job(loaded: LoadedModel) -> list[RunnerImage]:
             use_loras(loaded, loras)
+            pipe = image_pipeline(loaded.pipe, request)
             return run_pipeline(
-                image_pipeline(loaded.pipe, request),
+                pipe,
                 generate_kwargs(request),
                 request.seeds(),
                 steps=request.steps or 0,
                 dtype=loaded.dtype,
                 on_step=on_step,
                 cancel=cancel,
+                call=variety_call(pipe, request.variety) if request.variety > 0 else None,
                 progress_steps=request.denoising_steps(),
             )
 
@@ -180,6 +184,12 @@ class Studio:
 
         run = self.memory.run(get_model(request.model), request, job)
         return self._finish(run, request, loras, started, out_dir)
+
+    def enhance(self, request: EnhanceRequest, cancel: threading.Event | None = None) -> EnhanceResult:
+        """Rewrite a prompt with the model's own text encoder (see :mod:`imagestudio.engine.enhance`)."""
+        from imagestudio.engine.enhance import PromptEnhancer
+
+        return PromptEnhancer(self.settings, self.manager).enhance(request.resolved(self.settings), cancel)
 
     def _finish(
         self,

@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 SIZE = re.compile(r"^([0-9]+)x([0-9]+)$")
 #: Largest values a generated valid request may ask for here.
-CAPS = {"n": 2, "count": 2, "steps": 3}
+CAPS = {"n": 2, "count": 2, "steps": 3, "max_new_tokens": 16}
 EXAMPLES_PER_MODE = 10
 #: "Schema-valid data must get a 2xx" does not hold for this API by design: sizes must be multiples
 #: of 16 within model-specific bounds, a prompt of spaces is empty, a model may not be downloaded.

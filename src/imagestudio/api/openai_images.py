@@ -114,6 +114,7 @@ async def create_images(body: ImageGenerationRequest, request: Request) -> Any:
             seed=body.seed,
             count=body.n or 1,
             client=client_record(choice, body),
+            variety=body.variety,
         )
         return services.queue.submit(generate)
 

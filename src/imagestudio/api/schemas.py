@@ -29,6 +29,16 @@ Guidance = Annotated[
     float | None,
     Field(None, ge=0.0, le=30.0, description="Extension: guidance scale (Z-Image-Turbo: exactly 0)."),
 ]
+Variety = Annotated[
+    float | None,
+    Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Extension: seed variety, 0 (off, default) to 1: per-seed noise on the prompt's "
+        "embeddings, so that seeds differ more on Z-Image-Turbo.",
+    ),
+]
 
 
 class _Strict(BaseModel):
@@ -110,6 +120,7 @@ class ImageGenerationRequest(ImageOptions):
     steps: Steps = None
     guidance_scale: Guidance = None
     negative_prompt: NegativePrompt = None
+    variety: Variety = None
 
 
 class ImageData(BaseModel):
@@ -173,6 +184,12 @@ class GenerateJobBody(_Strict):
     guidance_scale: Guidance = None
     seed: Seed = None
     count: int = Field(1, ge=1, le=MAX_COUNT, description="Images to make (seeds seed, seed+1, …).")
+    variety: Variety = None
+    original_prompt: str | None = Field(
+        None,
+        max_length=MAX_PROMPT_CHARS,
+        description="The user's own words when prompt is a rewrite (POST /api/prompts/enhance); recorded.",
+    )
 
 
 class EditJobBody(_Strict):

@@ -16,6 +16,7 @@ from imagestudio.cli.app import (
     print_result,
     run_with_progress,
 )
+from imagestudio.cli.enhance import EnhanceOption, improve_prompt, with_improved_prompt
 from imagestudio.cli.options import LoraOption
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ def edit(
         int | None,
         typer.Option("--lightning", help="Use the Lightning LoRA: 4 or 8 steps at true CFG 1.0."),
     ] = None,
+    enhance: EnhanceOption = False,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -85,8 +87,12 @@ def edit(
         loras=tuple(parse_lora(text) for text in lora or []),
         lightning=lightning,
     )
-    result = run_with_progress(settings, lambda studio, on_step: studio.edit(request, out, on_step=on_step))
-    print_result(result, as_json)
+    if enhance:
+        # The model rewrites the instruction while looking at the pictures.
+        result = improve_prompt(settings, prompt, request.model, request.images)
+        request = with_improved_prompt(request, result)
+    done = run_with_progress(settings, lambda studio, on_step: studio.edit(request, out, on_step=on_step))
+    print_result(done, as_json)
 
 
 def edit_request(

@@ -16,6 +16,7 @@ from imagestudio.cli.app import (
     print_result,
     run_with_progress,
 )
+from imagestudio.cli.enhance import EnhanceOption, improve_prompt, with_improved_prompt
 from imagestudio.cli.options import LoraOption
 
 
@@ -54,6 +55,15 @@ def generate(
         typer.Option("--mask", help="With --init-image: repaint only the white part of this mask (inpaint)."),
     ] = None,
     lora: LoraOption = None,
+    variety: Annotated[
+        float | None,
+        typer.Option(
+            "--variety",
+            help="Seed variety 0..1 (default 0, off): noise on the prompt's embeddings per seed, so that "
+            "seeds differ more on Z-Image-Turbo; the same seed and variety repeat the image.",
+        ),
+    ] = None,
+    enhance: EnhanceOption = False,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -75,6 +85,7 @@ def generate(
     request = GenerateRequest.build(
         model=model or DEFAULT_GENERATE_MODEL,
         prompt=prompt,
+        variety=variety,
         width=width,
         height=height,
         steps=steps,
@@ -85,6 +96,9 @@ def generate(
         loras=tuple(parse_lora(text) for text in lora or []),
         **images,
     ).resolved(settings)
+    if enhance:
+        # After every check, so a bad size fails at once rather than after the rewrite.
+        request = with_improved_prompt(request, improve_prompt(settings, prompt, request.model))
     result = run_with_progress(
         settings, lambda studio, on_step: studio.generate(request, out, on_step=on_step)
     )

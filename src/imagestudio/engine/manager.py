@@ -181,6 +181,16 @@ class ModelManager:
                     self.unload()
                 raise
 
+    @contextmanager
+    def hold(self) -> Iterator[LoadedModel | None]:
+        """Hold the lock without loading anything, lending the resident model as it is (or None).
+
+        For work beside the pipelines (the prompt enhancer borrows a text encoder) that must not race a
+        switch or an unload.
+        """
+        with self._lock:
+            yield self._resident
+
     def _ensure(self, model_id: str, plan: Any = None) -> LoadedModel:
         resident = self._resident
         same_placement = (

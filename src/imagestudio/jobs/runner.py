@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from imagestudio.requests import EditRequest, GenerateRequest
+from imagestudio.requests import EditRequest, EnhanceRequest, GenerateRequest
 
 if TYPE_CHECKING:
     from imagestudio.engine.runners import ProgressCallback
@@ -26,4 +26,15 @@ class StudioRunner:
             return self.studio.generate(request, on_step=on_step, cancel=cancel)
         if isinstance(request, EditRequest):
             return self.studio.edit(request, on_step=on_step, cancel=cancel)
+        if isinstance(request, EnhanceRequest):
+            return enhance_result(self.studio, request, cancel)
         raise TypeError(f"no runner for {type(request).__name__}")
+
+
+def enhance_result(studio: Studio, request: EnhanceRequest, cancel: threading.Event) -> StudioResult:
+    """A prompt rewrite as a job result: no images; the rewrite rides in ``extra["enhanced"]``, which the
+    queue records with the job (see :func:`imagestudio.jobs.enhance.enhance_via_queue`)."""
+    from imagestudio.studio import StudioResult
+
+    result = studio.enhance(request, cancel=cancel)
+    return StudioResult(result.model, [], result.seconds, {"enhanced": result.as_dict()})

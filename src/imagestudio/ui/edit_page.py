@@ -17,6 +17,7 @@ from imagestudio.ui.common import (
     wire_job_panel,
     wire_seed,
 )
+from imagestudio.ui.enhance_controls import enhance_controls, original_prompt, wire_enhance
 from imagestudio.ui.generate_page import model_choices
 from imagestudio.ui.texts import language
 
@@ -38,6 +39,8 @@ class EditPage:
     reuse: Any
     lang: Any
     panel: JobPanel
+    #: The Improve prompt block (ui/enhance_controls.py).
+    enhance: Any = None
 
     def settings_fields(self) -> list[Any]:
         """What "use these settings" on the History page fills (the pictures must be added again)."""
@@ -95,6 +98,7 @@ def build(ctx: UIContext, default_model: str) -> EditPage:
                 elem_id="edit-instruction",
             )
             instruction_err = slot("edit-instruction-error")
+            enhance = enhance_controls(ctx, "edit")
             negative = gr.Textbox(
                 label=key("edit.negative"), placeholder=key("edit.negative_hint"), elem_id="edit-negative"
             )
@@ -171,6 +175,7 @@ def build(ctx: UIContext, default_model: str) -> EditPage:
             },
             form_error=form_err,
         ),
+        enhance=enhance,
     )
     _wire(ctx, page)
     return page
@@ -189,6 +194,16 @@ def _wire(ctx: UIContext, page: EditPage) -> None:
         lightning_changed, [page.lightning, page.model], [page.steps, page.true_cfg], queue=False
     )
     wire_seed(page.seed_mode, page.seed, page.reuse, page.panel.last_seed)
+    # The edit model rewrites the instruction while looking at the pictures.
+    wire_enhance(
+        ctx,
+        page.enhance,
+        page.instruction,
+        page.model,
+        page.lang,
+        pictures=page.images,
+        read_pictures=lambda paths, lang: read_uploads(ctx, paths, lang),
+    )
     inputs = [
         *page.images,
         page.instruction,
@@ -199,6 +214,7 @@ def _wire(ctx: UIContext, page: EditPage) -> None:
         page.model,
         page.seed_mode,
         page.seed,
+        page.enhance.state,
         page.lang,
     ]
 
@@ -237,6 +253,7 @@ def _run(
     model: str,
     seed_mode: str,
     seed: float | None,
+    improved: dict[str, str] | None,
     lang: str,
     *,
     request: Any,
@@ -248,6 +265,7 @@ def _run(
             ctx.backend.settings,
             model=model,
             prompt=instruction or "",
+            original_prompt=original_prompt(improved, instruction),
             negative_prompt=(negative or "").strip() or None,
             images=read_uploads(ctx, [image1, image2, image3], language(lang)),
             true_cfg_scale=float(true_cfg),

@@ -18,6 +18,7 @@ from imagestudio.ui.common import (
     wire_job_panel,
     wire_seed,
 )
+from imagestudio.ui.enhance_controls import enhance_controls, original_prompt, variety_slider, wire_enhance
 from imagestudio.ui.presets import CUSTOM_SIZE, DEFAULT_SIZE, SIZE_PRESETS, SOURCE_SIZE, size_of
 from imagestudio.ui.texts import language
 
@@ -44,6 +45,9 @@ class GeneratePage:
     strength: Any
     lang: Any
     panel: JobPanel
+    #: Seed variety slider and the Improve prompt block (ui/enhance_controls.py).
+    variety: Any = None
+    enhance: Any = None
 
 
 def model_title(ctx: UIContext, model_id: str, title: str) -> Any:
@@ -70,6 +74,7 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
                 elem_id="gen-prompt",
             )
             prompt_err = slot("gen-prompt-error")
+            enhance = enhance_controls(ctx, "gen")
             with gr.Row():
                 model = gr.Dropdown(
                     model_choices(ctx, "text-to-image"),
@@ -102,6 +107,7 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
                 )  # fmt: skip
             steps_err = slot("gen-steps-error")
             seed_mode, seed, reuse = seed_row(ctx, "gen", info=True)
+            variety = variety_slider(ctx, "gen")
             seed_err = slot("gen-seed-error")
             with gr.Accordion(key("gen.source"), open=False, elem_id="gen-source-box"):
                 source = gr.ImageEditor(
@@ -170,12 +176,15 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
                 "steps": steps_err,
                 "count": steps_err,
                 "seed": seed_err,
+                "variety": seed_err,
                 "init_image": source_err,
                 "mask": source_err,
                 "strength": source_err,
             },
             form_error=form_err,
         ),
+        variety=variety,
+        enhance=enhance,
     )
     _wire(ctx, page, custom_row)
     return page
@@ -189,6 +198,7 @@ def _wire(ctx: UIContext, page: GeneratePage, custom_row: Any) -> None:
     # A starting picture usually wants its own size; the dropdown still allows any other.
     page.source.upload(lambda: gr.Dropdown(value=SOURCE_SIZE), None, page.size, queue=False)
     wire_seed(page.seed_mode, page.seed, page.reuse, page.panel.last_seed)
+    wire_enhance(ctx, page.enhance, page.prompt, page.model, page.lang)
     inputs = [
         page.prompt,
         page.model,
@@ -201,6 +211,8 @@ def _wire(ctx: UIContext, page: GeneratePage, custom_row: Any) -> None:
         page.count,
         page.source,
         page.strength,
+        page.variety,
+        page.enhance.state,
         page.lang,
     ]
 
@@ -233,6 +245,8 @@ def _run(
     count: float,
     source: dict[str, Any] | None,
     strength: float,
+    variety: float,
+    improved: dict[str, str] | None,
     lang: str,
     *,
     request: Any,
@@ -251,6 +265,8 @@ def _run(
             steps=int(steps),
             seed=round(seed) if seed_mode == "fixed" and seed is not None else None,
             count=int(count),
+            variety=float(variety or 0.0),
+            original_prompt=original_prompt(improved, prompt),
             **fields,
         ).resolved(ctx.backend.settings)
         return ctx.backend.submit(resolved)

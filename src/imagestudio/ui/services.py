@@ -103,6 +103,11 @@ class StudioServices:
             unsubscribe()
         return _snapshot(info, self._services.settings.outputs_dir, preview)
 
+    def enhanced(self, job_id: str) -> dict[str, Any] | None:
+        """A finished ``enhance`` job's rewrite (prompt, original_prompt, warning…), from the history."""
+        details = self._services.history.job_details(job_id) or {}
+        return (details.get("extra") or {}).get("enhanced")
+
     # ----------------------------------------------------------------- history
 
     def history(self, query: str = "", limit: int = 60, offset: int = 0) -> HistoryPage:

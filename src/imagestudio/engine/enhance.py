@@ -1,0 +1,518 @@
+"""*Improve prompt*: rewrite a short prompt into a detailed one with a language model already on disk.
+
+No extra download and no cloud key: both pipelines carry a chat model as their text encoder.
+
+* Z-Image-Turbo's text encoder is the stock Qwen3-4B chat model (``text_encoder/config.json`` names
+  ``Qwen3ForCausalLM`` with tied embeddings). diffusers loads it as the bare ``Qwen3Model``; the same files
+  load as a causal LM whose output head *is* the embedding matrix, so nothing is missing.
+* Qwen-Image-Edit-2511's text encoder is ``Qwen2_5_VLForConditionalGeneration`` (Qwen2.5-VL-7B-Instruct,
+  output head included): it rewrites an edit instruction while looking at the pictures.
+
+Where the weights come from: when the resident pipeline (see :mod:`imagestudio.engine.manager`) is the
+requested model, its text encoder is borrowed as it sits, placed by its memory plan, so no second copy is
+ever made. Otherwise the text encoder is loaded alone (a fraction of the pipeline) and dropped after the
+rewrite; on CUDA it is placed by accelerate's ``device_map="auto"`` within the memory that is free now
+minus ``device.vram_reserve_gb``, so it never pushes the accelerator (or a resident pipeline) out of
+memory, spilling layers to RAM instead. Both paths hold the manager's lock, so a pipeline cannot be
+switched or unloaded under the rewrite.
+
+Generation is bounded three ways: ``max_new_tokens``, a wall-clock limit and the job's cancel flag (a
+``StoppingCriteria`` checks the last two between tokens). The output is made safe whatever the model says
+(the tiny test models say random tokens): decoded without special tokens, Qwen3 ``<think>`` blocks and
+preambles removed, one paragraph, bounded length; an unusable answer falls back to the user's prompt with
+a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+import unicodedata
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from imagestudio.errors import JobCancelled
+from imagestudio.registry import ModelSpec, get_model
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from imagestudio.config import Settings
+    from imagestudio.engine.manager import LoadedModel, ModelManager
+    from imagestudio.requests import EnhanceRequest
+
+log = logging.getLogger(__name__)
+
+Language = Literal["en", "ru"]
+#: Why generation stopped: the model finished, the token budget ran out, or the time limit passed.
+StopReason = Literal["finished", "max_tokens", "time_limit"]
+
+#: Answers shorter than this (in characters) are not a usable prompt.
+MIN_USABLE_CHARS = 3
+
+# ------------------------------------------------------------------------------------------ prompts
+
+_GENERATE_EN = (
+    "You turn short image ideas into prompts for Z-Image-Turbo, a text-to-image model that follows long, "
+    "literal, detailed descriptions. Rewrite the user's idea as one paragraph of 60 to 150 words that "
+    "describes the picture concretely: the main subject and how it looks, what it is doing, the setting "
+    "and background, composition and framing, lighting, colours, and the medium or style (photograph, "
+    "illustration, oil painting, 3D render...). Keep every detail the user gave and never contradict it; "
+    "add only plausible visual details. Text that must appear in the image stays exactly as given, in "
+    "quotation marks. Describe only what can be seen. Answer in English with the prompt alone: no "
+    "introduction, no title, no list, no comments."
+)
+_GENERATE_RU = (
+    "Ты превращаешь короткие идеи картинок в промпты для Z-Image-Turbo — модели, которая рисует по "
+    "длинным, буквальным, подробным описаниям. Перепиши идею пользователя одним абзацем из 60–150 слов, "
+    "конкретно описав картинку: главный объект и как он выглядит, что он делает, место и фон, композицию "
+    "и кадр, освещение, цвета, технику или стиль (фотография, иллюстрация, масло, 3D-рендер…). Сохрани "
+    "все детали пользователя и не противоречь им; добавляй только правдоподобные видимые детали. Текст, "
+    "который должен быть на картинке, оставь дословно, в кавычках. Описывай только то, что видно. Отвечай "
+    "по-русски и только самим промптом: без вступления, заголовка, списков и комментариев."
+)
+_EDIT_EN = (
+    "You rewrite short image-editing instructions for Qwen-Image-Edit, a model that edits the pictures it "
+    "is given; the user's pictures are attached as Picture 1, Picture 2, Picture 3. Rewrite the "
+    "instruction as one clear, specific instruction of one to three sentences: what to change, where, "
+    "and exactly how it should look, and what must stay the same (the person's identity, pose, "
+    'composition, the rest of the picture). Refer to the inputs as "Picture 1", "Picture 2", '
+    '"Picture 3" when there is more than one. Text to be written in the picture stays exactly as given, '
+    "in quotation marks. It must remain an instruction, not a description of the result. Answer in "
+    "English with the instruction alone: no introduction, no list, no comments."
+)
+_EDIT_RU = (
+    "Ты переписываешь короткие инструкции редактирования картинок для Qwen-Image-Edit — модели, которая "
+    "редактирует данные ей картинки; картинки пользователя приложены как Picture 1, Picture 2, Picture 3. "
+    "Перепиши инструкцию в одну ясную, конкретную инструкцию из одного–трёх предложений: что изменить, "
+    "где и как именно это должно выглядеть, и что должно остаться прежним (лицо человека, поза, "
+    "композиция, остальная картинка). Если картинок несколько, называй их «Picture 1», «Picture 2», "
+    "«Picture 3». Текст, который нужно написать на картинке, оставь дословно, в кавычках. Это должна "
+    "остаться инструкция (повелительное наклонение), а не описание результата. Отвечай по-русски и только "
+    "самой инструкцией: без вступления, списков и комментариев."
+)
+
+
+def system_prompt(task: str, language: Language) -> str:
+    """The system prompt for a model's task ("text-to-image" or "edit") in the answer's language."""
+    if task == "edit":
+        return _EDIT_RU if language == "ru" else _EDIT_EN
+    return _GENERATE_RU if language == "ru" else _GENERATE_EN
+
+
+def detect_language(text: str) -> Language:
+    """Russian when most letters are Cyrillic, else English (the two languages the studio speaks)."""
+    letters = [ch for ch in text if ch.isalpha()]
+    cyrillic = sum(1 for ch in letters if "CYRILLIC" in unicodedata.name(ch, ""))
+    return "ru" if letters and cyrillic * 2 >= len(letters) else "en"
+
+
+#: Qwen's own chat format (ChatML), used when a tokenizer ships no chat template.
+_FALLBACK_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}"
+    "{%- endif %}{%- endif %}"
+)
+
+
+def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
+    """The chat as the model was trained to read it, thinking turned off (Qwen3's ``enable_thinking``).
+
+    Qwen2.5-VL's template ignores ``enable_thinking``; a tokenizer without a template gets ChatML.
+    """
+    template = None if getattr(tokenizer, "chat_template", None) else _FALLBACK_TEMPLATE
+    return tokenizer.apply_chat_template(
+        messages,
+        chat_template=template,
+        tokenize=False,
+        add_generation_prompt=True,
+        enable_thinking=False,
+    )
+
+
+# ------------------------------------------------------------------------------------ the cleanup
+
+_THINK_BLOCK = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL)
+_SPECIAL_TOKEN = re.compile(r"<\|[^<>|]{1,40}\|>|</?think>")
+_PREAMBLE = re.compile(
+    r"^\s*(?:here(?:'s| is)[^:\n]{0,60}:|sure[,!.][^:\n]{0,60}:|"
+    r"(?:improved|enhanced|rewritten|detailed|new|final)?\s*(?:prompt|instruction)\s*[:：]|"
+    r"(?:вот|конечно)[^:\n]{0,60}:|(?:улучшенный|новый|подробный|итоговый)?\s*(?:промпт|инструкция)\s*[:：])",
+    re.IGNORECASE,
+)
+_QUOTES = "\"'`«»“”„*# "
+
+
+def clean_output(text: str, max_chars: int) -> str:
+    """One paragraph of plain text from whatever the model produced ("" when nothing usable is left).
+
+    Thinking blocks (an unclosed one runs to the end), special tokens, replacement and control characters,
+    a leading "Here is the prompt:" and wrapping quotes or markdown go; lines are joined; the result is
+    cut at a word boundary to ``max_chars``.
+    """
+    text = _THINK_BLOCK.sub(" ", text)
+    text = _SPECIAL_TOKEN.sub(" ", text)
+    text = "".join(
+        ch if ch in "\n\t" or not unicodedata.category(ch).startswith("C") else " "
+        for ch in text.replace("\ufffd", " ")
+    )
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        lines = lines[1:]  # "Here is a more detailed prompt:" on a line of its own
+    text = " ".join(" ".join(lines).split())
+    text = _PREAMBLE.sub("", text, count=1).strip(_QUOTES)
+    if len(text) > max_chars:
+        cut = text[:max_chars]
+        text = cut.rsplit(" ", 1)[0] if " " in cut else cut
+    return text.strip()
+
+
+def usable(text: str) -> bool:
+    return len(text) >= MIN_USABLE_CHARS and sum(ch.isalpha() for ch in text) >= MIN_USABLE_CHARS
+
+
+def _last_sentence_end(text: str) -> str:
+    """Text cut short by a limit, up to its last complete sentence (when there is one)."""
+    ends = [text.rfind(mark) for mark in (". ", "! ", "? ", "。")]
+    end = max(ends)
+    if text.endswith((".", "!", "?")) or end < len(text) // 3:
+        return text
+    return text[: end + 1]
+
+
+# ------------------------------------------------------------------------------------ the result
+
+
+@dataclass(frozen=True)
+class EnhanceResult:
+    """A rewrite and how it came about; ``warning`` is a code when the original prompt was kept."""
+
+    prompt: str
+    original_prompt: str
+    model: str
+    seconds: float
+    language: Language
+    tokens: int
+    stopped: StopReason
+    #: None, or "enhance_unusable" (the answer was empty or garbage; ``prompt`` is the original).
+    warning: str | None = None
+    #: Where the weights came from: "resident" (borrowed) or "loaded" (loaded for this rewrite).
+    source: str = "loaded"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["seconds"] = round(self.seconds, 3)
+        data.pop("extra")
+        return data
+
+
+@dataclass
+class ChatModel:
+    """A causal LM ready to generate, with what reads its input."""
+
+    model: Any
+    tokenizer: Any
+    #: Qwen2.5-VL's processor (images + text); None for a text-only model.
+    processor: Any
+    #: Where inputs go (the pipeline's execution device when borrowed).
+    device: Any
+    source: str
+
+
+# ------------------------------------------------------------------------------------ the enhancer
+
+
+class PromptEnhancer:
+    """Rewrites prompts with the text encoder of a model on disk; one call at a time per manager.
+
+    Runs as a job of its own kind on the studio's queue (``EnhanceRequest``), so it takes its turn with
+    image jobs on the one worker that owns the accelerator rather than racing them; the CLI calls it
+    in-process like its other commands. Either way the manager's lock is held for the whole rewrite.
+    """
+
+    def __init__(self, settings: Settings, manager: ModelManager) -> None:
+        self.settings = settings
+        self.manager = manager
+
+    def enhance(self, request: EnhanceRequest, cancel: threading.Event | None = None) -> EnhanceResult:
+        """Rewrite ``request.prompt`` (a resolved request); raises JobCancelled when ``cancel`` is set."""
+        spec = get_model(request.model)
+        started = time.perf_counter()
+        if cancel is not None and cancel.is_set():
+            raise JobCancelled("cancelled")
+        with self.manager.hold() as resident:
+            chat = self._borrow(resident, spec) or self._load(spec)
+            try:
+                return self._rewrite(chat, spec, request, started, cancel)
+            finally:
+                if chat.source == "loaded":
+                    from imagestudio.engine.manager import free_memory
+
+                    del chat
+                    free_memory()
+
+    # -------------------------------------------------------------- where the weights come from
+
+    def _borrow(self, resident: LoadedModel | None, spec: ModelSpec) -> ChatModel | None:
+        """The resident pipeline's text encoder as a chat model, when it is the requested model."""
+        if resident is None or resident.spec.id != spec.id or resident.pipe is None:
+            return None
+        pipe = resident.pipe
+        encoder = getattr(pipe, "text_encoder", None)
+        if encoder is None:
+            return None
+        device = pipe._execution_device
+        if spec.family == "qwen-image-edit":
+            processor = pipe.processor
+            return ChatModel(encoder, processor.tokenizer, processor, device, "resident")
+        return ChatModel(causal_lm_over(encoder), pipe.tokenizer, None, device, "resident")
+
+    def _load(self, spec: ModelSpec) -> ChatModel:
+        """The text encoder alone, from the model's folder, placed within the memory free now."""
+        import torch
+
+        from imagestudio.engine.loader import quiet_library_progress, require_model_dir
+
+        quiet_library_progress()
+        folder = require_model_dir(spec, self.settings)
+        dtype = getattr(torch, self.settings.model(spec.id).torch_dtype)
+        kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": True, **self._placement()}
+        model: Any
+        log.info("loading the text encoder of %s alone for a prompt rewrite", spec.id)
+        if spec.family == "qwen-image-edit":
+            from transformers import Qwen2_5_VLForConditionalGeneration
+
+            model = Qwen2_5_VLForConditionalGeneration.from_pretrained(folder / "text_encoder", **kwargs)
+            processor = _load_processor(folder / "processor")
+            tokenizer = processor.tokenizer
+        else:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            # diffusers saves the encoder as a Qwen3Model; as a causal LM its head is the tied embedding
+            # (the real checkpoint says so in its config; saying it here covers copies that do not).
+            model = AutoModelForCausalLM.from_pretrained(
+                folder / "text_encoder", tie_word_embeddings=True, **kwargs
+            )
+            tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")
+            processor = None
+        if "device_map" not in kwargs:
+            model.to(self.manager.device)
+        model.eval()
+        return ChatModel(model, tokenizer, processor, _input_device(model), "loaded")
+
+    def _placement(self) -> dict[str, Any]:
+        """``device_map``/``max_memory`` on CUDA (what is free now minus the reserve); nothing elsewhere."""
+        import torch
+
+        device = self.manager.device
+        if not device.startswith("cuda") or not torch.cuda.is_available():
+            return {}
+        import psutil
+
+        index = torch.device(device).index or 0
+        free, _total = torch.cuda.mem_get_info(index)
+        reserve = int(self.settings.device.vram_reserve_gb * 1024**3)
+        return {
+            "device_map": "auto",
+            "max_memory": {index: max(0, free - reserve), "cpu": int(psutil.virtual_memory().available)},
+        }
+
+    # -------------------------------------------------------------- the rewrite
+
+    def _rewrite(
+        self,
+        chat: ChatModel,
+        spec: ModelSpec,
+        request: EnhanceRequest,
+        started: float,
+        cancel: threading.Event | None,
+    ) -> EnhanceResult:
+        import torch
+
+        budget = request.max_new_tokens
+        assert budget is not None, "call resolved() first"
+        original = request.prompt.strip()
+        language: Language = detect_language(original) if request.language == "auto" else request.language
+        images = [self._vl_image(item.image, spec) for item in request.images]
+        pictures = "".join(
+            f"Picture {n}: <|vision_start|><|image_pad|><|vision_end|>" for n in range(1, len(images) + 1)
+        )
+        messages = [
+            {"role": "system", "content": system_prompt(spec.task, language)},
+            {"role": "user", "content": pictures + original},
+        ]
+        text = render_chat(chat.tokenizer, messages)
+        if chat.processor is not None:
+            inputs = chat.processor(text=[text], images=images or None, return_tensors="pt")
+        else:
+            inputs = chat.tokenizer([text], return_tensors="pt")
+        inputs = {name: value.to(chat.device) for name, value in inputs.items()}
+        prompt_length = int(inputs["input_ids"].shape[1])
+        deadline = started + request.time_limit_s
+        stopper = stop_criteria(deadline, cancel)
+        tokenizer = chat.tokenizer
+        with torch.no_grad(), torch.random.fork_rng(devices=_rng_devices(chat.device)):
+            torch.manual_seed(request.seed or 0)
+            output = chat.model.generate(
+                **inputs,
+                max_new_tokens=budget,
+                # Qwen3's recommended sampling without thinking (also sound for Qwen2.5-VL).
+                do_sample=True,
+                temperature=0.7,
+                top_p=0.8,
+                top_k=20,
+                repetition_penalty=1.05,
+                stopping_criteria=[stopper],
+                pad_token_id=tokenizer.pad_token_id
+                if tokenizer.pad_token_id is not None
+                else tokenizer.eos_token_id,
+            )
+        if stopper.reason == "cancelled":
+            raise JobCancelled("cancelled")
+        new_tokens = output[0, prompt_length:]
+        count = int(new_tokens.shape[0])
+        eos = _eos_ids(chat.model, tokenizer)
+        if stopper.reason == "time_limit":
+            stopped: StopReason = "time_limit"
+        elif count and int(new_tokens[-1]) in eos:
+            stopped = "finished"
+        else:
+            stopped = "max_tokens" if count >= budget else "finished"
+        raw = tokenizer.decode(new_tokens, skip_special_tokens=True)
+        from imagestudio.requests import MAX_PROMPT_CHARS
+
+        rewritten = clean_output(raw, MAX_PROMPT_CHARS)
+        if stopped != "finished":
+            rewritten = _last_sentence_end(rewritten)
+        warning = None
+        # A rewrite cut off by a limit before it said more than the user did is no improvement either.
+        cut_short = stopped != "finished" and len(rewritten.split()) < len(original.split())
+        if not usable(rewritten) or cut_short:
+            log.warning("the prompt rewrite of %s gave nothing usable; keeping the original prompt", spec.id)
+            rewritten, warning = original, "enhance_unusable"
+        return EnhanceResult(
+            prompt=rewritten,
+            original_prompt=original,
+            model=spec.id,
+            seconds=time.perf_counter() - started,
+            language=language,
+            tokens=count,
+            stopped=stopped,
+            warning=warning,
+            source=chat.source,
+        )
+
+    def _vl_image(self, image: Image.Image, spec: ModelSpec) -> Image.Image:
+        """A reference as the edit pipeline shows it to the vision-language encoder (its area, x32)."""
+        import math
+
+        area = self.settings.model(spec.id).reference_condition_area or spec.reference_condition_area
+        area = area or 384 * 384
+        ratio = image.width / image.height
+        width = max(32, round(math.sqrt(area * ratio) / 32) * 32)
+        height = max(32, round(width / ratio / 32) * 32)
+        return image.convert("RGB").resize((width, height))
+
+
+def causal_lm_over(encoder: Any) -> Any:
+    """A ``Qwen3ForCausalLM`` whose body *is* ``encoder`` (a loaded ``Qwen3Model``): no weight copied.
+
+    Its head multiplies by the embedding matrix (Qwen3-4B ties them), moved to the hidden state's device
+    when an offload hook left it elsewhere.
+    """
+    import copy
+
+    import torch
+    from transformers import Qwen3ForCausalLM
+
+    config = copy.deepcopy(encoder.config)
+    config.tie_word_embeddings = True
+    with torch.device("meta"):
+        model = Qwen3ForCausalLM(config)
+    model.model = encoder
+    model.lm_head = tied_head(encoder.get_input_embeddings())
+    model.eval()
+    return model
+
+
+def _tied_head_class() -> type:
+    import torch
+
+    class TiedHead(torch.nn.Module):
+        def __init__(self, embedding: torch.nn.Embedding) -> None:
+            super().__init__()
+            self.embedding = embedding
+
+        def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+            weight = self.embedding.weight
+            return torch.nn.functional.linear(hidden, weight.to(hidden.device, hidden.dtype))
+
+    return TiedHead
+
+
+def tied_head(embedding: Any) -> Any:
+    """An output head that multiplies by ``embedding``'s weight (no copy kept)."""
+    return _tied_head_class()(embedding)
+
+
+def stop_criteria(deadline: float, cancel: threading.Event | None) -> Any:
+    """A ``StoppingCriteria`` that stops at ``deadline`` (``time.perf_counter`` seconds) or on ``cancel``.
+
+    Its ``reason`` is then "time_limit" or "cancelled" (None while neither happened).
+    """
+    import torch
+    from transformers import StoppingCriteria
+
+    class Deadline(StoppingCriteria):
+        def __init__(self) -> None:
+            self.reason: str | None = None
+
+        def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> Any:
+            if cancel is not None and cancel.is_set():
+                self.reason = "cancelled"
+            elif time.perf_counter() >= deadline:
+                self.reason = "time_limit"
+            stop = self.reason is not None
+            return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+    return Deadline()
+
+
+def _load_processor(folder: Any) -> Any:
+    from imagestudio.engine.processor import load_edit_processor
+
+    processor = load_edit_processor(folder)
+    if processor is None:
+        from transformers import AutoProcessor
+
+        processor = AutoProcessor.from_pretrained(folder)
+    return processor
+
+
+def _input_device(model: Any) -> Any:
+    """Where inputs go: the first device of a ``device_map``, else the model's own device."""
+    device_map = getattr(model, "hf_device_map", None)
+    if device_map:
+        first = next(iter(device_map.values()))
+        return f"cuda:{first}" if isinstance(first, int) else first
+    return model.device
+
+
+def _rng_devices(device: Any) -> list[int]:
+    import torch
+
+    device = torch.device(device)
+    return [device.index or 0] if device.type == "cuda" else []
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    ids = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if ids is None:
+        ids = tokenizer.eos_token_id
+    return set(ids) if isinstance(ids, list) else {ids} if ids is not None else set()

@@ -1,0 +1,77 @@
+"""Improve prompt and seed variety in a real browser, against ``imagestudio serve`` with the tiny models.
+
+The tiny text encoders write random words: what is checked is that the button rewrites the prompt box,
+Undo brings the user's words back, and a job run with the rewrite records both prompts (and variety).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+from playwright.sync_api import expect
+
+from tests.ui.conftest import screenshot
+from tests.ui.widgets import fill_text, open_tab, run_and_wait, set_number
+
+pytestmark = pytest.mark.browser
+
+#: The rewrite is a job on the shared queue: model load + a short generation on a busy CPU.
+REWRITE_TIMEOUT_MS = 120_000
+
+
+def improve_and_wait(page, prefix: str, box: str, original: str) -> str:
+    page.locator(f"#{prefix}-improve").click()
+    textarea = page.locator(f"#{box} textarea")
+    expect(textarea).not_to_have_value(original, timeout=REWRITE_TIMEOUT_MS)
+    return textarea.input_value()
+
+
+def test_improve_prompt_on_generate_then_run_with_variety(studio_server, open_page) -> None:
+    page = open_page(studio_server.url, locale="en-US")
+    original = "a red fox in the snow"
+    fill_text(page, "gen-prompt", original)
+    rewritten = improve_and_wait(page, "gen", "gen-prompt", original)
+    assert rewritten.strip() and "\n" not in rewritten
+    expect(page.locator("#gen-improve-status")).to_contain_text("Prompt improved")
+    screenshot(page, "generate-en-improved")
+
+    # Undo brings back the words typed; improving again offers a (new) rewrite to edit.
+    page.locator("#gen-undo").click()
+    expect(page.locator("#gen-prompt textarea")).to_have_value(original)
+    expect(page.locator("#gen-undo")).to_be_hidden()
+    rewritten = improve_and_wait(page, "gen", "gen-prompt", original)
+
+    set_number(page, "gen-steps", 2)
+    set_number(page, "gen-variety", 0.35)
+    assert run_and_wait(page, "gen") == "done"
+    with httpx.Client(timeout=30) as http:
+        [item] = http.get(f"{studio_server.url}/api/history", params={"limit": 1}).json()["items"]
+    assert item["prompt"] == rewritten
+    assert item["parameters"]["original_prompt"] == original
+    assert item["parameters"]["variety"] == 0.35
+
+
+def test_improve_an_edit_instruction_in_russian(studio_server, open_page, tmp_path: Path) -> None:
+    page = open_page(studio_server.url, locale="ru-RU")
+    open_tab(page, "Редактирование")
+    picture = tmp_path / "кот.png"
+    Image.fromarray(np.full((64, 96, 3), 180, dtype=np.uint8)).save(picture)
+    page.locator("#edit-image-1 input[type=file]").set_input_files(str(picture))
+    page.locator("#edit-image-1 img").wait_for()
+    original = "Сделай кота с Картинки 1 рыжим"
+    fill_text(page, "edit-instruction", original)
+    improve_and_wait(page, "edit", "edit-instruction", original)
+    expect(page.locator("#edit-improve-status")).to_contain_text("Запрос улучшен")
+    screenshot(page, "edit-ru-improved")
+    page.locator("#edit-undo").click()
+    expect(page.locator("#edit-instruction textarea")).to_have_value(original)
+
+
+def test_improve_with_an_empty_prompt_is_explained_in_place(studio_server, open_page) -> None:
+    page = open_page(studio_server.url, locale="en-US")
+    page.locator("#gen-improve").click()
+    expect(page.locator("#gen-improve-status .is-error")).to_contain_text("Write a prompt first")
