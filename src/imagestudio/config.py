@@ -292,6 +292,7 @@ class ServerSettings(_Section):
             if not sep or not user or not password:
                 raise ValueError("must be 'user:password' (both non-empty)")
         return value
+
     allowed_hosts: list[str] = Field(
         default_factory=list,
         description=(

@@ -66,16 +66,16 @@ class EnhanceResponse(BaseModel):
 async def enhance_prompt(body: Annotated[EnhanceBody, Body()], request: Request) -> EnhanceResponse:
     services = get_services(request)
 
+    from imagestudio.api.uploads import base64_upload, decode_uploads
+
+    # The shared upload decoder: off the event loop, bounded, the same rules as every other entry point.
+    uploads = [base64_upload(text, field=f"images[{i}]") for i, text in enumerate(body.images or [])]
+    images = tuple(await decode_uploads(request, uploads, services.settings))
+
     def submit() -> JobInfo:
-        from imagestudio.api.uploads import decode_base64_image
         from imagestudio.registry import DEFAULT_GENERATE_MODEL
         from imagestudio.requests import EnhanceRequest
 
-        limit = services.settings.server.max_upload_pixels
-        images = tuple(
-            decode_base64_image(text, field=f"images[{index}]", max_pixels=limit)
-            for index, text in enumerate(body.images or [])
-        )
         enhance = EnhanceRequest.build(
             prompt=body.prompt,
             model=body.model or DEFAULT_GENERATE_MODEL,
