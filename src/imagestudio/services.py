@@ -47,9 +47,14 @@ class Services:
         from imagestudio.jobs.queue import JobQueue
         from imagestudio.jobs.runner import StudioRunner
         from imagestudio.models.service import DownloadService
+        from imagestudio.storage.files import check_writable_folder, clean_stale_temp_files
         from imagestudio.storage.history import HistoryStore
         from imagestudio.studio import Studio
 
+        # An outputs folder that cannot be written is refused now, not at the first finished job; and
+        # what a killed writer left there goes before anything is listed.
+        check_writable_folder(settings.outputs_dir, "storage.outputs_dir")
+        clean_stale_temp_files(settings.outputs_dir)
         studio = studio or Studio(settings)
         history = HistoryStore(settings.history_db, settings.outputs_dir)
         queue = JobQueue(

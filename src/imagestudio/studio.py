@@ -227,9 +227,16 @@ class Studio:
                 "height": item.image.height,
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }
-            path = write_new_file(
-                directory, image_basename(meta["prompt"], item.seed), ".png", png_bytes(item.image, meta)
-            )
+            try:
+                path = write_new_file(
+                    directory, image_basename(meta["prompt"], item.seed), ".png", png_bytes(item.image, meta)
+                )
+            except BaseException:
+                # All of a job's images or none: a disk that fills up at image 3 of 4 leaves no orphans
+                # that the failed job's history would not list.
+                for done in saved:
+                    done.path.unlink(missing_ok=True)
+                raise
             log.info("wrote %s", path)
             saved.append(SavedImage(path, item.seed, item.image.width, item.image.height, meta))
         return saved

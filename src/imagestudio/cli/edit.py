@@ -17,6 +17,7 @@ from imagestudio.cli.app import (
     run_with_progress,
 )
 from imagestudio.cli.options import LoraOption
+from imagestudio.cli.outputs import prepare_out_dir
 
 
 @app.command()
@@ -89,5 +90,7 @@ def edit(
         loras=tuple(parse_lora(text) for text in lora or []),
         lightning=lightning,
     ).resolved(settings)
+    # After the request is valid (a bad size creates no folder), before the model loads.
+    out = prepare_out_dir(out, settings)
     result = run_with_progress(settings, lambda studio, on_step: studio.edit(request, out, on_step=on_step))
     print_result(result, as_json)
