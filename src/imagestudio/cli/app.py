@@ -32,7 +32,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object 
 
 
 def fail(message: str, code: int) -> None:
-    typer.echo(f"error: {message}", err=True)
+    from imagestudio.quoting import clip_message
+
+    typer.echo(f"error: {clip_message(message)}", err=True)
     raise typer.Exit(code)
 
 
