@@ -224,6 +224,39 @@ class ServerSettings(_Section):
     keep_finished_jobs: int = Field(
         500, ge=0, le=100_000, description="Finished jobs kept in memory; older ones are read from history."
     )
+    max_prompt_chars: int = Field(
+        4000,
+        ge=1,
+        le=4000,
+        description="Longest prompt (and negative prompt) a job may have, in characters; longer is HTTP 400. "
+        "The model reads at most its own token limit of it (Z-Image: 512 tokens); the rest is cut, with a "
+        "warning in the image's metadata.",
+    )
+    max_images_per_request: int = Field(
+        16, ge=1, le=16, description="Most images one request may ask for (n / count); more is HTTP 400."
+    )
+    max_queued_per_client: int = Field(
+        8,
+        ge=1,
+        le=10_000,
+        description="Jobs one client address may have waiting or running at once; more is HTTP 429.",
+    )
+    max_event_streams_per_client: int = Field(
+        8,
+        ge=1,
+        le=10_000,
+        description="Open progress streams (/api/jobs/{id}/events) per client address; more is HTTP 429.",
+    )
+    body_read_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Time a client has to send a request body once it started; slower is HTTP 408 "
+        "(a connection trickling bytes must not hold a worker forever).",
+    )
+    max_history_page: int = Field(
+        200, ge=1, le=1000, description="Largest page of /api/history (its limit); larger is HTTP 400."
+    )
 
     @field_validator("api_key")
     @classmethod

@@ -44,6 +44,7 @@ class Services:
         ``runner`` replaces the studio-backed runner (tests drive the queue with plain callables);
         ``preview`` makes the previews attached to step events (the UI's live image).
         """
+        from imagestudio.jobs.limits import SubmitLimits
         from imagestudio.jobs.queue import JobQueue
         from imagestudio.jobs.runner import StudioRunner
         from imagestudio.models.service import DownloadService
@@ -63,6 +64,7 @@ class Services:
             history=history,
             keep_finished=settings.server.keep_finished_jobs,
             preview=preview,
+            limits=SubmitLimits.from_settings(settings),
         )
         return cls(settings, studio, history, queue, DownloadService(settings))
 
