@@ -11,6 +11,7 @@ import pytest
 from imagestudio.cli import use_expandable_segments
 from imagestudio.config import GenerationSettings, ModelSettings, Settings
 from imagestudio.doctor import allocator_check, config_checks, run_doctor
+from imagestudio.errors import ConfigError
 from tests.conftest import PYTHON, cli_env
 
 CARDS_GB = (6, 8, 12, 16, 24, 48, 80)
@@ -164,5 +165,5 @@ def test_a_simulated_card_evaluates_the_original_documents_cuda_config(app_home:
     assert z["profile"] == "sequential"  # the documents' switches, applied to the simulated card
     if not torch.cuda.is_available():
         # Without simulation the same config is still refused here: there is no CUDA to run on.
-        with pytest.raises(Exception, match="device.type is cuda"):
+        with pytest.raises(ConfigError, match=r"device\.type is cuda"):
             run_doctor(settings)
