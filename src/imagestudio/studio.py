@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from imagestudio import __version__
 from imagestudio.engine.loras import activate_loras, lightning_ref, resolve_lora, resolve_loras
+from imagestudio.engine.prompt_tokens import prompt_token_warnings
 from imagestudio.engine.runners import (
     ProgressCallback,
     edit_kwargs,
@@ -193,7 +194,14 @@ class Studio:
         base = self._metadata(loaded, with_loras(request.metadata_fields(), loras), elapsed / len(images))
         base["memory"] = run.report.as_dict()
         memory = {"plan": run.plan.describe(), "recovered_from": list(run.report.recovered_from)}
-        return StudioResult(request.model, self._save(images, base, out_dir), elapsed, {"memory": memory})
+        extra: dict[str, Any] = {"memory": memory}
+        # A prompt past the model's token limit is cut by the pipeline; say so where the user looks.
+        warnings = prompt_token_warnings(loaded.pipe, request.prompt)
+        if warnings:
+            base["warnings"] = extra["warnings"] = warnings
+            for warning in warnings:
+                log.warning("%s", warning)
+        return StudioResult(request.model, self._save(images, base, out_dir), elapsed, extra)
 
     def _metadata(
         self, loaded: LoadedModel, fields: dict[str, Any], elapsed_per_image: float
