@@ -100,8 +100,15 @@ def test_a_body_sent_too_slowly_is_408(serve) -> None:
             b'Content-Length: 500\r\n\r\n{"kind": '
         )
         started = time.monotonic()
-        answer = conn.recv(65536).decode()
-        assert time.monotonic() - started < 8
+        conn.settimeout(60)
+        data = b""
+        while b"}" not in data:  # the whole JSON error, however the bytes are split
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        answer = data.decode()
+        assert time.monotonic() - started < 30  # about 1 s, with room for a busy machine
     assert answer.startswith("HTTP/1.1 408"), answer
     assert "server.body_read_timeout_s" in answer
     # Streams read their request at once and then wait for hours: the deadline is not theirs.
