@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from imagestudio.errors import ConfigError
+from imagestudio.quoting import clip_message, short_repr
 
 log = logging.getLogger(__name__)
 
@@ -303,6 +304,39 @@ class ServerSettings(_Section):
     session_ttl_hours: float = Field(
         720.0, gt=0, le=24 * 366, description="How long a browser's login lasts (with api_key), in hours."
     )
+    max_prompt_chars: int = Field(
+        4000,
+        ge=1,
+        le=4000,
+        description="Longest prompt (and negative prompt) a job may have, in characters; longer is HTTP 400. "
+        "The model reads at most its own token limit of it (Z-Image: 512 tokens); the rest is cut, with a "
+        "warning in the image's metadata.",
+    )
+    max_images_per_request: int = Field(
+        16, ge=1, le=16, description="Most images one request may ask for (n / count); more is HTTP 400."
+    )
+    max_queued_per_client: int = Field(
+        8,
+        ge=1,
+        le=10_000,
+        description="Jobs one client address may have waiting or running at once; more is HTTP 429.",
+    )
+    max_event_streams_per_client: int = Field(
+        8,
+        ge=1,
+        le=10_000,
+        description="Open progress streams (/api/jobs/{id}/events) per client address; more is HTTP 429.",
+    )
+    body_read_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Time a client has to send a request body once it started; slower is HTTP 408 "
+        "(a connection trickling bytes must not hold a worker forever).",
+    )
+    max_history_page: int = Field(
+        200, ge=1, le=1000, description="Largest page of /api/history (its limit); larger is HTTP 400."
+    )
 
     @field_validator("api_key")
     @classmethod
@@ -448,14 +482,68 @@ def format_validation_error(error: ValidationError, source: str) -> str:
         # A whole-section check (contradicting keys): the message names the keys, the dict adds noise.
         return f"{source}: {message}"
     more = f" (and {len(error.errors()) - 1} more problem(s))" if len(error.errors()) > 1 else ""
-    return f"{source}: {key} = {value!r} is invalid: {message}{more}"
+    return f"{source}: {key} = {short_repr(value)} is invalid: {message}{more}"
+
+
+#: A config file is a few hundred bytes; anything this large is not one.
+MAX_CONFIG_BYTES = 1_000_000
+#: Values (scalars, lists, mappings) the file may hold once its YAML aliases are expanded. A real config
+#: has about a hundred; an "alias bomb" (nine aliases of nine aliases of …) claims billions from 1 kB.
+MAX_CONFIG_NODES = 100_000
+
+
+def _check_expansion(root: Any, path: Path) -> None:
+    """Refuse a document whose aliases expand past :data:`MAX_CONFIG_NODES` values (or loop).
+
+    Counted on the composed node graph, where an alias is the same node object seen again, with one
+    memoised count per node: the cost is the file's size, never its expansion.
+    """
+    import yaml
+
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise ConfigError(f"{path}: a YAML alias refers to itself; a config cannot be recursive")
+        open_nodes.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        open_nodes.discard(key)
+        sizes[key] = total
+        if total > MAX_CONFIG_NODES:
+            raise ConfigError(
+                f"{path}: its YAML aliases expand to more than {MAX_CONFIG_NODES} values; a config needs a "
+                "few hundred (refusing what looks like an alias bomb)"
+            )
+        return total
+
+    if root is not None:
+        size(root)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: {path.stat().st_size} bytes is too large for a config file")
+        text = path.read_text(encoding="utf-8")
+        # Parsed twice (the file is small): once into nodes, to bound what aliases expand to before
+        # anything is built, then into Python values.
+        _check_expansion(yaml.compose(text, Loader=yaml.SafeLoader), path)
+        data = yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a config file") from None
+    except ValueError as exc:
+        # PyYAML converting a value it parsed: e.g. a 100,000-digit integer (Python refuses those).
+        raise ConfigError(f"{path}: a value cannot be read: {clip_message(str(exc), 200)}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -302,7 +302,10 @@ def run_doctor(
     for flag, value in (("--simulate-vram", vram_gb), ("--simulate-ram", ram_gb)):
         if value is not None and value <= 0:
             raise ConfigError(f"{flag} {value:g} must be a positive number of GB", param=flag)
-    hardware = probe_hardware(settings.device.type, settings.models_dir)
+    # A simulated card is a CUDA card: a config asking for CUDA (the original documents' one does) is
+    # evaluated against it, so the real device is probed as "auto" instead of refusing "cuda" here.
+    probe_device = "auto" if vram_gb is not None else settings.device.type
+    hardware = probe_hardware(probe_device, settings.models_dir)
     if vram_gb is not None or ram_gb is not None:
         hardware = simulate_hardware(hardware, vram_gb, ram_gb)
     runs_on = hardware.accelerator

@@ -92,6 +92,16 @@ class NotEnoughDiskSpace(UserError):
     error_type = "insufficient_storage"
 
 
+class StorageFull(UserError):
+    """The disk holding a folder we write into is full (or the process's file-size limit was hit).
+
+    Nothing half-written is left behind; the message names the folder so the user knows what to free.
+    """
+
+    http_status = 507
+    error_type = "insufficient_storage"
+
+
 class DownloadFailed(ImageStudioError):
     """A download stopped (network, hub or disk trouble); what was fetched is kept and resumes next time."""
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, InstanceOf, ValidationError
 
 from imagestudio.engine.loras import LoraRef
 from imagestudio.errors import InvalidRequest
+from imagestudio.quoting import short_repr
 from imagestudio.registry import (
     DEFAULT_EDIT_MODEL,
     DEFAULT_GENERATE_MODEL,
@@ -105,10 +106,15 @@ def _first_error(error: ValidationError) -> InvalidRequest:
         "string_too_long": "field_too_long",
     }
     return InvalidRequest(
-        f"{field} = {first.get('input')!r}: {first['msg']}",
+        f"{field} = {short_repr(first.get('input'))}: {first['msg']}",
         param=field,
         code=code.get(first["type"], "field_invalid") if limit is not None else "field_invalid",
-        details={"field": field, "value": repr(first.get("input")), "reason": first["msg"], "limit": limit},
+        details={
+            "field": field,
+            "value": short_repr(first.get("input")),
+            "reason": first["msg"],
+            "limit": limit,
+        },
     )
 
 

@@ -44,12 +44,18 @@ class Services:
         ``runner`` replaces the studio-backed runner (tests drive the queue with plain callables);
         ``preview`` makes the previews attached to step events (the UI's live image).
         """
+        from imagestudio.jobs.limits import SubmitLimits
         from imagestudio.jobs.queue import JobQueue
         from imagestudio.jobs.runner import StudioRunner
         from imagestudio.models.service import DownloadService
+        from imagestudio.storage.files import check_writable_folder, clean_stale_temp_files
         from imagestudio.storage.history import HistoryStore
         from imagestudio.studio import Studio
 
+        # An outputs folder that cannot be written is refused now, not at the first finished job; and
+        # what a killed writer left there goes before anything is listed.
+        check_writable_folder(settings.outputs_dir, "storage.outputs_dir")
+        clean_stale_temp_files(settings.outputs_dir)
         studio = studio or Studio(settings)
         history = HistoryStore(settings.history_db, settings.outputs_dir)
         queue = JobQueue(
@@ -58,6 +64,7 @@ class Services:
             history=history,
             keep_finished=settings.server.keep_finished_jobs,
             preview=preview,
+            limits=SubmitLimits.from_settings(settings),
         )
         return cls(settings, studio, history, queue, DownloadService(settings))
 

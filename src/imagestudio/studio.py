@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from imagestudio import __version__
 from imagestudio.engine.loras import activate_loras, lightning_ref, resolve_lora, resolve_loras
+from imagestudio.engine.prompt_tokens import prompt_token_warnings
 from imagestudio.engine.runners import (
     ProgressCallback,
     edit_kwargs,
@@ -208,7 +209,14 @@ class Studio:
         )
         base["memory"] = run.report.as_dict()
         memory = {"plan": run.plan.describe(), "recovered_from": list(run.report.recovered_from)}
-        return StudioResult(request.model, self._save(images, base, out_dir), elapsed, {"memory": memory})
+        extra: dict[str, Any] = {"memory": memory}
+        # A prompt past the model's token limit is cut by the pipeline; say so where the user looks.
+        warnings = prompt_token_warnings(loaded.pipe, request.prompt)
+        if warnings:
+            base["warnings"] = extra["warnings"] = warnings
+            for warning in warnings:
+                log.warning("%s", warning)
+        return StudioResult(request.model, self._save(images, base, out_dir), elapsed, extra)
 
     def _metadata(
         self, loaded: LoadedModel, fields: dict[str, Any], elapsed_per_image: float
@@ -260,9 +268,16 @@ class Studio:
                 "height": item.image.height,
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }
-            path = write_new_file(
-                directory, image_basename(meta["prompt"], item.seed), ".png", png_bytes(item.image, meta)
-            )
+            try:
+                path = write_new_file(
+                    directory, image_basename(meta["prompt"], item.seed), ".png", png_bytes(item.image, meta)
+                )
+            except BaseException:
+                # All of a job's images or none: a disk that fills up at image 3 of 4 leaves no orphans
+                # that the failed job's history would not list.
+                for done in saved:
+                    done.path.unlink(missing_ok=True)
+                raise
             log.info("wrote %s", path)
             saved.append(SavedImage(path, item.seed, item.image.width, item.image.height, meta))
         return saved

@@ -65,6 +65,10 @@ def test_killed_server_fails_its_unfinished_jobs_and_keeps_finished_images(confi
         if first.poll() is None:
             first.kill()
 
+    # What a server killed inside a write leaves: its temporary file (named with its pid). The next
+    # start removes it.
+    leftover = config_file.parent / "outputs" / f".imagestudio-{first.pid}-half.tmp"
+    leftover.write_bytes(b"\x89PNG half")
     second, url = start_serve(config, log)
     try:
         with httpx.Client(base_url=url, timeout=60) as http:
@@ -79,6 +83,9 @@ def test_killed_server_fails_its_unfinished_jobs_and_keeps_finished_images(confi
             assert [item["id"] for item in history["items"]] == [image_id]
             assert history["items"][0]["prompt"] == "кот"
             assert open_png(http.get(f"/api/images/{image_id}").content).size == (64, 64)
+        # Only finished images in the outputs folder: nothing partial, no temporary file left over.
+        outputs = config_file.parent / "outputs"
+        assert [p.suffix for p in outputs.iterdir()] == [".png"], list(outputs.iterdir())
         second.send_signal(signal.SIGTERM)
         assert second.wait(60) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after shutting down
     finally:

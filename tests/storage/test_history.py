@@ -197,13 +197,19 @@ def test_wal_mode_and_schema_version(store: HistoryStore) -> None:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
-def test_newer_or_corrupt_database_is_a_config_error(tmp_path: Path, outputs: Path) -> None:
+def test_newer_database_is_a_config_error_and_left_alone(tmp_path: Path, outputs: Path) -> None:
     newer = tmp_path / "newer.sqlite3"
     with sqlite3.connect(newer) as conn:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(ConfigError, match="newer"):
         HistoryStore(newer, outputs)
-    garbage = tmp_path / "garbage.sqlite3"
-    garbage.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(ConfigError, match="cannot be used"):
-        HistoryStore(garbage, outputs)
+    assert newer.exists() and not list(tmp_path.glob("*.damaged-*"))
+
+
+def test_a_nul_in_the_search_matches_only_prompts_containing_it(store: HistoryStore, outputs: Path) -> None:
+    add_done_job(store, outputs, "a", ["кот", "собака"], at=10.0)
+    assert store.list_images("\x00").total == 0
+    assert store.list_images("\x00кот").total == 0
+    assert store.list_images("%").total == 0
+    assert store.list_images("_").total == 0
+    assert store.list_images("кот").total == 1

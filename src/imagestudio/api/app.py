@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from imagestudio import __version__
 from imagestudio.api import history, jobs, models, openai_images, prompts, sdapi, system
 from imagestudio.api.browser_guard import HostGuard, OriginGuard
+from imagestudio.api.clients import ClientTag, StreamLimiter
 from imagestudio.api.errors import install_error_handlers
 from imagestudio.api.security import BearerAuth, BodySizeLimit
 from imagestudio.api.unmatched import HeadAsGet
@@ -82,7 +83,13 @@ def create_app(
 
     server = settings.server
     app.add_middleware(HeadAsGet)
-    app.add_middleware(BodySizeLimit, max_bytes=int(server.max_upload_mb * 1_000_000))
+    app.add_middleware(ClientTag)
+    app.state.event_streams = StreamLimiter(server.max_event_streams_per_client)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=int(server.max_upload_mb * 1_000_000),
+        body_timeout_s=server.body_read_timeout_s,
+    )
     api_key = server.api_key.get_secret_value() if server.api_key is not None else None
     basic_auth = server.api_auth.get_secret_value() if server.api_auth is not None else None
     if basic_auth and not api_key:

@@ -85,7 +85,11 @@ async def wait_for_result(services: Services, job_id: str, request: Request) -> 
         reason = error.message if error else "cancelled"
         raise ApiError(409, f"the job was cancelled ({reason})", type="cancelled", code="job_cancelled")
     assert error is not None
-    raise ApiError(error.http_status, error.message, type=error.type, param=error.param, code=error.code)
+    # A full disk stays full until someone frees space: tell OpenAI's clients not to retry blindly.
+    headers = {"x-should-retry": "false"} if error.http_status == 507 else None
+    raise ApiError(
+        error.http_status, error.message, type=error.type, param=error.param, code=error.code, headers=headers
+    )
 
 
 def image_url(request: Request, image_id: str) -> str:

@@ -33,9 +33,22 @@ def list_history(
     q: Annotated[
         str | None, Query(max_length=MAX_PROMPT_CHARS, description="Text the prompt contains (any case).")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: Annotated[
+        int | None,
+        Query(ge=1, le=1000, description="Page size (default 50), at most server.max_history_page (200)."),
+    ] = None,
     offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
 ) -> HistoryPage:
+    largest = get_services(request).settings.server.max_history_page
+    if limit is None:
+        limit = min(50, largest)
+    elif limit > largest:
+        raise ApiError(
+            400,
+            f"limit: {limit} is more than {largest}, the largest page (server.max_history_page)",
+            param="limit",
+            code="limit_too_large",
+        )
     page = get_services(request).history.list_images(q, limit=limit, offset=offset)
     return HistoryPage(
         items=[_history_image(record, request) for record in page.items],

@@ -11,9 +11,10 @@ from fastapi import APIRouter, Body, Path, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from imagestudio.api.clients import client_address
 from imagestudio.api.common import build_generate_request, find_job, get_services, image_url, job_status
 from imagestudio.api.edits import EditForm, edit_fields_from_json, submit_edit
-from imagestudio.api.errors import error_responses
+from imagestudio.api.errors import ApiError, error_responses
 from imagestudio.api.schemas import ID_PATTERN, GenerateJobBody, JobBody, JobList, JobStatus
 from imagestudio.jobs.aio import job_events
 from imagestudio.jobs.events import snapshot_events
@@ -98,14 +99,32 @@ def cancel_job(job_id: JobId, request: Request) -> JobStatus:
             "cancelled {message}; the stream ends after it.",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
-        **error_responses(400, 401, 404),
+        **error_responses(400, 401, 404, 429),
     },
 )
 async def stream_job_events(job_id: JobId, request: Request) -> StreamingResponse:
     services = get_services(request)
     find_job(services, job_id)  # 404 before the stream starts
+    # Each open stream holds a subscription and a connection: one client may not open them without end.
+    limiter, client = request.app.state.event_streams, client_address(request.scope)
+    if not limiter.open(client):
+        raise ApiError(
+            429,
+            f"this client already has {limiter.per_client} event streams open "
+            "(server.max_event_streams_per_client); close one first",
+            type="rate_limit_exceeded",
+            code="too_many_streams",
+            headers={"Retry-After": "5"},
+        )
 
     async def stream() -> AsyncIterator[str]:
+        try:
+            async for chunk in event_chunks():
+                yield chunk
+        finally:
+            limiter.close(client)
+
+    async def event_chunks() -> AsyncIterator[str]:
         number = 0
         try:
             async with job_events(services.queue, job_id) as events:

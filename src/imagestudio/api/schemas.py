@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from imagestudio.requests import MAX_COUNT, MAX_PROMPT_CHARS, MAX_SEED
 
@@ -15,12 +15,13 @@ Prompt = Annotated[str, Field(min_length=1, max_length=MAX_PROMPT_CHARS, descrip
 NegativePrompt = Annotated[
     str | None, Field(None, max_length=MAX_PROMPT_CHARS, description="Extension: what to avoid.")
 ]
+# Integers in JSON bodies are strict: "2" or true for n/count/steps/seed is a 400, not silently taken.
 Seed = Annotated[
-    int | None,
+    StrictInt | None,
     Field(None, ge=0, le=MAX_SEED, description="Extension: seed of the first image; random if absent."),
 ]
 Steps = Annotated[
-    int | None,
+    StrictInt | None,
     Field(
         None, ge=1, le=200, description="Extension: denoising steps; the model's official count if absent."
     ),
@@ -112,7 +113,9 @@ class ImageGenerationRequest(ImageOptions):
         description="A model id from GET /v1/models, or auto / an OpenAI name (dall-e-3, gpt-image-1 …) "
         "for server.auto_generate_model.",
     )
-    n: int | None = Field(None, ge=1, le=MAX_COUNT, description="How many images (seeds seed, seed+1, …).")
+    n: StrictInt | None = Field(
+        None, ge=1, le=MAX_COUNT, description="How many images (seeds seed, seed+1, …)."
+    )
     size: str | None = Field(
         None, pattern=SIZE_PATTERN, description="WIDTHxHEIGHT, multiples of 16; 'auto' = configured default."
     )
@@ -178,12 +181,12 @@ class GenerateJobBody(_Strict):
     prompt: Prompt
     model: str | None = Field(None, description="Model id; default z-image-turbo.")
     negative_prompt: NegativePrompt = None
-    width: int | None = Field(None, ge=1, le=16384, description="Pixels, multiple of 16.")
-    height: int | None = Field(None, ge=1, le=16384, description="Pixels, multiple of 16.")
+    width: StrictInt | None = Field(None, ge=1, le=16384, description="Pixels, multiple of 16.")
+    height: StrictInt | None = Field(None, ge=1, le=16384, description="Pixels, multiple of 16.")
     steps: Steps = None
     guidance_scale: Guidance = None
     seed: Seed = None
-    count: int = Field(1, ge=1, le=MAX_COUNT, description="Images to make (seeds seed, seed+1, …).")
+    count: StrictInt = Field(1, ge=1, le=MAX_COUNT, description="Images to make (seeds seed, seed+1, …).")
     variety: Variety = None
     original_prompt: str | None = Field(
         None,
@@ -209,14 +212,14 @@ class EditJobBody(_Strict):
         None, description="Model id; default qwen-image-edit-2511 (z-image-turbo with a mask)."
     )
     negative_prompt: NegativePrompt = None
-    width: int | None = Field(None, ge=1, le=16384)
-    height: int | None = Field(None, ge=1, le=16384)
+    width: StrictInt | None = Field(None, ge=1, le=16384)
+    height: StrictInt | None = Field(None, ge=1, le=16384)
     steps: Steps = None
     guidance_scale: Guidance = None
     true_cfg_scale: float | None = Field(None, description="Qwen edit's true CFG scale (the model's bounds).")
     strength: float | None = Field(None, gt=0.0, le=1.0, description="Z-Image img2img/inpaint strength.")
     seed: Seed = None
-    count: int = Field(1, ge=1, le=MAX_COUNT)
+    count: StrictInt = Field(1, ge=1, le=MAX_COUNT)
 
 
 JobBody = Annotated[GenerateJobBody | EditJobBody, Field(discriminator="kind")]

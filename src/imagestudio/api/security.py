@@ -11,10 +11,12 @@ logout or a new key ends it.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import json
 import logging
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -239,12 +241,25 @@ class UploadTooLarge(ApiError):
         )
 
 
+class BodyTooSlow(ApiError):
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(
+            408,
+            f"the request body did not arrive within {timeout_s:g} s (server.body_read_timeout_s)",
+            type="invalid_request_error",
+            code="request_timeout",
+            headers={"Connection": "close"},
+        )
+
+
 class BodySizeLimit:
     """Refuse request bodies over ``max_bytes``: at once when Content-Length says so, else while reading."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, body_timeout_s: float | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        #: A client trickling its body (slow-loris) gets a 408 after this long, not a worker forever.
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -257,11 +272,21 @@ class BodySizeLimit:
             await _send_error(send, 413, body, headers)
             return
         received = 0
+        body_done = False
+        deadline = None if self.body_timeout_s is None else time.monotonic() + self.body_timeout_s
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done or deadline is None:
+                # After the body, receive() waits for a disconnect (streams do that for hours): no deadline.
+                message = await receive()
+            else:
+                try:
+                    message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+                except asyncio.TimeoutError:
+                    raise BodyTooSlow(self.body_timeout_s or 0) from None
             if message["type"] == "http.request":
+                body_done = not message.get("more_body", False)
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
                     # Raised inside the app's body reading; the error handlers turn it into a 413.

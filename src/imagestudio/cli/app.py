@@ -42,6 +42,9 @@ def fail(message: str, code: int, error: BaseException | None = None, as_json: b
     A script that asked for JSON parses stdout; an error it cannot parse there is an error it misses.
     The object has the API's error shape, so one parser serves both.
     """
+    from imagestudio.quoting import clip_message
+
+    message = clip_message(message)
     if as_json:
         typer.echo(json.dumps({"error": error_object(message, error), "exit_code": code}, ensure_ascii=False))
     else:

@@ -18,6 +18,7 @@ from imagestudio.cli.app import (
 )
 from imagestudio.cli.enhance import EnhanceOption, improve_prompt, with_improved_prompt
 from imagestudio.cli.options import LoraOption
+from imagestudio.cli.outputs import prepare_out_dir
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
@@ -87,6 +88,8 @@ def edit(
         loras=tuple(parse_lora(text) for text in lora or []),
         lightning=lightning,
     )
+    # After the request is valid (a bad size creates no folder), before the model loads.
+    out = prepare_out_dir(out, settings)
     if enhance:
         # The model rewrites the instruction while looking at the pictures.
         result = improve_prompt(settings, prompt, request.model, request.images)

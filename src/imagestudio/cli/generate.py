@@ -18,6 +18,7 @@ from imagestudio.cli.app import (
 )
 from imagestudio.cli.enhance import EnhanceOption, improve_prompt, with_improved_prompt
 from imagestudio.cli.options import LoraOption
+from imagestudio.cli.outputs import prepare_out_dir
 
 
 @app.command()
@@ -96,6 +97,8 @@ def generate(
         loras=tuple(parse_lora(text) for text in lora or []),
         **images,
     ).resolved(settings)
+    # After the request is valid (a bad size creates no folder), before the model loads.
+    out = prepare_out_dir(out, settings)
     if enhance:
         # After every check, so a bad size fails at once rather than after the rewrite.
         request = with_improved_prompt(request, improve_prompt(settings, prompt, request.model))

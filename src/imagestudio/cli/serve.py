@@ -48,6 +48,10 @@ def serve(
 
     import uvicorn
 
+    from imagestudio.cli.server_logging import timestamped_logging
+
+    # Before the services open: a damaged history is reported while they do, and needs its time too.
+    log_config = timestamped_logging()
     from imagestudio.api import create_app
     from imagestudio.api.access_log import ErrorAccessLog
     from imagestudio.ui import mount_studio
@@ -64,6 +68,7 @@ def serve(
             application,
             host=host,
             port=port,
+            log_config=log_config,
             log_level="info" if logging.getLogger().isEnabledFor(logging.INFO) else "warning",
             # Open event streams must not hold a shutdown for long; their jobs are cancelled anyway.
             timeout_graceful_shutdown=5,

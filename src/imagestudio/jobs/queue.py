@@ -46,6 +46,7 @@ from imagestudio.jobs.model import (
 
 if TYPE_CHECKING:
     from imagestudio.engine.runners import ProgressCallback, StepProgress
+    from imagestudio.jobs.limits import SubmitLimits
     from imagestudio.storage.history import HistoryStore, NewImage
     from imagestudio.studio import StudioResult
 
@@ -81,6 +82,8 @@ class _Job:
     images: tuple[ResultImage, ...] = ()
     cancel: threading.Event = field(default_factory=threading.Event)
     cancel_reason: str = "cancelled"
+    #: The client address that submitted it (None: the studio's own pages, tests).
+    client: str | None = None
     finished: threading.Event = field(default_factory=threading.Event)
     started_clock: float = 0.0
     # (clock, global step index) of the first step seen, for the ETA
@@ -135,6 +138,7 @@ class JobQueue:
         history: HistoryStore | None = None,
         keep_finished: int = 500,
         preview: PreviewMaker | None = None,
+        limits: SubmitLimits | None = None,
     ) -> None:
         if max_queue < 1:
             raise ValueError("max_queue must be at least 1")
@@ -143,6 +147,7 @@ class JobQueue:
         self._history = history
         self._keep_finished = keep_finished
         self._preview = preview
+        self._limits = limits
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._pending: collections.deque[_Job] = collections.deque()
@@ -192,12 +197,19 @@ class JobQueue:
 
     # ----------------------------------------------------------------- public API
 
-    def submit(self, request: Any) -> JobInfo:
+    def submit(self, request: Any, client: str | None = None) -> JobInfo:
         """Queue ``request`` (already validated) and return the new job's snapshot.
 
-        Raises :class:`QueueFull` when ``max_queue`` jobs are already waiting, and
-        :class:`ServiceStopping` once :meth:`stop` was called.
+        ``client`` (default: the HTTP client being served, see :mod:`imagestudio.jobs.clients`) is
+        held to ``max_queued_per_client`` jobs waiting or running. Raises :class:`InvalidRequest` over
+        the prompt or image-count limits, :class:`QueueFull` when ``max_queue`` jobs are already
+        waiting (or the client has its share), and :class:`ServiceStopping` once :meth:`stop` was called.
         """
+        from imagestudio.jobs.clients import current_client
+
+        client = client if client is not None else current_client()
+        if self._limits is not None:
+            self._limits.check_request(request)
         with self._lock:
             if self._stopping:
                 raise ServiceStopping(
@@ -209,7 +221,8 @@ class JobQueue:
                     retry_after_s=self._retry_after_locked(),
                     waiting=self._max_queue,
                 )
-            job = _Job(id=new_id(), request=request, created_at=time.time())
+            self._check_client_share(client)
+            job = _Job(id=new_id(), request=request, created_at=time.time(), client=client)
             if self._history is not None:
                 # Recorded before it can run, so a crash at any later point leaves a row to recover.
                 self._history.record_job(
@@ -333,6 +346,8 @@ class JobQueue:
         except JobCancelled:
             return JobState.CANCELLED, JobError(job.cancel_reason, "cancelled", 409), None
         except UserError as exc:
+            # One line per refused job, so a 4xx/5xx the worker gives is in the server log too.
+            log.warning("job %s failed (%d %s): %s", job.id, exc.http_status, exc.error_type, exc.message)
             error = JobError(exc.message, exc.error_type, exc.http_status, exc.param, exc.code, exc.details)
             return JobState.FAILED, error, None
         except ImageStudioError as exc:
@@ -419,6 +434,23 @@ class JobQueue:
             self._retire(job)
 
     # ----------------------------------------------------------------- helpers (lock held)
+
+    def _check_client_share(self, client: str | None) -> None:
+        """One client may not fill the queue for everyone: at most its share of jobs waiting or running."""
+        share = self._limits.max_queued_per_client if self._limits is not None else None
+        if client is None or share is None:
+            return
+        active = [*self._pending, *([self._running] if self._running is not None else [])]
+        mine = sum(1 for job in active if job.client == client)
+        if mine >= share:
+            error = QueueFull(
+                f"this client already has {mine} jobs waiting or running (server.max_queued_per_client "
+                f"is {share}); retry when one has finished",
+                retry_after_s=self._retry_after_locked(),
+                waiting=share,
+            )
+            error.code = "client_queue_full"
+            raise error
 
     def _cancel_queued(self, job: _Job, reason: str) -> None:
         job.state, job.finished_at = JobState.CANCELLED, time.time()

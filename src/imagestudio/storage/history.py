@@ -10,6 +10,10 @@
 * Prompt search is case-insensitive in every script: SQLite's LOWER/LIKE fold ASCII only, so a
   casefolded copy of each prompt is stored and searched with an escaped LIKE pattern.
 * The schema version is ``PRAGMA user_version``; :data:`MIGRATIONS` brings older files forward.
+* A damaged file (corrupt, truncated, not a database, tables missing) never stops the server: it is
+  moved aside as ``<name>.damaged-<timestamp>`` with one log line, a fresh file is made, and the
+  images are listed again from the metadata every PNG carries (:func:`rebuild_from_outputs`).
+  Only a file from a *newer* imagestudio is refused, since moving it aside would lose its history.
 
 One connection shared behind a lock: SQLite serialises writers anyway, and the calls are short.
 """
@@ -22,14 +26,14 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from imagestudio.errors import ConfigError
 from imagestudio.jobs.events import STOPPED_DURING_JOB
-from imagestudio.jobs.model import JobError, JobInfo, JobState, ResultImage
+from imagestudio.jobs.model import JobError, JobInfo, JobState, ResultImage, new_id
 from imagestudio.storage.files import resolve_inside
 
 log = logging.getLogger(__name__)
@@ -140,28 +144,122 @@ class HistoryStore:
         self.db_path = db_path
         self.outputs_dir = outputs_dir
         self._lock = threading.Lock()
+        #: Where a damaged database was moved to at opening, if it was.
+        self.damaged_copy: Path | None = None
+        #: Images listed again from the PNGs' metadata after a damaged database was replaced.
+        self.rebuilt = 0
         db_path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._conn = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None, timeout=10)
-            self._conn.row_factory = sqlite3.Row
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
+            self._conn = self._open()
+        except _NewerSchema as exc:
             raise ConfigError(
-                f"the history database {db_path} cannot be used: {exc} (move it away to start a new one, "
-                "or set storage.history_db)",
+                f"the history database {db_path} cannot be used: {exc} (update imagestudio, or set "
+                "storage.history_db to another file)",
                 param="storage.history_db",
             ) from None
+        except sqlite3.DatabaseError as exc:
+            self.damaged_copy = self._move_aside(exc)
+            try:
+                self._conn = self._open()
+            except sqlite3.DatabaseError as again:
+                raise ConfigError(
+                    f"the history database {db_path} cannot be used: {again} (set storage.history_db)",
+                    param="storage.history_db",
+                ) from None
+            self.rebuilt = self.rebuild_from_outputs()
         self.recovered = self._recover()
 
     # ----------------------------------------------------------------- setup
 
+    def _open(self) -> sqlite3.Connection:
+        """Connect, migrate and check the schema is whole; raises sqlite3.DatabaseError if it is not."""
+        conn = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None, timeout=10)
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._conn = conn
+            self._migrate()
+            # A file can claim the current version yet lack tables, or be truncated past its header:
+            # both only show when read, so read every table and let SQLite check the pages now.
+            for table in ("jobs", "images"):
+                conn.execute(f"SELECT * FROM {table} LIMIT 1").fetchall()
+            problem = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+            if problem != "ok":
+                raise sqlite3.DatabaseError(f"database disk image is malformed ({problem})")
+            self._fail_unfinished(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _move_aside(self, error: sqlite3.DatabaseError) -> Path:
+        """Rename the damaged file (and its WAL/SHM companions) out of the way; returns the new name."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        target = self.db_path.with_name(f"{self.db_path.name}.damaged-{stamp}")
+        counter = 1
+        while target.exists():
+            target = self.db_path.with_name(f"{self.db_path.name}.damaged-{stamp}-{counter}")
+            counter += 1
+        try:
+            self.db_path.replace(target)
+            for companion in ("-wal", "-shm"):
+                extra = self.db_path.with_name(self.db_path.name + companion)
+                if extra.exists():
+                    extra.replace(target.with_name(target.name + companion))
+        except OSError as exc:
+            raise ConfigError(
+                f"the history database {self.db_path} is damaged ({error}) and cannot be moved aside: "
+                f"{exc.strerror or exc}",
+                param="storage.history_db",
+            ) from None
+        log.error(
+            "the history database %s is damaged (%s); moved it to %s and started a new one, listing the "
+            "images in %s again from their own metadata",
+            self.db_path,
+            error,
+            target,
+            self.outputs_dir,
+        )
+        return target
+
+    def rebuild_from_outputs(self) -> int:
+        """Record every PNG in the outputs folder that carries this app's metadata; returns how many.
+
+        The images come back without their jobs (a job's timings and errors lived only in the lost
+        file); each keeps its prompt, seed, size, model and every parameter it was made with.
+        """
+        from imagestudio.storage.metadata import read_metadata
+
+        root = self.outputs_dir
+        if not root.is_dir():
+            return 0
+        known = {row[0] for row in self._conn.execute("SELECT path FROM images")}
+        rows = []
+        for path in sorted(root.rglob("*.png")):
+            relative = path.relative_to(root).as_posix()
+            if relative in known or any(part.startswith(".") for part in path.relative_to(root).parts):
+                continue
+            try:
+                meta = read_metadata(path)
+                rows.append(_rebuilt_row(relative, meta, path.stat().st_mtime))
+            except Exception as exc:  # noqa: BLE001 (one unreadable file must not stop the others)
+                log.debug("not listed again: %s (%s)", path, exc)
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT INTO images (id, job_id, path, prompt, prompt_folded, negative_prompt, model, seed, "
+                "width, height, created_at, metadata_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [row for row in rows if row is not None],
+            )
+        count = sum(row is not None for row in rows)
+        log.warning("listed %d image(s) of %s again from their metadata", count, root)
+        return count
+
     def _migrate(self) -> None:
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
-            raise sqlite3.DatabaseError(
+            raise _NewerSchema(
                 f"it has schema version {version}, newer than this imagestudio's {SCHEMA_VERSION}"
             )
         for target in range(version, SCHEMA_VERSION):
@@ -171,14 +269,23 @@ class HistoryStore:
                 conn.execute(f"PRAGMA user_version = {target + 1}")
             log.info("history database %s migrated to schema %d", self.db_path, target + 1)
 
-    def _recover(self) -> int:
-        """Fail the jobs a previous server left unfinished; returns how many."""
-        with self._transaction() as conn:
-            count = conn.execute(
+    def _fail_unfinished(self, conn: sqlite3.Connection) -> None:
+        """Fail the jobs a previous server left unfinished (counted in :attr:`recovered`)."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._unfinished = conn.execute(
                 "UPDATE jobs SET state = ?, error_message = ?, error_type = 'server_error', "
                 "error_status = 500, finished_at = ? WHERE state IN (?, ?)",
                 (JobState.FAILED.value, STOPPED_DURING_JOB, time.time(), "queued", "running"),
             ).rowcount
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _recover(self) -> int:
+        """How many unfinished jobs opening the file marked failed."""
+        count = getattr(self, "_unfinished", 0)
         if count:
             log.warning("%d job(s) were unfinished when the server last stopped; marked failed", count)
         return count
@@ -337,7 +444,9 @@ class HistoryStore:
         """Images newest first, optionally only those whose prompt contains ``query`` (any case)."""
         where, params = "", []
         if query and query.strip():
-            where, params = "WHERE prompt_folded LIKE ? ESCAPE '\\'", [like_contains(query.strip())]
+            # instr(), not LIKE: no wildcards to escape, and a NUL in the query is a character like any
+            # other (LIKE stops its pattern at a NUL, so "%00" matched every prompt).
+            where, params = "WHERE instr(prompt_folded, ?) > 0", [fold(query.strip())]
         with self._lock:
             total = self._conn.execute(f"SELECT COUNT(*) FROM images {where}", params).fetchone()[0]
             rows = self._conn.execute(
@@ -395,6 +504,38 @@ def _image_record(row: sqlite3.Row) -> ImageRecord:
         height=row["height"],
         created_at=row["created_at"],
         metadata=json.loads(row["metadata_json"]),
+    )
+
+
+class _NewerSchema(sqlite3.DatabaseError):
+    """The file is from a newer imagestudio: refused, never moved aside (its history is intact)."""
+
+
+def _rebuilt_row(relative: str, meta: dict[str, Any], mtime: float) -> tuple[Any, ...] | None:
+    """An ``images`` row from a PNG's own metadata; None for a PNG this app did not write."""
+    if not meta or not isinstance(meta.get("prompt"), str):
+        return None
+    created_at = mtime
+    stamp = meta.get("created_at")
+    if isinstance(stamp, str):
+        from datetime import datetime
+
+        with suppress(ValueError):
+            created_at = datetime.fromisoformat(stamp).timestamp()
+    prompt = meta["prompt"]
+    return (
+        new_id(),
+        None,
+        relative,
+        prompt,
+        fold(prompt),
+        meta.get("negative_prompt"),
+        meta.get("model"),
+        int(meta.get("seed") or 0),
+        int(meta.get("width") or 0),
+        int(meta.get("height") or 0),
+        created_at,
+        _json(meta) or "{}",
     )
 
 

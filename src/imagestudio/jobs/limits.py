@@ -1,0 +1,51 @@
+"""Per-request and per-client bounds the queue enforces on every job it accepts (``server.*``).
+
+Checked in :meth:`JobQueue.submit`, the one door every job from the API and the web UI goes through,
+so no route can forget them. The client is the address the request came from, as tagged by the HTTP
+layer (:mod:`imagestudio.jobs.clients`); jobs without one (the studio's own pages) are only bounded by
+the queue's size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from imagestudio.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from imagestudio.config import Settings
+
+
+@dataclass(frozen=True)
+class SubmitLimits:
+    max_prompt_chars: int | None = None
+    max_images: int | None = None
+    max_queued_per_client: int | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SubmitLimits:
+        server = settings.server
+        return cls(server.max_prompt_chars, server.max_images_per_request, server.max_queued_per_client)
+
+    def check_request(self, request: Any) -> None:
+        """Refuse a request over the prompt or image-count limits, naming the field and the limit."""
+        if self.max_prompt_chars is not None:
+            for field in ("prompt", "negative_prompt"):
+                text = getattr(request, field, None)
+                if isinstance(text, str) and len(text) > self.max_prompt_chars:
+                    raise InvalidRequest(
+                        f"{field} is {len(text)} characters; at most {self.max_prompt_chars} are allowed "
+                        "(server.max_prompt_chars)",
+                        param=field,
+                        code="field_too_long",
+                        details={"field": field, "limit": self.max_prompt_chars},
+                    )
+        count = getattr(request, "count", None)
+        if self.max_images is not None and isinstance(count, int) and count > self.max_images:
+            raise InvalidRequest(
+                f"n = {count}: at most {self.max_images} images per request (server.max_images_per_request)",
+                param="n",
+                code="field_max",
+                details={"field": "n", "limit": self.max_images, "value": count},
+            )

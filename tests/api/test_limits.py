@@ -1,0 +1,143 @@
+"""Resource limits over real HTTP: each refusal a 4xx in OpenAI's error shape, each limit from config."""
+
+from __future__ import annotations
+
+import socket
+import stat
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from imagestudio.storage.files import _umask
+from tests.api.conftest import BLOCKER, assert_error_shape, sse_events
+
+GENERATE = {"kind": "generate", "model": "tiny-z-image", "prompt": "кот"}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("/v1/images/generations", {"prompt": "кот", "n": "2"}, "n"),
+        ("/v1/images/generations", {"prompt": "кот", "n": True}, "n"),
+        ("/v1/images/generations", {"prompt": "кот", "seed": "7"}, "seed"),
+        ("/api/jobs", {**GENERATE, "count": "2"}, "count"),
+        ("/api/jobs", {**GENERATE, "steps": True}, "steps"),
+        ("/api/jobs", {**GENERATE, "width": 64.0}, "width"),
+    ],
+)
+def test_integer_fields_are_strict(live, path: str, body: dict, param: str) -> None:
+    with live.client() as http:
+        assert_error_shape(http.post(path, json=body), 400, param=param)
+
+
+def test_prompt_and_image_count_limits_come_from_config(serve) -> None:
+    live = serve(server={"max_prompt_chars": 100, "max_images_per_request": 2})
+    with live.client() as http:
+        long = http.post("/api/jobs", json={**GENERATE, "prompt": "к" * 101})
+        assert "server.max_prompt_chars" in assert_error_shape(long, 400, param="prompt")["message"]
+        negative = http.post("/api/jobs", json={**GENERATE, "negative_prompt": "x" * 101})
+        assert_error_shape(negative, 400, param="negative_prompt")
+        many = http.post("/v1/images/generations", json={"model": "tiny-z-image", "prompt": "кот", "n": 3})
+        assert "server.max_images_per_request" in assert_error_shape(many, 400, param="n")["message"]
+        assert http.post("/api/jobs", json={**GENERATE, "prompt": "к" * 100, "count": 2}).status_code == 202
+        assert live.services.queue.stats().queued + (live.services.queue.stats().running is not None) >= 1
+    with serve().client() as http:  # the default: a 10,000-character prompt is refused
+        assert_error_shape(
+            http.post("/api/jobs", json={**GENERATE, "prompt": "a" * 10_000}), 400, param="prompt"
+        )
+
+
+def test_one_client_may_not_fill_the_queue(serve) -> None:
+    live = serve(server={"max_queued_per_client": 2, "max_queue": 10})
+    with live.client() as http:
+        ids = [http.post("/api/jobs", json=BLOCKER).json()["id"] for _ in range(2)]
+        refused = http.post("/api/jobs", json=GENERATE)
+        error = assert_error_shape(refused, 429)
+        assert "server.max_queued_per_client" in error["message"]
+        assert int(refused.headers["Retry-After"]) >= 1
+        # The studio's own pages (no client address) are not held to a client's share.
+        from imagestudio.requests import GenerateRequest
+
+        request = GenerateRequest.build(model="tiny-z-image", prompt="page", width=64, height=64, steps=1)
+        page_job = live.services.queue.submit(request.resolved(live.services.settings))
+        for job_id in [*ids, page_job.id]:
+            http.delete(f"/api/jobs/{job_id}")
+        # Once its jobs are gone the client may submit again.
+        for job_id in ids:
+            live.services.queue.wait(job_id, timeout=120)
+        assert http.post("/api/jobs", json=GENERATE).status_code == 202
+
+
+def test_event_streams_per_client_are_bounded(serve) -> None:
+    live = serve(server={"max_event_streams_per_client": 2})
+    with live.client() as http:
+        job_id = http.post("/api/jobs", json=BLOCKER).json()["id"]
+        path = f"/api/jobs/{job_id}/events"
+        with http.stream("GET", path) as first, http.stream("GET", path) as second:
+            assert first.status_code == second.status_code == 200
+            third = http.get(path)
+            error = assert_error_shape(third, 429)
+            assert "server.max_event_streams_per_client" in error["message"]
+        # Closed streams give their places back (the server notices the disconnect at its next event).
+        http.delete(f"/api/jobs/{job_id}")
+        deadline = time.monotonic() + 30
+        while True:
+            events = http.get(path)
+            if events.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert events.status_code == 200 and "cancelled" in events.text
+
+
+def test_a_body_sent_too_slowly_is_408(serve) -> None:
+    live = serve(server={"body_read_timeout_s": 1})
+    host, port = live.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(
+            b"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 500\r\n\r\n{"kind": '
+        )
+        started = time.monotonic()
+        conn.settimeout(60)
+        data = b""
+        while b"}" not in data:  # the whole JSON error, however the bytes are split
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        answer = data.decode()
+        assert time.monotonic() - started < 30  # about 1 s, with room for a busy machine
+    assert answer.startswith("HTTP/1.1 408"), answer
+    assert "server.body_read_timeout_s" in answer
+    # Streams read their request at once and then wait for hours: the deadline is not theirs.
+    with live.client() as http:
+        job_id = http.post("/api/jobs", json={**GENERATE, "steps": 2}).json()["id"]
+        time.sleep(1.5)
+        assert [kind for kind, _ in sse_events(http, f"/api/jobs/{job_id}/events")][-1] == "done"
+
+
+def test_history_page_size_and_a_nul_query(serve) -> None:
+    live = serve(server={"max_history_page": 10})
+    with live.client() as http:
+        job_id = http.post("/api/jobs", json=GENERATE).json()["id"]
+        sse_events(http, f"/api/jobs/{job_id}/events")
+        assert_error_shape(http.get("/api/history", params={"limit": 11}), 400, param="limit")
+        assert http.get("/api/history", params={"limit": 10}).json()["total"] == 1
+        nul = http.get("/api/history", params={"q": "\x00"})
+        assert nul.status_code == 200 and nul.json()["total"] == 0, nul.text
+        assert http.get("/api/history", params={"q": "%"}).json()["total"] == 0
+        [item] = http.get("/api/history").json()["items"]
+    path = live.services.history.image_file(item["id"])
+    assert path is not None
+    # An ordinary file, readable by others like anything the user makes (0644 under the usual umask).
+    mode = Path(path).stat().st_mode
+    assert stat.S_IMODE(mode) == 0o666 & ~_umask() and mode & stat.S_IROTH
+
+
+def test_defaults_refuse_a_history_page_over_200(live) -> None:
+    with live.client() as http:
+        assert_error_shape(http.get("/api/history", params={"limit": 201}), 400, param="limit")
+        assert http.get("/api/history", params={"limit": 200}).status_code == 200
+        assert httpx.get(f"{live.url}/healthz").status_code == 200
