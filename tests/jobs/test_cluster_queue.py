@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -145,6 +144,10 @@ def test_pick_prefers_the_held_model_then_an_unheld_one_then_the_oldest() -> Non
         "b",
         Q,
     )
+    # a job whose model an idle worker holds is left to that worker, even with nothing else to do
+    assert (
+        pick_job([("d", Z)], model_of=model_of, held=Q, held_by_others={Z}, held_by_idle_others={Z}) is None
+    )
     assert pick_job([], model_of=model_of, held=Z, held_by_others=()) is None
 
 
@@ -162,9 +165,16 @@ def test_twelve_alternating_jobs_on_two_workers_load_each_model_once(make_queue,
     assert all(Path(info.images[0].path).is_file() for info in finals)
 
 
-def test_a_job_whose_worker_dies_runs_once_more_on_another_and_is_recorded_once(
-    make_queue, history
-) -> None:
+def test_jobs_arriving_alternately_on_idle_workers_never_switch_models(make_queue) -> None:
+    first, second = InProcessWorker("w1"), InProcessWorker("w2")
+    queue = make_queue(first, second)
+    for pair in range(6):
+        jobs = [queue.submit(request(f"z {pair}", Z)), queue.submit(request(f"q {pair}", Q))]
+        assert all(queue.wait(job.id, WAIT).state is JobState.DONE for job in jobs)
+    assert first.loads + second.loads == 2
+
+
+def test_a_job_whose_worker_dies_runs_once_more_on_another_and_is_recorded_once(make_queue, history) -> None:
     doomed, spare = InProcessWorker("doomed"), InProcessWorker("spare")
     doomed.die_in = "unlucky"
     lost: list[str] = []
@@ -300,7 +310,8 @@ def test_the_single_pc_server_never_imports_ray_or_the_cluster_package(config_fi
         "from imagestudio.api.app import create_app\n"
         f"app = create_app(load_settings(Path({str(config_file)!r})))\n"
         "assert type(app.state.services.queue).__name__ == 'JobQueue'\n"
-        "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith(('ray.', 'imagestudio.cluster'))))\n"
+        "names = ('ray', 'ray.', 'imagestudio.cluster')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(names)))\n"
     )
     result = subprocess.run(
         [PYTHON, "-c", code], env=cli_env(), capture_output=True, text=True, timeout=120, check=False

@@ -270,6 +270,12 @@ class ClusterQueue:
                 for seat in self._seats.values()
             ]
 
+    def worker(self, name: str) -> Worker | None:
+        """The handle of a live worker by name (None once it left)."""
+        with self._lock:
+            seat = self._seats.get(name)
+            return seat.worker if seat is not None else None
+
     def _start_seat(self, seat: _Seat) -> None:
         seat.thread = threading.Thread(
             target=self._serve, args=(seat,), name=f"imagestudio-{seat.info.name}", daemon=True
@@ -427,12 +433,13 @@ class ClusterQueue:
         while True:
             if self._stopping or self._seats.get(name) is not seat:
                 return None
-            others = {s.model for s in self._seats.values() if s is not seat and s.model is not None}
+            others = [s for s in self._seats.values() if s is not seat and s.model is not None]
             job = pick_job(
                 self._pending,
                 model_of=lambda j: j.model,
                 held=seat.model,
-                held_by_others=others,
+                held_by_others={s.model for s in others if s.model is not None},
+                held_by_idle_others={s.model for s in others if s.model is not None and s.job is None},
                 can_hold=lambda model: model is None or model in seat.info.models,
             )
             if job is not None:

@@ -6,9 +6,10 @@ Loading a model costs 10–60 s on a real GPU, a step a fraction of a second; so
 2. the oldest job for a model no live worker holds (someone has to load it; nobody else will), else
 3. the oldest job (it switches models).
 
-Rule 3 only fires when every waiting job's model is held by another (busy) worker: waiting for that
+Rule 3 only fires when every waiting job's model is held by another *busy* worker: waiting for that
 worker could be quicker, but starving the idle one would waste a GPU for as long as the queue lasts.
-Jobs a worker cannot hold (the model is not on its disk) are never given to it.
+A job whose model an *idle* worker holds is left to that worker (it is about to take it). Jobs a worker
+cannot hold (the model is not on its disk) are never given to it.
 """
 
 from __future__ import annotations
@@ -25,16 +26,18 @@ def pick_job(
     model_of: Callable[[T], str | None],
     held: str | None,
     held_by_others: Collection[str],
+    held_by_idle_others: Collection[str] = (),
     can_hold: Callable[[str | None], bool] = lambda _model: True,
 ) -> T | None:
     """The job (from ``waiting``, oldest first) an idle worker holding ``held`` should run, or None.
 
-    ``held_by_others`` are the models resident on the other live workers.
+    ``held_by_others`` are the models resident on the other live workers, ``held_by_idle_others``
+    those of the others that are idle right now.
     """
     unheld = oldest = None
     for job in waiting:
         model = model_of(job)
-        if not can_hold(model):
+        if not can_hold(model) or (model != held and model in held_by_idle_others):
             continue
         if held is not None and model == held:
             return job

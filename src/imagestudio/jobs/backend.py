@@ -9,7 +9,7 @@ the single-PC default) and ``imagestudio.cluster.queue.ClusterQueue`` (workers e
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from imagestudio.jobs.model import JobEvent, JobInfo
@@ -55,3 +55,11 @@ class JobBackend(Protocol):
 
     def retry_after_s(self) -> int:
         """Seconds a refused client should wait before retrying (Retry-After)."""
+
+
+@runtime_checkable
+class WorkerListing(Protocol):
+    """A backend with several workers to show (the cluster's); the in-process queue is not one."""
+
+    def workers(self) -> list[Any]:
+        """One status per live worker (``imagestudio.cluster.queue.WorkerStatus``)."""
