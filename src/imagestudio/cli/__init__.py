@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from imagestudio.cli import bench, doctor, edit, generate, models, serve  # noqa: F401  (registers the commands)
+from imagestudio.cli import bench, doctor, edit, generate, models, serve, worker  # noqa: F401  (registers the commands)
 from imagestudio.cli.app import app
 
 

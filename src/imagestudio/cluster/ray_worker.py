@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from imagestudio.cluster.boxes import WORKER_CONFIG_ENV
 from imagestudio.cluster.work import OutputImage, StepReport, WorkerInfo, WorkResult
 from imagestudio.errors import ImageStudioError, JobCancelled, UserError
 from imagestudio.jobs.model import JobError
@@ -35,8 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Set by ``imagestudio worker --config`` on a box: that box's own config (its models folder, device).
-WORKER_CONFIG_ENV = "IMAGESTUDIO_WORKER_CONFIG"
 #: How often the relaying thread looks at Ray's cancel flag while the studio computes a step.
 CANCEL_POLL_S = 0.05
 
