@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def build_cluster_queue(
-    settings: Settings, history: HistoryStore, preview: PreviewMaker | None = None
+    settings: Settings, history: HistoryStore | None, preview: PreviewMaker | None = None
 ) -> RayClusterQueue:
     """The Ray-backed queue for ``cluster.backend: ray``; starts nothing until its ``start()``.
 
