@@ -16,18 +16,21 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.context import PROMPT, BenchContext
-from benchmarks.report import Row, Target, failed_row, ratio_row, unavailable_row
+from benchmarks.context import PROMPT, SRC, BenchContext, subprocess_env
+from benchmarks.report import Row, failed_row, ratio_row, unavailable_row
 from benchmarks.stats import interleaved, median
 
 NAME = "cluster_overhead"
 TITLE = "cluster overhead: one tiny job through a Ray worker vs the in-process queue (submit → done)"
-TARGET = Target("<=", 1.5)
+#: No pass/fail on the ratio: a tiny job takes ~50 ms, so the ratio mostly shows the fixed cost; the
+#: budget is absolute (about 0.1 s per job, in the row's note).
+TARGET = None
 CASE = "generate 64×64, 2 steps, model loaded"
 MODEL, SIDE, STEPS = "tiny-z-image", 64, 2
 WAIT_S = 300.0
@@ -90,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args(argv)
+    # This source tree first, here and in Ray's worker processes (they inherit the environment).
+    os.environ["PYTHONPATH"] = subprocess_env()["PYTHONPATH"]
+    sys.path.insert(0, str(SRC))
     with tempfile.TemporaryDirectory(prefix="imagestudio-bench-") as scratch:
         workdir = args.workdir or Path(scratch)
         ctx = BenchContext(workdir, repeat=args.repeat, log=lambda m: print(m, file=sys.stderr))

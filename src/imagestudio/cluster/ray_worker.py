@@ -5,9 +5,10 @@ denoising step (with a preview when one is due) and ends with the PNGs and their
 reaches the head while the job runs and the head, not the worker, writes files and history.
 
 Cancellation: ``ray.cancel`` on the generator's ref does not interrupt a running task of a threaded
-actor; Ray sets a flag (``ray.get_runtime_context().is_canceled()``). The studio runs in a thread of its
-own while the task's thread relays its steps and polls that flag, turning it into the studio's cancel
-event: the pipeline stops after its current step and the model stays loaded.
+actor: Ray sets a flag (``ray.get_runtime_context().is_canceled()``) and closes the generator at its
+next ``yield`` (``GeneratorExit``). The studio runs in a thread of its own while the task's thread
+relays its steps; either signal sets the studio's cancel event, the pipeline stops after its current
+step, and the model stays loaded.
 """
 
 from __future__ import annotations
@@ -117,21 +118,31 @@ class StudioWorker:
             thread.start()
             context = ray.get_runtime_context()
             ran = 0
-            while True:
-                if not cancel.is_set() and context.is_canceled():
+            try:
+                while True:
+                    if not cancel.is_set() and context.is_canceled():
+                        cancel.set()
+                    try:
+                        item = steps.get(timeout=CANCEL_POLL_S)
+                    except queue.Empty:
+                        continue
+                    if item is None:
+                        break
+                    ran += 1
+                    if not cancel.is_set():
+                        yield STEP, item
+                thread.join()
+                self.last_job = {"id": job_id, "outcome": outcome[0][0], "steps": ran}
+                yield outcome[0]
+            finally:
+                if thread.is_alive():
+                    # Closed early: after ray.cancel, Ray closes the stream at its next item
+                    # (GeneratorExit at the yield). Stop the studio after its current step and wait
+                    # for it, so the next job never runs beside a cancelled one.
                     cancel.set()
-                try:
-                    item = steps.get(timeout=CANCEL_POLL_S)
-                except queue.Empty:
-                    continue
-                if item is None:
-                    break
-                ran += 1
-                if not cancel.is_set():
-                    yield STEP, item
-            thread.join()
-            self.last_job = {"id": job_id, "outcome": outcome[0][0], "steps": ran}
-            yield outcome[0]
+                    thread.join()
+                    done = outcome[0][0] if outcome else CANCELLED
+                    self.last_job = {"id": job_id, "outcome": done, "steps": ran}
 
     def _execute(
         self, request: Any, steps: queue.Queue[StepReport | None], cancel: threading.Event
