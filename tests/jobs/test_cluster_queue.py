@@ -254,7 +254,7 @@ def test_a_model_no_worker_holds_fails_with_the_reason_instead_of_waiting(make_q
     final = queue.wait(queue.submit(request("edit me", Q)).id, WAIT)
     assert final.state is JobState.FAILED
     assert f"no worker can run {Q}" in final.error.message
-    assert final.error.code == "no_worker"
+    assert final.error.code == "no_worker_for_model" and final.error.details == {"model": Q}
     assert queue.wait(queue.submit(request("fine", Z)).id, WAIT).state is JobState.DONE
 
 

@@ -487,6 +487,7 @@ class ClusterQueue:
                     f"the job's worker died {job.attempts} times while running it; it was not retried "
                     "again (it may be what kills them: try a smaller size or fewer images)",
                     code="worker_lost",
+                    details={"attempts": str(job.attempts)},
                 )
             else:
                 requeue, state, error = True, JobState.QUEUED, None
@@ -610,26 +611,31 @@ class ClusterQueue:
                 ]
                 for job in stuck:
                     self._pending.remove(job)
-                    if self._seats:
-                        reason = (
-                            f"no worker can run {job.model}: none of the {len(self._seats)} connected "
-                            "workers has it on its disk (download it on a worker box, or connect one "
-                            "that has it)"
-                        )
-                    else:
-                        reason = (
-                            f"no worker is connected: the job waited {self._worker_wait_s:g}s "
-                            "(cluster.worker_wait_s) for one (start `imagestudio worker` on a GPU box)"
-                        )
-                    self._fail_queued(job, reason)
+                    self._fail_queued(job, self._no_worker_error(job))
                 if stuck:
                     self._emit_positions()
 
     # ----------------------------------------------------------------- helpers (lock held)
 
-    def _fail_queued(self, job: _Job, reason: str) -> None:
+    def _no_worker_error(self, job: _Job) -> JobError:
+        if self._seats:
+            message = (
+                f"no worker can run {job.model}: none of the {len(self._seats)} connected workers has "
+                "it on its disk (download it on a worker box, or connect one that has it)"
+            )
+            return JobError(
+                message, "service_unavailable", 503, code="no_worker_for_model", details={"model": job.model}
+            )
+        message = (
+            f"no worker is connected: the job waited {self._worker_wait_s:g}s (cluster.worker_wait_s) "
+            "for one (start `imagestudio worker` on a GPU box)"
+        )
+        seconds = f"{self._worker_wait_s:g}"
+        return JobError(message, "service_unavailable", 503, code="no_worker", details={"seconds": seconds})
+
+    def _fail_queued(self, job: _Job, error: JobError) -> None:
         job.state, job.finished_at = JobState.FAILED, time.time()
-        job.error = JobError(reason, "service_unavailable", 503, code="no_worker")
+        job.error = error
         self._record_end(job)
         self._emit(terminal_event(job.info()))
         self._retire(job)
