@@ -7,8 +7,10 @@ and each leaves two idle workers behind. The head is a real HTTP server on 127.0
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +19,14 @@ from typing import Any
 import pytest
 
 from imagestudio.jobs.model import JobState
-from tests.api.conftest import LiveServer, assert_error_shape, sse_events, start_server, wait_until
+from tests.api.conftest import (
+    LiveServer,
+    assert_error_shape,
+    open_png,
+    sse_events,
+    start_server,
+    wait_until,
+)
 
 Z, Q = "tiny-z-image", "tiny-qwen-image-edit"
 WAIT = 180.0
@@ -43,20 +52,22 @@ def settings_for(home: Path, models: Path, **cluster: Any):
 
 @pytest.fixture(scope="module")
 def head(ray_environment: Path, shared_models_dir: Path, tmp_path_factory) -> Iterator[LiveServer]:
-    from imagestudio.api import create_app
-    from imagestudio.services import Services
+    """What ``imagestudio serve`` builds: pages and API, owning its services (so Ray's runtime too)."""
+    import ray
 
-    home = tmp_path_factory.mktemp("head")
-    settings = settings_for(home, shared_models_dir)
-    services = Services.create(settings)
+    from imagestudio.api import create_app
+    from imagestudio.ui import mount_studio
+
+    settings = settings_for(tmp_path_factory.mktemp("head"), shared_models_dir)
     started = time.perf_counter()
-    services.start()
-    wait_until(lambda: len(services.queue.workers()) == 2, WAIT, "two workers")
-    print(f"\n[measure] runtime + 2 workers ready in {time.perf_counter() - started:.1f}s")
-    live = start_server(create_app(settings, services=services))
-    yield live
-    live.stop()
-    services.close()
+    live = start_server(mount_studio(create_app(settings)))
+    try:
+        wait_until(lambda: len(live.services.queue.workers()) == 2, WAIT, "two workers")
+        print(f"\n[measure] runtime + 2 workers ready in {time.perf_counter() - started:.1f}s")
+        yield live
+    finally:
+        live.stop()
+    assert not ray.is_initialized()  # the app stopped the runtime it started
 
 
 def generate(settings, prompt: str, **fields: Any):
@@ -217,6 +228,39 @@ def test_max_queue_answers_429_with_retry_after(head: LiveServer) -> None:
             queue.cancel(job.id)
     for job in blockers:
         assert queue.wait(job.id, WAIT).state is JobState.CANCELLED
+
+
+def test_the_studio_pages_the_openai_api_and_worker_previews(head: LiveServer) -> None:
+    queue = head.services.queue
+    assert type(queue).__name__ == "RayClusterQueue"
+    previews: list[Any] = []
+    done = threading.Event()
+
+    def sink(event) -> None:
+        if event.type == "step" and event.preview is not None:
+            previews.append(event.preview)
+        if event.terminal:
+            done.set()
+
+    with head.client() as http:
+        assert http.get("/").status_code == 200
+        assert http.get("/healthz").json()["status"] == "ok"
+        # Previews are throttled to one per 0.5 s per worker (engine/preview.py): a worker that made one
+        # at the end of the previous test's job would rightly skip this short job's steps.
+        time.sleep(0.6)
+        unsubscribe = queue.subscribe(None, sink)
+        try:
+            response = http.post(
+                "/v1/images/generations",
+                json={"model": Z, "prompt": "кот", "size": "64x64", "steps": 4},
+                timeout=WAIT,
+            )
+        finally:
+            unsubscribe()
+    assert response.status_code == 200, response.text
+    assert open_png(base64.b64decode(response.json()["data"][0]["b64_json"])).size == (64, 64)
+    assert done.is_set()
+    assert previews and previews[0].size[0] >= 1  # a PIL image the worker made from its latents
 
 
 def test_system_lists_every_worker(head: LiveServer) -> None:

@@ -52,6 +52,7 @@ class StudioWorker:
         self.settings = _worker_settings(settings)
         self.preview = preview
         self.loads = 0
+        self.previews = 0
         #: The model of each load, in order (a reload of the same model for a new placement counts).
         self.loaded: list[str] = []
         #: How the last job ended and after how many steps (what a cancel really stopped).
@@ -90,7 +91,13 @@ class StudioWorker:
         """Loads so far and the resident model (for tests and the benchmark)."""
         resident = self._studio.manager.resident if self._studio is not None else None
         model = resident.spec.id if resident is not None else None
-        return {"loads": self.loads, "loaded": list(self.loaded), "model": model, "last_job": self.last_job}
+        return {
+            "loads": self.loads,
+            "loaded": list(self.loaded),
+            "model": model,
+            "last_job": self.last_job,
+            "previews": self.previews,
+        }
 
     def pid(self) -> int:
         return os.getpid()
@@ -171,7 +178,9 @@ class StudioWorker:
         if self.preview is None:
             return None
         try:
-            return self.preview(step)
+            preview = self.preview(step)
+            self.previews += preview is not None
+            return preview
         except Exception:  # a broken preview must not fail the job
             log.warning("preview failed", exc_info=True)
             return None
