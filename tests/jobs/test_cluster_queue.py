@@ -174,6 +174,21 @@ def test_jobs_arriving_alternately_on_idle_workers_never_switch_models(make_queu
     assert first.loads + second.loads == 2
 
 
+def test_a_job_left_to_an_idle_holder_goes_to_another_worker_once_the_holder_is_busy(make_queue) -> None:
+    holder, other = InProcessWorker("holder"), InProcessWorker("other")
+    queue = make_queue(holder, other)
+    assert queue.wait(queue.submit(request("warm up", Z)).id, WAIT).state is JobState.DONE
+    holder.gate.clear()
+    other.gate.clear()
+    jobs = [queue.submit(request(f"z {i}", Z)) for i in range(2)]
+    deadline = time.monotonic() + WAIT
+    while not all(queue.get(job.id).state is JobState.RUNNING for job in jobs):
+        assert time.monotonic() < deadline, "both workers should be running a job"
+        time.sleep(0.01)
+    holder.gate.set()
+    other.gate.set()
+
+
 def test_a_job_whose_worker_dies_runs_once_more_on_another_and_is_recorded_once(make_queue, history) -> None:
     doomed, spare = InProcessWorker("doomed"), InProcessWorker("spare")
     doomed.die_in = "unlucky"

@@ -407,6 +407,9 @@ class ClusterQueue:
                     job.started_at = time.time()
                 seat.model, seat.job = job.model, job.id
                 self._running[job.id] = job
+                # This worker is busy now: a job left to it as the idle holder of its model is fair
+                # game for the others again.
+                self._wake.notify_all()
                 self._emit_positions()
                 self._emit(started_event(job.info()))
                 request = job.request
