@@ -375,6 +375,40 @@ class InputSettings(_Section):
     )
 
 
+class ClusterSettings(_Section):
+    """Where jobs run (``cluster``): in this process (the default), or on Ray workers (docs/scale-out.md)."""
+
+    backend: Literal["local", "ray"] = Field(
+        "local",
+        description="local = one worker thread in this process; ray = GPU workers on Ray "
+        '(pip install "imagestudio[cluster]").',
+    )
+    address: str | None = Field(
+        None,
+        min_length=1,
+        description="A running Ray cluster to join (HOST:PORT of `imagestudio worker --head`); null = start "
+        "a private Ray runtime on 127.0.0.1 with local_workers workers.",
+    )
+    local_workers: int = Field(
+        1, ge=0, le=64, description="Workers on this machine when address is null (one per GPU on a GPU box)."
+    )
+    token_file: Path | None = Field(
+        None,
+        description="Ray's auth token file for joining `address` (what `imagestudio worker --head` printed); "
+        "null = Ray's own default (~/.ray/auth_token or $RAY_AUTH_TOKEN).",
+    )
+    worker_wait_s: float = Field(
+        60.0,
+        gt=0,
+        le=86_400,
+        description="A job whose model no connected worker can load fails after waiting this long.",
+    )
+    max_attempts: int = Field(
+        3, ge=1, le=20, description="Runs of a job whose worker died, before it fails instead of retrying."
+    )
+    poll_s: float = Field(2.0, gt=0, le=600, description="How often the head looks for workers that joined.")
+
+
 def _default_models() -> dict[str, ModelSettings]:
     return {"z-image-turbo": ModelSettings(), "qwen-image-edit-2511": ModelSettings()}
 
@@ -389,6 +423,7 @@ class Settings(_Section):
     downloads: DownloadSettings = Field(default_factory=DownloadSettings)
     inputs: InputSettings = Field(default_factory=InputSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
 
     @field_validator("models")
     @classmethod
@@ -594,6 +629,7 @@ def load_settings(
     storage.outputs_dir = _anchor(storage.outputs_dir, base) or home / "outputs"
     storage.history_db = _anchor(storage.history_db, base) or home / "history.sqlite3"
     storage.loras_dir = _anchor(storage.loras_dir, base) or home / "loras"
+    settings.cluster.token_file = _anchor(settings.cluster.token_file, base)
     env = os.environ if environ is None else environ
     if env.get(API_KEY_ENV, "").strip():
         settings.server.api_key = SecretStr(env[API_KEY_ENV].strip())

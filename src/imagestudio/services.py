@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
-    from imagestudio.jobs.queue import JobQueue, PreviewMaker, Runner
+    from imagestudio.jobs.backend import JobBackend
+    from imagestudio.jobs.queue import PreviewMaker, Runner
     from imagestudio.models.service import DownloadService
     from imagestudio.storage.history import HistoryStore
     from imagestudio.studio import Studio
@@ -26,7 +27,8 @@ class Services:
     settings: Settings
     studio: Studio
     history: HistoryStore
-    queue: JobQueue
+    #: The in-process JobQueue, or the cluster's queue with ``cluster.backend: ray``.
+    queue: JobBackend
     #: Model downloads run on their own threads, beside (never inside) the GPU worker's queue.
     downloads: DownloadService
 
@@ -58,6 +60,13 @@ class Services:
         clean_stale_temp_files(settings.outputs_dir)
         studio = studio or Studio(settings)
         history = HistoryStore(settings.history_db, settings.outputs_dir)
+        queue: JobBackend
+        if settings.cluster.backend == "ray" and runner is None:
+            # Imported only here: the single-PC path never imports Ray (tests/jobs/test_cluster_queue.py).
+            from imagestudio.cluster.service import build_cluster_queue
+
+            queue = build_cluster_queue(settings, history, preview)
+            return cls(settings, studio, history, queue, DownloadService(settings))
         queue = JobQueue(
             runner or StudioRunner(studio),
             max_queue=settings.server.max_queue,

@@ -329,6 +329,21 @@ class LoadedModelInfo(BaseModel):
     load_seconds: float
 
 
+class WorkerInfo(BaseModel):
+    """One GPU worker of the cluster backend (``cluster.backend: ray``)."""
+
+    name: str
+    host: str
+    device: str
+    gpu: str | None = Field(description="The accelerator's name; null on CPU.")
+    models: list[str] = Field(description="Models on this worker's disk (those it can run).")
+    model: str | None = Field(description="The model it holds (or is loading).")
+    job: str | None = Field(description="Id of the job it runs.")
+    jobs_done: int
+    last_answer_at: float | None = Field(description="Unix time of its last step or result.")
+    memory_plan: str | None = Field(description="How its last job was placed in memory.")
+
+
 class SystemInfo(BaseModel):
     version: str
     device: str
@@ -336,6 +351,9 @@ class SystemInfo(BaseModel):
     queue: QueueInfo
     memory: MemoryInfo
     models: list[ModelCard]
+    workers: list[WorkerInfo] = Field(
+        default_factory=list, description="Cluster workers; empty with the in-process queue."
+    )
 
 
 class Health(BaseModel):

@@ -19,8 +19,10 @@ from imagestudio.api.schemas import (
     ModelList,
     QueueInfo,
     SystemInfo,
+    WorkerInfo,
 )
 from imagestudio.errors import UserError
+from imagestudio.jobs.backend import WorkerListing
 from imagestudio.registry import MODELS, ModelSpec
 
 router = APIRouter(tags=["system"])
@@ -68,7 +70,15 @@ def system(request: Request) -> SystemInfo:
         ),
         memory=_memory(device),
         models=_model_cards(request),
+        workers=_workers(services.queue),
     )
+
+
+def _workers(queue: object) -> list[WorkerInfo]:
+    """The cluster's workers; the in-process queue has none to list."""
+    if not isinstance(queue, WorkerListing):
+        return []
+    return [WorkerInfo(**{**vars(status), "models": list(status.models)}) for status in queue.workers()]
 
 
 @router.get(

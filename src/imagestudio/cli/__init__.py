@@ -10,7 +10,16 @@ from __future__ import annotations
 import os
 import sys
 
-from imagestudio.cli import bench, doctor, edit, enhance, generate, models, serve  # noqa: F401  (registers the commands)
+from imagestudio.cli import (  # noqa: F401  (registers the commands)
+    bench,
+    doctor,
+    edit,
+    enhance,
+    generate,
+    models,
+    serve,
+    worker,
+)
 from imagestudio.cli.app import app
 
 

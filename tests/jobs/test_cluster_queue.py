@@ -1,0 +1,335 @@
+"""The cluster backend's head-side queue, with in-process workers: no Ray, so it runs in the default suite.
+
+The workers here stand in for remote GPUs only in where they run; the queue under test is the real one,
+with a real SQLite history and real files. A worker "loads" a model when asked for one it does not hold,
+and can be made to die mid-job (what a kill -9 or a lost box looks like to the head).
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from imagestudio.cluster.queue import ClusterQueue
+from imagestudio.cluster.scheduling import pick_job
+from imagestudio.cluster.work import JobFailed, OutputImage, StepReport, WorkerInfo, WorkerLost, WorkResult
+from imagestudio.errors import JobCancelled, QueueFull
+from imagestudio.jobs.model import JobError, JobState
+from imagestudio.requests import GenerateRequest
+from imagestudio.storage.history import HistoryStore
+
+from ..conftest import PYTHON, cli_env
+
+WAIT = 30.0
+Z, Q = "tiny-z-image", "tiny-qwen-image-edit"
+
+
+def request(prompt: str = "кот", model: str = Z) -> Any:
+    """A request-shaped object; the queue only reads ``model``, ``prompt`` and the metadata fields."""
+    if model == Z:
+        return GenerateRequest.build(model=Z, prompt=prompt, seed=5, width=16, height=16)
+    return _Stub(model, prompt)
+
+
+class _Stub:
+    """An edit job as the queue sees it (the workers here never run a pipeline)."""
+
+    def __init__(self, model: str, prompt: str) -> None:
+        self.model, self.prompt, self.seed, self.count = model, prompt, 1, 1
+
+    def metadata_fields(self) -> dict[str, Any]:
+        return {"model": self.model, "prompt": self.prompt}
+
+
+def png(color: str = "red") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+class InProcessWorker:
+    """Holds one model; a job for another model costs a load. Can pause, be cancelled, or die."""
+
+    def __init__(
+        self, name: str, models: tuple[str, ...] = (Z, Q), steps: int = 3, step_s: float = 0.01
+    ) -> None:
+        self._info = WorkerInfo(name=name, host="box", device="cpu", gpu=None, models=models)
+        self.steps, self.step_s = steps, step_s
+        self.resident: str | None = None
+        self.loads = 0
+        self.ran: list[str] = []
+        self.cancelled: set[str] = set()
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+        self.die_in: str | None = None  # a prompt: die when running it
+        self.closed = False
+
+    @property
+    def info(self) -> WorkerInfo:
+        return self._info
+
+    def run(self, job_id: str, request: Any, on_step) -> WorkResult:
+        if request.model != self.resident:
+            self.resident, self.loads = request.model, self.loads + 1
+        self.entered.set()
+        for step in range(1, self.steps + 1):
+            self.gate.wait(WAIT)
+            if request.prompt == self.die_in:
+                raise WorkerLost("killed")
+            if job_id in self.cancelled:
+                raise JobCancelled("cancelled")
+            time.sleep(self.step_s)
+            on_step(StepReport(1, 1, step, self.steps, preview=f"preview {step}"))
+        if request.prompt == "fail":
+            raise JobFailed(JobError("bad prompt", "invalid_request_error", 400, code="bad"))
+        self.ran.append(request.prompt)
+        meta = {"prompt": request.prompt, "worker": self._info.name}
+        image = OutputImage(png(), f"out-{request.prompt}", 5, 16, 16, meta)
+        return WorkResult(request.model, (image,), 0.01, {"memory": {"plan": "full"}})
+
+    def cancel(self, job_id: str) -> None:
+        self.cancelled.add(job_id)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def history(tmp_path: Path):
+    store = HistoryStore(tmp_path / "history.sqlite3", tmp_path / "outputs")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def make_queue(tmp_path: Path, history: HistoryStore):
+    queues: list[ClusterQueue] = []
+
+    def make(*workers: InProcessWorker, start: bool = True, **options: Any) -> ClusterQueue:
+        options.setdefault("max_queue", 50)
+        queue = ClusterQueue(outputs_dir=tmp_path / "outputs", history=history, **options)
+        for worker in workers:
+            queue.add_worker(worker)
+        if start:
+            queue.start()
+        queues.append(queue)
+        return queue
+
+    yield make
+    for queue in queues:
+        queue.stop(10)
+
+
+# ----------------------------------------------------------------- the affinity rule
+
+
+def test_pick_prefers_the_held_model_then_an_unheld_one_then_the_oldest() -> None:
+    jobs = [("a", Z), ("b", Q), ("c", Z)]
+    model_of = lambda job: job[1]  # noqa: E731
+    assert pick_job(jobs, model_of=model_of, held=Q, held_by_others={Z}) == ("b", Q)
+    # holds nothing; z is held by another worker, so the oldest job for the unheld model
+    assert pick_job(jobs, model_of=model_of, held=None, held_by_others={Z}) == ("b", Q)
+    # every model is held by someone else: the oldest job, and this worker switches
+    assert pick_job(jobs, model_of=model_of, held=None, held_by_others={Z, Q}) == ("a", Z)
+    # never a job it cannot hold
+    assert pick_job(jobs, model_of=model_of, held=None, held_by_others=(), can_hold=lambda m: m == Q) == (
+        "b",
+        Q,
+    )
+    # a job whose model an idle worker holds is left to that worker, even with nothing else to do
+    assert (
+        pick_job([("d", Z)], model_of=model_of, held=Q, held_by_others={Z}, held_by_idle_others={Z}) is None
+    )
+    assert pick_job([], model_of=model_of, held=Z, held_by_others=()) is None
+
+
+def test_twelve_alternating_jobs_on_two_workers_load_each_model_once(make_queue, history) -> None:
+    first, second = InProcessWorker("w1"), InProcessWorker("w2")
+    queue = make_queue(first, second, start=False)
+    jobs = [queue.submit(request(f"job {i}", Z if i % 2 == 0 else Q)) for i in range(12)]
+    queue.start()
+    finals = [queue.wait(job.id, WAIT) for job in jobs]
+
+    assert [info.state for info in finals] == [JobState.DONE] * 12
+    assert first.loads + second.loads == 2
+    assert {first.resident, second.resident} == {Z, Q}
+    assert len(history.list_images(limit=100).items) == 12
+    assert all(Path(info.images[0].path).is_file() for info in finals)
+
+
+def test_jobs_arriving_alternately_on_idle_workers_never_switch_models(make_queue) -> None:
+    first, second = InProcessWorker("w1"), InProcessWorker("w2")
+    queue = make_queue(first, second)
+    for pair in range(6):
+        jobs = [queue.submit(request(f"z {pair}", Z)), queue.submit(request(f"q {pair}", Q))]
+        assert all(queue.wait(job.id, WAIT).state is JobState.DONE for job in jobs)
+    assert first.loads + second.loads == 2
+
+
+def test_a_job_left_to_an_idle_holder_goes_to_another_worker_once_the_holder_is_busy(make_queue) -> None:
+    holder, other = InProcessWorker("holder"), InProcessWorker("other")
+    queue = make_queue(holder, other)
+    assert queue.wait(queue.submit(request("warm up", Z)).id, WAIT).state is JobState.DONE
+    holder.gate.clear()
+    other.gate.clear()
+    jobs = [queue.submit(request(f"z {i}", Z)) for i in range(2)]
+    deadline = time.monotonic() + WAIT
+    while not all(queue.get(job.id).state is JobState.RUNNING for job in jobs):
+        assert time.monotonic() < deadline, "both workers should be running a job"
+        time.sleep(0.01)
+    holder.gate.set()
+    other.gate.set()
+
+
+def test_a_job_whose_worker_dies_runs_once_more_on_another_and_is_recorded_once(make_queue, history) -> None:
+    doomed, spare = InProcessWorker("doomed"), InProcessWorker("spare")
+    doomed.die_in = "unlucky"
+    lost: list[str] = []
+    queue = make_queue(doomed, on_worker_lost=lambda worker: lost.append(worker.info.name))
+    events: list[str] = []
+    job = queue.submit(request("unlucky"))
+    queue.subscribe(job.id, lambda event: events.append(event.type))
+    # With only the doomed worker, the job goes back to the queue and waits for a live one.
+    deadline = time.monotonic() + WAIT
+    while not lost and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert lost == ["doomed"] and doomed.closed
+    assert queue.get(job.id).state is JobState.QUEUED
+    assert queue.workers() == []
+
+    queue.add_worker(spare)
+    final = queue.wait(job.id, WAIT)
+    assert final.state is JobState.DONE
+    assert spare.ran == ["unlucky"] and doomed.ran == []
+    assert events.count("done") == 1 and events.count("started") == 2
+    assert len(history.list_images(limit=10).items) == 1
+    assert history.get_job(job.id).state is JobState.DONE
+    assert history.job_details(job.id)["timings"]["attempts"] == 2
+
+
+def test_a_lost_job_goes_to_the_front_of_the_queue(make_queue) -> None:
+    doomed = InProcessWorker("doomed")
+    doomed.gate.clear()
+    doomed.die_in = "first"
+    queue = make_queue(doomed)
+    first = queue.submit(request("first"))
+    assert doomed.entered.wait(WAIT)
+    second = queue.submit(request("second"))
+    doomed.gate.set()
+    deadline = time.monotonic() + WAIT
+    while queue.get(first.id).state is not JobState.QUEUED and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert queue.get(first.id).queue_position == 1
+    assert queue.get(second.id).queue_position == 2
+
+
+def test_a_job_that_kills_every_worker_fails_after_max_attempts(make_queue) -> None:
+    workers = [InProcessWorker(f"w{i}") for i in range(3)]
+    for worker in workers:
+        worker.die_in = "poison"
+    queue = make_queue(*workers, max_attempts=2)
+    final = queue.wait(queue.submit(request("poison")).id, WAIT)
+    assert final.state is JobState.FAILED
+    assert "died 2 times" in final.error.message
+
+
+def test_cancel_stops_a_running_job_and_the_worker_keeps_its_model(make_queue, history) -> None:
+    worker = InProcessWorker("w1")
+    worker.gate.clear()
+    queue = make_queue(worker)
+    job = queue.submit(request("long"))
+    assert worker.entered.wait(WAIT)
+    queue.cancel(job.id)
+    worker.gate.set()
+    final = queue.wait(job.id, WAIT)
+    assert final.state is JobState.CANCELLED
+    assert history.get_job(job.id).state is JobState.CANCELLED
+    after = queue.wait(queue.submit(request("next")).id, WAIT)
+    assert after.state is JobState.DONE and worker.loads == 1
+
+
+def test_a_failed_job_keeps_its_reason(make_queue) -> None:
+    queue = make_queue(InProcessWorker("w1"))
+    final = queue.wait(queue.submit(request("fail")).id, WAIT)
+    assert final.state is JobState.FAILED
+    assert final.error.message == "bad prompt" and final.error.http_status == 400
+
+
+def test_a_model_no_worker_holds_fails_with_the_reason_instead_of_waiting(make_queue) -> None:
+    only_z = InProcessWorker("w1", models=(Z,))
+    queue = make_queue(only_z, worker_wait_s=0.2)
+    final = queue.wait(queue.submit(request("edit me", Q)).id, WAIT)
+    assert final.state is JobState.FAILED
+    assert f"no worker can run {Q}" in final.error.message
+    assert final.error.code == "no_worker_for_model" and final.error.details == {"model": Q}
+    assert queue.wait(queue.submit(request("fine", Z)).id, WAIT).state is JobState.DONE
+
+
+def test_without_workers_a_job_fails_after_the_wait(make_queue) -> None:
+    queue = make_queue(worker_wait_s=0.2)
+    final = queue.wait(queue.submit(request("anyone?")).id, WAIT)
+    assert final.state is JobState.FAILED
+    assert "no worker is connected" in final.error.message
+    assert not queue.worker_alive
+
+
+def test_max_queue_bounds_the_jobs_waiting_across_workers(make_queue) -> None:
+    worker = InProcessWorker("w1")
+    worker.gate.clear()
+    queue = make_queue(worker, max_queue=2)
+    queue.submit(request("running"))
+    assert worker.entered.wait(WAIT)
+    queue.submit(request("one"))
+    queue.submit(request("two"))
+    with pytest.raises(QueueFull) as refused:
+        queue.submit(request("three"))
+    assert refused.value.retry_after_s >= 1
+    worker.gate.set()
+
+
+def test_steps_and_previews_reach_subscribers(make_queue) -> None:
+    worker = InProcessWorker("w1")
+    worker.gate.clear()
+    queue = make_queue(worker)
+    job = queue.submit(request("watched"))
+    seen: list[tuple[str, Any]] = []
+    done = threading.Event()
+
+    def sink(event) -> None:
+        seen.append((event.type, event.preview))
+        if event.terminal:
+            done.set()
+
+    queue.subscribe(job.id, sink)
+    worker.gate.set()
+    assert done.wait(WAIT)
+    steps = [preview for kind, preview in seen if kind == "step"]
+    assert steps == ["preview 1", "preview 2", "preview 3"]
+    status = queue.workers()[0]
+    assert status.model == Z and status.jobs_done == 1 and status.memory_plan == "full"
+
+
+def test_the_single_pc_server_never_imports_ray_or_the_cluster_package(config_file: Path) -> None:
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from imagestudio.config import load_settings\n"
+        "from imagestudio.api.app import create_app\n"
+        f"app = create_app(load_settings(Path({str(config_file)!r})))\n"
+        "assert type(app.state.services.queue).__name__ == 'JobQueue'\n"
+        "names = ('ray', 'ray.', 'imagestudio.cluster')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(names)))\n"
+    )
+    result = subprocess.run(
+        [PYTHON, "-c", code], env=cli_env(), capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
