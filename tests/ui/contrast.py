@@ -46,7 +46,8 @@ CONTRAST_JS = r"""
   const scope = document.querySelector(root) || document.body;
   for (const el of scope.querySelectorAll("*")) {
     const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
-    const field = (el.tagName === "INPUT" && !["hidden", "file", "range", "checkbox", "radio"].includes(el.type) && el.value)
+    const skip = ["hidden", "file", "range", "checkbox", "radio"];
+    const field = (el.tagName === "INPUT" && !skip.includes(el.type) && el.value)
       || (el.tagName === "TEXTAREA" && el.value);
     if (!own && !field) continue;
     const s = getComputedStyle(el);
@@ -71,8 +72,9 @@ CONTRAST_JS = r"""
     const need = large ? 3 : 4.5;
     checked++;
     if (ratio + 0.005 < need) {
-      problems.push({text: (el.value || el.textContent).trim().slice(0, 50), ratio: Math.round(ratio * 100) / 100,
-                     need, color: s.color, id: (el.closest("[id]") || {}).id || ""});
+      problems.push({text: (el.value || el.textContent).trim().slice(0, 50),
+                     ratio: Math.round(ratio * 100) / 100, need, color: s.color,
+                     id: (el.closest("[id]") || {}).id || ""});
     }
   }
   return {checked, problems};

@@ -6,9 +6,9 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from imagestudio.ui.common import UIContext
-from imagestudio.ui.style import CSS, LANGUAGE_SCRIPT
 from imagestudio.ui.studio_css import STUDIO_CSS
 from imagestudio.ui.studio_js import STUDIO_SCRIPT
+from imagestudio.ui.style import CSS, LANGUAGE_SCRIPT
 from imagestudio.ui.texts import Texts
 
 if TYPE_CHECKING:

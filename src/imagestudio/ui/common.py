@@ -281,9 +281,7 @@ def noise_note(ctx: UIContext, model_id: str | None, lang: str) -> str:
     spec = MODELS.get(model_id or "")
     if spec is None or not spec.tiny:
         return ""
-    return note_html(ctx.t("status.noise_expected", lang), "warn").replace(
-        "<div ", '<div data-noise="1" ', 1
-    )
+    return note_html(ctx.t("status.noise_expected", lang), "warn").replace("<div ", '<div data-noise="1" ', 1)
 
 
 def clear_on_input(pairs: list[tuple[Any, Any]]) -> None:

@@ -48,7 +48,7 @@ def missing_default(settings: Any, task: str) -> str | None:
     model_id = DEFAULT_GENERATE_MODEL if task == "text-to-image" else DEFAULT_EDIT_MODEL
     try:
         present = find_model_dir(MODELS[model_id], settings, build_tiny=False) is not None
-    except Exception:  # noqa: BLE001 - a broken cache entry reads as "not here"; the banner then offers it
+    except Exception:
         log.debug("could not look for %s", model_id, exc_info=True)
         present = False
     return None if present else model_id
@@ -87,7 +87,7 @@ def verdict(ctx: UIContext, model_id: str, lang: str) -> str:
     try:
         report = run_doctor(ctx.backend.settings, [model_id])
         check = plan_check(report.models[0].plan)
-    except Exception:  # noqa: BLE001 - the banner still says what to download without the plan
+    except Exception:
         log.warning("could not plan %s for the first-run banner", model_id, exc_info=True)
         return ""
     row = {"name": check.name, "message": check.message, "code": check.code, "details": dict(check.details)}
@@ -101,10 +101,11 @@ def banner_html(ctx: UIContext, model_id: str, lang: str) -> str:
     spec = get_model(model_id)
     tiny = next(m for m in _tiny_ids() if get_model(m).task == spec.task)
     t = ctx.t
+    size = size_text(ctx, lang, spec.download_bytes)
     parts = [
         f"<p><b>{escape(t('first.missing', lang, model=spec.title))}</b> "
         f"{escape(t('first.offline', lang, tiny=t(f'model.{tiny}', lang)))}</p>",
-        f"<p>{escape(t('first.get', lang, model=spec.title, size=size_text(ctx, lang, spec.download_bytes)))} "
+        f"<p>{escape(t('first.get', lang, model=spec.title, size=size))} "
         f"<code>imagestudio models download {escape(model_id)}</code></p>",
     ]
     plan = verdict(ctx, model_id, lang)
