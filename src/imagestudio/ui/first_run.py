@@ -94,7 +94,7 @@ def verdict(ctx: UIContext, model_id: str, lang: str) -> str:
     return check_text(ctx, row, lang)[1]
 
 
-def banner_html(ctx: UIContext, model_id: str, lang: str) -> str:
+def banner_html(ctx: UIContext, model_id: str, lang: str, *, with_verdict: bool = True) -> str:
     from imagestudio.registry import get_model
     from imagestudio.ui.system_page import size_text
 
@@ -108,7 +108,7 @@ def banner_html(ctx: UIContext, model_id: str, lang: str) -> str:
         f"<p>{escape(t('first.get', lang, model=spec.title, size=size))} "
         f"<code>imagestudio models download {escape(model_id)}</code></p>",
     ]
-    plan = verdict(ctx, model_id, lang)
+    plan = verdict(ctx, model_id, lang) if with_verdict else ""
     if plan:
         parts.append(f'<p class="is-verdict">{escape(t("first.verdict", lang, plan=plan))}</p>')
     return '<div class="is-banner" role="note">' + "".join(parts) + "</div>"
@@ -130,8 +130,11 @@ def wire(ctx: UIContext, banners: list[FirstRunBanner | None], blocks: Any) -> N
     if not shown:
         return
 
-    def fill(lang: str) -> list[str]:
-        return [banner_html(ctx, b.model_id, language(lang)) for b in shown]
+    def fill(lang: str) -> Iterator[list[str]]:
+        # What to download shows at once; the plan follows when the model has been sized (seconds).
+        lang = language(lang)
+        yield [banner_html(ctx, b.model_id, lang, with_verdict=False) for b in shown]
+        yield [banner_html(ctx, b.model_id, lang) for b in shown]
 
     blocks.load(fill, [shown[0].lang], [b.text for b in shown], js=lang_js(1), show_progress="hidden")
     for banner in shown:

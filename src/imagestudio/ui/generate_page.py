@@ -229,7 +229,7 @@ def _wire(ctx: UIContext, page: GeneratePage, custom_row: Any) -> None:
     # after them and put the default back over the recalled value.
     page.model.input(_steps_for_model, page.model, page.steps, queue=False)
     page.model.change(lambda m: gr.Dropdown(info=model_info(ctx, m)), page.model, page.model, queue=False)
-    page.source_bad.input(
+    page.source_bad.change(
         lambda name, lang: _source_error(ctx, name, language(lang)),
         [page.source_bad, page.lang],
         page.panel.errors["init_image"],
@@ -237,6 +237,8 @@ def _wire(ctx: UIContext, page: GeneratePage, custom_row: Any) -> None:
         queue=False,
         show_progress="hidden",
     )
+    # Taking the picture out also takes out the complaint about it.
+    page.source.clear(lambda: ("", ""), None, [page.source_bad, page.panel.errors["init_image"]], queue=False)
     # A starting picture usually wants its own size; the dropdown still allows any other.
     page.source.upload(lambda: gr.Dropdown(value=SOURCE_SIZE), None, page.size, queue=False)
     wire_seed(page.seed_mode, page.seed, page.reuse, page.panel.last_seed)

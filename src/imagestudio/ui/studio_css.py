@@ -88,8 +88,11 @@ STUDIO_CSS = """
 .gradio-container .progress-text, .gradio-container .meta-text, .gradio-container .meta-text-center,
 .gradio-container .eta-bar, .gradio-container .timer { display: none !important; }
 /* Tabs: all four stay visible (wrapping on a phone) instead of hiding behind an overflow menu. */
-#is-tabs .tab-wrapper, #is-tabs .tab-container { flex-wrap: wrap; height: auto; overflow: visible; }
-#is-tabs .tab-container button[role=tab] { visibility: visible !important; position: static !important; }
+/* Gradio measures the tab labels in a hidden copy and moves those that do not fit into a "•••" menu;
+   measured small, every tab stays in the tab list, which wraps onto a second line when it must. */
+#is-tabs .tab-container.visually-hidden button { font-size: 1px !important; padding: 0 !important;
+  min-width: 0 !important; }
+#is-tabs .tab-wrapper, #is-tabs div[role=tablist] { flex-wrap: wrap; height: auto; overflow: visible; }
 #is-tabs .overflow-menu { display: none !important; }
 /* Dropdown text never runs under the arrow. */
 .gradio-container input[role=combobox] { padding-right: 2rem !important; text-overflow: ellipsis; }

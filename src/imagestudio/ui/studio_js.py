@@ -41,8 +41,9 @@ STUDIO_SCRIPT = """<script>
     if (e.key !== "Tab") return;
     const box = e.target;
     if (!box || box.getAttribute("role") !== "combobox") return;
-    // Gradio closes the list on Escape; without it the list stays open after the focus moved on.
-    box.dispatchEvent(new KeyboardEvent("keydown", {key: "Escape", bubbles: true}));
+    // Gradio's own key handler runs a tick later and opens the list again after the focus moved on
+    // (its blur had just closed it): Tab only moves the focus, so keep the key from that handler.
+    e.stopPropagation();
   }, true);
   const hint = () => {
     for (const id of Object.values(RUN)) {
