@@ -37,7 +37,7 @@ def test_first_start_with_an_empty_models_folder_makes_a_picture_on_the_first_cl
 ) -> None:
     assert not any(Path(fresh_server.home, "models").iterdir())
     page = open_page(fresh_server.url)
-    banner = page.locator("#gen-first-run")
+    banner = page.locator("#gen-first-run-text")
     expect(banner).to_contain_text("Z-Image-Turbo is not on this computer yet")
     expect(banner).to_contain_text("32.9 GB")
     expect(banner).to_contain_text("imagestudio models download z-image-turbo")
@@ -60,14 +60,14 @@ def test_first_start_with_an_empty_models_folder_makes_a_picture_on_the_first_cl
     expect(page.locator("#gen-first-run-status .is-error")).to_contain_text("Download failed", timeout=60_000)
 
     open_tab(page, "Edit")
-    edit_banner = page.locator("#edit-first-run")
+    edit_banner = page.locator("#edit-first-run-text")
     expect(edit_banner).to_contain_text("Qwen-Image-Edit-2511 is not on this computer yet")
     expect(page.locator("#edit-model input")).to_have_value("Tiny Qwen edit (offline, random weights: noise)")
 
 
 def test_the_banner_reads_in_russian(fresh_server: StudioServer, open_page) -> None:
     page = open_page(fresh_server.url, locale="ru-RU")
-    banner = page.locator("#gen-first-run")
+    banner = page.locator("#gen-first-run-text")
     expect(banner).to_contain_text("Z-Image-Turbo ещё нет на этом компьютере")
     expect(banner).to_contain_text("шум")
     expect(banner.locator(".is-verdict")).to_contain_text("На этой машине:", timeout=90_000)

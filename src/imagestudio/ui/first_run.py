@@ -60,7 +60,7 @@ def build(ctx: UIContext, prefix: str, model_id: str | None) -> FirstRunBanner |
 
     if model_id is None:
         return None
-    with gr.Group(elem_id=f"{prefix}-first-run", elem_classes="is-first-run") as box:
+    with gr.Group(elem_classes="is-first-run") as box:
         text = gr.HTML(elem_id=f"{prefix}-first-run-text", padding=False)
         with gr.Row():
             download = gr.Button(
