@@ -69,7 +69,8 @@ def test_results_are_shown_whole_at_every_aspect_and_have_no_share_button(studio
     set_number(page, "gen-steps", 1)
     for width, height in ((256, 256), (384, 256), (256, 384)):
         custom_size(page, width, height)
-        assert run_and_wait(page, "gen") == "done"
+        state = run_and_wait(page, "gen")
+        assert state == "done", page.locator("#gen-result-col").inner_text()
         gallery_images(page, "gen-gallery").first.wait_for()
         page.wait_for_timeout(300)
         boxes = page.evaluate(RESULT_BOXES_JS, "gen-gallery")
@@ -227,7 +228,9 @@ def test_lightning_only_for_a_model_with_it_and_unticking_gives_back_the_steps(
     lightning.locator("input[type=checkbox]").check()
     choose(page, "edit-model", "Tiny Qwen edit")
     expect(lightning).to_be_hidden()
-    assert not lightning.locator("input[type=checkbox]").is_checked()
+    # Hidden means off: it does not come back ticked.
+    choose(page, "edit-model", "Qwen-Image-Edit-2511")
+    expect(lightning.locator("input[type=checkbox]")).not_to_be_checked()
 
 
 def test_keyboard_enter_adds_a_line_ctrl_enter_runs_and_tab_closes_dropdowns(

@@ -264,8 +264,7 @@ def run_job(
                 out.update(routed_errors(ctx, snap.error, lang, panel.errors, panel.form_error))
             if snap.finished:
                 out[panel.preview] = gr.Image(visible=False)
-                out.setdefault(panel.gallery, gr.Gallery(value=None))
-                out[panel.gallery] = gr.Gallery(value=out[panel.gallery], visible=True)
+                out[panel.gallery] = gr.Gallery(value=out.get(panel.gallery), visible=True)
                 out.update(idle)
             yield out
     except UserError as exc:
@@ -285,13 +284,13 @@ def noise_note(ctx: UIContext, model_id: str | None, lang: str) -> str:
 
 
 def clear_on_input(pairs: list[tuple[Any, Any]]) -> None:
-    """Each control's error line disappears as soon as the user changes that control.
+    """Each control's error line disappears as soon as that control's value changes.
 
-    ``.input`` (not ``.change``) so that a value the page sets itself (a refused job's reply, "use these
-    settings") leaves the lines alone.
+    A client-side event (no round trip per keystroke). A refused job's reply never changes a field, so
+    the line it has just shown stays until the user edits the field at fault.
     """
     for control, error_slot in pairs:
-        control.input(lambda: "", None, error_slot, queue=False, show_progress="hidden")
+        control.change(None, None, error_slot, js="() => ''", queue=False, show_progress="hidden")
 
 
 def wire_job_panel(

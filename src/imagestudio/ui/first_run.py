@@ -38,6 +38,8 @@ class FirstRunBanner:
     download: Any
     status: Any
     lang: Any
+    #: The doctor's plan check for the model on this machine (code + details; None: not known).
+    plan: dict[str, Any] | None = None
 
 
 def missing_default(settings: Any, task: str) -> str | None:
@@ -76,25 +78,35 @@ def build(ctx: UIContext, prefix: str, model_id: str | None) -> FirstRunBanner |
         download=download,
         status=status,
         lang=gr.Textbox(visible=False),
+        plan=plan_row(ctx, model_id),
     )
 
 
-def verdict(ctx: UIContext, model_id: str, lang: str) -> str:
-    """The doctor's plan for ``model_id`` on this machine, in the reader's language ("" if unknown)."""
+def plan_row(ctx: UIContext, model_id: str) -> dict[str, Any] | None:
+    """The doctor's plan check for ``model_id`` on this machine, as the System page's rows are.
+
+    Made once while the page is built, before the server takes jobs: sizing a model imports diffusers'
+    lazy modules, and doing that while the worker loads a pipeline can see a half-imported module.
+    """
     from imagestudio.doctor import plan_check, run_doctor
-    from imagestudio.ui.system_page import check_text
 
     try:
         report = run_doctor(ctx.backend.settings, [model_id])
         check = plan_check(report.models[0].plan)
     except Exception:
         log.warning("could not plan %s for the first-run banner", model_id, exc_info=True)
-        return ""
-    row = {"name": check.name, "message": check.message, "code": check.code, "details": dict(check.details)}
-    return check_text(ctx, row, lang)[1]
+        return None
+    return {"name": check.name, "message": check.message, "code": check.code, "details": dict(check.details)}
 
 
-def banner_html(ctx: UIContext, model_id: str, lang: str, *, with_verdict: bool = True) -> str:
+def verdict(ctx: UIContext, plan: dict[str, Any] | None, lang: str) -> str:
+    """The plan in the reader's language ("" when it is not known)."""
+    from imagestudio.ui.system_page import check_text
+
+    return check_text(ctx, plan, lang)[1] if plan else ""
+
+
+def banner_html(ctx: UIContext, model_id: str, lang: str, plan: dict[str, Any] | None = None) -> str:
     from imagestudio.registry import get_model
     from imagestudio.ui.system_page import size_text
 
@@ -108,9 +120,9 @@ def banner_html(ctx: UIContext, model_id: str, lang: str, *, with_verdict: bool 
         f"<p>{escape(t('first.get', lang, model=spec.title, size=size))} "
         f"<code>imagestudio models download {escape(model_id)}</code></p>",
     ]
-    plan = verdict(ctx, model_id, lang) if with_verdict else ""
-    if plan:
-        parts.append(f'<p class="is-verdict">{escape(t("first.verdict", lang, plan=plan))}</p>')
+    words = verdict(ctx, plan, lang)
+    if words:
+        parts.append(f'<p class="is-verdict">{escape(t("first.verdict", lang, plan=words))}</p>')
     return '<div class="is-banner" role="note">' + "".join(parts) + "</div>"
 
 
@@ -123,20 +135,19 @@ def _tiny_ids() -> list[str]:
 def wire(ctx: UIContext, banners: list[FirstRunBanner | None], blocks: Any) -> None:
     """Fill the banners when the page opens (in its language) and attach their Download buttons.
 
-    One load event fills them all, one after the other: sizing a model imports diffusers' lazy modules,
-    and two threads doing that at once can see a half-imported module.
+    The plans were made when the page was built (see :func:`plan_row`); filling only translates.
     """
     shown = [b for b in banners if b is not None]
     if not shown:
         return
 
-    def fill(lang: str) -> Iterator[list[str]]:
-        # What to download shows at once; the plan follows when the model has been sized (seconds).
+    def fill(lang: str) -> list[str]:
         lang = language(lang)
-        yield [banner_html(ctx, b.model_id, lang, with_verdict=False) for b in shown]
-        yield [banner_html(ctx, b.model_id, lang) for b in shown]
+        return [banner_html(ctx, b.model_id, lang, b.plan) for b in shown]
 
-    blocks.load(fill, [shown[0].lang], [b.text for b in shown], js=lang_js(1), show_progress="hidden")
+    blocks.load(
+        fill, [shown[0].lang], [b.text for b in shown], js=lang_js(1), queue=False, show_progress="hidden"
+    )
     for banner in shown:
         _wire_download(ctx, banner)
 
