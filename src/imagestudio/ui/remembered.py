@@ -21,19 +21,19 @@ RECENT_LIMIT = 10
 def _fields(generate: Any, edit: Any) -> dict[str, Any]:
     """Stored name → component. The names are the storage format: keep them stable."""
     return {
-        "gen.prompt": generate.prompt,
-        "gen.model": generate.model,
-        "gen.size": generate.size,
-        "gen.width": generate.width,
-        "gen.height": generate.height,
-        "gen.steps": generate.steps,
-        "gen.count": generate.count,
-        "gen.strength": generate.strength,
-        "edit.instruction": edit.instruction,
-        "edit.negative": edit.negative,
-        "edit.model": edit.model,
-        "edit.true_cfg": edit.true_cfg,
-        "edit.steps": edit.steps,
+        "gen-prompt": generate.prompt,
+        "gen-model": generate.model,
+        "gen-size": generate.size,
+        "gen-width": generate.width,
+        "gen-height": generate.height,
+        "gen-steps": generate.steps,
+        "gen-count": generate.count,
+        "gen-strength": generate.strength,
+        "edit-instruction": edit.instruction,
+        "edit-negative": edit.negative,
+        "edit-model": edit.model,
+        "edit-true_cfg": edit.true_cfg,
+        "edit-steps": edit.steps,
     }
 
 
@@ -53,7 +53,7 @@ def restored(ctx: UIContext, saved: Any, names: list[str], generate: Any, edit: 
 
     saved = saved if isinstance(saved, dict) else {}
     sizes = {p.value for p in SIZE_PRESETS} | {CUSTOM_SIZE, SOURCE_SIZE}
-    models = {"gen.model": "text-to-image", "edit.model": "edit"}
+    models = {"gen-model": "text-to-image", "edit-model": "edit"}
     updates = []
     for name in names:
         value = saved.get(name)
@@ -61,9 +61,9 @@ def restored(ctx: UIContext, saved: Any, names: list[str], generate: Any, edit: 
         if name in models:
             spec = MODELS.get(value) if isinstance(value, str) else None
             ok = spec is not None and spec.task == models[name]
-        elif name == "gen.size":
+        elif name == "gen-size":
             ok = value in sizes
-        elif name in ("gen.prompt", "edit.instruction", "edit.negative"):
+        elif name in ("gen-prompt", "edit-instruction", "edit-negative"):
             ok = isinstance(value, str)
         elif ok:
             ok = isinstance(value, int | float) and not isinstance(value, bool)
