@@ -111,6 +111,18 @@ def gb(value: float) -> str:
     return f"{value:.1f}"
 
 
+def need_and_have(need: float, have: float) -> tuple[str, str]:
+    """Two sizes as a message compares them: more decimals when one decimal would show them equal.
+
+    "needs ~21.7 GB, 21.7 GB available: not enough" reads as a contradiction; "21.74 … 21.66" does not.
+    """
+    for decimals in (1, 2, 3):
+        shown = f"{need:.{decimals}f}", f"{have:.{decimals}f}"
+        if shown[0] != shown[1] or need == have:
+            return shown
+    return shown
+
+
 @dataclass(frozen=True)
 class ModelReport:
     spec: ModelSpec
@@ -256,11 +268,12 @@ def plan_check(plan: MemoryPlan) -> Check:
         "vae_tiling": "yes" if plan.vae_tiling else "",
         "pinned_on_the_fly": "yes" if plan.pinned_on_the_fly else "",
         "attention": plan.attention_backend,
-        "ram": gb(plan.predicted_peak_ram_gb),
-        "ram_budget": gb(plan.ram_budget_gb),
     }
+    details["ram"], details["ram_budget"] = need_and_have(plan.predicted_peak_ram_gb, plan.ram_budget_gb)
     if plan.vram_budget_gb is not None:
-        details |= {"vram": gb(plan.predicted_peak_vram_gb), "vram_budget": gb(plan.vram_budget_gb)}
+        details["vram"], details["vram_budget"] = need_and_have(
+            plan.predicted_peak_vram_gb, plan.vram_budget_gb
+        )
     if plan.accelerator == "cpu":
         code, status = ("plan.cpu", "ok") if plan.fits_ram else ("plan.cpu_no_ram", "fail")
     elif not plan.fits_vram:

@@ -16,11 +16,13 @@ def test_default_model_is_one_that_is_here(settings) -> None:
     assert default_model(settings, "edit") == "tiny-qwen-image-edit"
 
 
-def test_default_model_falls_back_to_the_registry_default(app_home) -> None:
+def test_default_model_on_a_first_start_is_the_offline_model_that_can_run(app_home) -> None:
     from imagestudio.config import load_settings
 
+    # Nothing downloaded or built yet: the page opens on the model its first click can run.
     settings = load_settings(None, overrides={"storage": {"models_dir": str(app_home / "empty")}})
-    assert default_model(settings, "text-to-image") == "z-image-turbo"
+    assert default_model(settings, "text-to-image") == "tiny-z-image"
+    assert default_model(settings, "edit") == "tiny-qwen-image-edit"
 
 
 class _NoBackend:

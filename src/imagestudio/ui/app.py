@@ -6,6 +6,8 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from imagestudio.ui.common import UIContext
+from imagestudio.ui.studio_css import STUDIO_CSS
+from imagestudio.ui.studio_js import STUDIO_SCRIPT
 from imagestudio.ui.style import CSS, LANGUAGE_SCRIPT
 from imagestudio.ui.texts import Texts
 
@@ -28,7 +30,9 @@ def default_model(settings: Any, task: str) -> str:
     for model_id in candidates:
         if find_model_dir(MODELS[model_id], settings, build_tiny=False) is not None:
             return model_id
-    return preferred
+    # Nothing on disk yet (a first start): the offline model builds itself on first use, so the first
+    # click makes a picture; the first-run banner says which real model to download.
+    return next((m for m in candidates if MODELS[m].tiny), preferred)
 
 
 def header_html(texts: Texts | None = None, logout: bool = False) -> str:
@@ -59,7 +63,7 @@ def _has_api_key(settings: Any) -> bool:
 def build_blocks(ctx: UIContext) -> gr.Blocks:
     import gradio as gr
 
-    from imagestudio.ui import edit_page, generate_page, history_page, system_page
+    from imagestudio.ui import edit_page, first_run, generate_page, history_page, remembered, system_page
 
     settings = ctx.backend.settings
     with gr.Blocks(title="imagestudio", analytics_enabled=False) as blocks:
@@ -67,8 +71,10 @@ def build_blocks(ctx: UIContext) -> gr.Blocks:
         gr.Markdown(ctx.key("app.subtitle"), elem_id="is-subtitle")
         with gr.Tabs(selected="generate", elem_id="is-tabs") as tabs:
             with gr.Tab(ctx.key("tab.generate"), id="generate", elem_id="tab-generate"):
+                gen_banner = first_run.build(ctx, "gen", first_run.missing_default(settings, "text-to-image"))
                 generate = generate_page.build(ctx, default_model(settings, "text-to-image"))
             with gr.Tab(ctx.key("tab.edit"), id="edit", elem_id="tab-edit"):
+                edit_banner = first_run.build(ctx, "edit", first_run.missing_default(settings, "edit"))
                 edit = edit_page.build(ctx, default_model(settings, "edit"))
             with gr.Tab(ctx.key("tab.history"), id="history", elem_id="tab-history") as history_tab:
                 history = history_page.build(ctx)
@@ -76,6 +82,8 @@ def build_blocks(ctx: UIContext) -> gr.Blocks:
                 system = system_page.build(ctx)
         history_page.wire(ctx, history, history_tab, tabs, generate, edit)
         system_page.wire(ctx, system, system_tab)
+        first_run.wire(ctx, [gen_banner, edit_banner], blocks)
+        remembered.wire(ctx, blocks, generate, edit)
     return blocks
 
 
@@ -96,14 +104,14 @@ def mount_studio(app: FastAPI, backend: StudioBackend | None = None, path: str =
     settings = backend.settings
     from imagestudio.ui.early_script import EarlyHeadScript
 
-    app.add_middleware(EarlyHeadScript, script=LANGUAGE_SCRIPT, path=path)
+    app.add_middleware(EarlyHeadScript, script=LANGUAGE_SCRIPT + STUDIO_SCRIPT, path=path)
     _lock_down_files(blocks, settings)
     mounted = gr.mount_gradio_app(
         app,
         blocks,
         path=path,
         i18n=texts.gradio_i18n(),
-        css=CSS,
+        css=CSS + STUDIO_CSS,
         # Finished images are served from the outputs folder, and nothing else outside Gradio's own.
         allowed_paths=[str(settings.outputs_dir)],
         max_file_size=_upload_limit(settings),

@@ -42,6 +42,10 @@ class JobSnapshot:
     #: The latest latent preview (a small PIL image) and a counter that changes with it.
     preview: Any = None
     preview_version: int = 0
+    #: The job's model id (the page says "noise is expected" next to an offline model's result).
+    model: str | None = None
+    #: Running, no step yet, and the model is not the loaded one: the wait is the model loading.
+    loading: bool = False
 
     @property
     def finished(self) -> bool:

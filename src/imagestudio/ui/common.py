@@ -128,6 +128,7 @@ def progress_of(ctx: UIContext, snap: JobSnapshot, lang: str, message: str = "")
             eta_s=snap.eta_s,
             ahead=snap.ahead,
             message=message,
+            loading=snap.loading,
         ),
     )
 
@@ -175,6 +176,17 @@ class JobPanel:
     errors: dict[str, Any]
     form_error: Any
 
+    def cleared(self) -> dict[Any, Any]:
+        """Updates that take the previous job's line, pictures and preview off the page."""
+        import gradio as gr
+
+        return {
+            self.progress: "",
+            self.info: "",
+            self.preview: gr.Image(value=None, visible=False),
+            self.gallery: gr.Gallery(value=None, visible=True),
+        }
+
     def outputs(self) -> list[Any]:
         slots = list(dict.fromkeys([*self.errors.values(), self.form_error]))
         fixed = [self.run, self.cancel, self.progress, self.preview, self.gallery, self.info, self.last_seed]
@@ -201,7 +213,12 @@ def run_job(
     try:
         job_id = submit()
     except UserError as exc:
-        yield {**idle, **routed_errors(ctx, exc, lang, panel.errors, panel.form_error)}
+        # Nothing ran: the previous job's "Done" line and pictures would read as this request's result.
+        yield {
+            **idle,
+            **routed_errors(ctx, exc, lang, panel.errors, panel.form_error),
+            **panel.cleared(),
+        }
         return
 
     session = session_of(request)
@@ -209,9 +226,11 @@ def run_job(
     yield {
         panel.run: gr.Button(interactive=False),
         panel.cancel: gr.Button(interactive=True),
+        **panel.cleared(),
         panel.progress: progress_html(ctx.texts, lang, Progress("queued")),
-        panel.info: "",
+        # The live preview takes the results' place (same box) until the job ends: no layout shift.
         panel.preview: gr.Image(value=None, visible=True),
+        panel.gallery: gr.Gallery(value=None, visible=False),
         **routed_errors(ctx, None, lang, panel.errors, panel.form_error),
     }
     try:
@@ -235,7 +254,8 @@ def run_job(
                             + " "
                             + ctx.t("status.saved", lang, path=names),
                             "ok",
-                        ),
+                        )
+                        + noise_note(ctx, snap.model, lang),
                     }
                 )
                 if seed_mode == "random":
@@ -244,12 +264,33 @@ def run_job(
                 out.update(routed_errors(ctx, snap.error, lang, panel.errors, panel.form_error))
             if snap.finished:
                 out[panel.preview] = gr.Image(visible=False)
+                out[panel.gallery] = gr.Gallery(value=out.get(panel.gallery), visible=True)
                 out.update(idle)
             yield out
     except UserError as exc:
         yield {**idle, panel.form_error: error_html(error_message(ctx, exc, lang))}
     finally:
         ctx.active.clear(session, panel.page, job_id)
+
+
+def noise_note(ctx: UIContext, model_id: str | None, lang: str) -> str:
+    """Beside an offline model's result: its random weights draw noise, and that is expected."""
+    from imagestudio.registry import MODELS
+
+    spec = MODELS.get(model_id or "")
+    if spec is None or not spec.tiny:
+        return ""
+    return note_html(ctx.t("status.noise_expected", lang), "warn").replace("<div ", '<div data-noise="1" ', 1)
+
+
+def clear_on_input(pairs: list[tuple[Any, Any]]) -> None:
+    """Each control's error line disappears as soon as that control's value changes.
+
+    A client-side event (no round trip per keystroke). A refused job's reply never changes a field, so
+    the line it has just shown stays until the user edits the field at fault.
+    """
+    for control, error_slot in pairs:
+        control.change(None, None, error_slot, js="() => ''", queue=False, show_progress="hidden")
 
 
 def wire_job_panel(

@@ -11,6 +11,7 @@ from imagestudio.registry import get_model
 from imagestudio.ui.common import (
     JobPanel,
     UIContext,
+    clear_on_input,
     run_job,
     seed_row,
     slot,
@@ -18,7 +19,8 @@ from imagestudio.ui.common import (
     wire_seed,
 )
 from imagestudio.ui.enhance_controls import enhance_controls, original_prompt, wire_enhance
-from imagestudio.ui.generate_page import model_choices
+from imagestudio.ui.generate_page import RESULT_BUTTONS, RESULT_HEIGHT, model_choices, model_info
+from imagestudio.ui.style import lang_js
 from imagestudio.ui.texts import language
 
 PAGE = "edit"
@@ -41,6 +43,8 @@ class EditPage:
     panel: JobPanel
     #: The Improve prompt block (ui/enhance_controls.py).
     enhance: Any = None
+    #: The steps and true CFG the user had before ticking Lightning, put back when it is unticked.
+    before_lightning: Any = None
 
     def settings_fields(self) -> list[Any]:
         """What "use these settings" on the History page fills (the pictures must be added again)."""
@@ -108,11 +112,14 @@ def build(ctx: UIContext, default_model: str) -> EditPage:
                     model_choices(ctx, "edit"),
                     value=default_model,
                     label=key("edit.model"),
+                    info=model_info(ctx, default_model, "edit.model_info"),
                     elem_id="edit-model",
                 )
+                # Only for a model that has a Lightning LoRA (never ticked for one that would refuse it).
                 lightning = gr.Checkbox(
-                    label=key("edit.lightning"), info=key("edit.lightning_info"), elem_id="edit-lightning"
-                )
+                    label=key("edit.lightning"), info=key("edit.lightning_info"), elem_id="edit-lightning",
+                    visible=bool(spec.lightning_files),
+                )  # fmt: skip
             model_err = slot("edit-model-error")
             with gr.Row():
                 true_cfg = gr.Slider(
@@ -130,15 +137,15 @@ def build(ctx: UIContext, default_model: str) -> EditPage:
                     key("gen.cancel"), variant="stop", interactive=False, elem_id="edit-cancel"
                 )
             form_err = slot("edit-error")
-        with gr.Column(scale=6):
+        with gr.Column(scale=6, elem_id="edit-result-col"):
             progress = slot("edit-progress")
             preview = gr.Image(
-                label=key("gen.preview"), type="pil", interactive=False, visible=False, height=256,
-                elem_id="edit-preview",
+                label=key("gen.preview"), type="pil", interactive=False, visible=False, height=RESULT_HEIGHT,
+                buttons=[], elem_id="edit-preview", elem_classes="is-preview",
             )  # fmt: skip
             gallery = gr.Gallery(
-                label=key("gen.result"), columns=1, height=520, object_fit="contain", elem_id="edit-gallery",
-                format="png",
+                label=key("gen.result"), columns=1, height=RESULT_HEIGHT, object_fit="contain",
+                elem_id="edit-gallery", elem_classes="is-results", format="png", buttons=RESULT_BUTTONS,
             )  # fmt: skip
             info = slot("edit-info")
     page = EditPage(
@@ -153,6 +160,7 @@ def build(ctx: UIContext, default_model: str) -> EditPage:
         seed=seed,
         reuse=reuse,
         lang=gr.Textbox(visible=False, elem_id="edit-lang"),
+        before_lightning=gr.State(None),
         panel=JobPanel(
             page=PAGE,
             run=run,
@@ -178,21 +186,75 @@ def build(ctx: UIContext, default_model: str) -> EditPage:
         enhance=enhance,
     )
     _wire(ctx, page)
+    clear_on_input(
+        [
+            (instruction, instruction_err),
+            (negative, negative_err),
+            (model, model_err),
+            (lightning, model_err),
+            (true_cfg, steps_err),
+            (steps, steps_err),
+        ]
+    )
+    for image in images:
+        image.clear(lambda: "", None, images_err, queue=False, show_progress="hidden")
     return page
 
 
 def _wire(ctx: UIContext, page: EditPage) -> None:
     import gradio as gr
 
-    def lightning_changed(on: bool, model_id: str) -> tuple[Any, Any]:
-        spec = get_model(model_id)
+    def lightning_changed(
+        on: bool, steps: float, true_cfg: float, before: tuple[float, float] | None
+    ) -> tuple[Any, Any, Any]:
         if on:
-            return gr.Slider(value=LIGHTNING_STEPS), gr.Slider(value=1.0)
-        return gr.Slider(value=spec.default_steps), gr.Slider(value=spec.default_true_cfg or 1.0)
+            # Remember what the user had: unticking Lightning gives it back, not the model's defaults.
+            return gr.Slider(value=LIGHTNING_STEPS), gr.Slider(value=1.0), (steps, true_cfg)
+        if before is None:
+            return gr.skip(), gr.skip(), None
+        return gr.Slider(value=before[0]), gr.Slider(value=before[1]), None
 
     page.lightning.input(
-        lightning_changed, [page.lightning, page.model], [page.steps, page.true_cfg], queue=False
+        lightning_changed,
+        [page.lightning, page.steps, page.true_cfg, page.before_lightning],
+        [page.steps, page.true_cfg, page.before_lightning],
+        queue=False,
     )
+
+    def model_changed(model_id: str) -> tuple[Any, Any]:
+        try:
+            has_lightning = bool(get_model(model_id).lightning_files)
+        except Exception:  # noqa: BLE001 - an unknown id is refused when the job is sent
+            has_lightning = False
+        lightning = gr.Checkbox(visible=True) if has_lightning else gr.Checkbox(visible=False, value=False)
+        return gr.Dropdown(info=model_info(ctx, model_id, "edit.model_info")), lightning
+
+    page.model.change(model_changed, page.model, [page.model, page.lightning], queue=False)
+
+    def checked(path: str | None, number: int, lang: str) -> tuple[Any, str]:
+        """Check an upload as soon as it arrives: a bad file is taken out again and explained."""
+        from imagestudio.errors import UserError
+        from imagestudio.ui.common import error_message
+        from imagestudio.ui.widgets import error_html
+
+        try:
+            read_uploads(ctx, [None] * (number - 1) + [path], language(lang))
+        except UserError as exc:
+            return gr.Image(value=None), error_html(error_message(ctx, exc, language(lang)))
+        return gr.skip(), ""
+
+    def checker(number: int) -> Any:
+        return lambda path, lang: checked(path, number, lang)
+
+    for number, image in enumerate(page.images, start=1):
+        image.upload(
+            checker(number),
+            [image, page.lang],
+            [image, page.panel.errors["images"]],
+            js=lang_js(2),
+            queue=False,
+            show_progress="hidden",
+        )
     wire_seed(page.seed_mode, page.seed, page.reuse, page.panel.last_seed)
     # The edit model rewrites the instruction while looking at the pictures.
     wire_enhance(

@@ -12,6 +12,7 @@ from imagestudio.requests import MAX_COUNT, GenerateRequest
 from imagestudio.ui.common import (
     JobPanel,
     UIContext,
+    clear_on_input,
     run_job,
     seed_row,
     slot,
@@ -20,9 +21,16 @@ from imagestudio.ui.common import (
 )
 from imagestudio.ui.enhance_controls import enhance_controls, original_prompt, variety_slider, wire_enhance
 from imagestudio.ui.presets import CUSTOM_SIZE, DEFAULT_SIZE, SIZE_PRESETS, SOURCE_SIZE, size_of
+from imagestudio.ui.style import lang_js
 from imagestudio.ui.texts import language
 
 PAGE = "generate"
+#: The result area's height (px); the live preview takes the same box while a job runs.
+RESULT_HEIGHT = 520
+#: No "Share" on a local studio's results (Gradio's share link would upload them).
+RESULT_BUTTONS = ["download", "fullscreen"]
+MASK_COLOR = "#e11d48"
+MASK_OPACITY = 0.55
 #: Until the registry carries a per-model img2img default, the slider starts here.
 DEFAULT_STRENGTH = 0.6
 
@@ -48,11 +56,22 @@ class GeneratePage:
     #: Seed variety slider and the Improve prompt block (ui/enhance_controls.py).
     variety: Any = None
     enhance: Any = None
+    #: The last prompts this browser ran (filled from its storage by :mod:`imagestudio.ui.remembered`).
+    recent: Any = None
+    #: Set by the page's script when the file dropped on the starting picture cannot be decoded.
+    source_bad: Any = None
 
 
 def model_title(ctx: UIContext, model_id: str, title: str) -> Any:
     """A model's name for the page: translated where it says more than a name (the offline tiny models)."""
     return ctx.key(f"model.{model_id}") if ctx.texts.has(f"model.{model_id}") else title
+
+
+def model_info(ctx: UIContext, model_id: str, default: str = "gen.model_info") -> Any:
+    """The line under the model list: an offline model's "random weights: noise" stays readable there
+    while the list is closed (its name alone is cut off)."""
+    spec = MODELS.get(model_id)
+    return ctx.key("model.noise_info") if spec is not None and spec.tiny else ctx.key(default)
 
 
 def model_choices(ctx: UIContext, task: str) -> list[tuple[Any, str]]:
@@ -75,12 +94,15 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
             )
             prompt_err = slot("gen-prompt-error")
             enhance = enhance_controls(ctx, "gen")
+            recent = gr.Dropdown(
+                [], value=None, label=key("gen.recent"), info=key("gen.recent_info"), elem_id="gen-recent"
+            )
             with gr.Row():
                 model = gr.Dropdown(
                     model_choices(ctx, "text-to-image"),
                     value=default_model,
                     label=key("gen.model"),
-                    info=key("gen.model_info"),
+                    info=model_info(ctx, default_model),
                     elem_id="gen-model",
                 )
                 size = gr.Dropdown(
@@ -115,8 +137,9 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
                     type="pil",
                     image_mode="RGBA",
                     sources=["upload", "clipboard"],
-                    # White strokes on a layer of their own: the painted pixels are the inpaint mask.
-                    brush=gr.Brush(colors=["#ffffff"], color_mode="fixed"),
+                    # Half-transparent rose strokes on a layer of their own, visible on light and dark
+                    # pictures alike: every painted pixel (alpha > 0) is the inpaint mask.
+                    brush=gr.Brush(colors=[(MASK_COLOR, MASK_OPACITY)], color_mode="fixed"),
                     eraser=gr.Eraser(),
                     layers=False,
                     transforms=(),
@@ -127,20 +150,21 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
                     0.05, 1.0, value=DEFAULT_STRENGTH, step=0.05, label=key("gen.strength"),
                     info=key("gen.strength_info"), elem_id="gen-strength",
                 )  # fmt: skip
+            source_bad = gr.Textbox(visible="hidden", elem_id="gen-source-bad")
             source_err = slot("gen-source-error")
             with gr.Row():
                 run = gr.Button(key("gen.run"), variant="primary", elem_id="gen-run")
                 cancel = gr.Button(key("gen.cancel"), variant="stop", interactive=False, elem_id="gen-cancel")
             form_err = slot("gen-error")
-        with gr.Column(scale=6):
+        with gr.Column(scale=6, elem_id="gen-result-col"):
             progress = slot("gen-progress")
             preview = gr.Image(
-                label=key("gen.preview"), type="pil", interactive=False, visible=False, height=256,
-                elem_id="gen-preview",
+                label=key("gen.preview"), type="pil", interactive=False, visible=False, height=RESULT_HEIGHT,
+                buttons=[], elem_id="gen-preview", elem_classes="is-preview",
             )  # fmt: skip
             gallery = gr.Gallery(
-                label=key("gen.result"), columns=2, height=520, object_fit="contain", elem_id="gen-gallery",
-                format="png",
+                label=key("gen.result"), columns=2, height=RESULT_HEIGHT, object_fit="contain",
+                elem_id="gen-gallery", elem_classes="is-results", format="png", buttons=RESULT_BUTTONS,
             )  # fmt: skip
             info = slot("gen-info")
     page = GeneratePage(
@@ -157,6 +181,8 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
         source=source,
         strength=strength,
         lang=gr.Textbox(visible=False, elem_id="gen-lang"),
+        recent=recent,
+        source_bad=source_bad,
         panel=JobPanel(
             page=PAGE,
             run=run,
@@ -187,6 +213,19 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
         enhance=enhance,
     )
     _wire(ctx, page, custom_row)
+    clear_on_input(
+        [
+            (prompt, prompt_err),
+            (model, model_err),
+            (size, size_err),
+            (width, size_err),
+            (height, size_err),
+            (steps, steps_err),
+            (count, steps_err),
+            (seed, seed_err),
+            (strength, source_err),
+        ]
+    )
     return page
 
 
@@ -194,7 +233,21 @@ def _wire(ctx: UIContext, page: GeneratePage, custom_row: Any) -> None:
     import gradio as gr
 
     page.size.change(lambda choice: gr.Row(visible=choice == CUSTOM_SIZE), page.size, custom_row, queue=False)
-    page.model.change(_steps_for_model, page.model, page.steps, queue=False)
+    # ``.input``: only the user's own choice presets the model's steps. "Use these settings" and the
+    # remembered settings set the model and the recalled steps together; a ``.change`` handler would run
+    # after them and put the default back over the recalled value.
+    page.model.input(_steps_for_model, page.model, page.steps, queue=False)
+    page.model.change(lambda m: gr.Dropdown(info=model_info(ctx, m)), page.model, page.model, queue=False)
+    page.source_bad.change(
+        lambda name, lang: _source_error(ctx, name, language(lang)),
+        [page.source_bad, page.lang],
+        page.panel.errors["init_image"],
+        js=lang_js(2),
+        queue=False,
+        show_progress="hidden",
+    )
+    # Taking the picture out also takes out the complaint about it.
+    page.source.clear(lambda: ("", ""), None, [page.source_bad, page.panel.errors["init_image"]], queue=False)
     # A starting picture usually wants its own size; the dropdown still allows any other.
     page.source.upload(lambda: gr.Dropdown(value=SOURCE_SIZE), None, page.size, queue=False)
     wire_seed(page.seed_mode, page.seed, page.reuse, page.panel.last_seed)
@@ -213,13 +266,15 @@ def _wire(ctx: UIContext, page: GeneratePage, custom_row: Any) -> None:
         page.strength,
         page.variety,
         page.enhance.state,
+        page.source_bad,
         page.lang,
     ]
 
     def body(*values: Any, request: Any) -> Iterator[dict[Any, Any]]:
         yield from _run(ctx, page, *values, request=request)
 
-    wire_job_panel(ctx, page.panel, [page.panel.run.click, page.prompt.submit], inputs, body)
+    # Enter adds a line to the prompt; Ctrl+Enter (⌘+Enter) runs (the page's script clicks the button).
+    wire_job_panel(ctx, page.panel, [page.panel.run.click], inputs, body)
 
 
 def _steps_for_model(model_id: str) -> Any:
@@ -247,11 +302,15 @@ def _run(
     strength: float,
     variety: float,
     improved: dict[str, str] | None,
+    source_bad: str,
     lang: str,
     *,
     request: Any,
 ) -> Iterator[dict[Any, Any]]:
     def submit() -> str:
+        if source_bad:
+            # The browser could not decode the starting picture: never run plain text-to-image instead.
+            raise bad_source_error(ctx, source_bad, language(lang))
         w, h = size_of(size, width, height)
         fields: dict[str, Any] = {}
         init_image, mask = starting_picture(ctx, source, language(lang))
@@ -272,6 +331,27 @@ def _run(
         return ctx.backend.submit(resolved)
 
     yield from run_job(ctx, page.panel, submit, lang, seed_mode, request)
+
+
+def bad_source_error(ctx: UIContext, file_name: str, lang: str) -> UserError:
+    from imagestudio.errors import InvalidImage
+
+    name = f"{ctx.t('field.init_image', lang)} ({file_name})"
+    return InvalidImage(
+        f"init_image {file_name!r} is not an image (PNG, JPEG or WebP expected)",
+        param="init_image",
+        code="image_unreadable",
+        details={"name": name},
+    )
+
+
+def _source_error(ctx: UIContext, file_name: str, lang: str) -> str:
+    """The line under the starting picture as soon as a file is dropped there (empty: a good one)."""
+    from imagestudio.ui.widgets import error_html
+
+    if not file_name:
+        return ""
+    return error_html(ctx.texts.error(bad_source_error(ctx, file_name, lang), lang))
 
 
 def starting_picture(ctx: UIContext, value: dict[str, Any] | None, lang: str) -> tuple[Any, Any]:

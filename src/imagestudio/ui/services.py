@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -101,7 +101,13 @@ class StudioServices:
                 unsubscribe = self._unsubscribe.pop(job_id, None)
         if unsubscribe is not None:
             unsubscribe()
-        return _snapshot(info, self._services.settings.outputs_dir, preview)
+        snap = _snapshot(info, self._services.settings.outputs_dir, preview)
+        if snap.state == "running" and snap.step == 0:
+            # Before its first step a job either loads its model or is about to step: only the first
+            # is worth saying "Loading the model…" for.
+            loaded = getattr(self._services.studio.manager, "loaded_id", None)
+            snap = replace(snap, loading=loaded != info.model)
+        return snap
 
     def enhanced(self, job_id: str) -> dict[str, Any] | None:
         """A finished ``enhance`` job's rewrite (prompt, original_prompt, warning…), from the history."""
@@ -189,4 +195,5 @@ def _snapshot(info: JobInfo, outputs_dir: Path, preview: _Preview | None) -> Job
         results=results,
         preview=preview.image if preview is not None else None,
         preview_version=preview.version if preview is not None else 0,
+        model=info.model,
     )

@@ -38,6 +38,8 @@ class Progress:
     eta_s: float | None = None
     ahead: int | None = None
     message: str = ""
+    #: Running before the first step: True while the model loads, False once it is about to step.
+    loading: bool = True
 
     @property
     def fraction(self) -> float:
@@ -51,8 +53,10 @@ class Progress:
 def _progress_text(texts: Texts, lang: str, p: Progress) -> str:
     if p.state == "queued":
         return texts.t("status.queued_n", lang, ahead=p.ahead) if p.ahead else texts.t("status.queued", lang)
-    if p.state == "loading" or (p.state == "running" and p.step == 0):
+    if p.state == "loading" or (p.state == "running" and p.step == 0 and p.loading):
         return texts.t("status.loading", lang)
+    if p.state == "running" and p.step == 0:
+        return texts.t("status.starting", lang)
     if p.state == "running":
         if p.images > 1:
             text = texts.t(

@@ -1,0 +1,197 @@
+"""The first-run banner of the Generate and Edit pages: the real model is not here yet.
+
+On a fresh install only the offline tiny models can run. The page then opens on the tiny model (so the
+first click makes a picture) and says, above the form, which real model to fetch, how big it is, how it
+will run on this machine (the doctor's plan, before a byte is downloaded), and that the offline model
+draws noise. A Download button starts the same background download as the System page.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+
+from imagestudio.errors import UserError
+from imagestudio.ui.common import UIContext, error_message, slot
+from imagestudio.ui.style import lang_js
+from imagestudio.ui.texts import language
+from imagestudio.ui.widgets import error_html, note_html
+
+log = logging.getLogger(__name__)
+
+#: How often the banner redraws a running download.
+POLL_S = 0.5
+
+
+@dataclass
+class FirstRunBanner:
+    """The banner of one page; ``model_id`` is the real model it offers to download."""
+
+    prefix: str
+    model_id: str
+    box: Any
+    text: Any
+    download: Any
+    status: Any
+    lang: Any
+    #: The doctor's plan check for the model on this machine (code + details; None: not known).
+    plan: dict[str, Any] | None = None
+
+
+def missing_default(settings: Any, task: str) -> str | None:
+    """The registry's default model for ``task`` when it is not on disk (None when it is)."""
+    from imagestudio.engine.loader import find_model_dir
+    from imagestudio.registry import DEFAULT_EDIT_MODEL, DEFAULT_GENERATE_MODEL, MODELS
+
+    model_id = DEFAULT_GENERATE_MODEL if task == "text-to-image" else DEFAULT_EDIT_MODEL
+    try:
+        present = find_model_dir(MODELS[model_id], settings, build_tiny=False) is not None
+    except Exception:
+        log.debug("could not look for %s", model_id, exc_info=True)
+        present = False
+    return None if present else model_id
+
+
+def build(ctx: UIContext, prefix: str, model_id: str | None) -> FirstRunBanner | None:
+    """The banner's components (call inside the page's Blocks); None when the real model is here."""
+    import gradio as gr
+
+    if model_id is None:
+        return None
+    with gr.Group(elem_classes="is-first-run") as box:
+        text = gr.HTML(elem_id=f"{prefix}-first-run-text", padding=False)
+        with gr.Row():
+            download = gr.Button(
+                ctx.key("first.download"), variant="primary", size="sm", scale=0, min_width=220,
+                elem_id=f"{prefix}-first-run-download",
+            )  # fmt: skip
+        status = slot(f"{prefix}-first-run-status")
+    return FirstRunBanner(
+        prefix=prefix,
+        model_id=model_id,
+        box=box,
+        text=text,
+        download=download,
+        status=status,
+        lang=gr.Textbox(visible=False),
+        plan=plan_row(ctx, model_id),
+    )
+
+
+def plan_row(ctx: UIContext, model_id: str) -> dict[str, Any] | None:
+    """The doctor's plan check for ``model_id`` on this machine, as the System page's rows are.
+
+    Made once while the page is built, before the server takes jobs: sizing a model imports diffusers'
+    lazy modules, and doing that while the worker loads a pipeline can see a half-imported module.
+    """
+    from imagestudio.doctor import plan_check, run_doctor
+
+    try:
+        report = run_doctor(ctx.backend.settings, [model_id])
+        check = plan_check(report.models[0].plan)
+    except Exception:
+        log.warning("could not plan %s for the first-run banner", model_id, exc_info=True)
+        return None
+    return {"name": check.name, "message": check.message, "code": check.code, "details": dict(check.details)}
+
+
+def verdict(ctx: UIContext, plan: dict[str, Any] | None, lang: str) -> str:
+    """The plan in the reader's language ("" when it is not known)."""
+    from imagestudio.ui.system_page import check_text
+
+    return check_text(ctx, plan, lang)[1] if plan else ""
+
+
+def banner_html(ctx: UIContext, model_id: str, lang: str, plan: dict[str, Any] | None = None) -> str:
+    from imagestudio.registry import get_model
+    from imagestudio.ui.system_page import size_text
+
+    spec = get_model(model_id)
+    tiny = next(m for m in _tiny_ids() if get_model(m).task == spec.task)
+    t = ctx.t
+    size = size_text(ctx, lang, spec.download_bytes)
+    parts = [
+        f"<p><b>{escape(t('first.missing', lang, model=spec.title))}</b> "
+        f"{escape(t('first.offline', lang, tiny=t(f'model.{tiny}', lang)))}</p>",
+        f"<p>{escape(t('first.get', lang, model=spec.title, size=size))} "
+        f"<code>imagestudio models download {escape(model_id)}</code></p>",
+    ]
+    words = verdict(ctx, plan, lang)
+    if words:
+        parts.append(f'<p class="is-verdict">{escape(t("first.verdict", lang, plan=words))}</p>')
+    return '<div class="is-banner" role="note">' + "".join(parts) + "</div>"
+
+
+def _tiny_ids() -> list[str]:
+    from imagestudio.registry import MODELS
+
+    return [m for m, spec in MODELS.items() if spec.tiny]
+
+
+def wire(ctx: UIContext, banners: list[FirstRunBanner | None], blocks: Any) -> None:
+    """Fill the banners when the page opens (in its language) and attach their Download buttons.
+
+    The plans were made when the page was built (see :func:`plan_row`); filling only translates.
+    """
+    shown = [b for b in banners if b is not None]
+    if not shown:
+        return
+
+    def fill(lang: str) -> list[str]:
+        lang = language(lang)
+        return [banner_html(ctx, b.model_id, lang, b.plan) for b in shown]
+
+    blocks.load(
+        fill, [shown[0].lang], [b.text for b in shown], js=lang_js(1), queue=False, show_progress="hidden"
+    )
+    for banner in shown:
+        _wire_download(ctx, banner)
+
+
+def _wire_download(ctx: UIContext, banner: FirstRunBanner) -> None:
+    def download(lang: str) -> Iterator[tuple[Any, ...]]:
+        yield from _download(ctx, banner.model_id, language(lang))
+
+    banner.download.click(
+        download,
+        [banner.lang],
+        [banner.status, banner.download],
+        js=lang_js(1),
+        concurrency_limit=None,
+        show_progress="hidden",
+    )
+
+
+def _download(ctx: UIContext, model_id: str, lang: str) -> Iterator[tuple[Any, ...]]:
+    import gradio as gr
+
+    from imagestudio.ui.system_page import _download_bar
+
+    busy, idle = gr.Button(interactive=False), gr.Button(interactive=True)
+    try:
+        ctx.backend.start_download(model_id)
+    except UserError as exc:
+        yield error_html(error_message(ctx, exc, lang)), idle
+        return
+    yield note_html(ctx.t("sys.download_starting", lang, model=model_id)), busy
+    while True:
+        state = ctx.backend.download_status(model_id) or {}
+        if state.get("status", "running") != "running":
+            break
+        if state.get("progress"):
+            yield _download_bar(ctx, lang, state["progress"]), busy
+        time.sleep(POLL_S)
+    status = state.get("status")
+    if status == "done":
+        yield note_html(ctx.t("first.done", lang, model=model_id), "ok"), idle
+    elif status == "cancelled":
+        yield note_html(ctx.t("sys.download_cancelled", lang), "warn"), idle
+    else:
+        reason = ctx.texts.coded(
+            state.get("error_code"), state.get("error_details"), lang, state.get("error") or "?"
+        )
+        yield error_html(ctx.t("sys.download_failed", lang, message=reason)), idle

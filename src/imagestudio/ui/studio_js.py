@@ -1,0 +1,100 @@
+"""The studio page's own script: keyboard, hints on the run buttons, dropdowns, scrolling, file checks.
+
+It is added to the top of the page's ``<head>`` (with the language script, see
+:mod:`imagestudio.ui.early_script`) and only installs listeners on ``document``: Gradio builds and
+rebuilds the widgets afterwards, so everything is looked up by ``elem_id`` when an event happens.
+
+- Ctrl+Enter / ⌘+Enter runs the page the focus is on (Enter keeps adding a line to the prompt); the
+  run buttons say so in their tooltip.
+- Tab out of a dropdown closes its list (Gradio opens it on focus and left it open).
+- On a phone, pressing Generate/Edit scrolls the result area into view; an error line that appears off
+  screen (a download error below the fold) is scrolled to.
+- A starting picture the browser cannot decode is reported to the page (``#gen-source-bad``), which
+  then explains it under the control and refuses to run.
+"""
+
+from __future__ import annotations
+
+STUDIO_SCRIPT = """<script>
+(() => {
+  const RUN = {gen: "gen-run", edit: "edit-run"};
+  const HINT = "Ctrl+Enter (\\u2318+Enter)";
+  const visible = (el) => !!el && el.offsetParent !== null;
+  const pageOf = (el) => {
+    for (let node = el; node && node.id !== undefined; node = node.parentElement) {
+      const m = /^(gen|edit)-/.exec(node.id || "");
+      if (m) return m[1];
+    }
+    return null;
+  };
+  document.addEventListener("keydown", (e) => {
+    if (e.key !== "Enter" || !(e.ctrlKey || e.metaKey) || e.isComposing) return;
+    let page = pageOf(e.target);
+    if (!page) page = Object.keys(RUN).find((p) => visible(document.getElementById(RUN[p])));
+    const button = page && document.getElementById(RUN[page]);
+    if (!visible(button)) return;
+    e.preventDefault();
+    e.stopPropagation();
+    if (!button.disabled) button.click();
+  }, true);
+  document.addEventListener("keydown", (e) => {
+    if (e.key !== "Tab") return;
+    const box = e.target;
+    if (!box || box.getAttribute("role") !== "combobox") return;
+    // Gradio's own key handler runs a tick later and opens the list again after the focus moved on
+    // (its blur had just closed it): Tab only moves the focus, so keep the key from that handler.
+    e.stopPropagation();
+  }, true);
+  const hint = () => {
+    for (const id of Object.values(RUN)) {
+      const button = document.getElementById(id);
+      if (button && button.title !== HINT) {
+        button.title = HINT;
+        button.setAttribute("aria-keyshortcuts", "Control+Enter Meta+Enter");
+      }
+    }
+  };
+  document.addEventListener("click", (e) => {
+    const button = e.target && e.target.closest && e.target.closest("#gen-run, #edit-run");
+    if (!button || window.innerWidth > 820) return;
+    const column = document.getElementById(button.id.replace("-run", "-result-col"));
+    if (column) setTimeout(() => column.scrollIntoView({block: "start", behavior: "smooth"}), 150);
+  }, true);
+  const seen = new WeakSet();
+  const showErrors = () => {
+    for (const error of document.querySelectorAll(".is-error")) {
+      if (seen.has(error)) continue;
+      seen.add(error);
+      const box = error.getBoundingClientRect();
+      if (box.bottom > window.innerHeight || box.top < 0) error.scrollIntoView({block: "center"});
+    }
+  };
+  const reportSource = (file) => {
+    const box = document.querySelector("#gen-source-bad textarea, #gen-source-bad input");
+    if (!box || !file) return;
+    const set = (value) => {
+      const proto = Object.getPrototypeOf(box);
+      Object.getOwnPropertyDescriptor(proto, "value").set.call(box, value);
+      box.dispatchEvent(new Event("input", {bubbles: true}));
+    };
+    createImageBitmap(file).then((bitmap) => { bitmap.close(); set(""); }, () => set(file.name));
+  };
+  document.addEventListener("change", (e) => {
+    const input = e.target;
+    if (input && input.type === "file" && input.closest && input.closest("#gen-source")) {
+      reportSource(input.files && input.files[0]);
+    }
+  }, true);
+  document.addEventListener("drop", (e) => {
+    if (e.target && e.target.closest && e.target.closest("#gen-source")) {
+      reportSource(e.dataTransfer && e.dataTransfer.files && e.dataTransfer.files[0]);
+    }
+  }, true);
+  const start = () => {
+    hint();
+    new MutationObserver(() => { hint(); showErrors(); })
+      .observe(document.body, {subtree: true, childList: true});
+  };
+  if (document.body) start(); else document.addEventListener("DOMContentLoaded", start);
+})();
+</script>"""

@@ -1,0 +1,74 @@
+"""A first start: nothing downloaded, not even the offline models built yet.
+
+The studio must open on what can run (the offline tiny models, built on first use), make a picture on
+the first click, and say with a banner which real model to download, how big it is, how it would run on
+this machine, and that the offline model draws noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.ui.conftest import StudioServer, screenshot, write_config
+from tests.ui.widgets import fill_text, gallery_images, open_tab, run_and_wait
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def fresh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioServer]:
+    home = tmp_path_factory.mktemp("fresh-home")
+    models = home / "models"
+    models.mkdir()
+    server = StudioServer(home, write_config(home, models))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_first_start_with_an_empty_models_folder_makes_a_picture_on_the_first_click(
+    fresh_server: StudioServer, open_page
+) -> None:
+    assert not any(Path(fresh_server.home, "models").iterdir())
+    page = open_page(fresh_server.url)
+    banner = page.locator("#gen-first-run-text")
+    expect(banner).to_contain_text("Z-Image-Turbo is not on this computer yet")
+    expect(banner).to_contain_text("32.9 GB")
+    expect(banner).to_contain_text("imagestudio models download z-image-turbo")
+    expect(banner).to_contain_text("noise")
+    # The doctor's verdict for this machine, before any download.
+    expect(banner.locator(".is-verdict")).to_contain_text("On this machine:", timeout=90_000)
+    # The page opened on the offline model, and says what it draws while its list is closed.
+    expect(page.locator("#gen-model input")).to_have_value("Tiny Z-Image (offline, random weights: noise)")
+    expect(page.locator("#gen-model")).to_contain_text("Random weights: this offline model draws noise")
+    screenshot(page, "first-run-en")
+
+    fill_text(page, "gen-prompt", "the very first picture")
+    assert run_and_wait(page, "gen", timeout_ms=180_000) == "done"
+    expect(gallery_images(page, "gen-gallery")).to_have_count(1)
+    expect(page.locator("#gen-info [data-noise]")).to_contain_text("Noise is expected")
+    screenshot(page, "first-run-en-done")
+
+    # The banner's Download fails readably here (no network), next to its button.
+    page.locator("#gen-first-run-download").click()
+    expect(page.locator("#gen-first-run-status .is-error")).to_contain_text("Download failed", timeout=60_000)
+
+    open_tab(page, "Edit")
+    edit_banner = page.locator("#edit-first-run-text")
+    expect(edit_banner).to_contain_text("Qwen-Image-Edit-2511 is not on this computer yet")
+    expect(page.locator("#edit-model input")).to_have_value("Tiny Qwen edit (offline, random weights: noise)")
+
+
+def test_the_banner_reads_in_russian(fresh_server: StudioServer, open_page) -> None:
+    page = open_page(fresh_server.url, locale="ru-RU")
+    banner = page.locator("#gen-first-run-text")
+    expect(banner).to_contain_text("Z-Image-Turbo ещё нет на этом компьютере")
+    expect(banner).to_contain_text("шум")
+    expect(banner.locator(".is-verdict")).to_contain_text("На этой машине:", timeout=90_000)
+    screenshot(page, "first-run-ru")

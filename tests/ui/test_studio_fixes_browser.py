@@ -1,0 +1,447 @@
+"""What a new user hits in the first minutes, checked in a real browser (headless Chromium, tiny models).
+
+Each test reproduces one of the problems people reported (results cropped, recalled steps lost, an
+invisible mask, bad files silently ignored, stale lines, Lightning on a model without it, the keyboard,
+contrast, the preview, the phone layout, the System page, nothing kept over a reload) and fails on the
+pages as they were before the fix.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from playwright.sync_api import expect
+
+from tests.ui.conftest import screenshot
+from tests.ui.contrast import contrast_problems
+from tests.ui.widgets import (
+    choose,
+    fill_text,
+    gallery_images,
+    open_tab,
+    progress_seen,
+    run_and_wait,
+    set_number,
+    wait_progress_state,
+    watch_progress,
+)
+
+pytestmark = pytest.mark.browser
+
+#: The rendered box of every result picture, and the box of the gallery area that shows it.
+RESULT_BOXES_JS = """
+(id) => {
+  const area = document.querySelector('#' + id + ' .grid-wrap') || document.querySelector('#' + id);
+  const outer = area.getBoundingClientRect();
+  return [...document.querySelectorAll('#' + id + ' img')].map((img) => {
+    const r = img.getBoundingClientRect();
+    return {top: r.top - outer.top, left: r.left - outer.left, bottom: outer.bottom - r.bottom,
+            right: outer.right - r.right, width: r.width, height: r.height,
+            natural: [img.naturalWidth, img.naturalHeight]};
+  });
+}
+"""
+
+
+def custom_size(page, width: int, height: int, label: str = "Custom size…") -> None:
+    choose(page, "gen-size", label)
+    set_number(page, "gen-width", width)
+    set_number(page, "gen-height", height)
+
+
+def write_picture(path: Path, size: tuple[int, int], colour: tuple[int, int, int] | None = None) -> Path:
+    if colour is None:
+        pixels = np.random.default_rng(size[0]).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(path)
+    else:
+        Image.new("RGB", size, colour).save(path)
+    return path
+
+
+def test_results_are_shown_whole_at_every_aspect_and_have_no_share_button(studio_server, open_page) -> None:
+    page = open_page(studio_server.url)
+    fill_text(page, "gen-prompt", "whole results, never cropped")
+    set_number(page, "gen-steps", 1)
+    for width, height in ((256, 256), (384, 256), (256, 384)):
+        custom_size(page, width, height)
+        state = run_and_wait(page, "gen")
+        assert state == "done", page.locator("#gen-result-col").inner_text()
+        gallery_images(page, "gen-gallery").first.wait_for()
+        page.wait_for_timeout(300)
+        boxes = page.evaluate(RESULT_BOXES_JS, "gen-gallery")
+        assert boxes, "no result picture"
+        for box in boxes:
+            for side in ("top", "left", "bottom", "right"):
+                assert box[side] >= -1, f"{width}x{height}: the picture is cut at the {side}: {box}"
+    screenshot(page, "generate-en-2x3-result")
+    # A local studio has nothing to share to: Gradio's Share button is not offered.
+    gallery = page.locator("#gen-gallery")
+    expect(gallery.locator("button[aria-label*=Share i], button[title*=Share i]")).to_have_count(0)
+    gallery_images(page, "gen-gallery").first.click()
+    expect(gallery.locator("button[aria-label*=Share i], button[title*=Share i]")).to_have_count(0)
+
+
+def test_use_these_settings_keeps_the_recalled_steps_after_the_model_switch(studio_server, open_page) -> None:
+    page = open_page(studio_server.url)
+    fill_text(page, "gen-prompt", "recalled steps stay recalled")
+    custom_size(page, 64, 64)
+    set_number(page, "gen-steps", 3)
+    assert run_and_wait(page, "gen") == "done"
+
+    # Another model on screen: recalling the job switches the model back, and with it came its
+    # default steps, over the recalled ones.
+    choose(page, "gen-model", "Z-Image-Turbo")
+    expect(page.locator("#gen-steps input[type=number]")).to_have_value("8")
+    open_tab(page, "History")
+    fill_text(page, "hist-search", "recalled steps")
+    page.locator("#hist-find").click()
+    gallery_images(page, "hist-gallery").first.click()
+    page.locator("#hist-use").click()
+    expect(page.locator("#gen-model input")).to_have_value(re.compile("Tiny Z-Image"))
+    page.wait_for_timeout(1000)  # any late handler would have run by now
+    expect(page.locator("#gen-steps input[type=number]")).to_have_value("3")
+    expect(page.locator("#gen-width input")).to_have_value("64")
+
+
+def test_the_inpaint_mask_is_visible_on_a_light_picture_and_still_a_mask(
+    studio_server, open_page, tmp_path
+) -> None:
+    page = open_page(studio_server.url)
+    light = write_picture(tmp_path / "light.png", (256, 256), (250, 250, 250))
+    page.locator("#gen-source-box").click()
+    page.locator("#gen-source input[type=file]").first.set_input_files(str(light))
+    page.wait_for_timeout(1500)
+    page.locator("#gen-source button[aria-label=Brush]").click()
+    canvas = page.locator("#gen-source canvas").first.bounding_box()
+    cx, cy = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2
+    page.mouse.move(cx - 60, cy)
+    page.mouse.down()
+    for i in range(13):
+        page.mouse.move(cx - 60 + i * 10, cy)
+    page.mouse.up()
+    page.mouse.move(canvas["x"] + 5, canvas["y"] + 5)
+    page.wait_for_timeout(500)
+
+    shot = page.screenshot(
+        clip={"x": cx - 80, "y": cy - 40, "width": 160, "height": 80}, path=None, animations="disabled"
+    )
+    pixels = np.asarray(Image.open(io.BytesIO(shot)).convert("RGB")).astype(int)
+    painted = (pixels[..., 0] - pixels[..., 1] > 50).sum()
+    assert painted > 1500, f"the brush stroke is not visible on a light picture ({painted} coloured pixels)"
+    screenshot(page, "generate-en-mask")
+
+    # The coloured, half-transparent stroke is still read as "repaint here".
+    fill_text(page, "gen-prompt", "a visible mask")
+    set_number(page, "gen-steps", 1)
+    assert run_and_wait(page, "gen") == "done"
+    details = page.locator("#gen-info").inner_text()
+    assert "Done in" in details
+
+
+def test_a_bad_file_is_explained_on_upload_and_nothing_runs(studio_server, open_page, tmp_path) -> None:
+    fake = tmp_path / "holiday.png"
+    fake.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20)
+    page = open_page(studio_server.url)
+    fill_text(page, "gen-prompt", "a plain run must not happen")
+    page.locator("#gen-source-box").click()
+    page.locator("#gen-source input[type=file]").first.set_input_files(str(fake))
+    error = page.locator("#gen-source-error .is-error")
+    expect(error).to_contain_text("Starting picture (holiday.png) is not a picture")
+    page.locator("#gen-run").click()
+    page.wait_for_timeout(1500)
+    expect(error).to_contain_text("holiday.png")
+    assert page.locator("#gen-progress .is-progress").count() == 0, "a job started"
+    assert gallery_images(page, "gen-gallery").count() == 0
+
+    # A good picture takes the complaint away.
+    good = write_picture(tmp_path / "good.png", (64, 64))
+    page.locator("#gen-source input[type=file]").first.set_input_files(str(good))
+    expect(error).to_have_count(0)
+
+    open_tab(page, "Edit")
+    page.locator("#edit-image-1 input[type=file]").set_input_files(str(fake))
+    # Explained at once, before anyone clicks Edit, and no broken thumbnail is left behind.
+    expect(page.locator("#edit-images-error .is-error")).to_contain_text("Picture 1")
+    expect(page.locator("#edit-image-1 img")).to_have_count(0)
+    screenshot(page, "edit-en-bad-file-on-upload")
+
+
+def test_stale_lines_and_pictures_go_away(studio_server, open_page) -> None:
+    page = open_page(studio_server.url)
+    # An error goes as soon as the field is changed.
+    page.locator("#gen-run").click()
+    expect(page.locator("#gen-prompt-error .is-error")).to_have_count(1)
+    fill_text(page, "gen-prompt", "stale lines go away")
+    expect(page.locator("#gen-prompt-error .is-error")).to_have_count(0)
+
+    custom_size(page, 64, 64)
+    set_number(page, "gen-steps", 1)
+    assert run_and_wait(page, "gen") == "done"
+    expect(gallery_images(page, "gen-gallery")).to_have_count(1)
+
+    # A refused job leaves neither the last "Done" line nor its picture beside its error.
+    set_number(page, "gen-width", 40)
+    page.locator("#gen-run").click()
+    expect(page.locator("#gen-size-error .is-error")).to_have_count(1)
+    expect(page.locator("#gen-info")).not_to_contain_text("Done")
+    expect(page.locator("#gen-progress")).not_to_contain_text("Done")
+    expect(gallery_images(page, "gen-gallery")).to_have_count(0)
+
+    # A cancelled batch does not show the previous job's pictures.
+    set_number(page, "gen-width", 64)
+    assert run_and_wait(page, "gen") == "done"
+    custom_size(page, 1024, 1024)
+    set_number(page, "gen-steps", 100)
+    set_number(page, "gen-count", 4)
+    watch_progress(page, "gen")
+    page.locator("#gen-run").click()
+    page.locator("#gen-progress .is-progress[data-state=running]").wait_for(timeout=90_000)
+    page.locator("#gen-cancel").click()
+    assert wait_progress_state(page, "gen", ("done", "failed", "cancelled")) == "cancelled"
+    page.wait_for_timeout(500)
+    expect(gallery_images(page, "gen-gallery")).to_have_count(0)
+
+
+def test_lightning_only_for_a_model_with_it_and_unticking_gives_back_the_steps(
+    studio_server, open_page
+) -> None:
+    page = open_page(studio_server.url)
+    open_tab(page, "Edit")
+    lightning = page.locator("#edit-lightning")
+    # The offline edit model has no Lightning LoRA: nothing to tick.
+    expect(lightning).to_be_hidden()
+    choose(page, "edit-model", "Qwen-Image-Edit-2511")
+    expect(lightning).to_be_visible()
+    set_number(page, "edit-steps", 33)
+    set_number(page, "edit-true-cfg", 2.5)
+    lightning.locator("input[type=checkbox]").check()
+    expect(page.locator("#edit-steps input[type=number]")).to_have_value("4")
+    lightning.locator("input[type=checkbox]").uncheck()
+    expect(page.locator("#edit-steps input[type=number]")).to_have_value("33")
+    expect(page.locator("#edit-true-cfg input[type=number]")).to_have_value("2.5")
+
+    lightning.locator("input[type=checkbox]").check()
+    choose(page, "edit-model", "Tiny Qwen edit")
+    expect(lightning).to_be_hidden()
+    # Hidden means off: it does not come back ticked.
+    choose(page, "edit-model", "Qwen-Image-Edit-2511")
+    expect(lightning.locator("input[type=checkbox]")).not_to_be_checked()
+
+
+def test_keyboard_enter_adds_a_line_ctrl_enter_runs_and_tab_closes_dropdowns(
+    studio_server, open_page
+) -> None:
+    page = open_page(studio_server.url)
+    assert "Ctrl+Enter" in (page.locator("#gen-run").get_attribute("title") or "")
+    custom_size(page, 64, 64)
+    set_number(page, "gen-steps", 1)
+    box = page.locator("#gen-prompt textarea")
+    box.click()
+    box.type("first line")
+    box.press("Enter")
+    box.type("second line")
+    assert box.input_value() == "first line\nsecond line"
+    page.wait_for_timeout(500)
+    assert page.locator("#gen-progress .is-progress").count() == 0, "Enter ran a job"
+
+    watch_progress(page, "gen")
+    box.press("Control+Enter")
+    assert wait_progress_state(page, "gen", ("done", "failed", "cancelled")) == "done"
+    assert box.input_value() == "first line\nsecond line"
+    assert any(e["state"] in ("queued", "running") for e in progress_seen(page, "gen"))
+
+    # Tabbing through the dropdowns leaves none of their lists open.
+    page.locator("#gen-model input[role=combobox]").focus()
+    for _ in range(3):
+        page.keyboard.press("Tab")
+        page.wait_for_timeout(200)
+    for elem_id in ("gen-recent", "gen-model", "gen-size"):
+        expect(page.locator(f"#{elem_id} input[role=combobox]")).to_have_attribute("aria-expanded", "false")
+
+    open_tab(page, "Edit")
+    assert "Ctrl+Enter" in (page.locator("#edit-run").get_attribute("title") or "")
+    fill_text(page, "edit-instruction", "make it blue")
+    page.locator("#edit-instruction textarea").press("Meta+Enter")
+    # It ran the Edit page's job: refused, as there is no picture yet.
+    expect(page.locator("#edit-images-error .is-error")).to_have_count(1)
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_text_contrast_focus_and_labels_on_every_page(studio_server, open_page, theme: str) -> None:
+    page = open_page(studio_server.url, path=f"/?__theme={theme}")
+    failures = {}
+    for tab in ("Generate", "Edit", "History", "System"):
+        open_tab(page, tab)
+        page.wait_for_timeout(1500 if tab == "System" else 500)
+        found = contrast_problems(page)
+        assert found["checked"] > 10
+        if found["problems"]:
+            failures[tab] = found["problems"][:5]
+        unlabelled = page.evaluate(
+            """() => [...document.querySelectorAll('input, textarea, select, button')].filter((el) => {
+                 if (el.offsetParent === null || el.type === 'file' || el.type === 'hidden') return false;
+                 const name = el.getAttribute('aria-label') || el.getAttribute('aria-labelledby')
+                   || (el.labels && el.labels.length && el.labels[0].innerText.trim())
+                   || el.getAttribute('title') || (el.tagName === 'BUTTON' && el.innerText.trim());
+                 return !name;
+               }).map((el) => el.outerHTML.slice(0, 120))"""
+        )
+        assert not unlabelled, f"{tab}: controls without a label: {unlabelled}"
+    assert not failures, f"text below 4.5:1 in the {theme} theme: {failures}"
+
+    open_tab(page, "Generate")
+    page.locator("#gen-prompt textarea").focus()
+    page.keyboard.press("Tab")
+    outline = page.evaluate(
+        "() => { const s = getComputedStyle(document.activeElement); "
+        "return [s.outlineStyle, s.outlineWidth]; }"
+    )
+    assert outline[0] != "none" and outline[1] != "0px", f"no visible focus: {outline}"
+    screenshot(page, f"generate-en-{theme}")
+
+
+def test_the_live_preview_fills_the_result_box_and_loading_is_said_only_when_loading(
+    studio_server, open_page
+) -> None:
+    page = open_page(studio_server.url)
+    fill_text(page, "gen-prompt", "a preview as large as the result")
+    custom_size(page, 64, 64)
+    set_number(page, "gen-steps", 1)
+    assert run_and_wait(page, "gen") == "done"  # the model is loaded from now on
+    result_top = page.locator("#gen-gallery").bounding_box()["y"]
+
+    custom_size(page, 768, 768)
+    set_number(page, "gen-steps", 60)
+    watch_progress(page, "gen")
+    page.locator("#gen-run").click()
+    page.locator("#gen-progress .is-progress[data-state=running]:not([data-step='0'])").wait_for(
+        timeout=90_000
+    )
+    image = page.locator("#gen-preview img")
+    image.wait_for(timeout=30_000)
+    preview = page.locator("#gen-preview").bounding_box()
+    drawn = image.bounding_box()
+    assert preview["height"] >= 480, f"the preview box is small: {preview}"
+    assert drawn["width"] >= 400 or drawn["height"] >= 400, f"the preview is drawn small: {drawn}"
+    # It stands where the results stand: nothing below it moves down by its height.
+    assert abs(preview["y"] - result_top) < 80
+    expect(page.locator("#gen-gallery")).to_be_hidden()
+    screenshot(page, "generate-en-preview")
+    page.locator("#gen-cancel").click()
+    assert wait_progress_state(page, "gen", ("done", "failed", "cancelled")) == "cancelled"
+    texts = [entry["text"] for entry in progress_seen(page, "gen")]
+    assert not any("Loading the model" in text for text in texts), texts
+    expect(page.locator("#gen-gallery")).to_be_visible()
+
+
+def test_phone_layout_all_tabs_readable_dropdowns_and_the_result_in_view(studio_server, browser) -> None:
+    context = browser.new_context(locale="ru-RU", viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        page.goto(studio_server.url + "/")
+        page.locator("#gen-run").wait_for(state="visible", timeout=60_000)
+        for name in ("Создание", "Редактирование", "История", "Система"):
+            tab = page.get_by_role("tab", name=name)
+            expect(tab).to_be_visible()
+            box = tab.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 390, f"{name} is off screen: {box}"
+        # The dropdowns' text stops before their arrow.
+        for elem_id in ("gen-model", "gen-size"):
+            overlap = page.evaluate(
+                """(id) => {
+                  const input = document.querySelector('#' + id + ' input[role=combobox]');
+                  const arrow = document.querySelector('#' + id + ' .icon-wrap, #' + id + ' svg');
+                  const s = getComputedStyle(input);
+                  const textEnd = input.getBoundingClientRect().right - parseFloat(s.paddingRight);
+                  return textEnd - arrow.getBoundingClientRect().left;
+                }""",
+                elem_id,
+            )
+            assert overlap <= 1, f"{elem_id}: text runs {overlap:.0f} px under the arrow"
+        fill_text(page, "gen-prompt", "телефон")
+        choose(page, "gen-size", "Свой размер")
+        set_number(page, "gen-width", 64)
+        set_number(page, "gen-height", 64)
+        set_number(page, "gen-steps", 1)
+        page.locator("#gen-run").scroll_into_view_if_needed()
+        assert run_and_wait(page, "gen") == "done"
+        gallery_images(page, "gen-gallery").first.wait_for()
+        page.wait_for_timeout(800)
+        box = page.locator("#gen-result-col").bounding_box()
+        assert box["y"] < 844 and box["y"] + box["height"] > 0, f"the result is out of view: {box}"
+        screenshot(page, "generate-ru-phone-done")
+    finally:
+        context.close()
+
+
+def test_system_page_russian_has_no_gradio_timer_and_shows_the_download_error_in_view(
+    studio_server, open_page
+) -> None:
+    page = open_page(studio_server.url, locale="ru-RU")
+    open_tab(page, "Система")
+    expect(page.locator("#sys-checks tr[data-code^='plan.']").first).to_contain_text("ГБ", timeout=60_000)
+    page.locator("#sys-refresh").click()
+    page.wait_for_timeout(300)
+    body = page.locator("body").inner_text()
+    assert "processing" not in body and not re.search(r"\d+\.\d+/\d+\.\d+s", body), body[-400:]
+    # The same numbers never read as "needs X, X available: not enough".
+    for row in page.locator("#sys-checks tr[data-status=fail]").all():
+        numbers = re.findall(r"(\d+(?:[.,]\d+)?) ГБ", row.inner_text())
+        assert len(set(numbers)) == len(numbers), row.inner_text()
+
+    page.locator("#sys-download").click()
+    error = page.locator("#sys-download-status .is-error")
+    error.wait_for(timeout=60_000)
+    page.wait_for_timeout(500)
+    box = error.bounding_box()
+    assert box["y"] >= 0 and box["y"] + box["height"] <= 900, f"the download error is out of view: {box}"
+    assert "processing" not in page.locator("body").inner_text()
+
+
+def test_prompt_settings_and_recent_prompts_survive_a_reload(studio_server, open_page) -> None:
+    page = open_page(studio_server.url)
+    fill_text(page, "gen-prompt", "a lighthouse kept over a reload")
+    custom_size(page, 64, 96)
+    set_number(page, "gen-steps", 2)
+    assert run_and_wait(page, "gen") == "done"
+    fill_text(page, "gen-prompt", "a second prompt, not run")
+    open_tab(page, "Edit")
+    fill_text(page, "edit-instruction", "make the sky green")
+    page.wait_for_timeout(500)
+
+    page.reload()
+    page.locator("#gen-run").wait_for(state="visible", timeout=60_000)
+    expect(page.locator("#gen-prompt textarea")).to_have_value("a second prompt, not run")
+    expect(page.locator("#gen-steps input[type=number]")).to_have_value("2")
+    expect(page.locator("#gen-width input")).to_have_value("64")
+    expect(page.locator("#gen-height input")).to_have_value("96")
+    choose(page, "gen-recent", "a lighthouse kept over a reload")
+    expect(page.locator("#gen-prompt textarea")).to_have_value("a lighthouse kept over a reload")
+    open_tab(page, "Edit")
+    expect(page.locator("#edit-instruction textarea")).to_have_value("make the sky green")
+
+
+@pytest.mark.parametrize("locale,lang", [("en-US", "en"), ("ru-RU", "ru")])
+def test_screenshots_of_every_page_at_desktop_and_phone_width(studio_server, browser, locale, lang) -> None:
+    tabs = {
+        "en": ("Generate", "Edit", "History", "System"),
+        "ru": ("Создание", "Редактирование", "История", "Система"),
+    }[lang]
+    for width, height, kind in ((1440, 900, "desktop"), (390, 844, "phone")):
+        context = browser.new_context(locale=locale, viewport={"width": width, "height": height})
+        try:
+            page = context.new_page()
+            page.goto(studio_server.url + "/")
+            page.locator("#gen-run").wait_for(state="visible", timeout=60_000)
+            for name, tab in zip(("generate", "edit", "history", "system"), tabs, strict=True):
+                page.get_by_role("tab", name=tab).click()
+                page.wait_for_timeout(2500 if name == "system" else 700)
+                path = screenshot(page, f"page-{name}-{lang}-{kind}")
+                assert path.stat().st_size > 10_000
+        finally:
+            context.close()
