@@ -42,6 +42,10 @@ class JobSnapshot:
     #: The latest latent preview (a small PIL image) and a counter that changes with it.
     preview: Any = None
     preview_version: int = 0
+    #: What the queue panel lists: the job's kind (generate/edit), model and prompt.
+    kind: str | None = None
+    model: str | None = None
+    prompt: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -63,6 +67,9 @@ class HistoryEntry:
     created_at: float
     #: Everything recorded with the image (the request's fields, timings, versions).
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: The kept input pictures it was made from (an edit's references, an img2img start picture and
+    #: mask), in the order the metadata names them; empty for text-to-image and for older rows.
+    inputs: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import Any
 from imagestudio.errors import UserError
 from imagestudio.registry import MODELS, get_model
 from imagestudio.requests import MAX_COUNT, GenerateRequest
+from imagestudio.ui import chain
 from imagestudio.ui.common import (
     JobPanel,
     UIContext,
@@ -44,6 +45,12 @@ class GeneratePage:
     strength: Any
     lang: Any
     panel: JobPanel
+    #: "One prompt per line": each line of the prompt becomes its own job.
+    per_line: Any = None
+    #: The "Start from a picture" accordion ("Vary this" opens it).
+    source_box: Any = None
+    #: Edit this / Vary this under the results (see ui/chain.py).
+    actions: Any = None
 
 
 def model_title(ctx: UIContext, model_id: str, title: str) -> Any:
@@ -68,6 +75,9 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
                 lines=3,
                 max_lines=8,
                 elem_id="gen-prompt",
+            )
+            per_line = gr.Checkbox(
+                label=key("gen.per_line"), info=key("gen.per_line_info"), elem_id="gen-per-line"
             )
             prompt_err = slot("gen-prompt-error")
             with gr.Row():
@@ -103,7 +113,7 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
             steps_err = slot("gen-steps-error")
             seed_mode, seed, reuse = seed_row(ctx, "gen", info=True)
             seed_err = slot("gen-seed-error")
-            with gr.Accordion(key("gen.source"), open=False, elem_id="gen-source-box"):
+            with gr.Accordion(key("gen.source"), open=False, elem_id="gen-source-box") as source_box:
                 source = gr.ImageEditor(
                     label=key("gen.init_image"),
                     type="pil",
@@ -137,6 +147,7 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
                 format="png",
             )  # fmt: skip
             info = slot("gen-info")
+            actions = chain.result_actions(ctx, "gen")
     page = GeneratePage(
         prompt=prompt,
         model=model,
@@ -176,6 +187,9 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
             },
             form_error=form_err,
         ),
+        per_line=per_line,
+        source_box=source_box,
+        actions=actions,
     )
     _wire(ctx, page, custom_row)
     return page
@@ -201,6 +215,7 @@ def _wire(ctx: UIContext, page: GeneratePage, custom_row: Any) -> None:
         page.count,
         page.source,
         page.strength,
+        page.per_line,
         page.lang,
     ]
 
@@ -233,29 +248,43 @@ def _run(
     count: float,
     source: dict[str, Any] | None,
     strength: float,
+    per_line: bool,
     lang: str,
     *,
     request: Any,
 ) -> Iterator[dict[Any, Any]]:
-    def submit() -> str:
+    def submit() -> list[str]:
         w, h = size_of(size, width, height)
         fields: dict[str, Any] = {}
         init_image, mask = starting_picture(ctx, source, language(lang))
         if init_image is not None:
             fields = {"init_image": init_image, "mask": mask, "strength": float(strength)}
-        resolved = GenerateRequest.build(
-            model=model,
-            prompt=prompt or "",
-            width=w,
-            height=h,
-            steps=int(steps),
-            seed=round(seed) if seed_mode == "fixed" and seed is not None else None,
-            count=int(count),
-            **fields,
-        ).resolved(ctx.backend.settings)
-        return ctx.backend.submit(resolved)
+        # Every line is checked before any is queued: one bad line queues nothing.
+        resolved = [
+            GenerateRequest.build(
+                model=model,
+                prompt=text,
+                width=w,
+                height=h,
+                steps=int(steps),
+                seed=round(seed) if seed_mode == "fixed" and seed is not None else None,
+                count=int(count),
+                **fields,
+            ).resolved(ctx.backend.settings)
+            for text in prompts_of(prompt, per_line)
+        ]
+        return [ctx.backend.submit(one) for one in resolved]
 
     yield from run_job(ctx, page.panel, submit, lang, seed_mode, request)
+
+
+def prompts_of(prompt: str | None, per_line: bool) -> list[str]:
+    """The prompts to queue: the whole text, or with "one prompt per line" each non-empty line."""
+    text = prompt or ""
+    if not per_line:
+        return [text]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines or [text]
 
 
 def starting_picture(ctx: UIContext, value: dict[str, Any] | None, lang: str) -> tuple[Any, Any]:
