@@ -91,8 +91,8 @@ if (!window.__isChain) {
     for (let tries = 0; tries < 20; tries++) {
       const input = slot.querySelector('input[type=file]');
       if (input) return input;
-      // A filled slot has no file input until it is cleared.
-      const clear = slot.querySelector('button[aria-label="Clear"], button[title="Clear"]');
+      // Should a filled slot have no file input, clear it first (Gradio's "Remove Image" button).
+      const clear = slot.querySelector('button[aria-label="Remove Image"]');
       if (clear && tries === 0) clear.click();
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
