@@ -92,8 +92,10 @@ def render(ctx: UIContext, session: str, lang: str) -> str:
     rows = []
     cancel_word = escape(ctx.t("queue.cancel", lang))
     for snap in jobs:
-        if snap.state == "running":
-            state = ctx.t("queue.running", lang, step=snap.step, steps=snap.steps or "?")
+        if snap.state == "running" and snap.steps:
+            state = ctx.t("queue.running", lang, step=snap.step, steps=snap.steps)
+        elif snap.state == "running":  # loading the model, before the first step
+            state = ctx.t("queue.starting", lang)
         else:
             state = ctx.t("queue.waiting", lang, position=(snap.ahead or 0) + 1)
         prompt = " ".join((snap.prompt or "").split()) or "—"
