@@ -30,6 +30,12 @@ def generate(page, prompt: str, steps: int = 2) -> None:
 def test_a_result_goes_to_edit_and_is_edited_again_in_two_clicks(studio_server, open_page) -> None:
     page = open_page(studio_server.url, locale="en-US")
     generate(page, "a lighthouse to edit")
+    # Results open in the lightbox too.
+    gallery_images(page, "gen-gallery").first.dblclick()
+    expect(page.locator("#is-lightbox")).to_be_visible()
+    expect(page.locator("#is-lightbox img")).to_have_attribute("src", re.compile(r"lighthouse"))
+    page.keyboard.press("Escape")
+    expect(page.locator("#is-lightbox")).to_be_hidden()
 
     page.locator("#gen-edit-this").click()  # click 1: the result becomes Picture 1, Edit opens
     expect(page.get_by_role("tab", name="Edit")).to_have_attribute("aria-selected", "true")
@@ -118,6 +124,23 @@ def test_history_shows_an_edits_inputs_and_use_restores_them(
     expect(page.locator("#edit-image-1 img")).to_be_visible()
     expect(page.locator("#edit-image-2 img")).to_be_visible()
     assert page.locator("#edit-negative input, #edit-negative textarea").first.input_value() == "размыто"
+
+    # A History picture dragged over the Edit tab (which opens) into Picture 3.
+    open_tab(page, "История")
+    expect(page.locator("#edit-image-3 img")).to_have_count(0)
+    images.first.hover()
+    page.mouse.down()
+    # A few small moves first: the browser starts a drag only once the pointer has moved.
+    start = images.first.bounding_box()
+    page.mouse.move(start["x"] + start["width"] / 2 + 10, start["y"] + start["height"] / 2 + 10, steps=3)
+    tab = page.get_by_role("tab", name="Редактирование").bounding_box()
+    page.mouse.move(tab["x"] + tab["width"] / 2, tab["y"] + tab["height"] / 2, steps=10)
+    page.mouse.move(tab["x"] + tab["width"] / 2 + 3, tab["y"] + tab["height"] / 2, steps=2)
+    expect(page.get_by_role("tab", name="Редактирование")).to_have_attribute("aria-selected", "true")
+    slot = page.locator("#edit-image-3").bounding_box()
+    page.mouse.move(slot["x"] + slot["width"] / 2, slot["y"] + slot["height"] / 2, steps=5)
+    page.mouse.up()
+    expect(page.locator("#edit-image-3 img")).to_be_visible()
 
     # Edit this from History.
     open_tab(page, "История")
