@@ -59,7 +59,10 @@ def test_a_result_goes_to_edit_and_is_edited_again_in_two_clicks(studio_server, 
     # Vary this: the result becomes the Generate page's start picture.
     page.locator("#edit-vary-this").click()
     expect(page.get_by_role("tab", name="Generate")).to_have_attribute("aria-selected", "true")
-    expect(page.locator("#gen-source canvas, #gen-source img").first).to_be_visible()
+    expect(page.locator("#gen-size input")).to_have_value("As the starting picture")
+    # The start picture is in the editor: its empty-state prompt is gone (History's Vary this runs it).
+    expect(page.locator("#gen-source")).to_be_visible()
+    expect(page.locator("#gen-source")).not_to_contain_text("Upload")
 
 
 def test_a_result_is_dragged_into_a_picture_slot(studio_server, open_page, tmp_path: Path) -> None:
@@ -147,6 +150,24 @@ def test_history_shows_an_edits_inputs_and_use_restores_them(
     images.first.click()
     page.locator("#hist-edit-this").click()
     expect(page.get_by_role("tab", name="Редактирование")).to_have_attribute("aria-selected", "true")
+
+    # Vary this from History: the picture becomes the start picture on Generate.
+    open_tab(page, "История")
+    images.first.click()
+    page.locator("#hist-vary-this").click()
+    expect(page.get_by_role("tab", name="Создание")).to_have_attribute("aria-selected", "true")
+    # It runs as img2img from that picture: History shows the strength and the start picture.
+    fill_text(page, "gen-prompt", "вариация дивана")
+    set_number(page, "gen-steps", 2)
+    assert run_and_wait(page, "gen") == "done"
+    screenshot(page, "generate-ru-vary-from-history")
+    open_tab(page, "История")
+    fill_text(page, "hist-search", "вариация")
+    page.locator("#hist-find").click()
+    expect(images).to_have_count(1)
+    images.first.click()
+    expect(page.locator("#hist-details")).to_contain_text("Сила изменения")
+    expect(gallery_images(page, "hist-inputs")).to_have_count(1)
 
 
 def test_three_jobs_queue_behind_a_running_one_and_each_can_be_cancelled(studio_server, open_page) -> None:

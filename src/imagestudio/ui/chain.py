@@ -174,13 +174,25 @@ def to_edit(path: str | None) -> tuple[Any, Any]:
 
 
 def to_vary(path: str | None) -> tuple[Any, Any, Any, Any]:
-    """(the start picture, the size choice, the opened accordion, the tabs' new selection)."""
+    """(the picture to load next, the size choice, the opened accordion, the tabs' new selection).
+
+    The picture goes into the editor in a second step (:func:`start_picture`): the editor inside a
+    closed accordion is not drawn yet, and a value sent before it is drawn is lost.
+    """
     import gradio as gr
 
     if not path:
-        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-    editor = {"background": path, "layers": [], "composite": path}
-    return editor, gr.Dropdown(value=SOURCE_SIZE), gr.Accordion(open=True), gr.Tabs(selected="generate")
+        return None, gr.skip(), gr.skip(), gr.skip()
+    return path, gr.Dropdown(value=SOURCE_SIZE), gr.Accordion(open=True), gr.Tabs(selected="generate")
+
+
+def start_picture(path: str | None) -> Any:
+    """The image editor's value with ``path`` as its background and nothing painted."""
+    import gradio as gr
+
+    if not path:
+        return gr.skip()
+    return {"background": path, "layers": [], "composite": path}
 
 
 def wire(ctx: UIContext, tabs: Any, generate: Any, edit: Any, history: Any) -> None:
@@ -188,7 +200,12 @@ def wire(ctx: UIContext, tabs: Any, generate: Any, edit: Any, history: Any) -> N
     import gradio as gr
 
     picture_1 = edit.images[0]
-    vary_outputs = [generate.source, generate.size, generate.source_box, tabs]
+    chosen_picture = gr.State(None)
+    vary_outputs = [chosen_picture, generate.size, generate.source_box, tabs]
+
+    def then_load(event: Any) -> None:
+        event.then(start_picture, chosen_picture, generate.source, queue=False)
+
     for panel, actions in ((generate.panel, generate.actions), (edit.panel, edit.actions)):
 
         def chose(evt: gr.SelectData) -> int:
@@ -202,12 +219,13 @@ def wire(ctx: UIContext, tabs: Any, generate: Any, edit: Any, history: Any) -> N
             [picture_1, tabs],
             queue=False,
         )
-        actions.vary_this.click(
+        vary = actions.vary_this.click(
             lambda value, index: to_vary(picture_of(value, index)),
             [panel.gallery, actions.chosen],
             vary_outputs,
             queue=False,
         )
+        then_load(vary)
 
     def history_path(entry_id: str | None) -> str | None:
         entry = ctx.backend.history_entry(entry_id) if entry_id else None
@@ -216,4 +234,8 @@ def wire(ctx: UIContext, tabs: Any, generate: Any, edit: Any, history: Any) -> N
     history.edit_this.click(
         lambda i: to_edit(history_path(i)), history.selected, [picture_1, tabs], queue=False
     )
-    history.vary_this.click(lambda i: to_vary(history_path(i)), history.selected, vary_outputs, queue=False)
+    then_load(
+        history.vary_this.click(
+            lambda i: to_vary(history_path(i)), history.selected, vary_outputs, queue=False
+        )
+    )
