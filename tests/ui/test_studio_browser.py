@@ -236,6 +236,7 @@ def test_history_survives_a_restart_and_fills_the_form(studio_server, open_page)
     open_tab(page, "История")
     images.first.click()
     page.locator("#hist-delete").click()
+    page.locator("#hist-confirm-yes").click()  # delete asks first
     page.locator("#hist-status").get_by_text("Удалено").wait_for()
     expect(gallery_images(page, "hist-gallery")).to_have_count(0)
     expect(page.locator("#hist-summary")).to_contain_text("ничего не найдено")

@@ -407,6 +407,12 @@ class JobQueue:
                 ResultImage(new_id(), saved.seed, saved.width, saved.height, str(saved.path))
                 for saved in result.images
             )
+        if self._history is not None and result is not None:
+            try:
+                # Before the rows that name them, so History never shows a result without its inputs.
+                self._history.keep_inputs(job.request)
+            except Exception:
+                log.exception("could not keep the input pictures of job %s", job.id)
         if self._history is not None:
             try:
                 self._history.finish_job(

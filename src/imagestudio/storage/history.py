@@ -35,6 +35,7 @@ from imagestudio.errors import ConfigError
 from imagestudio.jobs.events import STOPPED_DURING_JOB
 from imagestudio.jobs.model import JobError, JobInfo, JobState, ResultImage, new_id
 from imagestudio.storage.files import resolve_inside
+from imagestudio.storage.search import TOKENIZER, match_query
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,25 @@ CREATE INDEX images_by_created ON images(created_at);
 CREATE INDEX images_by_job ON images(job_id);
 """
 
+# Word search (see storage/search.py): an FTS5 index of each image's casefolded prompt, kept in step
+# with the images table by triggers (whoever writes or deletes rows), filled for rows already there.
+# Keyed by the image id, not rowid: a VACUUM may renumber the rowids of a table with a TEXT key.
+_SCHEMA_V2 = f"""
+CREATE VIRTUAL TABLE images_fts USING fts5(image_id UNINDEXED, body, tokenize = '{TOKENIZER}');
+CREATE TRIGGER images_fts_insert AFTER INSERT ON images BEGIN
+    INSERT INTO images_fts(image_id, body) VALUES (new.id, replace(new.prompt_folded, 'ё', 'е'));
+END;
+CREATE TRIGGER images_fts_delete AFTER DELETE ON images BEGIN
+    DELETE FROM images_fts WHERE image_id = old.id;
+END;
+CREATE TRIGGER images_fts_update AFTER UPDATE OF prompt_folded ON images BEGIN
+    UPDATE images_fts SET body = replace(new.prompt_folded, 'ё', 'е') WHERE image_id = new.id;
+END;
+INSERT INTO images_fts(image_id, body) SELECT id, replace(prompt_folded, 'ё', 'е') FROM images;
+"""
+
 #: ``MIGRATIONS[n]`` takes a file from version n to n + 1.
-MIGRATIONS: list[str] = [_SCHEMA_V1]
+MIGRATIONS: list[str] = [_SCHEMA_V1, _SCHEMA_V2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -441,12 +459,17 @@ class HistoryStore:
     # ----------------------------------------------------------------- images
 
     def list_images(self, query: str | None = None, *, limit: int = 50, offset: int = 0) -> ImagePage:
-        """Images newest first, optionally only those whose prompt contains ``query`` (any case)."""
+        """Images newest first, optionally only those whose prompt has every word of ``query`` in some
+        form (FTS5, see storage/search.py) or contains ``query`` as typed (any case)."""
         where, params = "", []
         if query and query.strip():
             # instr(), not LIKE: no wildcards to escape, and a NUL in the query is a character like any
             # other (LIKE stops its pattern at a NUL, so "%00" matched every prompt).
             where, params = "WHERE instr(prompt_folded, ?) > 0", [fold(query.strip())]
+            words = match_query(query)
+            if words is not None:
+                where += " OR id IN (SELECT image_id FROM images_fts WHERE images_fts MATCH ?)"
+                params.append(words)
         with self._lock:
             total = self._conn.execute(f"SELECT COUNT(*) FROM images {where}", params).fetchone()[0]
             rows = self._conn.execute(
@@ -471,7 +494,7 @@ class HistoryStore:
     def delete_image(self, image_id: str) -> bool:
         """Forget the image and delete its file; False if the id is unknown."""
         with self._transaction() as conn:
-            row = conn.execute("SELECT path FROM images WHERE id = ?", (image_id,)).fetchone()
+            row = conn.execute("SELECT path, metadata_json FROM images WHERE id = ?", (image_id,)).fetchone()
             if row is None:
                 return False
             conn.execute("DELETE FROM images WHERE id = ?", (image_id,))
@@ -481,7 +504,41 @@ class HistoryStore:
                 path.unlink(missing_ok=True)
             except OSError as exc:
                 log.warning("image %s forgotten, but its file could not be deleted: %s", image_id, exc)
+        self._forget_kept_inputs(row["metadata_json"])
         return True
+
+    # ----------------------------------------------------------------- kept input pictures
+
+    def keep_inputs(self, request: Any) -> None:
+        """Keep a job's input pictures for History (see storage/kept_inputs.py)."""
+        from imagestudio.storage.kept_inputs import keep_inputs
+
+        keep_inputs(self.outputs_dir, request)
+
+    def input_file(self, sha256: str) -> Path | None:
+        """A kept input picture, by the SHA-256 a result's metadata names it with."""
+        from imagestudio.storage.kept_inputs import kept_input_path
+
+        return kept_input_path(self.outputs_dir, sha256)
+
+    def _forget_kept_inputs(self, metadata_json: str) -> None:
+        """Delete the deleted row's kept inputs that no remaining row names."""
+        from imagestudio.storage.kept_inputs import forget_inputs, input_shas
+
+        try:
+            shas = input_shas(json.loads(metadata_json))
+        except (TypeError, ValueError):
+            return
+
+        def still_used(sha: str) -> bool:
+            # A hex digest has no LIKE wildcards; metadata names inputs by this exact string.
+            with self._lock:
+                found = self._conn.execute(
+                    "SELECT 1 FROM images WHERE metadata_json LIKE ? LIMIT 1", (f"%{sha}%",)
+                ).fetchone()
+            return found is not None
+
+        forget_inputs(self.outputs_dir, shas, still_used)
 
     def _inside_outputs(self, relative: str) -> Path | None:
         try:
@@ -541,5 +598,13 @@ def _rebuilt_row(relative: str, meta: dict[str, Any], mtime: float) -> tuple[Any
 
 def _statements(script: str) -> list[str]:
     # executescript() would COMMIT our transaction first; running statements one by one keeps a
-    # migration and its version bump atomic.
-    return [part.strip() for part in script.split(";") if part.strip()]
+    # migration and its version bump atomic. A trigger's body has semicolons of its own, so pieces are
+    # joined until SQLite calls the statement complete.
+    statements, pending = [], ""
+    for part in script.split(";"):
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending.strip())
+            pending = ""
+    return statements

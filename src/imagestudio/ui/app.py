@@ -63,12 +63,23 @@ def _has_api_key(settings: Any) -> bool:
 def build_blocks(ctx: UIContext) -> gr.Blocks:
     import gradio as gr
 
-    from imagestudio.ui import edit_page, first_run, generate_page, history_page, remembered, system_page
+    from imagestudio.ui import (
+        chain,
+        edit_page,
+        first_run,
+        generate_page,
+        history_page,
+        queue_panel,
+        remembered,
+        system_page,
+    )
 
     settings = ctx.backend.settings
     with gr.Blocks(title="imagestudio", analytics_enabled=False) as blocks:
         gr.HTML(header_html(ctx.texts, logout=_has_api_key(settings)), elem_id="is-header-bar")
         gr.Markdown(ctx.key("app.subtitle"), elem_id="is-subtitle")
+        chain.scripts()
+        queue = queue_panel.build(ctx)
         with gr.Tabs(selected="generate", elem_id="is-tabs") as tabs:
             with gr.Tab(ctx.key("tab.generate"), id="generate", elem_id="tab-generate"):
                 gen_banner = first_run.build(ctx, "gen", first_run.missing_default(settings, "text-to-image"))
@@ -81,6 +92,8 @@ def build_blocks(ctx: UIContext) -> gr.Blocks:
             with gr.Tab(ctx.key("tab.system"), id="system", elem_id="tab-system") as system_tab:
                 system = system_page.build(ctx)
         history_page.wire(ctx, history, history_tab, tabs, generate, edit)
+        queue_panel.wire(ctx, queue)
+        chain.wire(ctx, tabs, generate, edit, history)
         system_page.wire(ctx, system, system_tab)
         first_run.wire(ctx, [gen_banner, edit_banner], blocks)
         remembered.wire(ctx, blocks, generate, edit)
@@ -111,7 +124,7 @@ def mount_studio(app: FastAPI, backend: StudioBackend | None = None, path: str =
         blocks,
         path=path,
         i18n=texts.gradio_i18n(),
-        css=CSS + STUDIO_CSS,
+        css=CSS + STUDIO_CSS + feature_css(),
         # Finished images are served from the outputs folder, and nothing else outside Gradio's own.
         allowed_paths=[str(settings.outputs_dir)],
         max_file_size=_upload_limit(settings),
@@ -153,6 +166,14 @@ def _answer_api_paths_ourselves(app: FastAPI) -> None:
     for route in app.router.routes:
         if isinstance(route, Mount) and route.path == "":
             route.app = ApiFallback(route.app, routes_of=app)
+
+
+def feature_css() -> str:
+    """The CSS of the pieces that keep their styles next to their code (queue panel, lightbox, History)."""
+    from imagestudio.ui import chain, queue_panel
+    from imagestudio.ui.history_style import CSS as HISTORY_CSS
+
+    return queue_panel.CSS + chain.CSS + HISTORY_CSS
 
 
 def _upload_limit(settings: Any) -> int | None:

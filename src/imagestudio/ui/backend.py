@@ -42,8 +42,11 @@ class JobSnapshot:
     #: The latest latent preview (a small PIL image) and a counter that changes with it.
     preview: Any = None
     preview_version: int = 0
-    #: The job's model id (the page says "noise is expected" next to an offline model's result).
+    #: What the queue panel lists: the job's kind (generate/edit), model and prompt; the model also
+    #: tells the page to say "noise is expected" next to an offline model's result.
+    kind: str | None = None
     model: str | None = None
+    prompt: str | None = None
     #: Running, no step yet, and the model is not the loaded one: the wait is the model loading.
     loading: bool = False
 
@@ -67,6 +70,9 @@ class HistoryEntry:
     created_at: float
     #: Everything recorded with the image (the request's fields, timings, versions).
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: The kept input pictures it was made from (an edit's references, an img2img start picture and
+    #: mask), in the order the metadata names them; empty for text-to-image and for older rows.
+    inputs: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from imagestudio.errors import ImageStudioError, UserError
+from imagestudio.ui.session_jobs import SessionJobs
 from imagestudio.ui.style import lang_js
 from imagestudio.ui.texts import Texts, language
 from imagestudio.ui.widgets import Progress, error_html, note_html, progress_html
@@ -22,36 +22,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class ActiveJobs:
-    """The job each browser tab (Gradio session) is following on each page, for its Cancel button.
-
-    Cancel runs as its own event while the Generate/Edit event is still streaming, so the job id has to
-    live outside both events' inputs and outputs.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._jobs: dict[tuple[str, str], str] = {}
-
-    def set(self, session: str, page: str, job_id: str) -> None:
-        with self._lock:
-            self._jobs[(session, page)] = job_id
-
-    def get(self, session: str, page: str) -> str | None:
-        with self._lock:
-            return self._jobs.get((session, page))
-
-    def clear(self, session: str, page: str, job_id: str) -> None:
-        with self._lock:
-            if self._jobs.get((session, page)) == job_id:
-                del self._jobs[(session, page)]
-
-
 @dataclass
 class UIContext:
     backend: StudioBackend
     texts: Texts
-    active: ActiveJobs = field(default_factory=ActiveJobs)
+    #: The jobs each browser tab has queued (its queue panel and Cancel buttons act on them).
+    active: SessionJobs = field(default_factory=SessionJobs)
     #: How often a streaming event looks at its job (seconds).
     poll_s: float = 0.15
 
@@ -175,6 +151,8 @@ class JobPanel:
     #: Request field → the error line under its control.
     errors: dict[str, Any]
     form_error: Any
+    #: More components a page's job body updates (e.g. the Edit page's before/after comparison).
+    extra_outputs: list[Any] = field(default_factory=list)
 
     def cleared(self) -> dict[Any, Any]:
         """Updates that take the previous job's line, pictures and preview off the page."""
@@ -190,41 +168,39 @@ class JobPanel:
     def outputs(self) -> list[Any]:
         slots = list(dict.fromkeys([*self.errors.values(), self.form_error]))
         fixed = [self.run, self.cancel, self.progress, self.preview, self.gallery, self.info, self.last_seed]
-        return [*fixed, self.seed, *slots]
+        return [*fixed, self.seed, *slots, *self.extra_outputs]
 
 
 def run_job(
     ctx: UIContext,
     panel: JobPanel,
-    submit: Callable[[], str],
+    submit: Callable[[], str | list[str]],
     lang: str,
     seed_mode: str,
     request: Any,
 ) -> Iterator[dict[Any, Any]]:
-    """The body of a Generate/Edit event: validate and submit, then stream the job until it ends.
+    """The body of a Generate/Edit event: validate and submit, then stream the jobs until they end.
 
-    ``submit`` builds the request, resolves it (all checks happen there) and queues it; a UserError it
-    raises is shown under the control at fault and nothing runs.
+    ``submit`` builds the request(s), resolves them (all checks happen there) and queues them,
+    returning the job id or ids (one per prompt line); a UserError it raises is shown under the
+    control at fault and nothing runs. The run button stays enabled: pressing it again while jobs
+    run queues more (each press is its own event, following its own jobs).
     """
     import gradio as gr
 
     lang = language(lang)
-    idle = {panel.run: gr.Button(interactive=True), panel.cancel: gr.Button(interactive=False)}
+    session = session_of(request)
     try:
-        job_id = submit()
+        submitted = submit()
     except UserError as exc:
         # Nothing ran: the previous job's "Done" line and pictures would read as this request's result.
-        yield {
-            **idle,
-            **routed_errors(ctx, exc, lang, panel.errors, panel.form_error),
-            **panel.cleared(),
-        }
+        yield {**routed_errors(ctx, exc, lang, panel.errors, panel.form_error), **panel.cleared()}
         return
 
-    session = session_of(request)
-    ctx.active.set(session, panel.page, job_id)
+    job_ids = [submitted] if isinstance(submitted, str) else list(submitted)
+    for job_id in job_ids:
+        ctx.active.add(session, panel.page, job_id)
     yield {
-        panel.run: gr.Button(interactive=False),
         panel.cancel: gr.Button(interactive=True),
         **panel.cleared(),
         panel.progress: progress_html(ctx.texts, lang, Progress("queued")),
@@ -233,44 +209,75 @@ def run_job(
         panel.gallery: gr.Gallery(value=None, visible=False),
         **routed_errors(ctx, None, lang, panel.errors, panel.form_error),
     }
+    results: list[Any] = []
+    unfinished = list(job_ids)
     try:
-        for update in follow(ctx, job_id, lang):
-            snap = update.snapshot
-            out: dict[Any, Any] = {panel.progress: update.progress}
-            if update.preview_changed:
-                out[panel.preview] = update.preview
-            if snap.state == "done" and snap.results:
-                first = snap.results[0].seed
-                names = ", ".join(img.path.name for img in snap.results)
-                out.update(
-                    {
-                        panel.gallery: [
-                            (str(img.path), ctx.t("status.seed_caption", lang, seed=img.seed))
-                            for img in snap.results
-                        ],
-                        panel.last_seed: first,
-                        panel.info: note_html(
-                            ctx.t("status.done_seed", lang, seconds=f"{snap.elapsed_s:.1f}", seed=first)
-                            + " "
-                            + ctx.t("status.saved", lang, path=names),
-                            "ok",
-                        )
-                        + noise_note(ctx, snap.model, lang),
-                    }
-                )
-                if seed_mode == "random":
-                    out[panel.seed] = first
-            elif snap.state == "failed" and snap.error is not None:
-                out.update(routed_errors(ctx, snap.error, lang, panel.errors, panel.form_error))
-            if snap.finished:
-                out[panel.preview] = gr.Image(visible=False)
-                out[panel.gallery] = gr.Gallery(value=out.get(panel.gallery), visible=True)
-                out.update(idle)
-            yield out
+        for job_id in job_ids:
+            for update in follow(ctx, job_id, lang):
+                out = _job_update(ctx, panel, update, results, lang, seed_mode)
+                if update.snapshot.finished:
+                    unfinished.remove(job_id)
+                    ctx.active.discard(session, job_id)
+                    # The pictures (this event's so far) take the live preview's place again.
+                    out[panel.preview] = gr.Image(visible=False)
+                    shown = out.get(panel.gallery)
+                    out[panel.gallery] = (
+                        gr.Gallery(value=shown, visible=True)
+                        if shown is not None
+                        else gr.Gallery(visible=True)
+                    )
+                    if not ctx.active.of(session, panel.page):
+                        # Nothing else of this tab's is waiting on this page.
+                        out[panel.cancel] = gr.Button(interactive=False)
+                elif update.preview_changed:
+                    # The preview is drawn in the results' box while a job runs: no layout shift.
+                    out[panel.preview] = gr.Image(value=update.preview, visible=True)
+                    out[panel.gallery] = gr.Gallery(visible=False)
+                yield out
     except UserError as exc:
-        yield {**idle, panel.form_error: error_html(error_message(ctx, exc, lang))}
+        yield {
+            panel.cancel: gr.Button(interactive=False),
+            panel.form_error: error_html(error_message(ctx, exc, lang)),
+        }
     finally:
-        ctx.active.clear(session, panel.page, job_id)
+        # Left early (the browser went away, or a job vanished): nobody would see the rest.
+        for job_id in unfinished:
+            ctx.backend.cancel(job_id)
+            ctx.active.discard(session, job_id)
+
+
+def _job_update(
+    ctx: UIContext, panel: JobPanel, update: JobUpdate, results: list[Any], lang: str, seed_mode: str
+) -> dict[Any, Any]:
+    """The page's update for one step of one job; ``results`` collects the event's images so far."""
+    snap = update.snapshot
+    out: dict[Any, Any] = {panel.progress: update.progress}
+    if update.preview_changed:
+        out[panel.preview] = update.preview
+    if snap.state == "done" and snap.results:
+        results.extend(snap.results)
+        first = snap.results[0].seed
+        names = ", ".join(img.path.name for img in snap.results)
+        out.update(
+            {
+                panel.gallery: [
+                    (str(img.path), ctx.t("status.seed_caption", lang, seed=img.seed)) for img in results
+                ],
+                panel.last_seed: first,
+                panel.info: note_html(
+                    ctx.t("status.done_seed", lang, seconds=f"{snap.elapsed_s:.1f}", seed=first)
+                    + " "
+                    + ctx.t("status.saved", lang, path=names),
+                    "ok",
+                )
+                + noise_note(ctx, snap.model, lang),
+            }
+        )
+        if seed_mode == "random":
+            out[panel.seed] = first
+    elif snap.state == "failed" and snap.error is not None:
+        out.update(routed_errors(ctx, snap.error, lang, panel.errors, panel.form_error))
+    return out
 
 
 def noise_note(ctx: UIContext, model_id: str | None, lang: str) -> str:
@@ -305,8 +312,8 @@ def wire_job_panel(
         yield from body(*values, request=request)
 
     def cancel(request: Any) -> None:
-        job_id = ctx.active.get(session_of(request), panel.page)
-        if job_id is not None:
+        # Everything this tab queued on this page (single jobs are cancelled from the queue panel).
+        for job_id in ctx.active.of(session_of(request), panel.page):
             ctx.backend.cancel(job_id)
 
     # Gradio hands the request to parameters *annotated* gr.Request; this module's annotations are
@@ -324,6 +331,8 @@ def wire_job_panel(
             js=lang_js(len(inputs)),
             concurrency_limit=None,
             show_progress="hidden",
+            # Pressing Generate again while a job runs queues another job.
+            trigger_mode="multiple",
         )
     panel.cancel.click(cancel, None, None, queue=False)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from imagestudio.registry import get_model
+from imagestudio.ui import chain
 from imagestudio.ui.common import (
     JobPanel,
     UIContext,
@@ -45,10 +46,15 @@ class EditPage:
     enhance: Any = None
     #: The steps and true CFG the user had before ticking Lightning, put back when it is unticked.
     before_lightning: Any = None
+    #: Edit this / Vary this under the result (see ui/chain.py).
+    actions: Any = None
+    #: Before/after: Picture 1 against the result.
+    compare: Any = None
 
     def settings_fields(self) -> list[Any]:
-        """What "use these settings" on the History page fills (the pictures must be added again)."""
+        """What "use these settings" on the History page fills, the kept reference pictures included."""
         return [
+            *self.images,
             self.instruction,
             self.negative,
             self.true_cfg,
@@ -62,7 +68,13 @@ class EditPage:
     def settings_values(self, meta: dict[str, Any], entry: Any) -> tuple[Any, ...]:
         import gradio as gr
 
+        kept = list(getattr(entry, "inputs", ()) or ())[: len(self.images)]
+        # Slots beyond the edit's pictures are emptied: the edit is restored as it was made.
+        pictures = [str(path) for path in kept] + [None] * (len(self.images) - len(kept))
+        if not kept:
+            pictures = [gr.skip()] * len(self.images)  # inputs not kept (older history): leave the slots
         return (
+            *pictures,
             meta.get("prompt", entry.prompt),
             meta.get("negative_prompt") or "",
             meta.get("true_cfg_scale") or gr.skip(),
@@ -148,6 +160,11 @@ def build(ctx: UIContext, default_model: str) -> EditPage:
                 elem_id="edit-gallery", elem_classes="is-results", format="png", buttons=RESULT_BUTTONS,
             )  # fmt: skip
             info = slot("edit-info")
+            compare = gr.ImageSlider(
+                label=key("chain.compare"), type="filepath", interactive=False, visible=False, height=420,
+                elem_id="edit-compare",
+            )  # fmt: skip
+            actions = chain.result_actions(ctx, "edit")
     page = EditPage(
         images=images,
         instruction=instruction,
@@ -182,8 +199,11 @@ def build(ctx: UIContext, default_model: str) -> EditPage:
                 "model": model_err,
             },
             form_error=form_err,
+            extra_outputs=[compare],
         ),
         enhance=enhance,
+        actions=actions,
+        compare=compare,
     )
     _wire(ctx, page)
     clear_on_input(
@@ -337,4 +357,14 @@ def _run(
         )
         return ctx.backend.submit(resolved)
 
-    yield from run_job(ctx, page.panel, submit, lang, seed_mode, request)
+    import gradio as gr
+
+    for update in run_job(ctx, page.panel, submit, lang, seed_mode, request):
+        results = update.get(page.panel.gallery)
+        if image1 and results:
+            # Before and after: the first reference against the newest result.
+            newest = chain.picture_of(results, len(results) - 1)
+            update[page.compare] = gr.ImageSlider(value=(image1, newest), visible=True)
+        elif update.get(page.panel.info) == "":
+            update[page.compare] = gr.ImageSlider(value=None, visible=False)  # a new edit started
+        yield update

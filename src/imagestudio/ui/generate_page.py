@@ -9,6 +9,7 @@ from typing import Any
 from imagestudio.errors import UserError
 from imagestudio.registry import MODELS, get_model
 from imagestudio.requests import MAX_COUNT, GenerateRequest
+from imagestudio.ui import chain
 from imagestudio.ui.common import (
     JobPanel,
     UIContext,
@@ -60,6 +61,12 @@ class GeneratePage:
     recent: Any = None
     #: Set by the page's script when the file dropped on the starting picture cannot be decoded.
     source_bad: Any = None
+    #: "One prompt per line": each line of the prompt becomes its own job.
+    per_line: Any = None
+    #: The "Start from a picture" accordion ("Vary this" opens it).
+    source_box: Any = None
+    #: Edit this / Vary this under the results (see ui/chain.py).
+    actions: Any = None
 
 
 def model_title(ctx: UIContext, model_id: str, title: str) -> Any:
@@ -91,6 +98,9 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
                 lines=3,
                 max_lines=8,
                 elem_id="gen-prompt",
+            )
+            per_line = gr.Checkbox(
+                label=key("gen.per_line"), info=key("gen.per_line_info"), elem_id="gen-per-line"
             )
             prompt_err = slot("gen-prompt-error")
             enhance = enhance_controls(ctx, "gen")
@@ -131,7 +141,7 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
             seed_mode, seed, reuse = seed_row(ctx, "gen", info=True)
             variety = variety_slider(ctx, "gen")
             seed_err = slot("gen-seed-error")
-            with gr.Accordion(key("gen.source"), open=False, elem_id="gen-source-box"):
+            with gr.Accordion(key("gen.source"), open=False, elem_id="gen-source-box") as source_box:
                 source = gr.ImageEditor(
                     label=key("gen.init_image"),
                     type="pil",
@@ -167,6 +177,7 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
                 elem_id="gen-gallery", elem_classes="is-results", format="png", buttons=RESULT_BUTTONS,
             )  # fmt: skip
             info = slot("gen-info")
+            actions = chain.result_actions(ctx, "gen")
     page = GeneratePage(
         prompt=prompt,
         model=model,
@@ -211,6 +222,9 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
         ),
         variety=variety,
         enhance=enhance,
+        per_line=per_line,
+        source_box=source_box,
+        actions=actions,
     )
     _wire(ctx, page, custom_row)
     clear_on_input(
@@ -267,6 +281,7 @@ def _wire(ctx: UIContext, page: GeneratePage, custom_row: Any) -> None:
         page.variety,
         page.enhance.state,
         page.source_bad,
+        page.per_line,
         page.lang,
     ]
 
@@ -303,11 +318,12 @@ def _run(
     variety: float,
     improved: dict[str, str] | None,
     source_bad: str,
+    per_line: bool,
     lang: str,
     *,
     request: Any,
 ) -> Iterator[dict[Any, Any]]:
-    def submit() -> str:
+    def submit() -> list[str]:
         if source_bad:
             # The browser could not decode the starting picture: never run plain text-to-image instead.
             raise bad_source_error(ctx, source_bad, language(lang))
@@ -316,19 +332,26 @@ def _run(
         init_image, mask = starting_picture(ctx, source, language(lang))
         if init_image is not None:
             fields = {"init_image": init_image, "mask": mask, "strength": float(strength)}
-        resolved = GenerateRequest.build(
-            model=model,
-            prompt=prompt or "",
-            width=w,
-            height=h,
-            steps=int(steps),
-            seed=round(seed) if seed_mode == "fixed" and seed is not None else None,
-            count=int(count),
-            variety=float(variety or 0.0),
-            original_prompt=original_prompt(improved, prompt),
-            **fields,
-        ).resolved(ctx.backend.settings)
-        return ctx.backend.submit(resolved)
+        texts = prompts_of(prompt, per_line)
+        # A rewrite by Improve prompt is of the whole text; one prompt per line records none.
+        original = original_prompt(improved, prompt) if len(texts) == 1 else None
+        # Every line is checked before any is queued: one bad line queues nothing.
+        resolved = [
+            GenerateRequest.build(
+                model=model,
+                prompt=text,
+                width=w,
+                height=h,
+                steps=int(steps),
+                seed=round(seed) if seed_mode == "fixed" and seed is not None else None,
+                count=int(count),
+                variety=float(variety or 0.0),
+                original_prompt=original,
+                **fields,
+            ).resolved(ctx.backend.settings)
+            for text in texts
+        ]
+        return [ctx.backend.submit(one) for one in resolved]
 
     yield from run_job(ctx, page.panel, submit, lang, seed_mode, request)
 
@@ -352,6 +375,15 @@ def _source_error(ctx: UIContext, file_name: str, lang: str) -> str:
     if not file_name:
         return ""
     return error_html(ctx.texts.error(bad_source_error(ctx, file_name, lang), lang))
+
+
+def prompts_of(prompt: str | None, per_line: bool) -> list[str]:
+    """The prompts to queue: the whole text, or with "one prompt per line" each non-empty line."""
+    text = prompt or ""
+    if not per_line:
+        return [text]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines or [text]
 
 
 def starting_picture(ctx: UIContext, value: dict[str, Any] | None, lang: str) -> tuple[Any, Any]:

@@ -35,6 +35,19 @@ class HistoryPage:
     newer: Any
     older: Any
     page_no: Any
+    #: Chained work on the chosen picture (see ui/chain.py).
+    edit_this: Any = None
+    vary_this: Any = None
+    #: The pictures an edit or img2img started from.
+    inputs: Any = None
+    #: Multi-select ("Select several"), and the confirmation a delete asks for.
+    multi: Any = None
+    marked: Any = None
+    marked_note: Any = None
+    confirm_row: Any = None
+    confirm_text: Any = None
+    confirm_yes: Any = None
+    confirm_no: Any = None
 
 
 def build(ctx: UIContext) -> HistoryPage:
@@ -48,6 +61,9 @@ def build(ctx: UIContext) -> HistoryPage:
         find = gr.Button(key("hist.find"), variant="primary", scale=1, elem_id="hist-find")
         refresh = gr.Button(key("hist.refresh"), scale=1, elem_id="hist-refresh")
     summary = slot("hist-summary")
+    with gr.Row(equal_height=True):
+        multi = gr.Checkbox(label=key("hist.multi"), info=key("hist.multi_info"), elem_id="hist-multi")
+        marked_note = slot("hist-marked")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             gallery = gr.Gallery(
@@ -57,6 +73,7 @@ def build(ctx: UIContext) -> HistoryPage:
                 object_fit="cover",
                 allow_preview=False,
                 elem_id="hist-gallery",
+                elem_classes="is-thumbs",
             )
             # Pages of PAGE_SIZE: every past image can be reached, not only the newest ones.
             with gr.Row():
@@ -76,7 +93,24 @@ def build(ctx: UIContext) -> HistoryPage:
                 delete = gr.Button(
                     key("hist.delete"), variant="stop", interactive=False, elem_id="hist-delete"
                 )
+            with gr.Row():
+                edit_this = gr.Button(
+                    key("chain.edit_this"), size="sm", interactive=False, elem_id="hist-edit-this"
+                )
+                vary_this = gr.Button(
+                    key("chain.vary_this"), size="sm", interactive=False, elem_id="hist-vary-this"
+                )
+            with gr.Row(visible=False, elem_id="hist-confirm") as confirm_row:
+                confirm_text = slot("hist-confirm-text")
+                confirm_yes = gr.Button(
+                    key("hist.confirm_delete"), variant="stop", size="sm", elem_id="hist-confirm-yes"
+                )
+                confirm_no = gr.Button(key("hist.keep"), size="sm", elem_id="hist-confirm-no")
             status = slot("hist-status")
+            inputs = gr.Gallery(
+                label=key("hist.inputs"), columns=3, height=160, object_fit="contain", allow_preview=False,
+                visible=False, elem_id="hist-inputs", elem_classes="is-thumbs",
+            )  # fmt: skip
             with gr.Accordion(key("hist.details"), open=False):
                 params = gr.JSON(elem_id="hist-params", show_label=False)
     ids = gr.State([])
@@ -100,6 +134,16 @@ def build(ctx: UIContext) -> HistoryPage:
         newer,
         older,
         gr.State(0),
+        edit_this=edit_this,
+        vary_this=vary_this,
+        inputs=inputs,
+        multi=multi,
+        marked=gr.State([]),
+        marked_note=marked_note,
+        confirm_row=confirm_row,
+        confirm_text=confirm_text,
+        confirm_yes=confirm_yes,
+        confirm_no=confirm_no,
     )
 
 
@@ -119,10 +163,15 @@ def wire(ctx: UIContext, page: HistoryPage, tab: Any, tabs: Any, generate: Any, 
         page.newer,
         page.older,
     ]
-    buttons = [page.use, page.delete]
+    buttons = [page.use, page.delete, page.edit_this, page.vary_this]
+    # A new listing forgets the chosen and marked pictures and any pending delete question.
+    listing += [page.inputs, page.marked, page.marked_note, page.confirm_row]
+
+    def cleared() -> tuple[Any, ...]:
+        return (gr.Gallery(value=None, visible=False), [], "", gr.Row(visible=False))
 
     def load(query: str, lang: str) -> tuple[Any, ...]:
-        return _listing(ctx, query, lang) + (gr.Button(interactive=False),) * 2
+        return _listing(ctx, query, lang) + cleared() + (gr.Button(interactive=False),) * len(buttons)
 
     load_inputs = [page.search, page.lang]
     for trigger in (page.find.click, page.refresh.click, page.search.submit, tab.select):
@@ -130,7 +179,11 @@ def wire(ctx: UIContext, page: HistoryPage, tab: Any, tabs: Any, generate: Any, 
 
     def turn(step: int) -> Any:
         def show(query: str, page_no: int, lang: str) -> tuple[Any, ...]:
-            return _listing(ctx, query, lang, (page_no or 0) + step) + (gr.Button(interactive=False),) * 2
+            return (
+                _listing(ctx, query, lang, (page_no or 0) + step)
+                + cleared()
+                + (gr.Button(interactive=False),) * len(buttons)
+            )
 
         return show
 
@@ -143,55 +196,101 @@ def wire(ctx: UIContext, page: HistoryPage, tab: Any, tabs: Any, generate: Any, 
             queue=False,
         )
 
-    def select(ids: list[str], lang: str, evt: gr.SelectData) -> tuple[Any, ...]:
+    def select(
+        ids: list[str], multi: bool, marked: list[str], lang: str, evt: gr.SelectData
+    ) -> tuple[Any, ...]:
+        lang = language(lang)
         index = evt.index if isinstance(evt.index, int) else (evt.index or [0])[0]
         entry_id = ids[index] if 0 <= index < len(ids) else None
         entry = ctx.backend.history_entry(entry_id) if entry_id else None
+        off = (gr.Button(interactive=False),) * len(buttons)
         if entry is None:
-            return (None, "", None, None, gr.Button(interactive=False), gr.Button(interactive=False), "")
+            return (None, "", None, None, *off, "", gr.Gallery(visible=False), gr.skip(), gr.skip())
+        marked = list(marked or [])
+        if multi:
+            # "Select several": each click marks or unmarks a picture.
+            if entry.id in marked:
+                marked.remove(entry.id)
+            else:
+                marked.append(entry.id)
+        inputs = [str(path) for path in entry.inputs]
         return (
             str(entry.path),
-            details_html(ctx, entry, language(lang)),
+            details_html(ctx, entry, lang),
             entry.metadata,
             entry.id,
-            gr.Button(interactive=True),
-            gr.Button(interactive=True),
+            *(gr.Button(interactive=True),) * len(buttons),
             "",
+            gr.Gallery(value=inputs or None, visible=bool(inputs)),
+            marked,
+            marked_html(ctx, marked, ids, lang),
         )
 
     page.gallery.select(
         select,
-        [page.ids, page.lang],
-        [page.image, page.details, page.params, page.selected, page.use, page.delete, page.status],
-        js=lang_js(2),
+        [page.ids, page.multi, page.marked, page.lang],
+        [
+            page.image,
+            page.details,
+            page.params,
+            page.selected,
+            *buttons,
+            page.status,
+            page.inputs,
+            page.marked,
+            page.marked_note,
+        ],
+        js=lang_js(4),
         queue=False,
     )
+    page.multi.change(lambda: ([], ""), None, [page.marked, page.marked_note], queue=False)
 
-    def remove(entry_id: str | None, query: str, page_no: int, lang: str) -> tuple[Any, ...]:
-        lang = language(lang)
-        if entry_id is None:
-            return (*_listing(ctx, query, lang, page_no), gr.skip(), gr.skip(), "")
-        try:
-            ctx.backend.delete(entry_id)
-        except Exception as exc:  # noqa: BLE001 - shown on the page; the page must stay usable
-            return (
-                *(gr.skip(),) * len(listing),
-                gr.skip(),
-                gr.skip(),
-                error_html(error_message(ctx, exc, lang)),
-            )
-        return (
-            *_listing(ctx, query, lang, page_no),
-            gr.Button(interactive=False),
-            gr.Button(interactive=False),
-            note_html(ctx.t("hist.deleted", lang), "ok"),
-        )
+    def targets(entry_id: str | None, multi: bool, marked: list[str]) -> list[str]:
+        """What Delete acts on: the marked pictures in "Select several", else the chosen one."""
+        if multi and marked:
+            return list(marked)
+        return [entry_id] if entry_id else []
+
+    def ask(entry_id: str | None, multi: bool, marked: list[str], lang: str) -> tuple[Any, Any]:
+        count = len(targets(entry_id, multi, marked))
+        if count == 0:
+            return gr.Row(visible=False), ""
+        question = ctx.t("hist.confirm_question", language(lang), count=count)
+        return gr.Row(visible=True), note_html(question, "warn")
 
     page.delete.click(
-        remove,
-        [page.selected, page.search, page.page_no, page.lang],
-        [*listing, *buttons, page.status],
+        ask,
+        [page.selected, page.multi, page.marked, page.lang],
+        [page.confirm_row, page.confirm_text],
         js=lang_js(4),
+        queue=False,
+    )
+    page.confirm_no.click(lambda: gr.Row(visible=False), None, page.confirm_row, queue=False)
+
+    def remove(
+        entry_id: str | None, multi: bool, marked: list[str], query: str, page_no: int, lang: str
+    ) -> tuple[Any, ...]:
+        lang = language(lang)
+        chosen = targets(entry_id, multi, marked)
+        deleted = 0
+        try:
+            for one in chosen:
+                deleted += bool(ctx.backend.delete(one))
+        except Exception as exc:  # noqa: BLE001 - shown on the page; the page must stay usable
+            message = error_html(error_message(ctx, exc, lang))
+            return (*_listing(ctx, query, lang, page_no), *cleared(), *(gr.skip(),) * len(buttons), message)
+        return (
+            *_listing(ctx, query, lang, page_no),
+            *cleared(),
+            *(gr.Button(interactive=False),) * len(buttons),
+            note_html(ctx.t("hist.deleted_n", lang, count=deleted), "ok"),
+        )
+
+    page.confirm_yes.click(
+        remove,
+        [page.selected, page.multi, page.marked, page.search, page.page_no, page.lang],
+        [*listing, *buttons, page.status],
+        js=lang_js(6),
         queue=False,
     )
 
@@ -294,6 +393,16 @@ def _caption(prompt: str, limit: int = 60) -> str:
     return prompt if len(prompt) <= limit else prompt[: limit - 1] + "…"
 
 
+def marked_html(ctx: UIContext, marked: list[str], ids: list[str], lang: str) -> str:
+    """ "N selected", and a style that outlines the marked thumbnails (their places in the gallery)."""
+    if not marked:
+        return ""
+    places = [ids.index(entry_id) + 1 for entry_id in marked if entry_id in ids]
+    outline = ", ".join(f"#hist-gallery .grid-container > :nth-child({n})" for n in places)
+    style = f"<style>{outline} {{ outline: 4px solid var(--color-accent); outline-offset: -4px; }}</style>"
+    return note_html(ctx.t("hist.marked", lang, count=len(marked))) + (style if places else "")
+
+
 def details_html(ctx: UIContext, entry: Any, lang: str) -> str:
     meta = entry.metadata
     rows = [
@@ -307,6 +416,17 @@ def details_html(ctx: UIContext, entry: Any, lang: str) -> str:
             time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.created_at)),
         ),
     ]
+    # An edit's or img2img's own settings, and what it started from (the pictures show below).
+    if meta.get("negative_prompt") is not None:
+        rows.append((ctx.t("hist.field.negative", lang), str(meta["negative_prompt"]).strip() or "—"))
+    if meta.get("true_cfg_scale") is not None:
+        rows.append((ctx.t("hist.field.true_cfg", lang), str(meta["true_cfg_scale"])))
+    if meta.get("strength") is not None:
+        rows.append((ctx.t("hist.field.strength", lang), str(meta["strength"])))
+    names = [item.get("name") for item in meta.get("input_images") or [] if isinstance(item, dict)]
+    names += [meta[k].get("name") for k in ("init_image", "mask") if isinstance(meta.get(k), dict)]
+    if any(names):
+        rows.append((ctx.t("hist.field.inputs", lang), ", ".join(str(n) for n in names if n)))
     if meta.get("elapsed_s") is not None:
         seconds = f"{float(meta['elapsed_s']):.1f}"
         rows.append((ctx.t("hist.field.elapsed", lang), ctx.t("unit.seconds", lang, n=seconds)))

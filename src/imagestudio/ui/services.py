@@ -143,7 +143,14 @@ class StudioServices:
             height=record.height,
             created_at=record.created_at,
             metadata=record.metadata,
+            inputs=self._kept_inputs(record.metadata),
         )
+
+    def _kept_inputs(self, metadata: dict[str, Any]) -> tuple[Path, ...]:
+        from imagestudio.storage.kept_inputs import input_shas
+
+        found = (self._services.history.input_file(sha) for sha in input_shas(metadata))
+        return tuple(path for path in found if path is not None)
 
     # ----------------------------------------------------------------- system
 
@@ -195,5 +202,7 @@ def _snapshot(info: JobInfo, outputs_dir: Path, preview: _Preview | None) -> Job
         results=results,
         preview=preview.image if preview is not None else None,
         preview_version=preview.version if preview is not None else 0,
+        kind=info.kind,
         model=info.model,
+        prompt=info.prompt,
     )

@@ -1,0 +1,241 @@
+"""Chained work: a result or a History picture goes on to the next job in one click (or one drag).
+
+* *Edit this* puts the picture into Picture 1 of the Edit page and opens it; *Vary this* makes it the
+  Generate page's start picture (img2img) and opens that.
+* A picture dragged from a result gallery or from History onto a picture slot lands there (hovering
+  over a page's tab while dragging opens that page), and a double click opens it in a lightbox
+  (←/→ through the gallery, Esc closes).
+
+No ``from __future__ import annotations``: Gradio reads handler annotations (``gr.SelectData``).
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from imagestudio.ui.common import UIContext
+from imagestudio.ui.presets import SOURCE_SIZE
+
+#: Galleries whose pictures can be dragged into a slot and opened in the lightbox.
+GALLERIES = "#gen-gallery, #edit-gallery, #hist-gallery"
+#: Where a dragged picture can be dropped.
+SLOTS = "#edit-image-1, #edit-image-2, #edit-image-3, #gen-source"
+
+#: Installed once per page by an invisible HTML component (see :func:`scripts`).
+SCRIPT = """
+if (!window.__isChain) {
+  window.__isChain = true;
+  const GALLERIES = '__GALLERIES__';
+  const SLOTS = '__SLOTS__';
+  const TYPE = 'application/x-imagestudio-picture';
+
+  // ---- lightbox
+  const box = document.createElement('div');
+  box.id = 'is-lightbox';
+  box.hidden = true;
+  box.setAttribute('role', 'dialog');
+  box.setAttribute('aria-modal', 'true');
+  box.innerHTML = '<img alt=""><div class="is-lightbox-count"></div>';
+  document.body.appendChild(box);
+  let items = [];
+  let index = 0;
+  const show = () => {
+    box.querySelector('img').src = items[index];
+    box.dataset.index = String(index);
+    box.querySelector('.is-lightbox-count').textContent = (index + 1) + ' / ' + items.length;
+  };
+  const close = () => { box.hidden = true; };
+  const open = (gallery, img) => {
+    items = [...new Set([...gallery.querySelectorAll('img')].map((i) => i.src))];
+    index = Math.max(0, items.indexOf(img.src));
+    box.hidden = false;
+    show();
+  };
+  document.addEventListener('dblclick', (event) => {
+    const img = event.target.closest && event.target.closest('img');
+    const gallery = img && img.closest(GALLERIES);
+    if (!gallery) return;
+    event.preventDefault();
+    open(gallery, img);
+  });
+  document.addEventListener('keydown', (event) => {
+    if (box.hidden) return;
+    if (event.key === 'Escape') close();
+    else if (event.key === 'ArrowRight') { index = (index + 1) % items.length; show(); }
+    else if (event.key === 'ArrowLeft') { index = (index - 1 + items.length) % items.length; show(); }
+    else return;
+    event.preventDefault();
+    event.stopPropagation();
+  }, true);
+  box.addEventListener('click', (event) => { if (event.target === box) close(); });
+
+  // ---- drag a picture into a slot
+  const carries = (event) => event.dataTransfer && [...event.dataTransfer.types].includes(TYPE);
+  document.addEventListener('dragstart', (event) => {
+    const img = event.target.closest && event.target.closest('img');
+    if (!img || !img.closest(GALLERIES)) return;
+    event.dataTransfer.setData(TYPE, img.src);
+    event.dataTransfer.setData('text/uri-list', img.src);
+    event.dataTransfer.effectAllowed = 'copy';
+  }, true);
+  document.addEventListener('dragover', (event) => {
+    if (!carries(event)) return;
+    const tab = event.target.closest && event.target.closest('button[role=tab]');
+    if (tab && tab.getAttribute('aria-selected') !== 'true') tab.click();
+    if (event.target.closest && event.target.closest(SLOTS)) {
+      event.preventDefault();
+      event.stopPropagation();
+      event.dataTransfer.dropEffect = 'copy';
+    }
+  }, true);
+  const fileInput = async (slot) => {
+    for (let tries = 0; tries < 20; tries++) {
+      const input = slot.querySelector('input[type=file]');
+      if (input) return input;
+      // Should a filled slot have no file input, clear it first (Gradio's "Remove Image" button).
+      const clear = slot.querySelector('button[aria-label="Remove Image"]');
+      if (clear && tries === 0) clear.click();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return null;
+  };
+  document.addEventListener('drop', async (event) => {
+    const slot = event.target.closest && event.target.closest(SLOTS);
+    if (!slot || !carries(event)) return;
+    event.preventDefault();
+    event.stopPropagation();
+    const url = event.dataTransfer.getData(TYPE);
+    const blob = await (await fetch(url)).blob();
+    const input = await fileInput(slot);
+    if (!input) return;
+    const files = new DataTransfer();
+    files.items.add(new File([blob], 'picture.png', {type: blob.type || 'image/png'}));
+    input.files = files.files;
+    input.dispatchEvent(new Event('change', {bubbles: true}));
+  }, true);
+}
+""".replace("__GALLERIES__", GALLERIES).replace("__SLOTS__", SLOTS)
+
+CSS = """
+#is-lightbox { position: fixed; inset: 0; z-index: 1000; background: rgba(0, 0, 0, 0.88);
+  display: flex; align-items: center; justify-content: center; flex-direction: column; }
+#is-lightbox[hidden] { display: none; }
+#is-lightbox img { max-width: 94vw; max-height: 88vh; object-fit: contain; }
+#is-lightbox .is-lightbox-count { color: #fff; margin-top: 0.5rem; font-variant-numeric: tabular-nums; }
+"""
+
+
+@dataclass
+class ResultActions:
+    """*Edit this* / *Vary this* under a result gallery, and which of its pictures is chosen."""
+
+    edit_this: Any
+    vary_this: Any
+    chosen: Any
+
+
+def result_actions(ctx: UIContext, prefix: str) -> ResultActions:
+    """The two buttons, built where they should appear (under the page's result gallery)."""
+    import gradio as gr
+
+    with gr.Row():
+        edit_this = gr.Button(ctx.key("chain.edit_this"), size="sm", elem_id=f"{prefix}-edit-this")
+        vary_this = gr.Button(ctx.key("chain.vary_this"), size="sm", elem_id=f"{prefix}-vary-this")
+    return ResultActions(edit_this, vary_this, gr.State(0))
+
+
+def scripts() -> Any:
+    """An invisible component that installs the lightbox and drag-and-drop handlers on the page."""
+    import gradio as gr
+
+    return gr.HTML("", elem_id="is-chain", padding=False, js_on_load=SCRIPT)
+
+
+def picture_of(gallery_value: Any, index: int | None) -> str | None:
+    """The file path of the gallery's chosen picture (the first when none was chosen)."""
+    items = list(gallery_value or [])
+    if not items:
+        return None
+    index = index if isinstance(index, int) and 0 <= index < len(items) else 0
+    item = items[index]
+    if isinstance(item, (list, tuple)):
+        item = item[0]
+    if isinstance(item, dict):
+        item = item.get("path") or (item.get("image") or {}).get("path")
+    return str(item) if item else None
+
+
+def to_edit(path: str | None) -> tuple[Any, Any]:
+    """(Picture 1's new value, the tabs' new selection)."""
+    import gradio as gr
+
+    if not path:
+        return gr.skip(), gr.skip()
+    return path, gr.Tabs(selected="edit")
+
+
+def to_vary(path: str | None) -> tuple[Any, Any, Any, Any]:
+    """(the picture to load next, the size choice, the opened accordion, the tabs' new selection).
+
+    The picture goes into the editor in a second step (:func:`start_picture`): the editor inside a
+    closed accordion is not drawn yet, and a value sent before it is drawn is lost.
+    """
+    import gradio as gr
+
+    if not path:
+        return None, gr.skip(), gr.skip(), gr.skip()
+    return path, gr.Dropdown(value=SOURCE_SIZE), gr.Accordion(open=True), gr.Tabs(selected="generate")
+
+
+def start_picture(path: str | None) -> Any:
+    """The image editor's value with ``path`` as its background and nothing painted."""
+    import gradio as gr
+
+    if not path:
+        return gr.skip()
+    return {"background": path, "layers": [], "composite": path}
+
+
+def wire(ctx: UIContext, tabs: Any, generate: Any, edit: Any, history: Any) -> None:
+    """Edit this / Vary this on both result galleries and in History."""
+    import gradio as gr
+
+    picture_1 = edit.images[0]
+    chosen_picture = gr.State(None)
+    vary_outputs = [chosen_picture, generate.size, generate.source_box, tabs]
+
+    def then_load(event: Any) -> None:
+        event.then(start_picture, chosen_picture, generate.source, queue=False)
+
+    for panel, actions in ((generate.panel, generate.actions), (edit.panel, edit.actions)):
+
+        def chose(evt: gr.SelectData) -> int:
+            return evt.index if isinstance(evt.index, int) else 0
+
+        panel.gallery.select(chose, None, actions.chosen, queue=False)
+        panel.gallery.change(lambda: 0, None, actions.chosen, queue=False)
+        actions.edit_this.click(
+            lambda value, index: to_edit(picture_of(value, index)),
+            [panel.gallery, actions.chosen],
+            [picture_1, tabs],
+            queue=False,
+        )
+        vary = actions.vary_this.click(
+            lambda value, index: to_vary(picture_of(value, index)),
+            [panel.gallery, actions.chosen],
+            vary_outputs,
+            queue=False,
+        )
+        then_load(vary)
+
+    def history_path(entry_id: str | None) -> str | None:
+        entry = ctx.backend.history_entry(entry_id) if entry_id else None
+        return str(entry.path) if entry is not None else None
+
+    history.edit_this.click(
+        lambda i: to_edit(history_path(i)), history.selected, [picture_1, tabs], queue=False
+    )
+    then_load(
+        history.vary_this.click(
+            lambda i: to_vary(history_path(i)), history.selected, vary_outputs, queue=False
+        )
+    )

@@ -1,0 +1,114 @@
+"""The queue panel: this browser tab's waiting and running jobs (prompt, model, place), each with Cancel.
+
+It sits above the pages and refreshes itself about once a second while the tab is open. It lists only
+the jobs this tab submitted (see :mod:`imagestudio.ui.session_jobs`), and its Cancel buttons act only
+on those. No ``from __future__ import annotations``: Gradio reads handler annotations.
+"""
+
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+
+from imagestudio.ui.backend import JobSnapshot
+from imagestudio.ui.common import UIContext, session_of
+from imagestudio.ui.style import lang_js
+from imagestudio.ui.texts import language
+
+REFRESH_S = 1.0
+#: Clicks on a row's Cancel reach the server as this component's click event, with the job's id.
+CLICK_JS = """
+if (!element.__isQueue) {
+  element.__isQueue = true;
+  element.addEventListener('click', (event) => {
+    const button = event.target.closest('button[data-cancel]');
+    if (!button) return;
+    button.disabled = true;
+    trigger('click', {job: button.dataset.cancel});
+  });
+}
+"""
+CSS = """
+.is-queue { border: 1px solid var(--border-color-primary); border-radius: 0.5rem; padding: 0.4rem 0.7rem;
+  margin-bottom: 0.4rem; }
+.is-queue-title { font-weight: 600; margin-bottom: 0.2rem; }
+.is-queue ol { margin: 0; padding-left: 1.4rem; }
+.is-queue li { display: flex; gap: 0.6rem; align-items: baseline; padding: 0.15rem 0; flex-wrap: wrap; }
+.is-queue-prompt { flex: 1 1 12rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.is-queue-state, .is-queue-model { font-variant-numeric: tabular-nums; opacity: 0.85; }
+.is-queue button { padding: 0.1rem 0.6rem; border-radius: 0.3rem; border: 1px solid currentColor;
+  background: transparent; color: var(--body-text-color); cursor: pointer; }
+"""
+
+
+@dataclass
+class QueuePanel:
+    html: Any
+    timer: Any
+    lang: Any
+
+
+def build(ctx: UIContext) -> QueuePanel:
+    """The panel (empty, so invisible, until this tab queues something) and its refresh timer."""
+    import gradio as gr
+
+    html = gr.HTML("", elem_id="is-queue", elem_classes="is-slot", padding=False, js_on_load=CLICK_JS)
+    return QueuePanel(html=html, timer=gr.Timer(REFRESH_S), lang=gr.Textbox(visible=False))
+
+
+def wire(ctx: UIContext, panel: QueuePanel) -> None:
+    import gradio as gr
+
+    def refresh(request: gr.Request, lang: str) -> str:
+        return render(ctx, session_of(request), language(lang))
+
+    def cancel(request: gr.Request, lang: str, event: gr.EventData) -> str:
+        session = session_of(request)
+        job_id = (getattr(event, "_data", None) or {}).get("job")
+        if isinstance(job_id, str) and ctx.active.owns(session, job_id):
+            ctx.backend.cancel(job_id)
+        return render(ctx, session, language(lang))
+
+    panel.timer.tick(refresh, panel.lang, panel.html, js=lang_js(1), queue=False, show_progress="hidden")
+    panel.html.click(cancel, panel.lang, panel.html, js=lang_js(1), queue=False, show_progress="hidden")
+
+
+def pending_jobs(ctx: UIContext, session: str) -> list[JobSnapshot]:
+    """The tab's unfinished jobs: the running one first, then the waiting ones in queue order."""
+    snapshots = []
+    for job_id in ctx.active.of(session):
+        try:
+            snap = ctx.backend.snapshot(job_id, want_preview=False)
+        except Exception:  # noqa: BLE001 - a job the queue forgot is simply not listed
+            continue
+        if not snap.finished:
+            snapshots.append(snap)
+    return sorted(snapshots, key=lambda s: (s.state != "running", s.ahead or 0))
+
+
+def render(ctx: UIContext, session: str, lang: str) -> str:
+    jobs = pending_jobs(ctx, session)
+    if not jobs:
+        return ""
+    rows = []
+    cancel_word = escape(ctx.t("queue.cancel", lang))
+    for snap in jobs:
+        if snap.state == "running" and snap.steps:
+            state = ctx.t("queue.running", lang, step=snap.step, steps=snap.steps)
+        elif snap.state == "running":  # loading the model, before the first step
+            state = ctx.t("queue.starting", lang)
+        else:
+            state = ctx.t("queue.waiting", lang, position=(snap.ahead or 0) + 1)
+        prompt = " ".join((snap.prompt or "").split()) or "—"
+        rows.append(
+            f'<li data-job="{escape(snap.id)}" data-state="{escape(snap.state)}">'
+            f'<span class="is-queue-state">{escape(state)}</span>'
+            f'<span class="is-queue-model">{escape(snap.model or "")}</span>'
+            f'<span class="is-queue-prompt" title="{escape(prompt)}">{escape(prompt)}</span>'
+            f'<button type="button" data-cancel="{escape(snap.id)}">{cancel_word}</button>'
+            "</li>"
+        )
+    title = ctx.t("queue.title", lang, count=len(jobs))
+    return (
+        f'<div class="is-queue" data-count="{len(jobs)}"><div class="is-queue-title">{escape(title)}</div>'
+        f"<ol>{''.join(rows)}</ol></div>"
+    )
