@@ -104,7 +104,7 @@ def gradio_call(http: httpx.Client, api_name: str, data: list[Any]) -> list[tupl
 
 def edit_call(image: Any) -> list[Any]:
     """The Edit page's run: (image 1-3, instruction, negative, true CFG, steps, lightning, model,
-    seed mode, seed, language)."""
+    seed mode, seed, Improve prompt state, language)."""
     return [
         image,
         None,
@@ -117,13 +117,33 @@ def edit_call(image: Any) -> list[Any]:
         "tiny-qwen-image-edit",
         "random",
         None,
+        None,
         "en",
     ]
 
 
 def generate_call(start_image: Any) -> list[Any]:
-    """The Generate page's run, with ``start_image`` as the image editor's value."""
-    return ["a cat", "tiny-z-image", "1024x1024", 64, 64, 2, "random", None, 1, start_image, 0.6, "en"]
+    """The Generate page's run, with ``start_image`` as the image editor's value: (prompt, model, size,
+    width, height, steps, seed mode, seed, count, start picture, strength, variety, Improve prompt
+    state, undecodable start picture's name, one prompt per line, language)."""
+    return [
+        "a cat",
+        "tiny-z-image",
+        "1024x1024",
+        64,
+        64,
+        2,
+        "random",
+        None,
+        1,
+        start_image,
+        0.6,
+        0.0,
+        None,
+        "",
+        False,
+        "en",
+    ]
 
 
 def file_urls(value: Any) -> list[str]:
@@ -288,7 +308,7 @@ def test_gradio_routes_read_no_file_outside_the_uploads(studio: LiveServer, secr
         jobs_before = job_count(http)
         answers = []
         for attempt in attempts:
-            events = gradio_call(http, "run_2", edit_call(attempt))
+            events = gradio_call(http, "edit", edit_call(attempt))
             assert events[-1][0] == "error", (attempt, events)
             answers.append(events[-1])
         # One answer for every path: nothing tells which files exist or what they hold.
@@ -296,10 +316,10 @@ def test_gradio_routes_read_no_file_outside_the_uploads(studio: LiveServer, secr
         assert "secret" not in json.dumps(answers)
 
         start = {"background": {"path": str(secret), "meta": FILE_META}, "layers": [], "composite": None}
-        events = gradio_call(http, "run", generate_call(start))
+        events = gradio_call(http, "generate", generate_call(start))
         assert events[-1][0] == "error" and events[-1] == answers[0], events
         start_no_meta = {"background": {"path": str(secret)}, "layers": [], "composite": None}
-        assert gradio_call(http, "run", generate_call(start_no_meta))[-1] == answers[0]
+        assert gradio_call(http, "generate", generate_call(start_no_meta))[-1] == answers[0]
 
         assert http.get("/api/history").json()["total"] == images_before
         assert job_count(http) == jobs_before
@@ -316,7 +336,7 @@ def test_a_file_uploaded_through_the_page_is_edited(studio: LiveServer) -> None:
         assert uploaded.status_code == 200, uploaded.text
         (path,) = uploaded.json()
         events = gradio_call(
-            http, "run_2", edit_call({"path": path, "meta": FILE_META, "orig_name": "in.png"})
+            http, "edit", edit_call({"path": path, "meta": FILE_META, "orig_name": "in.png"})
         )
         assert events[-1][0] == "complete", events
         assert file_urls(events[-1][1]), events[-1]
@@ -378,7 +398,7 @@ def test_with_a_key_every_gradio_route_needs_it(locked_studio: LiveServer) -> No
             ("GET", "/theme.css"),
             ("POST", "/gradio_api/upload"),
             ("POST", "/gradio_api/queue/join"),
-            ("POST", "/gradio_api/call/run_2"),
+            ("POST", "/gradio_api/call/edit"),
         ]:
             answer = http.request(method, path)
             assert answer.status_code == 401, (method, path, answer.status_code)

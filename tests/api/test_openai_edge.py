@@ -394,20 +394,21 @@ def test_malformed_exif_costs_the_rotation_not_the_request(tiny_live, caplog, fm
 
 
 def test_big_uploads_are_decoded_off_the_event_loop(serve) -> None:
-    # Three 6000x6000 PNGs (a few hundred kB, within the limits) take seconds to decode; /healthz must
-    # answer meanwhile. Their request is refused after decoding (size 65x64), so no job runs.
+    # Three 6300x6300 PNGs and a mask (a few hundred kB, within the limits) take a second or more to
+    # decode, one at a time here; /healthz must answer meanwhile. The request is refused after decoding
+    # (a mask means Z-Image inpainting, which takes one picture), so no job runs.
     live = serve(server={**TINY_AUTO, "max_concurrent_decodes": 1})
     buffer = io.BytesIO()
-    Image.new("RGB", (6000, 6000), "white").save(buffer, format="PNG")
+    Image.new("RGB", (6300, 6300), "white").save(buffer, format="PNG")
     big = buffer.getvalue()
     files = [("image[]", (f"{i}.png", big, "image/png")) for i in range(3)]
+    files.append(("mask", ("mask.png", big, "image/png")))
     result: dict[str, object] = {}
 
     def upload() -> None:
         started = time.monotonic()
         with live.client(timeout=300) as http:
-            data = {"prompt": "x", "size": "65x64"}
-            result["response"] = http.post("/v1/images/edits", data=data, files=files)
+            result["response"] = http.post("/v1/images/edits", data={"prompt": "x"}, files=files)
         result["seconds"] = time.monotonic() - started
 
     thread = threading.Thread(target=upload)
@@ -421,7 +422,7 @@ def test_big_uploads_are_decoded_off_the_event_loop(serve) -> None:
             slowest = max(slowest, time.monotonic() - started)
             time.sleep(0.05)
     thread.join()
-    assert_error_shape(result["response"], 400, param="size")  # type: ignore[arg-type]
+    assert_error_shape(result["response"], 400, param="image")  # type: ignore[arg-type]
     assert result["seconds"] > 1.0, "the decodes were expected to take a while"
     # Decoding on the event loop stalled /healthz for (nearly) all of the upload's time; off the loop
     # it waits at most for a thread switch. A bound relative to the decode time stays honest on a busy

@@ -209,7 +209,10 @@ def test_newer_database_is_a_config_error_and_left_alone(tmp_path: Path, outputs
 def test_a_nul_in_the_search_matches_only_prompts_containing_it(store: HistoryStore, outputs: Path) -> None:
     add_done_job(store, outputs, "a", ["кот", "собака"], at=10.0)
     assert store.list_images("\x00").total == 0
-    assert store.list_images("\x00кот").total == 0
+    # Word search reads a NUL as a separator, like any punctuation: the word after it still counts,
+    # and only the prompt that has it matches (before, "%00" matched every prompt).
+    assert store.list_images("\x00кот").total == 1
+    assert store.list_images("\x00слон").total == 0
     assert store.list_images("%").total == 0
     assert store.list_images("_").total == 0
     assert store.list_images("кот").total == 1

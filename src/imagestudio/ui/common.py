@@ -178,13 +178,15 @@ def run_job(
     lang: str,
     seed_mode: str,
     request: Any,
+    on_results: Callable[[dict[Any, Any], list[Any]], None] | None = None,
 ) -> Iterator[dict[Any, Any]]:
     """The body of a Generate/Edit event: validate and submit, then stream the jobs until they end.
 
     ``submit`` builds the request(s), resolves them (all checks happen there) and queues them,
     returning the job id or ids (one per prompt line); a UserError it raises is shown under the
     control at fault and nothing runs. The run button stays enabled: pressing it again while jobs
-    run queues more (each press is its own event, following its own jobs).
+    run queues more (each press is its own event, following its own jobs). ``on_results`` may add to
+    each update, given the pictures this event has made so far (the Edit page's before/after).
     """
     import gradio as gr
 
@@ -215,6 +217,8 @@ def run_job(
         for job_id in job_ids:
             for update in follow(ctx, job_id, lang):
                 out = _job_update(ctx, panel, update, results, lang, seed_mode)
+                if on_results is not None:
+                    on_results(out, results)
                 if update.snapshot.finished:
                     unfinished.remove(job_id)
                     ctx.active.discard(session, job_id)
@@ -321,7 +325,7 @@ def wire_job_panel(
     run.__annotations__["request"] = gr.Request
     cancel.__annotations__["request"] = gr.Request
 
-    for trigger in triggers:
+    for index, trigger in enumerate(triggers):
         # concurrency_limit=None: every session's event waits on the studio's own queue, which
         # serialises the GPU work; Gradio's queue would otherwise hold a second user's job out of sight.
         trigger(
@@ -333,6 +337,8 @@ def wire_job_panel(
             show_progress="hidden",
             # Pressing Generate again while a job runs queues another job.
             trigger_mode="multiple",
+            # A stable name per page ("generate", "edit") instead of Gradio's run, run_1, … by order.
+            api_name=panel.page if index == 0 else f"{panel.page}_{index}",
         )
     panel.cancel.click(cancel, None, None, queue=False)
 

@@ -359,12 +359,12 @@ def _run(
 
     import gradio as gr
 
-    for update in run_job(ctx, page.panel, submit, lang, seed_mode, request):
-        results = update.get(page.panel.gallery)
-        if image1 and results:
+    def compare(update: dict[Any, Any], results: list[Any]) -> None:
+        if image1 and results and page.panel.gallery in update:
             # Before and after: the first reference against the newest result.
-            newest = chain.picture_of(results, len(results) - 1)
-            update[page.compare] = gr.ImageSlider(value=(image1, newest), visible=True)
-        elif update.get(page.panel.info) == "":
+            update[page.compare] = gr.ImageSlider(value=(image1, str(results[-1].path)), visible=True)
+
+    for update in run_job(ctx, page.panel, submit, lang, seed_mode, request, on_results=compare):
+        if page.compare not in update and update.get(page.panel.info) == "":
             update[page.compare] = gr.ImageSlider(value=None, visible=False)  # a new edit started
         yield update
