@@ -156,15 +156,27 @@ def test_time_limit_stops_generation_and_falls_back_to_the_original(studio) -> N
     assert (result.prompt, result.warning) == ("кот в шляпе", "enhance_unusable")
 
 
+class CancelledAfter(threading.Event):
+    """A cancel flag that turns on after it was read ``reads`` times: mid-generation, on every machine
+    (a timer races a tiny model, which can finish a rewrite in a fraction of a second)."""
+
+    def __init__(self, reads: int) -> None:
+        super().__init__()
+        self.reads_left = reads
+        self.reads = 0
+
+    def is_set(self) -> bool:
+        self.reads += 1
+        self.reads_left -= 1
+        return self.reads_left < 0 or super().is_set()
+
+
 def test_cancel_stops_generation(studio) -> None:
-    cancel = threading.Event()
-    timer = threading.Timer(0.3, cancel.set)
-    timer.start()
-    try:
-        with pytest.raises(JobCancelled):
-            studio.enhance(rewrite(max_new_tokens=1024, time_limit_s=600), cancel=cancel)
-    finally:
-        timer.cancel()
+    # One read before the model runs, then one per generated token: the third token is never made.
+    cancel = CancelledAfter(reads=3)
+    with pytest.raises(JobCancelled):
+        studio.enhance(rewrite(max_new_tokens=1024, time_limit_s=600), cancel=cancel)
+    assert cancel.reads == 4, "generation went on after the flag was set"
 
 
 def test_edit_model_rewrites_while_looking_at_the_pictures(studio, settings) -> None:
