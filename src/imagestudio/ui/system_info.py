@@ -41,7 +41,19 @@ def system_info(services: Services) -> dict[str, Any]:
         "plan": _plan(manager),
         "checks": _checks(settings),
         "models": _models(services),
+        "workers": workers(services.queue),
     }
+
+
+def workers(queue: object) -> list[dict[str, Any]]:
+    """The cluster's GPU workers as plain values; the in-process queue has none."""
+    from dataclasses import asdict, is_dataclass
+
+    from imagestudio.jobs.backend import WorkerListing
+
+    if not isinstance(queue, WorkerListing):
+        return []
+    return [asdict(status) if is_dataclass(status) else dict(vars(status)) for status in queue.workers()]
 
 
 def _accelerator(hardware: Any) -> dict[str, Any] | None:

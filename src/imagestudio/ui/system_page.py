@@ -329,4 +329,36 @@ def render(ctx: UIContext, info: dict[str, Any], lang: str) -> tuple[Any, ...]:
         f"<th>{escape(t(k, lang))}</th>" for k in ("sys.col_model", "sys.col_state", "sys.col_size")
     )
     models = f'<table class="is-table is-models"><tr>{head}</tr>{"".join(rows)}</table>'
+    models += workers_html(ctx, info.get("workers") or [], lang)
     return device, memory, loaded, checks, models, downloadable
+
+
+def workers_html(ctx: UIContext, workers: list[dict[str, Any]], lang: str, now: float | None = None) -> str:
+    """The cluster's workers (``cluster.backend: ray``): where each runs, what it holds and does, and
+    when it last answered; nothing with the in-process queue."""
+    import time
+
+    if not workers:
+        return ""
+    t = ctx.t
+    now = time.time() if now is None else now
+    keys = ("sys.col_worker", "sys.col_host", "sys.col_gpu", "sys.col_model", "sys.col_job", "sys.col_done")
+    head = "".join(f"<th>{escape(t(k, lang))}</th>" for k in (*keys, "sys.col_answer", "sys.k.plan"))
+    rows = []
+    for worker in workers:
+        answered = worker.get("last_answer_at")
+        ago = t("sys.seconds_ago", lang, seconds=f"{max(0.0, now - answered):.0f}") if answered else "—"
+        cells = (
+            worker.get("name"),
+            worker.get("host"),
+            worker.get("gpu") or worker.get("device"),
+            worker.get("model") or "—",
+            worker.get("job") or "—",
+            worker.get("jobs_done", 0),
+            ago,
+            worker.get("memory_plan") or "—",
+        )
+        row = "".join(f"<td>{escape(str(cell))}</td>" for cell in cells)
+        rows.append(f"<tr data-worker='{escape(str(worker.get('name')))}'>{row}</tr>")
+    title = escape(t("sys.workers", lang, count=len(workers)))
+    return f'<h4>{title}</h4><table class="is-table is-workers"><tr>{head}</tr>{"".join(rows)}</table>'
