@@ -195,8 +195,9 @@ def test_a_job_whose_worker_dies_runs_once_more_on_another_and_is_recorded_once(
     lost: list[str] = []
     queue = make_queue(doomed, on_worker_lost=lambda worker: lost.append(worker.info.name))
     events: list[str] = []
+    # Subscribed before the job exists: the doomed worker may start it before submit() returns.
+    queue.subscribe(None, lambda event: events.append(event.type))
     job = queue.submit(request("unlucky"))
-    queue.subscribe(job.id, lambda event: events.append(event.type))
     # With only the doomed worker, the job goes back to the queue and waits for a live one.
     deadline = time.monotonic() + WAIT
     while not lost and time.monotonic() < deadline:

@@ -241,7 +241,12 @@ def wire(ctx: UIContext, page: HistoryPage, tab: Any, tabs: Any, generate: Any, 
             page.marked_note,
         ],
         js=lang_js(4),
-        queue=False,
+        # Queued one at a time and every click kept: two quick clicks in "Select several" must both
+        # mark (unqueued, both read the same marked list and the second overwrote the first).
+        queue=True,
+        concurrency_limit=1,
+        trigger_mode="multiple",
+        show_progress="hidden",
     )
     page.multi.change(lambda: ([], ""), None, [page.marked, page.marked_note], queue=False)
 
