@@ -13,6 +13,7 @@ from imagestudio.config import GenerationSettings, ModelSettings, Settings
 from imagestudio.doctor import allocator_check, config_checks, run_doctor
 from imagestudio.errors import ConfigError
 from tests.conftest import PYTHON, cli_env
+from tests.test_config import DOCUMENTS_CONFIG
 
 CARDS_GB = (6, 8, 12, 16, 24, 48, 80)
 REAL = ("z-image-turbo", "qwen-image-edit-2511")
@@ -132,32 +133,13 @@ def test_cli_refuses_bad_arguments_in_one_line(config_file: Path) -> None:
         assert len(done.stderr.strip().splitlines()) == 1
 
 
-ORIGINAL_CONFIG = """\
-models:
-  z-image-turbo:
-    torch_dtype: "bfloat16"
-    low_cpu_mem_usage: false
-
-device:
-  type: "cuda"
-  enable_cpu_offload: true
-  sequential_offload: true
-
-generation:
-  default_height: 384
-  default_width: 384
-  default_num_inference_steps: 9
-  default_guidance_scale: 0.0
-"""
-
-
 def test_a_simulated_card_evaluates_the_original_documents_cuda_config(app_home: Path) -> None:
     import torch
 
     from imagestudio.config import load_settings
 
     path = app_home / "original.yaml"
-    path.write_text(ORIGINAL_CONFIG, encoding="utf-8")
+    path.write_text(DOCUMENTS_CONFIG, encoding="utf-8")
     settings = load_settings(path)
     report = run_doctor(settings, vram_gb=8, ram_gb=32).as_dict()
     assert report["hardware"]["accelerator"] == "cuda" and report["hardware"]["simulated"]

@@ -18,20 +18,6 @@ from imagestudio.storage.history import (
 )
 
 
-@pytest.fixture
-def outputs(tmp_path: Path) -> Path:
-    folder = tmp_path / "outputs"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
-def store(tmp_path: Path, outputs: Path):
-    history = HistoryStore(tmp_path / "history.sqlite3", outputs)
-    yield history
-    history.close()
-
-
 def add_done_job(store: HistoryStore, outputs: Path, job_id: str, prompts: list[str], at: float) -> list[str]:
     store.record_job(
         job_id, kind="generate", model="tiny-z-image", prompt=prompts[0], request={"p": prompts[0]}, seed=1,

@@ -5,25 +5,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import pytest
-
 from imagestudio.storage.history import _SCHEMA_V1, SCHEMA_VERSION, HistoryStore, _statements
 from imagestudio.storage.search import match_query, stem
 from tests.storage.test_history import add_done_job
-
-
-@pytest.fixture
-def outputs(tmp_path: Path) -> Path:
-    folder = tmp_path / "outputs"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
-def store(tmp_path: Path, outputs: Path):
-    history = HistoryStore(tmp_path / "history.sqlite3", outputs)
-    yield history
-    history.close()
 
 
 def prompts(store: HistoryStore, query: str) -> list[str]:
