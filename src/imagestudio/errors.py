@@ -133,3 +133,20 @@ class JobTimedOut(UserError):
 
     http_status = 504
     error_type = "timeout"
+
+
+#: Substrings of the messages torch and its allocators use when memory runs out (CUDA, MPS, CPU).
+OUT_OF_MEMORY_MESSAGES = ("out of memory", "not enough memory", "failed to allocate memory")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` means "no memory left" on any device (the rest are bugs, not plans to change).
+
+    The one detector every layer uses. By class name and message, so classifying an error never imports
+    torch (``torch.OutOfMemoryError`` is matched by its name).
+    """
+    if isinstance(exc, OutOfMemory):
+        return True
+    if type(exc).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(exc, RuntimeError) and any(m in str(exc).lower() for m in OUT_OF_MEMORY_MESSAGES)
