@@ -145,8 +145,6 @@ def is_out_of_memory(exc: BaseException) -> bool:
     The one detector every layer uses. By class name and message, so classifying an error never imports
     torch (``torch.OutOfMemoryError`` is matched by its name).
     """
-    if isinstance(exc, OutOfMemory):
-        return True
     if type(exc).__name__ == "OutOfMemoryError":
         return True
     return isinstance(exc, RuntimeError) and any(m in str(exc).lower() for m in OUT_OF_MEMORY_MESSAGES)
