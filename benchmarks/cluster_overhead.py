@@ -48,8 +48,8 @@ def run(ctx: BenchContext) -> list[Row]:
 
 def _measure(ctx: BenchContext) -> Row:
     from imagestudio.cluster.service import build_cluster_queue
+    from imagestudio.jobs.dispatch import StudioDispatcher
     from imagestudio.jobs.queue import JobQueue
-    from imagestudio.jobs.runner import StudioRunner
     from imagestudio.requests import GenerateRequest
     from imagestudio.studio import Studio
 
@@ -58,8 +58,8 @@ def _measure(ctx: BenchContext) -> Row:
     request = GenerateRequest.build(model=MODEL, prompt=PROMPT, width=SIDE, height=SIDE, steps=STEPS, seed=7)
     request = request.resolved(settings)
     studio = Studio(settings)
-    local = JobQueue(StudioRunner(studio), max_queue=4)
-    cluster = build_cluster_queue(settings, history=None)
+    local = JobQueue(StudioDispatcher(studio), max_queue=4)
+    cluster = build_cluster_queue(settings, recorder=None)
     local.start()
     started = time.perf_counter()
     cluster.start()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from imagestudio.config import Settings
     from imagestudio.jobs.backend import JobBackend
-    from imagestudio.jobs.queue import PreviewMaker, Runner
+    from imagestudio.jobs.queue import JobHandler, PreviewMaker
     from imagestudio.models.service import DownloadService
     from imagestudio.storage.history import HistoryStore
     from imagestudio.studio import Studio
@@ -38,20 +38,22 @@ class Services:
         settings: Settings,
         *,
         studio: Studio | None = None,
-        runner: Runner | None = None,
+        handler: JobHandler | None = None,
         preview: PreviewMaker | None = None,
     ) -> Services:
         """Open the history (failing jobs a killed server left behind) and build the queue.
 
-        ``runner`` replaces the studio-backed runner (tests drive the queue with plain callables);
-        ``preview`` makes the previews attached to step events (the UI's live image).
+        ``handler`` replaces the studio-backed job handler (tests drive the queue with plain callables);
+        ``preview`` makes the previews attached to step events (the UI's live image). Either queue
+        records its jobs in the history through the same recorder.
         """
+        from imagestudio.jobs.dispatch import StudioDispatcher
         from imagestudio.jobs.limits import SubmitLimits
         from imagestudio.jobs.queue import JobQueue
-        from imagestudio.jobs.runner import StudioRunner
         from imagestudio.models.service import DownloadService
         from imagestudio.storage.files import check_writable_folder, clean_stale_temp_files
         from imagestudio.storage.history import HistoryStore
+        from imagestudio.storage.history_recorder import HistoryRecorder
         from imagestudio.studio import Studio
 
         # An outputs folder that cannot be written is refused now, not at the first finished job; and
@@ -60,17 +62,18 @@ class Services:
         clean_stale_temp_files(settings.outputs_dir)
         studio = studio or Studio(settings)
         history = HistoryStore(settings.history_db, settings.outputs_dir)
+        recorder = HistoryRecorder(history)
         queue: JobBackend
-        if settings.cluster.backend == "ray" and runner is None:
+        if settings.cluster.backend == "ray" and handler is None:
             # Imported only here: the single-PC path never imports Ray (tests/jobs/test_cluster_queue.py).
             from imagestudio.cluster.service import build_cluster_queue
 
-            queue = build_cluster_queue(settings, history, preview)
+            queue = build_cluster_queue(settings, recorder, preview)
             return cls(settings, studio, history, queue, DownloadService(settings))
         queue = JobQueue(
-            runner or StudioRunner(studio),
+            handler or StudioDispatcher(studio),
             max_queue=settings.server.max_queue,
-            history=history,
+            recorder=recorder,
             keep_finished=settings.server.keep_finished_jobs,
             preview=preview,
             limits=SubmitLimits.from_settings(settings),

@@ -26,8 +26,9 @@ from imagestudio.engine.runners import (
 )
 from imagestudio.engine.variety import variety_call
 from imagestudio.registry import get_model
-from imagestudio.storage.files import image_basename, write_new_file
+from imagestudio.storage.files import image_basename, write_new_files
 from imagestudio.storage.metadata import png_bytes
+from imagestudio.storage.saved_image import SavedImage, new_image_id
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
@@ -44,16 +45,9 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class SavedImage:
-    path: Path
-    seed: int
-    width: int
-    height: int
-    metadata: dict[str, Any]
-
-
-@dataclass(frozen=True)
 class StudioResult:
+    """What one request made: its images, already written (all or none), and what to report about it."""
+
     model: str
     images: list[SavedImage]
     elapsed_s: float
@@ -259,27 +253,30 @@ class Studio:
         self, images: list[RunnerImage], base: dict[str, Any], out_dir: Path | None
     ) -> list[SavedImage]:
         directory = out_dir or self.settings.outputs_dir
-        saved = []
-        for item in images:
-            meta = {
+        metas = [
+            {
                 **base,
                 "seed": item.seed,
                 "width": item.image.width,
                 "height": item.image.height,
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }
-            try:
-                path = write_new_file(
-                    directory, image_basename(meta["prompt"], item.seed), ".png", png_bytes(item.image, meta)
-                )
-            except BaseException:
-                # All of a job's images or none: a disk that fills up at image 3 of 4 leaves no orphans
-                # that the failed job's history would not list.
-                for done in saved:
-                    done.path.unlink(missing_ok=True)
-                raise
+            for item in images
+        ]
+        # All of a job's images or none (see write_new_files).
+        paths = write_new_files(
+            directory,
+            [
+                (image_basename(meta["prompt"], item.seed), ".png", png_bytes(item.image, meta))
+                for item, meta in zip(images, metas, strict=True)
+            ],
+        )
+        saved = []
+        for item, meta, path in zip(images, metas, paths, strict=True):
             log.info("wrote %s", path)
-            saved.append(SavedImage(path, item.seed, item.image.width, item.image.height, meta))
+            saved.append(
+                SavedImage(new_image_id(), path, item.seed, item.image.width, item.image.height, meta)
+            )
         return saved
 
 

@@ -253,7 +253,7 @@ def test_unexpected_runner_error_is_a_generic_500_and_not_fatal(serve) -> None:
     def boom(request, on_step, cancel):
         raise RuntimeError("secret internal detail /home/user/path")
 
-    live = serve(services_factory=lambda settings: Services.create(settings, runner=boom))
+    live = serve(services_factory=lambda settings: Services.create(settings, handler=boom))
     with live.client() as http:
         response = http.post("/v1/images/generations", json={"model": "tiny-z-image", "prompt": "x"})
         error = assert_error_shape(response, 500)

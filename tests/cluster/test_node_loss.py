@@ -24,6 +24,7 @@ def test_a_removed_node_s_job_reruns_on_the_other_node(
     from imagestudio.cluster.ray_pool import RayClusterQueue
     from imagestudio.cluster.runtime import NAMESPACE, SLOT
     from imagestudio.storage.history import HistoryStore
+    from imagestudio.storage.history_recorder import HistoryRecorder
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     queue = history = None
@@ -32,7 +33,7 @@ def test_a_removed_node_s_job_reruns_on_the_other_node(
         ray.init(address=cluster.address, namespace=NAMESPACE, log_to_driver=False)
         settings = settings_for(tmp_path, shared_models_dir, address=cluster.address)
         history = HistoryStore(settings.history_db, settings.outputs_dir)
-        queue = RayClusterQueue(settings, history=history, start_runtime=False)
+        queue = RayClusterQueue(settings, recorder=HistoryRecorder(history), start_runtime=False)
         queue.start()
         wait_until(lambda: len(queue.workers()) == 1, WAIT, "the first node's worker")
         second = cluster.add_node(num_cpus=1, resources={SLOT: 1})

@@ -24,6 +24,7 @@ from imagestudio.errors import JobCancelled, QueueFull
 from imagestudio.jobs.model import JobError, JobState
 from imagestudio.requests import GenerateRequest
 from imagestudio.storage.history import HistoryStore
+from imagestudio.storage.history_recorder import HistoryRecorder
 
 from ..conftest import PYTHON, cli_env
 
@@ -115,7 +116,8 @@ def make_queue(tmp_path: Path, history: HistoryStore):
 
     def make(*workers: InProcessWorker, start: bool = True, **options: Any) -> ClusterQueue:
         options.setdefault("max_queue", 50)
-        queue = ClusterQueue(outputs_dir=tmp_path / "outputs", history=history, **options)
+        recorder = HistoryRecorder(history)
+        queue = ClusterQueue(outputs_dir=tmp_path / "outputs", recorder=recorder, **options)
         for worker in workers:
             queue.add_worker(worker)
         if start:

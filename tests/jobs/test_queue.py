@@ -28,11 +28,14 @@ from imagestudio.errors import (
 )
 from imagestudio.jobs.aio import ClientDisconnected, job_events, wait_for_job
 from imagestudio.jobs.events import STOPPED_BEFORE_RUN
+from imagestudio.jobs.failures import GENERIC_FAILURE
 from imagestudio.jobs.model import JobState
-from imagestudio.jobs.queue import GENERIC_FAILURE, JobQueue
+from imagestudio.jobs.queue import JobQueue
 from imagestudio.requests import GenerateRequest
 from imagestudio.storage.history import HistoryStore
-from imagestudio.studio import SavedImage, StudioResult
+from imagestudio.storage.history_recorder import HistoryRecorder
+from imagestudio.storage.saved_image import SavedImage, new_image_id
+from imagestudio.studio import StudioResult
 
 WAIT = 30.0
 
@@ -66,7 +69,7 @@ class ScriptedRunner:
         path = self.outputs / f"{req.prompt}-{time.perf_counter_ns()}.png"
         Image.new("RGB", (16, 16), "red").save(path)
         meta = {"prompt": req.prompt, "seed": req.seed}
-        return StudioResult(req.model, [SavedImage(path, req.seed or 0, 16, 16, meta)], 0.01)
+        return StudioResult(req.model, [SavedImage(new_image_id(), path, req.seed or 0, 16, 16, meta)], 0.01)
 
 
 class Recorder:
@@ -99,7 +102,9 @@ def make_queue(history: HistoryStore):
     queues: list[JobQueue] = []
 
     def make(runner, max_queue: int = 8, keep_finished: int = 100) -> JobQueue:
-        queue = JobQueue(runner, max_queue=max_queue, history=history, keep_finished=keep_finished)
+        queue = JobQueue(
+            runner, max_queue=max_queue, recorder=HistoryRecorder(history), keep_finished=keep_finished
+        )
         queue.start()
         queues.append(queue)
         return queue
@@ -221,7 +226,7 @@ def test_a_failing_job_never_stops_the_worker(make_queue, outputs, history, capl
 
 def test_stop_cancels_waiting_and_running_jobs_and_refuses_new_ones(history, outputs) -> None:
     runner = ScriptedRunner(outputs, steps=100, paused=True)
-    queue = JobQueue(runner, max_queue=4, history=history)
+    queue = JobQueue(runner, max_queue=4, recorder=HistoryRecorder(history))
     queue.start()
     running = queue.submit(request("a"))
     assert runner.entered.wait(WAIT)
@@ -278,7 +283,9 @@ def test_previews_ride_on_step_events_and_a_broken_one_is_harmless(history, outp
             raise ValueError("preview bug")
         return f"preview of step {step.step}"
 
-    queue = JobQueue(ScriptedRunner(outputs, steps=3), max_queue=2, history=history, preview=preview)
+    queue = JobQueue(
+        ScriptedRunner(outputs, steps=3), max_queue=2, recorder=HistoryRecorder(history), preview=preview
+    )
     previews = []
     queue.subscribe(None, lambda event: previews.append(event.preview) if event.type == "step" else None)
     queue.start()

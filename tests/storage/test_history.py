@@ -13,9 +13,9 @@ from imagestudio.storage.history import (
     SCHEMA_VERSION,
     STOPPED_DURING_JOB,
     HistoryStore,
-    NewImage,
     like_contains,
 )
+from imagestudio.storage.saved_image import SavedImage
 
 
 def add_done_job(store: HistoryStore, outputs: Path, job_id: str, prompts: list[str], at: float) -> list[str]:
@@ -29,15 +29,12 @@ def add_done_job(store: HistoryStore, outputs: Path, job_id: str, prompts: list[
         path = outputs / f"{job_id}-{index}.png"
         path.write_bytes(b"png")
         images.append(
-            NewImage(
+            SavedImage(
                 id=f"{job_id}i{index}",
                 path=path,
                 seed=index,
                 width=64,
                 height=48,
-                prompt=prompt,
-                negative_prompt=None,
-                model="tiny-z-image",
                 metadata={"prompt": prompt, "seed": index},
             )
         )
@@ -145,7 +142,7 @@ def test_rows_pointing_outside_outputs_are_never_served(
 
 def test_image_outside_outputs_is_refused(store: HistoryStore, tmp_path: Path) -> None:
     store.record_job("j", kind="generate", model="m", prompt="p", request={}, seed=1, created_at=1.0)
-    stray = NewImage("x", tmp_path / "stray.png", 1, 8, 8, "p", None, "m", {})
+    stray = SavedImage("x", tmp_path / "stray.png", 1, 8, 8, {"prompt": "p"})
     with pytest.raises(ValueError):
         store.finish_job("j", JobState.DONE, 2.0, images=[stray])
     # the transaction was rolled back: the job is still open, no image row

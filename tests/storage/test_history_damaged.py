@@ -14,8 +14,9 @@ import pytest
 from PIL import Image
 
 from imagestudio.storage.files import image_basename, write_new_file
-from imagestudio.storage.history import HistoryStore, NewImage
+from imagestudio.storage.history import HistoryStore
 from imagestudio.storage.metadata import png_bytes
+from imagestudio.storage.saved_image import SavedImage
 
 PROMPTS = ["кот в шляпе", "a red fox"]
 
@@ -33,7 +34,7 @@ def make_history(tmp_path: Path) -> tuple[Path, Path, list[str]]:
                 "steps": 2, "created_at": f"2026-01-0{seed}T10:00:00+00:00"}  # fmt: skip
         data = png_bytes(Image.new("RGB", (16, 8), "red"), meta)
         path = write_new_file(outputs, image_basename(prompt, seed), ".png", data)
-        images.append(NewImage(f"img{seed}", path, seed, 16, 8, prompt, None, "tiny-z-image", meta))
+        images.append(SavedImage(f"img{seed}", path, seed, 16, 8, meta))
     from imagestudio.jobs.model import JobState
 
     store.finish_job("job1", JobState.DONE, 2.0, images=images)

@@ -9,9 +9,10 @@ from types import SimpleNamespace
 from PIL import Image
 
 from imagestudio.jobs.model import JobState
-from imagestudio.storage.history import HistoryStore, NewImage
+from imagestudio.storage.history import HistoryStore
 from imagestudio.storage.inputs import InputLimits, read_input_image
 from imagestudio.storage.kept_inputs import INPUTS_DIR, input_shas, kept_input_path
+from imagestudio.storage.saved_image import SavedImage
 
 
 def png_bytes(colour: tuple[int, int, int]) -> bytes:
@@ -27,7 +28,7 @@ def record(store: HistoryStore, outputs: Path, job_id: str, inputs: list) -> str
     path = outputs / f"{job_id}.png"
     path.write_bytes(b"png")
     meta = {"prompt": "p", "input_images": [item.metadata() for item in inputs]}
-    image = NewImage(f"{job_id}-img", path, 1, 24, 16, "p", None, "m", meta)
+    image = SavedImage(f"{job_id}-img", path, 1, 24, 16, meta)
     store.finish_job(job_id, JobState.DONE, 2.0, images=[image])
     return image.id
 

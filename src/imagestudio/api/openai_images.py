@@ -46,7 +46,7 @@ from imagestudio.storage.formats import encode_image, encode_saved
 if TYPE_CHECKING:
     from PIL import Image
 
-    from imagestudio.jobs.model import JobInfo, ResultImage
+    from imagestudio.jobs.model import JobInfo, SavedImage
     from imagestudio.services import Services
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ async def edit_images(form: EditForm, request: Request) -> Any:
     return await _respond(request, await wait_for_result(services, job.id, request), reply)
 
 
-def _encoded(image: ResultImage, reply: Reply) -> str:
+def _encoded(image: SavedImage, reply: Reply) -> str:
     if image.path is None or not Path(image.path).is_file():
         raise ApiError(500, "a result image is missing on disk", type="server_error")
     data = encode_saved(Path(image.path), reply.output_format, compression=reply.options.output_compression)
@@ -150,7 +150,7 @@ def _encoded(image: ResultImage, reply: Reply) -> str:
 
 
 async def _respond(request: Request, info: JobInfo, reply: Reply) -> ImagesResponse:
-    def item(image: ResultImage) -> ImageData:
+    def item(image: SavedImage) -> ImageData:
         if reply.as_url:
             return ImageData(url=image_url(request, image.id), id=image.id, seed=image.seed)
         return ImageData(b64_json=_encoded(image, reply), id=image.id, seed=image.seed)

@@ -1,27 +1,28 @@
 """The head's job queue over any number of workers, with model affinity and crash recovery.
 
-It implements the same interface as the in-process queue (:class:`~imagestudio.jobs.backend.JobBackend`),
-so the API, the UI, SSE and OpenAI streaming work unchanged; only where a job runs differs. Workers
-come and go (:meth:`ClusterQueue.add_worker`, and a worker found dead while running a job); each live
-worker is served by one head-side thread that picks its next job with
+It implements the same interface as the in-process queue (:class:`~imagestudio.jobs.backend.JobBackend`)
+over the same bookkeeping (:class:`~imagestudio.jobs.book.JobBook`: limits, positions, events, cancel,
+history records), so the API, the UI, SSE and OpenAI streaming work unchanged; only where a job runs
+differs. Workers come and go (:meth:`ClusterQueue.add_worker`, and a worker found dead while running a
+job); each live worker is served by one head-side thread that picks its next job with
 :func:`~imagestudio.cluster.scheduling.pick_job`.
 
-Invariants, beyond the in-process queue's (one terminal event per accepted job, every job recorded):
+Invariants, beyond the book's (one terminal event per accepted job, every job recorded):
 
 * A job whose worker died goes back to the *front* of the queue and runs again on another worker; the
   head writes files and the history row only from a result it received, so the history shows it once.
   After ``max_attempts`` lost workers the job fails (it may be what kills them).
+* The head writes a result's files all or none: a full disk fails the job (507, naming the folder)
+  and leaves no file behind.
 * A job no live worker can hold (its model is on no worker's disk, or no worker is connected) fails
   after ``worker_wait_s`` with the reason, instead of waiting forever.
 * Lock order: the queue's lock, then the history store's. Worker calls (which may block on the
-  network) are never made with the lock held.
+  network) and file writes are never made with the lock held.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -30,87 +31,23 @@ from typing import TYPE_CHECKING, Any
 
 from imagestudio.cluster.scheduling import pick_job
 from imagestudio.cluster.work import JobFailed, StepReport, WorkerInfo, WorkerLost, WorkResult
-from imagestudio.errors import JobCancelled, QueueFull, ServiceStopping
-from imagestudio.jobs.events import (
-    STOPPED_BEFORE_RUN,
-    STOPPED_DURING_JOB,
-    queued_event,
-    snapshot_events,
-    started_event,
-    terminal_event,
-)
-from imagestudio.jobs.model import (
-    JobError,
-    JobEvent,
-    JobInfo,
-    JobProgress,
-    JobState,
-    ResultImage,
-    new_id,
-    request_kind,
-)
-from imagestudio.jobs.queue import DEFAULT_JOB_SECONDS, GENERIC_FAILURE, QueueStats, request_dump
+from imagestudio.errors import JobCancelled
+from imagestudio.jobs.book import Job, JobBook
+from imagestudio.jobs.failures import job_error
+from imagestudio.jobs.model import JobError, JobState
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from imagestudio.cluster.work import Worker
-    from imagestudio.jobs.backend import EventSink
-    from imagestudio.storage.history import HistoryStore
+    from imagestudio.jobs.limits import SubmitLimits
+    from imagestudio.jobs.recorder import JobRecorder
+    from imagestudio.studio import StudioResult
 
 log = logging.getLogger(__name__)
 
 #: How often the housekeeping thread looks for jobs nobody can run.
 HOUSEKEEPING_S = 0.5
-
-
-@dataclass(eq=False)
-class _Job:
-    """The queue's private, mutable record of a job; guarded by the queue's lock."""
-
-    id: str
-    request: Any
-    created_at: float
-    state: JobState = JobState.QUEUED
-    queued_clock: float = field(default_factory=time.monotonic)
-    started_at: float | None = None
-    finished_at: float | None = None
-    progress: JobProgress | None = None
-    error: JobError | None = None
-    images: tuple[ResultImage, ...] = ()
-    worker: str | None = None
-    attempts: int = 0
-    cancel_reason: str | None = None
-    finished: threading.Event = field(default_factory=threading.Event)
-    started_clock: float = 0.0
-    first_step: tuple[float, int] | None = None
-    kind: str = field(init=False)
-    model: str | None = field(init=False)
-    prompt: str | None = field(init=False)
-    request_dump: dict[str, Any] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.kind = request_kind(self.request)
-        self.model = getattr(self.request, "model", None)
-        self.prompt = getattr(self.request, "prompt", None)
-        self.request_dump = request_dump(self.request)
-
-    def info(self, position: int | None = None) -> JobInfo:
-        return JobInfo(
-            id=self.id,
-            kind=self.kind,
-            state=self.state,
-            model=self.model,
-            prompt=self.prompt,
-            request=self.request_dump,
-            created_at=self.created_at,
-            started_at=self.started_at,
-            finished_at=self.finished_at,
-            queue_position=position,
-            progress=self.progress,
-            error=self.error,
-            images=self.images,
-        )
 
 
 @dataclass(eq=False)
@@ -145,7 +82,7 @@ class WorkerStatus:
     memory_plan: str | None
 
 
-class ClusterQueue:
+class ClusterQueue(JobBook):
     """A bounded queue of jobs served by every live worker; thread-safe; started by :meth:`start`."""
 
     def __init__(
@@ -153,44 +90,32 @@ class ClusterQueue:
         *,
         outputs_dir: Path,
         max_queue: int,
-        history: HistoryStore | None = None,
+        recorder: JobRecorder | None = None,
         keep_finished: int = 500,
+        limits: SubmitLimits | None = None,
         worker_wait_s: float = 60.0,
         max_attempts: int = 3,
         on_worker_lost: Callable[[Worker], None] | None = None,
     ) -> None:
-        if max_queue < 1:
-            raise ValueError("max_queue must be at least 1")
+        super().__init__(max_queue=max_queue, recorder=recorder, keep_finished=keep_finished, limits=limits)
         self._outputs_dir = outputs_dir
-        self._max_queue = max_queue
-        self._history = history
-        self._keep_finished = keep_finished
         self._worker_wait_s = worker_wait_s
         self._max_attempts = max_attempts
         self._on_worker_lost = on_worker_lost
-        self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
-        self._pending: collections.deque[_Job] = collections.deque()
-        self._running: dict[str, _Job] = {}
-        self._jobs: dict[str, _Job] = {}
-        self._finished_order: collections.deque[str] = collections.deque()
-        self._sinks: dict[str | None, list[EventSink]] = {}
-        self._durations: collections.deque[float] = collections.deque(maxlen=20)
         self._seats: dict[str, _Seat] = {}
         self._housekeeper: threading.Thread | None = None
-        self._started = False
-        self._stopping = False
+        self._started_serving = False
 
     # ----------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
         """Start the housekeeping thread and the threads of workers added before (once)."""
         with self._lock:
-            if self._started:
+            if self._started_serving:
                 return
             if self._stopping:
                 raise RuntimeError("a stopped queue cannot be restarted")
-            self._started = True
+            self._started_serving = True
             self._housekeeper = threading.Thread(
                 target=self._housekeep, name="imagestudio-cluster-housekeeping", daemon=True
             )
@@ -201,17 +126,11 @@ class ClusterQueue:
     def stop(self, timeout: float | None = 30.0) -> None:
         """Refuse new jobs, cancel the waiting ones and the running ones, and wait for the threads."""
         with self._lock:
-            first = not self._stopping
-            self._stopping = True
-            running: list[tuple[Worker, str]] = []
-            if first:
-                while self._pending:
-                    self._cancel_queued(self._pending.popleft(), STOPPED_BEFORE_RUN)
-                for job in self._running.values():
-                    job.cancel_reason = STOPPED_DURING_JOB
-                    seat = self._seats.get(job.worker or "")
-                    if seat is not None:
-                        running.append((seat.worker, job.id))
+            running = []
+            for job in self._stop_jobs():
+                seat = self._seat_of(job)
+                if seat is not None:
+                    running.append((seat.worker, job.id))
             self._wake.notify_all()
             threads = [seat.thread for seat in self._seats.values() if seat.thread is not None]
             seats = list(self._seats.values())
@@ -227,11 +146,24 @@ class ClusterQueue:
         for seat in seats:
             self._safely(seat.worker.close)
 
-    @property
-    def worker_alive(self) -> bool:
-        """True while at least one worker is connected (a job submitted now can start)."""
+    def _alive_locked(self) -> bool:
+        """At least one worker is connected (a job submitted now can start)."""
+        return bool(self._seats) and not self._stopping
+
+    def _parallelism_locked(self) -> int:
+        # Several workers free places in parallel.
+        return len(self._seats)
+
+    def _stop_running(self, job: Job) -> None:
         with self._lock:
-            return bool(self._seats) and not self._stopping
+            seat = self._seat_of(job)
+        if seat is not None:
+            self._safely(seat.worker.cancel, job.id)
+
+    def _heard_from_locked(self, job: Job) -> None:
+        seat = self._seat_of(job)
+        if seat is not None:
+            seat.last_answer_at = time.time()
 
     # ----------------------------------------------------------------- workers
 
@@ -247,7 +179,7 @@ class ClusterQueue:
             seat = _Seat(worker, info, last_answer_at=time.time())
             self._seats[info.name] = seat
             log.info("worker %s joined (%s on %s)", info.name, info.gpu or info.device, info.host)
-            if self._started:
+            if self._started_serving:
                 self._start_seat(seat)
             self._wake.notify_all()
 
@@ -282,155 +214,41 @@ class ClusterQueue:
         )
         seat.thread.start()
 
-    # ----------------------------------------------------------------- public API
-
-    def submit(self, request: Any) -> JobInfo:
-        """Queue ``request`` (already validated); QueueFull past ``max_queue`` waiting jobs."""
-        with self._lock:
-            if self._stopping:
-                raise ServiceStopping(
-                    "the server is shutting down and takes no new jobs", code="server_stopping"
-                )
-            if len(self._pending) >= self._max_queue:
-                raise QueueFull(
-                    f"the queue is full ({self._max_queue} jobs waiting); retry later",
-                    retry_after_s=self._retry_after_locked(),
-                    waiting=self._max_queue,
-                )
-            job = _Job(id=new_id(), request=request, created_at=time.time())
-            if self._history is not None:
-                self._history.record_job(
-                    job.id,
-                    kind=job.kind,
-                    model=job.model,
-                    prompt=job.prompt,
-                    request=job.request_dump,
-                    seed=getattr(request, "seed", None),
-                    created_at=job.created_at,
-                )
-            self._jobs[job.id] = job
-            self._pending.append(job)
-            position = len(self._pending)
-            self._emit(queued_event(job.id, position))
-            self._wake.notify_all()
-            return job.info(position)
-
-    def cancel(self, job_id: str) -> JobInfo | None:
-        """Drop a waiting job at once; ask a running one's worker to stop after the current step."""
-        target: Worker | None = None
-        with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None:
-                return None
-            if job.state is JobState.QUEUED:
-                self._pending.remove(job)
-                self._cancel_queued(job, "cancelled")
-                self._emit_positions()
-            elif job.state is JobState.RUNNING and job.cancel_reason is None:
-                job.cancel_reason = "cancelled"
-                seat = self._seats.get(job.worker or "")
-                target = seat.worker if seat is not None else None
-            info = job.info(self._position(job))
-        if target is not None:
-            self._safely(target.cancel, job_id)
-        return info
-
-    def get(self, job_id: str) -> JobInfo | None:
-        with self._lock:
-            job = self._jobs.get(job_id)
-            return None if job is None else job.info(self._position(job))
-
-    def jobs(self) -> list[JobInfo]:
-        with self._lock:
-            infos = [job.info() for job in self._running.values()]
-            infos += [job.info(index) for index, job in enumerate(self._pending, start=1)]
-            infos += [self._jobs[job_id].info() for job_id in reversed(self._finished_order)]
-            return infos
-
-    def wait(self, job_id: str, timeout: float | None = None) -> JobInfo:
-        with self._lock:
-            job = self._jobs.get(job_id)
-        if job is None:
-            raise KeyError(job_id)
-        job.finished.wait(timeout)
-        with self._lock:
-            return job.info(self._position(job))
-
-    def subscribe(self, job_id: str | None, sink: EventSink) -> Callable[[], None]:
-        """Same contract as the in-process queue: catch-up events atomically with registering."""
-        with self._lock:
-            if job_id is not None:
-                job = self._jobs.get(job_id)
-                if job is None:
-                    raise KeyError(job_id)
-                for event in snapshot_events(job.info(self._position(job))):
-                    sink(event)
-                if job.state.finished:
-                    return lambda: None
-            self._sinks.setdefault(job_id, []).append(sink)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                sinks = self._sinks.get(job_id, [])
-                if sink in sinks:
-                    sinks.remove(sink)
-                if not sinks:
-                    self._sinks.pop(job_id, None)
-
-        return unsubscribe
-
-    def stats(self) -> QueueStats:
-        with self._lock:
-            running = next(iter(self._running), None)
-            alive = bool(self._seats) and not self._stopping
-            return QueueStats(running, len(self._pending), self._max_queue, alive)
-
-    def retry_after_s(self) -> int:
-        with self._lock:
-            return self._retry_after_locked()
+    def _seat_of(self, job: Job) -> _Seat | None:
+        """(lock held) The live worker running ``job``, if any."""
+        return next((seat for seat in self._seats.values() if seat.job == job.id), None)
 
     # ----------------------------------------------------------------- serving one worker
 
     def _serve(self, seat: _Seat) -> None:
-        name = seat.info.name
         while True:
             with self._lock:
                 job = self._next_job(seat)
                 if job is None:
                     return
-                first_run = job.attempts == 0
-                job.attempts += 1
-                job.state, job.worker = JobState.RUNNING, name
-                job.progress, job.first_step = None, None
-                job.started_clock = time.perf_counter()
-                if job.started_at is None:
-                    job.started_at = time.time()
                 seat.model, seat.job = job.model, job.id
-                self._running[job.id] = job
+                first = self._begin(job)
                 # This worker is busy now: a job left to it as the idle holder of its model is fair
                 # game for the others again.
                 self._wake.notify_all()
-                self._emit_positions()
-                self._emit(started_event(job.info()))
                 request = job.request
-            if first_run:
-                self._record_start(job)
+            assert request is not None  # dropped only when the job is retired
+            self._started(job, first)
             try:
-                result = seat.worker.run(job.id, request, self._step_reporter(job))
+                work = seat.worker.run(job.id, request, self._step_reporter(job, _sent_preview))
             except WorkerLost as exc:
                 self._lose(seat, job, exc)
                 return
             except JobCancelled:
-                self._finish(seat, job, JobState.CANCELLED, None)
+                self._served(seat, job, JobState.CANCELLED)
             except JobFailed as exc:
-                self._finish(seat, job, JobState.FAILED, None, exc.error)
-            except Exception:
-                log.exception("job %s failed on worker %s with an unexpected error", job.id, name)
-                self._finish(seat, job, JobState.FAILED, None, JobError(GENERIC_FAILURE))
+                self._served(seat, job, JobState.FAILED, exc.error)
+            except Exception as exc:  # noqa: BLE001 - a transport bug: logged, the job fails, serving goes on
+                self._served(seat, job, JobState.FAILED, job_error(job.id, exc))
             else:
-                self._finish(seat, job, JobState.DONE, result)
+                self._served(seat, job, JobState.DONE, work=work)
 
-    def _next_job(self, seat: _Seat) -> _Job | None:
+    def _next_job(self, seat: _Seat) -> Job | None:
         """Wait (lock held) for the job this worker should run next; None when it must stop serving."""
         name = seat.info.name
         while True:
@@ -450,40 +268,56 @@ class ClusterQueue:
                 return job
             self._wake.wait()
 
-    def _step_reporter(self, job: _Job) -> Callable[[StepReport], None]:
-        def on_step(step: StepReport) -> None:
-            now = time.perf_counter()
-            index = (step.image - 1) * step.steps + step.step
-            total = step.images * step.steps
-            eta = None
-            if job.first_step is None:
-                job.first_step = (now, index)
-            elif index > job.first_step[1]:
-                per_step = (now - job.first_step[0]) / (index - job.first_step[1])
-                eta = per_step * (total - index)
-            progress = JobProgress(
-                step.image, step.images, step.step, step.steps, now - job.started_clock, eta
-            )
-            with self._lock:
-                if job.state is not JobState.RUNNING:
-                    return
-                job.progress = progress
-                seat = self._seats.get(job.worker or "")
-                if seat is not None:
-                    seat.last_answer_at = time.time()
-                self._emit(JobEvent(job.id, "step", progress.as_dict(), preview=step.preview))
+    def _served(
+        self,
+        seat: _Seat,
+        job: Job,
+        state: JobState,
+        error: JobError | None = None,
+        work: WorkResult | None = None,
+    ) -> None:
+        """The worker answered for ``job``: free its seat, write the result's files, end the job."""
+        result = None
+        if work is not None:
+            try:
+                result = self._save(work)
+            except Exception as exc:  # noqa: BLE001 - a full disk (507) or a bug: the job fails, not the seat
+                state, error = JobState.FAILED, job_error(job.id, exc)
+        with self._lock:
+            # Before the terminal event: whoever hears it sees the worker free again.
+            seat.job = None
+            seat.last_answer_at = time.time()
+            if work is not None:
+                seat.jobs_done += 1
+                seat.last_extra = work.extra
+                seat.model = work.model
+        self._finish(job, state, error, result)
 
-        return on_step
+    def _save(self, work: WorkResult) -> StudioResult:
+        """Write the worker's PNGs into the outputs folder, all or none; the head's disk only."""
+        from imagestudio.storage.files import write_new_files
+        from imagestudio.storage.saved_image import SavedImage, new_image_id
+        from imagestudio.studio import StudioResult
 
-    def _lose(self, seat: _Seat, job: _Job, exc: BaseException) -> None:
+        paths = write_new_files(
+            self._outputs_dir, [(output.basename, ".png", output.png) for output in work.images]
+        )
+        images = [
+            SavedImage(new_image_id(), path, output.seed, output.width, output.height, output.metadata)
+            for output, path in zip(work.images, paths, strict=True)
+        ]
+        return StudioResult(work.model, images, work.elapsed_s, work.extra)
+
+    def _lose(self, seat: _Seat, job: Job, exc: BaseException) -> None:
         """The worker died mid-job: drop it, and put the job back at the front (or end it)."""
         log.warning("worker %s was lost during job %s: %s", seat.info.name, job.id, exc)
+        error = None
         with self._lock:
             if self._seats.get(seat.info.name) is seat:
                 del self._seats[seat.info.name]
             self._running.pop(job.id, None)
             if job.cancel_reason is not None:
-                requeue, state, error = False, JobState.CANCELLED, None
+                requeue, state = False, JobState.CANCELLED
             elif job.attempts >= self._max_attempts:
                 requeue, state = False, JobState.FAILED
                 error = JobError(
@@ -493,9 +327,9 @@ class ClusterQueue:
                     details={"attempts": str(job.attempts)},
                 )
             else:
-                requeue, state, error = True, JobState.QUEUED, None
+                requeue, state = True, JobState.QUEUED
             if requeue:
-                job.state, job.worker, job.progress = JobState.QUEUED, None, None
+                job.state, job.progress = JobState.QUEUED, None
                 job.queued_clock = time.monotonic()
                 self._pending.appendleft(job)
                 self._emit_positions()
@@ -504,95 +338,7 @@ class ClusterQueue:
             self._safely(self._on_worker_lost, seat.worker)
         self._safely(seat.worker.close)
         if not requeue:
-            self._finish(None, job, state, None, error)
-
-    def _finish(
-        self,
-        seat: _Seat | None,
-        job: _Job,
-        state: JobState,
-        result: WorkResult | None,
-        error: JobError | None = None,
-    ) -> None:
-        finished_at = time.time()
-        if state is JobState.CANCELLED:
-            error = JobError(job.cancel_reason or "cancelled", "cancelled", 409)
-        images: tuple[ResultImage, ...] = ()
-        if result is not None:
-            try:
-                images = self._save(job, result, finished_at)
-            except Exception:
-                log.exception("could not save or record the images of job %s", job.id)
-                state, error, images = JobState.FAILED, JobError(GENERIC_FAILURE), ()
-        elif self._history is not None:
-            timings = self._timings(job, finished_at, None)
-            self._record(
-                lambda history: history.finish_job(job.id, state, finished_at, error=error, timings=timings)
-            )
-        with self._lock:
-            job.state, job.error, job.images, job.finished_at = state, error, images, finished_at
-            self._running.pop(job.id, None)
-            if seat is not None:
-                seat.job = None
-                seat.last_answer_at = finished_at
-                if result is not None:
-                    seat.jobs_done += 1
-                    seat.last_extra = result.extra
-                    seat.model = result.model
-            if state is JobState.DONE and job.started_at is not None:
-                self._durations.append(finished_at - job.started_at)
-            self._emit(terminal_event(job.info()))
-            self._retire(job)
-            self._wake.notify_all()
-
-    def _save(self, job: _Job, result: WorkResult, finished_at: float) -> tuple[ResultImage, ...]:
-        """Write the worker's PNGs into the outputs folder and the job's history row; the head's disk only."""
-        from imagestudio.storage.files import write_new_file
-
-        images, records = [], []
-        for output in result.images:
-            path = write_new_file(self._outputs_dir, output.basename, ".png", output.png)
-            image = ResultImage(new_id(), output.seed, output.width, output.height, str(path))
-            images.append(image)
-            records.append((image, path, output))
-        if self._history is not None:
-            from imagestudio.storage.history import NewImage
-
-            self._history.finish_job(
-                job.id,
-                JobState.DONE,
-                finished_at,
-                timings=self._timings(job, finished_at, result),
-                extra=result.extra,
-                images=[
-                    NewImage(
-                        id=image.id,
-                        path=path,
-                        seed=image.seed,
-                        width=image.width,
-                        height=image.height,
-                        prompt=output.metadata.get("prompt") or job.prompt or "",
-                        negative_prompt=output.metadata.get("negative_prompt"),
-                        model=result.model,
-                        metadata=output.metadata,
-                    )
-                    for image, path, output in records
-                ],
-            )
-        return tuple(images)
-
-    @staticmethod
-    def _timings(job: _Job, finished_at: float, result: WorkResult | None) -> dict[str, float]:
-        started = job.started_at or finished_at
-        timings = {
-            "queued_s": round(started - job.created_at, 3),
-            "run_s": round(finished_at - started, 3),
-        }
-        if result is not None:
-            timings["elapsed_s"] = round(result.elapsed_s, 3)
-        if job.attempts > 1:
-            timings["attempts"] = job.attempts
-        return timings
+            self._finish(job, state, error)
 
     # ----------------------------------------------------------------- housekeeping
 
@@ -614,13 +360,12 @@ class ClusterQueue:
                 ]
                 for job in stuck:
                     self._pending.remove(job)
-                    self._fail_queued(job, self._no_worker_error(job))
+                    self._end_queued(job, JobState.FAILED, self._no_worker_error(job))
                 if stuck:
                     self._emit_positions()
 
-    # ----------------------------------------------------------------- helpers (lock held)
-
-    def _no_worker_error(self, job: _Job) -> JobError:
+    def _no_worker_error(self, job: Job) -> JobError:
+        """(lock held) Why nobody can run ``job``."""
         if self._seats:
             message = (
                 f"no worker can run {job.model}: none of the {len(self._seats)} connected workers has "
@@ -636,71 +381,14 @@ class ClusterQueue:
         seconds = f"{self._worker_wait_s:g}"
         return JobError(message, "service_unavailable", 503, code="no_worker", details={"seconds": seconds})
 
-    def _fail_queued(self, job: _Job, error: JobError) -> None:
-        job.state, job.finished_at = JobState.FAILED, time.time()
-        job.error = error
-        self._record_end(job)
-        self._emit(terminal_event(job.info()))
-        self._retire(job)
-
-    def _cancel_queued(self, job: _Job, reason: str) -> None:
-        job.state, job.finished_at = JobState.CANCELLED, time.time()
-        job.error = JobError(reason, "cancelled", 409)
-        self._record_end(job)
-        self._emit(terminal_event(job.info()))
-        self._retire(job)
-
-    def _retire(self, job: _Job) -> None:
-        job.request = None
-        job.finished.set()
-        self._sinks.pop(job.id, None)
-        self._finished_order.append(job.id)
-        while len(self._finished_order) > self._keep_finished:
-            self._jobs.pop(self._finished_order.popleft(), None)
-
-    def _position(self, job: _Job) -> int | None:
-        if job.state is not JobState.QUEUED:
-            return None
-        return self._pending.index(job) + 1
-
-    def _emit_positions(self) -> None:
-        for position, waiting in enumerate(self._pending, start=1):
-            self._emit(queued_event(waiting.id, position))
-
-    def _emit(self, event: JobEvent) -> None:
-        for key in (event.job_id, None):
-            for sink in list(self._sinks.get(key, ())):
-                try:
-                    sink(event)
-                except Exception:
-                    log.debug("dropping a subscriber of %s", key, exc_info=True)
-                    self._sinks[key].remove(sink)
-
-    def _retry_after_locked(self) -> int:
-        per_job = sum(self._durations) / len(self._durations) if self._durations else DEFAULT_JOB_SECONDS
-        # Several workers free places in parallel.
-        return max(1, min(3600, math.ceil(per_job / max(1, len(self._seats)))))
-
-    def _record_start(self, job: _Job) -> None:
-        started_at = job.started_at or time.time()
-        self._record(lambda history: history.mark_running(job.id, started_at))
-
-    def _record_end(self, job: _Job) -> None:
-        finished_at = job.finished_at or time.time()
-        self._record(lambda history: history.finish_job(job.id, job.state, finished_at, error=job.error))
-
-    def _record(self, update: Callable[[HistoryStore], None]) -> None:
-        """Apply one history update, logging (not raising) a failure: the queue must go on."""
-        if self._history is None:
-            return
-        try:
-            update(self._history)
-        except Exception:
-            log.exception("could not update the history")
-
     @staticmethod
     def _safely(call: Callable[..., Any], *args: Any) -> None:
         try:
             call(*args)
         except Exception:
             log.warning("a worker call failed", exc_info=True)
+
+
+def _sent_preview(step: StepReport) -> object:
+    """A worker makes its previews itself (from latents that never leave it) and sends them with the step."""
+    return step.preview

@@ -27,8 +27,9 @@ from imagestudio.errors import JobCancelled
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
+    from imagestudio.jobs.model import JobRequest
     from imagestudio.jobs.queue import PreviewMaker
-    from imagestudio.storage.history import HistoryStore
+    from imagestudio.jobs.recorder import JobRecorder
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class RayWorker:
     def info(self) -> WorkerInfo:
         return self._info
 
-    def run(self, job_id: str, request: Any, on_step: StepSink) -> WorkResult:
+    def run(self, job_id: str, request: JobRequest, on_step: StepSink) -> WorkResult:
         stream = self.actor.run.options(num_returns="streaming").remote(job_id, request)
         with self._lock:
             self._streams[job_id] = stream
@@ -202,16 +203,19 @@ class RayClusterQueue(ClusterQueue):
         self,
         settings: Settings,
         *,
-        history: HistoryStore | None,
+        recorder: JobRecorder | None,
         preview: PreviewMaker | None = None,
         start_runtime: bool = True,
     ) -> None:
+        from imagestudio.jobs.limits import SubmitLimits
+
         cluster = settings.cluster
         super().__init__(
             outputs_dir=settings.outputs_dir,
             max_queue=settings.server.max_queue,
-            history=history,
+            recorder=recorder,
             keep_finished=settings.server.keep_finished_jobs,
+            limits=SubmitLimits.from_settings(settings),
             worker_wait_s=cluster.worker_wait_s,
             max_attempts=cluster.max_attempts,
             on_worker_lost=self._forget,

@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from imagestudio.cluster.boxes import WORKER_CONFIG_ENV
 from imagestudio.cluster.work import OutputImage, StepReport, WorkerInfo, WorkResult
-from imagestudio.errors import ImageStudioError, JobCancelled, UserError
-from imagestudio.jobs.model import JobError
-from imagestudio.jobs.queue import GENERIC_FAILURE
+from imagestudio.errors import JobCancelled
+from imagestudio.jobs.failures import job_error
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
     from imagestudio.engine.runners import StepProgress
+    from imagestudio.jobs.model import JobRequest
     from imagestudio.jobs.queue import PreviewMaker
     from imagestudio.studio import Studio, StudioResult
 
@@ -102,7 +102,7 @@ class StudioWorker:
     def pid(self) -> int:
         return os.getpid()
 
-    def run(self, job_id: str, request: Any) -> Iterator[tuple[str, Any]]:
+    def run(self, job_id: str, request: JobRequest) -> Iterator[tuple[str, Any]]:
         """Run one job; yields ``("step", StepReport)`` items, then one of done/failed/cancelled."""
         import ray
 
@@ -117,7 +117,7 @@ class StudioWorker:
                 except JobCancelled:
                     outcome.append((CANCELLED, None))
                 except BaseException as exc:  # noqa: BLE001 - a failed job, never a dead actor
-                    outcome.append((FAILED, _job_error(job_id, exc)))
+                    outcome.append((FAILED, job_error(job_id, exc)))
                 finally:
                     steps.put(None)
 
@@ -152,9 +152,9 @@ class StudioWorker:
                     self.last_job = {"id": job_id, "outcome": done, "steps": ran}
 
     def _execute(
-        self, request: Any, steps: queue.Queue[StepReport | None], cancel: threading.Event
+        self, request: JobRequest, steps: queue.Queue[StepReport | None], cancel: threading.Event
     ) -> WorkResult:
-        from imagestudio.requests import EditRequest
+        from imagestudio.jobs.dispatch import StudioDispatcher
 
         studio = self.studio
         before = studio.manager.resident
@@ -163,11 +163,7 @@ class StudioWorker:
             steps.put(StepReport(step.image, step.images, step.step, step.steps, self._preview(step)))
 
         with tempfile.TemporaryDirectory(prefix="imagestudio-worker-") as scratch:
-            out_dir = Path(scratch)
-            if isinstance(request, EditRequest):
-                result = studio.edit(request, out_dir=out_dir, on_step=on_step, cancel=cancel)
-            else:
-                result = studio.generate(request, out_dir=out_dir, on_step=on_step, cancel=cancel)
+            result = StudioDispatcher(studio, out_dir=Path(scratch))(request, on_step, cancel)
             after = studio.manager.resident
             if after is not None and (before is None or before is not after):
                 self.loads += 1
@@ -193,24 +189,6 @@ def _work_result(result: StudioResult) -> WorkResult:
         png, meta = saved.path.read_bytes(), saved.metadata
         images.append(OutputImage(png, saved.path.stem, saved.seed, saved.width, saved.height, meta))
     return WorkResult(result.model, tuple(images), result.elapsed_s, result.extra)
-
-
-def _job_error(job_id: str, exc: BaseException) -> JobError:
-    """The same vocabulary as the in-process queue's failures."""
-    if isinstance(exc, UserError):
-        return JobError(exc.message, exc.error_type, exc.http_status, exc.param, exc.code, exc.details)
-    if isinstance(exc, ImageStudioError):
-        log.warning("job %s failed: %s", job_id, exc)
-        return JobError(str(exc), code=exc.code, details=exc.details)
-    if type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower():
-        log.warning("job %s ran out of memory: %s", job_id, exc)
-        message = (
-            "out of memory on the device; try a smaller size, fewer images, or an offload setting "
-            "(device.enable_cpu_offload)"
-        )
-        return JobError(message, "out_of_memory", 503, code="out_of_memory")
-    log.error("job %s failed with an unexpected error", job_id, exc_info=exc)
-    return JobError(GENERIC_FAILURE)
 
 
 def _worker_settings(head: dict[str, Any]) -> Settings:

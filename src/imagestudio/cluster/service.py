@@ -12,11 +12,11 @@ if TYPE_CHECKING:
     from imagestudio.cluster.ray_pool import RayClusterQueue
     from imagestudio.config import Settings
     from imagestudio.jobs.queue import PreviewMaker
-    from imagestudio.storage.history import HistoryStore
+    from imagestudio.jobs.recorder import JobRecorder
 
 
 def build_cluster_queue(
-    settings: Settings, history: HistoryStore | None, preview: PreviewMaker | None = None
+    settings: Settings, recorder: JobRecorder | None, preview: PreviewMaker | None = None
 ) -> RayClusterQueue:
     """The Ray-backed queue for ``cluster.backend: ray``; starts nothing until its ``start()``.
 
@@ -31,4 +31,4 @@ def build_cluster_queue(
             'cluster.backend is "ray" but Ray is not installed here: pip install "imagestudio[cluster]" '
             f"({exc})"
         ) from exc
-    return RayClusterQueue(settings, history=history, preview=preview)
+    return RayClusterQueue(settings, recorder=recorder, preview=preview)

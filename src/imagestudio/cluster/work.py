@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from imagestudio.jobs.model import JobError
+
+if TYPE_CHECKING:
+    from imagestudio.jobs.model import JobRequest
 
 
 class WorkerLost(Exception):
@@ -80,7 +83,7 @@ class Worker(Protocol):
     @property
     def info(self) -> WorkerInfo: ...
 
-    def run(self, job_id: str, request: Any, on_step: StepSink) -> WorkResult:
+    def run(self, job_id: str, request: JobRequest, on_step: StepSink) -> WorkResult:
         """Run the job to the end (blocking) and return its images.
 
         Raises JobCancelled after :meth:`cancel`, JobFailed for a failed job, WorkerLost when the

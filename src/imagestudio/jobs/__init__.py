@@ -1,11 +1,13 @@
-"""Jobs: typed requests queued for one worker thread, with states, progress events and cancellation.
+"""Jobs: typed requests queued for workers, with states, progress events, cancellation and records.
 
-``JobQueue`` (queue.py) is the service; ``StudioRunner`` (runner.py) runs requests on a Studio;
-model.py and events.py are the plain data every consumer sees; aio.py bridges to asyncio.
+book.py is the bookkeeping every queue shares; ``JobQueue`` (queue.py) runs it on one worker thread in
+this process; ``StudioDispatcher`` (dispatch.py) hands requests to a Studio; recorder.py is what the
+history hears; model.py and events.py are the plain data every consumer sees; aio.py bridges to asyncio.
 """
 
-from imagestudio.jobs.model import JobError, JobEvent, JobInfo, JobProgress, JobState, ResultImage
-from imagestudio.jobs.queue import JobQueue, QueueStats
+from imagestudio.jobs.book import QueueStats
+from imagestudio.jobs.model import JobError, JobEvent, JobInfo, JobProgress, JobState, SavedImage
+from imagestudio.jobs.queue import JobQueue
 
 __all__ = [
     "JobError",
@@ -15,5 +17,5 @@ __all__ = [
     "JobQueue",
     "JobState",
     "QueueStats",
-    "ResultImage",
+    "SavedImage",
 ]

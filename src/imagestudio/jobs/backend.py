@@ -2,8 +2,8 @@
 
 Two implementations: :class:`~imagestudio.jobs.queue.JobQueue` (one worker thread in this process,
 the single-PC default) and ``imagestudio.cluster.queue.ClusterQueue`` (workers elsewhere, chosen with
-``cluster.backend: ray``). Callers type against this protocol so either can sit behind
-``app.state.services.queue``.
+``cluster.backend: ray``), both over the same bookkeeping (:class:`~imagestudio.jobs.book.JobBook`).
+Callers type against this protocol so either can sit behind ``app.state.services.queue``.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from imagestudio.jobs.model import JobEvent, JobInfo
-    from imagestudio.jobs.queue import QueueStats
+    from imagestudio.jobs.book import QueueStats
+    from imagestudio.jobs.model import JobEvent, JobInfo, JobRequest
 
 #: Receives events; called with the queue's lock held, so it must only hand the event over.
 EventSink = Callable[["JobEvent"], None]
@@ -32,8 +32,12 @@ class JobBackend(Protocol):
     def worker_alive(self) -> bool:
         """Whether a job submitted now can run (a worker thread, or at least one live worker)."""
 
-    def submit(self, request: Any) -> JobInfo:
-        """Queue a validated request; raises QueueFull (429) or ServiceStopping (503)."""
+    def submit(self, request: JobRequest, client: str | None = None) -> JobInfo:
+        """Queue a validated request for ``client`` (default: the HTTP client being served).
+
+        Raises InvalidRequest over the request limits, QueueFull (429) when the queue or the client's
+        share is full, ServiceStopping (503) once stopping.
+        """
 
     def cancel(self, job_id: str) -> JobInfo | None:
         """Drop a waiting job, or stop a running one within a step; None for an unknown id."""

@@ -9,12 +9,14 @@ the queue's size.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from imagestudio.errors import InvalidRequest
+from imagestudio.requests import EnhanceRequest
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
+    from imagestudio.jobs.model import JobRequest
 
 
 @dataclass(frozen=True)
@@ -28,12 +30,12 @@ class SubmitLimits:
         server = settings.server
         return cls(server.max_prompt_chars, server.max_images_per_request, server.max_queued_per_client)
 
-    def check_request(self, request: Any) -> None:
+    def check_request(self, request: JobRequest) -> None:
         """Refuse a request over the prompt or image-count limits, naming the field and the limit."""
         if self.max_prompt_chars is not None:
-            for field in ("prompt", "negative_prompt"):
-                text = getattr(request, field, None)
-                if isinstance(text, str) and len(text) > self.max_prompt_chars:
+            negative = None if isinstance(request, EnhanceRequest) else request.negative_prompt
+            for field, text in (("prompt", request.prompt), ("negative_prompt", negative)):
+                if text is not None and len(text) > self.max_prompt_chars:
                     raise InvalidRequest(
                         f"{field} is {len(text)} characters; at most {self.max_prompt_chars} are allowed "
                         "(server.max_prompt_chars)",
@@ -41,8 +43,8 @@ class SubmitLimits:
                         code="field_too_long",
                         details={"field": field, "limit": self.max_prompt_chars},
                     )
-        count = getattr(request, "count", None)
-        if self.max_images is not None and isinstance(count, int) and count > self.max_images:
+        count = request.count
+        if self.max_images is not None and count > self.max_images:
             raise InvalidRequest(
                 f"n = {count}: at most {self.max_images} images per request (server.max_images_per_request)",
                 param="n",

@@ -1,7 +1,8 @@
 """What a job is, as every consumer sees it: states, events, and a read-only snapshot.
 
 These are plain data types with no behaviour that touches threads, models or files, so the history
-store, the HTTP API and the UI can all speak them without importing the queue.
+store, the HTTP API and the UI can all speak them without importing the queue. A job's images are
+:class:`~imagestudio.storage.saved_image.SavedImage` (re-exported here for the job's consumers).
 """
 
 from __future__ import annotations
@@ -9,7 +10,27 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, TypeAlias
+
+from imagestudio.requests import EditRequest, EnhanceRequest, GenerateRequest
+from imagestudio.storage.saved_image import SavedImage
+
+__all__ = [
+    "EVENT_TYPES",
+    "TERMINAL_EVENTS",
+    "JobError",
+    "JobEvent",
+    "JobInfo",
+    "JobProgress",
+    "JobRequest",
+    "JobState",
+    "SavedImage",
+    "new_id",
+    "request_kind",
+]
+
+#: Every request a job can run: the queue, its handler and its recorder are typed over this union.
+JobRequest: TypeAlias = GenerateRequest | EditRequest | EnhanceRequest
 
 
 class JobState(str, Enum):
@@ -35,7 +56,7 @@ def new_id() -> str:
     return secrets.token_urlsafe(12)
 
 
-def request_kind(request: object) -> str:
+def request_kind(request: JobRequest) -> str:
     """``GenerateRequest`` → ``generate``, ``EditRequest`` → ``edit``: the job kind from its request type."""
     return type(request).__name__.removesuffix("Request").lower()
 
@@ -82,20 +103,6 @@ class JobProgress:
 
 
 @dataclass(frozen=True)
-class ResultImage:
-    """One image a job produced. ``path`` is server-side only and never sent to a client."""
-
-    id: str
-    seed: int
-    width: int
-    height: int
-    path: str | None = None
-
-    def public(self) -> dict[str, Any]:
-        return {"id": self.id, "seed": self.seed, "width": self.width, "height": self.height}
-
-
-@dataclass(frozen=True)
 class JobEvent:
     """One thing that happened to a job; ``data`` is JSON-ready.
 
@@ -132,4 +139,4 @@ class JobInfo:
     queue_position: int | None = None
     progress: JobProgress | None = None
     error: JobError | None = None
-    images: tuple[ResultImage, ...] = ()
+    images: tuple[SavedImage, ...] = ()

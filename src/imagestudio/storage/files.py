@@ -14,6 +14,7 @@ import re
 import secrets
 import tempfile
 import time
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -82,6 +83,32 @@ def write_new_file(directory: Path, basename: str, suffix: str, data: bytes) -> 
         raise FileExistsError(f"no free file name for {basename}{suffix} in {directory}")
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_new_files(directory: Path, files: Sequence[tuple[str, str, bytes]]) -> list[Path]:
+    """Write each ``(basename, suffix, data)`` with :func:`write_new_file`: all of them or none.
+
+    A job's images are one result: when a later file fails (a disk that fills up at image 3 of 4), the
+    ones already written are removed before the error is raised, so no file is left that the failed
+    job's history would not list.
+    """
+    written: list[Path] = []
+    try:
+        for basename, suffix, data in files:
+            written.append(write_new_file(directory, basename, suffix, data))
+    except BaseException:
+        discard_files(written)
+        raise
+    return written
+
+
+def discard_files(paths: Iterable[Path]) -> None:
+    """Remove files a failed job wrote (missing ones are fine); a file that cannot go is logged."""
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("could not remove %s of a failed job: %s", path, exc)
 
 
 def _new_temp(directory: Path) -> tuple[int, str]:

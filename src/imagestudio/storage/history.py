@@ -33,8 +33,9 @@ from typing import Any
 
 from imagestudio.errors import ConfigError
 from imagestudio.jobs.events import STOPPED_DURING_JOB
-from imagestudio.jobs.model import JobError, JobInfo, JobState, ResultImage, new_id
+from imagestudio.jobs.model import JobError, JobInfo, JobRequest, JobState
 from imagestudio.storage.files import resolve_inside
+from imagestudio.storage.saved_image import SavedImage, new_image_id
 from imagestudio.storage.search import TOKENIZER, match_query
 
 log = logging.getLogger(__name__)
@@ -104,21 +105,6 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 @dataclass(frozen=True)
-class NewImage:
-    """An image file a job has just written, to be recorded with it."""
-
-    id: str
-    path: Path
-    seed: int
-    width: int
-    height: int
-    prompt: str
-    negative_prompt: str | None
-    model: str | None
-    metadata: dict[str, Any]
-
-
-@dataclass(frozen=True)
 class ImageRecord:
     id: str
     job_id: str | None
@@ -149,6 +135,11 @@ def like_contains(text: str) -> str:
     """A LIKE pattern matching ``text`` anywhere, with ``%``, ``_`` and the escape taken literally."""
     escaped = fold(text).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+def _text(value: Any) -> str | None:
+    """A metadata value that should be text, or None when it is missing or not text."""
+    return value if isinstance(value, str) else None
 
 
 def _json(value: Any) -> str | None:
@@ -358,15 +349,19 @@ class HistoryStore:
         error: JobError | None = None,
         timings: dict[str, Any] | None = None,
         extra: dict[str, Any] | None = None,
-        images: Sequence[NewImage] = (),
+        images: Sequence[SavedImage] = (),
     ) -> None:
-        """Record the outcome and the images in one transaction: a job is never done without them."""
-        rows = [self._image_row(job_id, image, finished_at) for image in images]
+        """Record the outcome and the images in one transaction: a job is never done without them.
+
+        Each image's prompt, negative prompt and model are its metadata's, else the job's.
+        """
         extra = dict(extra or {})
         memory_plan = extra.pop("memory_plan", None)
         peak = extra.pop("peak_memory_bytes", None)
-        result = [{"id": row[0], "path": row[2]} for row in rows]
         with self._transaction() as conn:
+            job = conn.execute("SELECT model, prompt FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            rows = [self._image_row(job_id, job, image, finished_at) for image in images]
+            result = [{"id": row[0], "path": row[2]} for row in rows]
             conn.execute(
                 "UPDATE jobs SET state = ?, finished_at = ?, error_message = ?, error_type = ?, "
                 "error_status = ?, error_param = ?, timings_json = ?, memory_plan_json = ?, "
@@ -392,22 +387,27 @@ class HistoryStore:
                 rows,
             )
 
-    def _image_row(self, job_id: str, image: NewImage, created_at: float) -> tuple[Any, ...]:
+    def _image_row(
+        self, job_id: str, job: sqlite3.Row | None, image: SavedImage, created_at: float
+    ) -> tuple[Any, ...]:
         root = self.outputs_dir.resolve()
         relative = image.path.resolve().relative_to(root).as_posix()  # ValueError: outside outputs
+        meta = image.metadata
+        prompt = _text(meta.get("prompt")) or (job["prompt"] if job is not None else None) or ""
+        model = _text(meta.get("model")) or (job["model"] if job is not None else None)
         return (
             image.id,
             job_id,
             relative,
-            image.prompt,
-            fold(image.prompt),
-            image.negative_prompt,
-            image.model,
+            prompt,
+            fold(prompt),
+            _text(meta.get("negative_prompt")),
+            model,
             image.seed,
             image.width,
             image.height,
             created_at,
-            _json(image.metadata) or "{}",
+            _json(meta) or "{}",
         )
 
     def get_job(self, job_id: str) -> JobInfo | None:
@@ -416,7 +416,9 @@ class HistoryStore:
             if row is None:
                 return None
             images = self._conn.execute(
-                "SELECT id, seed, width, height FROM images WHERE job_id = ? ORDER BY rowid", (job_id,)
+                "SELECT id, path, seed, width, height, metadata_json FROM images WHERE job_id = ? "
+                "ORDER BY rowid",
+                (job_id,),
             ).fetchall()
         error = None
         if row["error_message"] is not None:
@@ -437,8 +439,16 @@ class HistoryStore:
             started_at=row["started_at"],
             finished_at=row["finished_at"],
             error=error,
-            images=tuple(ResultImage(r["id"], r["seed"], r["width"], r["height"]) for r in images),
+            images=tuple(saved for saved in map(self._saved_image, images) if saved is not None),
         )
+
+    def _saved_image(self, row: sqlite3.Row) -> SavedImage | None:
+        """An image row as the job's result (None for a row that points outside the outputs folder)."""
+        path = self._inside_outputs(row["path"])
+        if path is None:
+            return None
+        meta = json.loads(row["metadata_json"])
+        return SavedImage(row["id"], path, row["seed"], row["width"], row["height"], meta)
 
     def job_details(self, job_id: str) -> dict[str, Any] | None:
         """Timings, memory plan, peak memory and other extras recorded for a finished job."""
@@ -509,7 +519,7 @@ class HistoryStore:
 
     # ----------------------------------------------------------------- kept input pictures
 
-    def keep_inputs(self, request: Any) -> None:
+    def keep_inputs(self, request: JobRequest) -> None:
         """Keep a job's input pictures for History (see storage/kept_inputs.py)."""
         from imagestudio.storage.kept_inputs import keep_inputs
 
@@ -581,7 +591,7 @@ def _rebuilt_row(relative: str, meta: dict[str, Any], mtime: float) -> tuple[Any
             created_at = datetime.fromisoformat(stamp).timestamp()
     prompt = meta["prompt"]
     return (
-        new_id(),
+        new_image_id(),
         None,
         relative,
         prompt,

@@ -31,7 +31,7 @@ class JobFailure(UserError):
 
 def job_failure(error: JobError | None) -> BaseException | None:
     """The exception a page shows for a failed job: translated when it has a code, generic for bugs."""
-    from imagestudio.jobs.queue import GENERIC_FAILURE
+    from imagestudio.jobs.failures import GENERIC_FAILURE
 
     if error is None:
         return None
