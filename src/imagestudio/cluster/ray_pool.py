@@ -14,6 +14,7 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import ray
@@ -77,6 +78,8 @@ class RayWorker:
                 if kind == STEP:
                     on_step(payload)
                 elif kind == DONE:
+                    if not isinstance(payload, WorkResult):
+                        raise TypeError(f"the worker's result is a {type(payload).__name__}")
                     return payload
                 elif kind == FAILED:
                     raise JobFailed(payload)
@@ -146,7 +149,9 @@ class RayWorkerPool:
     def fill(self) -> int:
         """Start actors for the free slots of every live node; returns how many joined."""
         pending = []
-        for node in ray.nodes():
+        # ray.nodes() is unannotated; this is the shape Ray documents for it.
+        live_nodes: Callable[[], list[dict[str, Any]]] = ray.nodes
+        for node in live_nodes():
             if not node.get("Alive"):
                 continue
             resources = node.get("Resources", {})
@@ -174,7 +179,9 @@ class RayWorkerPool:
         return joined
 
     def _start_actor(self, name: str, node_id: str, gpu: bool) -> bool:
-        remote = ray.remote(StudioWorker).options(
+        # Ray's annotations cannot follow ray.remote over a class (they see a function or the class
+        # itself), so the actor class is handled untyped; what it returns is checked below.
+        remote: Any = ray.remote(StudioWorker).options(
             num_cpus=0,
             num_gpus=1 if gpu else 0,
             resources={SLOT: 1},
@@ -188,6 +195,8 @@ class RayWorkerPool:
         actor = remote.remote(name, settings, self._preview)
         try:
             info = ray.get(actor.describe.remote(), timeout=JOIN_TIMEOUT_S)
+            if not isinstance(info, WorkerInfo):
+                raise TypeError(f"the worker described itself as {type(info).__name__}")
         except Exception as exc:  # noqa: BLE001 - any reason: the slot is retried on the next poll
             log.warning("worker %s did not start: %s", name, exc)
             ray.kill(actor, no_restart=True)

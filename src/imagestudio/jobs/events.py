@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from imagestudio.jobs.model import JobEvent, JobInfo, JobState
 
 STOPPED_BEFORE_RUN = "the server stopped before the job ran"
@@ -23,6 +25,7 @@ def terminal_event(info: JobInfo) -> JobEvent:
         if info.finished_at is not None and info.started_at is not None
         else None
     )
+    data: dict[str, Any]
     if info.state is JobState.DONE:
         data = {"images": [image.public() for image in info.images], "elapsed_s": elapsed}
         return JobEvent(info.id, "done", data, info)
