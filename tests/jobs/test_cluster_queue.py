@@ -8,6 +8,8 @@ and can be made to die mid-job (what a kill -9 or a lost box looks like to the h
 from __future__ import annotations
 
 import io
+import os
+import random
 import subprocess
 import threading
 import time
@@ -20,13 +22,17 @@ from PIL import Image
 from imagestudio.cluster.queue import ClusterQueue
 from imagestudio.cluster.scheduling import pick_job
 from imagestudio.cluster.work import JobFailed, OutputImage, StepReport, WorkerInfo, WorkerLost, WorkResult
-from imagestudio.errors import JobCancelled, QueueFull
+from imagestudio.errors import InvalidRequest, JobCancelled, QueueFull
+from imagestudio.jobs.limits import SubmitLimits
 from imagestudio.jobs.model import JobError, JobState
-from imagestudio.requests import GenerateRequest
+from imagestudio.requests import EditRequest, GenerateRequest
 from imagestudio.storage.history import HistoryStore
 from imagestudio.storage.history_recorder import HistoryRecorder
+from imagestudio.storage.inputs import InputLimits, read_input_image
+from imagestudio.storage.kept_inputs import INPUTS_DIR
 
 from ..conftest import PYTHON, cli_env
+from ..faults.disks import fill, tmpfs
 
 WAIT = 30.0
 Z, Q = "tiny-z-image", "tiny-qwen-image-edit"
@@ -55,6 +61,14 @@ def png(color: str = "red") -> bytes:
     return buffer.getvalue()
 
 
+def noise_png(seed: int) -> bytes:
+    """A 32x32 picture of noise: ~3 KiB that PNG cannot shrink, so each file fills one 4 KiB page."""
+    pixels = random.Random(seed).randbytes(32 * 32 * 3)
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (32, 32), pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 class InProcessWorker:
     """Holds one model; a job for another model costs a load. Can pause, be cancelled, or die."""
 
@@ -72,6 +86,8 @@ class InProcessWorker:
         self.entered = threading.Event()
         self.die_in: str | None = None  # a prompt: die when running it
         self.closed = False
+        #: The PNGs each job returns (one small red picture unless set).
+        self.pngs = [png()]
 
     @property
     def info(self) -> WorkerInfo:
@@ -93,8 +109,11 @@ class InProcessWorker:
             raise JobFailed(JobError("bad prompt", "invalid_request_error", 400, code="bad"))
         self.ran.append(request.prompt)
         meta = {"prompt": request.prompt, "worker": self._info.name}
-        image = OutputImage(png(), f"out-{request.prompt}", 5, 16, 16, meta)
-        return WorkResult(request.model, (image,), 0.01, {"memory": {"plan": "full"}})
+        images = tuple(
+            OutputImage(data, f"out-{request.prompt}-{index}", 5 + index, 16, 16, meta)
+            for index, data in enumerate(self.pngs)
+        )
+        return WorkResult(request.model, images, 0.01, {"memory": {"plan": "full"}})
 
     def cancel(self, job_id: str) -> None:
         self.cancelled.add(job_id)
@@ -318,6 +337,82 @@ def test_steps_and_previews_reach_subscribers(make_queue) -> None:
     assert steps == ["preview 1", "preview 2", "preview 3"]
     status = queue.workers()[0]
     assert status.model == Z and status.jobs_done == 1 and status.memory_plan == "full"
+
+
+def test_each_client_gets_its_share_of_the_queue_and_requests_are_held_to_the_limits(make_queue) -> None:
+    worker = InProcessWorker("w1")
+    worker.gate.clear()
+    limits = SubmitLimits(max_prompt_chars=20, max_images=2, max_queued_per_client=2)
+    queue = make_queue(worker, max_queue=10, limits=limits)
+    mine = [queue.submit(request(f"mine {i}"), client="10.0.0.7") for i in range(2)]
+    with pytest.raises(QueueFull) as refused:
+        queue.submit(request("one more"), client="10.0.0.7")
+    assert refused.value.code == "client_queue_full" and refused.value.http_status == 429
+    assert refused.value.retry_after_s >= 1
+    assert queue.submit(request("theirs"), client="10.0.0.8").state is JobState.QUEUED
+
+    with pytest.raises(InvalidRequest) as long_prompt:
+        queue.submit(request("x" * 21), client="10.0.0.9")
+    assert (long_prompt.value.param, long_prompt.value.code) == ("prompt", "field_too_long")
+    too_many = GenerateRequest.build(model=Z, prompt="cats", seed=5, width=16, height=16, count=3)
+    with pytest.raises(InvalidRequest) as count:
+        queue.submit(too_many, client="10.0.0.9")
+    assert (count.value.param, count.value.code) == ("n", "field_max")
+
+    worker.gate.set()
+    assert queue.wait(mine[0].id, WAIT).state is JobState.DONE
+    # a finished job frees its client's place
+    assert queue.submit(request("again"), client="10.0.0.7").state in (JobState.QUEUED, JobState.RUNNING)
+
+
+def test_an_edit_run_on_a_worker_keeps_its_input_pictures_for_history(make_queue, history) -> None:
+    picture = read_input_image(png("blue"), InputLimits(10_000_000, 10_000_000), name="blue.png")
+    edit = EditRequest.build(model=Q, prompt="make it red", seed=1, images=[picture])
+    queue = make_queue(InProcessWorker("w1"))
+    final = queue.wait(queue.submit(edit).id, WAIT)
+    assert final.state is JobState.DONE
+    kept = history.input_file(picture.sha256)
+    assert kept is not None and kept.parent.name == INPUTS_DIR
+    with Image.open(kept) as image:
+        assert image.getpixel((0, 0)) == (0, 0, 255)
+    assert history.get_job(final.id).kind == "edit"
+
+
+def test_a_full_disk_fails_the_job_with_507_and_leaves_no_file(tmp_path: Path, history) -> None:
+    with tmpfs(tmp_path / "disk", size_kb=64) as disk:
+        outputs = disk / "outputs"
+        outputs.mkdir()
+        store = HistoryStore(tmp_path / "disk-history.sqlite3", outputs)
+        worker = InProcessWorker("w1")
+        worker.pngs = [noise_png(1), noise_png(2)]
+        queue = ClusterQueue(outputs_dir=outputs, max_queue=4, recorder=HistoryRecorder(store))
+        queue.add_worker(worker)
+        queue.start()
+        try:
+            filler = fill(disk)
+            os.truncate(filler, filler.stat().st_size - 4096)  # room for the first image, not the second
+            failed = queue.wait(queue.submit(request("too big")).id, WAIT)
+            assert failed.state is JobState.FAILED
+            error = failed.error
+            assert (error.http_status, error.type, error.code) == (
+                507,
+                "insufficient_storage",
+                "storage_full",
+            )
+            assert str(outputs) in error.message and error.details == {"folder": str(outputs)}
+            assert list(outputs.iterdir()) == []  # neither the first image nor a temporary file
+            assert store.get_job(failed.id).state is JobState.FAILED
+            assert store.list_images().total == 0
+
+            filler.unlink()
+            done = queue.wait(queue.submit(request("fits")).id, WAIT)
+            assert done.state is JobState.DONE and len(done.images) == 2
+            assert sorted(p.name for p in outputs.iterdir()) == sorted(i.path.name for i in done.images)
+            assert store.list_images().total == 2
+            assert queue.worker_alive and queue.workers()[0].jobs_done == 2
+        finally:
+            queue.stop(10)
+            store.close()
 
 
 def test_the_single_pc_server_never_imports_ray_or_the_cluster_package(config_file: Path) -> None:

@@ -200,6 +200,7 @@ def test_a_failing_job_never_stops_the_worker(make_queue, outputs, history, capl
         "missing": ModelNotAvailable("z-image-turbo is not on this machine", param="model"),
         "black": BadOutput("the model produced an all-black image"),
         "exit": SystemExit(3),
+        "oom": RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"),
     }
     queue = make_queue(runner)
     with caplog.at_level(logging.ERROR, logger="imagestudio.jobs.queue"):
@@ -217,11 +218,35 @@ def test_a_failing_job_never_stops_the_worker(make_queue, outputs, history, capl
     assert (errors["missing"].http_status, errors["missing"].type) == (503, "model_not_available")
     assert "all-black" in errors["black"].message
     assert errors["exit"].message == GENERIC_FAILURE
+    # Out of memory is one status everywhere: errors.OutOfMemory's.
+    assert (errors["oom"].http_status, errors["oom"].type, errors["oom"].code) == (
+        507,
+        "insufficient_memory",
+        "out_of_memory",
+    )
     assert results["fine"].state is JobState.DONE
     assert {name for name, info in results.items() if info.state is JobState.FAILED} == set(runner.failures)
     assert queue.worker_alive
     assert "ZeroDivisionError" in caplog.text  # the bug's traceback is in the log
     assert history.get_job(results["user"].id).error.message == "width 40 is not a multiple of 16"
+
+
+def test_a_result_that_cannot_be_recorded_fails_the_job_and_leaves_no_file(
+    make_queue, tmp_path, history
+) -> None:
+    # The handler writes outside the history's outputs folder: the history refuses to record it.
+    elsewhere = tmp_path / "elsewhere"
+    queue = make_queue(ScriptedRunner(elsewhere, steps=1))
+    events = Recorder()
+    queue.subscribe(None, events)
+    final = queue.wait(queue.submit(request("astray")).id, WAIT)
+    assert final.state is JobState.FAILED and final.images == ()
+    assert final.error.message == GENERIC_FAILURE
+    assert events.types(final.id)[-1] == "failed"
+    assert list(elsewhere.iterdir()) == []  # the unrecorded file is gone
+    assert history.get_job(final.id).state is JobState.FAILED
+    assert history.list_images().total == 0
+    assert queue.wait(queue.submit(request("next")).id, WAIT).state is JobState.FAILED  # still serving
 
 
 def test_stop_cancels_waiting_and_running_jobs_and_refuses_new_ones(history, outputs) -> None:
