@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 from imagestudio.errors import JobTimedOut
 
 if TYPE_CHECKING:
+    from imagestudio.jobs.backend import JobBackend
     from imagestudio.jobs.model import JobEvent, JobInfo
-    from imagestudio.jobs.queue import JobQueue
 
 
 class ClientDisconnected(Exception):
@@ -19,7 +19,7 @@ class ClientDisconnected(Exception):
 
 
 @asynccontextmanager
-async def job_events(queue: JobQueue, job_id: str | None) -> AsyncIterator[asyncio.Queue[JobEvent]]:
+async def job_events(queue: JobBackend, job_id: str | None) -> AsyncIterator[asyncio.Queue[JobEvent]]:
     """An asyncio queue that receives the job's events (first the catch-up ones) until the block ends.
 
     The worker thread never touches the asyncio queue itself: each event is scheduled onto this
@@ -39,7 +39,7 @@ async def job_events(queue: JobQueue, job_id: str | None) -> AsyncIterator[async
 
 
 async def wait_for_job(
-    queue: JobQueue,
+    queue: JobBackend,
     job_id: str,
     *,
     timeout_s: float,
