@@ -113,38 +113,6 @@ def load_config(config: Path | None):
     return load_settings(config)
 
 
-def run_with_progress(settings: Any, call: Callable[[Any, Any], Any]) -> Any:
-    """Run a studio call, drawing a progress bar on stderr when it is a terminal."""
-    from imagestudio.studio import Studio
-
-    studio = Studio(settings)
-    if not sys.stderr.isatty():
-        return call(studio, None)
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.fields[detail]}"),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-    with progress:
-        task = progress.add_task("loading", total=1.0, detail="")
-
-        def on_step(step: Any) -> None:
-            progress.update(
-                task,
-                completed=step.fraction,
-                description="generating",
-                detail=f"image {step.image}/{step.images} · step {step.step}/{step.steps}",
-            )
-
-        return call(studio, on_step)
-
-
 def print_result(result: Any, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(result.as_json(), ensure_ascii=False))

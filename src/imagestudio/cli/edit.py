@@ -14,9 +14,9 @@ from imagestudio.cli.app import (
     friendly_errors,
     load_config,
     print_result,
-    run_with_progress,
 )
 from imagestudio.cli.enhance import EnhanceOption, improve_prompt, with_improved_prompt
+from imagestudio.cli.job_run import run_job
 from imagestudio.cli.options import LoraOption
 from imagestudio.cli.outputs import prepare_out_dir
 
@@ -94,8 +94,7 @@ def edit(
         # The model rewrites the instruction while looking at the pictures.
         result = improve_prompt(settings, prompt, request.model, request.images)
         request = with_improved_prompt(request, result)
-    done = run_with_progress(settings, lambda studio, on_step: studio.edit(request, out, on_step=on_step))
-    print_result(done, as_json)
+    print_result(run_job(settings, request, out), as_json)
 
 
 def edit_request(

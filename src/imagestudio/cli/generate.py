@@ -14,9 +14,9 @@ from imagestudio.cli.app import (
     friendly_errors,
     load_config,
     print_result,
-    run_with_progress,
 )
 from imagestudio.cli.enhance import EnhanceOption, improve_prompt, with_improved_prompt
+from imagestudio.cli.job_run import run_job
 from imagestudio.cli.options import LoraOption
 from imagestudio.cli.outputs import prepare_out_dir
 
@@ -102,7 +102,4 @@ def generate(
     if enhance:
         # After every check, so a bad size fails at once rather than after the rewrite.
         request = with_improved_prompt(request, improve_prompt(settings, prompt, request.model))
-    result = run_with_progress(
-        settings, lambda studio, on_step: studio.generate(request, out, on_step=on_step)
-    )
-    print_result(result, as_json)
+    print_result(run_job(settings, request, out), as_json)

@@ -149,9 +149,13 @@ def _json(value: Any) -> str | None:
 class HistoryStore:
     """Jobs and images in one SQLite file; thread-safe; :meth:`close` when done."""
 
-    def __init__(self, db_path: Path, outputs_dir: Path) -> None:
+    def __init__(self, db_path: Path, outputs_dir: Path, *, owner: bool = True) -> None:
         self.db_path = db_path
         self.outputs_dir = outputs_dir
+        #: The server owns the file: opening it fails the jobs a killed server left unfinished. A second
+        #: process writing into the same history (a CLI command while a server runs) is not the owner:
+        #: those unfinished jobs may be the running server's.
+        self.owner = owner
         self._lock = threading.Lock()
         #: Where a damaged database was moved to at opening, if it was.
         self.damaged_copy: Path | None = None
@@ -197,7 +201,8 @@ class HistoryStore:
             problem = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
             if problem != "ok":
                 raise sqlite3.DatabaseError(f"database disk image is malformed ({problem})")
-            self._fail_unfinished(conn)
+            if self.owner:
+                self._fail_unfinished(conn)
         except BaseException:
             conn.close()
             raise
