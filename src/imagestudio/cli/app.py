@@ -8,13 +8,18 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from imagestudio.errors import ImageStudioError, UserError
 
+if TYPE_CHECKING:
+    from imagestudio.config import Settings
+    from imagestudio.studio import Studio
+
 F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R")
 
 app = typer.Typer(
     name="imagestudio",
@@ -107,13 +112,13 @@ def _root(
     setup_logging(verbose)
 
 
-def load_config(config: Path | None):
+def load_config(config: Path | None) -> Settings:
     from imagestudio.config import load_settings
 
     return load_settings(config)
 
 
-def run_with_progress(settings: Any, call: Callable[[Any, Any], Any]) -> Any:
+def run_with_progress(settings: Settings, call: Callable[[Studio, Any], R]) -> R:
     """Run a studio call, drawing a progress bar on stderr when it is a terminal."""
     from imagestudio.studio import Studio
 
