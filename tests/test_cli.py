@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from imagestudio.storage.metadata import read_metadata
@@ -20,6 +21,7 @@ def run_cli(*args: str, config: Path | None = None, **env: str) -> subprocess.Co
     return subprocess.run(argv, capture_output=True, text=True, env=cli_env(**env), timeout=300, check=False)
 
 
+@pytest.mark.slow
 def test_generate_twice_gives_identical_pixels(config_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     args = ("generate", "--model", "tiny-z-image", "кот в шляпе", "--width", "64", "--height", "64")
@@ -43,6 +45,7 @@ def test_generate_twice_gives_identical_pixels(config_file: Path, tmp_path: Path
     assert np.array_equal(arrays[0], arrays[1])
 
 
+@pytest.mark.slow
 def test_generate_json(config_file: Path, tmp_path: Path) -> None:
     done = run_cli(
         "generate", "--model", "tiny-z-image", "fox", "-W", "32", "-H", "48", "--steps", "1",

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.api.conftest import bound_socket, wait_until
 from tests.conftest import PYTHON, cli_env
@@ -76,6 +77,7 @@ def test_json_errors_are_json_on_stdout(config_file: Path, tmp_path: Path) -> No
     assert done.returncode == 2 and done.stdout == "" and done.stderr.strip() == "error: prompt is empty"
 
 
+@pytest.mark.slow
 def test_serve_logs_each_failed_request_by_default(config_file: Path, tmp_path: Path) -> None:
     with bound_socket() as probe:
         port = probe.getsockname()[1]

@@ -49,6 +49,7 @@ def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_edit_two_images_reproducibly(config_file: Path, pictures: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "out"
     args = (
@@ -79,6 +80,7 @@ def test_edit_two_images_reproducibly(config_file: Path, pictures: dict[str, Pat
     assert len(list(out.iterdir())) == 2
 
 
+@pytest.mark.slow
 def test_edit_json_and_default_size(config_file: Path, pictures: dict[str, Path], tmp_path: Path) -> None:
     done = run_cli(
         "edit", "-m", "tiny-qwen-image-edit", "-i", str(pictures["a.png"]), "x", "--steps", "2",
@@ -133,6 +135,7 @@ def test_decompression_bombs_exit_2_with_one_line(
     assert one_line_error(done).startswith(f"error: input image 'bomb.png' has {width * height:,} pixels")
 
 
+@pytest.mark.slow
 def test_generate_init_image_and_mask(config_file: Path, pictures: dict[str, Path], tmp_path: Path) -> None:
     common = (
         "generate",
@@ -181,6 +184,7 @@ def test_generate_image_refusals(config_file: Path, pictures: dict[str, Path]) -
         assert fragment in one_line_error(run_cli(*base, *args, config=config_file)), args
 
 
+@pytest.mark.slow
 def test_generate_with_a_local_lora(config_file: Path, shared_models_dir: Path, tmp_path: Path) -> None:
     """The LoRA's effect and clean removal are shown in tests/engine/test_loras.py; here the CLI plumbing."""
     from imagestudio.engine.tiny_lora import build_tiny_lora

@@ -6,12 +6,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from imagestudio.storage.metadata import read_metadata
 from tests.test_cli import run_cli
 
 
+@pytest.mark.slow
 def test_enhance_prints_the_rewrite(config_file: Path) -> None:
     args = ("enhance", "кот в шляпе", "-m", "tiny-z-image", "--seed", "2", "--max-tokens", "16", "--json")
     done = run_cli(*args, config=config_file)
@@ -25,6 +27,7 @@ def test_enhance_prints_the_rewrite(config_file: Path) -> None:
     assert plain.stdout.strip() == payload["prompt"]
 
 
+@pytest.mark.slow
 def test_generate_with_enhance_and_variety_records_both_prompts(config_file: Path, tmp_path: Path) -> None:
     done = run_cli(
         "generate", "рыжий кот", "-m", "tiny-z-image", "-W", "64", "-H", "64", "--steps", "2", "--seed", "5",
@@ -41,6 +44,7 @@ def test_generate_with_enhance_and_variety_records_both_prompts(config_file: Pat
         assert meta["original_prompt"] == "рыжий кот" and meta["prompt"] != "рыжий кот"
 
 
+@pytest.mark.slow
 def test_edit_with_enhance_looks_at_the_pictures(config_file: Path, tmp_path: Path) -> None:
     picture = tmp_path / "in.png"
     Image.fromarray(np.full((48, 64, 3), 200, dtype=np.uint8)).save(picture)

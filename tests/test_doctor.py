@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from imagestudio.cli import use_expandable_segments
 from imagestudio.config import GenerationSettings, ModelSettings, Settings
 from imagestudio.doctor import allocator_check, config_checks, run_doctor
 from imagestudio.errors import ConfigError
@@ -82,21 +81,6 @@ def test_allocator_setting() -> None:
     assert allocator_check({"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}).status == "ok"
     assert allocator_check({"PYTORCH_CUDA_ALLOC_CONF": "max_split_size_mb:128"}).status == "warn"
     assert allocator_check({}).status == "warn"
-
-
-@pytest.mark.skipif(
-    __import__("sys").platform == "win32", reason="torch on Windows has no expandable segments"
-)
-def test_the_cli_asks_for_expandable_segments_unless_the_user_chose() -> None:
-    env: dict[str, str] = {}
-    use_expandable_segments(env)
-    assert env == {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}
-    mine = {"PYTORCH_CUDA_ALLOC_CONF": "max_split_size_mb:256"}
-    use_expandable_segments(mine)
-    assert mine == {"PYTORCH_CUDA_ALLOC_CONF": "max_split_size_mb:256"}
-    generic = {"PYTORCH_ALLOC_CONF": "expandable_segments:False"}
-    use_expandable_segments(generic)
-    assert generic == {"PYTORCH_ALLOC_CONF": "expandable_segments:False"}
 
 
 def test_cli_plans_an_8_gb_card(config_file: Path) -> None:

@@ -221,8 +221,8 @@ def config_checks(settings: Settings) -> list[Check]:
     values["steps"] = str(steps)
     if steps != official:
         # The documents' "9 steps" meant 8 forwards in diffusers < 0.39; now it is 9.
-        code = "steps.nine" if steps == 9 and official == 8 else "steps.other"
-        checks.append(Check(name, "warn", code, values))
+        steps_code = "steps.nine" if steps == 9 and official == 8 else "steps.other"
+        checks.append(Check(name, "warn", steps_code, values))
     else:
         checks.append(Check(name, "ok", "steps.official", values))
     return [*checks, *offload_checks(settings)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import secrets
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, InstanceOf, ValidationError
 
@@ -95,6 +95,17 @@ def check_steps(spec: ModelSpec, steps: int) -> None:
         )
 
 
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _build(model: type[_Model], fields: dict[str, object]) -> _Model:
+    """``model`` from loose input (None = not given); pydantic's errors become one :class:`InvalidRequest`."""
+    try:
+        return model(**{k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        raise _first_error(exc) from None
+
+
 def _first_error(error: ValidationError) -> InvalidRequest:
     first = error.errors()[0]
     field = ".".join(str(p) for p in first["loc"]) or "request"
@@ -137,12 +148,9 @@ class _Request(BaseModel):
     original_prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
 
     @classmethod
-    def build(cls, **fields: object):
+    def build(cls: type[_Model], **fields: object) -> _Model:
         """Construct from loose input, turning pydantic's errors into one :class:`InvalidRequest`."""
-        try:
-            return cls(**{k: v for k, v in fields.items() if v is not None})
-        except ValidationError as exc:
-            raise _first_error(exc) from None
+        return _build(cls, fields)
 
     def _check_prompt(self) -> None:
         if not self.prompt.strip():
@@ -318,7 +326,10 @@ def check_mask(image: InputImage, mask: InputImage) -> None:
             param="mask",
             code="mask_aspect",
         )
-    if mask.image.getextrema()[1] < 128:
+    brightest = mask.image.getextrema()[1]
+    # A mask is decoded to one band (L), whose extrema are two numbers, not one pair per band.
+    assert not isinstance(brightest, tuple), f"mask in mode {mask.image.mode}"
+    if brightest < 128:
         raise InvalidRequest(
             f"mask {mask.name!r} is all black: nothing to repaint (white marks the part to repaint)",
             param="mask",
@@ -488,7 +499,10 @@ class EnhanceRequest(BaseModel):
     #: Sampling seed (random when not given): the same seed rewrites the same way.
     seed: int | None = Field(None, ge=0, le=MAX_SEED)
 
-    build = classmethod(_Request.build.__func__)  # type: ignore[attr-defined]
+    @classmethod
+    def build(cls, **fields: object) -> EnhanceRequest:
+        """Construct from loose input, turning pydantic's errors into one :class:`InvalidRequest`."""
+        return _build(cls, fields)
 
     @property
     def count(self) -> int:

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.api.conftest import assert_error_shape, bound_socket, sse_events
 from tests.api.test_restart import start_serve
@@ -26,6 +27,7 @@ def serve_config(config_file: Path, tmp_path: Path, extra: str = "") -> Path:
     return config
 
 
+@pytest.mark.slow
 def test_a_damaged_history_is_moved_aside_and_the_images_stay_listed(
     config_file: Path, app_home: Path, tmp_path: Path
 ) -> None:

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 
 from imagestudio.jobs.events import STOPPED_DURING_JOB
 from imagestudio.jobs.model import JobState
@@ -38,6 +39,7 @@ def start_serve(config: Path, log: Path) -> tuple[subprocess.Popen, str]:
     return process, url
 
 
+@pytest.mark.slow
 def test_killed_server_fails_its_unfinished_jobs_and_keeps_finished_images(config_file, tmp_path) -> None:
     config = tmp_path / "serve.yaml"
     config.write_text(

@@ -39,6 +39,7 @@ def test_one_benchmark_to_json(tmp_path: Path) -> None:
     assert all(r["status"] == "measured" and len(r["samples"]["app"]) == 1 for r in document["results"])
 
 
+@pytest.mark.slow
 def test_reduced_real_size_run(tmp_path: Path) -> None:
     out = tmp_path / "gpu.json"
     done = run(

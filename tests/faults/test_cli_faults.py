@@ -8,6 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import PYTHON, cli_env
 from tests.faults.disks import fill, tmpfs
 
@@ -41,6 +43,7 @@ def test_a_bad_out_is_refused_before_the_model_loads(config_file: Path, tmp_path
         assert "Read-only file system" in one_line_error(done)
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_naming_the_folder_and_leaves_no_file(
     config_file: Path, tmp_path: Path
 ) -> None:
@@ -58,6 +61,7 @@ def test_a_full_disk_is_one_line_naming_the_folder_and_leaves_no_file(
         assert [p.suffix for p in out.iterdir()] == [".png"]
 
 
+@pytest.mark.slow
 def test_a_writer_killed_mid_write_leaves_a_temp_file_the_next_run_removes(
     config_file: Path, tmp_path: Path
 ) -> None:

@@ -19,7 +19,7 @@ from fastapi import Depends, File, Form, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from imagestudio.api.common import get_services, parse_size, require_available
-from imagestudio.api.model_choice import ModelChoice, choose_model
+from imagestudio.api.model_choice import ModelChoice, Task, choose_model
 from imagestudio.api.schemas import RECORDED_OPENAI_FIELDS, SIZE_PATTERN, ImageOptions
 from imagestudio.api.uploads import Upload, base64_upload, decode_upload, decode_uploads
 from imagestudio.errors import InvalidRequest
@@ -95,7 +95,7 @@ async def build_edit(
     settings = services.settings
     if not fields.prompt.strip():
         raise InvalidRequest("prompt is empty", param="prompt", code="prompt_empty")
-    task = "inpaint" if fields.mask is not None else "edit"
+    task: Task = "inpaint" if fields.mask is not None else "edit"
     choice = choose_model(settings, fields.model, task)
     try:
         spec = get_model(choice.model)

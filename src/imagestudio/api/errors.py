@@ -9,6 +9,7 @@ answered with a generic 500 that never contains one.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -121,7 +122,7 @@ def error_json(
     type: str | None = None,
     param: str | None = None,
     code: str | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     retryable: bool | None = None,
 ) -> JSONResponse:
     if retryable is None:

@@ -34,17 +34,38 @@ class ModelStateInfo(BaseModel):
 
 
 class DownloadProgressInfo(BaseModel):
-    model_config = {"extra": "allow"}
+    """Where a download is (models.progress.DownloadProgress on the wire)."""
 
+    model: str
     done_bytes: int
     total_bytes: int
+    rate: float = Field(description="Bytes per second over the last few seconds (0 before any).")
+    eta: float | None = Field(description="Seconds left at that rate; null while unknown.")
+    current_file: str | None
+    files_done: int
+    files_total: int
+
+
+class DownloadResultInfo(BaseModel):
+    """What a finished download fetched and whether the folder checked whole."""
+
+    model: str
+    path: str
+    repo: str | None
+    commit: str | None
+    fetched_bytes: int
+    total_bytes: int
+    files: int
+    elapsed_s: float
+    verified: bool
+    note: str | None = Field(description="Why nothing had to be fetched, when nothing was.")
 
 
 class DownloadInfo(BaseModel):
     model: str
     status: Literal["running", "done", "failed", "cancelled"]
-    progress: dict[str, Any] | None = Field(description="Bytes done/total, rate, ETA, current file.")
-    result: dict[str, Any] | None
+    progress: DownloadProgressInfo | None = Field(description="Bytes done/total, rate, ETA, current file.")
+    result: DownloadResultInfo | None
     error: str | None
     error_code: str | None = Field(None, description="A stable name for the kind of error, if it has one.")
     error_details: dict[str, Any] = Field(default_factory=dict, description="The error's values by name.")

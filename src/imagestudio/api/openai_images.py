@@ -94,7 +94,7 @@ class Reply:
     responses=_SYNC_ERRORS,
     summary="Create images from a prompt (OpenAI images.generate); stream=true for partial images",
 )
-async def create_images(body: ImageGenerationRequest, request: Request) -> Any:
+async def create_images(body: ImageGenerationRequest, request: Request) -> ImagesResponse | StreamingResponse:
     services = get_services(request)
     check_options(body, where="POST /v1/images/generations")
     choice = choose_model(services.settings, body.model, "generate")
@@ -132,7 +132,7 @@ async def create_images(body: ImageGenerationRequest, request: Request) -> Any:
     responses=error_responses(400, 401, 409, 413, 429, 503, 504),
     summary="Edit 1–3 images with an instruction, or inpaint with a mask (OpenAI images.edit)",
 )
-async def edit_images(form: EditForm, request: Request) -> Any:
+async def edit_images(form: EditForm, request: Request) -> ImagesResponse | StreamingResponse:
     services = get_services(request)
     check_options(form.options, where="POST /v1/images/edits")
     job, choice = await submit_edit(request, form)

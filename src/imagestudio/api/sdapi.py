@@ -20,7 +20,7 @@ import base64
 import json
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +41,8 @@ from imagestudio.registry import DEFAULT_GENERATE_MODEL, MODELS, ModelSpec
 from imagestudio.requests import MAX_COUNT
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from imagestudio.config import Settings
     from imagestudio.jobs.model import JobEvent, JobInfo
     from imagestudio.services import Services
@@ -97,7 +99,9 @@ def a1111_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return responses
 
 
-def a1111_error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def a1111_error(
+    status: int, message: str, kind: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     """A1111's error body: ``error`` is the exception's class name, ``detail`` the message."""
     body = {"error": kind, "detail": message, "body": "", "errors": message}
     return JSONResponse(body, status_code=status, headers=headers)
@@ -152,7 +156,7 @@ class SdapiState:
     """
 
     checkpoint: str | None = None
-    _preview: Any = field(default=None, repr=False)
+    _preview: Image.Image | None = field(default=None, repr=False)
     _preview_job: str | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -166,7 +170,7 @@ class SdapiState:
                 if self._preview_job == event.job_id:
                     self._preview, self._preview_job = None, None
 
-    def preview(self, job_id: str) -> Any:
+    def preview(self, job_id: str) -> Image.Image | None:
         with self._lock:
             return self._preview if self._preview_job == job_id else None
 
@@ -386,7 +390,7 @@ async def _respond(request: Request, body: _A1111Body, spec: ModelSpec, info: Jo
     first = metas[0]
     seeds = [image.seed for image in info.images]
     negative = body.negative_prompt or ""
-    details = {
+    details: dict[str, Any] = {
         "prompt": body.prompt,
         "all_prompts": [body.prompt] * len(seeds),
         "negative_prompt": negative,

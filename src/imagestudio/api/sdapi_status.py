@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 
@@ -18,6 +18,9 @@ from imagestudio.api.common import get_services
 from imagestudio.api.sdapi import SAMPLER, a1111_responses, a1111_router, cached_model_hash, sdapi_state
 from imagestudio.errors import UserError
 from imagestudio.registry import MODELS
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 router = a1111_router()
 
@@ -149,7 +152,7 @@ def progress(request: Request, skip_current_image: bool = False) -> dict[str, An
     }
 
 
-def _png_base64(image: Any) -> str | None:
+def _png_base64(image: Image.Image | None) -> str | None:
     if image is None:
         return None
     buffer = io.BytesIO()

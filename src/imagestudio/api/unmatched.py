@@ -9,9 +9,8 @@ the error shape every other API error has. :class:`HeadAsGet` runs a ``HEAD`` on
 
 from __future__ import annotations
 
-from typing import Any
-
-from starlette.routing import Match
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imagestudio.api.security import API_PREFIXES, _json_error, _send_error
@@ -23,7 +22,7 @@ def _is_api(path: str) -> bool:
     return any(path == prefix or path.startswith(prefix + "/") for prefix in API_PREFIXES)
 
 
-def _allowed_methods(routes: list[Any], scope: Scope) -> set[str]:
+def _allowed_methods(routes: list[BaseRoute], scope: Scope) -> set[str]:
     """Methods some route takes on ``scope``'s path (empty: no route has this path).
 
     Asked of each route by matching, since included routers keep their routes' methods to themselves.
@@ -41,7 +40,7 @@ def _allowed_methods(routes: list[Any], scope: Scope) -> set[str]:
 class ApiFallback:
     """In front of a catch-all mount: API paths that reached it get the API's own 404 or 405."""
 
-    def __init__(self, app: ASGIApp, routes_of: Any) -> None:
+    def __init__(self, app: ASGIApp, routes_of: Starlette) -> None:
         self.app = app
         # The parent app, read at request time so routes added after the mount count too.
         self._parent = routes_of

@@ -8,11 +8,14 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from imagestudio.errors import ImageStudioError, UserError
+
+if TYPE_CHECKING:
+    from imagestudio.config import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -107,7 +110,7 @@ def _root(
     setup_logging(verbose)
 
 
-def load_config(config: Path | None):
+def load_config(config: Path | None) -> Settings:
     from imagestudio.config import load_settings
 
     return load_settings(config)

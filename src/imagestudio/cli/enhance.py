@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from imagestudio.cli.app import ConfigOption, JsonOption, app, friendly_errors, load_config
 
 if TYPE_CHECKING:
+    from imagestudio.config import Settings
     from imagestudio.engine.enhance import EnhanceResult
+    from imagestudio.requests import EditRequest, GenerateRequest
+    from imagestudio.storage.inputs import InputImage
+
+#: A resolved generate or edit request; a rewrite keeps its kind.
+RequestT = TypeVar("RequestT", "GenerateRequest", "EditRequest")
 
 EnhanceOption = Annotated[
     bool,
@@ -23,7 +29,9 @@ EnhanceOption = Annotated[
 ]
 
 
-def improve_prompt(settings: Any, prompt: str, model: str, images: tuple[Any, ...] = ()) -> EnhanceResult:
+def improve_prompt(
+    settings: Settings, prompt: str, model: str, images: tuple[InputImage, ...] = ()
+) -> EnhanceResult:
     """Rewrite ``prompt`` in-process (the CLI has no queue) and say on stderr what it became."""
     from imagestudio.requests import EnhanceRequest
     from imagestudio.studio import Studio
@@ -33,7 +41,7 @@ def improve_prompt(settings: Any, prompt: str, model: str, images: tuple[Any, ..
     return result
 
 
-def with_improved_prompt(request: Any, result: EnhanceResult) -> Any:
+def with_improved_prompt(request: RequestT, result: EnhanceResult) -> RequestT:
     """``request`` (resolved) running the rewrite, with the user's words kept as ``original_prompt``;
     unchanged when the rewrite was unusable (it then is the original prompt)."""
     if result.warning is not None or result.prompt == request.prompt:
@@ -89,7 +97,7 @@ def enhance(
     from imagestudio.studio import Studio
 
     settings = load_config(config)
-    pictures: tuple[Any, ...] = ()
+    pictures: tuple[InputImage, ...] = ()
     if images:
         silence_pillow_bomb_warning()
         limits = InputLimits.from_settings(settings)

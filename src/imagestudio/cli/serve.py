@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from imagestudio.cli.allocator import use_expandable_segments
 from imagestudio.cli.app import ConfigOption, app, friendly_errors, load_config
 from imagestudio.errors import ConfigError
 
@@ -32,8 +33,9 @@ def serve(
     config: ConfigOption = None,
 ) -> None:
     """Serve the studio in the browser, the OpenAI-compatible images API and the job API."""
-    # Must be set before torch initialises CUDA: fragmentation otherwise costs a few GB on small cards.
-    os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+    # main() has done this already; the app can also be run without it (embedded, or by tests), and the
+    # setting must be in place before torch initialises CUDA: fragmentation costs a few GB on small cards.
+    use_expandable_segments(os.environ)
     settings = load_config(config)
     server = settings.server
     host = host or server.host
