@@ -75,7 +75,8 @@ def build_blocks(ctx: UIContext) -> gr.Blocks:
     )
 
     settings = ctx.backend.settings
-    with gr.Blocks(title="imagestudio", analytics_enabled=False) as blocks:
+    blocks = gr.Blocks(title="imagestudio", analytics_enabled=False)
+    with blocks:
         gr.HTML(header_html(ctx.texts, logout=_has_api_key(settings)), elem_id="is-header-bar")
         gr.Markdown(ctx.key("app.subtitle"), elem_id="is-subtitle")
         chain.scripts()
@@ -108,9 +109,9 @@ def mount_studio(app: FastAPI, backend: StudioBackend | None = None, path: str =
     import gradio as gr
 
     if backend is None:
-        from imagestudio.ui.services import StudioServices
+        from imagestudio.ui.live_backend import LiveBackend
 
-        backend = StudioServices(app.state.services)
+        backend = LiveBackend(app.state.services)
     texts = Texts.load()
     ctx = UIContext(backend=backend, texts=texts)
     blocks = build_blocks(ctx)
@@ -119,7 +120,7 @@ def mount_studio(app: FastAPI, backend: StudioBackend | None = None, path: str =
 
     app.add_middleware(EarlyHeadScript, script=LANGUAGE_SCRIPT + STUDIO_SCRIPT, path=path)
     _lock_down_files(blocks, settings)
-    mounted = gr.mount_gradio_app(
+    mounted: FastAPI = gr.mount_gradio_app(
         app,
         blocks,
         path=path,

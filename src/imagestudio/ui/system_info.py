@@ -53,7 +53,10 @@ def workers(queue: object) -> list[dict[str, Any]]:
 
     if not isinstance(queue, WorkerListing):
         return []
-    return [asdict(status) if is_dataclass(status) else dict(vars(status)) for status in queue.workers()]
+    return [
+        asdict(status) if is_dataclass(status) and not isinstance(status, type) else dict(vars(status))
+        for status in queue.workers()
+    ]
 
 
 def _accelerator(hardware: Any) -> dict[str, Any] | None:
