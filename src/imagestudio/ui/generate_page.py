@@ -38,6 +38,10 @@ RESULT_BUTTONS: list[Literal["share", "download", "download_all", "fullscreen"] 
     "download",
     "fullscreen",
 ]
+#: How the starting picture's editor hands its value to the page: PIL images, alpha kept (the painted
+#: layers' alpha is the mask, see :func:`starting_picture`).
+SOURCE_TYPE: Literal["pil"] = "pil"
+SOURCE_MODE = "RGBA"
 MASK_COLOR = "#e11d48"
 MASK_OPACITY = 0.55
 #: Until the registry carries a per-model img2img default, the slider starts here.
@@ -152,8 +156,8 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
             with gr.Accordion(key("gen.source"), open=False, elem_id="gen-source-box") as source_box:
                 source = gr.ImageEditor(
                     label=key("gen.init_image"),
-                    type="pil",
-                    image_mode="RGBA",
+                    type=SOURCE_TYPE,
+                    image_mode=SOURCE_MODE,
                     sources=["upload", "clipboard"],
                     # Half-transparent rose strokes on a layer of their own, visible on light and dark
                     # pictures alike: every painted pixel (alpha > 0) is the inpaint mask.
