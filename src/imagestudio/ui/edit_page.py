@@ -26,6 +26,7 @@ from imagestudio.ui.texts import language
 
 if TYPE_CHECKING:
     from imagestudio.storage.inputs import InputImage
+    from imagestudio.ui.backend import HistoryEntry
 
 PAGE = "edit"
 LIGHTNING_STEPS = 4
@@ -68,10 +69,10 @@ class EditPage:
             self.seed,
         ]
 
-    def settings_values(self, meta: dict[str, Any], entry: Any) -> tuple[Any, ...]:
+    def settings_values(self, meta: dict[str, Any], entry: HistoryEntry) -> tuple[Any, ...]:
         import gradio as gr
 
-        kept = list(getattr(entry, "inputs", ()) or ())[: len(self.images)]
+        kept = list(entry.inputs)[: len(self.images)]
         # Slots beyond the edit's pictures are emptied: the edit is restored as it was made.
         pictures = [str(path) for path in kept] + [None] * (len(self.images) - len(kept))
         if not kept:

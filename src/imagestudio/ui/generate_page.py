@@ -41,7 +41,7 @@ RESULT_BUTTONS: list[Literal["share", "download", "download_all", "fullscreen"] 
 #: How the starting picture's editor hands its value to the page: PIL images, alpha kept (the painted
 #: layers' alpha is the mask, see :func:`starting_picture`).
 SOURCE_TYPE: Literal["pil"] = "pil"
-SOURCE_MODE = "RGBA"
+SOURCE_MODE: Literal["RGBA"] = "RGBA"
 MASK_COLOR = "#e11d48"
 MASK_OPACITY = 0.55
 #: Until the registry carries a per-model img2img default, the slider starts here.
