@@ -8,7 +8,6 @@ the page draws.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Generator, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -25,8 +24,6 @@ if TYPE_CHECKING:
     from imagestudio.services import Services
     from imagestudio.storage.history import ImageRecord
     from imagestudio.ui.backend import PageRequest
-
-log = logging.getLogger(__name__)
 
 
 class JobFailure(UserError):
@@ -105,7 +102,9 @@ class LiveBackend:
         if event.info is not None:  # the terminal event carries the job's final state
             return self._snapshot(event.info)
         if event.type == "queued":
-            return replace(snap, state=JobState.QUEUED, ahead=int(event.data["position"]) - 1)
+            # Also back in line after a lost worker (the cluster's queue): its steps start over.
+            position = int(event.data["position"])
+            return replace(snap, state=JobState.QUEUED, ahead=position - 1, progress=None)
         if event.type == "started":
             return self._with_loading(replace(snap, state=JobState.RUNNING, ahead=None, progress=None))
         if event.type == "step":
