@@ -16,9 +16,10 @@ from PIL import Image
 
 from imagestudio.engine.runners import StepProgress
 from imagestudio.errors import JobCancelled
+from imagestudio.jobs.backend import EventSink
 from imagestudio.jobs.follow import EventInbox, job_events
 from imagestudio.jobs.model import JobEvent
-from imagestudio.jobs.queue import EventSink, JobQueue
+from imagestudio.jobs.queue import JobQueue
 from imagestudio.requests import GenerateRequest
 from imagestudio.studio import SavedImage, StudioResult
 
