@@ -89,12 +89,20 @@ def test_another_site_can_neither_run_jobs_nor_read_the_studio(
         context = browser.new_context()
         try:
             page = context.new_page()
-            page.goto(attacker_site)
+            # The studio's answer to the form (loaded into the page's iframe): once it has come, the
+            # request has been decided, so a job it had made would already be listed below.
+            with page.expect_response(
+                lambda answer: (
+                    answer.request.method == "POST" and answer.url == f"{studio_server.url}/api/jobs"
+                ),
+                timeout=30_000,
+            ) as form_answer:
+                page.goto(attacker_site)
             page.wait_for_function("window.attackResults !== undefined", timeout=30_000)
             results = page.evaluate("window.attackResults")
-            page.wait_for_timeout(500)  # let the form's request land, if it were going to
         finally:
             context.close()
+        assert form_answer.value.status in (403, 415), form_answer.value.status
         assert results["read"] == "blocked" and results["config"] == "blocked", results
         assert http.get("/api/jobs").json()["jobs"] == jobs_before
         assert not [item for item in http.get("/api/history").json()["items"] if item["prompt"] == "pwned"]

@@ -14,7 +14,7 @@ from imagestudio.jobs.queue import JobQueue
 from imagestudio.models.download import check_disk_space
 from imagestudio.requests import GenerateRequest
 from imagestudio.ui.common import UIContext, error_message
-from imagestudio.ui.services import job_failure
+from imagestudio.ui.live_backend import job_failure
 from imagestudio.ui.texts import Texts
 
 WAIT = 30.0

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +48,16 @@ RESULT_BOXES_JS = """
   });
 }
 """
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float) -> bool:
+    """Check ``condition`` until it holds (True) or ``timeout_s`` has passed (False)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def custom_size(page, width: int, height: int, label: str = "Custom size…") -> None:
@@ -115,7 +127,8 @@ def test_the_inpaint_mask_is_visible_on_a_light_picture_and_still_a_mask(
     light = write_picture(tmp_path / "light.png", (256, 256), (250, 250, 250))
     page.locator("#gen-source-box").click()
     page.locator("#gen-source input[type=file]").first.set_input_files(str(light))
-    page.wait_for_timeout(1500)
+    # The upload has reached the server: its handler switched the size to the picture's own.
+    expect(page.locator("#gen-size input")).to_have_value("As the starting picture")
     page.locator("#gen-source button[aria-label=Brush]").click()
     canvas = page.locator("#gen-source canvas").first.bounding_box()
     cx, cy = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2
@@ -125,14 +138,17 @@ def test_the_inpaint_mask_is_visible_on_a_light_picture_and_still_a_mask(
         page.mouse.move(cx - 60 + i * 10, cy)
     page.mouse.up()
     page.mouse.move(canvas["x"] + 5, canvas["y"] + 5)
-    page.wait_for_timeout(500)
 
-    shot = page.screenshot(
-        clip={"x": cx - 80, "y": cy - 40, "width": 160, "height": 80}, path=None, animations="disabled"
-    )
-    pixels = np.asarray(Image.open(io.BytesIO(shot)).convert("RGB")).astype(int)
-    painted = (pixels[..., 0] - pixels[..., 1] > 50).sum()
-    assert painted > 1500, f"the brush stroke is not visible on a light picture ({painted} coloured pixels)"
+    def painted() -> int:
+        shot = page.screenshot(
+            clip={"x": cx - 80, "y": cy - 40, "width": 160, "height": 80}, path=None, animations="disabled"
+        )
+        pixels = np.asarray(Image.open(io.BytesIO(shot)).convert("RGB")).astype(int)
+        return int((pixels[..., 0] - pixels[..., 1] > 50).sum())
+
+    # The editor draws the stroke on its next frames: look until it shows (or the time is up).
+    seen = wait_until(lambda: painted() > 1500, timeout_s=10)
+    assert seen, f"the brush stroke is not visible on a light picture ({painted()} coloured pixels)"
     screenshot(page, "generate-en-mask")
 
     # The coloured, half-transparent stroke is still read as "repaint here".
@@ -152,8 +168,11 @@ def test_a_bad_file_is_explained_on_upload_and_nothing_runs(studio_server, open_
     page.locator("#gen-source input[type=file]").first.set_input_files(str(fake))
     error = page.locator("#gen-source-error .is-error")
     expect(error).to_contain_text("Starting picture (holiday.png) is not a picture")
+    # Moving the strength slider takes the line away (in the browser), so that the run's own answer
+    # is seen when it puts the line back: after it, a job would have shown its progress.
+    set_number(page, "gen-strength", 0.7)
+    expect(error).to_have_count(0)
     page.locator("#gen-run").click()
-    page.wait_for_timeout(1500)
     expect(error).to_contain_text("holiday.png")
     assert page.locator("#gen-progress .is-progress").count() == 0, "a job started"
     assert gallery_images(page, "gen-gallery").count() == 0

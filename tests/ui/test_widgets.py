@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from imagestudio.jobs.model import JobProgress
 from imagestudio.ui import presets
 from imagestudio.ui.texts import Texts
 from imagestudio.ui.widgets import Progress, bar_html, duration, error_html, progress_html
@@ -15,23 +16,25 @@ def texts() -> Texts:
 
 
 def test_progress_bar_shows_step_eta_and_fraction(texts: Texts) -> None:
-    html = progress_html(texts, "en", Progress("running", step=3, steps=8, elapsed_s=1.2, eta_s=65))
+    html = progress_html(texts, "en", Progress("running", JobProgress(1, 1, 3, 8, 1.2, 65)))
     assert 'data-step="3"' in html and 'data-steps="8"' in html
     assert 'aria-valuenow="38"' in html  # 3/8 rounded
     assert "Step 3 of 8" in html and "1 min 5 s" in html
 
 
 def test_progress_over_several_images(texts: Texts) -> None:
-    p = Progress("running", step=2, steps=4, image=2, images=3, elapsed_s=0, eta_s=None)
+    p = Progress("running", JobProgress(image=2, images=3, step=2, steps=4, elapsed_s=0, eta_s=None))
     assert p.fraction == pytest.approx(6 / 12)
     assert "Картинка 2 из 3 · шаг 2 из 4" in progress_html(texts, "ru", p)
 
 
 def test_progress_states_have_readable_captions(texts: Texts) -> None:
     assert "впереди заданий — 2" in progress_html(texts, "ru", Progress("queued", ahead=2))
-    assert "Loading the model" in progress_html(texts, "en", Progress("running", step=0, steps=8))
+    # Running before the first step: the model is loading, or (once it is loaded) the job is starting.
+    assert "Loading the model" in progress_html(texts, "en", Progress("running"))
+    assert "Starting" in progress_html(texts, "en", Progress("running", loading=False))
     assert progress_html(texts, "en", None) == ""
-    assert Progress("done", step=8, steps=8).fraction == 1.0
+    assert Progress("done", JobProgress(1, 1, 8, 8, 2.0, None)).fraction == 1.0
 
 
 def test_durations(texts: Texts) -> None:

@@ -1,9 +1,9 @@
-"""``imagestudio generate``: text-to-image."""
+"""``imagestudio generate``: text-to-image, or img2img / inpainting from ``--init-image`` / ``--mask``."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,6 +19,10 @@ from imagestudio.cli.enhance import EnhanceOption, improve_prompt, with_improved
 from imagestudio.cli.job_run import run_job
 from imagestudio.cli.options import LoraOption
 from imagestudio.cli.outputs import prepare_out_dir
+
+if TYPE_CHECKING:
+    from imagestudio.config import Settings
+    from imagestudio.requests import GenerateRequest
 
 
 @app.command()
@@ -70,22 +74,14 @@ def generate(
 ) -> None:
     """Make images from a text prompt, or rework an image (--init-image) or part of it (--mask)."""
     from imagestudio.engine.loras import parse_lora
-    from imagestudio.registry import DEFAULT_GENERATE_MODEL
-    from imagestudio.requests import GenerateRequest
-    from imagestudio.storage.inputs import InputLimits, read_input_image, silence_pillow_bomb_warning
 
     settings = load_config(config)
-    images = {}
-    if init_image is not None or mask is not None:
-        silence_pillow_bomb_warning()
-        limits = InputLimits.from_settings(settings)
-        if init_image is not None:
-            images["init_image"] = read_input_image(init_image, limits, label="init image")
-        if mask is not None:
-            images["mask"] = read_input_image(mask, limits, purpose="mask", label="mask")
-    request = GenerateRequest.build(
-        model=model or DEFAULT_GENERATE_MODEL,
+    request = generate_request(
+        settings,
+        model=model or None,
         prompt=prompt,
+        init_image=init_image,
+        mask=mask,
         variety=variety,
         width=width,
         height=height,
@@ -95,11 +91,51 @@ def generate(
         count=count,
         strength=strength,
         loras=tuple(parse_lora(text) for text in lora or []),
-        **images,
-    ).resolved(settings)
+    )
     # After the request is valid (a bad size creates no folder), before the model loads.
     out = prepare_out_dir(out, settings)
     if enhance:
         # After every check, so a bad size fails at once rather than after the rewrite.
         request = with_improved_prompt(request, improve_prompt(settings, prompt, request.model))
     print_result(run_job(settings, request, out), as_json)
+
+
+def generate_request(
+    settings: Settings,
+    *,
+    model: str | None,
+    prompt: str,
+    init_image: Path | None = None,
+    mask: Path | None = None,
+    **options: Any,
+) -> GenerateRequest:
+    """The command line's resolved request; with ``--init-image``, built by the builder every entry
+    point shares for image-in requests (img2img, or inpainting with ``--mask``)."""
+    from imagestudio.registry import DEFAULT_GENERATE_MODEL, get_model
+    from imagestudio.requests import GenerateRequest, build_image_request
+    from imagestudio.storage.inputs import InputLimits, read_input_image, silence_pillow_bomb_warning
+
+    model_id = model or DEFAULT_GENERATE_MODEL
+    start = mask_image = None
+    if init_image is not None or mask is not None:
+        silence_pillow_bomb_warning()
+        limits = InputLimits.from_settings(settings)
+        if init_image is not None:
+            start = read_input_image(init_image, limits, label="init image")
+        if mask is not None:
+            mask_image = read_input_image(mask, limits, purpose="mask", label="mask")
+    if start is None:
+        # Text-to-image; the request itself refuses a mask or a strength without an init image.
+        text_only: GenerateRequest = GenerateRequest.build(
+            model=model_id, prompt=prompt, mask=mask_image, **options
+        )
+        return text_only.resolved(settings)
+    # `generate` draws with a text-to-image model: the shared builder would turn an edit model's id
+    # into an edit instead of saying it is the wrong command.
+    get_model(model_id, task="text-to-image")
+    request = build_image_request(
+        settings, model=model_id, prompt=prompt, images=[start], mask=mask_image, **options
+    )
+    if not isinstance(request, GenerateRequest):
+        raise TypeError(f"a text-to-image model built a {type(request).__name__}")
+    return request

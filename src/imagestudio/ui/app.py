@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from imagestudio.ui.common import UIContext
 from imagestudio.ui.studio_css import STUDIO_CSS
@@ -15,12 +15,13 @@ if TYPE_CHECKING:
     import gradio as gr
     from fastapi import FastAPI
 
+    from imagestudio.config import Settings
     from imagestudio.ui.backend import StudioBackend
 
 TAB_IDS = ("generate", "edit", "history", "system")
 
 
-def default_model(settings: Any, task: str) -> str:
+def default_model(settings: Settings, task: str) -> str:
     """The registry's default for ``task`` when it is here, else the first model of that task that is."""
     from imagestudio.engine.loader import find_model_dir
     from imagestudio.registry import DEFAULT_EDIT_MODEL, DEFAULT_GENERATE_MODEL, MODELS
@@ -55,9 +56,8 @@ def header_html(texts: Texts | None = None, logout: bool = False) -> str:
     )
 
 
-def _has_api_key(settings: Any) -> bool:
-    server = getattr(settings, "server", None)
-    return getattr(server, "api_key", None) is not None
+def _has_api_key(settings: Settings) -> bool:
+    return settings.server.api_key is not None
 
 
 def build_blocks(ctx: UIContext) -> gr.Blocks:
@@ -75,7 +75,8 @@ def build_blocks(ctx: UIContext) -> gr.Blocks:
     )
 
     settings = ctx.backend.settings
-    with gr.Blocks(title="imagestudio", analytics_enabled=False) as blocks:
+    blocks = gr.Blocks(title="imagestudio", analytics_enabled=False)
+    with blocks:
         gr.HTML(header_html(ctx.texts, logout=_has_api_key(settings)), elem_id="is-header-bar")
         gr.Markdown(ctx.key("app.subtitle"), elem_id="is-subtitle")
         chain.scripts()
@@ -108,9 +109,9 @@ def mount_studio(app: FastAPI, backend: StudioBackend | None = None, path: str =
     import gradio as gr
 
     if backend is None:
-        from imagestudio.ui.services import StudioServices
+        from imagestudio.ui.live_backend import LiveBackend
 
-        backend = StudioServices(app.state.services)
+        backend = LiveBackend(app.state.services)
     texts = Texts.load()
     ctx = UIContext(backend=backend, texts=texts)
     blocks = build_blocks(ctx)
@@ -119,7 +120,7 @@ def mount_studio(app: FastAPI, backend: StudioBackend | None = None, path: str =
 
     app.add_middleware(EarlyHeadScript, script=LANGUAGE_SCRIPT + STUDIO_SCRIPT, path=path)
     _lock_down_files(blocks, settings)
-    mounted = gr.mount_gradio_app(
+    mounted: FastAPI = gr.mount_gradio_app(
         app,
         blocks,
         path=path,
@@ -138,7 +139,7 @@ def mount_studio(app: FastAPI, backend: StudioBackend | None = None, path: str =
     return mounted
 
 
-def _lock_down_files(blocks: gr.Blocks, settings: Any) -> None:
+def _lock_down_files(blocks: gr.Blocks, settings: Settings) -> None:
     """Which files the pages may read and serve: uploads, Gradio's own cache, the outputs folder.
 
     * Gradio checks that an input file is one of its uploads only in an app it launched itself
@@ -176,7 +177,6 @@ def feature_css() -> str:
     return queue_panel.CSS + chain.CSS + HISTORY_CSS
 
 
-def _upload_limit(settings: Any) -> int | None:
+def _upload_limit(settings: Settings) -> int | None:
     """Uploads larger than an input image may be are refused by Gradio before they are stored."""
-    inputs = getattr(settings, "inputs", None)
-    return getattr(inputs, "max_input_bytes", None)
+    return settings.inputs.max_input_bytes

@@ -1,17 +1,27 @@
 """What the pages need from the rest of the studio, as plain values.
 
 The pages never touch a pipeline: they submit typed requests to the shared job queue and read the
-history store. :class:`StudioBackend` is the narrow surface they use; :mod:`imagestudio.ui.services`
+history store. :class:`StudioBackend` is the narrow surface they use; :mod:`imagestudio.ui.live_backend`
 implements it over the real queue, history and model manager of the running server.
 """
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-TERMINAL_STATES = frozenset({"done", "failed", "cancelled"})
+from imagestudio.jobs.model import JobProgress, JobState
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from imagestudio.config import Settings
+    from imagestudio.requests import EditRequest, EnhanceRequest, GenerateRequest
+
+    #: What the pages queue: an image job, or an Improve prompt rewrite.
+    PageRequest = GenerateRequest | EditRequest | EnhanceRequest
 
 
 @dataclass(frozen=True)
@@ -27,21 +37,18 @@ class JobSnapshot:
     """A job as the page shows it, at one moment."""
 
     id: str
-    state: str
-    step: int = 0
-    steps: int = 0
-    image: int = 1
-    images: int = 1
-    elapsed_s: float = 0.0
-    eta_s: float | None = None
+    state: JobState
+    #: Where a running job is (None before its first step, and for jobs that never ran).
+    progress: JobProgress | None = None
+    #: A finished job's run time, start to end; while it runs, ``progress.elapsed_s`` says it.
+    run_s: float | None = None
     #: Jobs ahead of this one in the queue (queued jobs only).
     ahead: int | None = None
     #: The job's error: a UserError is shown translated, anything else as a generic message.
     error: BaseException | None = None
     results: tuple[JobImage, ...] = ()
-    #: The latest latent preview (a small PIL image) and a counter that changes with it.
-    preview: Any = None
-    preview_version: int = 0
+    #: The newest latent preview (a small picture); a new one is a new object.
+    preview: Image | None = None
     #: What the queue panel lists: the job's kind (generate/edit), model and prompt; the model also
     #: tells the page to say "noise is expected" next to an offline model's result.
     kind: str | None = None
@@ -52,7 +59,14 @@ class JobSnapshot:
 
     @property
     def finished(self) -> bool:
-        return self.state in TERMINAL_STATES
+        return self.state.finished
+
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds the job has run: to its end once finished, else to its latest step."""
+        if self.run_s is not None:
+            return self.run_s
+        return self.progress.elapsed_s if self.progress is not None else 0.0
 
 
 @dataclass(frozen=True)
@@ -85,13 +99,23 @@ class StudioBackend(Protocol):
     """The services behind the pages."""
 
     @property
-    def settings(self) -> Any: ...
+    def settings(self) -> Settings: ...
 
-    def submit(self, request: Any) -> str:
-        """Queue a resolved GenerateRequest/EditRequest; returns the job id."""
+    def submit(self, request: PageRequest) -> str:
+        """Queue a resolved request; returns the job id."""
         ...
 
-    def snapshot(self, job_id: str, *, want_preview: bool = True) -> JobSnapshot: ...
+    def snapshot(self, job_id: str) -> JobSnapshot:
+        """The job now (a UserError for an id neither the queue nor the history knows)."""
+        ...
+
+    def watch(self, job_id: str) -> Generator[JobSnapshot, None, None]:
+        """The job now, then again each time it changes, until it has finished.
+
+        Blocks on the queue's events between two snapshots; closing the iterator stops following (it
+        does not cancel the job) and unsubscribes.
+        """
+        ...
 
     def cancel(self, job_id: str) -> None: ...
 

@@ -10,10 +10,15 @@ No ``from __future__ import annotations``: Gradio reads handler annotations (``g
 """
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imagestudio.ui.common import UIContext
 from imagestudio.ui.presets import SOURCE_SIZE
+
+if TYPE_CHECKING:
+    from imagestudio.ui.edit_page import EditPage
+    from imagestudio.ui.generate_page import GeneratePage
+    from imagestudio.ui.history_page import HistoryPage
 
 #: Galleries whose pictures can be dragged into a slot and opened in the lightbox.
 GALLERIES = "#gen-gallery, #edit-gallery, #hist-gallery"
@@ -195,7 +200,9 @@ def start_picture(path: str | None) -> Any:
     return {"background": path, "layers": [], "composite": path}
 
 
-def wire(ctx: UIContext, tabs: Any, generate: Any, edit: Any, history: Any) -> None:
+def wire(
+    ctx: UIContext, tabs: Any, generate: "GeneratePage", edit: "EditPage", history: "HistoryPage"
+) -> None:
     """Edit this / Vary this on both result galleries and in History."""
     import gradio as gr
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from imagestudio.errors import ImageStudioError, UserError
+from imagestudio.jobs.model import JobState
 from imagestudio.ui.session_jobs import SessionJobs
 from imagestudio.ui.style import lang_js
 from imagestudio.ui.texts import Texts, language
@@ -16,6 +16,7 @@ from imagestudio.ui.widgets import Progress, error_html, note_html, progress_htm
 
 if TYPE_CHECKING:
     import gradio as gr
+    from PIL.Image import Image
 
     from imagestudio.ui.backend import JobSnapshot, StudioBackend
 
@@ -28,8 +29,6 @@ class UIContext:
     texts: Texts
     #: The jobs each browser tab has queued (its queue panel and Cancel buttons act on them).
     active: SessionJobs = field(default_factory=SessionJobs)
-    #: How often a streaming event looks at its job (seconds).
-    poll_s: float = 0.15
 
     def key(self, name: str) -> Any:
         """A translation key for a static label (translated in the browser)."""
@@ -79,57 +78,45 @@ class JobUpdate:
 
     snapshot: JobSnapshot
     progress: str
-    preview: Any = None
+    preview: Image | None = None
     preview_changed: bool = False
 
 
 def progress_of(ctx: UIContext, snap: JobSnapshot, lang: str, message: str = "") -> str:
-    state = snap.state
+    state = snap.state.value
     if state == "done":
         message = message or ctx.t("status.done", lang, seconds=f"{snap.elapsed_s:.1f}")
     elif state == "cancelled":
         message = ctx.t("status.cancelled", lang)
     elif state == "failed":
         message = ctx.t("status.failed", lang, message=error_message(ctx, snap.error or Exception(), lang))
-    return progress_html(
-        ctx.texts,
-        lang,
-        Progress(
-            state=state,
-            step=snap.step,
-            steps=snap.steps,
-            image=snap.image,
-            images=snap.images,
-            elapsed_s=snap.elapsed_s,
-            eta_s=snap.eta_s,
-            ahead=snap.ahead,
-            message=message,
-            loading=snap.loading,
-        ),
-    )
+    progress = Progress(state, snap.progress, ahead=snap.ahead, message=message, loading=snap.loading)
+    return progress_html(ctx.texts, lang, progress)
 
 
 def follow(ctx: UIContext, job_id: str, lang: str) -> Iterator[JobUpdate]:
     """Yield an update whenever the job's progress or preview changes, until it finishes.
 
-    Closing the generator (the browser went away) cancels the job: nobody would see its result.
+    Waits on the queue's events (see :meth:`StudioBackend.watch`), not on a timer. Closing the
+    generator (the browser went away) stops following and cancels the job: nobody would see its result.
     """
     lang = language(lang)
-    last_progress, last_preview = None, 0
+    last_progress: str | None = None
+    last_preview: Image | None = None
     finished = False
+    snapshots = ctx.backend.watch(job_id)
     try:
-        while True:
-            snap = ctx.backend.snapshot(job_id)
+        for snap in snapshots:
             progress = progress_of(ctx, snap, lang)
-            preview_changed = snap.preview_version != last_preview and snap.preview is not None
+            preview_changed = snap.preview is not None and snap.preview is not last_preview
             if progress != last_progress or preview_changed or snap.finished:
-                last_progress, last_preview = progress, snap.preview_version
+                last_progress, last_preview = progress, snap.preview
                 yield JobUpdate(snap, progress, snap.preview, preview_changed)
             if snap.finished:
                 finished = True
                 return
-            time.sleep(ctx.poll_s)
     finally:
+        snapshots.close()  # unsubscribes from the job's events
         if not finished:
             log.info("the page stopped following job %s: cancelling it", job_id)
             ctx.backend.cancel(job_id)
@@ -258,7 +245,7 @@ def _job_update(
     out: dict[Any, Any] = {panel.progress: update.progress}
     if update.preview_changed:
         out[panel.preview] = update.preview
-    if snap.state == "done" and snap.results:
+    if snap.state is JobState.DONE and snap.results:
         results.extend(snap.results)
         first = snap.results[0].seed
         names = ", ".join(img.path.name for img in snap.results)
@@ -279,7 +266,7 @@ def _job_update(
         )
         if seed_mode == "random":
             out[panel.seed] = first
-    elif snap.state == "failed" and snap.error is not None:
+    elif snap.state is JobState.FAILED and snap.error is not None:
         out.update(routed_errors(ctx, snap.error, lang, panel.errors, panel.form_error))
     return out
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imagestudio.registry import get_model
 from imagestudio.ui import chain
@@ -23,6 +23,10 @@ from imagestudio.ui.enhance_controls import enhance_controls, original_prompt, w
 from imagestudio.ui.generate_page import RESULT_BUTTONS, RESULT_HEIGHT, model_choices, model_info
 from imagestudio.ui.style import lang_js
 from imagestudio.ui.texts import language
+
+if TYPE_CHECKING:
+    from imagestudio.storage.inputs import InputImage
+    from imagestudio.ui.backend import HistoryEntry
 
 PAGE = "edit"
 LIGHTNING_STEPS = 4
@@ -65,10 +69,10 @@ class EditPage:
             self.seed,
         ]
 
-    def settings_values(self, meta: dict[str, Any], entry: Any) -> tuple[Any, ...]:
+    def settings_values(self, meta: dict[str, Any], entry: HistoryEntry) -> tuple[Any, ...]:
         import gradio as gr
 
-        kept = list(getattr(entry, "inputs", ()) or ())[: len(self.images)]
+        kept = list(entry.inputs)[: len(self.images)]
         # Slots beyond the edit's pictures are emptied: the edit is restored as it was made.
         pictures = [str(path) for path in kept] + [None] * (len(self.images) - len(kept))
         if not kept:
@@ -258,7 +262,7 @@ def _wire(ctx: UIContext, page: EditPage) -> None:
         from imagestudio.ui.widgets import error_html
 
         try:
-            read_uploads(ctx, [None] * (number - 1) + [path], language(lang))
+            read_uploads(ctx, [*([None] * (number - 1)), path], language(lang))
         except UserError as exc:
             return gr.Image(value=None), error_html(error_message(ctx, exc, language(lang)))
         return gr.skip(), ""
@@ -306,7 +310,7 @@ def _wire(ctx: UIContext, page: EditPage) -> None:
     wire_job_panel(ctx, page.panel, [page.panel.run.click], inputs, body)
 
 
-def read_uploads(ctx: UIContext, paths: list[str | None], lang: str) -> tuple[Any, ...]:
+def read_uploads(ctx: UIContext, paths: Sequence[str | None], lang: str) -> tuple[InputImage, ...]:
     """The uploaded pictures, in order, checked like every other input image (size, pixels, format)."""
     from imagestudio.storage.inputs import InputLimits, read_input_image
 

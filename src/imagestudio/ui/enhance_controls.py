@@ -8,19 +8,22 @@ of the kept state to its request, so the image's metadata holds both prompts.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imagestudio.errors import ImageStudioError
+from imagestudio.jobs.model import JobState
 from imagestudio.ui.common import UIContext, error_message, slot
 from imagestudio.ui.style import lang_js
 from imagestudio.ui.texts import language
 from imagestudio.ui.widgets import error_html, note_html
 
+if TYPE_CHECKING:
+    from imagestudio.storage.inputs import InputImage
+
 #: Pictures on the Edit page: a function of the uploaded paths and the language → InputImages.
-PictureReader = Callable[[list[Any], str], tuple[Any, ...]]
+PictureReader = Callable[[list[str | None], str], tuple["InputImage", ...]]
 
 
 @dataclass
@@ -115,7 +118,7 @@ def wire_enhance(
     controls.undo.click(undo, controls.state, outputs, queue=False)
 
 
-def run_enhance(ctx: UIContext, prompt: str, model: str, images: tuple[Any, ...]) -> dict[str, Any]:
+def run_enhance(ctx: UIContext, prompt: str, model: str, images: tuple[InputImage, ...]) -> dict[str, Any]:
     """Queue an ``enhance`` job, wait for it (it takes its turn after running image jobs), return its rewrite.
 
     Errors come back as the exceptions the page translates (a refused request, a failed job).
@@ -124,13 +127,13 @@ def run_enhance(ctx: UIContext, prompt: str, model: str, images: tuple[Any, ...]
 
     request = EnhanceRequest.build(prompt=prompt, model=model, images=images).resolved(ctx.backend.settings)
     job_id = ctx.backend.submit(request)
-    while True:
-        snap = ctx.backend.snapshot(job_id, want_preview=False)
-        if snap.finished:
-            break
-        time.sleep(ctx.poll_s)
-    if snap.state != "done":
-        raise snap.error or RuntimeError(f"the rewrite job ended {snap.state}")
+    snapshots = ctx.backend.watch(job_id)
+    try:
+        snap = next(snap for snap in snapshots if snap.finished)
+    finally:
+        snapshots.close()
+    if snap.state is not JobState.DONE:
+        raise snap.error or RuntimeError(f"the rewrite job ended {snap.state.value}")
     result = ctx.backend.enhanced(job_id)
     if result is None:
         raise RuntimeError("the rewrite job finished without a result")

@@ -13,11 +13,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imagestudio.errors import UserError
 from imagestudio.ui.common import UIContext, error_message, slot
 from imagestudio.ui.style import lang_js
+
+if TYPE_CHECKING:
+    from imagestudio.config import Settings
 from imagestudio.ui.texts import language
 from imagestudio.ui.widgets import error_html, note_html
 
@@ -42,7 +45,7 @@ class FirstRunBanner:
     plan: dict[str, Any] | None = None
 
 
-def missing_default(settings: Any, task: str) -> str | None:
+def missing_default(settings: Settings, task: str) -> str | None:
     """The registry's default model for ``task`` when it is not on disk (None when it is)."""
     from imagestudio.engine.loader import find_model_dir
     from imagestudio.registry import DEFAULT_EDIT_MODEL, DEFAULT_GENERATE_MODEL, MODELS

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from imagestudio.errors import UserError
 from imagestudio.registry import MODELS, get_model
-from imagestudio.requests import MAX_COUNT, GenerateRequest
+from imagestudio.requests import MAX_COUNT, EditRequest, GenerateRequest, build_image_request
 from imagestudio.ui import chain
 from imagestudio.ui.common import (
     JobPanel,
@@ -25,11 +25,23 @@ from imagestudio.ui.presets import CUSTOM_SIZE, DEFAULT_SIZE, SIZE_PRESETS, SOUR
 from imagestudio.ui.style import lang_js
 from imagestudio.ui.texts import language
 
+if TYPE_CHECKING:
+    from gradio import Button
+
+    from imagestudio.storage.inputs import InputImage
+
 PAGE = "generate"
 #: The result area's height (px); the live preview takes the same box while a job runs.
 RESULT_HEIGHT = 520
 #: No "Share" on a local studio's results (Gradio's share link would upload them).
-RESULT_BUTTONS = ["download", "fullscreen"]
+RESULT_BUTTONS: list[Literal["share", "download", "download_all", "fullscreen"] | Button] = [
+    "download",
+    "fullscreen",
+]
+#: How the starting picture's editor hands its value to the page: PIL images, alpha kept (the painted
+#: layers' alpha is the mask, see :func:`starting_picture`).
+SOURCE_TYPE: Literal["pil"] = "pil"
+SOURCE_MODE: Literal["RGBA"] = "RGBA"
 MASK_COLOR = "#e11d48"
 MASK_OPACITY = 0.55
 #: Until the registry carries a per-model img2img default, the slider starts here.
@@ -144,8 +156,8 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
             with gr.Accordion(key("gen.source"), open=False, elem_id="gen-source-box") as source_box:
                 source = gr.ImageEditor(
                     label=key("gen.init_image"),
-                    type="pil",
-                    image_mode="RGBA",
+                    type=SOURCE_TYPE,
+                    image_mode=SOURCE_MODE,
                     sources=["upload", "clipboard"],
                     # Half-transparent rose strokes on a layer of their own, visible on light and dark
                     # pictures alike: every painted pixel (alpha > 0) is the inpaint mask.
@@ -324,36 +336,83 @@ def _run(
     request: Any,
 ) -> Iterator[dict[Any, Any]]:
     def submit() -> list[str]:
-        if source_bad:
-            # The browser could not decode the starting picture: never run plain text-to-image instead.
-            raise bad_source_error(ctx, source_bad, language(lang))
-        w, h = size_of(size, width, height)
-        fields: dict[str, Any] = {}
-        init_image, mask = starting_picture(ctx, source, language(lang))
-        if init_image is not None:
-            fields = {"init_image": init_image, "mask": mask, "strength": float(strength)}
-        texts = prompts_of(prompt, per_line)
-        # A rewrite by Improve prompt is of the whole text; one prompt per line records none.
-        original = original_prompt(improved, prompt) if len(texts) == 1 else None
-        # Every line is checked before any is queued: one bad line queues nothing.
-        resolved = [
-            GenerateRequest.build(
-                model=model,
-                prompt=text,
-                width=w,
-                height=h,
-                steps=int(steps),
-                seed=round(seed) if seed_mode == "fixed" and seed is not None else None,
-                count=int(count),
-                variety=float(variety or 0.0),
-                original_prompt=original,
-                **fields,
-            ).resolved(ctx.backend.settings)
-            for text in texts
-        ]
+        resolved = page_requests(
+            ctx,
+            language(lang),
+            prompt=prompt,
+            model=model,
+            size=size,
+            width=width,
+            height=height,
+            steps=steps,
+            seed=round(seed) if seed_mode == "fixed" and seed is not None else None,
+            count=count,
+            source=source,
+            strength=strength,
+            variety=variety,
+            improved=improved,
+            source_bad=source_bad,
+            per_line=per_line,
+        )
         return [ctx.backend.submit(one) for one in resolved]
 
     yield from run_job(ctx, page.panel, submit, lang, seed_mode, request)
+
+
+def page_requests(
+    ctx: UIContext,
+    lang: str,
+    *,
+    prompt: str,
+    model: str,
+    size: str,
+    width: float | None,
+    height: float | None,
+    steps: float,
+    seed: int | None,
+    count: float,
+    source: dict[str, Any] | None,
+    strength: float,
+    variety: float | None,
+    improved: dict[str, str] | None,
+    source_bad: str = "",
+    per_line: bool = False,
+) -> list[GenerateRequest | EditRequest]:
+    """The page's form as resolved requests, one per prompt (every check done; nothing queued yet).
+
+    Text-to-image is built here; with a starting picture, every prompt goes through the builder all
+    entry points share for image-in requests (img2img, or inpainting where something is painted).
+    """
+    if source_bad:
+        # The browser could not decode the starting picture: never run plain text-to-image instead.
+        raise bad_source_error(ctx, source_bad, lang)
+    w, h = size_of(size, width, height)
+    init_image, mask = starting_picture(ctx, source, lang)
+    texts = prompts_of(prompt, per_line)
+    fields: dict[str, Any] = {
+        "model": model,
+        "width": w,
+        "height": h,
+        "steps": int(steps),
+        "seed": seed,
+        "count": int(count),
+        "variety": float(variety or 0.0),
+        # A rewrite by Improve prompt is of the whole text; one prompt per line records none.
+        "original_prompt": original_prompt(improved, prompt) if len(texts) == 1 else None,
+    }
+    settings = ctx.backend.settings
+    # Every line is checked before any is queued: one bad line queues nothing.
+    if init_image is None:
+        return [GenerateRequest.build(prompt=text, **fields).resolved(settings) for text in texts]
+    # The page lists text-to-image models only; the shared builder would turn an edit model's id
+    # (sent by a script, say) into an edit.
+    get_model(model, task="text-to-image")
+    return [
+        build_image_request(
+            settings, prompt=text, images=[init_image], mask=mask, strength=float(strength), **fields
+        )
+        for text in texts
+    ]
 
 
 def bad_source_error(ctx: UIContext, file_name: str, lang: str) -> UserError:
@@ -386,7 +445,9 @@ def prompts_of(prompt: str | None, per_line: bool) -> list[str]:
     return lines or [text]
 
 
-def starting_picture(ctx: UIContext, value: dict[str, Any] | None, lang: str) -> tuple[Any, Any]:
+def starting_picture(
+    ctx: UIContext, value: dict[str, Any] | None, lang: str
+) -> tuple[InputImage | None, InputImage | None]:
     """(init image, mask) from the image editor: its background, and the pixels painted over it.
 
     Both go through :func:`read_input_image` like any other input (byte and pixel limits, one-line

@@ -5,13 +5,17 @@ No ``from __future__ import annotations``: Gradio reads handler annotations (``g
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imagestudio.ui.common import UIContext, error_message, slot
 from imagestudio.ui.presets import CUSTOM_SIZE, choice_for
 from imagestudio.ui.style import lang_js
 from imagestudio.ui.texts import language
 from imagestudio.ui.widgets import error_html, note_html, table_html
+
+if TYPE_CHECKING:
+    from imagestudio.ui.edit_page import EditPage
+    from imagestudio.ui.generate_page import GeneratePage
 
 PAGE_SIZE = 60
 
@@ -147,7 +151,9 @@ def build(ctx: UIContext) -> HistoryPage:
     )
 
 
-def wire(ctx: UIContext, page: HistoryPage, tab: Any, tabs: Any, generate: Any, edit: Any) -> None:
+def wire(
+    ctx: UIContext, page: HistoryPage, tab: Any, tabs: Any, generate: "GeneratePage", edit: "EditPage"
+) -> None:
     """Events of the page; ``generate``/``edit`` are the pages "use these settings" fills."""
     import gradio as gr
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
+from imagestudio.jobs.model import JobState
 from imagestudio.ui.backend import JobSnapshot
 from imagestudio.ui.common import UIContext, session_of
 from imagestudio.ui.style import lang_js
@@ -77,12 +78,12 @@ def pending_jobs(ctx: UIContext, session: str) -> list[JobSnapshot]:
     snapshots = []
     for job_id in ctx.active.of(session):
         try:
-            snap = ctx.backend.snapshot(job_id, want_preview=False)
+            snap = ctx.backend.snapshot(job_id)
         except Exception:  # noqa: BLE001 - a job the queue forgot is simply not listed
             continue
         if not snap.finished:
             snapshots.append(snap)
-    return sorted(snapshots, key=lambda s: (s.state != "running", s.ahead or 0))
+    return sorted(snapshots, key=lambda s: (s.state is not JobState.RUNNING, s.ahead or 0))
 
 
 def render(ctx: UIContext, session: str, lang: str) -> str:
@@ -92,15 +93,15 @@ def render(ctx: UIContext, session: str, lang: str) -> str:
     rows = []
     cancel_word = escape(ctx.t("queue.cancel", lang))
     for snap in jobs:
-        if snap.state == "running" and snap.steps:
-            state = ctx.t("queue.running", lang, step=snap.step, steps=snap.steps)
-        elif snap.state == "running":  # loading the model, before the first step
+        if snap.state is JobState.RUNNING and snap.progress is not None:
+            state = ctx.t("queue.running", lang, step=snap.progress.step, steps=snap.progress.steps)
+        elif snap.state is JobState.RUNNING:  # loading the model, before the first step
             state = ctx.t("queue.starting", lang)
         else:
             state = ctx.t("queue.waiting", lang, position=(snap.ahead or 0) + 1)
         prompt = " ".join((snap.prompt or "").split()) or "—"
         rows.append(
-            f'<li data-job="{escape(snap.id)}" data-state="{escape(snap.state)}">'
+            f'<li data-job="{escape(snap.id)}" data-state="{escape(snap.state.value)}">'
             f'<span class="is-queue-state">{escape(state)}</span>'
             f'<span class="is-queue-model">{escape(snap.model or "")}</span>'
             f'<span class="is-queue-prompt" title="{escape(prompt)}">{escape(prompt)}</span>'

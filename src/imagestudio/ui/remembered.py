@@ -8,9 +8,13 @@ malformed entry) is left at the page's default.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imagestudio.ui.common import UIContext
+
+if TYPE_CHECKING:
+    from imagestudio.ui.edit_page import EditPage
+    from imagestudio.ui.generate_page import GeneratePage
 
 SETTINGS_KEY = "imagestudio.settings"
 RECENT_KEY = "imagestudio.recent"
@@ -18,7 +22,7 @@ RECENT_KEY = "imagestudio.recent"
 RECENT_LIMIT = 10
 
 
-def _fields(generate: Any, edit: Any) -> dict[str, Any]:
+def _fields(generate: GeneratePage, edit: EditPage) -> dict[str, Any]:
     """Stored name → component. The names are the storage format: keep them stable."""
     return {
         "gen-prompt": generate.prompt,
@@ -44,7 +48,9 @@ def save_js(names: list[str]) -> str:
     return f"(...v) => Object.fromEntries({json.dumps(names)}.map((n, i) => [n, v[i]]))"
 
 
-def restored(ctx: UIContext, saved: Any, names: list[str], generate: Any, edit: Any) -> list[Any]:
+def restored(
+    ctx: UIContext, saved: Any, names: list[str], generate: GeneratePage, edit: EditPage
+) -> list[Any]:
     """One update per field: the stored value when it is still valid here, else leave the field alone."""
     import gradio as gr
 
@@ -84,7 +90,7 @@ def _choices(recent: list[str]) -> list[tuple[str, str]]:
     return [(p if len(p) <= 80 else p[:79] + "…", p) for p in recent]
 
 
-def wire(ctx: UIContext, blocks: Any, generate: Any, edit: Any) -> None:
+def wire(ctx: UIContext, blocks: Any, generate: GeneratePage, edit: EditPage) -> None:
     """Call inside the Blocks context, after both job pages are built."""
     import gradio as gr
 

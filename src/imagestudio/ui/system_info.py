@@ -10,6 +10,9 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from imagestudio.config import Settings
+    from imagestudio.engine.manager import ModelManager
+    from imagestudio.hardware import Hardware
     from imagestudio.services import Services
 
 log = logging.getLogger(__name__)
@@ -53,22 +56,20 @@ def workers(queue: object) -> list[dict[str, Any]]:
 
     if not isinstance(queue, WorkerListing):
         return []
-    return [asdict(status) if is_dataclass(status) else dict(vars(status)) for status in queue.workers()]
+    return [
+        asdict(status) if is_dataclass(status) and not isinstance(status, type) else dict(vars(status))
+        for status in queue.workers()
+    ]
 
 
-def _accelerator(hardware: Any) -> dict[str, Any] | None:
+def _accelerator(hardware: Hardware) -> dict[str, Any] | None:
     if hardware.accelerator == "cpu":
         return None
     return {"name": hardware.name, "total_bytes": hardware.vram_total, "free_bytes": hardware.vram_free}
 
 
-def _loaded(manager: Any) -> Any:
-    # ``resident`` is the manager's public view of the lent pipeline; older managers only had the field.
-    return getattr(manager, "resident", None) or getattr(manager, "_resident", None)
-
-
-def _resident(manager: Any) -> dict[str, Any] | None:
-    resident = _loaded(manager)
+def _resident(manager: ModelManager) -> dict[str, Any] | None:
+    resident = manager.resident
     if resident is None:
         return None
     return {
@@ -80,9 +81,9 @@ def _resident(manager: Any) -> dict[str, Any] | None:
     }
 
 
-def _plan(manager: Any) -> dict[str, Any] | None:
-    resident = _loaded(manager)
-    plan = getattr(resident, "plan", None)
+def _plan(manager: ModelManager) -> dict[str, Any] | None:
+    resident = manager.resident
+    plan = resident.plan if resident is not None else None
     if plan is None:
         return None
     values = plan.as_dict()
@@ -100,7 +101,7 @@ def _plan(manager: Any) -> dict[str, Any] | None:
     }
 
 
-def _checks(settings: Any) -> list[dict[str, Any]] | None:
+def _checks(settings: Settings) -> list[dict[str, Any]] | None:
     """The doctor's checks, then one line per real model: will it fit here, and how.
 
     Each row keeps the check's code and details beside its English message: the page shows it in the

@@ -9,6 +9,7 @@ from html import escape
 from typing import Any
 
 from imagestudio.errors import UserError
+from imagestudio.jobs.model import JobProgress
 from imagestudio.ui.common import UIContext, error_message, slot
 from imagestudio.ui.style import lang_js
 from imagestudio.ui.texts import language
@@ -193,10 +194,10 @@ def _download_bar(ctx: UIContext, lang: str, progress: dict[str, Any]) -> str:
     eta = progress.get("eta")
     if eta is not None:
         text += " · " + ctx.t("status.eta", lang, eta=duration(ctx.texts, lang, eta))
+    # The bar counts bytes as its steps; the caption above says sizes, rate and time left.
     steps = max(total, 1)
-    return progress_html(
-        ctx.texts, lang, Progress("download", step=min(done, steps), steps=steps, message=text)
-    )
+    bytes_done = JobProgress(1, 1, min(done, steps), steps, 0.0, None)
+    return progress_html(ctx.texts, lang, Progress("download", bytes_done, message=text))
 
 
 def _fields_table(ctx: UIContext, fields: dict[str, Any], lang: str) -> str:

@@ -23,7 +23,8 @@ def _upload_path(self: Any, payload: Any) -> str | None:
         # guard_file_inputs (around this) has checked that the path is one of this server's uploads.
         return str(payload.path)
     # Pasted images arrive as data URLs; the stock preprocessing writes them to Gradio's cache.
-    return type(self).preprocess(self, payload)
+    stored: str | None = type(self).preprocess(self, payload)
+    return stored
 
 
 def image_input(**kwargs: Any) -> Any:

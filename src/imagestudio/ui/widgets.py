@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from html import escape
 
+from imagestudio.jobs.model import JobProgress
 from imagestudio.ui.texts import Texts
 
 JOB_STATES = ("queued", "loading", "running", "done", "failed", "cancelled", "cancelling")
@@ -27,46 +28,52 @@ def duration(texts: Texts, lang: str, seconds: float) -> str:
 
 @dataclass(frozen=True)
 class Progress:
-    """What a progress bar shows; ``fraction`` is of the whole job (all its images)."""
+    """What a progress bar shows: a state, and for a running job where it is."""
 
     state: str
-    step: int = 0
-    steps: int = 0
-    image: int = 1
-    images: int = 1
-    elapsed_s: float = 0.0
-    eta_s: float | None = None
+    #: Step and image of the job, its time so far and the estimate left (None before the first step).
+    job: JobProgress | None = None
     ahead: int | None = None
     message: str = ""
     #: Running before the first step: True while the model loads, False once it is about to step.
     loading: bool = True
 
     @property
+    def step(self) -> int:
+        return self.job.step if self.job is not None else 0
+
+    @property
+    def steps(self) -> int:
+        return self.job.steps if self.job is not None else 0
+
+    @property
     def fraction(self) -> float:
+        """Of the whole job (all its images)."""
         if self.state == "done":
             return 1.0
-        if self.steps <= 0 or self.images <= 0:
+        if self.job is None or self.job.steps <= 0 or self.job.images <= 0:
             return 0.0
-        return min(1.0, ((self.image - 1) * self.steps + self.step) / (self.images * self.steps))
+        return min(1.0, self.job.fraction)
 
 
 def _progress_text(texts: Texts, lang: str, p: Progress) -> str:
     if p.state == "queued":
         return texts.t("status.queued_n", lang, ahead=p.ahead) if p.ahead else texts.t("status.queued", lang)
-    if p.state == "loading" or (p.state == "running" and p.step == 0 and p.loading):
+    job = p.job
+    if p.state == "loading" or (p.state == "running" and job is None and p.loading):
         return texts.t("status.loading", lang)
-    if p.state == "running" and p.step == 0:
+    if p.state == "running" and job is None:
         return texts.t("status.starting", lang)
-    if p.state == "running":
-        if p.images > 1:
+    if p.state == "running" and job is not None:
+        if job.images > 1:
             text = texts.t(
-                "status.running_n", lang, image=p.image, images=p.images, step=p.step, steps=p.steps
+                "status.running_n", lang, image=job.image, images=job.images, step=job.step, steps=job.steps
             )
         else:
-            text = texts.t("status.running", lang, step=p.step, steps=p.steps)
-        parts = [text, texts.t("status.elapsed", lang, elapsed=duration(texts, lang, p.elapsed_s))]
-        if p.eta_s is not None:
-            parts.append(texts.t("status.eta", lang, eta=duration(texts, lang, p.eta_s)))
+            text = texts.t("status.running", lang, step=job.step, steps=job.steps)
+        parts = [text, texts.t("status.elapsed", lang, elapsed=duration(texts, lang, job.elapsed_s))]
+        if job.eta_s is not None:
+            parts.append(texts.t("status.eta", lang, eta=duration(texts, lang, job.eta_s)))
         return " · ".join(parts)
     if p.state == "cancelling":
         return texts.t("status.cancelling", lang)
