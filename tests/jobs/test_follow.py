@@ -21,7 +21,8 @@ from imagestudio.jobs.follow import EventInbox, job_events
 from imagestudio.jobs.model import JobEvent
 from imagestudio.jobs.queue import JobQueue
 from imagestudio.requests import GenerateRequest
-from imagestudio.studio import SavedImage, StudioResult
+from imagestudio.storage.saved_image import SavedImage, new_image_id
+from imagestudio.studio import StudioResult
 
 WAIT = 30.0
 STEPS = 4
@@ -55,7 +56,8 @@ class SteppingRunner:
         self.outputs.mkdir(parents=True, exist_ok=True)
         path = self.outputs / f"{req.prompt}-{time.perf_counter_ns()}.png"
         Image.new("RGB", (16, 16), "red").save(path)
-        return StudioResult(req.model, [SavedImage(path, 1, 16, 16, {"prompt": req.prompt})], 0.01)
+        image = SavedImage(new_image_id(), path, 1, 16, 16, {"prompt": req.prompt})
+        return StudioResult(req.model, [image], 0.01)
 
 
 class CountingQueue(JobQueue):

@@ -30,7 +30,7 @@ def runner(settings) -> SteppingRunner:
 
 @pytest.fixture
 def services(settings, runner: SteppingRunner) -> Iterator[Services]:
-    services = Services.create(settings, runner=runner, preview=previews)
+    services = Services.create(settings, handler=runner, preview=previews)
     services.start()
     yield services
     services.close(timeout=WAIT)
