@@ -84,7 +84,7 @@ def build_z_image(dest: Path, size: Size = "large", storage_dtype: str = "bfloat
     """
     import torch
 
-    from imagestudio.engine.tiny import build_tiny_tokenizer
+    from imagestudio.models.tiny import build_tiny_tokenizer
 
     tokenizer = build_tiny_tokenizer()
     torch.manual_seed(_SEED)

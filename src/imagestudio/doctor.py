@@ -286,8 +286,8 @@ def plan_check(plan: MemoryPlan) -> Check:
 
 
 def model_report(spec: ModelSpec, settings: Settings, hardware: Hardware, runs_on: str) -> ModelReport:
-    from imagestudio.engine.loader import find_model_dir
     from imagestudio.memory.planner import MemoryPlanner
+    from imagestudio.models.locate import find_model_dir
 
     planner = MemoryPlanner(settings, hardware=hardware, device=runs_on)
     plan = planner.plan(spec)

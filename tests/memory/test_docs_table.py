@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from imagestudio.memory.table import BEGIN, END, generated_section
+
 from tests.conftest import REPO_ROOT
 
 

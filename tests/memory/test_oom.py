@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from imagestudio.memory.oom import is_out_of_memory
 from PIL import Image
 
 from imagestudio.config import load_settings
 from imagestudio.errors import OutOfMemory
 from imagestudio.hardware import Hardware, simulate_hardware
-from imagestudio.memory.oom import is_out_of_memory
 from imagestudio.memory.plan import Environment
 from imagestudio.memory.planner import MemoryPlanner
 from imagestudio.requests import GenerateRequest

@@ -277,7 +277,8 @@ class PromptEnhancer:
         """The text encoder alone, from the model's folder, placed within the memory free now."""
         import torch
 
-        from imagestudio.engine.loader import quiet_library_progress, require_model_dir
+        from imagestudio.models.quiet import quiet_library_progress
+        from imagestudio.models.state import require_model_dir
 
         quiet_library_progress()
         folder = require_model_dir(spec, self.settings)
@@ -485,7 +486,7 @@ def stop_criteria(deadline: float, cancel: threading.Event | None) -> Any:
 
 
 def _load_processor(folder: Any) -> Any:
-    from imagestudio.engine.processor import load_edit_processor
+    from imagestudio.models.processor import load_edit_processor
 
     processor = load_edit_processor(folder)
     if processor is None:

@@ -45,7 +45,7 @@ from imagestudio.jobs.model import (
 )
 
 if TYPE_CHECKING:
-    from imagestudio.engine.runners import ProgressCallback, StepProgress
+    from imagestudio.engine.pipeline_calls import ProgressCallback, StepProgress
     from imagestudio.jobs.limits import SubmitLimits
     from imagestudio.storage.history import HistoryStore, NewImage
     from imagestudio.studio import StudioResult

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from imagestudio.requests import EditRequest, EnhanceRequest, GenerateRequest
 
 if TYPE_CHECKING:
-    from imagestudio.engine.runners import ProgressCallback
+    from imagestudio.engine.pipeline_calls import ProgressCallback
     from imagestudio.studio import Studio, StudioResult
 
 

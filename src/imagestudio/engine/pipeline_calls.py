@@ -1,6 +1,6 @@
-"""Runners: one request → diffusers pipeline calls → checked PIL images.
+"""Pipeline calls: one request → diffusers pipeline calls (one per image) → checked PIL images.
 
-A runner knows its pipeline's arguments, reports progress once per step, honours cancellation
+This module knows each pipeline's arguments, reports progress once per step, honours cancellation
 between steps and refuses to hand back NaN or all-black images.
 """
 
@@ -34,7 +34,7 @@ class StepProgress:
     steps: int
     #: The current latents (for previews); only read by whoever wants them.
     latents: Any = None
-    #: The output image's size in pixels when the runner knows it (a preview unpacks packed latents by it).
+    #: The output image's size in pixels when the call knows it (a preview unpacks packed latents by it).
     width: int | None = None
     height: int | None = None
 
@@ -47,7 +47,9 @@ ProgressCallback = Callable[[StepProgress], None]
 
 
 @dataclass(frozen=True)
-class RunnerImage:
+class CheckedImage:
+    """One image a pipeline call produced and :func:`check_output` accepted, with its seed."""
+
     image: Image.Image
     seed: int
 
@@ -112,13 +114,13 @@ def run_pipeline(
     *,
     call: Callable[..., Any] | None = None,
     progress_steps: int | None = None,
-) -> list[RunnerImage]:
+) -> list[CheckedImage]:
     """Call ``pipe`` once per seed (each image reproducible on its own), checking every output.
 
-    ``call`` replaces ``pipe(...)`` (the edit runner's reference-area call); ``progress_steps`` is the
+    ``call`` replaces ``pipe(...)`` (an edit's reference-area call); ``progress_steps`` is the
     number of steps that actually run when it differs from ``steps`` (img2img runs ~strength x steps).
     """
-    results: list[RunnerImage] = []
+    results: list[CheckedImage] = []
     invoke = call or pipe
     shown_steps = progress_steps or steps
     for number, seed in enumerate(seeds, start=1):
@@ -142,7 +144,7 @@ def run_pipeline(
             raise JobCancelled("cancelled")
         array = output.images[0]
         check_output(array, dtype)
-        results.append(RunnerImage(pipe.numpy_to_pil(array[None])[0], seed))
+        results.append(CheckedImage(pipe.numpy_to_pil(array[None])[0], seed))
     return results
 
 
