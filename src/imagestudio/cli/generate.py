@@ -69,7 +69,7 @@ def generate(
     as_json: JsonOption = False,
 ) -> None:
     """Make images from a text prompt, or rework an image (--init-image) or part of it (--mask)."""
-    from imagestudio.engine.loras import parse_lora
+    from imagestudio.lora_refs import parse_lora
     from imagestudio.registry import DEFAULT_GENERATE_MODEL
     from imagestudio.requests import GenerateRequest
     from imagestudio.storage.inputs import InputLimits, read_input_image, silence_pillow_bomb_warning
