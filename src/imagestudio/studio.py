@@ -259,7 +259,7 @@ class Studio:
         self, images: list[CheckedImage], base: dict[str, Any], out_dir: Path | None
     ) -> list[SavedImage]:
         directory = out_dir or self.settings.outputs_dir
-        saved = []
+        saved: list[SavedImage] = []
         for item in images:
             meta = {
                 **base,

@@ -126,13 +126,14 @@ def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
     Qwen2.5-VL's template ignores ``enable_thinking``; a tokenizer without a template gets ChatML.
     """
     template = None if getattr(tokenizer, "chat_template", None) else _FALLBACK_TEMPLATE
-    return tokenizer.apply_chat_template(
+    rendered: str = tokenizer.apply_chat_template(
         messages,
         chat_template=template,
         tokenize=False,
         add_generation_prompt=True,
         enable_thinking=False,
     )
+    return rendered
 
 
 # ------------------------------------------------------------------------------------ the cleanup
@@ -438,7 +439,7 @@ def causal_lm_over(encoder: Any) -> Any:
         model = Qwen3ForCausalLM(config)
     model.model = encoder
     model.lm_head = tied_head(encoder.get_input_embeddings())
-    model.eval()
+    model.eval()  # type: ignore[no-untyped-call]  # transformers leaves it unannotated
     return model
 
 
@@ -492,7 +493,7 @@ def _load_processor(folder: Any) -> Any:
     if processor is None:
         from transformers import AutoProcessor
 
-        processor = AutoProcessor.from_pretrained(folder)
+        processor = AutoProcessor.from_pretrained(folder)  # type: ignore[no-untyped-call]  # unannotated
     return processor
 
 

@@ -86,7 +86,7 @@ def lightning_ref(spec: ModelSpec, steps: int) -> tuple[LoraRef, int]:
     file = spec.lightning_file(steps)
     if spec.lightning_repo is None or file is None:
         raise InvalidRequest(f"{spec.id} has no Lightning LoRA for {steps} steps", param="lightning")
-    return LoraRef(source=f"{spec.lightning_repo}/{file}"), spec.lightning_bytes
+    return LoraRef(source=f"{spec.lightning_repo}/{file}", scale=1.0), spec.lightning_bytes
 
 
 def _refuse_pickle(source: str) -> None:
@@ -175,7 +175,7 @@ def adapter_names(count: int) -> list[str]:
     return [f"imagestudio_{i}" for i in range(count)]
 
 
-def activate_loras(pipe: Any, loaded_key: tuple, loras: Sequence[ResolvedLora]) -> tuple:
+def activate_loras(pipe: Any, loaded_key: tuple[Any, ...], loras: Sequence[ResolvedLora]) -> tuple[Any, ...]:
     """Make exactly ``loras`` active on ``pipe``; returns the key of what is now loaded.
 
     ``loaded_key`` is what the previous call returned for this pipeline (``()`` for none). Called with the

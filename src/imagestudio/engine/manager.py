@@ -294,22 +294,19 @@ class ModelManager:
         resident = self._resident
         if resident is None:
             return
-        park = self._settings.device.keep_in_ram and self._can_park(resident, next_spec)
-        del resident  # from here on only self._resident refers to it, so dropping it really frees it
-        if not park:
+        if not (self._settings.device.keep_in_ram and self._can_park(resident, next_spec)):
+            del resident  # from here on only self._resident refers to it, so dropping it really frees it
             self._drop_resident()
             return
         self._drop_parked()  # at most one pipeline waits in RAM (the next one was taken out already)
         before = memory_snapshot(self._device)
-        self._parked, self._resident = self._resident, None
-        _move_to_ram(self._parked)
+        self._parked, self._resident = resident, None
+        _move_to_ram(resident)
         # Nothing was dropped, so there is no garbage to collect (a full gc.collect() costs ~0.2 s with
         # torch and transformers loaded): only the accelerator's cached blocks are given back.
         free_memory(collect=False)
         after = memory_snapshot(self._device)
-        self._record(
-            UnloadReport(self._parked.spec.id, True, pipeline_bytes(self._parked.pipe), before, after)
-        )
+        self._record(UnloadReport(resident.spec.id, True, pipeline_bytes(resident.pipe), before, after))
 
     def _can_park(self, loaded: LoadedModel, next_spec: ModelSpec) -> bool:
         """Room in RAM for this pipeline (if it must move there) and still for the next model to load.

@@ -15,9 +15,9 @@ from imagestudio.errors import BadOutput, JobCancelled
 
 if TYPE_CHECKING:
     import numpy as np
-    from diffusers import DiffusionPipeline
     from PIL import Image
 
+    from imagestudio.models.pipeline import Pipeline
     from imagestudio.requests import EditRequest, GenerateRequest
 
 #: Highest value (0..1) an image may reach and still count as all black.
@@ -104,7 +104,7 @@ def generator_for(seed: int) -> Any:
 
 
 def run_pipeline(
-    pipe: DiffusionPipeline,
+    pipe: Pipeline,
     call_kwargs: dict[str, Any],
     seeds: list[int],
     steps: int,
@@ -177,7 +177,7 @@ def _resized(image: Image.Image, size: tuple[int, int], method: Any) -> Image.Im
     return image if image.size == size else image.resize(size, method)
 
 
-def image_pipeline(pipe: DiffusionPipeline, request: GenerateRequest) -> DiffusionPipeline:
+def image_pipeline(pipe: Pipeline, request: GenerateRequest) -> Pipeline:
     """The pipeline that runs ``request``: ``pipe`` itself for text-to-image, else an img2img or inpaint
     pipeline over the same components (see :func:`derived_pipeline`)."""
     if request.init_image is None:
@@ -188,7 +188,7 @@ def image_pipeline(pipe: DiffusionPipeline, request: GenerateRequest) -> Diffusi
     return derived_pipeline(getattr(diffusers, name), pipe)
 
 
-def derived_pipeline(pipeline_class: type[DiffusionPipeline], pipe: DiffusionPipeline) -> DiffusionPipeline:
+def derived_pipeline(pipeline_class: Callable[..., Pipeline], pipe: Pipeline) -> Pipeline:
     """A ``pipeline_class`` built from ``pipe``'s very component objects: no second copy of any weight.
 
     This is what ``DiffusionPipeline.from_pipe`` does, minus its final ``.to(dtype)``: ``from_pipe`` casts

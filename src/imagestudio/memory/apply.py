@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING, Any
 from imagestudio.memory.sizes import GROUP_BLOCK_MODULES
 
 if TYPE_CHECKING:
-    from diffusers import DiffusionPipeline
-
     from imagestudio.memory.plan import MemoryPlan
+    from imagestudio.models.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +29,7 @@ def quantization_config(plan: MemoryPlan) -> Any | None:
     if plan.weights not in ("nf4", "int8"):
         return None
     import torch
-    from diffusers import PipelineQuantizationConfig
+    from diffusers.quantizers.pipe_quant_config import PipelineQuantizationConfig
 
     compute = getattr(torch, plan.compute_dtype)
     if plan.weights == "nf4":
@@ -43,19 +42,20 @@ def quantization_config(plan: MemoryPlan) -> Any | None:
             },
             components_to_quantize=["transformer"],
         )
-    from diffusers import TorchAoConfig
+    from diffusers.quantizers.quantization_config import TorchAoConfig
     from torchao.quantization import Int8WeightOnlyConfig
 
-    return PipelineQuantizationConfig(quant_mapping={"transformer": TorchAoConfig(Int8WeightOnlyConfig())})
+    int8 = TorchAoConfig(Int8WeightOnlyConfig())
+    return PipelineQuantizationConfig(quant_mapping={"transformer": int8})
 
 
-def _modules(pipe: DiffusionPipeline) -> dict[str, Any]:
+def _modules(pipe: Pipeline) -> dict[str, Any]:
     import torch
 
     return {name: c for name, c in pipe.components.items() if isinstance(c, torch.nn.Module)}
 
 
-def set_vae_tiling(pipe: DiffusionPipeline, enabled: bool, tile_pixels: int | None = None) -> None:
+def set_vae_tiling(pipe: Pipeline, enabled: bool, tile_pixels: int | None = None) -> None:
     """Turn the VAE's own tiling on or off (cheap: no reload). ``tile_pixels`` shrinks AutoencoderKL's
     tiles, whose default (its 1024-px sample size) would leave a 1024² decode untiled."""
     vae = getattr(pipe, "vae", None)
@@ -75,7 +75,7 @@ def set_vae_tiling(pipe: DiffusionPipeline, enabled: bool, tile_pixels: int | No
         vae.tile_latent_min_size = latent
 
 
-def apply_plan(pipe: DiffusionPipeline, plan: MemoryPlan, device: str, *, family: str | None = None) -> None:
+def apply_plan(pipe: Pipeline, plan: MemoryPlan, device: str, *, family: str | None = None) -> None:
     """Configure a freshly loaded (CPU) pipeline as ``plan`` says and place it for ``device``."""
     modules = _modules(pipe)
     transformer = modules.get("transformer")
@@ -127,7 +127,7 @@ def group_offload(module: Any, device: str, *, pinned: bool) -> None:
     diffusers pins each block on the fly (``low_cpu_mem_usage``).
     """
     import torch
-    from diffusers.hooks import apply_group_offloading
+    from diffusers.hooks.group_offloading import apply_group_offloading
 
     onload = torch.device(device)
     streams = onload.type == "cuda"

@@ -113,10 +113,11 @@ def _cast_counts(module: torch.nn.Module) -> tuple[int, int]:
     """(params stored in fp8, largest such layer) after diffusers' layerwise casting of ``module``."""
     import torch
 
-    if hasattr(module, "enable_layerwise_casting"):
-        module.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.bfloat16)
+    enable = getattr(module, "enable_layerwise_casting", None)  # diffusers models have it, transformers' not
+    if enable is not None:
+        enable(storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.bfloat16)
     else:
-        from diffusers.hooks import apply_layerwise_casting
+        from diffusers.hooks.layerwise_casting import apply_layerwise_casting
 
         apply_layerwise_casting(module, storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.bfloat16)
     castable = 0

@@ -83,7 +83,8 @@ def build_component(
         torch.set_default_dtype(previous)
     # nn.Module.to, not ModelMixin.to: the latter warns about fp32-only modules, which do not exist here.
     # Buffers a class computes in float32 follow the weights' dtype, as a checkpoint loaded in it would.
-    return torch.nn.Module.to(module, dtype).eval()
+    built: torch.nn.Module = torch.nn.Module.to(module, dtype).eval()
+    return built
 
 
 def random_component(

@@ -122,10 +122,10 @@ def model_state(spec: ModelSpec, settings: Settings, cache_dir: Path | None = No
     if report.ok:
         # Leftover transfers (another tool's, or of a file since replaced) do not make it partial.
         return ModelState(**base, state="present", path=folder, source=source, size_bytes=size)
-    problem = report.first_problem
+    damage = report.first_problem
     if partials:
-        problem = f"download interrupted ({human_bytes(partial_bytes)} of unfinished files kept); {problem}"
-    return ModelState(**base, state="partial", path=folder, source=source, size_bytes=size, problem=problem)
+        damage = f"download interrupted ({human_bytes(partial_bytes)} of unfinished files kept); {damage}"
+    return ModelState(**base, state="partial", path=folder, source=source, size_bytes=size, problem=damage)
 
 
 def list_states(settings: Settings, cache_dir: Path | None = None) -> list[ModelState]:

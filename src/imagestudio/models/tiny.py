@@ -229,7 +229,8 @@ def build_tiny_tokenizer() -> Qwen2Tokenizer:
     vocab_items, merges = _tiny_vocab_and_merges()
     tokenizer = Qwen2Tokenizer(
         vocab=dict(vocab_items),
-        merges=[(left, right) for left, right in merges],
+        # Pairs, as the tokenizers backend takes them (transformers annotates the argument as strings).
+        merges=[(left, right) for left, right in merges],  # type: ignore[misc]
         # eos becomes <|im_end|> below: passing it here would add it before <|endoftext|>.
         unk_token="<|endoftext|>",
         eos_token="<|endoftext|>",
@@ -335,8 +336,9 @@ def build_tiny_z_image(dest: Path) -> Path:
         name: random_component("z-image", name, configs[name], dtype=torch.float32, seed=seeds[name])
         for name in COMPONENTS
     }
-    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=False)
-    pipe = ZImagePipeline(scheduler=scheduler, tokenizer=tokenizer, **components)
+    # To a type checker diffusers' classes are untyped placeholders (see imagestudio.models.pipeline).
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=False)  # type: ignore[no-untyped-call]
+    pipe: Any = ZImagePipeline(scheduler=scheduler, tokenizer=tokenizer, **components)  # type: ignore[no-untyped-call]
     pipe.save_pretrained(dest, safe_serialization=True)
     return dest
 
@@ -438,8 +440,9 @@ def build_tiny_qwen_edit(dest: Path) -> Path:
     processor = torchvision_free_processor_class()(
         image_processor=image_processor, tokenizer=build_tiny_tokenizer(), chat_template=_CHAT_TEMPLATE
     )
-    scheduler = FlowMatchEulerDiscreteScheduler(**_QWEN_SCHEDULER_CONFIG)
-    pipe = QwenImageEditPlusPipeline(
+    # To a type checker diffusers' classes are untyped placeholders (see imagestudio.models.pipeline).
+    scheduler = FlowMatchEulerDiscreteScheduler(**_QWEN_SCHEDULER_CONFIG)  # type: ignore[no-untyped-call]
+    pipe: Any = QwenImageEditPlusPipeline(  # type: ignore[no-untyped-call]
         scheduler=scheduler, tokenizer=tokenizer, processor=processor, **components
     )
     # Name the real class, not the subclass, so tiny and real folders read the same to any loader.
