@@ -74,22 +74,8 @@ TEXT_ENCODER_CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
-VAE_CONFIG: dict[str, Any] = {
-    "_class_name": "AutoencoderKL",
-    "in_channels": 3,
-    "out_channels": 3,
-    "down_block_types": ("DownEncoderBlock2D",) * 4,
-    "up_block_types": ("UpDecoderBlock2D",) * 4,
-    "block_out_channels": (32, 32, 64, 64),
-    "layers_per_block": 1,
-    "latent_channels": 16,
-    "norm_num_groups": 8,
-    "sample_size": 1024,
-    "scaling_factor": 0.3611,
-    "shift_factor": 0.1159,
-    "use_quant_conv": False,
-    "use_post_quant_conv": False,
-}
+#: The tiny Z-Image's VAE layout (the real 8x downscale and latent statistics) with wider blocks.
+VAE_BLOCK_OUT_CHANNELS = (32, 32, 64, 64)
 
 
 def model_folder(models_dir: Path, size: Size, storage_dtype: str) -> Path:
@@ -118,6 +104,7 @@ def _build(tokenizer: Any, size: Size, dtype: Any) -> Any:
     from diffusers import FlowMatchEulerDiscreteScheduler, ZImagePipeline
 
     from imagestudio.models.random_weights import random_component
+    from imagestudio.models.tiny import tiny_z_image_configs
 
     configs: dict[str, dict[str, Any]] = {
         "transformer": {"_class_name": "ZImageTransformer2DModel", **TRANSFORMER_CONFIGS[size]},
@@ -130,7 +117,7 @@ def _build(tokenizer: Any, size: Size, dtype: Any) -> Any:
             "tie_word_embeddings": False,
             **TEXT_ENCODER_CONFIGS[size],
         },
-        "vae": VAE_CONFIG,
+        "vae": {**tiny_z_image_configs(tokenizer)["vae"], "block_out_channels": VAE_BLOCK_OUT_CHANNELS},
     }
     # Built in this order under the caller's seed (the weights depend on it).
     components = {

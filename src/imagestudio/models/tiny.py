@@ -124,13 +124,11 @@ _CHAT_TEMPLATE = (
     "{%- endif %}"
 )
 
-# Seeds per component: fixed forever (changing one changes that component's files).
-_SEED_Z_TRANSFORMER = 1001
-_SEED_Z_VAE = 1002
-_SEED_Z_TEXT_ENCODER = 1003
-_SEED_Q_TRANSFORMER = 2001
-_SEED_Q_VAE = 2002
-_SEED_Q_TEXT_ENCODER = 2003
+# Seeds per family and component: fixed forever (changing one changes that component's files).
+_SEEDS: dict[str, dict[str, int]] = {
+    "z-image": {"transformer": 1001, "vae": 1002, "text_encoder": 1003},
+    "qwen-image-edit": {"transformer": 2001, "vae": 2002, "text_encoder": 2003},
+}
 
 # The real Qwen-Image family scheduler config (Qwen/Qwen-Image*, scheduler/scheduler_config.json; the
 # same values are reproduced verbatim by ai-toolkit and SimpleTuner for Qwen-Image-Edit). Dynamic,
@@ -258,6 +256,19 @@ def _token_id(tokenizer: Qwen2Tokenizer, token: str) -> int:
     return value
 
 
+# ------------------------------------------------------------------------------------------ components
+
+
+def _tiny_components(family: str, configs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The three components at ``configs``, float32, every weight redrawn portably from its fixed seed."""
+    import torch
+
+    return {
+        name: random_component(family, name, configs[name], dtype=torch.float32, seed=_SEEDS[family][name])
+        for name in COMPONENTS
+    }
+
+
 # ------------------------------------------------------------------------------------------ Z-Image
 
 
@@ -325,17 +336,11 @@ def build_tiny_z_image(dest: Path) -> Path:
     The components of :func:`tiny_z_image_configs`, with the real
     ``FlowMatchEulerDiscreteScheduler(shift=3.0)``.
     """
-    import torch
     from diffusers import FlowMatchEulerDiscreteScheduler, ZImagePipeline
 
     dest = Path(dest)
     tokenizer = build_tiny_tokenizer()
-    configs = tiny_z_image_configs(tokenizer)
-    seeds = {"transformer": _SEED_Z_TRANSFORMER, "vae": _SEED_Z_VAE, "text_encoder": _SEED_Z_TEXT_ENCODER}
-    components = {
-        name: random_component("z-image", name, configs[name], dtype=torch.float32, seed=seeds[name])
-        for name in COMPONENTS
-    }
+    components = _tiny_components("z-image", tiny_z_image_configs(tokenizer))
     # To a type checker diffusers' classes are untyped placeholders (see imagestudio.models.pipeline).
     scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=False)  # type: ignore[no-untyped-call]
     pipe: Any = ZImagePipeline(scheduler=scheduler, tokenizer=tokenizer, **components)  # type: ignore[no-untyped-call]
@@ -422,18 +427,12 @@ def build_tiny_qwen_edit(dest: Path) -> Path:
     The components of :func:`tiny_qwen_edit_configs` with the real scheduler config.
     ``model_index.json`` names ``Qwen2VLProcessor`` exactly as the real repository does.
     """
-    import torch
     from diffusers import FlowMatchEulerDiscreteScheduler, QwenImageEditPlusPipeline
     from transformers import Qwen2VLImageProcessorPil
 
     dest = Path(dest)
     tokenizer = build_tiny_tokenizer()
-    configs = tiny_qwen_edit_configs(tokenizer)
-    seeds = {"transformer": _SEED_Q_TRANSFORMER, "vae": _SEED_Q_VAE, "text_encoder": _SEED_Q_TEXT_ENCODER}
-    components = {
-        name: random_component("qwen-image-edit", name, configs[name], dtype=torch.float32, seed=seeds[name])
-        for name in COMPONENTS
-    }
+    components = _tiny_components("qwen-image-edit", tiny_qwen_edit_configs(tokenizer))
     image_processor = Qwen2VLImageProcessorPil(
         size=dict(QWEN_VL_PIXELS), patch_size=14, temporal_patch_size=2, merge_size=2
     )
