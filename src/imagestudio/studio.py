@@ -102,10 +102,9 @@ class Studio:
         with self._manager_lock:
             if self._planned_jobs is None:
                 from imagestudio.engine.planned_jobs import PlannedJobs
-                from imagestudio.memory.planner import MemoryPlanner
 
-                planner = self._planner or MemoryPlanner(self.settings, device=manager.device)
-                self._planned_jobs = PlannedJobs(manager, planner)
+                # The manager's planner (its default plans) unless the studio was given its own.
+                self._planned_jobs = PlannedJobs(manager, self._planner or manager.planner)
             return self._planned_jobs
 
     def generate(
