@@ -63,9 +63,7 @@ def test_models_dir_then_hub_cache_then_a_partial_folder(app_home: Path, cache_r
     assert find_model_dir(spec, settings) == local
 
 
-def test_a_cache_snapshot_without_an_index_is_found_never_loaded(
-    app_home: Path, cache_root: Path
-) -> None:
+def test_a_cache_snapshot_without_an_index_is_found_never_loaded(app_home: Path, cache_root: Path) -> None:
     spec = get_model("z-image-turbo")
     settings = settings_with(app_home)
     cached = snapshot("Tongyi-MAI/Z-Image-Turbo", whole=False)
