@@ -79,7 +79,7 @@ class BenchContext:
         return ensure_z_image(self.models_dir, self.model_size, storage_dtype)
 
     def tiny_model(self, model_id: str) -> Path:
-        from imagestudio.engine.tiny import ensure_tiny_model
+        from imagestudio.models.tiny import ensure_tiny_model
 
         return ensure_tiny_model(model_id, self.models_dir / model_id)
 

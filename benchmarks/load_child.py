@@ -117,6 +117,7 @@ def main(argv: list[str]) -> dict[str, object]:
 
     from imagestudio.config import load_settings
     from imagestudio.engine.loader import load_pipeline, load_planned
+    from imagestudio.memory.planner import MemoryPlanner
     from imagestudio.registry import get_model
 
     diffusers.utils.logging.disable_progress_bar()
@@ -136,8 +137,10 @@ def main(argv: list[str]) -> dict[str, object]:
     started = time.perf_counter()
     with PeakSampler() as sampler:
         if mode == "app":
-            # What the model manager does: load, then place as this machine's memory plan says.
-            pipe, _plan = load_planned(load_pipeline, get_model("tiny-z-image"), settings, "cpu")
+            # What the model manager does: plan for this machine, load, then place as the plan says.
+            spec = get_model("tiny-z-image")
+            plan = MemoryPlanner(settings, device="cpu").plan(spec)
+            pipe = load_planned(load_pipeline, spec, settings, "cpu", plan)
         elif mode == "plain":
             pipe = ZImagePipeline.from_pretrained(folder, torch_dtype=torch.bfloat16)
             pipe.to("cpu")

@@ -1,5 +1,7 @@
 """A larger random-weight Z-Image pipeline (hundreds of MB) for the load-memory and switch benchmarks.
 
+Built by the app's random-weight builder (:mod:`imagestudio.models.random_weights`) from the configs here.
+
 The tiny models weigh ~2 MB, so their load is all fixed cost and no memory ratio means anything with
 them. This one uses the same real classes as Z-Image-Turbo (``ZImageTransformer2DModel``, a ``Qwen3Model``
 text encoder, the FLUX-style ``AutoencoderKL``) at a size where the weights dominate. ``large`` (the
@@ -72,6 +74,10 @@ TEXT_ENCODER_CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
+#: The tiny Z-Image's VAE layout (the real 8x downscale and latent statistics) with wider blocks.
+VAE_BLOCK_OUT_CHANNELS = (32, 32, 64, 64)
+
+
 def model_folder(models_dir: Path, size: Size, storage_dtype: str) -> Path:
     return Path(models_dir) / f"{size}-z-image-{storage_dtype}"
 
@@ -84,66 +90,42 @@ def build_z_image(dest: Path, size: Size = "large", storage_dtype: str = "bfloat
     """
     import torch
 
-    from imagestudio.engine.tiny import build_tiny_tokenizer
+    from imagestudio.models.tiny import build_tiny_tokenizer
 
     tokenizer = build_tiny_tokenizer()
     torch.manual_seed(_SEED)
     # Built straight in the storage dtype: no second copy, no cast warnings.
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(getattr(torch, storage_dtype))
-    try:
-        pipe = _build(tokenizer, size)
-    finally:
-        torch.set_default_dtype(previous)
+    pipe = _build(tokenizer, size, getattr(torch, storage_dtype))
     pipe.save_pretrained(dest, safe_serialization=True)
     return dest
 
 
-def _build(tokenizer: Any, size: Size) -> Any:
-    import torch
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, ZImagePipeline
-    from diffusers.models.transformers.transformer_z_image import ZImageTransformer2DModel
-    from transformers import Qwen3Config, Qwen3Model
+def _build(tokenizer: Any, size: Size, dtype: Any) -> Any:
+    from diffusers import FlowMatchEulerDiscreteScheduler, ZImagePipeline
 
-    transformer = ZImageTransformer2DModel(**TRANSFORMER_CONFIGS[size])
-    with torch.no_grad():
-        # Created uninitialised by diffusers; garbage there can be NaN.
-        transformer.x_pad_token.fill_(1.0)
-        transformer.cap_pad_token.fill_(1.0)
-    text_encoder = Qwen3Model(
-        Qwen3Config(
-            vocab_size=len(tokenizer),
-            rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
-            bos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
-            eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
-            pad_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
-            tie_word_embeddings=False,
+    from imagestudio.models.random_weights import random_component
+    from imagestudio.models.tiny import tiny_z_image_configs
+
+    configs: dict[str, dict[str, Any]] = {
+        "transformer": {"_class_name": "ZImageTransformer2DModel", **TRANSFORMER_CONFIGS[size]},
+        "text_encoder": {
+            "vocab_size": len(tokenizer),
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0},
+            "bos_token_id": tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+            "eos_token_id": tokenizer.convert_tokens_to_ids("<|im_end|>"),
+            "pad_token_id": tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+            "tie_word_embeddings": False,
             **TEXT_ENCODER_CONFIGS[size],
-        )
-    )
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(32, 32, 64, 64),
-        layers_per_block=1,
-        latent_channels=16,
-        norm_num_groups=8,
-        sample_size=1024,
-        scaling_factor=0.3611,
-        shift_factor=0.1159,
-        use_quant_conv=False,
-        use_post_quant_conv=False,
-    )
+        },
+        "vae": {**tiny_z_image_configs(tokenizer)["vae"], "block_out_channels": VAE_BLOCK_OUT_CHANNELS},
+    }
+    # Built in this order under the caller's seed (the weights depend on it).
+    components = {
+        name: random_component("z-image", name, configs[name], dtype=dtype)
+        for name in ("transformer", "text_encoder", "vae")
+    }
     scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=False)
-    return ZImagePipeline(
-        scheduler=scheduler,
-        vae=vae,
-        text_encoder=text_encoder.eval(),
-        tokenizer=tokenizer,
-        transformer=transformer.eval(),
-    )
+    return ZImagePipeline(scheduler=scheduler, tokenizer=tokenizer, **components)
 
 
 def ensure_z_image(models_dir: Path, size: Size = "large", storage_dtype: str = "bfloat16") -> Path:

@@ -138,7 +138,7 @@ def _fixed_costs_row(ctx: BenchContext, studio: Studio, side: int, steps: int) -
 
     import numpy as np
 
-    from imagestudio.engine.runners import check_output
+    from imagestudio.engine.pipeline_calls import check_output
     from imagestudio.requests import GenerateRequest
     from imagestudio.storage.files import image_basename, write_new_file
     from imagestudio.storage.metadata import png_bytes, read_metadata

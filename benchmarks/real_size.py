@@ -1,7 +1,9 @@
 """The real-size GPU harness: full-size random-weight transformers, seconds per step and peak VRAM.
 
-No download and no text encoder: each transformer is built from the real model's configuration directly
-on the device in bfloat16 with random weights, and fed random inputs of the real shapes at 1024²:
+No download and no text encoder: each transformer is built from the real model's configuration (the one
+that ships with the app, ``imagestudio/model_configs``) by the app's own random-weight builder
+(:mod:`imagestudio.models.random_weights`), directly on the device in bfloat16, and fed random inputs of
+the real shapes at 1024²:
 
 * Z-Image-Turbo: one 1024² latent (16×128×128 → 4096 image tokens) and 128 prompt-embedding tokens;
   one forward per step, 8 steps per image.
@@ -49,37 +51,8 @@ PEAK_BF16_TFLOPS: tuple[tuple[str, float], ...] = (
     ("RTX 4090", 165.2),
 )
 
-# Real configurations (shared model notes; the Hub configs of the two repositories).
-Z_IMAGE_TURBO_CONFIG: dict[str, Any] = {
-    "all_patch_size": (2,),
-    "all_f_patch_size": (1,),
-    "in_channels": 16,
-    "dim": 3840,
-    "n_layers": 30,
-    "n_refiner_layers": 2,
-    "n_heads": 30,
-    "n_kv_heads": 30,
-    "qk_norm": True,
-    "cap_feat_dim": 2560,
-    "axes_dims": [32, 48, 48],
-    "axes_lens": [1536, 512, 512],
-    "rope_theta": 256.0,
-}
-QWEN_EDIT_2511_CONFIG: dict[str, Any] = {
-    "patch_size": 2,
-    "in_channels": 64,
-    "out_channels": 16,
-    "num_layers": 60,
-    "attention_head_dim": 128,
-    "num_attention_heads": 24,
-    "joint_attention_dim": 3584,
-    "axes_dims_rope": (16, 56, 56),
-    "guidance_embeds": False,
-    "zero_cond_t": True,
-}
-# Reduced: the same classes and code paths, a few MB.
+# Reduced: the same classes and code paths as the shipped real configurations, a few MB.
 Z_IMAGE_REDUCED: dict[str, Any] = {
-    **Z_IMAGE_TURBO_CONFIG,
     "dim": 128,
     "n_layers": 2,
     "n_refiner_layers": 1,
@@ -89,7 +62,6 @@ Z_IMAGE_REDUCED: dict[str, Any] = {
     "axes_dims": [16, 24, 24],
 }
 QWEN_EDIT_REDUCED: dict[str, Any] = {
-    **QWEN_EDIT_2511_CONFIG,
     "num_layers": 2,
     "attention_head_dim": 32,
     "num_attention_heads": 2,
@@ -106,11 +78,11 @@ class NeedsCuda(RuntimeError):
 class Workload:
     """One model's transformer at 1024², as its pipeline calls it."""
 
+    #: The registry id: its transformer config ships with the package (``imagestudio/model_configs``).
     key: str
     title: str
-    class_path: tuple[str, str]
-    config: dict[str, Any]
-    reduced_config: dict[str, Any]
+    #: What the reduced run changes in the real configuration.
+    reduced_overrides: dict[str, Any]
     #: Parameter count of the real configuration (shared notes; checked against the meta-device build).
     real_params: int
     #: TFLOP per forward at 1024² (shared notes, an estimate).
@@ -120,6 +92,14 @@ class Workload:
     text_tokens: int
     reduced_text_tokens: int
     make_inputs: Callable[[Any, dict[str, Any], int, int, str], dict[str, Any]]
+
+    def config(self, reduced: bool) -> dict[str, Any]:
+        """The transformer's configuration: the real model's, or the reduced one."""
+        from imagestudio.models.configs import component_configs
+        from imagestudio.registry import get_model
+
+        real = component_configs(get_model(self.key))["transformer"]
+        return {**real, **self.reduced_overrides} if reduced else real
 
 
 def _z_image_inputs(torch: Any, config: dict[str, Any], resolution: int, text: int, device: str) -> dict:
@@ -154,9 +134,7 @@ WORKLOADS: dict[str, Workload] = {
     "z-image-turbo": Workload(
         key="z-image-turbo",
         title="Z-Image-Turbo",
-        class_path=("diffusers.models.transformers.transformer_z_image", "ZImageTransformer2DModel"),
-        config=Z_IMAGE_TURBO_CONFIG,
-        reduced_config=Z_IMAGE_REDUCED,
+        reduced_overrides=Z_IMAGE_REDUCED,
         real_params=6_154_908_736,
         notes_tflop=57.0,
         forwards_per_step=1,
@@ -168,9 +146,7 @@ WORKLOADS: dict[str, Workload] = {
     "qwen-image-edit-2511": Workload(
         key="qwen-image-edit-2511",
         title="Qwen-Image-Edit-2511",
-        class_path=("diffusers", "QwenImageTransformer2DModel"),
-        config=QWEN_EDIT_2511_CONFIG,
-        reduced_config=QWEN_EDIT_REDUCED,
+        reduced_overrides=QWEN_EDIT_REDUCED,
         real_params=20_430_401_088,
         notes_tflop=169.0,
         forwards_per_step=2,
@@ -192,27 +168,16 @@ def peak_tflops_for(device_name: str) -> float | None:
 
 def build_transformer(workload: Workload, device: str, reduced: bool) -> Any:
     """The transformer with random bf16 weights, created directly on ``device`` (``meta`` works too)."""
-    import importlib
-
     import torch
 
-    module_name, class_name = workload.class_path
-    cls = getattr(importlib.import_module(module_name), class_name)
-    config = workload.reduced_config if reduced else workload.config
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.bfloat16)
-    try:
-        with torch.device(device):
-            model = cls(**config)
-    finally:
-        torch.set_default_dtype(previous)
-    with torch.no_grad():
-        for name in ("x_pad_token", "cap_pad_token"):
-            # Z-Image creates these uninitialised; garbage there can be NaN.
-            pad = getattr(model, name, None)
-            if pad is not None:
-                pad.fill_(1.0)
-    return model.eval().requires_grad_(False)
+    from imagestudio.models.random_weights import random_component
+    from imagestudio.registry import get_model
+
+    family = get_model(workload.key).family
+    model = random_component(
+        family, "transformer", workload.config(reduced), device=device, dtype=torch.bfloat16
+    )
+    return model.requires_grad_(False)
 
 
 def count_params(model: Any) -> int:
@@ -220,25 +185,19 @@ def count_params(model: Any) -> int:
 
 
 def apply_profile(model: Any, profile: str, device: str) -> Any:
-    """Put ``model`` under a memory profile with diffusers' own mechanisms; returns the model."""
-    import torch
+    """Put ``model`` under a memory profile with the app's own calls (:mod:`imagestudio.memory.apply`,
+    diffusers' mechanisms underneath); returns the model."""
+    from imagestudio.memory.apply import group_offload, store_in_fp8
 
     if profile == "full":
         return model
     if profile == "full_fp8":
-        model.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.bfloat16)
+        store_in_fp8(model)  # fp8 storage, bf16 compute
         return model
     if profile == "group_offload":
         model.to("cpu")  # where measure() builds it already; kept so the function stands on its own
         _free(device)
-        model.enable_group_offload(
-            onload_device=torch.device(device),
-            offload_device=torch.device("cpu"),
-            offload_type="block_level",
-            num_blocks_per_group=1,
-            # Streams overlap the next block's transfer with this block's compute; CUDA only.
-            use_stream=device.startswith("cuda"),
-        )
+        group_offload(model, device, pinned=True)
         return model
     raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
 
@@ -261,8 +220,7 @@ def count_flops_on_meta(workload: Workload, reduced: bool, resolution: int, text
     import torch
 
     model = build_transformer(workload, "meta", reduced)
-    config = workload.reduced_config if reduced else workload.config
-    inputs = workload.make_inputs(torch, config, resolution, text, "meta")
+    inputs = workload.make_inputs(torch, workload.config(reduced), resolution, text, "meta")
     return count_forward_flops(model, inputs, "meta")
 
 
@@ -327,7 +285,7 @@ def measure(
     cuda = device.startswith("cuda")
     resolution = REDUCED_RESOLUTION if reduced else RESOLUTION
     text = workload.reduced_text_tokens if reduced else workload.text_tokens
-    config = workload.reduced_config if reduced else workload.config
+    config = workload.config(reduced)
     _free(device)
     if workload.key not in counted_flops:
         counted_flops[workload.key] = count_flops_on_meta(workload, reduced, resolution, text)

@@ -26,7 +26,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def shared_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One models folder per test session (per xdist worker), with both tiny models built into it."""
-    from imagestudio.engine.tiny import ensure_tiny_model
+    from imagestudio.models.tiny import ensure_tiny_model
 
     folder = tmp_path_factory.mktemp("models")
     for model_id in ("tiny-z-image", "tiny-qwen-image-edit"):

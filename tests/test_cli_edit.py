@@ -187,7 +187,7 @@ def test_generate_image_refusals(config_file: Path, pictures: dict[str, Path]) -
 @pytest.mark.slow
 def test_generate_with_a_local_lora(config_file: Path, shared_models_dir: Path, tmp_path: Path) -> None:
     """The LoRA's effect and clean removal are shown in tests/engine/test_loras.py; here the CLI plumbing."""
-    from imagestudio.engine.tiny_lora import build_tiny_lora
+    from tests.tiny_lora import build_tiny_lora
 
     lora = build_tiny_lora(shared_models_dir / "tiny-z-image", "z-image", tmp_path / "lora")
     args = ("generate", "-m", "tiny-z-image", "a cat", "-W", "64", "-H", "48", "--steps", "2", "--seed", "7")

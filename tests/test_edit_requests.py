@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from imagestudio.config import Settings, load_settings
-from imagestudio.engine.loras import LoraRef
 from imagestudio.errors import ConfigError, InvalidRequest
+from imagestudio.lora_refs import LoraRef
 from imagestudio.registry import MODELS
 from imagestudio.requests import EditRequest, GenerateRequest, default_edit_size, denoising_steps, fit_size
 from imagestudio.storage.inputs import InputImage

@@ -202,8 +202,8 @@ def config_checks(settings: Settings) -> list[Check]:
     for model_id in DEFAULT_MODELS:
         dtype = settings.model(model_id).torch_dtype
         status: Status = {"float16": "fail", "float32": "warn"}.get(dtype, "ok")  # type: ignore[assignment]
-        code = dtype if dtype in ("float16", "float32") else "bfloat16"
-        checks.append(Check(f"models.{model_id}.torch_dtype", status, f"dtype.{code}"))
+        dtype_code = dtype if dtype in ("float16", "float32") else "bfloat16"
+        checks.append(Check(f"models.{model_id}.torch_dtype", status, f"dtype.{dtype_code}"))
     gen = settings.generation
     guidance = "generation.default_guidance_scale"
     if gen.default_guidance_scale not in (None, 0.0):
@@ -286,8 +286,8 @@ def plan_check(plan: MemoryPlan) -> Check:
 
 
 def model_report(spec: ModelSpec, settings: Settings, hardware: Hardware, runs_on: str) -> ModelReport:
-    from imagestudio.engine.loader import find_model_dir
     from imagestudio.memory.planner import MemoryPlanner
+    from imagestudio.models.locate import find_model_dir
 
     planner = MemoryPlanner(settings, hardware=hardware, device=runs_on)
     plan = planner.plan(spec)

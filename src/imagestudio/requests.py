@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, InstanceOf, ValidationError
 
-from imagestudio.engine.loras import LoraRef
 from imagestudio.errors import InvalidRequest
+from imagestudio.lora_refs import LoraRef
 from imagestudio.quoting import short_repr
 from imagestudio.registry import (
     DEFAULT_EDIT_MODEL,

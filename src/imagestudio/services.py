@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from imagestudio.config import Settings
     from imagestudio.jobs.backend import JobBackend
     from imagestudio.jobs.queue import JobHandler, PreviewMaker
-    from imagestudio.models.service import DownloadService
+    from imagestudio.models.background import BackgroundDownloads
     from imagestudio.storage.history import HistoryStore
     from imagestudio.studio import Studio
 
@@ -30,7 +30,7 @@ class Services:
     #: The in-process JobQueue, or the cluster's queue with ``cluster.backend: ray``.
     queue: JobBackend
     #: Model downloads run on their own threads, beside (never inside) the GPU worker's queue.
-    downloads: DownloadService
+    downloads: BackgroundDownloads
 
     @classmethod
     def create(
@@ -50,7 +50,7 @@ class Services:
         from imagestudio.jobs.dispatch import StudioDispatcher
         from imagestudio.jobs.limits import SubmitLimits
         from imagestudio.jobs.queue import JobQueue
-        from imagestudio.models.service import DownloadService
+        from imagestudio.models.background import BackgroundDownloads
         from imagestudio.storage.files import check_writable_folder, clean_stale_temp_files
         from imagestudio.storage.history import HistoryStore
         from imagestudio.storage.history_recorder import HistoryRecorder
@@ -69,7 +69,7 @@ class Services:
             from imagestudio.cluster.service import build_cluster_queue
 
             queue = build_cluster_queue(settings, recorder, preview)
-            return cls(settings, studio, history, queue, DownloadService(settings))
+            return cls(settings, studio, history, queue, BackgroundDownloads(settings))
         queue = JobQueue(
             handler or StudioDispatcher(studio),
             max_queue=settings.server.max_queue,
@@ -78,7 +78,7 @@ class Services:
             preview=preview,
             limits=SubmitLimits.from_settings(settings),
         )
-        return cls(settings, studio, history, queue, DownloadService(settings))
+        return cls(settings, studio, history, queue, BackgroundDownloads(settings))
 
     def start(self) -> None:
         self.queue.start()

@@ -1,4 +1,4 @@
-"""The studio service: validated request → model manager → runner → files on disk.
+"""The studio service: validated request → memory plan → model manager → pipeline calls → files on disk.
 
 This is the one place a request becomes images. The CLI calls it in-process; the job queue's worker
 calls it for the UI and the API. It owns the model manager (and so the accelerator).
@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from imagestudio import __version__
 from imagestudio.engine.loras import activate_loras, lightning_ref, resolve_lora, resolve_loras
-from imagestudio.engine.prompt_tokens import prompt_token_warnings
-from imagestudio.engine.runners import (
+from imagestudio.engine.pipeline_calls import (
     ProgressCallback,
     edit_kwargs,
     generate_kwargs,
     image_pipeline,
     run_pipeline,
 )
+from imagestudio.engine.prompt_tokens import prompt_token_warnings
 from imagestudio.engine.variety import variety_call
 from imagestudio.registry import get_model
 from imagestudio.storage.files import image_basename, write_new_files
@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     from imagestudio.engine.enhance import EnhanceResult
     from imagestudio.engine.loras import ResolvedLora
     from imagestudio.engine.manager import LoadedModel, ModelManager
-    from imagestudio.engine.runners import RunnerImage
-    from imagestudio.memory.oom import MemoryRunner, PlannedRun
+    from imagestudio.engine.pipeline_calls import CheckedImage
+    from imagestudio.engine.planned_jobs import PlannedJobs, PlannedRun
     from imagestudio.memory.planner import MemoryPlanner
     from imagestudio.requests import EditRequest, EnhanceRequest, GenerateRequest
     from imagestudio.storage.hashes import HashCache
@@ -75,7 +75,7 @@ class Studio:
         self._manager = manager
         self._manager_lock = threading.Lock()
         self._planner = planner
-        self._memory: MemoryRunner | None = None
+        self._planned_jobs: PlannedJobs | None = None
         self._hash_cache: HashCache | None = None
 
     @property
@@ -90,17 +90,16 @@ class Studio:
             return self._manager
 
     @property
-    def memory(self) -> MemoryRunner:
+    def planned_jobs(self) -> PlannedJobs:
         """Plans each job's memory, loads through the manager and recovers from out-of-memory once."""
         manager = self.manager
         with self._manager_lock:
-            if self._memory is None:
-                from imagestudio.memory.oom import MemoryRunner
-                from imagestudio.memory.planner import MemoryPlanner
+            if self._planned_jobs is None:
+                from imagestudio.engine.planned_jobs import PlannedJobs
 
-                planner = self._planner or MemoryPlanner(self.settings, device=manager.device)
-                self._memory = MemoryRunner(manager, planner)
-            return self._memory
+                # The manager's planner (its default plans) unless the studio was given its own.
+                self._planned_jobs = PlannedJobs(manager, self._planner or manager.planner)
+            return self._planned_jobs
 
     def generate(
         self,
@@ -117,7 +116,7 @@ class Studio:
         loras = resolve_loras(request.loras)
         started = time.perf_counter()
 
-        def job(loaded: LoadedModel) -> list[RunnerImage]:
+        def job(loaded: LoadedModel) -> list[CheckedImage]:
             use_loras(loaded, loras)
             pipe = image_pipeline(loaded.pipe, request)
             return run_pipeline(
@@ -132,7 +131,7 @@ class Studio:
                 progress_steps=request.denoising_steps(),
             )
 
-        run = self.memory.run(get_model(request.model), request, job)
+        run = self.planned_jobs.run(get_model(request.model), request, job)
         return self._finish(run, request, loras, started, out_dir)
 
     def edit(
@@ -161,7 +160,7 @@ class Studio:
         # Lightning samples on the schedule it was distilled with, for this job only.
         schedule = dict(spec.lightning_scheduler) if request.lightning is not None else {}
 
-        def job(loaded: LoadedModel) -> list[RunnerImage]:
+        def job(loaded: LoadedModel) -> list[CheckedImage]:
             use_loras(loaded, loras)
             with scheduler_overrides(loaded.pipe, schedule):
                 return run_pipeline(
@@ -177,7 +176,7 @@ class Studio:
                     ),
                 )
 
-        run = self.memory.run(get_model(request.model), request, job)
+        run = self.planned_jobs.run(get_model(request.model), request, job)
         return self._finish(run, request, loras, started, out_dir)
 
     def enhance(self, request: EnhanceRequest, cancel: threading.Event | None = None) -> EnhanceResult:
@@ -188,7 +187,7 @@ class Studio:
 
     def _finish(
         self,
-        run: PlannedRun[list[RunnerImage]],
+        run: PlannedRun[list[CheckedImage]],
         request: GenerateRequest | EditRequest,
         loras: list[ResolvedLora],
         started: float,
@@ -244,13 +243,13 @@ class Studio:
 
     def _model_hash(self, loaded: LoadedModel) -> str | None:
         """A1111's short ``Model hash`` of the transformer weights that made the image."""
-        from imagestudio.engine.loader import find_model_dir
+        from imagestudio.models.locate import find_model_dir
         from imagestudio.storage.hashes import model_hash
 
         return model_hash(self.hash_cache, find_model_dir(loaded.spec, self.settings, build_tiny=False))
 
     def _save(
-        self, images: list[RunnerImage], base: dict[str, Any], out_dir: Path | None
+        self, images: list[CheckedImage], base: dict[str, Any], out_dir: Path | None
     ) -> list[SavedImage]:
         directory = out_dir or self.settings.outputs_dir
         metas = [

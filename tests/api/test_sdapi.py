@@ -299,8 +299,8 @@ def test_openapi_lists_the_routes(live, path: str) -> None:
 
 def test_lora_tags_in_the_prompt_use_the_lora_folder(serve, shared_models_dir, tmp_path) -> None:
     """SillyTavern and A1111 prompt libraries write LoRAs as <lora:NAME:scale> in the prompt."""
-    from imagestudio.engine.tiny_lora import build_tiny_lora
     from imagestudio.storage.metadata import read_parameters
+    from tests.tiny_lora import build_tiny_lora
 
     folder = tmp_path / "loras"
     built = build_tiny_lora(shared_models_dir / "tiny-z-image", "z-image", tmp_path / "build")

@@ -59,7 +59,7 @@ def test_counted_flops_include_attention() -> None:
 
     workload = WORKLOADS["z-image-turbo"]
     model = build_transformer(workload, "cpu", reduced=True)
-    inputs = workload.make_inputs(torch, workload.reduced_config, 128, 16, "cpu")
+    inputs = workload.make_inputs(torch, workload.config(reduced=True), 128, 16, "cpu")
     # The CPU's fused attention kernel has no FLOP formula, so a plain count sees the linear layers only.
     linear_only = FlopCounterMode(display=False)
     with torch.no_grad(), linear_only:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagestudio.engine.runners import StepProgress
+from imagestudio.engine.pipeline_calls import StepProgress
 from imagestudio.errors import JobCancelled
 from imagestudio.requests import EditRequest
 from imagestudio.storage.inputs import InputImage, InputLimits, read_input_image

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagestudio.engine.runners import StepProgress
+from imagestudio.engine.pipeline_calls import StepProgress
 from imagestudio.errors import BadOutput, JobCancelled
 from imagestudio.requests import GenerateRequest
 from imagestudio.storage.metadata import read_metadata

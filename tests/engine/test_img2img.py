@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagestudio.engine.runners import StepProgress, derived_pipeline
+from imagestudio.engine.pipeline_calls import StepProgress, derived_pipeline
 from imagestudio.requests import GenerateRequest
 from imagestudio.storage.inputs import InputImage, InputLimits, read_input_image
 from imagestudio.storage.metadata import read_metadata

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagestudio.engine.loras import LoraRef, parse_lora, resolve_lora
-from imagestudio.engine.tiny_lora import build_tiny_lora
+from imagestudio.engine.loras import resolve_lora
 from imagestudio.errors import InvalidRequest, ModelNotAvailable
+from imagestudio.lora_refs import LoraRef, parse_lora
 from imagestudio.requests import EditRequest, GenerateRequest
 from imagestudio.storage.inputs import InputLimits, read_input_image
+from tests.tiny_lora import build_tiny_lora
 
 
 @pytest.fixture(scope="module")

@@ -34,11 +34,11 @@ class CountingLoader:
         self.expect_none_alive = expect_none_alive
         self.alive_at_load: list[int] = []
 
-    def __call__(self, spec: ModelSpec, settings: Settings) -> Any:
+    def __call__(self, spec: ModelSpec, settings: Settings, quantization_config: Any = None) -> Any:
         gc.collect()
         self.alive_at_load.append(self.alive())
         self.calls.append(spec.id)
-        pipe = load_pipeline(spec, settings)
+        pipe = load_pipeline(spec, settings, quantization_config)
         self.pipelines.append(weakref.ref(pipe))
         return pipe
 

@@ -19,7 +19,7 @@ def loaded(shared_models_dir: Path):
     import torch
     from diffusers import QwenImageEditPlusPipeline, ZImagePipeline
 
-    from imagestudio.engine.processor import load_edit_processor
+    from imagestudio.models.processor import load_edit_processor
 
     z = ZImagePipeline.from_pretrained(shared_models_dir / "tiny-z-image", dtype=torch.bfloat16)
     folder = shared_models_dir / "tiny-qwen-image-edit"
@@ -121,7 +121,7 @@ def test_throttle_limits_previews() -> None:
 
 
 def test_runner_steps_carry_the_output_size(loaded) -> None:
-    from imagestudio.engine.runners import run_pipeline
+    from imagestudio.engine.pipeline_calls import run_pipeline
 
     steps = []
     run_pipeline(
@@ -139,7 +139,7 @@ def test_runner_steps_carry_the_output_size(loaded) -> None:
 def test_latent_previewer_makes_a_picture_when_due() -> None:
     import torch
 
-    from imagestudio.engine.runners import StepProgress
+    from imagestudio.engine.pipeline_calls import StepProgress
 
     previewer = preview.LatentPreviewer(min_interval_s=3600)
     packed = torch.randn(1, 4 * 6, 64)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imagestudio.engine import processor, tiny
+from imagestudio.models import processor, random_weights, tiny
 
 TOKENIZER_FINGERPRINT = "b422324c8234c9b19c11af5fb0a67211a61f33aeb54ac25f6c4fc508c02e4bc7"
 REDRAW_FINGERPRINT = "75b7715771e4a03423513d02bfced8a288937c4e1f236105fd52bcd14e4008e5"
@@ -99,7 +99,7 @@ def test_weight_redraw_is_pinned() -> None:
     import torch
 
     layer = torch.nn.Linear(4, 3)
-    tiny._redraw_weights(layer, 0)
+    random_weights.redraw_portably(layer, 0)
     weight, bias = layer.weight.detach(), layer.bias.detach()
     assert hashlib.sha256(weight.numpy().tobytes() + bias.numpy().tobytes()).hexdigest() == REDRAW_FINGERPRINT
     assert float(weight.abs().max()) <= 0.5  # 1 / sqrt(fan_in = 4)
@@ -118,7 +118,7 @@ def test_weight_redraw_keeps_norm_scales_and_fills_zero_pad_tokens() -> None:
             torch.nn.init.zeros_(self.proj.weight)
 
     block = Block()
-    tiny._redraw_weights(block, 1)
+    random_weights.redraw_portably(block, 1)
     assert torch.equal(block.norm.weight, torch.ones(8))
     assert block.norm.bias.abs().max() > 0  # a zero bias is redrawn, small
     assert block.pad_token.abs().min() > 0
@@ -269,7 +269,7 @@ def test_torchvision_free_processor_pickles(built: dict[str, Path]) -> None:
 
 def test_importing_tiny_stays_light() -> None:
     code = (
-        "import sys, imagestudio.engine.tiny; "
+        "import sys, imagestudio.models.tiny; "
         "heavy = [m for m in ('torch', 'diffusers', 'transformers', 'tokenizers') if m in sys.modules]; "
         "assert not heavy, heavy"
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from imagestudio.engine.runners import StepProgress
+from imagestudio.engine.pipeline_calls import StepProgress
 from imagestudio.errors import JobCancelled
 from imagestudio.jobs.backend import EventSink
 from imagestudio.jobs.follow import EventInbox, job_events

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from imagestudio.engine.runners import StepProgress
+from imagestudio.engine.pipeline_calls import StepProgress
 from imagestudio.errors import (
     BadOutput,
     InvalidRequest,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from imagestudio.memory.activations import ACTIVATIONS
-from imagestudio.memory.sizes import build_component, component_configs
 from imagestudio.memory.trace import peak_tensor_bytes
+from imagestudio.models.configs import component_configs
+from imagestudio.models.random_weights import build_component
 from imagestudio.registry import MODELS
 
 

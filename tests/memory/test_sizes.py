@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from imagestudio.memory.sizes import COMPONENTS, GROUP_BLOCK_MODULES, build_component, model_sizes
+from imagestudio.memory.sizes import GROUP_BLOCK_MODULES, model_sizes
+from imagestudio.models.configs import COMPONENTS
+from imagestudio.models.random_weights import build_component
 from imagestudio.registry import MODELS
 
 

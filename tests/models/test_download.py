@@ -21,10 +21,11 @@ from imagestudio.errors import (
     NotEnoughDiskSpace,
     UserError,
 )
+from imagestudio.models.background import BackgroundDownloads
 from imagestudio.models.cache import repo_storage
 from imagestudio.models.download import check_disk_space, download_model, plan_download
 from imagestudio.models.progress import DownloadProgress
-from imagestudio.models.service import DownloadService, plan_removal, remove_model
+from imagestudio.models.removal import plan_removal, remove_model
 from imagestudio.models.state import model_state
 from imagestudio.models.verify import verify_model_dir
 from imagestudio.registry import get_model
@@ -294,7 +295,7 @@ def test_offline_with_the_model_present_is_not_an_error(
 
 
 def test_service_runs_downloads_in_the_background(fake_hub, mirror_settings, hub_cache) -> None:
-    service = DownloadService(mirror_settings, endpoint=fake_hub.url, cache_dir=hub_cache)
+    service = BackgroundDownloads(mirror_settings, endpoint=fake_hub.url, cache_dir=hub_cache)
     assert {s.id: s.state for s in service.states()}["z-image-turbo"] == "missing"
     fake_hub.stall(TEST_REPO, BIG_FILE, 50_000)
     seen: list[DownloadProgress] = []

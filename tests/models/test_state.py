@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 
 from imagestudio.config import load_settings
-from imagestudio.engine.loader import require_model_dir
 from imagestudio.errors import ConfigError, ModelNotAvailable
 from imagestudio.models.cache import repo_storage
-from imagestudio.models.state import list_states, model_state
+from imagestudio.models.state import list_states, model_state, require_model_dir
 from imagestudio.registry import get_model
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

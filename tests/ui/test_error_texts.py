@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imagestudio.engine.runners import check_output
+from imagestudio.engine.pipeline_calls import check_output
 from imagestudio.errors import BadOutput, JobCancelled, NotEnoughDiskSpace, QueueFull, ServiceStopping
 from imagestudio.jobs.queue import JobQueue
 from imagestudio.models.download import check_disk_space
@@ -87,9 +87,9 @@ def test_a_disk_too_small_is_explained_with_its_numbers(texts: Texts, tmp_path: 
 
 def test_an_offline_download_fails_with_a_translatable_reason(texts: Texts, settings) -> None:
     # The test machine runs with HF_HUB_OFFLINE=1 (tests/conftest.py): the real download service fails.
-    from imagestudio.models.service import DownloadService
+    from imagestudio.models.background import BackgroundDownloads
 
-    handle = DownloadService(settings).start("z-image-turbo")
+    handle = BackgroundDownloads(settings).start("z-image-turbo")
     assert handle.wait(WAIT)
     state = handle.as_json()
     assert (state["status"], state["error_code"]) == ("failed", "download_offline")

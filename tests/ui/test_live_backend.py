@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from imagestudio.engine.runners import StepProgress
+from imagestudio.engine.pipeline_calls import StepProgress
 from imagestudio.jobs.model import JobState
 from imagestudio.services import Services
 from imagestudio.ui.common import UIContext, follow

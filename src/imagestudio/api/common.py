@@ -37,7 +37,7 @@ def parse_size(size: str | None, param: str = "size") -> tuple[int | None, int |
 
 def require_available(model_id: str, settings: Settings) -> None:
     """Answer 503 with the download command now, rather than after the job waited in the queue."""
-    from imagestudio.engine.loader import find_model_dir, not_available
+    from imagestudio.models.locate import find_model_dir, not_available
     from imagestudio.registry import get_model
 
     spec = get_model(model_id)

@@ -1,7 +1,7 @@
 """Models on this machine and their downloads: ``GET /api/models`` and ``/api/models/{id}/download``.
 
-Thin routes over the shared :class:`~imagestudio.models.service.DownloadService`: a download runs on its
-own thread (never the GPU worker's), at most one per model; clients poll its progress.
+Thin routes over the shared :class:`~imagestudio.models.background.BackgroundDownloads`: a download runs
+on its own thread (never the GPU worker's), at most one per model; clients poll its progress.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from imagestudio.engine.loras import LORA_SUFFIX, MAX_SCALE, MIN_SCALE, LoraRef
 from imagestudio.errors import InvalidRequest
+from imagestudio.lora_refs import LORA_SUFFIX, MAX_SCALE, MIN_SCALE, LoraRef
 
 #: ``<lora:name>`` or ``<lora:name:scale>``; A1111 also accepts ``<lyco:…>`` for the same thing.
 _TAG = re.compile(r"<(?:lora|lyco):([^:>]+)(?::([^:>]*))?(?::[^>]*)?>", re.IGNORECASE)

@@ -520,7 +520,7 @@ def set_options(body: OptionsBody, request: Request) -> None:
 
 def cached_model_hash(request: Request, spec: ModelSpec) -> str | None:
     """The model hash if it was computed already (a listing never reads gigabytes)."""
-    from imagestudio.engine.loader import find_model_dir
+    from imagestudio.models.locate import find_model_dir
     from imagestudio.storage.hashes import MODEL_HASH_CHARS, transformer_files
 
     services = get_services(request)

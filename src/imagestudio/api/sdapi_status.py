@@ -27,7 +27,7 @@ router = a1111_router()
 
 @router.get("/sd-models", summary="The models on this machine, as A1111 checkpoints")
 def sd_models(request: Request) -> list[dict[str, Any]]:
-    from imagestudio.engine.loader import find_model_dir
+    from imagestudio.models.locate import find_model_dir
 
     settings = get_services(request).settings
     listed = []

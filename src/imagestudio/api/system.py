@@ -111,7 +111,7 @@ def _model_cards(request: Request) -> list[ModelCard]:
 
 
 def _card(spec: ModelSpec, request: Request) -> ModelCard:
-    from imagestudio.engine.loader import find_model_dir
+    from imagestudio.models.locate import find_model_dir
 
     settings = get_services(request).settings
     available = spec.tiny or find_model_dir(spec, settings, build_tiny=False) is not None

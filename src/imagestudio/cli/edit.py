@@ -70,7 +70,7 @@ def edit(
     as_json: JsonOption = False,
 ) -> None:
     """Edit one to three images with an instruction."""
-    from imagestudio.engine.loras import parse_lora
+    from imagestudio.lora_refs import parse_lora
 
     settings = load_config(config)
     request = edit_request(

@@ -73,7 +73,7 @@ def generate(
     as_json: JsonOption = False,
 ) -> None:
     """Make images from a text prompt, or rework an image (--init-image) or part of it (--mask)."""
-    from imagestudio.engine.loras import parse_lora
+    from imagestudio.lora_refs import parse_lora
 
     settings = load_config(config)
     request = generate_request(

@@ -23,7 +23,7 @@ from imagestudio.errors import ImageStudioError, JobCancelled, UserError
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
-    from imagestudio.engine.runners import ProgressCallback
+    from imagestudio.engine.pipeline_calls import ProgressCallback
     from imagestudio.jobs.model import JobEvent, JobRequest
     from imagestudio.storage.history import HistoryStore
     from imagestudio.studio import StudioResult

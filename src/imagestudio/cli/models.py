@@ -59,7 +59,7 @@ def models_list(config: ConfigOption = None, as_json: JsonOption = False) -> Non
 @friendly_errors
 def models_path(model_id: ModelArgument, config: ConfigOption = None) -> None:
     """Print the model's local folder (building a tiny model if needed); refuses an incomplete one."""
-    from imagestudio.engine.loader import require_model_dir
+    from imagestudio.models.state import require_model_dir
     from imagestudio.registry import get_model
 
     typer.echo(str(require_model_dir(get_model(model_id), load_config(config))))
@@ -120,8 +120,7 @@ def models_download(
 @friendly_errors
 def models_verify(model_id: ModelArgument, config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Check that every file the model needs is there and whole (headers and configs only; fast)."""
-    from imagestudio.models.service import verify_model
-    from imagestudio.models.state import fix_command
+    from imagestudio.models.state import fix_command, verify_model
     from imagestudio.registry import get_model
 
     state, report = verify_model(load_config(config), model_id)
@@ -153,7 +152,7 @@ def models_remove(
 ) -> None:
     """Delete a model's downloaded files (its hub cache entry and models-dir folder) to free the disk."""
     from imagestudio.errors import UserError
-    from imagestudio.models.service import plan_removal, remove_model
+    from imagestudio.models.removal import plan_removal, remove_model
 
     removal = plan_removal(load_config(config), model_id)
     if not removal.paths:

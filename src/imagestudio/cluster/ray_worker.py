@@ -30,7 +30,7 @@ from imagestudio.jobs.failures import job_error
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
-    from imagestudio.engine.runners import StepProgress
+    from imagestudio.engine.pipeline_calls import StepProgress
     from imagestudio.jobs.model import JobRequest
     from imagestudio.jobs.queue import PreviewMaker
     from imagestudio.studio import Studio, StudioResult
@@ -70,8 +70,8 @@ class StudioWorker:
 
     def describe(self) -> WorkerInfo:
         """Where this worker is and what it can run; called once when it joins."""
-        from imagestudio.engine.loader import find_model_dir
         from imagestudio.hardware import resolve_device
+        from imagestudio.models.locate import find_model_dir
         from imagestudio.registry import MODELS
 
         device = resolve_device(self.settings.device.type)

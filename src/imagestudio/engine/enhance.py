@@ -126,13 +126,14 @@ def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
     Qwen2.5-VL's template ignores ``enable_thinking``; a tokenizer without a template gets ChatML.
     """
     template = None if getattr(tokenizer, "chat_template", None) else _FALLBACK_TEMPLATE
-    return tokenizer.apply_chat_template(
+    rendered: str = tokenizer.apply_chat_template(
         messages,
         chat_template=template,
         tokenize=False,
         add_generation_prompt=True,
         enable_thinking=False,
     )
+    return rendered
 
 
 # ------------------------------------------------------------------------------------ the cleanup
@@ -277,7 +278,8 @@ class PromptEnhancer:
         """The text encoder alone, from the model's folder, placed within the memory free now."""
         import torch
 
-        from imagestudio.engine.loader import quiet_library_progress, require_model_dir
+        from imagestudio.models.quiet import quiet_library_progress
+        from imagestudio.models.state import require_model_dir
 
         quiet_library_progress()
         folder = require_model_dir(spec, self.settings)
@@ -437,7 +439,7 @@ def causal_lm_over(encoder: Any) -> Any:
         model = Qwen3ForCausalLM(config)
     model.model = encoder
     model.lm_head = tied_head(encoder.get_input_embeddings())
-    model.eval()
+    model.eval()  # type: ignore[no-untyped-call]  # transformers leaves it unannotated
     return model
 
 
@@ -485,13 +487,13 @@ def stop_criteria(deadline: float, cancel: threading.Event | None) -> Any:
 
 
 def _load_processor(folder: Any) -> Any:
-    from imagestudio.engine.processor import load_edit_processor
+    from imagestudio.models.processor import load_edit_processor
 
     processor = load_edit_processor(folder)
     if processor is None:
         from transformers import AutoProcessor
 
-        processor = AutoProcessor.from_pretrained(folder)
+        processor = AutoProcessor.from_pretrained(folder)  # type: ignore[no-untyped-call]  # unannotated
     return processor
 
 

@@ -1,4 +1,4 @@
-"""LoRAs: parse ``--lora PATH_OR_REPO[:SCALE]``, find the file (never downloading), apply, remove.
+"""LoRAs: find the file a :class:`~imagestudio.lora_refs.LoraRef` names (never downloading), apply, remove.
 
 Rules:
 
@@ -18,16 +18,14 @@ Importing this module is cheap (pydantic only); torch, safetensors and diffusers
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from imagestudio.errors import InvalidRequest, ModelNotAvailable
+from imagestudio.lora_refs import LORA_SUFFIX, LoraRef
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -36,47 +34,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LORA_SUFFIX = ".safetensors"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 #: The file diffusers' ``save_lora_weights`` writes; preferred when a folder or repo holds several.
 DIFFUSERS_LORA_FILE = "pytorch_lora_weights.safetensors"
-MIN_SCALE, MAX_SCALE = -4.0, 4.0
 MAX_LORAS = 8
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(/.+)?$")
-
-
-class LoraRef(BaseModel):
-    """One ``--lora`` argument: a local ``.safetensors`` file or folder, or a hub repo (optionally
-    ``owner/name/file.safetensors``), with the scale its effect is multiplied by."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    source: str = Field(min_length=1, max_length=1000)
-    scale: float = Field(1.0, ge=MIN_SCALE, le=MAX_SCALE)
-
-    def metadata(self) -> dict[str, Any]:
-        return {"source": self.source, "scale": self.scale}
-
-
-def parse_lora(text: str) -> LoraRef:
-    """``PATH_OR_REPO[:SCALE]`` → :class:`LoraRef`; a trailing ``:number`` is the scale (default 1.0).
-
-    Only a trailing part that parses as a number counts as the scale, so ``C:\\loras\\x.safetensors`` and
-    ``owner/repo`` keep their colons and slashes.
-    """
-    text = text.strip()
-    head, sep, tail = text.rpartition(":")
-    source, scale = text, 1.0
-    if sep:
-        with contextlib.suppress(ValueError):  # not a number: the colon belongs to the source
-            source, scale = head, float(tail)
-    if not source:
-        raise InvalidRequest(f"--lora {text!r} names no file or repo", param="lora")
-    if not MIN_SCALE <= scale <= MAX_SCALE:
-        raise InvalidRequest(
-            f"LoRA scale {scale} in {text!r} is outside {MIN_SCALE}..{MAX_SCALE}", param="lora"
-        )
-    return LoraRef(source=source, scale=scale)
 
 
 @dataclass(frozen=True)
@@ -124,7 +86,7 @@ def lightning_ref(spec: ModelSpec, steps: int) -> tuple[LoraRef, int]:
     file = spec.lightning_file(steps)
     if spec.lightning_repo is None or file is None:
         raise InvalidRequest(f"{spec.id} has no Lightning LoRA for {steps} steps", param="lightning")
-    return LoraRef(source=f"{spec.lightning_repo}/{file}"), spec.lightning_bytes
+    return LoraRef(source=f"{spec.lightning_repo}/{file}", scale=1.0), spec.lightning_bytes
 
 
 def _refuse_pickle(source: str) -> None:
@@ -213,7 +175,7 @@ def adapter_names(count: int) -> list[str]:
     return [f"imagestudio_{i}" for i in range(count)]
 
 
-def activate_loras(pipe: Any, loaded_key: tuple, loras: Sequence[ResolvedLora]) -> tuple:
+def activate_loras(pipe: Any, loaded_key: tuple[Any, ...], loras: Sequence[ResolvedLora]) -> tuple[Any, ...]:
     """Make exactly ``loras`` active on ``pipe``; returns the key of what is now loaded.
 
     ``loaded_key`` is what the previous call returned for this pipeline (``()`` for none). Called with the

@@ -27,16 +27,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from imagestudio.engine.loader import load_pipeline, load_planned
-from imagestudio.errors import ModelNotAvailable, UserError
+from imagestudio.engine.loader import PipelineLoader, load_pipeline, load_planned
+from imagestudio.errors import ModelNotAvailable, UserError, is_out_of_memory
 from imagestudio.registry import ModelSpec, get_model
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
+    from imagestudio.memory.plan import MemoryPlan
+    from imagestudio.memory.planner import MemoryPlanner
 
 log = logging.getLogger(__name__)
-
-Loader = Callable[[ModelSpec, "Settings"], Any]
 
 #: RAM left free after parking a pipeline, beyond what the next model needs to load.
 PARK_HEADROOM_BYTES = 2 * 1024**3
@@ -52,10 +52,10 @@ class LoadedModel:
     placement: str
     dtype: str
     load_seconds: float
+    #: The memory plan it was placed with.
+    plan: MemoryPlan
     #: Identity of the LoRA set loaded on ``pipe`` (see :mod:`imagestudio.engine.loras`); () = none.
-    lora_key: tuple = field(default=())
-    #: The memory plan it was placed with (None for stand-in loaders in tests).
-    plan: Any = None
+    lora_key: tuple[Any, ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -104,19 +104,25 @@ def _mib(value: int) -> str:
 
 
 class ModelManager:
-    """Loads, lends and unloads pipelines; thread-safe; one resident model (plus one parked in RAM)."""
+    """Loads, lends and unloads pipelines; thread-safe; one resident model (plus one parked in RAM).
+
+    Every pipeline is placed by a memory plan: the one the caller lends it for, else ``planner``'s plan
+    for the model's default job on this machine.
+    """
 
     def __init__(
         self,
         settings: Settings,
         device: str,
-        loader: Loader = load_pipeline,
+        loader: PipelineLoader = load_pipeline,
         *,
+        planner: MemoryPlanner | None = None,
         available_ram: Callable[[], int] | None = None,
     ) -> None:
         self._settings = settings
         self._device = device
         self._loader = loader
+        self._planner = planner
         self._available_ram = available_ram or available_ram_bytes
         # Held while a model is lent out: loading, running and unloading never interleave.
         self._lock = threading.RLock()
@@ -167,9 +173,23 @@ class ModelManager:
         """The loaded model, for reports (read without the lock: it may change right after)."""
         return self._resident
 
+    @property
+    def planner(self) -> MemoryPlanner:
+        """Plans the model's default job when a pipeline is lent without a plan (created on first use)."""
+        if self._planner is None:
+            from imagestudio.memory.planner import MemoryPlanner
+
+            self._planner = MemoryPlanner(self._settings, device=self._device)
+        return self._planner
+
     @contextmanager
-    def acquire(self, model_id: str, plan: Any = None) -> Iterator[LoadedModel]:
-        """Lend the pipeline for ``model_id``, loading it (and unloading any other) first."""
+    def acquire(self, model_id: str, plan: MemoryPlan | None = None) -> Iterator[LoadedModel]:
+        """Lend the pipeline for ``model_id``, loading it (and unloading any other) first.
+
+        With ``plan``, a resident pipeline placed differently is loaded again as planned; without, the
+        resident one is lent as it is, and a load is placed by the model's default plan. An out-of-memory
+        error while it is lent unloads it (the caller may then step down to a smaller plan).
+        """
         with self._lock:
             loaded = self._ensure(model_id, plan)
             try:
@@ -191,14 +211,9 @@ class ModelManager:
         with self._lock:
             yield self._resident
 
-    def _ensure(self, model_id: str, plan: Any = None) -> LoadedModel:
+    def _ensure(self, model_id: str, plan: MemoryPlan | None = None) -> LoadedModel:
         resident = self._resident
-        same_placement = (
-            plan is None
-            or resident is None
-            or resident.plan is None
-            or (plan.placement == resident.plan.placement)
-        )
+        same_placement = plan is None or resident is None or plan.placement == resident.plan.placement
         if resident is not None and resident.spec.id == model_id and same_placement:
             return resident
         spec = get_model(model_id)
@@ -210,22 +225,21 @@ class ModelManager:
             return self._revive(waiting)
         started = time.perf_counter()
         pipe, plan = self._load(spec, plan)
-        placement = plan.profile if plan is not None else self._device
         self._resident = LoadedModel(
             spec=spec,
             pipe=pipe,
             device=self._device,
-            placement=placement,
+            placement=plan.profile,
             dtype=self._settings.model(model_id).torch_dtype,
             load_seconds=time.perf_counter() - started,
             plan=plan,
         )
         log.info(
-            "%s ready on %s (%s) in %.1fs", model_id, self._device, placement, self._resident.load_seconds
+            "%s ready on %s (%s) in %.1fs", model_id, self._device, plan.profile, self._resident.load_seconds
         )
         return self._resident
 
-    def _load(self, spec: ModelSpec, plan: Any) -> tuple[Any, Any]:
+    def _load(self, spec: ModelSpec, plan: MemoryPlan | None) -> tuple[Any, MemoryPlan]:
         """Read the pipeline from disk and place it as planned; damaged files become one readable error.
 
         An out-of-memory error while placing is re-raised as it is, for the OOM recovery to step down.
@@ -236,7 +250,8 @@ class ModelManager:
         # only when the build succeeds: a load that fails half-way would leave every later tensor bf16.
         default_dtype = torch.get_default_dtype()
         try:
-            return load_planned(self._loader, spec, self._settings, self._device, plan)
+            plan = plan if plan is not None else self.planner.plan(spec)
+            return load_planned(self._loader, spec, self._settings, self._device, plan), plan
         except UserError:
             free_memory()
             raise
@@ -259,16 +274,12 @@ class ModelManager:
 
     def _revive(self, parked: LoadedModel) -> LoadedModel:
         """Put a pipeline parked in RAM back on the device, placed exactly like a fresh load."""
+        from imagestudio.memory.apply import apply_plan
+
         started = time.perf_counter()
         try:
-            if parked.plan is not None:
-                from imagestudio.memory.apply import apply_plan
-
-                apply_plan(parked.pipe, parked.plan, self._device, family=parked.spec.family)
-                parked.placement = parked.plan.profile
-            else:
-                parked.pipe.to(self._device)
-                parked.placement = self._device
+            apply_plan(parked.pipe, parked.plan, self._device, family=parked.spec.family)
+            parked.placement = parked.plan.profile
         except BaseException:
             del parked
             free_memory()
@@ -283,22 +294,19 @@ class ModelManager:
         resident = self._resident
         if resident is None:
             return
-        park = self._settings.device.keep_in_ram and self._can_park(resident, next_spec)
-        del resident  # from here on only self._resident refers to it, so dropping it really frees it
-        if not park:
+        if not (self._settings.device.keep_in_ram and self._can_park(resident, next_spec)):
+            del resident  # from here on only self._resident refers to it, so dropping it really frees it
             self._drop_resident()
             return
         self._drop_parked()  # at most one pipeline waits in RAM (the next one was taken out already)
         before = memory_snapshot(self._device)
-        self._parked, self._resident = self._resident, None
-        _move_to_ram(self._parked)
+        self._parked, self._resident = resident, None
+        _move_to_ram(resident)
         # Nothing was dropped, so there is no garbage to collect (a full gc.collect() costs ~0.2 s with
         # torch and transformers loaded): only the accelerator's cached blocks are given back.
         free_memory(collect=False)
         after = memory_snapshot(self._device)
-        self._record(
-            UnloadReport(self._parked.spec.id, True, pipeline_bytes(self._parked.pipe), before, after)
-        )
+        self._record(UnloadReport(resident.spec.id, True, pipeline_bytes(resident.pipe), before, after))
 
     def _can_park(self, loaded: LoadedModel, next_spec: ModelSpec) -> bool:
         """Room in RAM for this pipeline (if it must move there) and still for the next model to load.
@@ -308,7 +316,7 @@ class ModelManager:
         to make the room, so its bytes count as available.
         """
         plan = loaded.plan
-        if plan is not None and (plan.profile != "full" or plan.weights != "bf16"):
+        if plan.profile != "full" or plan.weights != "bf16":
             # Offload hooks and fp8/quantized storage cannot be undone and re-applied safely: reload instead.
             log.info(
                 "not keeping %s in RAM: its %s/%s placement is rebuilt on load",
@@ -435,9 +443,3 @@ def free_memory(*, collect: bool = True) -> None:
         torch.cuda.empty_cache()
     elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         torch.mps.empty_cache()
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    import torch
-
-    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()

@@ -43,7 +43,8 @@ def _original_call() -> types.FunctionType:
             "this diffusers version's QwenImageEditPlusPipeline no longer reads "
             f"{' and '.join(missing) or 'plain module globals'}; the reference-area setting needs updating"
         )
-    return function  # type: ignore[return-value]
+    original: types.FunctionType = function
+    return original
 
 
 def edit_call(pipe: Any, vae_area: int, condition_area: int) -> Callable[..., Any]:

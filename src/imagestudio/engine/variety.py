@@ -48,8 +48,8 @@ def variety_call(pipe: Any, variety: float) -> Callable[..., Any]:
 
     ``pipe`` is a Z-Image text-to-image, img2img or inpaint pipeline.
 
-    It receives the same keyword arguments :func:`~imagestudio.engine.runners.run_pipeline` passes to a
-    pipeline; the image's seed is read back from its generator (``initial_seed``), so the runner's
+    It receives the same keyword arguments :func:`~imagestudio.engine.pipeline_calls.run_pipeline` passes
+    to a pipeline; the image's seed is read back from its generator (``initial_seed``), so the
     one-call-per-seed loop needs no change.
     """
     encoded: dict[str, Any] = {}

@@ -10,7 +10,7 @@ from imagestudio.requests import EditRequest, EnhanceRequest, GenerateRequest
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from imagestudio.engine.runners import ProgressCallback
+    from imagestudio.engine.pipeline_calls import ProgressCallback
     from imagestudio.jobs.model import JobRequest
     from imagestudio.studio import Studio, StudioResult
 

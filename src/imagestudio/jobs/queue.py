@@ -23,7 +23,7 @@ from imagestudio.jobs.failures import job_error
 from imagestudio.jobs.model import JobError, JobRequest, JobState
 
 if TYPE_CHECKING:
-    from imagestudio.engine.runners import ProgressCallback, StepProgress
+    from imagestudio.engine.pipeline_calls import ProgressCallback, StepProgress
     from imagestudio.jobs.book import Job
     from imagestudio.jobs.limits import SubmitLimits
     from imagestudio.jobs.recorder import JobRecorder

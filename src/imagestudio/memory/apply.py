@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING, Any
 from imagestudio.memory.sizes import GROUP_BLOCK_MODULES
 
 if TYPE_CHECKING:
-    from diffusers import DiffusionPipeline
-
     from imagestudio.memory.plan import MemoryPlan
+    from imagestudio.models.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +29,7 @@ def quantization_config(plan: MemoryPlan) -> Any | None:
     if plan.weights not in ("nf4", "int8"):
         return None
     import torch
-    from diffusers import PipelineQuantizationConfig
+    from diffusers.quantizers.pipe_quant_config import PipelineQuantizationConfig
 
     compute = getattr(torch, plan.compute_dtype)
     if plan.weights == "nf4":
@@ -43,19 +42,20 @@ def quantization_config(plan: MemoryPlan) -> Any | None:
             },
             components_to_quantize=["transformer"],
         )
-    from diffusers import TorchAoConfig
+    from diffusers.quantizers.quantization_config import TorchAoConfig
     from torchao.quantization import Int8WeightOnlyConfig
 
-    return PipelineQuantizationConfig(quant_mapping={"transformer": TorchAoConfig(Int8WeightOnlyConfig())})
+    int8 = TorchAoConfig(Int8WeightOnlyConfig())
+    return PipelineQuantizationConfig(quant_mapping={"transformer": int8})
 
 
-def _modules(pipe: DiffusionPipeline) -> dict[str, Any]:
+def _modules(pipe: Pipeline) -> dict[str, Any]:
     import torch
 
     return {name: c for name, c in pipe.components.items() if isinstance(c, torch.nn.Module)}
 
 
-def set_vae_tiling(pipe: DiffusionPipeline, enabled: bool, tile_pixels: int | None = None) -> None:
+def set_vae_tiling(pipe: Pipeline, enabled: bool, tile_pixels: int | None = None) -> None:
     """Turn the VAE's own tiling on or off (cheap: no reload). ``tile_pixels`` shrinks AutoencoderKL's
     tiles, whose default (its 1024-px sample size) would leave a 1024² decode untiled."""
     vae = getattr(pipe, "vae", None)
@@ -75,18 +75,14 @@ def set_vae_tiling(pipe: DiffusionPipeline, enabled: bool, tile_pixels: int | No
         vae.tile_latent_min_size = latent
 
 
-def apply_plan(pipe: DiffusionPipeline, plan: MemoryPlan, device: str, *, family: str | None = None) -> None:
+def apply_plan(pipe: Pipeline, plan: MemoryPlan, device: str, *, family: str | None = None) -> None:
     """Configure a freshly loaded (CPU) pipeline as ``plan`` says and place it for ``device``."""
-    import torch
-
     modules = _modules(pipe)
     transformer = modules.get("transformer")
     if transformer is not None and plan.attention_backend != "native":
         transformer.set_attention_backend(plan.attention_backend)
     if transformer is not None and plan.weights == "fp8":
-        # Stored in float8, widened to the load dtype layer by layer while it runs.
-        compute = transformer.dtype
-        transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=compute)
+        store_in_fp8(transformer)
     from imagestudio.memory.activations import ACTIVATIONS
 
     model = ACTIVATIONS.get(family or "")
@@ -105,44 +101,58 @@ def apply_plan(pipe: DiffusionPipeline, plan: MemoryPlan, device: str, *, family
     log.info("placed pipeline for %s: %s", device, plan.describe())
 
 
+def store_in_fp8(module: Any) -> None:
+    """Layerwise casting: weights stored in float8, widened to the module's dtype layer by layer in use."""
+    import torch
+
+    module.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=module.dtype)
+
+
 def _group_offload(modules: dict[str, Any], device: str, *, pinned: bool) -> None:
-    """Block-level group offloading of every component but the VAE (small, and it decodes in one go).
+    """Group offloading of every component but the VAE (small, and it decodes in one go)."""
+    import torch
+
+    for name, module in modules.items():
+        if name == "vae":
+            module.to(torch.device(device))
+        else:
+            group_offload(module, device, pinned=pinned)
+
+
+def group_offload(module: Any, device: str, *, pinned: bool) -> None:
+    """Block-level group offloading of one component (its weights in CPU RAM) onto ``device``.
 
     One block per group with a side stream on CUDA: the next block is copied while the current one
     computes. ``pinned`` pins every block up front (fast; briefly needs a second copy in RAM); otherwise
     diffusers pins each block on the fly (``low_cpu_mem_usage``).
     """
     import torch
-    from diffusers.hooks import apply_group_offloading
+    from diffusers.hooks.group_offloading import apply_group_offloading
 
     onload = torch.device(device)
     streams = onload.type == "cuda"
-    for name, module in modules.items():
-        if name == "vae":
-            module.to(onload)
-            continue
-        options: dict[str, Any] = {
-            "onload_device": onload,
-            "offload_device": torch.device("cpu"),
-            "offload_type": "block_level",
-            "num_blocks_per_group": 1,
-            "use_stream": streams,
-            "low_cpu_mem_usage": streams and not pinned,
-        }
-        blocks = GROUP_BLOCK_MODULES.get(type(module).__name__)
-        if blocks:
-            apply_group_offloading(module, block_modules=blocks, **options)
-        elif hasattr(module, "enable_group_offload"):
-            module.enable_group_offload(**options)
-        else:
-            apply_group_offloading(module, **options)
+    options: dict[str, Any] = {
+        "onload_device": onload,
+        "offload_device": torch.device("cpu"),
+        "offload_type": "block_level",
+        "num_blocks_per_group": 1,
+        "use_stream": streams,
+        "low_cpu_mem_usage": streams and not pinned,
+    }
+    blocks = GROUP_BLOCK_MODULES.get(type(module).__name__)
+    if blocks:
+        apply_group_offloading(module, block_modules=blocks, **options)
+    elif hasattr(module, "enable_group_offload"):
+        module.enable_group_offload(**options)
+    else:
+        apply_group_offloading(module, **options)
 
 
 def resident_components(pipe: Any) -> dict[str, str]:
     """Where each component's weights are right now: a device, or ``offloaded`` under offload hooks.
 
     After a job with model offload every component is back in RAM, so the accelerator shows ~0 GB in
-    use; the job's peak is what :mod:`imagestudio.memory.log` records next to this.
+    use; the job's peak is what :mod:`imagestudio.memory.report` records next to this.
     """
     import torch
 

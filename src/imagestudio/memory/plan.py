@@ -427,10 +427,10 @@ def ranked_candidates(
     tiling_setting = device_settings.vae_tiling
     profiles = [p for p in PROFILES if accelerator in PROFILE_DEVICES[p]]
     if requested_profile != "auto" and requested_profile in profiles:
-        profiles = [requested_profile]  # type: ignore[list-item]
+        profiles = [requested_profile]
     weights = _allowed_weights(requested_weights, accelerator, environment)
     tilings = {"on": [True], "off": [False]}.get(tiling_setting, [False, True])
-    out = []
+    out: list[Candidate] = []
     for profile in profiles:
         for stored in weights:
             pinnings = [True, False] if (profile == "group_offload" and accelerator == "cuda") else [False]

@@ -117,12 +117,13 @@ class MemoryPlanner:
         return self._device
 
     def sizes(self, spec: ModelSpec) -> ModelSizes:
-        from imagestudio.memory.sizes import model_sizes, packaged_config_dir
+        from imagestudio.memory.sizes import model_sizes
+        from imagestudio.models.configs import packaged_config_dir
 
         if packaged_config_dir(spec.id) is not None:
             return model_sizes(spec, None)
         if spec.id not in self._folder_sizes:
-            from imagestudio.engine.loader import require_model_dir
+            from imagestudio.models.state import require_model_dir
 
             self._folder_sizes[spec.id] = model_sizes(spec, require_model_dir(spec, self.settings))
         return self._folder_sizes[spec.id]

@@ -12,8 +12,9 @@ so a size is known before anything is downloaded. Sources:
   config (= class defaults with the published latent statistics); the text encoder config is
   Qwen2.5-VL-7B-Instruct's, which the Qwen-Image repositories ship under ``text_encoder/``.
 
-Instantiating the classes on the meta device allocates no memory and takes about a second; the results
-are cached per process. Other models (the tiny ones) are sized from their own folder's configs.
+Instantiating the classes on the meta device (:func:`imagestudio.models.random_weights.build_component`)
+allocates no memory and takes about a second; the results are cached per process. Other models (the tiny
+ones) are sized from their own folder's configs.
 """
 
 from __future__ import annotations
@@ -21,23 +22,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from imagestudio.models.configs import COMPONENTS, component_configs
+from imagestudio.models.random_weights import build_component
 from imagestudio.registry import ModelSpec
 
 if TYPE_CHECKING:
     import torch
-
-COMPONENTS = ("transformer", "text_encoder", "vae")
-
-#: The transformers class each family's pipeline loads its text encoder as (diffusers classes are named
-#: by the config's own ``_class_name``).
-TEXT_ENCODER_CLASSES = {
-    "z-image": ("Qwen3Model", "Qwen3Config"),
-    "qwen-image-edit": ("Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLConfig"),
-}
 
 #: Submodules that block-level group offloading must descend into to find the layer lists (diffusers'
 #: ``block_modules``): the VL text encoder nests its decoder layers under ``model.language_model``, so
@@ -93,53 +86,6 @@ class ModelSizes:
         return sum(c.params for c in self.components.values())
 
 
-def packaged_config_dir(model_id: str) -> Path | None:
-    """Where the real configs of ``model_id`` ship inside the package, if they do."""
-    folder = Path(str(resources.files("imagestudio") / "model_configs" / model_id))
-    return folder if (folder / "transformer.json").is_file() else None
-
-
-def component_configs(spec: ModelSpec, folder: Path | None = None) -> dict[str, dict[str, Any]]:
-    """The three component configs: the packaged real ones, else those of the model's ``folder``."""
-    packaged = packaged_config_dir(spec.id)
-    paths = (
-        {name: packaged / f"{name}.json" for name in COMPONENTS}
-        if packaged is not None
-        else {name: folder / name / "config.json" for name in COMPONENTS}
-        if folder is not None
-        else None
-    )
-    if paths is None:
-        raise ValueError(f"no stored configs for {spec.id}; size it from its model folder")
-    return {name: json.loads(path.read_text(encoding="utf-8")) for name, path in paths.items()}
-
-
-def build_component(
-    family: str, name: str, config: dict[str, Any], device: str | torch.device = "meta", dtype: Any = None
-) -> torch.nn.Module:
-    """Instantiate one component's real class from ``config`` on ``device`` (meta: no memory at all).
-
-    Weights are whatever the class initialises them to (on meta: nothing). ``dtype`` defaults to bf16.
-    """
-    import torch
-
-    dtype = dtype or torch.bfloat16
-    with torch.device(device):
-        if name == "text_encoder":
-            import transformers
-
-            class_name, config_class = TEXT_ENCODER_CLASSES[family]
-            fields = {k: v for k, v in config.items() if k not in ("architectures", "_name_or_path")}
-            model_config = getattr(transformers, config_class)(**fields)
-            module = getattr(transformers, class_name)(model_config)
-        else:
-            import diffusers
-
-            module = getattr(diffusers, config["_class_name"]).from_config(config)
-    # nn.Module.to, not ModelMixin.to: the latter warns about fp32-only modules, which do not exist here.
-    return torch.nn.Module.to(module, dtype).eval()
-
-
 def _block_layout(module: torch.nn.Module, block_modules: set[str]) -> tuple[int, int]:
     """(largest group, ungrouped params) as diffusers' block-level group offloading would split ``module``."""
     import torch
@@ -167,10 +113,11 @@ def _cast_counts(module: torch.nn.Module) -> tuple[int, int]:
     """(params stored in fp8, largest such layer) after diffusers' layerwise casting of ``module``."""
     import torch
 
-    if hasattr(module, "enable_layerwise_casting"):
-        module.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.bfloat16)
+    enable = getattr(module, "enable_layerwise_casting", None)  # diffusers models have it, transformers' not
+    if enable is not None:
+        enable(storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.bfloat16)
     else:
-        from diffusers.hooks import apply_layerwise_casting
+        from diffusers.hooks.layerwise_casting import apply_layerwise_casting
 
         apply_layerwise_casting(module, storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.bfloat16)
     castable = 0

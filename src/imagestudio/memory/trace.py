@@ -36,11 +36,12 @@ def peak_tensor_bytes(call: Callable[[], Any], keep: Iterable[torch.Tensor] = ()
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils._pytree import tree_flatten
 
-    skip = {StorageWeakRef(t.untyped_storage()).cdata for t in keep}
+    # torch's storage references and dispatch modes are unannotated internals.
+    skip = {StorageWeakRef(t.untyped_storage()).cdata for t in keep}  # type: ignore[no-untyped-call]
 
-    class LiveBytes(TorchDispatchMode):
+    class LiveBytes(TorchDispatchMode):  # type: ignore[no-untyped-call]
         def __init__(self) -> None:
-            super().__init__()
+            super().__init__()  # type: ignore[no-untyped-call]
             self.live: dict[int, tuple[Any, int]] = {}
             self.current = 0
             self.peak = 0
@@ -54,7 +55,7 @@ def peak_tensor_bytes(call: Callable[[], Any], keep: Iterable[torch.Tensor] = ()
             for value in tree_flatten(out)[0]:
                 if isinstance(value, torch.Tensor):
                     storage = value.untyped_storage()
-                    ref = StorageWeakRef(storage)
+                    ref = StorageWeakRef(storage)  # type: ignore[no-untyped-call]
                     if ref.cdata not in self.live and ref.cdata not in skip:
                         self.live[ref.cdata] = (ref, storage.nbytes())
                         self.current += storage.nbytes()

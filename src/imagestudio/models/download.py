@@ -41,8 +41,8 @@ from imagestudio.errors import (
 from imagestudio.models import cache
 from imagestudio.models.destinations import CacheDestination, Destination, FolderDestination, RemoteFile
 from imagestudio.models.files import MODEL_INDEX, component_folders, select_pipeline_files
+from imagestudio.models.locate import effective_repo
 from imagestudio.models.progress import ProgressCallback, ProgressMeter
-from imagestudio.models.state import effective_repo
 from imagestudio.models.transfer import (
     HUB_TIMEOUT_S,
     check_cancel,
@@ -225,7 +225,7 @@ def _read_model_index(remote: dict[str, RemoteFile], repo: str, commit: str, end
             code="download_not_pipeline",
             details={"repo": repo},
         )
-    from huggingface_hub.utils import get_session, hf_raise_for_status
+    from huggingface_hub.utils import get_session, hf_raise_for_status  # type: ignore[attr-defined]  # exported lazily by huggingface_hub
 
     url = resolve_url(repo, MODEL_INDEX, commit, endpoint)
     response = get_session().get(url, headers=request_headers(), timeout=HUB_TIMEOUT_S)

@@ -63,9 +63,6 @@ class DownloadProgress:
 ProgressCallback = Callable[[DownloadProgress], None]
 
 
-ProgressCallback = Callable[[DownloadProgress], None]
-
-
 class ProgressMeter:
     """Counts bytes, derives rate and ETA, and calls the callback at a bounded rate."""
 

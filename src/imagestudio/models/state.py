@@ -6,7 +6,8 @@
 * ``missing`` — nothing is there;
 * ``tiny`` — a built-in tiny model that is built on first use (nothing to download).
 
-Only the disk is read: no network, no torch, so ``models list`` answers at once.
+Only the disk is read: no network, no torch, so ``models list`` answers at once. Where a model's folder
+is comes from :mod:`.locate`, the search order every part of the app follows.
 """
 
 from __future__ import annotations
@@ -18,15 +19,15 @@ from typing import TYPE_CHECKING, Any, Literal
 from imagestudio.errors import ModelNotAvailable
 from imagestudio.models import cache
 from imagestudio.models.files import MODEL_INDEX
+from imagestudio.models.locate import Source, effective_repo, find_model_dir, locate, not_available
 from imagestudio.models.units import human_bytes
 from imagestudio.models.verify import VerifyReport, verify_model_dir
-from imagestudio.registry import MODELS, ModelSpec
+from imagestudio.registry import MODELS, ModelSpec, get_model
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
 
 StateName = Literal["present", "partial", "missing", "tiny"]
-Source = Literal["config", "models_dir", "hub_cache"]
 
 #: The hidden folder inside a plain download target holding transfers in progress.
 FOLDER_PARTIAL_DIR = ".imagestudio-download"
@@ -65,11 +66,6 @@ class ModelState:
         }
 
 
-def effective_repo(spec: ModelSpec, settings: Settings) -> str | None:
-    """The hub repository this model is fetched from: ``models.<id>.repo`` or the registry's."""
-    return settings.model(spec.id).repo or spec.repo_id
-
-
 def folder_size(folder: Path) -> int:
     """Bytes under ``folder``, following the hub cache's symlinks to their blobs."""
     total = 0
@@ -93,31 +89,6 @@ def _partial_transfers(
     if source in ("hub_cache", None) and repo is not None and not spec.tiny:
         found += cache.partial_files(repo, cache_dir)
     return found
-
-
-def locate(
-    spec: ModelSpec, settings: Settings, cache_dir: Path | None = None
-) -> tuple[Path | None, Source | None]:
-    """Where this model's folder is, complete or not: config ``path``, models dir, then the hub cache.
-
-    Unlike :func:`imagestudio.engine.loader.find_model_dir` this also finds folders without
-    ``model_index.json`` (a download that stopped early), so they can be reported as partial.
-    """
-    options = settings.model(spec.id)
-    if options.path is not None:
-        return (options.path, "config") if options.path.exists() else (None, "config")
-    local = settings.models_dir / spec.id
-    # The loader's order: a complete-looking local folder, then the hub cache, then whatever is left.
-    if (local / MODEL_INDEX).is_file():
-        return local, "models_dir"
-    repo = effective_repo(spec, settings)
-    if repo is not None and not spec.tiny:
-        snapshot = cache.cached_snapshot(repo, options.revision, cache_dir)
-        if snapshot is not None:
-            return snapshot, "hub_cache"
-    if local.is_dir() and any(local.iterdir()):
-        return local, "models_dir"
-    return None, None
 
 
 def model_state(spec: ModelSpec, settings: Settings, cache_dir: Path | None = None) -> ModelState:
@@ -151,10 +122,10 @@ def model_state(spec: ModelSpec, settings: Settings, cache_dir: Path | None = No
     if report.ok:
         # Leftover transfers (another tool's, or of a file since replaced) do not make it partial.
         return ModelState(**base, state="present", path=folder, source=source, size_bytes=size)
-    problem = report.first_problem
+    damage = report.first_problem
     if partials:
-        problem = f"download interrupted ({human_bytes(partial_bytes)} of unfinished files kept); {problem}"
-    return ModelState(**base, state="partial", path=folder, source=source, size_bytes=size, problem=problem)
+        damage = f"download interrupted ({human_bytes(partial_bytes)} of unfinished files kept); {damage}"
+    return ModelState(**base, state="partial", path=folder, source=source, size_bytes=size, problem=damage)
 
 
 def list_states(settings: Settings, cache_dir: Path | None = None) -> list[ModelState]:
@@ -222,15 +193,48 @@ def require_complete(spec: ModelSpec, settings: Settings, folder: Path) -> None:
         raise incomplete(spec, folder, report, source)
 
 
+def require_model_dir(spec: ModelSpec, settings: Settings) -> Path:
+    """The model's folder, whole: what the loader loads. A missing, partial or damaged model is refused
+    with one line saying how to get or repair it (a tiny model is built on first use)."""
+    folder = find_model_dir(spec, settings)
+    if folder is None:
+        if (interrupted := interrupted_download(spec, settings)) is not None:
+            raise interrupted
+        configured = settings.model(spec.id).path
+        detail = f": models.{spec.id}.path = {configured} has no {MODEL_INDEX}" if configured else ""
+        raise not_available(spec, detail)
+    # A folder with every file in place but one cut short must never load as if it were whole.
+    require_complete(spec, settings, folder)
+    return folder
+
+
+def verify_model(
+    settings: Settings, model_id: str, cache_dir: Path | None = None
+) -> tuple[ModelState, VerifyReport]:
+    """The model's state and the full verification report of its folder.
+
+    Raises :class:`~imagestudio.errors.ModelNotAvailable` when nothing is there to verify. A tiny
+    model not built yet is built first (as any use of it would).
+    """
+    spec = get_model(model_id)
+    if spec.tiny:
+        find_model_dir(spec, settings)  # builds it when absent
+    state = model_state(spec, settings, cache_dir)
+    if state.path is None:
+        detail = f": {state.problem}" if state.problem else ""
+        raise not_available(spec, detail)
+    return state, verify_model_dir(state.path)
+
+
 __all__ = [
     "FOLDER_PARTIAL_DIR",
     "ModelState",
-    "effective_repo",
     "folder_size",
     "incomplete",
     "interrupted_download",
     "list_states",
-    "locate",
     "model_state",
     "require_complete",
+    "require_model_dir",
+    "verify_model",
 ]

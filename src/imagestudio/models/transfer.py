@@ -50,7 +50,7 @@ def resolve_url(repo: str, path: str, commit: str, endpoint: str) -> str:
 
 
 def request_headers() -> dict[str, str]:
-    from huggingface_hub.utils import build_hf_headers
+    from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]  # exported lazily by huggingface_hub
 
     headers = build_hf_headers()
     # Byte ranges and checksums are over the stored bytes: the hub gzips text files unless told not to.
@@ -84,7 +84,7 @@ def _stream_once(
     cancel: threading.Event | None, headers: dict[str, str], model_id: str,
 ) -> tuple[int, Any]:  # fmt: skip
     """One GET from ``offset``; returns the new offset and hash (reset when the server ignored the range)."""
-    from huggingface_hub.utils import get_session, hf_raise_for_status
+    from huggingface_hub.utils import get_session, hf_raise_for_status  # type: ignore[attr-defined]  # exported lazily by huggingface_hub
 
     request_headers = dict(headers)
     if offset:
@@ -127,7 +127,7 @@ def _stream_once(
 
 
 def _range_starts_at(response: Any, offset: int) -> bool:
-    content_range = response.headers.get("Content-Range", "")
+    content_range: str = response.headers.get("Content-Range", "")
     unit, _, spec = content_range.partition(" ")
     return unit == "bytes" and spec.split("-", 1)[0] == str(offset)
 

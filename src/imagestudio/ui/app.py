@@ -23,7 +23,7 @@ TAB_IDS = ("generate", "edit", "history", "system")
 
 def default_model(settings: Settings, task: str) -> str:
     """The registry's default for ``task`` when it is here, else the first model of that task that is."""
-    from imagestudio.engine.loader import find_model_dir
+    from imagestudio.models.locate import find_model_dir
     from imagestudio.registry import DEFAULT_EDIT_MODEL, DEFAULT_GENERATE_MODEL, MODELS
 
     preferred = DEFAULT_GENERATE_MODEL if task == "text-to-image" else DEFAULT_EDIT_MODEL

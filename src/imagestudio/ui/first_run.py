@@ -47,7 +47,7 @@ class FirstRunBanner:
 
 def missing_default(settings: Settings, task: str) -> str | None:
     """The registry's default model for ``task`` when it is not on disk (None when it is)."""
-    from imagestudio.engine.loader import find_model_dir
+    from imagestudio.models.locate import find_model_dir
     from imagestudio.registry import DEFAULT_EDIT_MODEL, DEFAULT_GENERATE_MODEL, MODELS
 
     model_id = DEFAULT_GENERATE_MODEL if task == "text-to-image" else DEFAULT_EDIT_MODEL

@@ -20,7 +20,7 @@ from imagestudio.ui.backend import HistoryEntry, HistoryPage, JobImage, JobSnaps
 if TYPE_CHECKING:
     from imagestudio.config import Settings
     from imagestudio.jobs.model import JobError, JobEvent, JobInfo
-    from imagestudio.models.service import DownloadService
+    from imagestudio.models.background import BackgroundDownloads
     from imagestudio.services import Services
     from imagestudio.storage.history import ImageRecord
     from imagestudio.ui.backend import PageRequest
@@ -199,7 +199,7 @@ class LiveBackend:
     # ----------------------------------------------------------------- downloads
 
     @property
-    def _downloads(self) -> DownloadService:
+    def _downloads(self) -> BackgroundDownloads:
         return self._services.downloads
 
     def start_download(self, model_id: str) -> None:

@@ -1,6 +1,6 @@
-"""Runners: one request → diffusers pipeline calls → checked PIL images.
+"""Pipeline calls: one request → diffusers pipeline calls (one per image) → checked PIL images.
 
-A runner knows its pipeline's arguments, reports progress once per step, honours cancellation
+This module knows each pipeline's arguments, reports progress once per step, honours cancellation
 between steps and refuses to hand back NaN or all-black images.
 """
 
@@ -15,9 +15,9 @@ from imagestudio.errors import BadOutput, JobCancelled
 
 if TYPE_CHECKING:
     import numpy as np
-    from diffusers import DiffusionPipeline
     from PIL import Image
 
+    from imagestudio.models.pipeline import Pipeline
     from imagestudio.requests import EditRequest, GenerateRequest
 
 #: Highest value (0..1) an image may reach and still count as all black.
@@ -34,7 +34,7 @@ class StepProgress:
     steps: int
     #: The current latents (for previews); only read by whoever wants them.
     latents: Any = None
-    #: The output image's size in pixels when the runner knows it (a preview unpacks packed latents by it).
+    #: The output image's size in pixels when the call knows it (a preview unpacks packed latents by it).
     width: int | None = None
     height: int | None = None
 
@@ -47,7 +47,9 @@ ProgressCallback = Callable[[StepProgress], None]
 
 
 @dataclass(frozen=True)
-class RunnerImage:
+class CheckedImage:
+    """One image a pipeline call produced and :func:`check_output` accepted, with its seed."""
+
     image: Image.Image
     seed: int
 
@@ -102,7 +104,7 @@ def generator_for(seed: int) -> Any:
 
 
 def run_pipeline(
-    pipe: DiffusionPipeline,
+    pipe: Pipeline,
     call_kwargs: dict[str, Any],
     seeds: list[int],
     steps: int,
@@ -112,13 +114,13 @@ def run_pipeline(
     *,
     call: Callable[..., Any] | None = None,
     progress_steps: int | None = None,
-) -> list[RunnerImage]:
+) -> list[CheckedImage]:
     """Call ``pipe`` once per seed (each image reproducible on its own), checking every output.
 
-    ``call`` replaces ``pipe(...)`` (the edit runner's reference-area call); ``progress_steps`` is the
+    ``call`` replaces ``pipe(...)`` (an edit's reference-area call); ``progress_steps`` is the
     number of steps that actually run when it differs from ``steps`` (img2img runs ~strength x steps).
     """
-    results: list[RunnerImage] = []
+    results: list[CheckedImage] = []
     invoke = call or pipe
     shown_steps = progress_steps or steps
     for number, seed in enumerate(seeds, start=1):
@@ -142,7 +144,7 @@ def run_pipeline(
             raise JobCancelled("cancelled")
         array = output.images[0]
         check_output(array, dtype)
-        results.append(RunnerImage(pipe.numpy_to_pil(array[None])[0], seed))
+        results.append(CheckedImage(pipe.numpy_to_pil(array[None])[0], seed))
     return results
 
 
@@ -175,7 +177,7 @@ def _resized(image: Image.Image, size: tuple[int, int], method: Any) -> Image.Im
     return image if image.size == size else image.resize(size, method)
 
 
-def image_pipeline(pipe: DiffusionPipeline, request: GenerateRequest) -> DiffusionPipeline:
+def image_pipeline(pipe: Pipeline, request: GenerateRequest) -> Pipeline:
     """The pipeline that runs ``request``: ``pipe`` itself for text-to-image, else an img2img or inpaint
     pipeline over the same components (see :func:`derived_pipeline`)."""
     if request.init_image is None:
@@ -186,7 +188,7 @@ def image_pipeline(pipe: DiffusionPipeline, request: GenerateRequest) -> Diffusi
     return derived_pipeline(getattr(diffusers, name), pipe)
 
 
-def derived_pipeline(pipeline_class: type[DiffusionPipeline], pipe: DiffusionPipeline) -> DiffusionPipeline:
+def derived_pipeline(pipeline_class: Callable[..., Pipeline], pipe: Pipeline) -> Pipeline:
     """A ``pipeline_class`` built from ``pipe``'s very component objects: no second copy of any weight.
 
     This is what ``DiffusionPipeline.from_pipe`` does, minus its final ``.to(dtype)``: ``from_pipe`` casts

@@ -1,16 +1,13 @@
-"""What the edges call to manage models: list states, download in the background with progress, cancel,
-verify, remove.
+"""Downloads in the background, for the HTTP API and the web UI: start, follow, cancel, list states.
 
 The CLI calls :func:`~imagestudio.models.download.download_model` directly (it has a terminal to
-draw on). The HTTP API and the web UI hold one :class:`DownloadService` (on ``app.state``): it runs each
-download on its own thread, at most one per model, keeps the latest progress event for polling and
+draw on). The HTTP API and the web UI hold one :class:`BackgroundDownloads` (on ``app.state``): it runs
+each download on its own thread, at most one per model, keeps the latest progress event for polling and
 forwards each event to an optional listener (a job's event stream).
 """
 
 from __future__ import annotations
 
-import contextlib
-import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,12 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from imagestudio.errors import DownloadCancelled, ImageStudioError, UserError
-from imagestudio.models import cache
 from imagestudio.models.download import DownloadResult, download_model
+from imagestudio.models.locate import effective_repo
 from imagestudio.models.progress import DownloadProgress, ProgressCallback
-from imagestudio.models.state import ModelState, effective_repo, folder_size, list_states, model_state
-from imagestudio.models.units import human_bytes
-from imagestudio.models.verify import VerifyReport, verify_model_dir
+from imagestudio.models.state import ModelState, list_states
 from imagestudio.registry import get_model
 
 if TYPE_CHECKING:
@@ -72,7 +67,7 @@ class DownloadHandle:
         }
 
 
-class DownloadService:
+class BackgroundDownloads:
     """Background downloads for the API and UI: ``start``, ``get``, ``cancel``, ``states``."""
 
     def __init__(
@@ -158,69 +153,3 @@ class DownloadService:
             logging.getLogger(__name__).exception("download of %s failed", handle.model_id)
         finally:
             handle._done.set()
-
-
-def verify_model(
-    settings: Settings, model_id: str, cache_dir: Path | None = None
-) -> tuple[ModelState, VerifyReport]:
-    """The model's state and the full verification report of its folder.
-
-    Raises :class:`~imagestudio.errors.ModelNotAvailable` when nothing is there to verify. A tiny
-    model not built yet is built first (as any use of it would).
-    """
-    from imagestudio.engine.loader import find_model_dir, not_available
-
-    spec = get_model(model_id)
-    if spec.tiny:
-        find_model_dir(spec, settings)  # builds it when absent
-    state = model_state(spec, settings, cache_dir)
-    if state.path is None:
-        detail = f": {state.problem}" if state.problem else ""
-        raise not_available(spec, detail)
-    return state, verify_model_dir(state.path)
-
-
-@dataclass(frozen=True)
-class Removal:
-    """What ``models remove`` deletes: folders the app made, never a folder from ``models.<id>.path``."""
-
-    model_id: str
-    paths: tuple[Path, ...]
-    size_bytes: int
-
-    def describe(self) -> str:
-        where = ", ".join(str(p) for p in self.paths) or "nothing"
-        return f"{self.model_id}: {human_bytes(self.size_bytes)} in {where}"
-
-
-def plan_removal(settings: Settings, model_id: str, cache_dir: Path | None = None) -> Removal:
-    """The folders removing ``model_id`` would delete (its models-dir folder, its hub cache repository)."""
-    spec = get_model(model_id)
-    configured = settings.model(spec.id).path
-    if configured is not None:
-        raise UserError(
-            f"models.{spec.id}.path points at {configured}, a folder imagestudio did not download; delete it "
-            f"yourself if you wish, and remove that line from config.yaml",
-            param="model",
-        )
-    paths = []
-    local = settings.models_dir / spec.id
-    if local.exists():
-        paths.append(local)
-    repo = effective_repo(spec, settings)
-    if repo is not None and not spec.tiny:
-        storage = cache.repo_storage(repo, cache_dir)
-        if storage.exists():
-            paths.append(storage)
-    # Blobs are the files; snapshot links would count them twice.
-    size = sum(folder_size(p / "blobs") if p.name.startswith("models--") else folder_size(p) for p in paths)
-    return Removal(spec.id, tuple(paths), size)
-
-
-def remove_model(removal: Removal) -> None:
-    """Delete what :func:`plan_removal` listed (and the hub cache's lock files for it)."""
-    for path in removal.paths:
-        shutil.rmtree(path)
-        if path.name.startswith("models--"):
-            with contextlib.suppress(OSError):
-                shutil.rmtree(path.parent / ".locks" / path.name)

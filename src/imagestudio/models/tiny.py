@@ -10,9 +10,8 @@ cached folder never depends on who built it. Two things make that true:
 
 * the tokenizer's BPE training runs over a fixed corpus and its vocabulary is renumbered canonically;
 * every saved weight is re-drawn from a seeded CPU generator using only uniform draws and exactly rounded
-  arithmetic. ``torch.manual_seed`` alone is not enough: ``normal_`` (which the transformers initialisers
-  use) takes a vectorised Box-Muller path on CPUs with AVX2 and a scalar one elsewhere, whose last bits
-  can differ.
+  arithmetic (:func:`~imagestudio.models.random_weights.redraw_portably`; the components are built where
+  every random-weight model is, :mod:`imagestudio.models.random_weights`).
 
 Importing this module is cheap: torch, diffusers and transformers are imported inside the functions, because
 the CLI imports it and must stay light.
@@ -23,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import math
 import os
 import shutil
 import uuid
@@ -31,14 +29,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imagestudio.engine.processor import (
+from imagestudio.models.configs import COMPONENTS
+from imagestudio.models.processor import (
     QWEN_VL_PIXELS,
     REAL_PROCESSOR_CLASS,
     torchvision_free_processor_class,
 )
+from imagestudio.models.random_weights import random_component
 
 if TYPE_CHECKING:
-    import torch
     from transformers import Qwen2Tokenizer
 
 __all__ = [
@@ -48,6 +47,8 @@ __all__ = [
     "build_tiny_tokenizer",
     "build_tiny_z_image",
     "ensure_tiny_model",
+    "tiny_qwen_edit_configs",
+    "tiny_z_image_configs",
 ]
 
 MODEL_INDEX = "model_index.json"
@@ -123,13 +124,11 @@ _CHAT_TEMPLATE = (
     "{%- endif %}"
 )
 
-# Seeds per component: fixed forever (changing one changes that component's files).
-_SEED_Z_TRANSFORMER = 1001
-_SEED_Z_VAE = 1002
-_SEED_Z_TEXT_ENCODER = 1003
-_SEED_Q_TRANSFORMER = 2001
-_SEED_Q_VAE = 2002
-_SEED_Q_TEXT_ENCODER = 2003
+# Seeds per family and component: fixed forever (changing one changes that component's files).
+_SEEDS: dict[str, dict[str, int]] = {
+    "z-image": {"transformer": 1001, "vae": 1002, "text_encoder": 1003},
+    "qwen-image-edit": {"transformer": 2001, "vae": 2002, "text_encoder": 2003},
+}
 
 # The real Qwen-Image family scheduler config (Qwen/Qwen-Image*, scheduler/scheduler_config.json; the
 # same values are reproduced verbatim by ai-toolkit and SimpleTuner for Qwen-Image-Edit). Dynamic,
@@ -228,7 +227,8 @@ def build_tiny_tokenizer() -> Qwen2Tokenizer:
     vocab_items, merges = _tiny_vocab_and_merges()
     tokenizer = Qwen2Tokenizer(
         vocab=dict(vocab_items),
-        merges=[(left, right) for left, right in merges],
+        # Pairs, as the tokenizers backend takes them (transformers annotates the argument as strings).
+        merges=[(left, right) for left, right in merges],  # type: ignore[misc]
         # eos becomes <|im_end|> below: passing it here would add it before <|endoftext|>.
         unk_token="<|endoftext|>",
         eos_token="<|endoftext|>",
@@ -249,53 +249,6 @@ def build_tiny_tokenizer() -> Qwen2Tokenizer:
     return tokenizer
 
 
-# ----------------------------------------------------------------------------------------- weights
-
-
-def _redraw_weights(model: torch.nn.Module, seed: int) -> None:
-    """Overwrite every saved float tensor with values that are the same bits on every machine.
-
-    Values come from one seeded CPU generator, tensor by tensor in name order, as float64 uniform draws
-    scaled with exactly rounded arithmetic (``(2u - 1) * b``): uniform draws are plain bit manipulation,
-    so no vectorised transcendental function (whose last bits depend on the CPU) is involved.
-
-    * Per-channel vectors (one non-singleton dimension) holding one non-zero constant are norm scales
-      (ones): they keep it, since a constant fill is already exact and a random norm scale is unlike any
-      trained model.
-    * Other vectors (biases, Z-Image's ``x_pad_token``/``cap_pad_token``, which start as zeros) get
-      ``U(-0.02, 0.02)``.
-    * Everything else (matrices, conv kernels, embeddings) gets ``U(-b, b)`` with ``b = 1 / sqrt(fan_in)``,
-      PyTorch's own default bound for linear and conv layers, so activations keep a sane scale. Zero-
-      initialised projections are redrawn too, so that no path of the tiny model is trivially zero.
-    """
-    import torch
-
-    generator = torch.Generator("cpu").manual_seed(seed)
-    state = model.state_dict(keep_vars=True)
-    with torch.no_grad():
-        for name in sorted(state):
-            tensor = state[name]
-            if not tensor.is_floating_point() or tensor.numel() == 0:
-                continue
-            flat = tensor.detach().reshape(-1)
-            vector_like = tensor.numel() == max(tensor.shape, default=1)
-            if vector_like and bool(flat[0] != 0) and bool((flat == flat[0]).all()):
-                continue
-            bound = 0.02 if vector_like else 1.0 / math.sqrt(tensor.numel() // tensor.shape[0])
-            values = torch.rand(tensor.shape, generator=generator, dtype=torch.float64)
-            tensor.copy_(((values * 2.0 - 1.0) * bound).to(tensor.dtype))
-
-
-def _seeded(seed: int, factory: Callable[[], Any]) -> Any:
-    """Build a component under ``torch.manual_seed(seed)``, then redraw its weights portably."""
-    import torch
-
-    torch.manual_seed(seed)
-    component = factory()
-    _redraw_weights(component, seed)
-    return component.eval()
-
-
 def _token_id(tokenizer: Qwen2Tokenizer, token: str) -> int:
     value = tokenizer.convert_tokens_to_ids(token)
     if not isinstance(value, int):
@@ -303,85 +256,94 @@ def _token_id(tokenizer: Qwen2Tokenizer, token: str) -> int:
     return value
 
 
+# ------------------------------------------------------------------------------------------ components
+
+
+def _tiny_components(family: str, configs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The three components at ``configs``, float32, every weight redrawn portably from its fixed seed."""
+    import torch
+
+    return {
+        name: random_component(family, name, configs[name], dtype=torch.float32, seed=_SEEDS[family][name])
+        for name in COMPONENTS
+    }
+
+
 # ------------------------------------------------------------------------------------------ Z-Image
+
+
+def tiny_z_image_configs(tokenizer: Qwen2Tokenizer) -> dict[str, dict[str, Any]]:
+    """The tiny Z-Image's component configs (shared notes, "offline tiny models").
+
+    Transformer dim 32, 2 layers + 1 refiner layer, 2 heads, head dim 16 split as RoPE axes [8, 4, 4],
+    ``cap_feat_dim`` 32 = the text encoder's hidden size; a FLUX-style ``AutoencoderKL`` with 16 latent
+    channels, the real scaling/shift factors and four 16-channel blocks (the real 8x downscale); a 2-layer
+    ``Qwen3Model`` text encoder over ``tokenizer``'s vocabulary.
+    """
+    return {
+        "transformer": {
+            "_class_name": "ZImageTransformer2DModel",
+            "all_patch_size": (2,),
+            "all_f_patch_size": (1,),
+            "in_channels": 16,
+            "dim": 32,
+            "n_layers": 2,
+            "n_refiner_layers": 1,
+            "n_heads": 2,
+            "n_kv_heads": 2,
+            "qk_norm": True,
+            "cap_feat_dim": 32,
+            "axes_dims": [8, 4, 4],
+            "axes_lens": [1024, 512, 512],  # axes_lens[0] must exceed the padded prompt (<= 512 tokens)
+        },
+        "vae": {
+            "_class_name": "AutoencoderKL",
+            "in_channels": 3,
+            "out_channels": 3,
+            "down_block_types": ("DownEncoderBlock2D",) * 4,
+            "up_block_types": ("UpDecoderBlock2D",) * 4,
+            "block_out_channels": (16, 16, 16, 16),
+            "layers_per_block": 1,
+            "latent_channels": 16,
+            "norm_num_groups": 8,
+            "sample_size": 1024,
+            "scaling_factor": 0.3611,
+            "shift_factor": 0.1159,
+            "use_quant_conv": False,
+            "use_post_quant_conv": False,
+        },
+        "text_encoder": {
+            "vocab_size": len(tokenizer),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "head_dim": 16,
+            "max_position_embeddings": 1024,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0},
+            "bos_token_id": _token_id(tokenizer, "<|endoftext|>"),
+            "eos_token_id": _token_id(tokenizer, "<|im_end|>"),
+            "pad_token_id": _token_id(tokenizer, "<|endoftext|>"),
+            "tie_word_embeddings": False,
+        },
+    }
 
 
 def build_tiny_z_image(dest: Path) -> Path:
     """Build a tiny ``ZImagePipeline`` (~2 MB, float32 weights) into ``dest`` and return ``dest``.
 
-    Configuration (shared notes, "offline tiny models"): transformer dim 32, 2 layers + 1 refiner layer,
-    2 heads, head dim 16 split as RoPE axes [8, 4, 4], ``cap_feat_dim`` 32 = the text encoder's hidden
-    size; a FLUX-style ``AutoencoderKL`` with 16 latent channels, the real scaling/shift factors and four
-    16-channel blocks (the real 8x downscale); a 2-layer ``Qwen3Model`` text encoder; the real
+    The components of :func:`tiny_z_image_configs`, with the real
     ``FlowMatchEulerDiscreteScheduler(shift=3.0)``.
     """
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, ZImagePipeline
-    from diffusers.models.transformers.transformer_z_image import ZImageTransformer2DModel
-    from transformers import Qwen3Config, Qwen3Model
+    from diffusers import FlowMatchEulerDiscreteScheduler, ZImagePipeline
 
     dest = Path(dest)
     tokenizer = build_tiny_tokenizer()
-    vocab_size = len(tokenizer)
-
-    transformer = _seeded(
-        _SEED_Z_TRANSFORMER,
-        lambda: ZImageTransformer2DModel(
-            all_patch_size=(2,),
-            all_f_patch_size=(1,),
-            in_channels=16,
-            dim=32,
-            n_layers=2,
-            n_refiner_layers=1,
-            n_heads=2,
-            n_kv_heads=2,
-            qk_norm=True,
-            cap_feat_dim=32,
-            axes_dims=[8, 4, 4],
-            axes_lens=[1024, 512, 512],  # axes_lens[0] must exceed the padded prompt (<= 512 tokens)
-        ),
-    )
-    vae = _seeded(
-        _SEED_Z_VAE,
-        lambda: AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            block_out_channels=(16, 16, 16, 16),
-            layers_per_block=1,
-            latent_channels=16,
-            norm_num_groups=8,
-            sample_size=1024,
-            scaling_factor=0.3611,
-            shift_factor=0.1159,
-            use_quant_conv=False,
-            use_post_quant_conv=False,
-        ),
-    )
-    text_encoder = _seeded(
-        _SEED_Z_TEXT_ENCODER,
-        lambda: Qwen3Model(
-            Qwen3Config(
-                vocab_size=vocab_size,
-                hidden_size=32,
-                intermediate_size=64,
-                num_hidden_layers=2,
-                num_attention_heads=2,
-                num_key_value_heads=1,
-                head_dim=16,
-                max_position_embeddings=1024,
-                rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
-                bos_token_id=_token_id(tokenizer, "<|endoftext|>"),
-                eos_token_id=_token_id(tokenizer, "<|im_end|>"),
-                pad_token_id=_token_id(tokenizer, "<|endoftext|>"),
-                tie_word_embeddings=False,
-            )
-        ),
-    )
-    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=False)
-    pipe = ZImagePipeline(
-        scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, transformer=transformer
-    )
+    components = _tiny_components("z-image", tiny_z_image_configs(tokenizer))
+    # To a type checker diffusers' classes are untyped placeholders (see imagestudio.models.pipeline).
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=False)  # type: ignore[no-untyped-call]
+    pipe: Any = ZImagePipeline(scheduler=scheduler, tokenizer=tokenizer, **components)  # type: ignore[no-untyped-call]
     pipe.save_pretrained(dest, safe_serialization=True)
     return dest
 
@@ -389,100 +351,98 @@ def build_tiny_z_image(dest: Path) -> Path:
 # ------------------------------------------------------------------------------------- Qwen edit
 
 
+def tiny_qwen_edit_configs(tokenizer: Qwen2Tokenizer) -> dict[str, dict[str, Any]]:
+    """The tiny Qwen edit model's component configs (shared notes).
+
+    Transformer 2 layers, 2 heads x 16, ``joint_attention_dim`` 32, RoPE axes (8, 4, 4),
+    ``zero_cond_t=True`` (Qwen-Image-Edit-2511's one architectural change, so the tiny model runs that
+    code path), ``in_channels`` 64 = 4 x the VAE's ``z_dim``; a Wan-style ``AutoencoderKLQwenImage`` with
+    base dim 8 and three downsampling stages (the real 8x); a ``Qwen2_5_VLForConditionalGeneration`` with a
+    2-layer, hidden-32 text model (M-RoPE sections [2, 3, 3] = half the head dim) and a 2-block, hidden-16
+    vision tower projecting to 32, over ``tokenizer``'s vocabulary.
+    """
+    return {
+        "transformer": {
+            "_class_name": "QwenImageTransformer2DModel",
+            "patch_size": 2,
+            "in_channels": 64,
+            "out_channels": 16,
+            "num_layers": 2,
+            "attention_head_dim": 16,
+            "num_attention_heads": 2,
+            "joint_attention_dim": 32,
+            "axes_dims_rope": (8, 4, 4),
+            "zero_cond_t": True,
+        },
+        "vae": {
+            "_class_name": "AutoencoderKLQwenImage",
+            "base_dim": 8,
+            "z_dim": 16,
+            "dim_mult": [1, 2, 4, 4],
+            "num_res_blocks": 1,
+            "temperal_downsample": [False, True, True],
+        },
+        "text_encoder": {
+            "text_config": {
+                "vocab_size": len(tokenizer),
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 2,
+                "num_key_value_heads": 1,
+                "max_position_embeddings": 1024,
+                "rope_parameters": {
+                    "rope_type": "default",
+                    "mrope_section": [2, 3, 3],
+                    "rope_theta": 1000000.0,
+                },
+                "bos_token_id": _token_id(tokenizer, "<|endoftext|>"),
+                "eos_token_id": _token_id(tokenizer, "<|im_end|>"),
+                "pad_token_id": _token_id(tokenizer, "<|endoftext|>"),
+            },
+            "vision_config": {
+                "depth": 2,
+                "hidden_size": 16,
+                "intermediate_size": 32,
+                "num_heads": 2,
+                "out_hidden_size": 32,  # = text hidden size = the transformer's joint_attention_dim
+                "fullatt_block_indexes": [1],
+                "patch_size": 14,
+                "spatial_merge_size": 2,
+                "temporal_patch_size": 2,
+                "window_size": 112,
+            },
+            "image_token_id": _token_id(tokenizer, "<|image_pad|>"),
+            "video_token_id": _token_id(tokenizer, "<|video_pad|>"),
+            "vision_start_token_id": _token_id(tokenizer, "<|vision_start|>"),
+            "vision_end_token_id": _token_id(tokenizer, "<|vision_end|>"),
+            "tie_word_embeddings": False,
+        },
+    }
+
+
 def build_tiny_qwen_edit(dest: Path) -> Path:
     """Build a tiny ``QwenImageEditPlusPipeline`` (~3.5 MB, float32 weights) into ``dest``; return ``dest``.
 
-    Configuration (shared notes): transformer 2 layers, 2 heads x 16, ``joint_attention_dim`` 32, RoPE axes
-    (8, 4, 4), ``zero_cond_t=True`` (Qwen-Image-Edit-2511's one architectural change, so the tiny model
-    runs that code path), ``in_channels`` 64 = 4 x the VAE's ``z_dim``; a Wan-style
-    ``AutoencoderKLQwenImage`` with base dim 8 and three downsampling stages (the real 8x); a
-    ``Qwen2_5_VLForConditionalGeneration`` with a 2-layer, hidden-32 text model (M-RoPE sections [2, 3, 3]
-    = half the head dim) and a 2-block, hidden-16 vision tower projecting to 32; the real scheduler config.
+    The components of :func:`tiny_qwen_edit_configs` with the real scheduler config.
     ``model_index.json`` names ``Qwen2VLProcessor`` exactly as the real repository does.
     """
-    from diffusers import (
-        AutoencoderKLQwenImage,
-        FlowMatchEulerDiscreteScheduler,
-        QwenImageEditPlusPipeline,
-        QwenImageTransformer2DModel,
-    )
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessorPil
+    from diffusers import FlowMatchEulerDiscreteScheduler, QwenImageEditPlusPipeline
+    from transformers import Qwen2VLImageProcessorPil
 
     dest = Path(dest)
     tokenizer = build_tiny_tokenizer()
-    vocab_size = len(tokenizer)
-
-    transformer = _seeded(
-        _SEED_Q_TRANSFORMER,
-        lambda: QwenImageTransformer2DModel(
-            patch_size=2,
-            in_channels=64,
-            out_channels=16,
-            num_layers=2,
-            attention_head_dim=16,
-            num_attention_heads=2,
-            joint_attention_dim=32,
-            axes_dims_rope=(8, 4, 4),
-            zero_cond_t=True,
-        ),
-    )
-    vae = _seeded(
-        _SEED_Q_VAE,
-        lambda: AutoencoderKLQwenImage(
-            base_dim=8,
-            z_dim=16,
-            dim_mult=[1, 2, 4, 4],
-            num_res_blocks=1,
-            temperal_downsample=[False, True, True],
-        ),
-    )
-    config = Qwen2_5_VLConfig(
-        text_config={
-            "vocab_size": vocab_size,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 1,
-            "max_position_embeddings": 1024,
-            "rope_parameters": {"rope_type": "default", "mrope_section": [2, 3, 3], "rope_theta": 1000000.0},
-            "bos_token_id": _token_id(tokenizer, "<|endoftext|>"),
-            "eos_token_id": _token_id(tokenizer, "<|im_end|>"),
-            "pad_token_id": _token_id(tokenizer, "<|endoftext|>"),
-        },
-        vision_config={
-            "depth": 2,
-            "hidden_size": 16,
-            "intermediate_size": 32,
-            "num_heads": 2,
-            "out_hidden_size": 32,  # = text hidden size = the transformer's joint_attention_dim
-            "fullatt_block_indexes": [1],
-            "patch_size": 14,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-            "window_size": 112,
-        },
-        image_token_id=_token_id(tokenizer, "<|image_pad|>"),
-        video_token_id=_token_id(tokenizer, "<|video_pad|>"),
-        vision_start_token_id=_token_id(tokenizer, "<|vision_start|>"),
-        vision_end_token_id=_token_id(tokenizer, "<|vision_end|>"),
-        tie_word_embeddings=False,
-    )
-    text_encoder = _seeded(_SEED_Q_TEXT_ENCODER, lambda: Qwen2_5_VLForConditionalGeneration(config))
+    components = _tiny_components("qwen-image-edit", tiny_qwen_edit_configs(tokenizer))
     image_processor = Qwen2VLImageProcessorPil(
         size=dict(QWEN_VL_PIXELS), patch_size=14, temporal_patch_size=2, merge_size=2
     )
     processor = torchvision_free_processor_class()(
         image_processor=image_processor, tokenizer=build_tiny_tokenizer(), chat_template=_CHAT_TEMPLATE
     )
-    scheduler = FlowMatchEulerDiscreteScheduler(**_QWEN_SCHEDULER_CONFIG)
-    pipe = QwenImageEditPlusPipeline(
-        scheduler=scheduler,
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        processor=processor,
-        transformer=transformer,
+    # To a type checker diffusers' classes are untyped placeholders (see imagestudio.models.pipeline).
+    scheduler = FlowMatchEulerDiscreteScheduler(**_QWEN_SCHEDULER_CONFIG)  # type: ignore[no-untyped-call]
+    pipe: Any = QwenImageEditPlusPipeline(  # type: ignore[no-untyped-call]
+        scheduler=scheduler, tokenizer=tokenizer, processor=processor, **components
     )
     # Name the real class, not the subclass, so tiny and real folders read the same to any loader.
     pipe.register_to_config(processor=("transformers", REAL_PROCESSOR_CLASS))
@@ -526,7 +486,7 @@ def ensure_tiny_model(model_id: str, dest: Path) -> Path:
     staging = dest.parent / f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex}.building"
     staging.mkdir()
     try:
-        from imagestudio.engine.loader import quiet_library_progress
+        from imagestudio.models.quiet import quiet_library_progress
 
         quiet_library_progress()
         builder(staging)

@@ -1,9 +1,10 @@
 """Running a job under a memory plan, and recovering once when the accelerator runs out of memory.
 
-When a job (or loading its model) raises an out-of-memory error, everything is freed (the model is
-unloaded, caches emptied), the planner steps down to the next plan with a smaller predicted footprint,
-and the job runs once more. The result records which plan worked; if the smaller plan also runs out, the
-job fails with a one-line :class:`~imagestudio.errors.OutOfMemory` that says what to change.
+When a job (or loading its model) raises an out-of-memory error, the model manager has already freed
+everything (it unloads a model that ran out while lent, and drops a load that ran out while placing);
+here the planner steps down to the next plan with a smaller predicted footprint, and the job runs once
+more. The result records which plan worked; if the smaller plan also runs out, the job fails with a
+one-line :class:`~imagestudio.errors.OutOfMemory` that says what to change.
 """
 
 from __future__ import annotations
@@ -13,34 +14,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from imagestudio.errors import OutOfMemory
+from imagestudio.errors import OutOfMemory, is_out_of_memory
 
 if TYPE_CHECKING:
     from imagestudio.engine.manager import LoadedModel, ModelManager
-    from imagestudio.memory.log import MemoryReport
     from imagestudio.memory.plan import MemoryPlan
     from imagestudio.memory.planner import MemoryPlanner
+    from imagestudio.memory.report import MemoryReport
     from imagestudio.registry import ModelSpec
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: Substrings of the messages torch and its allocators use when memory runs out (CUDA, MPS, CPU).
-OOM_MESSAGES = ("out of memory", "not enough memory", "failed to allocate memory")
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` means "no memory left" on any device (the rest are bugs, not plans to change)."""
-    import torch
-
-    if isinstance(exc, torch.OutOfMemoryError):
-        return True
-    return isinstance(exc, RuntimeError) and any(m in str(exc).lower() for m in OOM_MESSAGES)
-
 
 @dataclass(frozen=True)
 class PlannedRun(Generic[T]):
+    """What a job returned, the model it ran on, the plan that worked and what the job really used."""
+
     result: T
     loaded: LoadedModel
     plan: MemoryPlan
@@ -64,7 +55,7 @@ def advice(spec: ModelSpec, plan: MemoryPlan) -> str:
     return ", ".join(tips) or "a machine with more memory"
 
 
-class MemoryRunner:
+class PlannedJobs:
     """Plans, loads and runs jobs on ``manager``'s models; one out-of-memory retry per job.
 
     Holds the plan of the pipeline it last loaded so the next request can keep that placement.
@@ -80,9 +71,9 @@ class MemoryRunner:
         return last if last is not None and self.manager.loaded_id == model_id == last.model_id else None
 
     def run(self, spec: ModelSpec, request: Any, job: Callable[[LoadedModel], T]) -> PlannedRun[T]:
-        from imagestudio.engine.manager import free_memory
+        """Run ``job`` on ``spec``'s pipeline, placed by the plan for ``request``; see the module."""
         from imagestudio.memory.apply import set_vae_tiling
-        from imagestudio.memory.log import begin_job, end_job
+        from imagestudio.memory.report import begin_job, end_job
 
         plan = self.planner.plan_for_request(spec, request, self.resident_plan(spec.id))
         if not plan.fits:
@@ -102,9 +93,8 @@ class MemoryRunner:
             except Exception as exc:
                 if not is_out_of_memory(exc):
                     raise
+                # The manager gave the memory back already (see the module's docstring).
                 self._last = None
-                self.manager.unload()
-                free_memory()
                 tried.append(plan.describe())
                 smaller = self.planner.step_down(spec, plan) if len(tried) == 1 else None
                 if smaller is None:

@@ -1,88 +1,28 @@
-"""Measure memory plans for real: full-size random-weight pipelines, built offline from the stored configs.
+"""Measure memory plans for real: a plan applied to a full-size random-weight pipeline, run and timed.
 
-For the GPU benchmarks (``benchmarks/``, ``docs/benchmarks.md``): no download is needed. The three big
-components are the real classes at the real configs with random weights; the tokenizer, processor and
-scheduler come from the tiny offline model's folder (a real Qwen tokenizer over a small vocabulary: its
-token ids all exist in the full-size embedding, and the VL encoder's special-token ids are taken from it).
-Random weights produce noise images, but memory and time per step are those of the real model.
+For the GPU benchmarks (``docs/memory.md``, ``docs/benchmarks.md``): no download is needed. The pipeline
+comes from :func:`imagestudio.models.random_weights.random_pipeline` at the real configs that ship with
+the package, its tokenizer from the tiny offline model's folder. Random weights produce noise images, but
+memory and time per step are those of the real model.
 
 Typical use on a CUDA machine (one fresh pipeline per plan: offload hooks are not undone here)::
 
-    pipe = random_pipeline("z-image-turbo", tiny_folder, device="cuda")
+    pipe = random_pipeline(spec, component_configs(spec), tiny_folder, device="cuda")
     plan = MemoryPlanner(settings, hardware=simulate_hardware(probe_hardware(), 16)).plan(spec)
     result = measure_plan(pipe, plan, "cuda", vram_limit_gb=16)
 """
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imagestudio.memory.sizes import COMPONENTS, build_component, component_configs
 from imagestudio.registry import get_model
 
 if TYPE_CHECKING:
     from imagestudio.memory.plan import MemoryPlan
 
 GIB = 1024**3
-
-#: Text-encoder config keys that must name the tokenizer's own ids.
-_TOKEN_ID_KEYS = (
-    "bos_token_id",
-    "eos_token_id",
-    "pad_token_id",
-    "image_token_id",
-    "video_token_id",
-    "vision_start_token_id",
-    "vision_end_token_id",
-    "vision_token_id",
-)
-
-
-def random_pipeline(
-    model_id: str,
-    tiny_folder: Path,
-    *,
-    device: str = "cuda",
-    dtype: Any = None,
-    seed: int = 0,
-    configs: dict[str, dict[str, Any]] | None = None,
-) -> Any:
-    """``model_id``'s pipeline at full size with random weights, built on ``device``.
-
-    ``tiny_folder`` is the built tiny model of the same family (``imagestudio models path tiny-…``).
-    ``configs`` overrides the stored real configs (tests use the tiny ones to run this on a CPU).
-    Building on CUDA initialises the weights there in seconds; move the pipeline to the CPU before
-    applying an offload plan (:func:`measure_plan` does).
-    """
-    import diffusers
-    import torch
-
-    spec = get_model(model_id)
-    dtype = dtype or torch.bfloat16
-    configs = {name: dict(c) for name, c in (configs or component_configs(spec)).items()}
-    tiny_text = json.loads((Path(tiny_folder) / "text_encoder" / "config.json").read_text(encoding="utf-8"))
-    for key in _TOKEN_ID_KEYS:
-        if key in tiny_text:
-            configs["text_encoder"][key] = tiny_text[key]
-    torch.manual_seed(seed)
-    components = {
-        name: build_component(spec.family, name, configs[name], device=device, dtype=dtype)
-        for name in COMPONENTS
-    }
-    extra: dict[str, Any] = {}
-    if spec.family == "qwen-image-edit":
-        from imagestudio.engine.processor import load_edit_processor
-
-        processor = load_edit_processor(Path(tiny_folder) / "processor")
-        if processor is not None:
-            extra["processor"] = processor
-    pipeline_class = getattr(diffusers, spec.pipeline_class)
-    pipe = pipeline_class.from_pretrained(tiny_folder, **components, **extra, dtype=dtype)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
 
 
 def _call_kwargs(family: str, plan: MemoryPlan) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The prediction tables of docs/memory.md, generated from the planner.
 
-``python -m imagestudio.memory.table docs/memory.md`` rewrites the part of the file between the
+``python -m benchmarks.memory_table docs/memory.md`` rewrites the part of the file between the
 ``<!-- predictions:begin -->`` and ``<!-- predictions:end -->`` markers; a test fails when the file and
 the planner disagree, so the document cannot drift from the code.
 """

@@ -14,9 +14,8 @@ import pytest
 from PIL import Image
 
 from imagestudio.config import load_settings
-from imagestudio.errors import OutOfMemory
+from imagestudio.errors import OutOfMemory, is_out_of_memory
 from imagestudio.hardware import Hardware, simulate_hardware
-from imagestudio.memory.oom import is_out_of_memory
 from imagestudio.memory.plan import Environment
 from imagestudio.memory.planner import MemoryPlanner
 from imagestudio.requests import GenerateRequest

@@ -64,8 +64,10 @@ def torchvision_free_processor_class() -> type[Qwen2VLProcessor]:
     class TorchvisionFreeQwen2VLProcessor(Qwen2VLProcessor):
         """Qwen2VLProcessor minus the video processor; image + text only."""
 
-        def __init__(self, image_processor: Any = None, tokenizer: Any = None, chat_template: Any = None):
-            super().__init__(
+        def __init__(
+            self, image_processor: Any = None, tokenizer: Any = None, chat_template: Any = None
+        ) -> None:
+            super().__init__(  # type: ignore[no-untyped-call]  # transformers leaves it unannotated
                 image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template
             )
 
