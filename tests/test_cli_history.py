@@ -11,7 +11,7 @@ from PIL import Image
 
 from imagestudio.config import load_settings
 from imagestudio.jobs.model import JobState
-from imagestudio.storage.history import HistoryStore
+from imagestudio.history.store import HistoryStore
 from imagestudio.storage.kept_inputs import input_shas
 from tests.test_cli import run_cli
 

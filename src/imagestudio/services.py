@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from imagestudio.jobs.backend import JobBackend
     from imagestudio.jobs.queue import JobHandler, PreviewMaker
     from imagestudio.models.background import BackgroundDownloads
-    from imagestudio.storage.history import HistoryStore
+    from imagestudio.history.store import HistoryStore
     from imagestudio.studio import Studio
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,8 @@ class Services:
         from imagestudio.jobs.queue import JobQueue
         from imagestudio.models.background import BackgroundDownloads
         from imagestudio.storage.files import check_writable_folder, clean_stale_temp_files
-        from imagestudio.storage.history import HistoryStore
-        from imagestudio.storage.history_recorder import HistoryRecorder
+        from imagestudio.history.store import HistoryStore
+        from imagestudio.history.recorder import HistoryRecorder
         from imagestudio.studio import Studio
 
         # An outputs folder that cannot be written is refused now, not at the first finished job; and

@@ -26,8 +26,8 @@ from imagestudio.errors import InvalidRequest, JobCancelled, QueueFull
 from imagestudio.jobs.limits import SubmitLimits
 from imagestudio.jobs.model import JobError, JobState
 from imagestudio.requests import EditRequest, GenerateRequest
-from imagestudio.storage.history import HistoryStore
-from imagestudio.storage.history_recorder import HistoryRecorder
+from imagestudio.history.store import HistoryStore
+from imagestudio.history.recorder import HistoryRecorder
 from imagestudio.storage.inputs import InputLimits, read_input_image
 from imagestudio.storage.kept_inputs import INPUTS_DIR
 

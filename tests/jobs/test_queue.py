@@ -32,8 +32,8 @@ from imagestudio.jobs.failures import GENERIC_FAILURE
 from imagestudio.jobs.model import JobState
 from imagestudio.jobs.queue import JobQueue
 from imagestudio.requests import GenerateRequest
-from imagestudio.storage.history import HistoryStore
-from imagestudio.storage.history_recorder import HistoryRecorder
+from imagestudio.history.store import HistoryStore
+from imagestudio.history.recorder import HistoryRecorder
 from imagestudio.storage.saved_image import SavedImage, new_image_id
 from imagestudio.studio import StudioResult
 

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from PIL import Image
 
 from imagestudio.jobs.model import JobState
-from imagestudio.storage.history import HistoryStore
+from imagestudio.history.store import HistoryStore
 from imagestudio.storage.inputs import InputLimits, read_input_image
 from imagestudio.storage.kept_inputs import INPUTS_DIR, input_shas, kept_input_path
 from imagestudio.storage.saved_image import SavedImage

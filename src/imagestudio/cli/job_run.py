@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from imagestudio.config import Settings
     from imagestudio.engine.pipeline_calls import ProgressCallback
     from imagestudio.jobs.model import JobEvent, JobRequest
-    from imagestudio.storage.history import HistoryStore
+    from imagestudio.history.store import HistoryStore
     from imagestudio.studio import StudioResult
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def run_job(settings: Settings, request: JobRequest, out_dir: Path) -> StudioRes
     from imagestudio.jobs.dispatch import StudioDispatcher
     from imagestudio.jobs.model import JobState
     from imagestudio.jobs.queue import JobQueue
-    from imagestudio.storage.history_recorder import HistoryRecorder
+    from imagestudio.history.recorder import HistoryRecorder
     from imagestudio.studio import Studio
 
     dispatch = StudioDispatcher(Studio(settings), out_dir)
@@ -100,7 +100,7 @@ def run_job(settings: Settings, request: JobRequest, out_dir: Path) -> StudioRes
 
 def _open_history(settings: Settings, out_dir: Path) -> HistoryStore | None:
     """The history to record into, when the images land inside the outputs folder."""
-    from imagestudio.storage.history import HistoryStore
+    from imagestudio.history.store import HistoryStore
 
     if not out_dir.resolve().is_relative_to(settings.outputs_dir.resolve()):
         log.info("%s is outside the outputs folder: these images are not added to History", out_dir)

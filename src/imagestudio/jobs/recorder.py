@@ -1,7 +1,7 @@
 """What a job queue tells the record keeper (the history) about each job, as it happens.
 
 The queue calls a :class:`JobRecorder` at three points of a job's life and never reaches into the
-history itself; :class:`imagestudio.storage.history_recorder.HistoryRecorder` implements it over the
+history itself; :class:`imagestudio.history.recorder.HistoryRecorder` implements it over the
 SQLite history store. Both queues (in-process and cluster) call the same recorder at the same points:
 
 * :meth:`JobRecorder.submitted`, before the job can run, so a crash at any later point leaves a row;

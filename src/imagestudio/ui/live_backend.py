@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from imagestudio.jobs.model import JobError, JobEvent, JobInfo
     from imagestudio.models.background import BackgroundDownloads
     from imagestudio.services import Services
-    from imagestudio.storage.history import ImageRecord
+    from imagestudio.history.store import ImageRecord
     from imagestudio.ui.backend import PageRequest
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from imagestudio.storage.history import HistoryStore
+from imagestudio.history.store import HistoryStore
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 
 from imagestudio.errors import ConfigError
 from imagestudio.jobs.model import JobError, JobState
-from imagestudio.storage.history import (
+from imagestudio.history.store import (
     SCHEMA_VERSION,
     STOPPED_DURING_JOB,
     HistoryStore,

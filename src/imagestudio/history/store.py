@@ -36,7 +36,7 @@ from imagestudio.jobs.events import STOPPED_DURING_JOB
 from imagestudio.jobs.model import JobError, JobInfo, JobRequest, JobState
 from imagestudio.storage.files import resolve_inside
 from imagestudio.storage.saved_image import SavedImage, new_image_id
-from imagestudio.storage.search import TOKENIZER, match_query
+from imagestudio.history.search import TOKENIZER, match_query
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ CREATE INDEX images_by_created ON images(created_at);
 CREATE INDEX images_by_job ON images(job_id);
 """
 
-# Word search (see storage/search.py): an FTS5 index of each image's casefolded prompt, kept in step
+# Word search (see history/search.py): an FTS5 index of each image's casefolded prompt, kept in step
 # with the images table by triggers (whoever writes or deletes rows), filled for rows already there.
 # Keyed by the image id, not rowid: a VACUUM may renumber the rowids of a table with a TEXT key.
 _SCHEMA_V2 = f"""
@@ -475,7 +475,7 @@ class HistoryStore:
 
     def list_images(self, query: str | None = None, *, limit: int = 50, offset: int = 0) -> ImagePage:
         """Images newest first, optionally only those whose prompt has every word of ``query`` in some
-        form (FTS5, see storage/search.py) or contains ``query`` as typed (any case)."""
+        form (FTS5, see history/search.py) or contains ``query`` as typed (any case)."""
         where, params = "", []
         if query and query.strip():
             # instr(), not LIKE: no wildcards to escape, and a NUL in the query is a character like any

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from imagestudio.storage.history import _SCHEMA_V1, SCHEMA_VERSION, HistoryStore, _statements
-from imagestudio.storage.search import match_query, stem
+from imagestudio.history.store import _SCHEMA_V1, SCHEMA_VERSION, HistoryStore, _statements
+from imagestudio.history.search import match_query, stem
 from tests.storage.test_history import add_done_job
 
 

@@ -15,7 +15,7 @@ from imagestudio.jobs.model import JobState
 if TYPE_CHECKING:
     from imagestudio.jobs.model import JobInfo, JobRequest
     from imagestudio.jobs.recorder import JobEnd
-    from imagestudio.storage.history import HistoryStore
+    from imagestudio.history.store import HistoryStore
 
 log = logging.getLogger(__name__)
 

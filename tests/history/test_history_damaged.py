@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from imagestudio.storage.files import image_basename, write_new_file
-from imagestudio.storage.history import HistoryStore
+from imagestudio.history.store import HistoryStore
 from imagestudio.storage.metadata import png_bytes
 from imagestudio.storage.saved_image import SavedImage
 
@@ -70,7 +70,7 @@ def test_a_damaged_database_is_moved_aside_and_the_images_listed_again(
     damage(db)
     damaged_bytes = db.read_bytes()
 
-    with caplog.at_level(logging.WARNING, logger="imagestudio.storage.history"):
+    with caplog.at_level(logging.WARNING, logger="imagestudio.history.store"):
         store = HistoryStore(db, outputs)
     try:
         assert store.damaged_copy is not None and store.damaged_copy.name.startswith(
