@@ -225,7 +225,7 @@ def _read_model_index(remote: dict[str, RemoteFile], repo: str, commit: str, end
             code="download_not_pipeline",
             details={"repo": repo},
         )
-    from huggingface_hub.utils import get_session, hf_raise_for_status  # type: ignore[attr-defined]  # exported lazily by huggingface_hub
+    from huggingface_hub.utils import get_session, hf_raise_for_status
 
     url = resolve_url(repo, MODEL_INDEX, commit, endpoint)
     response = get_session().get(url, headers=request_headers(), timeout=HUB_TIMEOUT_S)

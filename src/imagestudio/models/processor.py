@@ -67,7 +67,7 @@ def torchvision_free_processor_class() -> type[Qwen2VLProcessor]:
         def __init__(
             self, image_processor: Any = None, tokenizer: Any = None, chat_template: Any = None
         ) -> None:
-            super().__init__(  # type: ignore[no-untyped-call]  # transformers leaves it unannotated
+            super().__init__(
                 image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template
             )
 

@@ -13,4 +13,4 @@ def quiet_library_progress() -> None:
     from transformers.utils import logging as transformers_logging
 
     diffusers_logging.disable_progress_bar()
-    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # unannotated there
+    transformers_logging.disable_progress_bar()

@@ -342,8 +342,8 @@ def build_tiny_z_image(dest: Path) -> Path:
     tokenizer = build_tiny_tokenizer()
     components = _tiny_components("z-image", tiny_z_image_configs(tokenizer))
     # To a type checker diffusers' classes are untyped placeholders (see imagestudio.models.pipeline).
-    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=False)  # type: ignore[no-untyped-call]
-    pipe: Any = ZImagePipeline(scheduler=scheduler, tokenizer=tokenizer, **components)  # type: ignore[no-untyped-call]
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=False)
+    pipe: Any = ZImagePipeline(scheduler=scheduler, tokenizer=tokenizer, **components)
     pipe.save_pretrained(dest, safe_serialization=True)
     return dest
 
@@ -440,8 +440,8 @@ def build_tiny_qwen_edit(dest: Path) -> Path:
         image_processor=image_processor, tokenizer=build_tiny_tokenizer(), chat_template=_CHAT_TEMPLATE
     )
     # To a type checker diffusers' classes are untyped placeholders (see imagestudio.models.pipeline).
-    scheduler = FlowMatchEulerDiscreteScheduler(**_QWEN_SCHEDULER_CONFIG)  # type: ignore[no-untyped-call]
-    pipe: Any = QwenImageEditPlusPipeline(  # type: ignore[no-untyped-call]
+    scheduler = FlowMatchEulerDiscreteScheduler(**_QWEN_SCHEDULER_CONFIG)
+    pipe: Any = QwenImageEditPlusPipeline(
         scheduler=scheduler, tokenizer=tokenizer, processor=processor, **components
     )
     # Name the real class, not the subclass, so tiny and real folders read the same to any loader.

@@ -50,7 +50,7 @@ def resolve_url(repo: str, path: str, commit: str, endpoint: str) -> str:
 
 
 def request_headers() -> dict[str, str]:
-    from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]  # exported lazily by huggingface_hub
+    from huggingface_hub.utils import build_hf_headers
 
     headers = build_hf_headers()
     # Byte ranges and checksums are over the stored bytes: the hub gzips text files unless told not to.
@@ -84,7 +84,7 @@ def _stream_once(
     cancel: threading.Event | None, headers: dict[str, str], model_id: str,
 ) -> tuple[int, Any]:  # fmt: skip
     """One GET from ``offset``; returns the new offset and hash (reset when the server ignored the range)."""
-    from huggingface_hub.utils import get_session, hf_raise_for_status  # type: ignore[attr-defined]  # exported lazily by huggingface_hub
+    from huggingface_hub.utils import get_session, hf_raise_for_status
 
     request_headers = dict(headers)
     if offset:
