@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from imagestudio.config import load_settings
-from imagestudio.jobs.model import JobState
 from imagestudio.history.store import HistoryStore
+from imagestudio.jobs.model import JobState
 from imagestudio.storage.kept_inputs import input_shas
 from tests.test_cli import run_cli
 

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
+    from imagestudio.history.store import HistoryStore
     from imagestudio.jobs.backend import JobBackend
     from imagestudio.jobs.queue import JobHandler, PreviewMaker
     from imagestudio.models.background import BackgroundDownloads
-    from imagestudio.history.store import HistoryStore
     from imagestudio.studio import Studio
 
 log = logging.getLogger(__name__)
@@ -47,13 +47,13 @@ class Services:
         ``preview`` makes the previews attached to step events (the UI's live image). Either queue
         records its jobs in the history through the same recorder.
         """
+        from imagestudio.history.recorder import HistoryRecorder
+        from imagestudio.history.store import HistoryStore
         from imagestudio.jobs.dispatch import StudioDispatcher
         from imagestudio.jobs.limits import SubmitLimits
         from imagestudio.jobs.queue import JobQueue
         from imagestudio.models.background import BackgroundDownloads
         from imagestudio.storage.files import check_writable_folder, clean_stale_temp_files
-        from imagestudio.history.store import HistoryStore
-        from imagestudio.history.recorder import HistoryRecorder
         from imagestudio.studio import Studio
 
         # An outputs folder that cannot be written is refused now, not at the first finished job; and

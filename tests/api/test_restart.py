@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from imagestudio.history.store import HistoryStore
 from imagestudio.jobs.events import STOPPED_DURING_JOB
 from imagestudio.jobs.model import JobState
-from imagestudio.history.store import HistoryStore
 from tests.api.conftest import BLOCKER, bound_socket, open_png, sse_events, wait_until
 from tests.conftest import PYTHON, cli_env
 

@@ -23,8 +23,8 @@ def test_a_removed_node_s_job_reruns_on_the_other_node(
 
     from imagestudio.cluster.ray_pool import RayClusterQueue
     from imagestudio.cluster.runtime import NAMESPACE, SLOT
-    from imagestudio.history.store import HistoryStore
     from imagestudio.history.recorder import HistoryRecorder
+    from imagestudio.history.store import HistoryStore
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     queue = history = None

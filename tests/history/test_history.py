@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from imagestudio.errors import ConfigError
-from imagestudio.jobs.model import JobError, JobState
 from imagestudio.history.store import (
     SCHEMA_VERSION,
     STOPPED_DURING_JOB,
     HistoryStore,
     like_contains,
 )
+from imagestudio.jobs.model import JobError, JobState
 from imagestudio.storage.saved_image import SavedImage
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from imagestudio.storage.files import image_basename, write_new_file
 from imagestudio.history.store import HistoryStore
+from imagestudio.storage.files import image_basename, write_new_file
 from imagestudio.storage.metadata import png_bytes
 from imagestudio.storage.saved_image import SavedImage
 

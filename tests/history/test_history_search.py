@@ -5,9 +5,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from imagestudio.history.store import _SCHEMA_V1, SCHEMA_VERSION, HistoryStore, _statements
 from imagestudio.history.search import match_query, stem
-from tests.storage.test_history import add_done_job
+from imagestudio.history.store import _SCHEMA_V1, SCHEMA_VERSION, HistoryStore, _statements
+from tests.history.test_history import add_done_job
 
 
 def prompts(store: HistoryStore, query: str) -> list[str]:

@@ -26,14 +26,14 @@ from imagestudio.errors import (
     QueueFull,
     ServiceStopping,
 )
+from imagestudio.history.recorder import HistoryRecorder
+from imagestudio.history.store import HistoryStore
 from imagestudio.jobs.aio import ClientDisconnected, job_events, wait_for_job
 from imagestudio.jobs.events import STOPPED_BEFORE_RUN
 from imagestudio.jobs.failures import GENERIC_FAILURE
 from imagestudio.jobs.model import JobState
 from imagestudio.jobs.queue import JobQueue
 from imagestudio.requests import GenerateRequest
-from imagestudio.history.store import HistoryStore
-from imagestudio.history.recorder import HistoryRecorder
 from imagestudio.storage.saved_image import SavedImage, new_image_id
 from imagestudio.studio import StudioResult
 

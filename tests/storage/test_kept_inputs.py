@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 from PIL import Image
 
-from imagestudio.jobs.model import JobState
 from imagestudio.history.store import HistoryStore
+from imagestudio.jobs.model import JobState
 from imagestudio.storage.inputs import InputLimits, read_input_image
 from imagestudio.storage.kept_inputs import INPUTS_DIR, input_shas, kept_input_path
 from imagestudio.storage.saved_image import SavedImage

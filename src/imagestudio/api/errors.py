@@ -36,6 +36,7 @@ _TYPES = {
     500: "server_error",
     503: "service_unavailable",
     504: "timeout",
+    507: "insufficient_storage",
 }
 
 
@@ -67,6 +68,8 @@ _DESCRIPTIONS = {
     500: "Internal error (details are in the server log only)",
     503: "Model not on this machine, or the server is stopping",
     504: "The job did not finish within server.request_timeout_s and was cancelled",
+    507: "Out of memory on the device under every memory plan tried (type insufficient_memory), or the "
+    "outputs disk is full (type insufficient_storage)",
 }
 
 

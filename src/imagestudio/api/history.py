@@ -14,8 +14,8 @@ from fastapi.responses import FileResponse
 from imagestudio.api.common import get_services, image_url
 from imagestudio.api.errors import ApiError, error_responses
 from imagestudio.api.schemas import ID_PATTERN, Deleted, HistoryImage, HistoryPage
-from imagestudio.requests import MAX_PROMPT_CHARS
 from imagestudio.history.store import ImageRecord
+from imagestudio.requests import MAX_PROMPT_CHARS
 
 router = APIRouter(prefix="/api", tags=["history"])
 

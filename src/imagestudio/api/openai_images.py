@@ -55,7 +55,7 @@ router = APIRouter(prefix="/v1/images", tags=["OpenAI-compatible"])
 
 #: GenerateRequest's field names → the OpenAI request's, for error messages' ``param``.
 _OPENAI_NAMES = {"width": "size", "height": "size", "count": "n"}
-_SYNC_ERRORS = error_responses(400, 401, 409, 413, 429, 503, 504)
+_SYNC_ERRORS = error_responses(400, 401, 409, 413, 429, 503, 504, 507)
 #: Partial images are live previews (1/8 of the image's size) scaled up to at most this many pixels a side.
 PARTIAL_MAX_SIDE = 512
 #: The quality values OpenAI's stream events can carry; others are echoed as "auto".
@@ -129,7 +129,7 @@ async def create_images(body: ImageGenerationRequest, request: Request) -> Image
     "/edits",
     response_model=ImagesResponse,
     response_model_exclude_none=True,
-    responses=error_responses(400, 401, 409, 413, 429, 503, 504),
+    responses=error_responses(400, 401, 409, 413, 429, 503, 504, 507),
     summary="Edit 1–3 images with an instruction, or inpaint with a mask (OpenAI images.edit)",
 )
 async def edit_images(form: EditForm, request: Request) -> ImagesResponse | StreamingResponse:

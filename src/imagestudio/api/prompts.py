@@ -60,7 +60,7 @@ class EnhanceResponse(BaseModel):
 @router.post(
     "/enhance",
     response_model=EnhanceResponse,
-    responses=error_responses(400, 401, 409, 413, 429, 503, 504),
+    responses=error_responses(400, 401, 409, 413, 429, 503, 504, 507),
     summary="Rewrite a short prompt into a detailed one with a local model",
 )
 async def enhance_prompt(body: Annotated[EnhanceBody, Body()], request: Request) -> EnhanceResponse:

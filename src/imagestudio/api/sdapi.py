@@ -92,6 +92,7 @@ def a1111_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         429: "Queue full; retry after the Retry-After header's seconds",
         503: "Model not on this machine, or the server is stopping",
         504: "The job did not finish within server.request_timeout_s and was cancelled",
+        507: "Out of memory under every memory plan tried, or the outputs disk is full",
     }
     responses: dict[int | str, dict[str, Any]] = error_responses(401, 413)
     for status in statuses:
@@ -142,7 +143,7 @@ class A1111Route(APIRoute):
 
 
 router = a1111_router()
-_GENERATE_ERRORS = a1111_responses(400, 409, 429, 503, 504)
+_GENERATE_ERRORS = a1111_responses(400, 409, 429, 503, 504, 507)
 
 
 # ----------------------------------------------------------------------------- server state

@@ -24,8 +24,8 @@ from imagestudio.errors import ImageStudioError, JobCancelled, UserError
 if TYPE_CHECKING:
     from imagestudio.config import Settings
     from imagestudio.engine.pipeline_calls import ProgressCallback
-    from imagestudio.jobs.model import JobEvent, JobRequest
     from imagestudio.history.store import HistoryStore
+    from imagestudio.jobs.model import JobEvent, JobRequest
     from imagestudio.studio import StudioResult
 
 log = logging.getLogger(__name__)
@@ -40,10 +40,10 @@ def run_job(settings: Settings, request: JobRequest, out_dir: Path) -> StudioRes
     The studio's own exception is raised again here (a user error stays a one-line error, exit 2), and
     Ctrl+C cancels the job within a step so its history row ends as cancelled.
     """
+    from imagestudio.history.recorder import HistoryRecorder
     from imagestudio.jobs.dispatch import StudioDispatcher
     from imagestudio.jobs.model import JobState
     from imagestudio.jobs.queue import JobQueue
-    from imagestudio.history.recorder import HistoryRecorder
     from imagestudio.studio import Studio
 
     dispatch = StudioDispatcher(Studio(settings), out_dir)

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 from imagestudio.jobs.model import JobState
 
 if TYPE_CHECKING:
+    from imagestudio.history.store import HistoryStore
     from imagestudio.jobs.model import JobInfo, JobRequest
     from imagestudio.jobs.recorder import JobEnd
-    from imagestudio.history.store import HistoryStore
 
 log = logging.getLogger(__name__)
 

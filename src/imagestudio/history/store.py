@@ -32,11 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from imagestudio.errors import ConfigError
+from imagestudio.history.search import TOKENIZER, match_query
 from imagestudio.jobs.events import STOPPED_DURING_JOB
 from imagestudio.jobs.model import JobError, JobInfo, JobRequest, JobState
 from imagestudio.storage.files import resolve_inside
 from imagestudio.storage.saved_image import SavedImage, new_image_id
-from imagestudio.history.search import TOKENIZER, match_query
 
 log = logging.getLogger(__name__)
 

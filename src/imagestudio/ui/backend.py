@@ -13,23 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from imagestudio.jobs.model import JobProgress, JobState
+from imagestudio.storage.saved_image import SavedImage
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
     from imagestudio.config import Settings
-    from imagestudio.requests import EditRequest, EnhanceRequest, GenerateRequest
-
-    #: What the pages queue: an image job, or an Improve prompt rewrite.
-    PageRequest = GenerateRequest | EditRequest | EnhanceRequest
-
-
-@dataclass(frozen=True)
-class JobImage:
-    path: Path
-    seed: int
-    width: int
-    height: int
+    from imagestudio.jobs.model import JobRequest
 
 
 @dataclass(frozen=True)
@@ -46,7 +36,7 @@ class JobSnapshot:
     ahead: int | None = None
     #: The job's error: a UserError is shown translated, anything else as a generic message.
     error: BaseException | None = None
-    results: tuple[JobImage, ...] = ()
+    results: tuple[SavedImage, ...] = ()
     #: The newest latent preview (a small picture); a new one is a new object.
     preview: Image | None = None
     #: What the queue panel lists: the job's kind (generate/edit), model and prompt; the model also
@@ -101,7 +91,7 @@ class StudioBackend(Protocol):
     @property
     def settings(self) -> Settings: ...
 
-    def submit(self, request: PageRequest) -> str:
+    def submit(self, request: JobRequest) -> str:
         """Queue a resolved request; returns the job id."""
         ...
 

@@ -15,15 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from imagestudio.errors import UserError
 from imagestudio.jobs.model import JobProgress, JobState
-from imagestudio.ui.backend import HistoryEntry, HistoryPage, JobImage, JobSnapshot
+from imagestudio.ui.backend import HistoryEntry, HistoryPage, JobSnapshot
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
-    from imagestudio.jobs.model import JobError, JobEvent, JobInfo
+    from imagestudio.history.store import ImageRecord
+    from imagestudio.jobs.model import JobError, JobEvent, JobInfo, JobRequest
     from imagestudio.models.background import BackgroundDownloads
     from imagestudio.services import Services
-    from imagestudio.history.store import ImageRecord
-    from imagestudio.ui.backend import PageRequest
 
 
 class JobFailure(UserError):
@@ -54,7 +53,7 @@ class LiveBackend:
 
     # ----------------------------------------------------------------- jobs
 
-    def submit(self, request: PageRequest) -> str:
+    def submit(self, request: JobRequest) -> str:
         return self._services.queue.submit(request).id
 
     def cancel(self, job_id: str) -> None:
@@ -122,11 +121,6 @@ class LiveBackend:
         return replace(snap, loading=loaded != snap.model)
 
     def _snapshot(self, info: JobInfo) -> JobSnapshot:
-        outputs_dir = self._services.settings.outputs_dir
-        results = tuple(
-            JobImage(Path(image.path) if image.path else outputs_dir, image.seed, image.width, image.height)
-            for image in info.images
-        )
         run_s = None
         if info.finished_at is not None and info.started_at is not None:
             run_s = info.finished_at - info.started_at
@@ -137,7 +131,7 @@ class LiveBackend:
             run_s=run_s,
             ahead=(info.queue_position - 1) if info.queue_position else None,
             error=job_failure(info.error) if info.state is JobState.FAILED else None,
-            results=results,
+            results=info.images,
             kind=info.kind,
             model=info.model,
             prompt=info.prompt,
