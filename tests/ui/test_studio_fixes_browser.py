@@ -126,9 +126,14 @@ def test_the_inpaint_mask_is_visible_on_a_light_picture_and_still_a_mask(
     page = open_page(studio_server.url)
     light = write_picture(tmp_path / "light.png", (256, 256), (250, 250, 250))
     page.locator("#gen-source-box").click()
+    # The closed accordion mounts the picture editor when it opens: a file given to it before then
+    # goes to an input that is about to be replaced, and no upload happens.
+    page.locator("#gen-source").wait_for(state="visible")
+    page.locator("#gen-source button[aria-label=Brush]").wait_for(state="attached")
     page.locator("#gen-source input[type=file]").first.set_input_files(str(light))
     # The upload has reached the server: its handler switched the size to the picture's own.
-    expect(page.locator("#gen-size input")).to_have_value("As the starting picture")
+    # (generous: on a loaded 2-core machine the upload and its handler can take several seconds)
+    expect(page.locator("#gen-size input")).to_have_value("As the starting picture", timeout=30_000)
     page.locator("#gen-source button[aria-label=Brush]").click()
     canvas = page.locator("#gen-source canvas").first.bounding_box()
     cx, cy = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2
@@ -147,7 +152,7 @@ def test_the_inpaint_mask_is_visible_on_a_light_picture_and_still_a_mask(
         return int((pixels[..., 0] - pixels[..., 1] > 50).sum())
 
     # The editor draws the stroke on its next frames: look until it shows (or the time is up).
-    seen = wait_until(lambda: painted() > 1500, timeout_s=10)
+    seen = wait_until(lambda: painted() > 1500, timeout_s=30)
     assert seen, f"the brush stroke is not visible on a light picture ({painted()} coloured pixels)"
     screenshot(page, "generate-en-mask")
 
@@ -165,13 +170,17 @@ def test_a_bad_file_is_explained_on_upload_and_nothing_runs(studio_server, open_
     page = open_page(studio_server.url)
     fill_text(page, "gen-prompt", "a plain run must not happen")
     page.locator("#gen-source-box").click()
+    # The closed accordion mounts the picture editor when it opens: a file given to it before then
+    # goes to an input that is about to be replaced, and no upload happens.
+    page.locator("#gen-source").wait_for(state="visible")
+    page.locator("#gen-source button[aria-label=Brush]").wait_for(state="attached")
     page.locator("#gen-source input[type=file]").first.set_input_files(str(fake))
     error = page.locator("#gen-source-error .is-error")
     expect(error).to_contain_text("Starting picture (holiday.png) is not a picture")
     # Moving the strength slider takes the line away (in the browser), so that the run's own answer
     # is seen when it puts the line back: after it, a job would have shown its progress.
     set_number(page, "gen-strength", 0.7)
-    expect(error).to_have_count(0)
+    expect(error).to_have_count(0, timeout=30_000)
     page.locator("#gen-run").click()
     expect(error).to_contain_text("holiday.png")
     assert page.locator("#gen-progress .is-progress").count() == 0, "a job started"
@@ -180,7 +189,7 @@ def test_a_bad_file_is_explained_on_upload_and_nothing_runs(studio_server, open_
     # A good picture takes the complaint away.
     good = write_picture(tmp_path / "good.png", (64, 64))
     page.locator("#gen-source input[type=file]").first.set_input_files(str(good))
-    expect(error).to_have_count(0)
+    expect(error).to_have_count(0, timeout=30_000)
 
     open_tab(page, "Edit")
     page.locator("#edit-image-1 input[type=file]").set_input_files(str(fake))
