@@ -12,6 +12,7 @@ from imagestudio.api.schemas import JobErrorModel, JobImage, JobProgressModel, J
 from imagestudio.errors import InvalidRequest
 from imagestudio.jobs.aio import ClientDisconnected, wait_for_job
 from imagestudio.jobs.model import JobInfo, JobState
+from imagestudio.quoting import clip_message
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
@@ -109,9 +110,13 @@ def job_status(info: JobInfo, request: Request) -> JobStatus:
         finished_at=info.finished_at,
         queue_position=info.queue_position,
         progress=JobProgressModel(**progress.as_dict()) if progress is not None else None,
-        error=JobErrorModel(message=info.error.message, type=info.error.type, param=info.error.param)
-        if info.error is not None
-        else None,
+        error=(
+            JobErrorModel(
+                message=clip_message(info.error.message), type=info.error.type, param=info.error.param
+            )
+            if info.error is not None
+            else None
+        ),
         images=[
             JobImage(id=i.id, url=image_url(request, i.id), seed=i.seed, width=i.width, height=i.height)
             for i in info.images

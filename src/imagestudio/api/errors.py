@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from imagestudio.errors import ImageStudioError, QueueFull, ServiceStopping, UserError
+from imagestudio.quoting import clip_message
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,8 @@ def error_json(
         headers = {**(headers or {}), "x-should-retry": "false"}
     body = {
         "error": {
-            "message": message,
+            # One line of bounded length whatever raised it: the CLI's rule, for every client.
+            "message": clip_message(message),
             "type": type or _TYPES.get(status, "invalid_request_error"),
             "param": param,
             "code": code,

@@ -37,6 +37,7 @@ from imagestudio.api.common import build_generate_request, get_services, require
 from imagestudio.api.errors import ApiError, error_responses
 from imagestudio.api.prompt_loras import take_lora_tags
 from imagestudio.errors import InvalidRequest, QueueFull, UserError
+from imagestudio.quoting import clip_message
 from imagestudio.registry import DEFAULT_GENERATE_MODEL, MODELS, ModelSpec
 from imagestudio.requests import MAX_COUNT
 
@@ -104,6 +105,7 @@ def a1111_error(
     status: int, message: str, kind: str, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     """A1111's error body: ``error`` is the exception's class name, ``detail`` the message."""
+    message = clip_message(message)
     body = {"error": kind, "detail": message, "body": "", "errors": message}
     return JSONResponse(body, status_code=status, headers=headers)
 
