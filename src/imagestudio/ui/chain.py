@@ -4,7 +4,8 @@
   Generate page's start picture (img2img) and opens that.
 * A picture dragged from a result gallery or from History onto a picture slot lands there (hovering
   over a page's tab while dragging opens that page), and a double click opens it in a lightbox
-  (←/→ through the gallery, Esc closes).
+  (←/→ through the gallery, Esc closes). From the keyboard: Tab to a picture, Enter or Space opens it,
+  and Esc puts the focus back on that picture.
 
 No ``from __future__ import annotations``: Gradio reads handler annotations (``gr.SelectData``).
 """
@@ -37,39 +38,84 @@ if (!window.__isChain) {
   const box = document.createElement('div');
   box.id = 'is-lightbox';
   box.hidden = true;
+  box.tabIndex = -1;  // takes the focus while open, so the keys act on it and not on the page behind
   box.setAttribute('role', 'dialog');
   box.setAttribute('aria-modal', 'true');
-  box.innerHTML = '<img alt=""><div class="is-lightbox-count"></div>';
+  box.innerHTML = '<img alt=""><div class="is-lightbox-count" aria-live="polite"></div>';
   document.body.appendChild(box);
   let items = [];
   let index = 0;
+  // Where the focus goes back to on close: the thumbnail it was opened from (or, should the gallery
+  // have redrawn it meanwhile, the one showing the same picture).
+  let opener = null;
+  let openerGallery = null;
+  let openerSrc = '';
   const show = () => {
     box.querySelector('img').src = items[index];
     box.dataset.index = String(index);
     box.querySelector('.is-lightbox-count').textContent = (index + 1) + ' / ' + items.length;
   };
-  const close = () => { box.hidden = true; };
-  const open = (gallery, img) => {
-    items = [...new Set([...gallery.querySelectorAll('img')].map((i) => i.src))];
+  const close = () => {
+    if (box.hidden) return;
+    box.hidden = true;
+    let back = opener && opener.isConnected ? opener : null;
+    if (!back && openerGallery) {
+      const same = [...openerGallery.querySelectorAll('img')].find((i) => i.src === openerSrc);
+      back = same ? (same.closest('button') || same) : null;
+    }
+    if (back) back.focus();
+    opener = null;
+  };
+  // ``pictures``: the gallery's pictures when it was opened (a click may redraw the gallery).
+  const open = (gallery, pictures, img, from) => {
+    items = [...new Set(pictures.map((i) => i.src))];
     index = Math.max(0, items.indexOf(img.src));
+    opener = from || document.activeElement;
+    openerGallery = gallery;
+    openerSrc = img.src;
     box.hidden = false;
     show();
+    box.focus();
   };
   document.addEventListener('dblclick', (event) => {
     const img = event.target.closest && event.target.closest('img');
     const gallery = img && img.closest(GALLERIES);
     if (!gallery) return;
     event.preventDefault();
-    open(gallery, img);
+    open(gallery, [...gallery.querySelectorAll('img')], img, img.closest('button'));
   });
+  // A focused thumbnail: the picture it shows and its gallery, or null.
+  const thumbnail = (target) => {
+    const button = target && target.closest && target.closest('button');
+    const gallery = button && button.closest(GALLERIES);
+    const img = gallery && button.querySelector('img');
+    return img ? {button, gallery, img} : null;
+  };
+  const activates = (event) => event.key === 'Enter' || event.key === ' ';
   document.addEventListener('keydown', (event) => {
-    if (box.hidden) return;
+    if (box.hidden) {
+      // Enter or Space on a thumbnail (reached with Tab) chooses it, as a click does, and opens it.
+      const thumb = activates(event) && !event.repeat && thumbnail(event.target);
+      if (!thumb) return;
+      event.preventDefault();
+      event.stopPropagation();
+      const {button, gallery, img} = thumb;
+      const pictures = [...gallery.querySelectorAll('img')];
+      button.click();
+      open(gallery, pictures, img, button);
+      return;
+    }
     if (event.key === 'Escape') close();
     else if (event.key === 'ArrowRight') { index = (index + 1) % items.length; show(); }
     else if (event.key === 'ArrowLeft') { index = (index - 1 + items.length) % items.length; show(); }
+    else if (event.key === 'Tab') { box.focus(); }  // nothing else to reach while the picture is open
     else return;
     event.preventDefault();
     event.stopPropagation();
+  }, true);
+  // Space activates a button when the key comes up: that click has already been made on the way down.
+  document.addEventListener('keyup', (event) => {
+    if (event.key === ' ' && thumbnail(event.target)) { event.preventDefault(); event.stopPropagation(); }
   }, true);
   box.addEventListener('click', (event) => { if (event.target === box) close(); });
 
@@ -139,12 +185,20 @@ class ResultActions:
 
 
 def result_actions(ctx: UIContext, prefix: str) -> ResultActions:
-    """The two buttons, built where they should appear (under the page's result gallery)."""
+    """The two buttons, built where they should appear (under the page's result gallery).
+
+    They start disabled: until the page has a result there is nothing for them to act on (see
+    :func:`has_result`, wired in :func:`wire`).
+    """
     import gradio as gr
 
     with gr.Row():
-        edit_this = gr.Button(ctx.key("chain.edit_this"), size="sm", elem_id=f"{prefix}-edit-this")
-        vary_this = gr.Button(ctx.key("chain.vary_this"), size="sm", elem_id=f"{prefix}-vary-this")
+        edit_this = gr.Button(
+            ctx.key("chain.edit_this"), size="sm", interactive=False, elem_id=f"{prefix}-edit-this"
+        )
+        vary_this = gr.Button(
+            ctx.key("chain.vary_this"), size="sm", interactive=False, elem_id=f"{prefix}-vary-this"
+        )
     return ResultActions(edit_this, vary_this, gr.State(0))
 
 
@@ -153,6 +207,18 @@ def scripts() -> Any:
     import gradio as gr
 
     return gr.HTML("", elem_id="is-chain", padding=False, js_on_load=SCRIPT)
+
+
+def has_result(gallery_value: Any) -> tuple[int, Any, Any]:
+    """(the chosen index, Edit this, Vary this) after the result gallery changed.
+
+    A new set of results starts at its first picture; the buttons are usable only while there is one
+    (a job's start, a refused request and a failed job all empty the gallery).
+    """
+    import gradio as gr
+
+    usable = bool(list(gallery_value or []))
+    return 0, gr.Button(interactive=usable), gr.Button(interactive=usable)
 
 
 def picture_of(gallery_value: Any, index: int | None) -> str | None:
@@ -219,7 +285,13 @@ def wire(
             return evt.index if isinstance(evt.index, int) else 0
 
         panel.gallery.select(chose, None, actions.chosen, queue=False)
-        panel.gallery.change(lambda: 0, None, actions.chosen, queue=False)
+        panel.gallery.change(
+            has_result,
+            panel.gallery,
+            [actions.chosen, actions.edit_this, actions.vary_this],
+            queue=False,
+            show_progress="hidden",
+        )
         actions.edit_this.click(
             lambda value, index: to_edit(picture_of(value, index)),
             [panel.gallery, actions.chosen],
