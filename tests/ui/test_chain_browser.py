@@ -255,3 +255,95 @@ def test_history_word_search_thumbnails_lightbox_and_confirmed_multi_delete(stud
     page.locator("#hist-confirm-yes").click()
     expect(page.locator("#hist-status")).to_contain_text("Удалено: 2.")
     expect(images).to_have_count(1)
+
+
+def test_edit_this_and_vary_this_wait_for_a_result(studio_server, open_page) -> None:
+    page = open_page(studio_server.url, locale="en-US")
+    buttons = ["#gen-edit-this", "#gen-vary-this", "#edit-edit-this", "#edit-vary-this"]
+    for button in buttons[:2]:
+        expect(page.locator(button)).to_be_disabled()
+    open_tab(page, "Edit")
+    for button in buttons[2:]:
+        expect(page.locator(button)).to_be_disabled()
+    open_tab(page, "History")
+    for button in ("#hist-edit-this", "#hist-vary-this"):
+        expect(page.locator(button)).to_be_disabled()
+
+    open_tab(page, "Generate")
+    generate(page, "a windmill waiting for its result")
+    expect(page.locator("#gen-edit-this")).to_be_enabled()
+    expect(page.locator("#gen-vary-this")).to_be_enabled()
+    # The Edit page has no result yet: its buttons still wait.
+    expect(page.locator("#edit-edit-this")).to_be_disabled()
+
+    # Results cleared (a request refused before it ran takes the last pictures off): disabled again.
+    fill_text(page, "gen-prompt", "")
+    page.locator("#gen-run").click()
+    expect(page.locator("#gen-prompt-error")).to_contain_text("prompt")
+    expect(gallery_images(page, "gen-gallery")).to_have_count(0)
+    expect(page.locator("#gen-edit-this")).to_be_disabled()
+    expect(page.locator("#gen-vary-this")).to_be_disabled()
+
+    # A new result, and the enabled button does its job: the picture lands in Picture 1.
+    generate(page, "a windmill to edit")
+    result = gallery_images(page, "gen-gallery").first.get_attribute("src")
+    assert result and "windmill" in result
+    page.locator("#gen-edit-this").click()
+    expect(page.get_by_role("tab", name="Edit")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#edit-image-1 img")).to_be_visible()
+
+
+def focus_by_tab(page, selector: str, presses: int = 40) -> None:
+    """Press Tab until the focused element is inside ``selector`` (only the keyboard moves the focus)."""
+    for _ in range(presses):
+        if page.evaluate("(s) => !!document.activeElement.closest(s)", selector):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"Tab never reached {selector}")
+
+
+def test_history_lightbox_opens_from_the_keyboard_and_gives_the_focus_back(studio_server, open_page) -> None:
+    page = open_page(studio_server.url, locale="en-US")
+    fill_text(page, "gen-prompt", "keyboard heron\nkeyboard crane")
+    page.locator("#gen-per-line label").click()
+    custom_size(page, 64, 64, "Custom size")
+    set_number(page, "gen-steps", 2)
+    assert run_and_wait(page, "gen") == "done"
+    expect(gallery_images(page, "gen-gallery")).to_have_count(2, timeout=60_000)
+
+    open_tab(page, "History")
+    fill_text(page, "hist-search", "keyboard")
+    page.keyboard.press("Enter")  # the search box's submit
+    images = gallery_images(page, "hist-gallery")
+    expect(images).to_have_count(2)
+    lightbox = page.locator("#is-lightbox")
+
+    # Tab to the first picture, Enter opens it; the arrows go through the gallery.
+    focus_by_tab(page, "#hist-gallery .thumbnail-item")
+    first = page.evaluate("() => document.activeElement.querySelector('img').src")
+    page.keyboard.press("Enter")
+    expect(lightbox).to_be_visible()
+    expect(lightbox).to_have_attribute("data-index", "0")
+    expect(page.locator("#is-lightbox img")).to_have_attribute("src", first)
+    page.keyboard.press("ArrowRight")
+    expect(lightbox).to_have_attribute("data-index", "1")
+    # Tab stays in the open picture (nothing behind it is reached).
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.id") == "is-lightbox"
+    # Esc closes it and the focus is back on the picture it was opened from.
+    page.keyboard.press("Escape")
+    expect(lightbox).to_be_hidden()
+    assert page.evaluate("() => document.activeElement.querySelector('img')?.src") == first
+    # Enter chose the picture as a click does: the buttons that act on it are usable.
+    expect(page.locator("#hist-edit-this")).to_be_enabled()
+
+    # The next picture, with Space this time.
+    page.keyboard.press("Tab")
+    second = page.evaluate("() => document.activeElement.querySelector('img')?.src")
+    assert second and second != first
+    page.keyboard.press(" ")
+    expect(lightbox).to_be_visible()
+    expect(lightbox).to_have_attribute("data-index", "1")
+    page.keyboard.press("Escape")
+    expect(lightbox).to_be_hidden()
+    assert page.evaluate("() => document.activeElement.querySelector('img')?.src") == second

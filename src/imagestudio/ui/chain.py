@@ -212,8 +212,9 @@ def scripts() -> Any:
 def has_result(gallery_value: Any) -> tuple[int, Any, Any]:
     """(the chosen index, Edit this, Vary this) after the result gallery changed.
 
-    A new set of results starts at its first picture; the buttons are usable only while there is one
-    (a job's start, a refused request and a failed job all empty the gallery).
+    A new set of results starts at its first picture, and the buttons become usable. Taking the results
+    off (a job's start, a refused request) disables them in the same update (``JobPanel.cleared``):
+    a gallery emptied by an update sends no change event.
     """
     import gradio as gr
 

@@ -140,6 +140,10 @@ class JobPanel:
     form_error: Any
     #: More components a page's job body updates (e.g. the Edit page's before/after comparison).
     extra_outputs: list[Any] = field(default_factory=list)
+    #: Buttons that act on the results (Edit this / Vary this): disabled whenever the results go.
+    #: They come back when the gallery gets pictures again (its change event, see ui/chain.py): a
+    #: gallery emptied by an update sends no change event to hang the disabling on.
+    needs_result: list[Any] = field(default_factory=list)
 
     def cleared(self) -> dict[Any, Any]:
         """Updates that take the previous job's line, pictures and preview off the page."""
@@ -150,12 +154,13 @@ class JobPanel:
             self.info: "",
             self.preview: gr.Image(value=None, visible=False),
             self.gallery: gr.Gallery(value=None, visible=True),
+            **{button: gr.Button(interactive=False) for button in self.needs_result},
         }
 
     def outputs(self) -> list[Any]:
         slots = list(dict.fromkeys([*self.errors.values(), self.form_error]))
         fixed = [self.run, self.cancel, self.progress, self.preview, self.gallery, self.info, self.last_seed]
-        return [*fixed, self.seed, *slots, *self.extra_outputs]
+        return [*fixed, self.seed, *slots, *self.extra_outputs, *self.needs_result]
 
 
 def run_job(
