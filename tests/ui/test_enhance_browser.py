@@ -15,6 +15,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from tests.ui.conftest import screenshot
+from tests.ui.test_studio_browser import custom_size
 from tests.ui.widgets import fill_text, open_tab, run_and_wait, set_number
 
 pytestmark = pytest.mark.browser
@@ -75,3 +76,32 @@ def test_improve_with_an_empty_prompt_is_explained_in_place(studio_server, open_
     page = open_page(studio_server.url, locale="en-US")
     page.locator("#gen-improve").click()
     expect(page.locator("#gen-improve-status .is-error")).to_contain_text("Write a prompt first")
+
+
+def test_an_improvement_waiting_in_the_queue_is_cancelled_from_the_page(studio_server, open_page) -> None:
+    page = open_page(studio_server.url, locale="ru-RU")
+    # A long generation holds the queue, so the improvement waits behind it until it is cancelled.
+    fill_text(page, "gen-prompt", "долгий фьорд")
+    custom_size(page, 512, 512, "Свой размер")
+    set_number(page, "gen-steps", 100)
+    page.locator("#gen-run").click()
+    expect(page.locator("#is-queue li[data-state=running]")).to_have_count(1, timeout=60_000)
+
+    original = "маяк в тумане"
+    fill_text(page, "gen-prompt", original)
+    expect(page.locator("#gen-improve-cancel")).to_be_hidden()
+    page.locator("#gen-improve").click()
+    cancel = page.locator("#gen-improve-cancel")
+    expect(cancel).to_be_visible()
+    expect(page.locator("#gen-improve")).to_be_hidden()
+    expect(page.locator("#gen-improve-status")).to_contain_text("Улучшаю запрос")
+    screenshot(page, "generate-ru-improving")
+    cancel.click()
+    expect(page.locator("#gen-improve-status")).to_contain_text("Улучшение отменено")
+    expect(page.locator("#gen-improve")).to_be_visible()
+    expect(cancel).to_be_hidden()
+    assert page.locator("#gen-prompt textarea").input_value() == original
+    # Only the improvement was cancelled: the generation still runs (and is stopped here).
+    expect(page.locator("#is-queue li[data-state=running]")).to_have_count(1)
+    page.locator("#gen-cancel").click()
+    expect(page.locator("#is-queue li")).to_have_count(0, timeout=60_000)
