@@ -1,7 +1,8 @@
 """Chained work: a result or a History picture goes on to the next job in one click (or one drag).
 
 * *Edit this* puts the picture into Picture 1 of the Edit page and opens it; *Vary this* makes it the
-  Generate page's start picture (img2img) and opens that.
+  Generate page's start picture (img2img) and opens that. Both are disabled while there is no picture
+  to act on (a fresh page, results cleared, no History picture chosen).
 * A picture dragged from a result gallery or from History onto a picture slot lands there (hovering
   over a page's tab while dragging opens that page), and a double click opens it in a lightbox
   (←/→ through the gallery, Esc closes). From the keyboard: Tab to a picture, Enter or Space opens it,
