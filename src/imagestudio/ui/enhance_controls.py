@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from imagestudio.errors import ImageStudioError
 from imagestudio.jobs.model import JobState
-from imagestudio.ui.common import UIContext, error_message, slot
+from imagestudio.ui.common import UIContext, client_of, error_message, slot
 from imagestudio.ui.style import lang_js
 from imagestudio.ui.texts import language
 from imagestudio.ui.widgets import error_html, note_html
@@ -87,13 +87,14 @@ def wire_enhance(
     pictures = list(pictures or [])
     outputs = [prompt, controls.state, controls.undo, controls.status]
 
-    def improve(text: str, model_id: str, state: Any, *rest: Any) -> Iterator[tuple[Any, ...]]:
+    # The request comes first: Gradio hands special arguments only to positional parameters.
+    def improve(request: Any, text: str, model_id: str, state: Any, *rest: Any) -> Iterator[tuple[Any, ...]]:
         *paths, page_lang = rest
         lang_code = language(page_lang)
         yield gr.skip(), gr.skip(), gr.skip(), note_html(ctx.t("enhance.running", lang_code))
         try:
             images = read_pictures(paths, lang_code) if read_pictures is not None else ()
-            result = run_enhance(ctx, text or "", model_id, images)
+            result = run_enhance(ctx, text or "", model_id, images, client_of(request))
         except (ImageStudioError, RuntimeError) as exc:  # refused, failed or cancelled: said in place
             yield gr.skip(), gr.skip(), gr.skip(), error_html(error_message(ctx, exc, lang_code))
             return
@@ -111,6 +112,8 @@ def wire_enhance(
             return gr.skip(), None, gr.Button(visible=False), ""
         return state["original"], None, gr.Button(visible=False), ""
 
+    # Annotated here: this module's annotations are strings, and Gradio looks for the class itself.
+    improve.__annotations__["request"] = gr.Request
     inputs = [prompt, model, controls.state, *pictures, lang]
     controls.improve.click(
         improve, inputs, outputs, js=lang_js(len(inputs)), concurrency_limit=None, show_progress="hidden"
@@ -118,15 +121,18 @@ def wire_enhance(
     controls.undo.click(undo, controls.state, outputs, queue=False)
 
 
-def run_enhance(ctx: UIContext, prompt: str, model: str, images: tuple[InputImage, ...]) -> dict[str, Any]:
-    """Queue an ``enhance`` job, wait for it (it takes its turn after running image jobs), return its rewrite.
+def run_enhance(
+    ctx: UIContext, prompt: str, model: str, images: tuple[InputImage, ...], client: str | None = None
+) -> dict[str, Any]:
+    """Queue an ``enhance`` job for ``client`` (its share of the queue counts it), wait for it (it takes
+    its turn after running image jobs), return its rewrite.
 
     Errors come back as the exceptions the page translates (a refused request, a failed job).
     """
     from imagestudio.requests import EnhanceRequest
 
     request = EnhanceRequest.build(prompt=prompt, model=model, images=images).resolved(ctx.backend.settings)
-    job_id = ctx.backend.submit(request)
+    job_id = ctx.backend.submit(request, client)
     snapshots = ctx.backend.watch(job_id)
     try:
         snap = next(snap for snap in snapshots if snap.finished)
