@@ -249,6 +249,80 @@ def test_other_sites_cannot_start_jobs_upload_or_delete(studio: LiveServer) -> N
             wait_until(lambda job=job: http.get(f"/api/jobs/{job['id']}").json()["state"] == "done")
 
 
+def add_echo_socket(live: LiveServer, opened: list[str | None]) -> str:
+    """A WebSocket route on the live app (the studio has none today: this stands for any that Gradio or
+    a later route brings) that records each handshake it accepts and echoes one message; its ws:// URL."""
+    from starlette.websockets import WebSocket
+
+    async def echo(websocket: WebSocket) -> None:
+        opened.append(websocket.headers.get("origin"))
+        await websocket.accept()
+        await websocket.send_text(await websocket.receive_text())
+        await websocket.close()
+
+    # Starlette's plain route: the endpoint gets the socket itself (no FastAPI parameter resolution).
+    live.app.router.add_websocket_route("/ws-echo", echo)
+    return live.url.replace("http://", "ws://", 1) + "/ws-echo"
+
+
+def websocket_status(url: str, *, origin: str | None = None, host: str | None = None, **headers: str) -> int:
+    """Open a real WebSocket to ``url`` (over a connection to the server, whatever name ``host`` gives
+    the Host header): 101 once it echoed a message, else the HTTP status that refused the handshake."""
+    import socket
+
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    parts = urlsplit(url)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=30)
+    target = url if host is None else parts._replace(netloc=host).geturl()
+    try:
+        with connect(
+            target, sock=sock, origin=origin, additional_headers=headers, proxy=None, open_timeout=30
+        ) as websocket:
+            websocket.send("ping")
+            assert websocket.recv(timeout=30) == "ping"
+            return 101
+    except InvalidStatus as refused:
+        return refused.response.status_code
+    finally:
+        sock.close()
+
+
+def test_websocket_handshakes_from_other_sites_and_names_are_refused(serve) -> None:
+    """A page can open a WebSocket to any address (no CORS applies to one): handshakes whose Origin is
+    another site, or whose Host is a rebinding name, never reach a WebSocket route; without the key, a
+    locked server refuses them too."""
+    live = serve()
+    opened: list[str | None] = []
+    url = add_echo_socket(live, opened)
+    port = port_of(live)
+    own = f"http://127.0.0.1:{port}"
+    for refused in (
+        {"origin": EVIL},
+        {"origin": "null"},  # sandboxed frames and file:// pages
+        {"origin": f"http://localhost:{port + 1}"},  # another local app
+        {"origin": EVIL, "host": f"127.0.0.1:{port}"},
+        {"host": f"evil.example:{port}"},  # DNS rebinding: the page's own name, no Origin needed
+        {"origin": f"http://evil.example:{port}", "host": f"evil.example:{port}"},
+    ):
+        assert websocket_status(url, **refused) == 403, refused
+    assert opened == []  # the route never saw them
+    # The server's own pages and programs (no Origin) still connect.
+    assert websocket_status(url, origin=own) == 101
+    assert websocket_status(url, origin=f"http://localhost:{port}", host=f"localhost:{port}") == 101
+    assert websocket_status(url) == 101
+    assert opened == [own, f"http://localhost:{port}", None]
+
+    locked = serve(server={"api_key": KEY})
+    locked_opened: list[str | None] = []
+    locked_url = add_echo_socket(locked, locked_opened)
+    assert websocket_status(locked_url) == 403
+    assert websocket_status(locked_url, Authorization="Bearer wrong-key") == 403
+    assert locked_opened == []
+    assert websocket_status(locked_url, Authorization=f"Bearer {KEY}") == 101
+
+
 def test_form_and_text_posts_cannot_reach_json_routes(studio: LiveServer) -> None:
     job = json.dumps({"kind": "generate", "model": "tiny-z-image", "prompt": "x"})
     with studio.client() as http:

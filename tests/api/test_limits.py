@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import stat
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
 from imagestudio.storage.files import _umask
-from tests.api.conftest import BLOCKER, assert_error_shape, sse_events
+from tests.api.conftest import BLOCKER, assert_error_shape, png_bytes, sse_events, wait_until
+from tests.api.test_browser_attacks import (
+    FILE_META,
+    edit_call,
+    file_urls,
+    generate_call,
+    gradio_call,
+    job_count,
+    start_studio,
+    stop_studio,
+)
 
 GENERATE = {"kind": "generate", "model": "tiny-z-image", "prompt": "кот"}
 
@@ -57,17 +69,61 @@ def test_one_client_may_not_fill_the_queue(serve) -> None:
         error = assert_error_shape(refused, 429)
         assert "server.max_queued_per_client" in error["message"]
         assert int(refused.headers["Retry-After"]) >= 1
-        # The studio's own pages (no client address) are not held to a client's share.
+        # A job without a client (the CLI's own queue) is not held to a client's share.
         from imagestudio.requests import GenerateRequest
 
-        request = GenerateRequest.build(model="tiny-z-image", prompt="page", width=64, height=64, steps=1)
-        page_job = live.services.queue.submit(request.resolved(live.services.settings))
-        for job_id in [*ids, page_job.id]:
+        request = GenerateRequest.build(
+            model="tiny-z-image", prompt="no client", width=64, height=64, steps=1
+        )
+        unowned = live.services.queue.submit(request.resolved(live.services.settings))
+        for job_id in [*ids, unowned.id]:
             http.delete(f"/api/jobs/{job_id}")
         # Once its jobs are gone the client may submit again.
         for job_id in ids:
             live.services.queue.wait(job_id, timeout=120)
         assert http.post("/api/jobs", json=GENERATE).status_code == 202
+
+
+def test_the_pages_and_the_api_share_one_clients_queue_share(
+    tmp_path_factory: pytest.TempPathFactory, shared_models_dir: Path
+) -> None:
+    """The studio's pages run their jobs in Gradio's queue, outside the API's request: they name the
+    browser's address themselves, and the queue holds it to the same share as the API's calls."""
+    from imagestudio.ui.texts import Texts
+
+    live = start_studio(tmp_path_factory.mktemp("shared-share"), shared_models_dir, max_queued_per_client=2)
+    texts = Texts.load()
+    full = texts.t("err.client_queue_full", "en", max=2)
+    # A second loopback address is a second client on this machine (Linux routes all of 127/8 here).
+    other_address = httpx.HTTPTransport(local_address="127.0.0.2")
+    try:
+        with live.client() as http, live.client(transport=other_address) as other:
+            blockers = [http.post("/api/jobs", json=BLOCKER).json()["id"] for _ in range(2)]
+            uploaded = http.post("/gradio_api/upload", files={"files": ("in.png", png_bytes(), "image/png")})
+            picture = {"path": uploaded.json()[0], "meta": FILE_META, "orig_name": "in.png"}
+            # The same browser's Generate and Edit pages and Improve prompt: refused, the reason beside
+            # the button.
+            for api_name, data in (
+                ("generate", generate_call(None)),
+                ("edit", edit_call(picture)),
+                ("improve", ["a cat", "tiny-z-image", None, "en"]),
+            ):
+                events = gradio_call(http, api_name, data)
+                assert events[-1][0] == "complete", events
+                assert full in json.dumps(events[-1][1], ensure_ascii=False), events[-1]
+            assert job_count(http) == 2
+            # Another browser's page job is queued behind the first client's jobs, and runs.
+            pool = ThreadPoolExecutor(1)
+            call = pool.submit(gradio_call, other, "generate", generate_call(None))
+            wait_until(lambda: job_count(http) == 3, what="the other browser's job")
+            for job_id in blockers:
+                http.delete(f"/api/jobs/{job_id}")
+            events = call.result(timeout=300)
+            pool.shutdown()
+            assert events[-1][0] == "complete" and file_urls(events[-1][1]), events[-1]
+            assert full not in json.dumps(events[-1][1], ensure_ascii=False)
+    finally:
+        stop_studio(live)
 
 
 def test_event_streams_per_client_are_bounded(serve) -> None:

@@ -105,7 +105,7 @@ class Job:
     model: str | None
     prompt: str | None
     request_dump: dict[str, Any]
-    #: The client address that submitted it (None: the studio's own pages, tests).
+    #: The client address that submitted it, over the API or a page (None: the CLI's own queue, tests).
     client: str | None = None
     state: JobState = JobState.QUEUED
     #: When it (last) joined the waiting line, for the cluster's "nobody can run it" deadline.

@@ -1,9 +1,10 @@
 """Per-request and per-client bounds the queue enforces on every job it accepts (``server.*``).
 
 Checked in :meth:`JobQueue.submit`, the one door every job from the API and the web UI goes through,
-so no route can forget them. The client is the address the request came from, as tagged by the HTTP
-layer (:mod:`imagestudio.jobs.clients`); jobs without one (the studio's own pages) are only bounded by
-the queue's size.
+so no route can forget them. The client is the address the request came from: tagged by the HTTP layer
+for the API (:mod:`imagestudio.jobs.clients`), named by the page for the studio's pages (whose events
+run outside that request), so both count against one share. Jobs without one (the CLI's own queue) are
+only bounded by the queue's size.
 """
 
 from __future__ import annotations

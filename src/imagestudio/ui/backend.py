@@ -91,8 +91,9 @@ class StudioBackend(Protocol):
     @property
     def settings(self) -> Settings: ...
 
-    def submit(self, request: JobRequest) -> str:
-        """Queue a resolved request; returns the job id."""
+    def submit(self, request: JobRequest, client: str | None = None) -> str:
+        """Queue a resolved request for ``client`` (the browser's address, held to its share of the
+        queue as the HTTP API's clients are); returns the job id."""
         ...
 
     def snapshot(self, job_id: str) -> JobSnapshot:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import gradio as gr
     from PIL.Image import Image
 
+    from imagestudio.jobs.model import JobRequest
     from imagestudio.ui.backend import JobSnapshot, StudioBackend
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,37 @@ class UIContext:
 
 def session_of(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "anonymous"
+
+
+def client_of(request: gr.Request | None) -> str | None:
+    """The client a page's jobs belong to, for ``server.max_queued_per_client``: the address of the
+    connection the event came in on.
+
+    The same value the HTTP API tags its requests with (:func:`imagestudio.api.clients.client_address`
+    reads the ASGI scope's ``client``; Gradio's request reports that scope's ``client.host``), so one
+    browser's page jobs and its API calls count against one share. None when Gradio has no address
+    (then only the queue's size bounds the job).
+    """
+    host = getattr(getattr(request, "client", None), "host", None)
+    return str(host) if host else None
+
+
+def submit_all(ctx: UIContext, requests: Iterable[JobRequest], client: str | None) -> list[str]:
+    """Queue each request for ``client``; if one is refused (the queue or the client's share is full),
+    cancel those already queued and raise the refusal.
+
+    All or none: the page follows only the jobs of a submission that went through, so a half-queued one
+    would run unseen, out of reach of the page's Cancel and queue panel.
+    """
+    queued: list[str] = []
+    try:
+        for request in requests:
+            queued.append(ctx.backend.submit(request, client))
+    except UserError:
+        for job_id in queued:
+            ctx.backend.cancel(job_id)
+        raise
+    return queued
 
 
 def error_message(ctx: UIContext, exc: BaseException, lang: str | None) -> str:

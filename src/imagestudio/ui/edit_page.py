@@ -347,6 +347,7 @@ def _run(
 ) -> Iterator[dict[Any, Any]]:
     def submit() -> str:
         from imagestudio.requests import build_image_request
+        from imagestudio.ui.common import client_of
 
         resolved = build_image_request(
             ctx.backend.settings,
@@ -360,7 +361,7 @@ def _run(
             lightning=LIGHTNING_STEPS if lightning else None,
             seed=round(seed) if seed_mode == "fixed" and seed is not None else None,
         )
-        return ctx.backend.submit(resolved)
+        return ctx.backend.submit(resolved, client_of(request))
 
     import gradio as gr
 

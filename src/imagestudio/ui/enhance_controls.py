@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from imagestudio.errors import ImageStudioError, JobCancelled
 from imagestudio.jobs.model import JobState
-from imagestudio.ui.common import UIContext, error_message, session_of, slot
+from imagestudio.ui.common import UIContext, client_of, error_message, session_of, slot
 from imagestudio.ui.style import lang_js
 from imagestudio.ui.texts import language
 from imagestudio.ui.widgets import error_html, note_html
@@ -113,7 +113,9 @@ def wire_enhance(
             return read_pictures(paths, lang_code) if read_pictures is not None else ()
 
         session = session_of(request)
-        yield from improve_steps(ctx, controls, session, text, model_id, state, images, lang_code)
+        yield from improve_steps(
+            ctx, controls, session, text, model_id, state, images, lang_code, client=client_of(request)
+        )
 
     def cancel(request: Any) -> None:
         cancel_improvement(ctx, controls, session_of(request))
@@ -143,6 +145,7 @@ def improve_steps(
     state: dict[str, str] | None,
     images: Callable[[], tuple[InputImage, ...]],
     lang: str,
+    client: str | None = None,
 ) -> Iterator[tuple[Any, ...]]:
     """The page's updates for one *Improve prompt* press, as (prompt, kept state, Undo, status line,
     Improve, Cancel): Cancel takes Improve's place while the job is in the queue, and a refused,
@@ -156,7 +159,8 @@ def improve_steps(
     skip = (gr.skip(), gr.skip(), gr.skip())
     try:
         request = EnhanceRequest.build(prompt=text or "", model=model_id, images=images())
-        job_id = ctx.backend.submit(request.resolved(ctx.backend.settings))
+        # The client's share of the queue counts this rewrite too (see ui.common.client_of).
+        job_id = ctx.backend.submit(request.resolved(ctx.backend.settings), client)
     except ImageStudioError as exc:  # refused before it queued
         yield *skip, error_html(error_message(ctx, exc, lang)), *back
         return

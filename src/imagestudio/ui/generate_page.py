@@ -355,7 +355,9 @@ def _run(
             source_bad=source_bad,
             per_line=per_line,
         )
-        return [ctx.backend.submit(one) for one in resolved]
+        from imagestudio.ui.common import client_of, submit_all
+
+        return submit_all(ctx, resolved, client_of(request))
 
     yield from run_job(ctx, page.panel, submit, lang, seed_mode, request)
 

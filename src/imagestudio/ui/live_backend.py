@@ -53,8 +53,10 @@ class LiveBackend:
 
     # ----------------------------------------------------------------- jobs
 
-    def submit(self, request: JobRequest) -> str:
-        return self._services.queue.submit(request).id
+    def submit(self, request: JobRequest, client: str | None = None) -> str:
+        # The pages' events run in Gradio's queue, outside the HTTP request that the API's client tag
+        # covers: the page names its client itself, and the queue holds it to the same share.
+        return self._services.queue.submit(request, client).id
 
     def cancel(self, job_id: str) -> None:
         self._services.queue.cancel(job_id)
