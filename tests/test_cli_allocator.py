@@ -52,37 +52,31 @@ def run_serve(port: int, config: Path) -> None:
     assert "already in use" in result.stderr
 
 
-def test_serve_keeps_the_user_s_generic_allocator_setting(
-    taken_port: int, app_home: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    config = app_home / "config.yaml"
-    config.write_text("{}\n", encoding="utf-8")
-    monkeypatch.delenv(ALLOC, raising=False)
-    monkeypatch.setenv("PYTORCH_ALLOC_CONF", "expandable_segments:False")
-    run_serve(taken_port, config)
-    assert ALLOC not in os.environ
-    assert os.environ["PYTORCH_ALLOC_CONF"] == "expandable_segments:False"
-
-
-def test_serve_on_windows_leaves_the_allocator_alone(
-    taken_port: int, app_home: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    config = app_home / "config.yaml"
-    config.write_text("{}\n", encoding="utf-8")
-    monkeypatch.delenv(ALLOC, raising=False)
-    monkeypatch.delenv("PYTORCH_ALLOC_CONF", raising=False)
-    monkeypatch.setattr(sys, "platform", "win32")
-    run_serve(taken_port, config)
-    assert ALLOC not in os.environ
-
-
-def test_serve_asks_for_expandable_segments_elsewhere(
-    taken_port: int, app_home: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("platform", "user_setting", "expected"),
+    [
+        # A user's own (generic) allocator setting is kept, and nothing is added beside it.
+        ("linux", "expandable_segments:False", None),
+        # Windows builds of torch do not support expandable segments: nothing is set.
+        ("win32", None, None),
+        ("linux", None, EXPANDABLE_SEGMENTS),
+    ],
+)
+def test_serve_follows_the_allocator_rule(
+    platform: str,
+    user_setting: str | None,
+    expected: str | None,
+    taken_port: int,
+    app_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     config = app_home / "config.yaml"
     config.write_text("{}\n", encoding="utf-8")
     monkeypatch.delenv(ALLOC, raising=False)
     monkeypatch.delenv("PYTORCH_ALLOC_CONF", raising=False)
-    monkeypatch.setattr(sys, "platform", "linux")
+    if user_setting is not None:
+        monkeypatch.setenv("PYTORCH_ALLOC_CONF", user_setting)
+    monkeypatch.setattr(sys, "platform", platform)
     run_serve(taken_port, config)
-    assert os.environ[ALLOC] == EXPANDABLE_SEGMENTS
+    assert os.environ.get(ALLOC) == expected
+    assert os.environ.get("PYTORCH_ALLOC_CONF") == user_setting

@@ -18,23 +18,14 @@ from imagestudio.errors import OutOfMemory, is_out_of_memory
 from imagestudio.hardware import Hardware, simulate_hardware
 from imagestudio.memory.plan import Environment
 from imagestudio.memory.planner import MemoryPlanner
-from imagestudio.requests import GenerateRequest
 from imagestudio.storage.metadata import read_metadata
 from imagestudio.studio import Studio
+from tests.engine.test_generate import tiny_request
 
 GIB = 1024**3
 
 
-def request(**fields: object) -> GenerateRequest:
-    base = {
-        "model": "tiny-z-image",
-        "prompt": "кот в шляпе",
-        "width": 64,
-        "height": 48,
-        "steps": 2,
-        "seed": 7,
-    }
-    return GenerateRequest.build(**{**base, **fields})
+request = tiny_request
 
 
 @pytest.fixture
