@@ -40,6 +40,24 @@ Switch = Literal["auto", "on", "off"]
 AttentionBackend = Literal["auto", "sdpa", "flash", "sage", "xformers"]
 
 
+#: The per-client queue share when ``server.max_queued_per_client`` is unset and others can connect.
+SHARED_SERVER_CLIENT_SHARE = 8
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        # A host name other than localhost may resolve to anything: treat it as public.
+        return False
+
+
 class _Section(BaseModel):
     # A typo in config.yaml must be an error, not a silently ignored key.
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -315,11 +333,13 @@ class ServerSettings(_Section):
     max_images_per_request: int = Field(
         16, ge=1, le=16, description="Most images one request may ask for (n / count); more is HTTP 400."
     )
-    max_queued_per_client: int = Field(
-        8,
+    max_queued_per_client: int | None = Field(
+        None,
         ge=1,
         le=10_000,
-        description="Jobs one client address may have waiting or running at once; more is HTTP 429.",
+        description="Jobs one client address may have waiting or running at once; more is HTTP 429. Unset: "
+        f"{SHARED_SERVER_CLIENT_SHARE} on a server other machines can reach, no share on a loopback-only "
+        "server (every client there is this machine's user).",
     )
     max_event_streams_per_client: int = Field(
         8,

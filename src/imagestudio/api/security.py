@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 import json
 import logging
 import time
@@ -24,6 +23,7 @@ from urllib.parse import quote
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imagestudio.api.errors import ApiError
+from imagestudio.config import is_loopback
 from imagestudio.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -84,18 +84,6 @@ def local_path(candidate: str | None, default: str = "/") -> str:
     if parts.scheme or parts.netloc:
         return default
     return candidate
-
-
-def is_loopback(host: str) -> bool:
-    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
-    name = host.strip().strip("[]").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        # A host name other than localhost may resolve to anything: treat it as public.
-        return False
 
 
 def check_bind(host: str, api_key: str | None, insecure: bool) -> None:

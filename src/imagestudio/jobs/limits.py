@@ -28,8 +28,15 @@ class SubmitLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SubmitLimits:
+        from imagestudio.config import SHARED_SERVER_CLIENT_SHARE, is_loopback
+
         server = settings.server
-        return cls(server.max_prompt_chars, server.max_images_per_request, server.max_queued_per_client)
+        share = server.max_queued_per_client
+        if share is None and not is_loopback(server.host):
+            # Others can connect: one of them must not fill the queue for everyone. On a loopback-only
+            # server every client is this machine's user, whose pages may queue as much as the queue holds.
+            share = SHARED_SERVER_CLIENT_SHARE
+        return cls(server.max_prompt_chars, server.max_images_per_request, share)
 
     def check_request(self, request: JobRequest) -> None:
         """Refuse a request over the prompt or image-count limits, naming the field and the limit."""
