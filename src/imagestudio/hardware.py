@@ -183,3 +183,46 @@ def simulate_hardware(base: Hardware, vram_gb: float | None = None, ram_gb: floa
         size = int(ram_gb * GIB)
         changes.update(ram_total=size, ram_available=size)
     return replace(base, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class AcceleratorMemory:
+    """A CUDA card's memory now, in bytes: the card's free/total, and this process's torch allocator."""
+
+    name: str
+    total: int
+    free: int
+    allocated: int
+    peak_allocated: int
+    #: ``torch.cuda.memory_stats()``: the allocator's counters (active, reserved, retries, OOMs …).
+    stats: dict[str, int]
+
+
+@dataclass(frozen=True)
+class MemoryNow:
+    """System RAM and, when ``device`` is a CUDA one, the card's memory (None on CPU and MPS)."""
+
+    ram_total: int
+    ram_available: int
+    accelerator: AcceleratorMemory | None
+
+
+def memory_now(device: str) -> MemoryNow:
+    """RAM and the accelerator's memory at this moment, for status reports (cheap: no model is touched)."""
+    import psutil
+
+    ram = psutil.virtual_memory()
+    accelerator = None
+    if device.startswith("cuda"):
+        import torch
+
+        free, total = torch.cuda.mem_get_info()
+        accelerator = AcceleratorMemory(
+            name=torch.cuda.get_device_name(),
+            total=int(total),
+            free=int(free),
+            allocated=int(torch.cuda.memory_allocated()),
+            peak_allocated=int(torch.cuda.max_memory_allocated()),
+            stats={key: int(value) for key, value in torch.cuda.memory_stats().items()},
+        )
+    return MemoryNow(ram_total=int(ram.total), ram_available=int(ram.available), accelerator=accelerator)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
@@ -25,6 +25,9 @@ from imagestudio.errors import UserError
 from imagestudio.jobs.queue_protocol import WorkerListing
 from imagestudio.registry import MODELS, ModelSpec
 
+if TYPE_CHECKING:
+    from imagestudio.services import Services
+
 router = APIRouter(tags=["system"])
 
 
@@ -45,9 +48,8 @@ def system(request: Request) -> SystemInfo:
     """Device, memory, the loaded model and how it is placed, the queue, the models present here."""
     services = get_services(request)
     try:
-        manager = services.studio.manager
-        device = manager.device
-        resident = manager.resident
+        device = services.device()
+        resident = services.loaded()
     except UserError as exc:
         device, resident = f"unavailable: {exc.message}", None
     stats = services.queue.stats()
@@ -55,7 +57,7 @@ def system(request: Request) -> SystemInfo:
         version=__version__,
         device=device,
         loaded_model=LoadedModelInfo(
-            id=resident.spec.id,
+            id=resident.id,
             placement=resident.placement,
             dtype=resident.dtype,
             load_seconds=round(resident.load_seconds, 3),
@@ -68,7 +70,7 @@ def system(request: Request) -> SystemInfo:
             max_queue=stats.max_queue,
             worker_alive=stats.worker_alive,
         ),
-        memory=_memory(device),
+        memory=_memory(services),
         models=_model_cards(request),
         workers=_workers(services.queue),
     )
@@ -119,20 +121,26 @@ def _card(spec: ModelSpec, request: Request) -> ModelCard:
     return ModelCard(id=spec.id, owned_by=owner, title=spec.title, task=spec.task, available=available)
 
 
-def _memory(device: str) -> MemoryInfo:
-    import psutil
+def _memory(services: Services) -> MemoryInfo:
+    try:
+        now = services.memory()
+    except UserError:
+        # No usable device here: RAM is still worth showing.
+        from imagestudio.hardware import memory_now
 
-    ram = psutil.virtual_memory()
-    accelerator = None
-    if device.startswith("cuda"):
-        import torch
-
-        free, total = torch.cuda.mem_get_info()
-        accelerator = AcceleratorInfo(
-            name=torch.cuda.get_device_name(),
-            total_bytes=total,
-            free_bytes=free,
-            allocated_bytes=torch.cuda.memory_allocated(),
-            peak_allocated_bytes=torch.cuda.max_memory_allocated(),
+        now = memory_now("cpu")
+    card = now.accelerator
+    accelerator = (
+        AcceleratorInfo(
+            name=card.name,
+            total_bytes=card.total,
+            free_bytes=card.free,
+            allocated_bytes=card.allocated,
+            peak_allocated_bytes=card.peak_allocated,
         )
-    return MemoryInfo(ram_total_bytes=ram.total, ram_available_bytes=ram.available, accelerator=accelerator)
+        if card is not None
+        else None
+    )
+    return MemoryInfo(
+        ram_total_bytes=now.ram_total, ram_available_bytes=now.ram_available, accelerator=accelerator
+    )

@@ -119,8 +119,7 @@ class LiveBackend:
         worth saying "Loading the model…" for."""
         if snap.state is not JobState.RUNNING or snap.progress is not None:
             return replace(snap, loading=False)
-        loaded = self._services.studio.manager.loaded_id
-        return replace(snap, loading=loaded != snap.model)
+        return replace(snap, loading=not self._services.is_loaded(snap.model))
 
     def _snapshot(self, info: JobInfo) -> JobSnapshot:
         run_s = None
@@ -190,7 +189,7 @@ class LiveBackend:
         return system_info(self._services)
 
     def unload(self) -> str | None:
-        return self._services.studio.manager.unload()
+        return self._services.unload()
 
     # ----------------------------------------------------------------- downloads
 

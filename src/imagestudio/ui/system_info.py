@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
-    from imagestudio.engine.manager import ModelManager
     from imagestudio.hardware import Hardware
-    from imagestudio.services import Services
+    from imagestudio.services import LoadedModelStatus, Services
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +33,15 @@ def system_info(services: Services) -> dict[str, Any]:
     from imagestudio.hardware import probe_hardware
 
     settings = services.settings
-    manager = services.studio.manager
+    device = services.device()
+    loaded = services.loaded()
     hardware = probe_hardware(settings.device.type, settings.models_dir)
     return {
-        "device": manager.device,
+        "device": device,
         "accelerator": _accelerator(hardware),
         "ram": {"total_bytes": hardware.ram_total, "available_bytes": hardware.ram_available},
-        "loaded_model": _resident(manager),
-        "plan": _plan(manager),
+        "loaded_model": _resident(loaded),
+        "plan": _plan(loaded),
         "checks": _checks(settings),
         "models": _models(services),
         "workers": workers(services.queue),
@@ -68,12 +68,11 @@ def _accelerator(hardware: Hardware) -> dict[str, Any] | None:
     return {"name": hardware.name, "total_bytes": hardware.vram_total, "free_bytes": hardware.vram_free}
 
 
-def _resident(manager: ModelManager) -> dict[str, Any] | None:
-    resident = manager.resident
+def _resident(resident: LoadedModelStatus | None) -> dict[str, Any] | None:
     if resident is None:
         return None
     return {
-        "id": resident.spec.id,
+        "id": resident.id,
         "device": resident.device,
         "placement": resident.placement,
         "dtype": resident.dtype,
@@ -81,8 +80,7 @@ def _resident(manager: ModelManager) -> dict[str, Any] | None:
     }
 
 
-def _plan(manager: ModelManager) -> dict[str, Any] | None:
-    resident = manager.resident
+def _plan(resident: LoadedModelStatus | None) -> dict[str, Any] | None:
     plan = resident.plan if resident is not None else None
     if plan is None:
         return None

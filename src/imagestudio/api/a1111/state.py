@@ -60,5 +60,5 @@ def cached_model_hash(request: Request, spec: ModelSpec) -> str | None:
     services = get_services(request)
     folder = find_model_dir(spec, services.settings, build_tiny=False)
     files = transformer_files(folder) if folder is not None else []
-    digest = services.studio.hash_cache.cached(files) if files else None
+    digest = services.cached_model_hash(files) if files else None
     return digest[:MODEL_HASH_CHARS] if digest else None

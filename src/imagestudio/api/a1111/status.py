@@ -177,41 +177,32 @@ def skip(request: Request) -> dict[str, Any]:
 
 @router.get("/memory", summary="RAM and accelerator memory, in A1111's shape")
 def memory(request: Request) -> dict[str, Any]:
-    import psutil
+    from imagestudio.hardware import memory_now
 
-    ram = psutil.virtual_memory()
-    result: dict[str, Any] = {
-        "ram": {"free": ram.available, "used": ram.total - ram.available, "total": ram.total},
-        "cuda": {"error": "no CUDA device in use"},
-    }
+    services = get_services(request)
     try:
-        device = get_services(request).studio.manager.device
+        now = services.memory()
+        cuda_error = "no CUDA device in use"
     except UserError as exc:
-        result["cuda"] = {"error": exc.message}
-        return result
-    if device.startswith("cuda"):
-        import torch
+        now, cuda_error = memory_now("cpu"), exc.message
+    used = now.ram_total - now.ram_available
+    result: dict[str, Any] = {
+        "ram": {"free": now.ram_available, "used": used, "total": now.ram_total},
+        "cuda": {"error": cuda_error},
+    }
+    card = now.accelerator
+    if card is not None:
+        stats = card.stats
 
-        free, total = torch.cuda.mem_get_info()
-        stats = torch.cuda.memory_stats()
+        def pair(name: str) -> dict[str, int]:
+            return {"current": stats.get(f"{name}.all.current", 0), "peak": stats.get(f"{name}.all.peak", 0)}
+
         result["cuda"] = {
-            "system": {"free": free, "used": total - free, "total": total},
-            "active": {
-                "current": stats.get("active_bytes.all.current", 0),
-                "peak": stats.get("active_bytes.all.peak", 0),
-            },
-            "allocated": {
-                "current": stats.get("allocated_bytes.all.current", 0),
-                "peak": stats.get("allocated_bytes.all.peak", 0),
-            },
-            "reserved": {
-                "current": stats.get("reserved_bytes.all.current", 0),
-                "peak": stats.get("reserved_bytes.all.peak", 0),
-            },
-            "inactive": {
-                "current": stats.get("inactive_split_bytes.all.current", 0),
-                "peak": stats.get("inactive_split_bytes.all.peak", 0),
-            },
+            "system": {"free": card.free, "used": card.total - card.free, "total": card.total},
+            "active": pair("active_bytes"),
+            "allocated": pair("allocated_bytes"),
+            "reserved": pair("reserved_bytes"),
+            "inactive": pair("inactive_split_bytes"),
             "events": {"retries": stats.get("num_alloc_retries", 0), "oom": stats.get("num_ooms", 0)},
         }
     return result
