@@ -1,9 +1,10 @@
 """Word search over prompts with SQLite FTS5: what is indexed, and how a query becomes an FTS5 match.
 
 Users search for a word in any of its forms ("шляпа" must find "кот в шляпе"), so each query word is
-cut down to a rough stem (a common inflectional ending dropped) and matched as a prefix. This is a
-deliberately small, dependency-free stemmer: Russian and English endings cover what people type, and
-a prefix match that finds a little too much is better than a search that finds nothing.
+cut down to its stem by the Snowball stemmer of its language (Russian for Cyrillic words, else English)
+and matched as a prefix: a prefix match that finds a little too much is better than a search that finds
+nothing. The index keeps the words as written, so the stem is cut back to what it shares with the word
+(English Snowball spells "happy" as "happi"; "happ" still finds "happy" and "happiness").
 
 FTS5's ``unicode61`` tokenizer folds case in every script and, with ``remove_diacritics 2``, accents;
 it keeps ``ё`` distinct from ``е`` though, and Russian writers use them interchangeably, so both the
@@ -19,57 +20,6 @@ TOKENIZER = "unicode61 remove_diacritics 2"
 MIN_STEM = 3
 _WORD = re.compile(r"\w+", re.UNICODE)
 _CYRILLIC = re.compile(r"[а-я]")
-# Longest first, so "ами" is dropped before "и".
-_RUSSIAN_ENDINGS = sorted(
-    (
-        "иями",
-        "ями",
-        "ами",
-        "ого",
-        "его",
-        "ому",
-        "ему",
-        "ыми",
-        "ими",
-        "ией",
-        "иям",
-        "иях",
-        "ах",
-        "ях",
-        "ам",
-        "ям",
-        "ом",
-        "ем",
-        "ой",
-        "ей",
-        "ий",
-        "ый",
-        "ая",
-        "яя",
-        "ое",
-        "ее",
-        "ую",
-        "юю",
-        "ые",
-        "ие",
-        "ов",
-        "ев",
-        "ью",
-        "а",
-        "я",
-        "о",
-        "е",
-        "ы",
-        "и",
-        "у",
-        "ю",
-        "ь",
-        "й",
-    ),
-    key=len,
-    reverse=True,
-)
-_ENGLISH_ENDINGS = ("ing", "es", "ed", "s")
 
 
 def fold(text: str) -> str:
@@ -83,12 +33,18 @@ def index_text(folded_prompt: str) -> str:
 
 
 def stem(word: str) -> str:
-    """``word`` (casefolded) without one common inflectional ending, keeping at least MIN_STEM letters."""
-    endings = _RUSSIAN_ENDINGS if _CYRILLIC.search(word) else _ENGLISH_ENDINGS
-    for ending in endings:
-        if word.endswith(ending) and len(word) - len(ending) >= MIN_STEM:
-            return word[: -len(ending)]
-    return word
+    """``word`` (casefolded) cut to the part its Snowball stem shares with it, keeping at least MIN_STEM
+    letters (shorter stems find too much)."""
+    import snowballstemmer
+
+    # A stemmer object keeps state while it works: one per call, never shared between threads.
+    language = "russian" if _CYRILLIC.search(word) else "english"
+    stemmed = snowballstemmer.stemmer(language).stemWord(word)
+    # The letters the stem and the word share (os.path.commonprefix would say the same, but it is for paths).
+    shared = 0
+    while shared < min(len(word), len(stemmed)) and word[shared] == stemmed[shared]:
+        shared += 1
+    return word[:shared] if shared >= MIN_STEM else word
 
 
 def match_query(text: str) -> str | None:
