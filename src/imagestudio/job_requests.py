@@ -22,6 +22,7 @@ from imagestudio.registry import (
     DEFAULT_GENERATE_MODEL,
     LIGHTNING_TRUE_CFG,
     ModelSpec,
+    Task,
     get_model,
 )
 from imagestudio.storage.inputs import InputImage
@@ -542,6 +543,7 @@ def build_image_request(
     prompt: str,
     images: Sequence[InputImage],
     mask: InputImage | None = None,
+    task: Task | None = None,
     **fields: Any,
 ) -> EditRequest | GenerateRequest:
     """The one way an image-in request becomes a resolved job request, whatever the entry point.
@@ -551,10 +553,12 @@ def build_image_request(
     white part (inpaint), both as a :class:`GenerateRequest` with an init image. Without ``model`` a mask
     means Z-Image inpainting and no mask a Qwen edit. ``mask`` is in the studio's convention (white =
     repaint); edges with another convention convert it when decoding (``purpose="alpha_mask"``).
-    Options that do not apply to the chosen model are refused, naming the field.
+    Options that do not apply to the chosen model are refused, naming the field. ``task`` is the one
+    task an entry point serves, when it serves one (Generate's form and ``imagestudio generate`` draw:
+    an edit model's id there is the wrong model, not an edit).
     """
     model_id = model or (DEFAULT_GENERATE_MODEL if mask is not None else DEFAULT_EDIT_MODEL)
-    spec = get_model(model_id)
+    spec = get_model(model_id, task=task)
     given = {key: value for key, value in fields.items() if value is not None}
     if spec.is_edit:
         if mask is not None:

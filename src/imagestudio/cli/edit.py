@@ -16,7 +16,7 @@ from imagestudio.cli.app import (
     print_result,
 )
 from imagestudio.cli.enhance import EnhanceOption, improve_prompt, with_improved_prompt
-from imagestudio.cli.job_run import run_job
+from imagestudio.cli.job_run import JobSession
 from imagestudio.cli.options import LoraOption
 from imagestudio.cli.outputs import prepare_out_dir
 
@@ -90,11 +90,13 @@ def edit(
     )
     # After the request is valid (a bad size creates no folder), before the model loads.
     out = prepare_out_dir(out, settings)
-    if enhance:
-        # The model rewrites the instruction while looking at the pictures.
-        result = improve_prompt(settings, prompt, request.model, request.images)
-        request = with_improved_prompt(request, result)
-    print_result(run_job(settings, request, out), as_json)
+    with JobSession(settings, out) as session:
+        if enhance:
+            # The model rewrites the instruction while looking at the pictures.
+            rewritten = improve_prompt(session, prompt, request.model, request.images)
+            request = with_improved_prompt(request, rewritten)
+        result = session.run(request)
+    print_result(result, as_json)
 
 
 def edit_request(

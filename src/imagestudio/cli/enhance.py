@@ -11,9 +11,9 @@ import typer
 from imagestudio.cli.app import ConfigOption, JsonOption, app, friendly_errors, load_config
 
 if TYPE_CHECKING:
-    from imagestudio.config import Settings
+    from imagestudio.cli.job_run import JobSession
     from imagestudio.engine.enhance import EnhanceResult
-    from imagestudio.job_requests import EditRequest, GenerateRequest
+    from imagestudio.job_requests import EditRequest, EnhanceRequest, GenerateRequest
     from imagestudio.storage.inputs import InputImage
 
 #: A resolved generate or edit request; a rewrite keeps its kind.
@@ -30,15 +30,23 @@ EnhanceOption = Annotated[
 
 
 def improve_prompt(
-    settings: Settings, prompt: str, model: str, images: tuple[InputImage, ...] = ()
+    session: JobSession, prompt: str, model: str, images: tuple[InputImage, ...] = ()
 ) -> EnhanceResult:
-    """Rewrite ``prompt`` in-process (the CLI has no queue) and say on stderr what it became."""
+    """Rewrite ``prompt`` as a job of the command's session and say on stderr what it became."""
     from imagestudio.job_requests import EnhanceRequest
-    from imagestudio.studio import Studio
 
-    result = Studio(settings).enhance(EnhanceRequest.build(prompt=prompt, model=model, images=images))
+    request = EnhanceRequest.build(prompt=prompt, model=model, images=images).resolved(session.settings)
+    result = rewrite(session, request)
     report(result)
     return result
+
+
+def rewrite(session: JobSession, request: EnhanceRequest) -> EnhanceResult:
+    """Run ``request`` as a job; the rewrite comes back in the job's ``extra["enhanced"]``."""
+    from imagestudio.engine.enhance import EnhanceResult
+
+    done = session.run(request)
+    return EnhanceResult(**done.extra["enhanced"])
 
 
 def with_improved_prompt(request: RequestT, result: EnhanceResult) -> RequestT:
@@ -91,10 +99,10 @@ def enhance(
     as_json: JsonOption = False,
 ) -> None:
     """Rewrite a short prompt into a detailed one (or an edit instruction into a precise one) and print it."""
+    from imagestudio.cli.job_run import JobSession
     from imagestudio.job_requests import EnhanceRequest
     from imagestudio.registry import DEFAULT_GENERATE_MODEL
     from imagestudio.storage.inputs import InputLimits, read_input_image, silence_pillow_bomb_warning
-    from imagestudio.studio import Studio
 
     settings = load_config(config)
     pictures: tuple[InputImage, ...] = ()
@@ -111,7 +119,9 @@ def enhance(
         max_new_tokens=max_tokens,
         time_limit_s=time_limit,
     ).resolved(settings)
-    result = Studio(settings).enhance(request)
+    # A job of its own kind, recorded in History like the pages' rewrites.
+    with JobSession(settings, settings.outputs_dir) as session:
+        result = rewrite(session, request)
     if as_json:
         typer.echo(json.dumps(result.as_dict(), ensure_ascii=False))
         return

@@ -16,7 +16,7 @@ from imagestudio.cli.app import (
     print_result,
 )
 from imagestudio.cli.enhance import EnhanceOption, improve_prompt, with_improved_prompt
-from imagestudio.cli.job_run import run_job
+from imagestudio.cli.job_run import JobSession
 from imagestudio.cli.options import LoraOption
 from imagestudio.cli.outputs import prepare_out_dir
 
@@ -94,10 +94,12 @@ def generate(
     )
     # After the request is valid (a bad size creates no folder), before the model loads.
     out = prepare_out_dir(out, settings)
-    if enhance:
-        # After every check, so a bad size fails at once rather than after the rewrite.
-        request = with_improved_prompt(request, improve_prompt(settings, prompt, request.model))
-    print_result(run_job(settings, request, out), as_json)
+    with JobSession(settings, out) as session:
+        if enhance:
+            # After every check, so a bad size fails at once rather than after the rewrite.
+            request = with_improved_prompt(request, improve_prompt(session, prompt, request.model))
+        result = session.run(request)
+    print_result(result, as_json)
 
 
 def generate_request(
@@ -112,7 +114,7 @@ def generate_request(
     """The command line's resolved request; with ``--init-image``, built by the builder every entry
     point shares for image-in requests (img2img, or inpainting with ``--mask``)."""
     from imagestudio.job_requests import GenerateRequest, build_image_request
-    from imagestudio.registry import DEFAULT_GENERATE_MODEL, get_model
+    from imagestudio.registry import DEFAULT_GENERATE_MODEL
     from imagestudio.storage.inputs import InputLimits, read_input_image, silence_pillow_bomb_warning
 
     model_id = model or DEFAULT_GENERATE_MODEL
@@ -130,11 +132,14 @@ def generate_request(
             model=model_id, prompt=prompt, mask=mask_image, **options
         )
         return text_only.resolved(settings)
-    # `generate` draws with a text-to-image model: the shared builder would turn an edit model's id
-    # into an edit instead of saying it is the wrong command.
-    get_model(model_id, task="text-to-image")
     request = build_image_request(
-        settings, model=model_id, prompt=prompt, images=[start], mask=mask_image, **options
+        settings,
+        model=model_id,
+        prompt=prompt,
+        images=[start],
+        mask=mask_image,
+        task="text-to-image",
+        **options,
     )
     if not isinstance(request, GenerateRequest):
         raise TypeError(f"a text-to-image model built a {type(request).__name__}")

@@ -1,7 +1,8 @@
-"""The CLI's images go through the server's own job path: an in-process job queue and the history recorder.
+"""The CLI's jobs go through the server's own job path: an in-process job queue and the history recorder.
 
 So an image made with ``imagestudio generate`` or ``edit`` appears in History next to the ones made in the
-browser or through the API, with the same rows and kept inputs. The queue runs here, in this process, on
+browser or through the API, with the same rows and kept inputs; a prompt's rewrite (``imagestudio
+enhance``, ``--enhance``) is a job of the same queue. The queue runs here, in this process, on
 this machine's accelerator (whatever ``cluster.backend`` says: a command line is one person's one job).
 
 Images written outside the outputs folder (``--out`` elsewhere) are not recorded: History only lists and
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from imagestudio.config import Settings
     from imagestudio.engine.pipeline_calls import ProgressCallback
     from imagestudio.history.store import HistoryStore
+    from imagestudio.jobs.local_queue import JobQueue
     from imagestudio.jobs.model import JobEvent, JobRequest
     from imagestudio.studio import StudioResult
 
@@ -40,33 +42,67 @@ def run_job(settings: Settings, request: JobRequest, out_dir: Path) -> StudioRes
     The studio's own exception is raised again here (a user error stays a one-line error, exit 2), and
     Ctrl+C cancels the job within a step so its history row ends as cancelled.
     """
-    from imagestudio.history.recorder import HistoryRecorder
-    from imagestudio.jobs.dispatch import StudioDispatcher
-    from imagestudio.jobs.local_queue import JobQueue
-    from imagestudio.jobs.model import JobState
-    from imagestudio.studio import Studio
+    with JobSession(settings, out_dir) as session:
+        return session.run(request)
 
-    dispatch = StudioDispatcher(Studio(settings), out_dir)
-    # What the studio returned or raised, kept so the command prints and fails exactly as the studio says
-    # (the queue turns exceptions into JSON-ready job errors for its other clients).
-    outcome: list[StudioResult | BaseException] = []
 
-    def handler(job: JobRequest, on_step: ProgressCallback, cancel: threading.Event) -> StudioResult:
-        try:
-            result = dispatch(job, on_step, cancel)
-        except BaseException as exc:
-            outcome.append(exc)
-            raise
-        outcome.append(result)
-        return result
+class JobSession:
+    """One studio, one in-process queue and the history, for the jobs of one command.
 
-    # The queue logs each failed job for a server's log; here the command prints that error itself.
-    if not log.isEnabledFor(logging.INFO):
-        logging.getLogger("imagestudio.jobs.failures").setLevel(logging.ERROR)
-    history = _open_history(settings, out_dir)
-    queue = JobQueue(handler, max_queue=1, recorder=HistoryRecorder(history) if history else None)
-    queue.start()
-    try:
+    ``generate --enhance`` runs two jobs in one session (the rewrite, then the image): the model the
+    rewrite borrowed its text encoder from stays loaded for the image.
+    """
+
+    def __init__(self, settings: Settings, out_dir: Path) -> None:
+        self.settings = settings
+        self.out_dir = out_dir
+        # What the studio returned or raised for the running job, kept so the command prints and fails
+        # exactly as the studio says (the queue turns exceptions into JSON-ready job errors).
+        self._outcome: list[StudioResult | BaseException] = []
+        self._queue: JobQueue | None = None
+        self._history: HistoryStore | None = None
+
+    def __enter__(self) -> JobSession:
+        from imagestudio.history.recorder import HistoryRecorder
+        from imagestudio.jobs.dispatch import StudioDispatcher
+        from imagestudio.jobs.local_queue import JobQueue
+        from imagestudio.studio import Studio
+
+        dispatch = StudioDispatcher(Studio(self.settings), self.out_dir)
+        outcome = self._outcome
+
+        def handler(job: JobRequest, on_step: ProgressCallback, cancel: threading.Event) -> StudioResult:
+            try:
+                result = dispatch(job, on_step, cancel)
+            except BaseException as exc:
+                outcome.append(exc)
+                raise
+            outcome.append(result)
+            return result
+
+        # The queue logs each failed job for a server's log; here the command prints that error itself.
+        if not log.isEnabledFor(logging.INFO):
+            logging.getLogger("imagestudio.jobs.failures").setLevel(logging.ERROR)
+        self._history = _open_history(self.settings, self.out_dir)
+        recorder = HistoryRecorder(self._history) if self._history else None
+        self._queue = JobQueue(handler, max_queue=1, recorder=recorder)
+        self._queue.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._queue is not None:
+            self._queue.stop()
+        if self._history is not None:
+            self._history.close()
+
+    def run(self, request: JobRequest) -> StudioResult:
+        """Run ``request`` as the session's next job; returns the studio's result or raises its error."""
+        from imagestudio.jobs.model import JobState
+
+        queue = self._queue
+        if queue is None:
+            raise RuntimeError("a JobSession runs jobs only inside its with-block")
+        self._outcome.clear()
         info = queue.submit(request)
         try:
             with _progress_bar() as on_event:
@@ -79,23 +115,20 @@ def run_job(settings: Settings, request: JobRequest, out_dir: Path) -> StudioRes
             queue.cancel(info.id)
             queue.wait(info.id, CANCEL_WAIT_S)
             raise
-    finally:
-        queue.stop()
-        if history is not None:
-            history.close()
-    if final.state is JobState.DONE and outcome and not isinstance(outcome[0], BaseException):
-        return outcome[0]
-    if outcome and isinstance(outcome[0], BaseException):
-        raise outcome[0]
-    # The studio succeeded but the job did not: its result could not be recorded (the queue removed the
-    # files, so nothing half-recorded remains).
-    error = final.error
-    message = error.message if error is not None else f"the job ended {final.state.value}"
-    if final.state is JobState.CANCELLED:
-        raise JobCancelled(message)
-    if error is not None and error.http_status < 500:
-        raise UserError(message, code=error.code, details=error.details)
-    raise ImageStudioError(message, code=error.code if error else None)
+        outcome = self._outcome
+        if final.state is JobState.DONE and outcome and not isinstance(outcome[0], BaseException):
+            return outcome[0]
+        if outcome and isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        # The studio succeeded but the job did not: its result could not be recorded (the queue removed
+        # the files, so nothing half-recorded remains).
+        error = final.error
+        message = error.message if error is not None else f"the job ended {final.state.value}"
+        if final.state is JobState.CANCELLED:
+            raise JobCancelled(message)
+        if error is not None and error.http_status < 500:
+            raise UserError(message, code=error.code, details=error.details)
+        raise ImageStudioError(message, code=error.code if error else None)
 
 
 def _open_history(settings: Settings, out_dir: Path) -> HistoryStore | None:

@@ -36,8 +36,6 @@ SOURCE_TYPE: Literal["pil"] = "pil"
 SOURCE_MODE: Literal["RGBA"] = "RGBA"
 MASK_COLOR = "#e11d48"
 MASK_OPACITY = 0.55
-#: Until the registry carries a per-model img2img default, the slider starts here.
-DEFAULT_STRENGTH = 0.6
 
 
 @dataclass
@@ -145,7 +143,8 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
                     elem_id="gen-source",
                 )
                 strength = gr.Slider(
-                    0.05, 1.0, value=DEFAULT_STRENGTH, step=0.05, label=key("gen.strength"),
+                    # The registry's img2img default for the model the page opens with.
+                    0.05, 1.0, value=spec.default_strength or 1.0, step=0.05, label=key("gen.strength"),
                     info=key("gen.strength_info"), elem_id="gen-strength",
                 )  # fmt: skip
             source_bad = gr.Textbox(visible="hidden", elem_id="gen-source-bad")
@@ -383,12 +382,15 @@ def page_requests(
     # Every line is checked before any is queued: one bad line queues nothing.
     if init_image is None:
         return [GenerateRequest.build(prompt=text, **fields).resolved(settings) for text in texts]
-    # The page lists text-to-image models only; the shared builder would turn an edit model's id
-    # (sent by a script, say) into an edit.
-    get_model(model, task="text-to-image")
     return [
         build_image_request(
-            settings, prompt=text, images=[init_image], mask=mask, strength=float(strength), **fields
+            settings,
+            prompt=text,
+            images=[init_image],
+            mask=mask,
+            strength=float(strength),
+            task="text-to-image",
+            **fields,
         )
         for text in texts
     ]
