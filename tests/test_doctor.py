@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,23 +10,12 @@ import pytest
 from imagestudio.config import GenerationSettings, ModelSettings, Settings
 from imagestudio.doctor import allocator_check, config_checks, run_doctor
 from imagestudio.errors import ConfigError
-from tests.conftest import PYTHON, cli_env
+from tests.helpers import run_cli
 from tests.test_config import DOCUMENTS_CONFIG
 
 CARDS_GB = (6, 8, 12, 16, 24, 48, 80)
 REAL = ("z-image-turbo", "qwen-image-edit-2511")
 PROFILE_ORDER = ("full", "model_offload", "group_offload", "sequential")
-
-
-def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PYTHON, "-m", "imagestudio", *args],
-        capture_output=True,
-        text=True,
-        env=cli_env(**env),
-        timeout=300,
-        check=False,
-    )
 
 
 def test_json_contract_over_common_cards(settings: Settings) -> None:

@@ -86,14 +86,18 @@ def make_settings(config_file: Path) -> Callable[..., Any]:
 def serve(make_settings) -> Iterator[Callable[..., LiveServer]]:
     started: list[LiveServer] = []
 
-    def start(services_factory: Callable[[Any], Any] | None = None, **sections: dict[str, Any]) -> LiveServer:
+    def start(
+        services_factory: Callable[[Any], Any] | None = None,
+        clock: Callable[[], float] = time.time,
+        **sections: dict[str, Any],
+    ) -> LiveServer:
         from imagestudio.server import build_app
 
         settings = make_settings(**sections)
         services = services_factory(settings) if services_factory else None
         if services is not None:
             services.start()
-        live = start_server(build_app(settings, services=services, pages=False))
+        live = start_server(build_app(settings, services=services, pages=False, clock=clock))
         started.append(live)
         return live
 
@@ -157,13 +161,3 @@ def sse_events(client: httpx.Client, path: str, *, until: Callable[[str, dict], 
                     break
                 kind, data = None, None
     return events
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")

@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from imagestudio.services import Services
-from tests.api.conftest import BLOCKER, assert_error_shape, open_png, png_bytes, sse_events, wait_until
+from tests.api.conftest import BLOCKER, assert_error_shape, open_png, png_bytes, sse_events
+from tests.helpers import wait_until
 
 GENERATE = {"kind": "generate", "model": "tiny-z-image", "prompt": "кот в шляпе", "width": 64, "height": 48}
 

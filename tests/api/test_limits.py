@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from imagestudio.storage.files import _umask
-from tests.api.conftest import BLOCKER, assert_error_shape, png_bytes, sse_events, wait_until
+from tests.api.conftest import BLOCKER, assert_error_shape, png_bytes, sse_events
 from tests.api.test_browser_attacks import (
     FILE_META,
     edit_call,
@@ -24,6 +24,7 @@ from tests.api.test_browser_attacks import (
     start_studio,
     stop_studio,
 )
+from tests.helpers import wait_until
 
 GENERATE = {"kind": "generate", "model": "tiny-z-image", "prompt": "кот"}
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.conftest import assert_error_shape, wait_until
+from tests.api.conftest import assert_error_shape
+from tests.helpers import wait_until
 from tests.models.conftest import TEST_REPO, fake_hub, hub_online, hub_repo_dir  # noqa: F401 (fixtures)
 
 

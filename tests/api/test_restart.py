@@ -12,8 +12,9 @@ import pytest
 from imagestudio.history.store import HistoryStore
 from imagestudio.jobs.events import STOPPED_DURING_JOB
 from imagestudio.jobs.model import JobState
-from tests.api.conftest import BLOCKER, bound_socket, open_png, sse_events, wait_until
+from tests.api.conftest import BLOCKER, bound_socket, open_png, sse_events
 from tests.conftest import PYTHON, cli_env
+from tests.helpers import wait_until
 
 
 def start_serve(config: Path, log: Path) -> tuple[subprocess.Popen, str]:

@@ -17,7 +17,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.api.conftest import BLOCKER, png_bytes, wait_until
+from tests.api.conftest import BLOCKER, png_bytes
+from tests.helpers import wait_until
 
 TINY = "tiny-z-image"
 

@@ -12,13 +12,7 @@ from PIL import Image
 
 from imagestudio.storage.metadata import read_metadata
 from tests.conftest import PYTHON, cli_env
-
-
-def run_cli(*args: str, config: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-    argv = [PYTHON, "-m", "imagestudio", *args]
-    if config is not None:
-        argv += ["--config", str(config)]
-    return subprocess.run(argv, capture_output=True, text=True, env=cli_env(**env), timeout=300, check=False)
+from tests.helpers import run_cli
 
 
 @pytest.mark.slow

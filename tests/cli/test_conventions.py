@@ -9,16 +9,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.conftest import bound_socket, wait_until
+from tests.api.conftest import bound_socket
 from tests.conftest import PYTHON, cli_env
+from tests.helpers import run_cli, wait_until
 
 #: The app run under its installed name (completion keys its environment variable on that name).
 AS_INSTALLED = "from imagestudio.cli import app; app(prog_name='imagestudio')"
-
-
-def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    argv = [PYTHON, "-m", "imagestudio", *args]
-    return subprocess.run(argv, capture_output=True, text=True, env=cli_env(**env), timeout=300, check=False)
 
 
 def test_version_without_loading_torch(app_home: Path) -> None:

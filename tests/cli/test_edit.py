@@ -14,11 +14,7 @@ from PIL import Image
 
 from imagestudio.storage.metadata import read_metadata
 from tests.conftest import PYTHON, cli_env
-
-
-def run_cli(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
-    argv = [PYTHON, "-m", "imagestudio", *args, "--config", str(config)]
-    return subprocess.run(argv, capture_output=True, text=True, env=cli_env(), timeout=300, check=False)
+from tests.helpers import run_cli
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from imagestudio.jobs.model import JobState
-from tests.api.conftest import wait_until
 from tests.cluster.test_ray_backend import WAIT, generate, settings_for
+from tests.helpers import wait_until
 
 
 def test_a_removed_node_s_job_reruns_on_the_other_node(

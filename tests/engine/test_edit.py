@@ -16,6 +16,7 @@ from imagestudio.errors import JobCancelled
 from imagestudio.job_requests import EditRequest
 from imagestudio.storage.inputs import InputImage, InputLimits, read_input_image
 from imagestudio.storage.metadata import read_metadata
+from tests.helpers import pixels
 
 LIMITS = InputLimits(max_bytes=10_000_000, max_pixels=10_000_000)
 
@@ -44,11 +45,6 @@ def tiny_edit(**fields: object) -> EditRequest:
         "seed": 3,
     }
     return EditRequest.build(**{**base, **fields})
-
-
-def pixels(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from imagestudio.engine.pipeline_calls import StepProgress
 from imagestudio.errors import BadOutput, JobCancelled
 from imagestudio.job_requests import GenerateRequest
 from imagestudio.storage.metadata import read_metadata
+from tests.helpers import pixels
 
 
 def tiny_request(**fields: object) -> GenerateRequest:
@@ -30,11 +31,6 @@ def tiny_request(**fields: object) -> GenerateRequest:
 @pytest.fixture
 def out(tmp_path: Path) -> Path:
     return tmp_path / "out"
-
-
-def pixels(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
 
 
 def test_generate_writes_png_with_metadata(studio, out: Path) -> None:

@@ -13,6 +13,7 @@ from imagestudio.engine.pipeline_calls import StepProgress, derived_pipeline
 from imagestudio.job_requests import GenerateRequest
 from imagestudio.storage.inputs import InputImage, InputLimits, read_input_image
 from imagestudio.storage.metadata import read_metadata
+from tests.helpers import pixels
 
 LIMITS = InputLimits(max_bytes=10_000_000, max_pixels=10_000_000)
 
@@ -37,11 +38,6 @@ def mask_picture(left: int, right: int, width: int = 64, height: int = 48) -> In
 def request(**fields: object) -> GenerateRequest:
     base = {"model": "tiny-z-image", "prompt": "a cat", "init_image": init_picture(), "steps": 4, "seed": 5}
     return GenerateRequest.build(**{**base, **fields})
-
-
-def pixels(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from imagestudio.job_requests import EditRequest, GenerateRequest
 from imagestudio.registry import ModelSpec
 from imagestudio.storage.inputs import InputLimits, read_input_image
 from imagestudio.studio import Studio
+from tests.helpers import pixels
 
 
 class CountingLoader:
@@ -66,11 +67,6 @@ def generate_request() -> GenerateRequest:
     return GenerateRequest.build(model="tiny-z-image", prompt="a cat", width=64, height=48, steps=2, seed=7)
 
 
-def pixels(result) -> np.ndarray:
-    with Image.open(result.images[0].path) as image:
-        return np.asarray(image)
-
-
 def test_generate_edit_generate_never_holds_two_pipelines(settings: Settings, tmp_path: Path) -> None:
     loader = CountingLoader()
     studio = Studio(settings, ModelManager(settings, "cpu", loader=loader))
@@ -100,13 +96,13 @@ def test_keep_in_ram_switches_back_without_reading_files(
     )
     loader = CountingLoader()
     studio = Studio(settings, ModelManager(settings, "cpu", loader=loader))
-    first = pixels(studio.generate(generate_request(), out_dir=tmp_path))
+    first = pixels(studio.generate(generate_request(), out_dir=tmp_path).images[0].path, mode=None)
     z_pipe = loader.pipelines[0]()
     studio.edit(edit_request(), out_dir=tmp_path)
     assert (studio.manager.loaded_id, studio.manager.parked_id) == ("tiny-qwen-image-edit", "tiny-z-image")
     assert studio.manager.last_unload is not None and studio.manager.last_unload.kept_in_ram
     folder.rename(tmp_path / "z-gone")  # its files are no longer there to read
-    again = pixels(studio.generate(generate_request(), out_dir=tmp_path))
+    again = pixels(studio.generate(generate_request(), out_dir=tmp_path).images[0].path, mode=None)
     assert loader.calls == ["tiny-z-image", "tiny-qwen-image-edit"]
     assert np.array_equal(first, again)
     with studio.manager.acquire("tiny-z-image") as loaded:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from imagestudio.config import load_settings
 from imagestudio.errors import OutOfMemory, is_out_of_memory
@@ -21,6 +20,7 @@ from imagestudio.memory.planner import MemoryPlanner
 from imagestudio.storage.metadata import read_metadata
 from imagestudio.studio import Studio
 from tests.engine.test_generate import tiny_request
+from tests.helpers import pixels
 
 GIB = 1024**3
 
@@ -37,11 +37,6 @@ def card_studio(config_file: Path):
     studio = Studio(settings, planner=planner)
     yield studio
     studio.manager.unload()
-
-
-def pixels(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
 
 
 def out_of_memory_on_calls(*calls: int):

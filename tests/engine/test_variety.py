@@ -6,22 +6,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from imagestudio.errors import InvalidRequest
 from imagestudio.job_requests import GenerateRequest
 from imagestudio.storage.metadata import read_metadata
+from tests.helpers import pixels
 
 
 def tiny_request(**fields: object) -> GenerateRequest:
     base = {"model": "tiny-z-image", "prompt": "кот в шляпе", "width": 64, "height": 48, "steps": 2}
     base["seed"] = 7
     return GenerateRequest.build(**{**base, **fields})
-
-
-def pixels(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB")).astype(np.int16)
 
 
 def test_variety_off_is_the_plain_pipeline_call(studio, tmp_path: Path) -> None:

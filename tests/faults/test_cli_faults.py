@@ -12,13 +12,9 @@ import pytest
 
 from tests.conftest import PYTHON, cli_env
 from tests.faults.disks import fill, tmpfs
+from tests.helpers import run_cli
 
 TINY = ("generate", "--model", "tiny-z-image", "кот", "-W", "64", "-H", "64", "--steps", "1", "--seed", "1")
-
-
-def run_cli(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
-    argv = [PYTHON, "-m", "imagestudio", *args, "--config", str(config)]
-    return subprocess.run(argv, capture_output=True, text=True, env=cli_env(), timeout=300, check=False)
 
 
 def one_line_error(done: subprocess.CompletedProcess[str], code: int = 2) -> str:

@@ -18,15 +18,11 @@ import pytest
 from PIL import Image
 
 from tests.conftest import PYTHON, cli_env
+from tests.helpers import run_cli
 from tests.models.conftest import BIG_FILE, TEST_REPO
 from tests.models.fakehub import FakeHub
 
 STALL_AT = 300_000
-
-
-def run_cli(*args: str, config: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    argv = [PYTHON, "-m", "imagestudio", *args, "--config", str(config)]
-    return subprocess.run(argv, capture_output=True, text=True, env=cli_env(**env), timeout=300, check=False)
 
 
 @pytest.fixture
@@ -85,18 +81,18 @@ def test_download_killed_midway_resumes_and_generate_loads_it(
     assert f"z-image-turbo: {TEST_REPO}@" in stderr and "to fetch into" in stderr
     assert "ETA" in stderr and "B/s" in stderr and BIG_FILE in stderr
 
-    listed = run_cli("models", "list", "--json", config=mirror_config, env=hub_env)
+    listed = run_cli("models", "list", "--json", config=mirror_config, **hub_env)
     row = {r["id"]: r for r in json.loads(listed.stdout)["models"]}["z-image-turbo"]
     assert row["state"] == "partial", row
     assert row["size_bytes"] >= STALL_AT
     # The loader (here behind `models path`, which generate also goes through) refuses it in one line.
-    refused = run_cli("models", "path", "z-image-turbo", config=mirror_config, env=hub_env)
+    refused = run_cli("models", "path", "z-image-turbo", config=mirror_config, **hub_env)
     assert refused.returncode == 2
     [line] = refused.stderr.strip().splitlines()
     assert "only partly downloaded" in line and "imagestudio models download z-image-turbo" in line
 
     fake_hub.release.set()  # the killed client's connection may go now
-    done = run_cli("models", "download", "z-image-turbo", config=mirror_config, env=hub_env)
+    done = run_cli("models", "download", "z-image-turbo", config=mirror_config, **hub_env)
     assert done.returncode == 0, done.stderr
     folder = Path(done.stdout.strip())
     assert folder.parent.parent == cache / "models--imagestudio-test--tiny-z-image"
@@ -107,23 +103,23 @@ def test_download_killed_midway_resumes_and_generate_loads_it(
     assert first.bytes_sent == STALL_AT
     assert (resumed.range, resumed.status, resumed.bytes_sent) == (f"bytes={STALL_AT}-", 206, size - STALL_AT)
 
-    verified = run_cli("models", "verify", "z-image-turbo", config=mirror_config, env=hub_env)
+    verified = run_cli("models", "verify", "z-image-turbo", config=mirror_config, **hub_env)
     assert verified.returncode == 0, verified.stderr
     assert verified.stdout.startswith("z-image-turbo: OK")
     out = tmp_path / "out"
     made = run_cli(
         "generate", "--model", "z-image-turbo", "a fox", "--width", "256", "--height", "256", "--steps", "2",
-        "--seed", "5", "--out", str(out), config=mirror_config, env=hub_env,
+        "--seed", "5", "--out", str(out), config=mirror_config, **hub_env,
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
     with Image.open(made.stdout.strip()) as image:
         assert image.size == (256, 256)
 
     # Removing asks first (and refuses without a terminal unless --yes), then frees the cache.
-    kept = run_cli("models", "remove", "z-image-turbo", config=mirror_config, env=hub_env)
+    kept = run_cli("models", "remove", "z-image-turbo", config=mirror_config, **hub_env)
     assert kept.returncode == 2 and "--yes" in kept.stderr
     assert folder.exists()
-    removed = run_cli("models", "remove", "z-image-turbo", "--yes", config=mirror_config, env=hub_env)
+    removed = run_cli("models", "remove", "z-image-turbo", "--yes", config=mirror_config, **hub_env)
     assert removed.returncode == 0, removed.stderr
     assert not (cache / "models--imagestudio-test--tiny-z-image").exists()
 
@@ -131,7 +127,7 @@ def test_download_killed_midway_resumes_and_generate_loads_it(
 def test_disk_space_refusal(fake_hub: FakeHub, hub_env: dict[str, str], mirror_config: Path) -> None:
     config = mirror_config.with_name("tight.yaml")
     config.write_text(mirror_config.read_text() + "downloads:\n  min_free_gb: 100000\n")
-    done = run_cli("models", "download", "z-image-turbo", config=config, env=hub_env)
+    done = run_cli("models", "download", "z-image-turbo", config=config, **hub_env)
     assert done.returncode == 2
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("error: not enough disk space for z-image-turbo: needs 2.1 MB, ")
@@ -144,7 +140,7 @@ def test_offline_and_unreachable_hub_are_one_line(
     fake_hub: FakeHub, hub_env: dict[str, str], mirror_config: Path
 ) -> None:
     offline = run_cli(
-        "models", "download", "z-image-turbo", config=mirror_config, env={**hub_env, "HF_HUB_OFFLINE": "1"}
+        "models", "download", "z-image-turbo", config=mirror_config, **{**hub_env, "HF_HUB_OFFLINE": "1"}
     )
     assert offline.returncode == 2
     [line] = offline.stderr.strip().splitlines()
@@ -156,7 +152,7 @@ def test_offline_and_unreachable_hub_are_one_line(
         sock.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
     unreachable = run_cli(
-        "models", "download", "z-image-turbo", config=mirror_config, env={**hub_env, "HF_ENDPOINT": closed}
+        "models", "download", "z-image-turbo", config=mirror_config, **{**hub_env, "HF_ENDPOINT": closed}
     )
     assert unreachable.returncode == 2
     [line] = unreachable.stderr.strip().splitlines()
@@ -174,17 +170,17 @@ def test_a_path_folder_is_used_without_network(
         f"models:\n  z-image-turbo:\n    path: {folder}\n"
         f"storage:\n  models_dir: {app_home / 'models'}\n  outputs_dir: {app_home / 'outputs'}\n"
     )
-    listed = run_cli("models", "list", "--json", config=config, env=hub_env)
+    listed = run_cli("models", "list", "--json", config=config, **hub_env)
     row = {r["id"]: r for r in json.loads(listed.stdout)["models"]}["z-image-turbo"]
     assert (row["state"], row["source"], row["path"]) == ("present", "config", str(folder))
-    assert run_cli("models", "verify", "z-image-turbo", config=config, env=hub_env).returncode == 0
+    assert run_cli("models", "verify", "z-image-turbo", config=config, **hub_env).returncode == 0
     made = run_cli(
         "generate", "--model", "z-image-turbo", "кот", "-W", "256", "-H", "256", "--steps", "1",
-        "--out", str(tmp_path / "out"), config=config, env=hub_env,
+        "--out", str(tmp_path / "out"), config=config, **hub_env,
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
     assert Path(made.stdout.strip()).is_file()
-    refused = run_cli("models", "download", "z-image-turbo", config=config, env=hub_env)
+    refused = run_cli("models", "download", "z-image-turbo", config=config, **hub_env)
     assert refused.returncode == 2 and "models.z-image-turbo.path is set" in refused.stderr
     assert not fake_hub.log and not fake_hub.api_calls
     assert not (tmp_path / "hf-cache").exists()

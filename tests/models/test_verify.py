@@ -6,21 +6,15 @@ import json
 import os
 import shutil
 import struct
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from imagestudio.models.verify import SafetensorsError, read_safetensors_header, verify_model_dir
-from tests.conftest import PYTHON, cli_env
+from tests.helpers import run_cli
 from tests.models.conftest import read_safetensors, shard_safetensors, write_safetensors
 
 TRANSFORMER = "transformer/diffusion_pytorch_model.safetensors"
-
-
-def run_cli(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
-    argv = [PYTHON, "-m", "imagestudio", *args, "--config", str(config)]
-    return subprocess.run(argv, capture_output=True, text=True, env=cli_env(), timeout=300, check=False)
 
 
 @pytest.mark.parametrize("model_id", ["tiny-z-image", "tiny-qwen-image-edit"])

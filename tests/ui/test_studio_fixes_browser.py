@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import io
 import re
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
+from tests.helpers import holds_within
 from tests.ui.conftest import screenshot
 from tests.ui.contrast import contrast_problems
 from tests.ui.widgets import (
@@ -48,16 +47,6 @@ RESULT_BOXES_JS = """
   });
 }
 """
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float) -> bool:
-    """Check ``condition`` until it holds (True) or ``timeout_s`` has passed (False)."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 def custom_size(page, width: int, height: int, label: str = "Custom size…") -> None:
@@ -152,7 +141,7 @@ def test_the_inpaint_mask_is_visible_on_a_light_picture_and_still_a_mask(
         return int((pixels[..., 0] - pixels[..., 1] > 50).sum())
 
     # The editor draws the stroke on its next frames: look until it shows (or the time is up).
-    seen = wait_until(lambda: painted() > 1500, timeout_s=30)
+    seen = holds_within(lambda: painted() > 1500, timeout_s=30)
     assert seen, f"the brush stroke is not visible on a light picture ({painted()} coloured pixels)"
     screenshot(page, "generate-en-mask")
 

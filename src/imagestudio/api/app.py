@@ -9,6 +9,7 @@ the routes. The web UI mounts on this same app. :mod:`imagestudio.api.browser_gu
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,7 @@ def create_app(
     services: Services | None = None,
     public_prefixes: Iterable[str] = (),
     login_routes: LoginRoutes | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> FastAPI:
     """Build the API's app (:func:`imagestudio.server.build_app` adds the pages and the login page).
 
@@ -50,7 +52,8 @@ def create_app(
     the caller owns their lifecycle (tests, or a process hosting several apps). ``public_prefixes``
     are paths the API key does not guard (the hook for a UI mount with its own login).
     ``login_routes`` makes the routes of the page where a browser types the key (when one is set);
-    without it a browser without the key gets the 401 a program gets.
+    without it a browser without the key gets the 401 a program gets. ``clock`` is what login sessions
+    expire by (tests move it instead of waiting).
     """
     from imagestudio.services import Services
 
@@ -114,6 +117,7 @@ def create_app(
             services.settings.history_db.parent / "sessions.sqlite",
             api_key,
             ttl_s=server.session_ttl_hours * 3600,
+            clock=clock,
         )
         if login_routes is not None:
             # Before any UI mount at "/", so these paths are ours; a browser without the key is sent here.

@@ -9,24 +9,34 @@ own 404/405 (:class:`imagestudio.api.unmatched.ApiFallback`).
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from fastapi import FastAPI
 
     from imagestudio.config import Settings
     from imagestudio.services import Services
 
 
-def build_app(settings: Settings, *, services: Services | None = None, pages: bool = True) -> FastAPI:
+def build_app(
+    settings: Settings,
+    *,
+    services: Services | None = None,
+    pages: bool = True,
+    clock: Callable[[], float] = time.time,
+) -> FastAPI:
     """The server's app over ``services`` (its own, started with the app, when None).
 
-    ``pages=False`` leaves out the studio's pages (Gradio): the API and the login page only.
+    ``pages=False`` leaves out the studio's pages (Gradio): the API and the login page only. ``clock``
+    is what login sessions expire by.
     """
     from imagestudio.api import create_app
     from imagestudio.server.login import login_router
 
-    app = create_app(settings, services=services, login_routes=login_router)
+    app = create_app(settings, services=services, login_routes=login_router, clock=clock)
     if not pages:
         return app
     from imagestudio.ui import mount_studio

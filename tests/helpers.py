@@ -1,0 +1,59 @@
+"""What many tests do the same way: run the command line, read a picture's pixels, wait for a condition.
+
+Plain functions, no fixtures (those are in conftest.py): import them where needed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from PIL import Image
+
+from tests.conftest import PYTHON, cli_env
+
+T = TypeVar("T")
+
+#: How long one command of the command line may take on a loaded 2-core machine.
+CLI_TIMEOUT_S = 300
+
+
+def run_cli(*args: str, config: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m imagestudio ARGS [--config CONFIG]`` from this checkout, with ``env`` added."""
+    argv = [PYTHON, "-m", "imagestudio", *args]
+    if config is not None:
+        argv += ["--config", str(config)]
+    return subprocess.run(
+        argv, capture_output=True, text=True, env=cli_env(**env), timeout=CLI_TIMEOUT_S, check=False
+    )
+
+
+def pixels(path: Path, mode: str | None = "RGB") -> np.ndarray:
+    """The picture at ``path`` as an array (converted to ``mode``; None keeps the file's own)."""
+    with Image.open(path) as image:
+        return np.asarray(image.convert(mode) if mode is not None else image)
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 60.0, what: str = "condition") -> T:
+    """Ask ``predicate`` until it answers something true, and return that; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def holds_within(condition: Callable[[], Any], timeout_s: float) -> bool:
+    """Whether ``condition`` comes true within ``timeout_s`` (for tests asserting it does, or does not)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
