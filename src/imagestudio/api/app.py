@@ -81,11 +81,10 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = services
-    # Convenience aliases for the UI and the routes.
+    # Convenience aliases for the UI and the routes (the studio is reached through the services only).
     app.state.settings = services.settings
     app.state.queue = services.queue
     app.state.history = services.history
-    app.state.studio = services.studio
 
     install_error_handlers(app)
     for router in (openai_images.router, jobs.router, history.router, system.router, models.router):
