@@ -56,14 +56,19 @@ def serve(
     log_config = timestamped_logging()
     from imagestudio.api import create_app
     from imagestudio.api.access_log import ErrorAccessLog
+    from imagestudio.mcp_server.server import mount_mcp
     from imagestudio.ui import mount_studio
 
-    # The studio's pages at "/", beside the API routes (added first, so they keep their paths); every
-    # failed request is logged by default (uvicorn's own access log follows -v).
-    application = ErrorAccessLog(mount_studio(create_app(settings)))
+    # The studio's pages at "/", beside the API routes and /mcp (added first, so they keep their paths);
+    # every failed request is logged by default (uvicorn's own access log follows -v).
+    api = create_app(settings)
+    mount_mcp(api)
+    application = ErrorAccessLog(mount_studio(api))
     shown = f"[{host}]" if ":" in host else host
     typer.echo(
-        f"imagestudio serving on http://{shown}:{port} (OpenAI base URL: http://{shown}:{port}/v1)", err=True
+        f"imagestudio serving on http://{shown}:{port} (OpenAI base URL: http://{shown}:{port}/v1, "
+        f"MCP: http://{shown}:{port}/mcp)",
+        err=True,
     )
     uvicorn.Server(
         uvicorn.Config(
