@@ -247,3 +247,30 @@ def test_mcp_needs_the_key_and_refuses_other_sites(mcp_serve) -> None:
     # The official client with the key: a whole session works.
     tools = run(live, lambda client: client.list_tools(), headers={"Authorization": "Bearer sekret"})
     assert len(tools.tools) == 6
+
+
+def test_improve_prompt_list_models_and_a_capped_picture(mcp_serve) -> None:
+    live = mcp_serve(mcp={"max_image_kb": 40})
+
+    async def body(client: ClientSession) -> Any:
+        improved = await client.call_tool("improve_prompt", {"prompt": "a fox", "model": "tiny-z-image"})
+        models = await client.call_tool("list_models", {})
+        big = await client.call_tool(
+            "generate_image",
+            {"prompt": "noise", "model": "tiny-z-image", "width": 256, "height": 256, "steps": 2},
+        )
+        return improved, models, big
+
+    improved, models, big = run(live, body)
+    assert not improved.is_error and improved.structured_content["original_prompt"] == "a fox"
+    assert improved.content[0].text == improved.structured_content["prompt"]
+    listed = {model["id"]: model for model in models.structured_content["models"]}
+    assert listed["tiny-z-image"]["state"] in {"tiny", "present"}
+    assert listed["z-image-turbo"]["state"] == "missing"
+    assert "imagestudio models download z-image-turbo" in text_of(models)
+    # The 256² noise PNG is far over 40 kB: a downscaled copy that fits, and the text says so.
+    [picture] = decoded_images(big)
+    facts = big.structured_content["images"][0]
+    assert facts["downscaled"] and picture.size == (facts["shown_width"], facts["shown_height"]) != (256, 256)
+    assert sum(len(block.data) for block in big.content if block.type == "image") <= 40_000
+    assert "Shown downscaled" in text_of(big) and (facts["width"], facts["height"]) == (256, 256)
