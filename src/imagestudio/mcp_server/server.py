@@ -52,7 +52,7 @@ def build_server(tools: StudioTools, *, transport: str) -> Server[Any]:
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=tools.list())
+        return types.ListToolsResult(tools=tools.definitions())
 
     async def call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams

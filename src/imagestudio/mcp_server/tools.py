@@ -126,7 +126,7 @@ class StudioTools:
         self.queue = queue
         self.history = history
 
-    def list(self) -> list[types.Tool]:
+    def definitions(self) -> list[types.Tool]:
         return [
             types.Tool(
                 name=spec.name,
