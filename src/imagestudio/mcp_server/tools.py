@@ -424,6 +424,7 @@ class StudioTools:
                 "task": state.task,
                 "state": state.state,
                 "download_bytes": state.download_bytes,
+                "weights": [variant.name for variant in spec.weight_variants],
                 "fits": None,
                 "plan": None,
             }
