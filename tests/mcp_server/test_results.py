@@ -1,4 +1,5 @@
-"""The picture a tool result carries: the file itself when it fits the budget, else a downscaled PNG that does."""
+"""The picture a tool result carries: the file itself when it fits the budget, else a downscaled PNG that
+does."""
 
 from __future__ import annotations
 
