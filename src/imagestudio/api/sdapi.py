@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping
@@ -37,9 +38,10 @@ from imagestudio.api.common import build_generate_request, get_services, require
 from imagestudio.api.errors import ApiError, error_responses
 from imagestudio.api.prompt_loras import take_lora_tags
 from imagestudio.errors import InvalidRequest, QueueFull, UserError
+from imagestudio.jobs.model import JobState
 from imagestudio.quoting import clip_message
-from imagestudio.registry import DEFAULT_GENERATE_MODEL, MODELS, ModelSpec
-from imagestudio.requests import MAX_COUNT
+from imagestudio.registry import MODELS, ModelSpec
+from imagestudio.requests import MAX_COUNT, MAX_SEED
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -48,6 +50,8 @@ if TYPE_CHECKING:
     from imagestudio.jobs.model import JobEvent, JobInfo
     from imagestudio.services import Services
     from imagestudio.storage.inputs import InputImage
+
+log = logging.getLogger(__name__)
 
 PREFIX = "/sdapi/v1"
 #: What A1111 calls the one sampler these flow-matching models use.
@@ -89,7 +93,7 @@ def a1111_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for a route: A1111-shaped statuses, then the app's (401, 413, 500)."""
     described = {
         400: "Invalid request (a field, size, image, prompt or checkpoint name)",
-        409: "The job was interrupted",
+        409: "The client went away; its job was cancelled",
         429: "Queue full; retry after the Retry-After header's seconds",
         503: "Model not on this machine, or the server is stopping",
         504: "The job did not finish within server.request_timeout_s and was cancelled",
@@ -151,14 +155,21 @@ _GENERATE_ERRORS = a1111_responses(400, 409, 429, 503, 504, 507)
 # ----------------------------------------------------------------------------- server state
 
 
+#: The A1111 options a client set that outlive the server (the selected checkpoint), beside the history.
+OPTIONS_FILE = "a1111-options.json"
+
+
 @dataclass
 class SdapiState:
     """What A1111 keeps between calls: the selected checkpoint and the live preview of the running job.
 
-    One per app (on ``app.state.sdapi``); the preview arrives from the queue's event stream.
+    One per app (on ``app.state.sdapi``); the preview arrives from the queue's event stream. A client's
+    checkpoint is kept in ``options_file`` (A1111 keeps it in its config too): a restart must not send a
+    client that chose a model back to a default it may not have.
     """
 
     checkpoint: str | None = None
+    options_file: Path | None = None
     _preview: Image.Image | None = field(default=None, repr=False)
     _preview_job: str | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -177,12 +188,34 @@ class SdapiState:
         with self._lock:
             return self._preview if self._preview_job == job_id else None
 
+    @classmethod
+    def load(cls, options_file: Path) -> SdapiState:
+        """The state with the checkpoint a client chose before; an unreadable file is a warning."""
+        checkpoint = None
+        try:
+            saved = json.loads(options_file.read_text(encoding="utf-8"))
+            chosen = saved.get("sd_model_checkpoint") if isinstance(saved, dict) else None
+            checkpoint = chosen if isinstance(chosen, str) and chosen in MODELS else None
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring %s (the A1111 checkpoint starts as the default): %s", options_file, exc)
+        return cls(checkpoint=checkpoint, options_file=options_file)
+
+    def choose(self, model_id: str) -> None:
+        """Select ``model_id`` for later calls and keep the choice for the next start."""
+        from imagestudio.storage.files import atomic_write_text
+
+        self.checkpoint = model_id
+        if self.options_file is not None:
+            atomic_write_text(self.options_file, json.dumps({"sd_model_checkpoint": model_id}) + "\n")
+
 
 def install(app: FastAPI, services: Services) -> None:
     """Add the routes and their state to ``app``; the preview follows every job of ``services``."""
     from imagestudio.api import sdapi_status
 
-    state = SdapiState()
+    state = SdapiState.load(services.settings.history_db.parent / OPTIONS_FILE)
     app.state.sdapi = state
     services.queue.subscribe(None, state.on_event)
     app.include_router(router)
@@ -251,9 +284,14 @@ def checkpoint_id(title: str) -> str:
     return name
 
 
+def selected_checkpoint(request: Request) -> str:
+    """The checkpoint a client chose, else the server's generate model (``server.auto_generate_model``)."""
+    return sdapi_state(request).checkpoint or get_services(request).settings.server.auto_generate_model
+
+
 def _selected_model(request: Request, body: _A1111Body) -> ModelSpec:
     override = (body.override_settings or {}).get("sd_model_checkpoint")
-    chosen = override or sdapi_state(request).checkpoint or DEFAULT_GENERATE_MODEL
+    chosen = override or selected_checkpoint(request)
     return MODELS[checkpoint_id(str(chosen))]
 
 
@@ -387,11 +425,16 @@ async def _respond(request: Request, body: _A1111Body, spec: ModelSpec, info: Jo
             metas.append(read_metadata(path))
         return images, texts, metas
 
-    if not info.images:
+    interrupted = info.state is JobState.CANCELLED
+    if not info.images and not interrupted:
         raise ApiError(500, "the job finished without images", type="server_error")
     images, infotexts, metas = await run_in_threadpool(load)
-    first = metas[0]
-    seeds = [image.seed for image in info.images]
+    # A stopped job saved nothing: the answer describes what was asked (A1111 sends its partial picture).
+    first = metas[0] if metas else info.request
+    asked = info.request
+    seeds = [image.seed for image in info.images] or [
+        (int(asked.get("seed") or 0) + i) % (MAX_SEED + 1) for i in range(int(asked.get("count") or 1))
+    ]
     negative = body.negative_prompt or ""
     details: dict[str, Any] = {
         "prompt": body.prompt,
@@ -403,8 +446,8 @@ async def _respond(request: Request, body: _A1111Body, spec: ModelSpec, info: Jo
         "subseed": -1,
         "all_subseeds": [-1] * len(seeds),
         "subseed_strength": 0,
-        "width": info.images[0].width,
-        "height": info.images[0].height,
+        "width": info.images[0].width if info.images else asked.get("width"),
+        "height": info.images[0].height if info.images else asked.get("height"),
         "sampler_name": SAMPLER,
         "cfg_scale": first.get("true_cfg_scale", first.get("guidance_scale")),
         "steps": first.get("steps"),
@@ -427,6 +470,7 @@ async def _respond(request: Request, body: _A1111Body, spec: ModelSpec, info: Jo
         "is_using_inpainting_conditioning": False,
         "version": f"imagestudio {first.get('app_version', '')}".strip(),
         "image_ids": [image.id for image in info.images],
+        "interrupted": interrupted,
     }
     parameters = recorded_fields(body, {"init_images", "mask"})
     return {"images": images, "parameters": parameters, "info": json.dumps(details, ensure_ascii=False)}
@@ -446,7 +490,7 @@ async def txt2img(body: Txt2ImgBody, request: Request) -> dict[str, Any]:
             param="sd_model_checkpoint",
         )
     job = await run_in_threadpool(_submit_generate, services, body, spec)
-    return await _respond(request, body, spec, await wait_for_result(services, job.id, request))
+    return await _respond(request, body, spec, await _finished(services, job.id, request))
 
 
 @router.post(
@@ -459,7 +503,21 @@ async def img2img(body: Img2ImgBody, request: Request) -> dict[str, Any]:
     spec = _selected_model(request, body)
     images, mask = await _decode_inputs(request, services, body, spec)
     job = await run_in_threadpool(_submit_image, services, body, spec, images, mask)
-    return await _respond(request, body, spec, await wait_for_result(services, job.id, request))
+    return await _respond(request, body, spec, await _finished(services, job.id, request))
+
+
+async def _finished(services: Services, job_id: str, request: Request) -> JobInfo:
+    """The job once it ended; an interrupted (cancelled) one is an answer too, as in A1111, where
+    ``interrupt`` makes the waiting call return 200 with what it had (webuiapi raises on anything else)."""
+    try:
+        return await wait_for_result(services, job_id, request)
+    except ApiError as exc:
+        if exc.code != "job_cancelled":
+            raise
+        info = services.queue.get(job_id) or services.history.get_job(job_id)
+        if info is None:
+            raise
+        return info
 
 
 async def _decode_inputs(
@@ -497,7 +555,7 @@ async def _decode_inputs(
 
 @router.get("/options", summary="Settings A1111 clients read (the selected checkpoint)")
 def get_options(request: Request) -> dict[str, Any]:
-    spec = MODELS[checkpoint_id(sdapi_state(request).checkpoint or DEFAULT_GENERATE_MODEL)]
+    spec = MODELS[checkpoint_id(selected_checkpoint(request))]
     return {
         "sd_model_checkpoint": spec.id,
         "sd_checkpoint_hash": cached_model_hash(request, spec),
@@ -518,7 +576,7 @@ def set_options(body: OptionsBody, request: Request) -> None:
     if body.sd_model_checkpoint:
         model_id = checkpoint_id(body.sd_model_checkpoint)
         require_available(model_id, get_services(request).settings)
-        sdapi_state(request).checkpoint = model_id
+        sdapi_state(request).choose(model_id)
 
 
 def cached_model_hash(request: Request, spec: ModelSpec) -> str | None:
