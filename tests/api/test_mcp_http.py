@@ -263,7 +263,8 @@ def test_improve_prompt_list_models_and_a_capped_picture(mcp_serve) -> None:
 
     improved, models, big = run(live, body)
     assert not improved.is_error and improved.structured_content["original_prompt"] == "a fox"
-    assert improved.content[0].text == improved.structured_content["prompt"]
+    # The rewrite (or, when the random tiny model's answer is unusable, the prompt and why) as text.
+    assert improved.content[0].text.startswith(improved.structured_content["prompt"])
     listed = {model["id"]: model for model in models.structured_content["models"]}
     assert listed["tiny-z-image"]["state"] in {"tiny", "present"}
     assert listed["z-image-turbo"]["state"] == "missing"
