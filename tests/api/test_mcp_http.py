@@ -1,7 +1,7 @@
 """``/mcp`` on the web server, driven by the official MCP SDK's Streamable HTTP client.
 
-A live uvicorn server with the tiny models, assembled as ``imagestudio serve`` assembles it (the API app with
-``/mcp`` routed before anything else); every call is a job of the server's one queue and lands in History.
+A live uvicorn server with the tiny models, assembled by the one function ``imagestudio serve`` uses
+(``imagestudio.server.build_app``); every call is a job of the server's one queue and lands in History.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from PIL import Image
 
-from tests.api.conftest import LiveServer, png_bytes, start_server, wait_until
+from tests.api.conftest import LiveServer, png_bytes, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -28,25 +28,9 @@ TINY = {"model": "tiny-z-image", "width": 64, "height": 64, "steps": 2}
 
 
 @pytest.fixture
-def mcp_serve(make_settings) -> Any:
-    started: list[LiveServer] = []
-
-    def start(**sections: dict[str, Any]) -> LiveServer:
-        from imagestudio.api import create_app
-        from imagestudio.mcp_server.server import mount_mcp
-
-        app = create_app(make_settings(**sections))
-        mount_mcp(app)
-        live = start_server(app)
-        started.append(live)
-        return live
-
-    yield start
-    for live in started:
-        live.stop()
-        if live.services.queue.worker_alive:
-            live.services.close()
-        live.services.studio.manager.unload()
+def mcp_serve(serve) -> Any:
+    """The API tests' live server: ``imagestudio.server.build_app``, which routes ``/mcp`` (pages left out)."""
+    return serve
 
 
 @asynccontextmanager

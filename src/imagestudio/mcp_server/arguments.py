@@ -13,8 +13,8 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from imagestudio.errors import InvalidRequest
+from imagestudio.job_requests import MAX_COUNT, MAX_PROMPT_CHARS, MAX_SEED
 from imagestudio.quoting import short_repr
-from imagestudio.requests import MAX_COUNT, MAX_PROMPT_CHARS, MAX_SEED
 
 #: What a History image id looks like (the HTTP routes' pattern).
 IMAGE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"

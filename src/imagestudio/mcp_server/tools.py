@@ -30,8 +30,8 @@ from imagestudio.mcp_server.results import image_results, settings_of, stored_im
 if TYPE_CHECKING:
     from imagestudio.config import Settings
     from imagestudio.history.store import HistoryStore
-    from imagestudio.jobs.backend import JobBackend
     from imagestudio.jobs.model import JobEvent, JobInfo, JobRequest
+    from imagestudio.jobs.queue_protocol import JobBackend
     from imagestudio.storage.inputs import InputImage
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ class StudioTools:
     async def _generate_image(
         self, given: args.GenerateImageArguments, call: ToolCall
     ) -> types.CallToolResult:
-        from imagestudio.requests import GenerateRequest
+        from imagestudio.job_requests import GenerateRequest
 
         def build() -> GenerateRequest:
             request = GenerateRequest.build(
@@ -182,7 +182,7 @@ class StudioTools:
         return await self._image_job(request, call)
 
     async def _edit_image(self, given: args.EditImageArguments, call: ToolCall) -> types.CallToolResult:
-        from imagestudio.requests import build_image_request
+        from imagestudio.job_requests import build_image_request
 
         def build() -> JobRequest:
             images = [self._picture(ref, f"images[{i}]", call) for i, ref in enumerate(given.images)]
@@ -217,7 +217,7 @@ class StudioTools:
     async def _improve_prompt(
         self, given: args.ImprovePromptArguments, call: ToolCall
     ) -> types.CallToolResult:
-        from imagestudio.requests import EnhanceRequest
+        from imagestudio.job_requests import EnhanceRequest
 
         def build() -> EnhanceRequest:
             images = tuple(self._picture(ref, f"images[{i}]", call) for i, ref in enumerate(given.images))
