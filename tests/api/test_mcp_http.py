@@ -29,7 +29,7 @@ TINY = {"model": "tiny-z-image", "width": 64, "height": 64, "steps": 2}
 
 @pytest.fixture
 def mcp_serve(serve) -> Any:
-    """The API tests' live server: ``imagestudio.server.build_app``, which routes ``/mcp`` (pages left out)."""
+    """The API tests' live server: ``imagestudio.server.build_app`` routes ``/mcp`` (pages left out)."""
     return serve
 
 
