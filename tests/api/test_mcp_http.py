@@ -260,20 +260,3 @@ def test_improve_prompt_list_models_and_a_capped_picture(mcp_serve) -> None:
     assert sum(len(block.data) for block in big.content if block.type == "image") <= 40_000
     assert "Shown downscaled" in text_of(big) and (facts["width"], facts["height"]) == (256, 256)
 
-
-def test_imagestudio_serve_serves_mcp_beside_the_pages(config_file, tmp_path) -> None:
-    """The real command: `imagestudio serve` in a subprocess, the studio's page at / and MCP at /mcp."""
-    import signal
-
-    from tests.api.test_restart import start_serve
-
-    process, url = start_serve(config_file, tmp_path / "serve.log")
-    try:
-        live = LiveServer(url, None, None, None)  # only the URL is used by the session helper
-        result = run(live, lambda client: client.call_tool("generate_image", {"prompt": "a boat", **TINY}))
-        assert not result.is_error, text_of(result)
-        assert httpx.get(result.structured_content["images"][0]["url"]).status_code == 200
-        assert httpx.get(url + "/", headers={"Accept": "text/html"}).status_code == 200
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(60)

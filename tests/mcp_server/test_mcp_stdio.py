@@ -66,6 +66,8 @@ def test_an_assistant_generates_edits_and_is_refused_over_stdio(config_file: Pat
         out["four"] = await client.call_tool("edit_image", {"prompt": "x", "images": [made_id] * 4, **EDIT})
         out["found"] = await client.call_tool("search_history", {"words": "шляпе"})
         out["got"] = await client.call_tool("get_image", {"id": made_id})
+        out["resources"] = await client.list_resources()
+        out["read"] = await client.read_resource(f"imagestudio://images/{made_id}")
         return out
 
     out = run_session(config_file, body)
@@ -89,6 +91,9 @@ def test_an_assistant_generates_edits_and_is_refused_over_stdio(config_file: Pat
         assert out[name].is_error and says in text_of(out[name]) and "\n" not in text_of(out[name])
     assert facts["id"] in text_of(out["found"])
     assert not out["got"].is_error and "кот в шляпе" in text_of(out["got"])
+    # Stored images are resources too: listed (newest first) and readable as the full PNG.
+    assert f"imagestudio://images/{facts['id']}" in {str(item.uri) for item in out["resources"].resources}
+    assert base64.b64decode(out["read"].contents[0].blob) == Path(facts["path"]).read_bytes()
 
     # The rows are in the History the server and the other commands share, marked as coming over MCP.
     from imagestudio.config import load_settings

@@ -4,8 +4,8 @@
 The low-level server rather than the decorator one, because the tool's result is ours to shape: a bad
 argument is an ``isError`` result of one line naming the field (the decorator server answers with pydantic's
 multi-line report), and images, links and text are built by :mod:`~imagestudio.mcp_server.results`.
-Stored images are also readable as resources, so a client that follows a result's resource link with
-``resources/read`` gets the full PNG.
+Stored images are also resources (the newest are listed; any is readable by ``imagestudio://images/ID`` or its
+URL), so a client that follows a result's resource link with ``resources/read`` gets the full PNG.
 """
 
 from __future__ import annotations
@@ -41,9 +41,11 @@ INSTRUCTIONS = (
     "pictures; list_models says what is installed. A picture too large for a tool result is shown "
     "downscaled and the text says where the full one is."
 )
-#: The path of stored images, in the URLs results link to and resources/read accepts.
-_IMAGE_URL = re.compile(r"/api/images/([A-Za-z0-9_-]{1,64})$")
-IMAGE_URI_TEMPLATE = "{+base}/api/images/{id}"
+#: A stored image's URI: ``imagestudio://images/ID`` on any transport, or (over HTTP) its URL on this server.
+_IMAGE_URI = re.compile(r"(?:^imagestudio://images/|/api/images/)([A-Za-z0-9_-]{1,64})$")
+IMAGE_URI_TEMPLATE = "imagestudio://images/{id}"
+#: How many of the newest History images resources/list names.
+LISTED_IMAGES = 20
 
 
 def build_server(tools: StudioTools, *, transport: str) -> Server[Any]:
@@ -66,6 +68,23 @@ def build_server(tools: StudioTools, *, transport: str) -> Server[Any]:
                 f"{params.name} failed with an internal error; the server's log has the details"
             )
 
+    async def list_resources(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        page = await anyio.to_thread.run_sync(lambda: tools.history.list_images(None, limit=LISTED_IMAGES))
+        return types.ListResourcesResult(
+            resources=[
+                types.Resource(
+                    uri=f"imagestudio://images/{record.id}",
+                    name=f"{record.id}.png",
+                    title=record.prompt[:80],
+                    description=f"{record.model}, seed {record.seed}, {record.width}x{record.height}",
+                    mime_type="image/png",
+                )
+                for record in page.items
+            ]
+        )
+
     async def list_resource_templates(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourceTemplatesResult:
@@ -84,7 +103,7 @@ def build_server(tools: StudioTools, *, transport: str) -> Server[Any]:
         ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
         uri = str(params.uri)
-        match = _IMAGE_URL.search(uri.split("?")[0])
+        match = _IMAGE_URI.search(uri.split("?")[0])
         path = await anyio.to_thread.run_sync(tools.history.image_file, match.group(1)) if match else None
         if path is None:
             raise MCPError(
@@ -103,6 +122,7 @@ def build_server(tools: StudioTools, *, transport: str) -> Server[Any]:
         instructions=INSTRUCTIONS,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
+        on_list_resources=list_resources,
         on_list_resource_templates=list_resource_templates,
         on_read_resource=read_resource,
     )
