@@ -259,4 +259,3 @@ def test_improve_prompt_list_models_and_a_capped_picture(mcp_serve) -> None:
     assert facts["downscaled"] and picture.size == (facts["shown_width"], facts["shown_height"]) != (256, 256)
     assert sum(len(block.data) for block in big.content if block.type == "image") <= 40_000
     assert "Shown downscaled" in text_of(big) and (facts["width"], facts["height"]) == (256, 256)
-
