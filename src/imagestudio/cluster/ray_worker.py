@@ -20,10 +20,12 @@ import socket
 import tempfile
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imagestudio.cluster.boxes import WORKER_CONFIG_ENV
+from imagestudio.cluster.capacity import SIMULATE_ENV, box_hardware, box_plans, memory_summary
 from imagestudio.cluster.work import OutputImage, StepReport, WorkerInfo, WorkResult
 from imagestudio.errors import JobCancelled
 from imagestudio.jobs.failures import job_error
@@ -80,12 +82,24 @@ class StudioWorker:
             import torch
 
             gpu = torch.cuda.get_device_name()
-        models = tuple(
+        on_disk = tuple(
             spec.id
             for spec in MODELS.values()
             if spec.tiny or find_model_dir(spec, self.settings, build_tiny=False) is not None
         )
-        return WorkerInfo(self.name, socket.gethostname(), device, gpu, models, os.getpid())
+        hardware = box_hardware(self.settings, os.environ.get(SIMULATE_ENV))
+        plans = box_plans(self.settings, hardware, device, on_disk)
+        return WorkerInfo(
+            self.name,
+            socket.gethostname(),
+            device,
+            gpu,
+            tuple(fit.model for fit in plans if fit.fits),
+            os.getpid(),
+            memory=memory_summary(hardware),
+            plans=plans,
+            address=_node_address(),
+        )
 
     def stats(self) -> dict[str, Any]:
         """Loads so far and the resident model (for tests and the benchmark)."""
@@ -168,7 +182,7 @@ class StudioWorker:
             if after is not None and (before is None or before is not after):
                 self.loads += 1
                 self.loaded.append(after.spec.id)
-            return _work_result(result)
+            return replace(_work_result(result), loaded=tuple(self.loaded))
 
     def _preview(self, step: StepProgress) -> Any:
         if self.preview is None:
@@ -189,6 +203,16 @@ def _work_result(result: StudioResult) -> WorkResult:
         png, meta = saved.path.read_bytes(), saved.metadata
         images.append(OutputImage(png, saved.path.stem, saved.seed, saved.width, saved.height, meta))
     return WorkResult(result.model, tuple(images), result.elapsed_s, result.extra)
+
+
+def _node_address() -> str | None:
+    """This box's address in the cluster (boxes may share a host name, e.g. in containers)."""
+    try:
+        import ray
+
+        return str(ray.util.get_node_ip_address())
+    except Exception:  # noqa: BLE001 - only a label for /api/system
+        return None
 
 
 def _worker_settings(head: dict[str, Any]) -> Settings:
