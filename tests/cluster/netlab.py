@@ -76,6 +76,7 @@ class NetLab:
         self._next_ip = 1
 
     def __enter__(self) -> NetLab:
+        Path("/tmp/ray").mkdir(exist_ok=True)  # the mount point of each box's own
         try:
             _ip("netns", "add", self.switch)
             self._sw("link", "add", "br0", "type", "bridge")
@@ -136,10 +137,19 @@ class NetLab:
         # The interpreter's own bin first: `ray` and `imagestudio` as an activated venv finds them.
         bindir = str(Path(sys.executable).parent)
         path = os.pathsep.join([bindir, os.environ.get("PATH", "")])
-        full_env = {**os.environ, "PATH": path, "HOME": str(box.home), **(env or {})}
+        # Nothing of the test process's own Ray settings (a loopback-only runtime, its token) leaks in;
+        # no usage report is even attempted (there is no route out anyway).
+        inherited = {key: value for key, value in os.environ.items() if not key.startswith("RAY_")}
+        full_env = {
+            **inherited,
+            "PATH": path,
+            "HOME": str(box.home),
+            "RAY_USAGE_STATS_ENABLED": "0",
+            **(env or {}),
+        }
         with (box.home / f"{log}.log").open("ab") as out:
             process = subprocess.Popen(
-                ["ip", "netns", "exec", box.netns, *argv],
+                ["ip", "netns", "exec", box.netns, "sh", "-c", _OWN_TMP, str(box.home / "tmp-ray"), *argv],
                 env=full_env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -190,6 +200,13 @@ class NetLab:
         self.boxes.clear()
         _ip("link", "del", self._client_link, check=False)
         _ip("netns", "del", self.switch, check=False)
+
+
+#: Each box gets its own /tmp/ray, as a separate machine has: Ray keeps its sockets and session files
+#: there, and two nodes sharing it collide (the second raylet cannot bind its object store's socket).
+#: ``ip netns exec`` runs the command in a mount namespace of its own, so the bind mount is private to
+#: this process tree and leaves the host's /tmp/ray alone.
+_OWN_TMP = 'mkdir -p "$0" && mount --bind "$0" /tmp/ray && exec "$@"'
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:

@@ -19,6 +19,7 @@ import queue
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Test-only: seconds each step of a tiny model waits (see :func:`tiny_step_wait_s`); set on a box.
+TINY_STEP_WAIT_ENV = "IMAGESTUDIO_TINY_STEP_WAIT_S"
 #: How often the relaying thread looks at Ray's cancel flag while the studio computes a step.
 CANCEL_POLL_S = 0.05
 
@@ -172,8 +175,11 @@ class StudioWorker:
 
         studio = self.studio
         before = studio.manager.resident
+        wait_s = tiny_step_wait_s(request)
 
         def on_step(step: StepProgress) -> None:
+            if wait_s:
+                time.sleep(wait_s)
             steps.put(StepReport(step.image, step.images, step.step, step.steps, self._preview(step)))
 
         with tempfile.TemporaryDirectory(prefix="imagestudio-worker-") as scratch:
@@ -203,6 +209,24 @@ def _work_result(result: StudioResult) -> WorkResult:
         png, meta = saved.path.read_bytes(), saved.metadata
         images.append(OutputImage(png, saved.path.stem, saved.seed, saved.width, saved.height, meta))
     return WorkResult(result.model, tuple(images), result.elapsed_s, result.extra)
+
+
+def tiny_step_wait_s(request: JobRequest) -> float:
+    """The test-only pause per step for the tiny models (``TINY_STEP_WAIT_ENV``; 0, i.e. off, by default).
+
+    On a 2-core machine the tiny models are compute-bound, so more workers cannot run them faster; a
+    pause per step (a sleep, which leaves the CPU free) gives them a GPU-like shape, where a step's time
+    is spent off the host's cores, so a benchmark measures the cluster rather than the CPU.
+    """
+    from imagestudio.registry import MODELS
+
+    spec = MODELS.get(str(getattr(request, "model", "")))
+    if spec is None or not spec.tiny:
+        return 0.0
+    try:
+        return max(0.0, float(os.environ.get(TINY_STEP_WAIT_ENV, "0") or 0))
+    except ValueError:
+        return 0.0
 
 
 def _node_address() -> str | None:
