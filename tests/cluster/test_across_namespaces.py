@@ -18,26 +18,22 @@ from __future__ import annotations
 import base64
 import io
 import secrets
-import shutil
 import signal
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.cluster import netlab
+from tests.cluster import netlab, studio_lan
+from tests.cluster.studio_lan import StudioLan as Lan
 
 Z, Q = "tiny-z-image", "tiny-qwen-image-edit"
 WAIT = 240.0
 DEAD_AFTER_S = 6
 STEP_WAIT_S = 0.1
-RAY_PORT, HTTP_PORT = 6379, 7860
-KEY = secrets.token_urlsafe(24)
 
 _why_not = netlab.unavailable()
 if _why_not is not None:
@@ -45,124 +41,24 @@ if _why_not is not None:
 pytestmark = pytest.mark.skipif(_why_not is not None, reason=f"network namespaces: {_why_not}")
 
 
-@dataclass
-class Lan:
-    lab: netlab.NetLab
-    work: Path
-    token: Path
-    head_config: Path
-    box_config: Path
-    serve: Any = None
-
-    @property
-    def head_ip(self) -> str:
-        return self.lab.boxes["head"].ip
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.head_ip}:{HTTP_PORT}"
-
-    def client(self, key: str | None = KEY) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
-
-    def workers(self) -> list[dict[str, Any]]:
-        with self.client() as http:
-            return http.get("/api/system").json()["workers"]
-
-    def start_serve(self) -> None:
-        self.serve = self.lab.spawn("head", [_cli(), "serve", "--config", str(self.head_config)], log="serve")
-        _wait(lambda: _answers(self.url), "the studio to answer on the LAN")
-
-    def start_box(self, name: str, *extra: str, env: dict[str, str] | None = None) -> Any:
-        box = self.lab.boxes[name]
-        argv = [_cli(), "worker", "--connect", f"{self.head_ip}:{RAY_PORT}", "--node-ip", box.ip, *extra]
-        return self.lab.spawn(
-            name, argv, env={netlab_step_env(): str(STEP_WAIT_S), **(env or {})}, log="worker"
-        )
-
-
-def netlab_step_env() -> str:
-    from imagestudio.cluster.ray_worker import TINY_STEP_WAIT_ENV
-
-    return TINY_STEP_WAIT_ENV
-
-
-def _cli() -> str:
-    return str(Path(sys.executable).parent / "imagestudio")
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=5).status_code in (200, 503)
-    except httpx.HTTPError:
-        return False
-
-
-def _wait(predicate: Any, what: str, timeout: float = WAIT, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+def _wait(predicate: Any, what: str, timeout: float = WAIT) -> Any:
+    return studio_lan.wait_for(predicate, what, timeout)
 
 
 @pytest.fixture(scope="module")
 def lan(shared_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lan]:
+    from imagestudio.cluster.ray_worker import TINY_STEP_WAIT_ENV
+
     work = tmp_path_factory.mktemp("lan")
-    with netlab.NetLab(work) as lab:
-        head = lab.add_box("head")
-        lab.add_box("b")
-        lab.add_box("c")
-        started = time.perf_counter()
-        lab.spawn(
-            "head",
-            [
-                _cli(),
-                "worker",
-                "--head",
-                "--node-ip",
-                head.ip,
-                "--port",
-                str(RAY_PORT),
-                "--workers",
-                "0",
-                "--dead-after",
-                str(DEAD_AFTER_S),
-            ],
-            log="ray",
-        )
-        made = _wait(lambda: (head.home / ".ray" / "auth_token").is_file(), "the head's token", 60)
-        assert made
-        token = work / "auth_token"  # "a copy of the head's token", carried to each box
-        shutil.copy(head.home / ".ray" / "auth_token", token)
-        head_config = work / "head.yaml"
-        head_config.write_text(
-            f"storage:\n  models_dir: {shared_models_dir}\n  outputs_dir: {head.home / 'outputs'}\n"
-            f"  history_db: {head.home / 'history.sqlite3'}\n"
-            f"server:\n  host: {head.ip}\n  port: {HTTP_PORT}\n  api_key: {KEY}\n  max_queue: 40\n"
-            "generation:\n  default_width: 64\n  default_height: 64\n  default_num_inference_steps: 2\n"
-            f"cluster:\n  backend: ray\n  address: '{head.ip}:{RAY_PORT}'\n  token_file: {token}\n"
-            "  poll_s: 0.5\n  worker_wait_s: 120\n",
-            encoding="utf-8",
-        )
-        box_config = work / "box.yaml"
-        box_config.write_text(f"storage:\n  models_dir: {shared_models_dir}\n", encoding="utf-8")
-        wanted = Lan(lab, work, token, head_config, box_config)
-        _wait(lambda: "Ray runtime started" in lab.log("head", "ray"), "the head's Ray node", 180)
-        common = ("--token-file", str(token), "--config", str(box_config))
-        wanted.start_box("b", *common, "--simulate-vram", "24", "--simulate-ram", "64")
-        wanted.start_box("c", *common, "--simulate-vram", "2.05", "--simulate-ram", "64")
-        wanted.start_serve()
-        try:
-            _wait(lambda: len(wanted.workers()) == 2, "both boxes' workers")
-        except AssertionError:
-            print(lab.log("head", "serve")[-3000:], lab.log("b", "worker")[-3000:])
-            raise
+    started = time.perf_counter()
+    step_wait = {TINY_STEP_WAIT_ENV: str(STEP_WAIT_S)}
+    with studio_lan.studio_lan(work, shared_models_dir, dead_after_s=DEAD_AFTER_S, box_env=step_wait) as lan:
+        lan.add_box("b", *lan.box_args(), "--simulate-vram", "24", "--simulate-ram", "64")
+        lan.add_box("c", *lan.box_args(), "--simulate-vram", "2.05", "--simulate-ram", "64")
+        lan.start_serve()
+        _wait(lambda: len(lan.workers()) == 2, "both boxes' workers")
         print(f"\n[measure] head + 2 boxes + studio ready in {time.perf_counter() - started:.1f}s")
-        yield wanted
+        yield lan
 
 
 def _by_address(workers: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -217,7 +113,7 @@ def test_jobs_from_the_head_run_on_the_boxes(lan: Lan) -> None:
     with lan.client() as http:
         generated = [_submit(http, prompt=f"z {i}", seed=i) for i in range(4)]
         events = sse_events(http, f"/api/jobs/{generated[0]}/events")
-        client = openai.OpenAI(base_url=f"{lan.url}/v1", api_key=KEY, timeout=WAIT, max_retries=0)
+        client = openai.OpenAI(base_url=f"{lan.url}/v1", api_key=lan.key, timeout=WAIT, max_retries=0)
         edited = client.images.edit(
             model=Q,
             image=[("red.png", _png("red")), ("blue.png", _png("blue"))],
@@ -293,7 +189,7 @@ def test_a_box_that_may_not_join_is_refused_in_one_line(lan: Lan, case: str) -> 
         extra = ["--token-file", str(lan.token)]
     before = {w["name"] for w in lan.workers()}
     started = time.perf_counter()
-    process = lan.start_box(name, *extra, env=env)
+    process = lan.start_box(name, *extra, env=env, joined=False)
     try:
         code = process.wait(WAIT)
     finally:
