@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.cluster.wire import Wire, open_tap
+
 SUBNET = "198.18.0"
 CLIENT_IP = f"{SUBNET}.254"
 #: Every command here is bounded: a wedged ``ip`` must fail the test, not hang CI.
@@ -62,6 +64,8 @@ class Box:
     port: str  # its cable's end in the switch namespace
     home: Path
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    #: Its cable, when it is a user-space one with adjustable latency and loss (``add_box(wire=True)``).
+    wire: Wire | None = None
 
 
 class NetLab:
@@ -109,7 +113,7 @@ class NetLab:
     def _sw(self, *args: str) -> None:
         _ip("-n", self.switch, *args)
 
-    def add_box(self, name: str) -> Box:
+    def add_box(self, name: str, *, wire: bool = False) -> Box:
         netns, port = f"{self.tag}-{name}", f"p-{name}"[:15]
         ip = f"{SUBNET}.{self._next_ip}"
         self._next_ip += 1
@@ -118,7 +122,18 @@ class NetLab:
         self.boxes[name] = box
         box.home.mkdir(parents=True, exist_ok=True)
         _ip("-n", netns, "link", "set", "lo", "up")
-        _ip("-n", netns, "link", "add", "eth0", "type", "veth", "peer", "name", port, "netns", self.switch)
+        if wire:
+            # Two TAP devices made here, then moved: the descriptors stay with this process's wire.
+            near, far = f"{self.tag}{self._next_ip}a", f"{self.tag}{self._next_ip}b"
+            box.wire = Wire(open_tap(near), open_tap(far))
+            _ip("link", "set", near, "netns", netns)
+            _ip("-n", netns, "link", "set", near, "name", "eth0")
+            _ip("link", "set", far, "netns", self.switch)
+            self._sw("link", "set", far, "name", port)
+        else:
+            _ip(
+                "-n", netns, "link", "add", "eth0", "type", "veth", "peer", "name", port, "netns", self.switch
+            )
         _ip("-n", netns, "addr", "add", f"{ip}/24", "dev", "eth0")
         _ip("-n", netns, "link", "set", "eth0", "up")
         self._sw("link", "set", port, "master", "br0")
@@ -197,6 +212,9 @@ class NetLab:
                 self.stop_box(name, timeout=10)
             finally:
                 _ip("netns", "del", self.boxes[name].netns, check=False)
+                wire = self.boxes[name].wire
+                if wire is not None:
+                    wire.close()
         self.boxes.clear()
         _ip("link", "del", self._client_link, check=False)
         _ip("netns", "del", self.switch, check=False)

@@ -84,9 +84,16 @@ class StudioLan:
             self.serve.wait(WAIT)
             self.serve = None
 
-    def add_box(self, name: str, *extra: str, env: dict[str, str] | None = None, joined: bool = True) -> Any:
+    def add_box(
+        self,
+        name: str,
+        *extra: str,
+        env: dict[str, str] | None = None,
+        joined: bool = True,
+        wire: bool = False,
+    ) -> Any:
         """Start ``imagestudio worker --connect`` on a new box; with ``joined``, wait for its node."""
-        box = self.lab.add_box(name)
+        box = self.lab.add_box(name, wire=wire)
         return self.start_box(name, *extra, env=env, joined=joined, box_ip=box.ip)
 
     def start_box(

@@ -53,8 +53,10 @@ def lan(shared_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     started = time.perf_counter()
     step_wait = {TINY_STEP_WAIT_ENV: str(STEP_WAIT_S)}
     with studio_lan.studio_lan(work, shared_models_dir, dead_after_s=DEAD_AFTER_S, box_env=step_wait) as lan:
-        lan.add_box("b", *lan.box_args(), "--simulate-vram", "24", "--simulate-ram", "64")
-        lan.add_box("c", *lan.box_args(), "--simulate-vram", "2.05", "--simulate-ram", "64")
+        # The boxes' cables are user-space wires (this kernel has no netem) so latency and loss can be
+        # put on them; until then they are plain cables.
+        lan.add_box("b", *lan.box_args(), "--simulate-vram", "24", "--simulate-ram", "64", wire=True)
+        lan.add_box("c", *lan.box_args(), "--simulate-vram", "2.05", "--simulate-ram", "64", wire=True)
         lan.start_serve()
         _wait(lambda: len(lan.workers()) == 2, "both boxes' workers")
         print(f"\n[measure] head + 2 boxes + studio ready in {time.perf_counter() - started:.1f}s")
@@ -248,6 +250,53 @@ def _submit_edit(http: httpx.Client, prompt: str, steps: int = 3) -> str:
     response = http.post("/api/jobs", json={**body, "steps": steps})
     assert response.status_code == 202, response.text
     return str(response.json()["id"])
+
+
+def _timed_jobs(lan: Lan, count: int) -> list[float]:
+    """Seconds from submit to done of ``count`` generate jobs sent one after the other."""
+    seconds = []
+    with lan.client() as http:
+        for index in range(count):
+            started = time.perf_counter()
+            final = _finished(http, _submit(http, prompt=f"timed {index}", seed=index))
+            seconds.append(time.perf_counter() - started)
+            assert final["state"] == "done", final
+    return seconds
+
+
+def test_jobs_finish_once_over_links_with_latency_and_loss(lan: Lan) -> None:
+    import statistics
+
+    wires = [lan.lab.boxes[name].wire for name in ("b", "c")]
+    assert all(wire is not None for wire in wires)
+    history = _history(lan)
+    try:
+        images_before = history.list_images(limit=1000).total
+    finally:
+        history.close()
+    clean = _timed_jobs(lan, 5)
+    for wire in wires:
+        wire.set(delay_s=0.020, loss=0.01)  # each way: 40 ms more per round trip, 1 % of frames lost
+    try:
+        poor = _timed_jobs(lan, 5)
+        with lan.client() as http:
+            edits = [_submit_edit(http, f"lossy {i}") for i in range(2)]
+            assert [_finished(http, job)["state"] for job in edits] == ["done", "done"]
+        dropped = sum(wire.dropped for wire in wires)
+    finally:
+        for wire in wires:
+            wire.set(delay_s=0.0, loss=0.0)
+    overhead = statistics.median(poor) - statistics.median(clean)
+    print(
+        f"\n[measure] 20 ms + 1 % loss each way: per-job {statistics.median(clean):.2f}s -> "
+        f"{statistics.median(poor):.2f}s (median, +{overhead:.2f}s); {dropped} frames dropped"
+    )
+    assert dropped > 0  # the loss really happened
+    history = _history(lan)
+    try:
+        assert history.list_images(limit=1000).total == images_before + 12  # each job once
+    finally:
+        history.close()
 
 
 def test_the_studio_restarting_while_the_boxes_stay_loses_and_repeats_no_job(lan: Lan) -> None:
