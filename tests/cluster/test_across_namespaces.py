@@ -172,38 +172,46 @@ def test_metrics_need_the_key_and_count_jobs_workers_and_loads(lan: Lan) -> None
     assert value("imagestudio_worker_last_answer_age_seconds") >= 0
 
 
-@pytest.mark.parametrize("case", ["wrong token", "no token", "other Ray version"])
-def test_a_box_that_may_not_join_is_refused_in_one_line(lan: Lan, case: str) -> None:
-    """Another Ray version is simulated: the box's interpreter reports Ray 2.59.0 (a ``sitecustomize``
-    on its PYTHONPATH), so Ray's own version check refuses it as it would a real 2.59 install."""
-    name = f"x{['wrong token', 'no token', 'other Ray version'].index(case)}"
-    box = lan.lab.add_box(name)
-    env: dict[str, str] = {}
-    extra: list[str] = []
-    if case == "wrong token":
-        wrong = box.home / "auth_token"
-        wrong.write_text(secrets.token_hex(32), encoding="ascii")
-        extra = ["--token-file", str(wrong)]
-    elif case == "other Ray version":
-        site = box.home / "site"
-        site.mkdir()
-        (site / "sitecustomize.py").write_text("import ray\nray.__version__ = '2.59.0'\n", encoding="utf-8")
-        env = {"PYTHONPATH": str(site)}
-        extra = ["--token-file", str(lan.token)]
+REFUSED = {"wrong token": "token", "no token": "token", "other Ray version": "Python/Ray versions"}
+
+
+def test_boxes_that_may_not_join_are_refused_in_one_line_and_get_no_job(lan: Lan) -> None:
+    """Three boxes try at once (each waits on Ray's own timeouts): a wrong token, none, another Ray.
+
+    Another Ray version is simulated: the box's interpreter reports Ray 2.59.0 (a ``sitecustomize`` on
+    its PYTHONPATH), so Ray's own version check refuses it as it would a real 2.59 install.
+    """
     before = {w["name"] for w in lan.workers()}
     started = time.perf_counter()
-    process = lan.start_box(name, *extra, env=env, joined=False)
-    try:
-        code = process.wait(WAIT)
-    finally:
-        lan.lab.stop_box(name)
-    output = lan.lab.log(name, "worker").strip().splitlines()
-    print(f"\n[measure] {case}: refused in {time.perf_counter() - started:.1f}s: {output[-1]}")
-    assert code == 1
-    last = output[-1]
-    assert last.startswith("error: ") and "\n" not in last
-    expected = {"wrong token": "token", "no token": "token", "other Ray version": "Python/Ray versions"}[case]
-    assert expected in last
+    tries = {}
+    for index, case in enumerate(REFUSED):
+        name = f"x{index}"
+        box = lan.lab.add_box(name)
+        env: dict[str, str] = {}
+        extra = ["--token-file", str(lan.token)]
+        if case == "wrong token":
+            wrong = box.home / "auth_token"
+            wrong.write_text(secrets.token_hex(32), encoding="ascii")
+            extra = ["--token-file", str(wrong)]
+        elif case == "no token":
+            extra = []
+        else:
+            site = box.home / "site"
+            site.mkdir()
+            (site / "sitecustomize.py").write_text(
+                "import ray\nray.__version__ = '2.59.0'\n", encoding="utf-8"
+            )
+            env = {"PYTHONPATH": str(site)}
+        tries[case] = (name, lan.start_box(name, *extra, env=env, joined=False))
+    for case, (name, process) in tries.items():
+        try:
+            code = process.wait(WAIT)
+        finally:
+            lan.lab.stop_box(name)
+        last = lan.lab.log(name, "worker").strip().splitlines()[-1]
+        print(f"\n[measure] {case}: refused within {time.perf_counter() - started:.1f}s: {last}")
+        assert code == 1, case
+        assert last.startswith("error: ") and REFUSED[case] in last, (case, last)
     assert {w["name"] for w in lan.workers()} == before  # never a worker, so never a job
 
 
