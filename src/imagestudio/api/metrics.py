@@ -20,7 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from imagestudio.api.errors import error_responses
-from imagestudio.jobs.backend import WorkerListing
+from imagestudio.jobs.queue_protocol import WorkerListing
 
 if TYPE_CHECKING:
     from imagestudio.jobs.model import JobEvent
