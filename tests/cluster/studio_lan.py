@@ -135,6 +135,7 @@ def studio_lan(
             f"storage:\n  models_dir: {models_dir}\n  outputs_dir: {head.home / 'outputs'}\n"
             f"  history_db: {head.home / 'history.sqlite3'}\n"
             f"server:\n  host: {head.ip}\n  port: {HTTP_PORT}\n  api_key: {key}\n  max_queue: {max_queue}\n"
+            f"  max_queued_per_client: {max_queue}\n"
             "generation:\n  default_width: 64\n  default_height: 64\n  default_num_inference_steps: 2\n"
             f"cluster:\n  backend: ray\n  address: '{head.ip}:{RAY_PORT}'\n  token_file: {token}\n"
             "  poll_s: 0.5\n  worker_wait_s: 120\n",
