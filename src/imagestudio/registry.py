@@ -219,3 +219,71 @@ def get_model(model_id: str, *, task: Task | None = None) -> ModelSpec:
             details={"model": model_id, "valid": valid},
         )
     return spec
+
+
+# ---------------------------------------------------------------------------------------- upscalers
+
+
+@dataclass(frozen=True)
+class UpscalerSpec:
+    """An image upscaler: one ``.safetensors`` file of an architecture spandrel knows (ESRGAN family)."""
+
+    id: str
+    title: str
+    #: The factor the network enlarges by in one pass (spandrel reads it from the weights too).
+    scale: int
+    repo_id: str | None
+    filename: str
+    download_bytes: int
+    #: The file's SHA-256 as published; a download that does not match it is refused.
+    sha256: str | None
+    license: str
+    tiny: bool = False
+    description: str = ""
+
+
+UPSCALERS: dict[str, UpscalerSpec] = {
+    spec.id: spec
+    for spec in (
+        # xinntao's Real-ESRGAN x4plus (BSD-3-Clause), repackaged as .safetensors by Comfy-Org.
+        UpscalerSpec(
+            id="realesrgan-x4plus",
+            title="Real-ESRGAN x4plus",
+            scale=4,
+            repo_id="Comfy-Org/Real-ESRGAN_repackaged",
+            filename="RealESRGAN_x4plus.safetensors",
+            download_bytes=66_857_836,
+            sha256="37f9a931c215f040aa6d50f711f2cb115f713c46df1d0d6469a8bd7bfe9a60bb",
+            license="BSD-3-Clause",
+        ),
+        UpscalerSpec(
+            id="tiny-upscaler",
+            title="Tiny upscaler (offline, random weights)",
+            scale=2,
+            repo_id=None,
+            filename="tiny-upscaler.safetensors",
+            download_bytes=20_000,
+            sha256=None,
+            license="random weights",
+            tiny=True,
+            description="random weights: output is noise (offline stand-in for a real upscaler)",
+        ),
+    )
+}
+
+DEFAULT_UPSCALER = "realesrgan-x4plus"
+
+
+def get_upscaler(upscaler_id: str) -> UpscalerSpec:
+    """Look an upscaler up by id; raises a one-line :class:`InvalidRequest` naming the valid ones."""
+    from imagestudio.errors import InvalidRequest
+
+    spec = UPSCALERS.get(upscaler_id)
+    if spec is None:
+        raise InvalidRequest(
+            f"unknown upscaler {upscaler_id!r}; valid: {', '.join(UPSCALERS)}",
+            param="upscaler",
+            code="unknown_upscaler",
+            details={"upscaler": upscaler_id},
+        )
+    return spec

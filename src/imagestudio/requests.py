@@ -593,3 +593,103 @@ def _refuse_options(spec: ModelSpec, given: dict[str, Any], names: Sequence[str]
                 code="option_not_for_model",
                 details={"field": name, "model": spec.id},
             )
+
+
+#: Largest upscale factor asked for at once (A1111's extras allow up to 8 as well).
+MAX_UPSCALE = 8.0
+
+
+class UpscaleRequest(BaseModel):
+    """Enlarge one picture ``scale`` times with an ESRGAN-family upscaler (see engine/upscale.py).
+
+    ``images`` holds the one picture (the name every request with input pictures uses, so History keeps
+    it). ``prompt`` is only what the picture was made from, when the edge knows it (for History's search).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    images: tuple[InstanceOf[InputImage], ...]
+    upscaler: str | None = None
+    scale: float = Field(2.0, ge=1.0, le=MAX_UPSCALE)
+    prompt: str = Field("", max_length=MAX_PROMPT_CHARS)
+    #: Tile side in input pixels (None: the largest that fits, see memory/upscale.py).
+    tile: int | None = Field(None, ge=32, le=4096)
+    client: dict[str, Any] | None = None
+
+    @classmethod
+    def build(cls, **fields: object) -> UpscaleRequest:
+        """Construct from loose input, turning pydantic's errors into one :class:`InvalidRequest`."""
+        return _build(cls, fields)
+
+    @property
+    def model(self) -> str:
+        """The upscaler (jobs and History name a job's model)."""
+        return self.upscaler or ""
+
+    @property
+    def negative_prompt(self) -> None:
+        return None
+
+    @property
+    def count(self) -> int:
+        return 1
+
+    @property
+    def seed(self) -> int:
+        """Upscaling draws no noise; History's seed column gets 0."""
+        return 0
+
+    def seeds(self) -> list[int]:
+        return [0]
+
+    @property
+    def image(self) -> InputImage:
+        return self.images[0]
+
+    def output_size(self) -> tuple[int, int]:
+        return round(self.image.width * self.scale), round(self.image.height * self.scale)
+
+    def resolved(self, settings: Settings) -> UpscaleRequest:
+        """The upscaler named (config's default unless given), one picture, the output within the limit."""
+        from imagestudio.registry import get_upscaler
+
+        if len(self.images) != 1:
+            raise InvalidRequest(
+                f"upscaling takes exactly one picture; got {len(self.images)}",
+                param="image",
+                code="one_image",
+                details={"count": len(self.images)},
+            )
+        spec = get_upscaler(self.upscaler or settings.upscale.default_upscaler)
+        width, height = self.output_size()
+        limit = settings.upscale.max_output_pixels
+        if width * height > limit:
+            largest = math.sqrt(limit / (self.image.width * self.image.height))
+            raise InvalidRequest(
+                f"scale {self.scale:g} makes {self.image.width}x{self.image.height} into {width}x{height} "
+                f"({width * height:,} pixels); at most {limit:,} are allowed (upscale.max_output_pixels): "
+                f"use a scale of at most {math.floor(largest * 100) / 100:g}",
+                param="scale",
+                code="upscale_too_large",
+                details={"scale": self.scale, "width": width, "height": height, "max": f"{limit:,}"},
+            )
+        return self.model_copy(update={"upscaler": spec.id})
+
+    def metadata_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "prompt": self.prompt,
+            "mode": "upscale",
+            "upscaler": self.upscaler,
+            "upscale_by": self.scale,
+            "input_images": [image.metadata() for image in self.images],
+        }
+        if self.tile is not None:
+            fields["tile"] = self.tile
+        if self.client:
+            fields["client"] = dict(self.client)
+        return fields
+
+
+def build_upscale_request(settings: Settings, image: InputImage, **fields: Any) -> UpscaleRequest:
+    """The one way an upscale becomes a resolved job request, whatever the entry point."""
+    return UpscaleRequest.build(images=(image,), **fields).resolved(settings)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from imagestudio import __version__
 from imagestudio.engine.loras import activate_loras, lightning_ref, resolve_lora, resolve_loras
 from imagestudio.engine.pipeline_calls import (
+    CheckedImage,
     ProgressCallback,
     edit_kwargs,
     generate_kwargs,
@@ -35,10 +36,9 @@ if TYPE_CHECKING:
     from imagestudio.engine.enhance import EnhanceResult
     from imagestudio.engine.loras import ResolvedLora
     from imagestudio.engine.manager import LoadedModel, ModelManager
-    from imagestudio.engine.pipeline_calls import CheckedImage
     from imagestudio.engine.planned_jobs import PlannedJobs, PlannedRun
     from imagestudio.memory.planner import MemoryPlanner
-    from imagestudio.requests import EditRequest, EnhanceRequest, GenerateRequest
+    from imagestudio.requests import EditRequest, EnhanceRequest, GenerateRequest, UpscaleRequest
     from imagestudio.storage.hashes import HashCache
 
 log = logging.getLogger(__name__)
@@ -184,6 +184,32 @@ class Studio:
         from imagestudio.engine.enhance import PromptEnhancer
 
         return PromptEnhancer(self.settings, self.manager).enhance(request.resolved(self.settings), cancel)
+
+    def upscale(
+        self,
+        request: UpscaleRequest,
+        out_dir: Path | None = None,
+        on_step: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> StudioResult:
+        """Enlarge one picture with an upscaler, tile by tile (see :mod:`imagestudio.engine.upscale`)."""
+        from imagestudio.engine.upscale_jobs import run_upscale
+
+        request = request.resolved(self.settings)
+        started = time.perf_counter()
+        image, fields = run_upscale(self.settings, self.manager, request, on_step=on_step, cancel=cancel)
+        elapsed = time.perf_counter() - started
+        meta = {
+            **request.metadata_fields(),
+            **fields,
+            "task": "upscale",
+            "app_version": __version__,
+            "elapsed_s": round(elapsed, 3),
+        }
+        extra = {"upscale": {"upscaler": request.upscaler, "scale": request.scale, "plan": fields["plan"]}}
+        return StudioResult(
+            request.model, self._save([CheckedImage(image, 0)], meta, out_dir), elapsed, extra
+        )
 
     def _finish(
         self,

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from imagestudio.requests import MAX_COUNT, MAX_PROMPT_CHARS, MAX_SEED
+from imagestudio.requests import MAX_COUNT, MAX_PROMPT_CHARS, MAX_SEED, MAX_UPSCALE
 
 SIZE_PATTERN = r"^(auto|[0-9]{1,5}x[0-9]{1,5})$"
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -222,7 +222,21 @@ class EditJobBody(_Strict):
     count: StrictInt = Field(1, ge=1, le=MAX_COUNT)
 
 
-JobBody = Annotated[GenerateJobBody | EditJobBody, Field(discriminator="kind")]
+class UpscaleJobBody(_Strict):
+    """An upscale job: one picture made ``scale`` times larger by an ESRGAN-family upscaler."""
+
+    kind: Literal["upscale"]
+    image: str = Field(description="The picture as base64 (PNG, JPEG or WebP; a data: URL too).")
+    upscaler: str | None = Field(
+        None, description="Upscaler id (realesrgan-x4plus, tiny-upscaler); default upscale.default_upscaler."
+    )
+    scale: float = Field(2.0, ge=1.0, le=MAX_UPSCALE, description="How many times larger.")
+    prompt: str = Field(
+        "", max_length=MAX_PROMPT_CHARS, description="What the picture shows (recorded; History finds it)."
+    )
+
+
+JobBody = Annotated[GenerateJobBody | EditJobBody | UpscaleJobBody, Field(discriminator="kind")]
 
 
 class JobImage(BaseModel):

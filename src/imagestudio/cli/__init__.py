@@ -17,6 +17,7 @@ from imagestudio.cli import (  # noqa: F401  (registers the commands)
     generate,
     models,
     serve,
+    upscale,
     worker,
 )
 from imagestudio.cli.allocator import use_expandable_segments

@@ -27,6 +27,8 @@ def a1111_parameters(meta: dict[str, Any]) -> str:
     twice: A1111's ``Lora hashes`` field and Civitai's ``Hashes: {JSON}`` (which sd-parsers and Civitai
     read; A1111's own field has colons inside quotes that simple readers split on).
     """
+    if meta.get("mode") == "upscale":
+        return _postprocess_parameters(meta)
     loras = [lora for lora in meta.get("loras") or () if isinstance(lora, dict)]
     prompt = meta.get("prompt", "")
     tags = [f"<lora:{_lora_name(lora)}:{_number(lora.get('scale', 1.0))}>" for lora in loras]
@@ -55,6 +57,17 @@ def a1111_parameters(meta: dict[str, Any]) -> str:
     ]
     lines.append(", ".join(f"{key}: {value}" for key, value in fields if value is not None))
     return "\n".join(lines)
+
+
+def _postprocess_parameters(meta: dict[str, Any]) -> str:
+    """An upscaled picture, as A1111's Extras tab writes one: the source's prompt, then its own fields."""
+    fields = [
+        ("Size", f"{meta.get('width')}x{meta.get('height')}"),
+        ("Postprocess upscale by", _number(meta.get("upscale_by"))),
+        ("Postprocess upscaler", meta.get("upscaler_name") or meta.get("upscaler")),
+        ("Version", f"imagestudio {meta.get('app_version', '')}".strip()),
+    ]
+    return "\n".join([meta.get("prompt", ""), ", ".join(f"{key}: {value}" for key, value in fields)])
 
 
 def _lora_name(lora: dict[str, Any]) -> str:
