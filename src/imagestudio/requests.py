@@ -180,6 +180,12 @@ class GenerateRequest(_Request):
     loras: tuple[LoraRef, ...] = ()
     #: Seed variety (0 = off): per-seed noise on the prompt embeddings, see engine/variety.py.
     variety: float = Field(0.0, ge=0.0, le=1.0)
+    #: Hires pass (off when None): each image is upscaled ``hires_scale`` times by ``hires_upscaler``, then
+    #: reworked by img2img at ``hires_strength`` for ``hires_steps`` steps (tiled past the model's limit).
+    hires_scale: float | None = Field(None, ge=1.0, le=4.0)
+    hires_upscaler: str | None = None
+    hires_strength: float | None = Field(None, gt=0.0, le=1.0)
+    hires_steps: int | None = Field(None, ge=1, le=200)
 
     @property
     def mode(self) -> Literal["text-to-image", "img2img", "inpaint"]:
@@ -234,8 +240,65 @@ class GenerateRequest(_Request):
                 "guidance_scale": guidance,
                 "seed": self.seed if self.seed is not None else random_seed(),
                 "strength": strength,
+                **self._resolved_hires(settings, width, height, steps),
             }
         )
+
+    def _resolved_hires(self, settings: Settings, width: int, height: int, steps: int) -> dict[str, Any]:
+        """The hires pass's upscaler, strength and steps (defaults filled); its output size checked."""
+        from imagestudio.registry import get_upscaler
+
+        if self.hires_scale is None:
+            for name in ("hires_upscaler", "hires_strength", "hires_steps"):
+                if getattr(self, name) is not None:
+                    raise InvalidRequest(
+                        f"{name} needs a hires pass (--hires SCALE)",
+                        param=name,
+                        code="needs_hires",
+                        details={"field": name},
+                    )
+            return {}
+        if self.init_image is not None:
+            raise InvalidRequest(
+                "the hires pass follows text-to-image; upscale a picture with `imagestudio upscale` instead",
+                param="hires_scale",
+                code="hires_with_init_image",
+            )
+        upscaler = get_upscaler(self.hires_upscaler or settings.upscale.default_upscaler)
+        out_width, out_height = hires_size(width, height, self.hires_scale)
+        limit = settings.upscale.max_output_pixels
+        if out_width * out_height > limit:
+            raise InvalidRequest(
+                f"hires {self.hires_scale:g} makes {width}x{height} into {out_width}x{out_height} "
+                f"({out_width * out_height:,} pixels); at most {limit:,} are allowed "
+                "(upscale.max_output_pixels)",
+                param="hires_scale",
+                code="upscale_too_large",
+                details={
+                    "scale": self.hires_scale,
+                    "width": out_width,
+                    "height": out_height,
+                    "max": f"{limit:,}",
+                },
+            )
+        strength = self.hires_strength if self.hires_strength is not None else DEFAULT_HIRES_STRENGTH
+        hires_steps = self.hires_steps or steps
+        if denoising_steps(hires_steps, strength) < 1:
+            raise InvalidRequest(
+                f"hires strength {strength} with {hires_steps} steps runs no denoising step; use a strength "
+                f"of at least {1 / hires_steps:.3g} or more hires steps",
+                param="hires_strength",
+                code="strength_no_steps",
+                details={"strength": strength, "steps": hires_steps, "min": f"{1 / hires_steps:.3g}"},
+            )
+        return {"hires_upscaler": upscaler.id, "hires_strength": strength, "hires_steps": hires_steps}
+
+    def hires_size(self) -> tuple[int, int] | None:
+        """The hires pass's output size (None without one)."""
+        if self.hires_scale is None:
+            return None
+        assert self.width is not None and self.height is not None, "call resolved() first"
+        return hires_size(self.width, self.height, self.hires_scale)
 
     def _resolved_image_fields(self, spec: ModelSpec) -> dict[str, Any]:
         """Checks of init image / mask / strength; the default size and strength they imply."""
@@ -292,6 +355,16 @@ class GenerateRequest(_Request):
         return optional_fields(fields)
 
 
+#: img2img strength of the hires pass: enough to redraw the upscaler's texture as detail, little enough to
+#: keep the composition (the 0.3-0.4 that Z-Image-Turbo upscale workflows use).
+DEFAULT_HIRES_STRENGTH = 0.35
+
+
+def hires_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    """``width`` x ``height`` times ``scale``, each side rounded to a multiple of 16 (the model's rule)."""
+    return max(16, round(width * scale / 16) * 16), max(16, round(height * scale / 16) * 16)
+
+
 def optional_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """Metadata without the optional features a job did not use (no improved prompt, variety off), so
     the metadata of ordinary images stays as it always was."""
@@ -299,6 +372,9 @@ def optional_fields(fields: dict[str, Any]) -> dict[str, Any]:
         fields.pop("original_prompt", None)
     if not fields.get("variety"):
         fields.pop("variety", None)
+    if fields.get("hires_scale") is None:
+        for name in ("hires_scale", "hires_upscaler", "hires_strength", "hires_steps"):
+            fields.pop(name, None)
     return fields
 
 
@@ -657,7 +733,7 @@ class UpscaleRequest(BaseModel):
             raise InvalidRequest(
                 f"upscaling takes exactly one picture; got {len(self.images)}",
                 param="image",
-                code="one_image",
+                code="upscale_one_image",
                 details={"count": len(self.images)},
             )
         spec = get_upscaler(self.upscaler or settings.upscale.default_upscaler)

@@ -116,10 +116,12 @@ class Studio:
         loras = resolve_loras(request.loras)
         started = time.perf_counter()
 
+        hires: dict[str, Any] = {}
+
         def job(loaded: LoadedModel) -> list[CheckedImage]:
             use_loras(loaded, loras)
             pipe = image_pipeline(loaded.pipe, request)
-            return run_pipeline(
+            images = run_pipeline(
                 pipe,
                 generate_kwargs(request),
                 request.seeds(),
@@ -130,9 +132,18 @@ class Studio:
                 call=variety_call(pipe, request.variety) if request.variety > 0 else None,
                 progress_steps=request.denoising_steps(),
             )
+            if request.hires_scale is None:
+                return images
+            from imagestudio.engine.hires import hires_pass
+
+            images, record = hires_pass(
+                self.settings, loaded, request, images, on_step=on_step, cancel=cancel
+            )
+            hires.update(record)
+            return images
 
         run = self.planned_jobs.run(get_model(request.model), request, job)
-        return self._finish(run, request, loras, started, out_dir)
+        return self._finish(run, request, loras, started, out_dir, hires)
 
     def edit(
         self,
@@ -218,14 +229,14 @@ class Studio:
         loras: list[ResolvedLora],
         started: float,
         out_dir: Path | None,
+        extra_fields: dict[str, Any] | None = None,
     ) -> StudioResult:
         """Metadata (request, LoRAs, memory report) on every image, files written, the result described."""
         images, loaded = run.result, run.loaded
         elapsed = time.perf_counter() - started
         hashes = self.hash_cache
-        base = self._metadata(
-            loaded, with_loras(request.metadata_fields(), loras, hashes), elapsed / len(images)
-        )
+        fields = {**with_loras(request.metadata_fields(), loras, hashes), **(extra_fields or {})}
+        base = self._metadata(loaded, fields, elapsed / len(images))
         base["memory"] = run.report.as_dict()
         memory = {"plan": run.plan.describe(), "recovered_from": list(run.report.recovered_from)}
         extra: dict[str, Any] = {"memory": memory}

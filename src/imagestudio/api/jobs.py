@@ -15,7 +15,6 @@ from imagestudio.api.clients import client_address
 from imagestudio.api.common import build_generate_request, find_job, get_services, image_url, job_status
 from imagestudio.api.edits import EditForm, edit_fields_from_json, submit_edit
 from imagestudio.api.errors import ApiError, error_responses
-from imagestudio.api.uploads import base64_upload, decode_upload
 from imagestudio.api.schemas import (
     ID_PATTERN,
     GenerateJobBody,
@@ -24,6 +23,7 @@ from imagestudio.api.schemas import (
     JobStatus,
     UpscaleJobBody,
 )
+from imagestudio.api.uploads import base64_upload, decode_upload
 from imagestudio.jobs.aio import job_events
 from imagestudio.jobs.events import snapshot_events
 from imagestudio.jobs.model import JobEvent, JobInfo

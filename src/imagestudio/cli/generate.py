@@ -68,6 +68,24 @@ def generate(
             "seeds differ more on Z-Image-Turbo; the same seed and variety repeat the image.",
         ),
     ] = None,
+    hires: Annotated[
+        float | None,
+        typer.Option(
+            "--hires",
+            help="Hires pass: upscale each image this many times (1-4), then rework it with img2img at a "
+            "low strength (in tiles past the model's size limit).",
+        ),
+    ] = None,
+    hires_upscaler: Annotated[
+        str | None, typer.Option("--hires-upscaler", help="Upscaler of the hires pass (default: config's).")
+    ] = None,
+    hires_strength: Annotated[
+        float | None,
+        typer.Option("--hires-strength", help="img2img strength of the hires pass (default 0.35)."),
+    ] = None,
+    hires_steps: Annotated[
+        int | None, typer.Option("--hires-steps", help="Steps of the hires pass (default: --steps).")
+    ] = None,
     enhance: EnhanceOption = False,
     config: ConfigOption = None,
     as_json: JsonOption = False,
@@ -91,6 +109,10 @@ def generate(
         count=count,
         strength=strength,
         loras=tuple(parse_lora(text) for text in lora or []),
+        hires_scale=hires,
+        hires_upscaler=hires_upscaler,
+        hires_strength=hires_strength,
+        hires_steps=hires_steps,
     )
     # After the request is valid (a bad size creates no folder), before the model loads.
     out = prepare_out_dir(out, settings)

@@ -37,6 +37,7 @@ def a1111_parameters(meta: dict[str, Any]) -> str:
     if isinstance(negative, str) and negative.strip():
         lines.append(f"Negative prompt: {negative}")
     cfg = meta.get("true_cfg_scale", meta.get("guidance_scale"))
+    width, height = meta.get("width"), meta.get("height")
     lora_hashes = [(_lora_name(lora), lora["sha256"]) for lora in loras if lora.get("sha256")]
     hashes: dict[str, str] = {}
     if meta.get("model_hash"):
@@ -47,10 +48,14 @@ def a1111_parameters(meta: dict[str, Any]) -> str:
         ("Sampler", "Euler (flow matching)"),
         ("CFG scale", cfg),
         ("Seed", meta.get("seed")),
-        ("Size", f"{meta.get('width')}x{meta.get('height')}"),
+        # A1111 writes the first pass's size beside "Hires upscale" (what "Use these settings" restores).
+        ("Size", f"{meta.get('first_pass_width', width)}x{meta.get('first_pass_height', height)}"),
         ("Model hash", meta.get("model_hash")),
         ("Model", meta.get("model")),
-        ("Denoising strength", meta.get("strength")),
+        ("Denoising strength", meta.get("strength", meta.get("hires_strength"))),
+        ("Hires upscale", _number(meta["hires_scale"]) if meta.get("hires_scale") else None),
+        ("Hires steps", meta.get("hires_steps")),
+        ("Hires upscaler", meta.get("hires_upscaler_name") or meta.get("hires_upscaler")),
         ("Lora hashes", '"' + ", ".join(f"{n}: {h}" for n, h in lora_hashes) + '"' if lora_hashes else None),
         ("Hashes", json.dumps(hashes) if hashes else None),
         ("Version", f"imagestudio {meta.get('app_version', '')}".strip()),

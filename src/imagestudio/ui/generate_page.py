@@ -231,7 +231,7 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
                 "strength": source_err,
             },
             form_error=form_err,
-            needs_result=[actions.edit_this, actions.vary_this],
+            needs_result=[actions.edit_this, actions.vary_this, actions.upscale_this],
         ),
         variety=variety,
         enhance=enhance,

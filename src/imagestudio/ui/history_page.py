@@ -42,6 +42,7 @@ class HistoryPage:
     #: Chained work on the chosen picture (see ui/chain.py).
     edit_this: Any = None
     vary_this: Any = None
+    upscale_this: Any = None
     #: The pictures an edit or img2img started from.
     inputs: Any = None
     #: Multi-select ("Select several"), and the confirmation a delete asks for.
@@ -104,6 +105,9 @@ def build(ctx: UIContext) -> HistoryPage:
                 vary_this = gr.Button(
                     key("chain.vary_this"), size="sm", interactive=False, elem_id="hist-vary-this"
                 )
+                upscale_this = gr.Button(
+                    key("chain.upscale_this"), size="sm", interactive=False, elem_id="hist-upscale-this"
+                )
             with gr.Row(visible=False, elem_id="hist-confirm") as confirm_row:
                 confirm_text = slot("hist-confirm-text")
                 confirm_yes = gr.Button(
@@ -140,6 +144,7 @@ def build(ctx: UIContext) -> HistoryPage:
         gr.State(0),
         edit_this=edit_this,
         vary_this=vary_this,
+        upscale_this=upscale_this,
         inputs=inputs,
         multi=multi,
         marked=gr.State([]),
@@ -169,7 +174,7 @@ def wire(
         page.newer,
         page.older,
     ]
-    buttons = [page.use, page.delete, page.edit_this, page.vary_this]
+    buttons = [page.use, page.delete, page.edit_this, page.vary_this, page.upscale_this]
     # A new listing forgets the chosen and marked pictures and any pending delete question.
     listing += [page.inputs, page.marked, page.marked_note, page.confirm_row]
 
