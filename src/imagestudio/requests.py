@@ -162,6 +162,32 @@ class _Request(BaseModel):
         return [(self.seed + i) % (MAX_SEED + 1) for i in range(self.count)]
 
 
+class ControlInput(BaseModel):
+    """A control image steering a Z-Image generation through its ControlNet (see engine/control.py).
+
+    ``type`` says what the picture is made into first: ``canny`` detects its edges (OpenCV, no weights);
+    ``map`` uses it as it is (a map made elsewhere). ``start``/``end`` are the share of the steps the
+    control acts on.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str
+    image: InstanceOf[InputImage]
+    weight: float | None = None
+    start: float = Field(0.0, ge=0.0, le=1.0)
+    end: float = Field(1.0, ge=0.0, le=1.0)
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "weight": self.weight,
+            "start": self.start,
+            "end": self.end,
+            "image": self.image.metadata(),
+        }
+
+
 class GenerateRequest(_Request):
     """Text-to-image on a Z-Image model; with ``init_image`` img2img, and with ``mask`` too, inpainting.
 
@@ -186,6 +212,8 @@ class GenerateRequest(_Request):
     hires_upscaler: str | None = None
     hires_strength: float | None = Field(None, gt=0.0, le=1.0)
     hires_steps: int | None = Field(None, ge=1, le=200)
+    #: A control image (ControlNet); its map is made by the engine before the model runs.
+    control: ControlInput | None = None
 
     @property
     def mode(self) -> Literal["text-to-image", "img2img", "inpaint"]:
@@ -241,8 +269,64 @@ class GenerateRequest(_Request):
                 "seed": self.seed if self.seed is not None else random_seed(),
                 "strength": strength,
                 **self._resolved_hires(settings, width, height, steps),
+                "control": self._resolved_control(spec),
             }
         )
+
+    def _resolved_control(self, spec: ModelSpec) -> ControlInput | None:
+        """The control's type known to the model's ControlNet, its weight within the card's range."""
+        from imagestudio.registry import DETECTED_CONTROL_TYPES, controlnet_for
+
+        control = self.control
+        if control is None:
+            return None
+        net = controlnet_for(spec.id)
+        if net is None:
+            raise InvalidRequest(
+                f"{spec.id} takes no control image",
+                param="control",
+                code="no_control",
+                details={"model": spec.id},
+            )
+        usable = (*DETECTED_CONTROL_TYPES, "map")
+        if control.type not in usable:
+            trained = " (the model knows it, but this version has no detector for it: make the map elsewhere "
+            trained += "and use map)" if control.type in net.types else ""
+            raise InvalidRequest(
+                f"control type {control.type!r} is not available{trained}; use one of: {', '.join(usable)}",
+                param="control.type",
+                code="control_type",
+                details={"type": control.type, "valid": ", ".join(usable)},
+            )
+        weight = control.weight if control.weight is not None else net.default_weight
+        if not net.min_weight <= weight <= net.max_weight:
+            raise InvalidRequest(
+                f"control weight {weight:g} is outside {net.min_weight:g}..{net.max_weight:g}, the range the "
+                f"{net.title} card recommends",
+                param="control.weight",
+                code="control_weight",
+                details={"value": weight, "min": net.min_weight, "max": net.max_weight},
+            )
+        if control.start >= control.end:
+            raise InvalidRequest(
+                f"control start {control.start:g} must be before its end {control.end:g}",
+                param="control.start",
+                code="control_window",
+                details={"start": control.start, "end": control.end},
+            )
+        if self.init_image is not None and self.mask is None:
+            raise InvalidRequest(
+                "a control image works with text-to-image or inpainting (--mask), not with plain img2img",
+                param="control",
+                code="control_img2img",
+            )
+        if self.hires_scale is not None:
+            raise InvalidRequest(
+                "a control image and the hires pass do not go together yet; upscale the result afterwards",
+                param="control",
+                code="control_hires",
+            )
+        return control.model_copy(update={"weight": weight})
 
     def _resolved_hires(self, settings: Settings, width: int, height: int, steps: int) -> dict[str, Any]:
         """The hires pass's upscaler, strength and steps (defaults filled); its output size checked."""
@@ -340,7 +424,11 @@ class GenerateRequest(_Request):
 
     def metadata_fields(self) -> dict[str, Any]:
         """JSON-safe fields for the PNG metadata (input images as name + hash, not pixels)."""
-        fields = self.model_dump(exclude={"count", "init_image", "mask", "strength", "loras", "client"})
+        fields = self.model_dump(
+            exclude={"count", "init_image", "mask", "strength", "loras", "client", "control"}
+        )
+        if self.control is not None:
+            fields["control"] = self.control.metadata()
         if self.client:
             fields["client"] = dict(self.client)
         if self.init_image is not None:

@@ -116,10 +116,19 @@ class Studio:
         loras = resolve_loras(request.loras)
         started = time.perf_counter()
 
+        # What the hires pass or the control adds to the metadata.
         hires: dict[str, Any] = {}
 
         def job(loaded: LoadedModel) -> list[CheckedImage]:
             use_loras(loaded, loras)
+            if request.control is not None:
+                from imagestudio.engine.control_jobs import run_controlled
+
+                images, record = run_controlled(
+                    self.settings, loaded, request, on_step=on_step, cancel=cancel
+                )
+                hires.update(record)
+                return images
             pipe = image_pipeline(loaded.pipe, request)
             images = run_pipeline(
                 pipe,

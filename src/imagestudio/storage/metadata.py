@@ -56,12 +56,30 @@ def a1111_parameters(meta: dict[str, Any]) -> str:
         ("Hires upscale", _number(meta["hires_scale"]) if meta.get("hires_scale") else None),
         ("Hires steps", meta.get("hires_steps")),
         ("Hires upscaler", meta.get("hires_upscaler_name") or meta.get("hires_upscaler")),
+        ("ControlNet 0", _controlnet_unit(meta)),
         ("Lora hashes", '"' + ", ".join(f"{n}: {h}" for n, h in lora_hashes) + '"' if lora_hashes else None),
         ("Hashes", json.dumps(hashes) if hashes else None),
         ("Version", f"imagestudio {meta.get('app_version', '')}".strip()),
     ]
     lines.append(", ".join(f"{key}: {value}" for key, value in fields if value is not None))
     return "\n".join(lines)
+
+
+def _controlnet_unit(meta: dict[str, Any]) -> str | None:
+    """Forge's ``ControlNet 0: "Module: …, Model: …, Weight: …"`` (quoted: it holds commas)."""
+    control = meta.get("control")
+    if not isinstance(control, dict):
+        return None
+    module = "none" if control.get("type") == "map" else control.get("type")
+    parts = [
+        ("Module", module),
+        ("Model", meta.get("control_model")),
+        ("Weight", _number(control.get("weight"))),
+        ("Guidance Start", _number(control.get("start"))),
+        ("Guidance End", _number(control.get("end"))),
+        ("Map hash", meta.get("control_map_sha256")),
+    ]
+    return '"' + ", ".join(f"{key}: {value}" for key, value in parts if value is not None) + '"'
 
 
 def _postprocess_parameters(meta: dict[str, Any]) -> str:
