@@ -178,6 +178,11 @@ class ControlInput(BaseModel):
     start: float = Field(0.0, ge=0.0, le=1.0)
     end: float = Field(1.0, ge=0.0, le=1.0)
 
+    @classmethod
+    def build(cls, **fields: object) -> ControlInput:
+        """Construct from loose input, turning pydantic's errors into one :class:`InvalidRequest`."""
+        return _build(cls, fields)
+
     def metadata(self) -> dict[str, Any]:
         return {
             "type": self.type,

@@ -17,6 +17,16 @@ def _gradient(width: int, height: int) -> Image.Image:
     return Image.fromarray(array.astype(np.uint8), "RGB")
 
 
+def _input(image: Image.Image):
+    import io
+
+    from imagestudio.storage.inputs import InputLimits, read_input_image
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return read_input_image(buffer.getvalue(), InputLimits(max_bytes=10**7, max_pixels=10**7), name="start.png")
+
+
 def test_tiles_that_change_nothing_give_back_the_picture() -> None:
     image = _gradient(200, 136)
     assert np.array_equal(np.asarray(refine_tiled(image, 64, lambda piece: piece)), np.asarray(image))
@@ -87,8 +97,8 @@ def test_hires_options_are_checked_before_anything_loads(settings) -> None:
         GenerateRequest.build(**base, hires_strength=0.3).resolved(settings)
     with pytest.raises(InvalidRequest, match="unknown upscaler"):
         GenerateRequest.build(**base, hires_scale=2, hires_upscaler="nope").resolved(settings)
-    with pytest.raises(InvalidRequest, match="runs no denoising step"):
-        GenerateRequest.build(**base, hires_scale=2, hires_steps=2, hires_strength=0.1).resolved(settings)
+    with pytest.raises(InvalidRequest, match="hires pass follows text-to-image"):
+        GenerateRequest.build(**base, hires_scale=2, init_image=_input(_gradient(64, 64))).resolved(settings)
     limited = settings.model_copy(
         update={"upscale": settings.upscale.model_copy(update={"max_output_pixels": 100 * 100})}
     )

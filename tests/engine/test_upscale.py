@@ -172,7 +172,7 @@ def test_a_scale_past_the_pixel_limit_is_refused_before_anything_loads(settings)
     limited = settings.model_copy(
         update={"upscale": settings.upscale.model_copy(update={"max_output_pixels": 100 * 100})}
     )
-    with pytest.raises(InvalidRequest, match=r"at most 10,000 .* use a scale of at most 1\.7"):
+    with pytest.raises(InvalidRequest, match=r"at most 10,000 .* use a scale of at most 2\.5"):
         build_upscale_request(limited, _input(_photo(40, 40)), upscaler="tiny-upscaler", scale=4)
     with pytest.raises(InvalidRequest, match="unknown upscaler 'nope'"):
         build_upscale_request(settings, _input(_photo(8, 8)), upscaler="nope")

@@ -17,6 +17,7 @@ from imagestudio.api.edits import EditForm, edit_fields_from_json, submit_edit
 from imagestudio.api.errors import ApiError, error_responses
 from imagestudio.api.schemas import (
     ID_PATTERN,
+    ControlBody,
     GenerateJobBody,
     JobBody,
     JobList,
@@ -27,6 +28,7 @@ from imagestudio.api.uploads import base64_upload, decode_upload
 from imagestudio.jobs.aio import job_events
 from imagestudio.jobs.events import snapshot_events
 from imagestudio.jobs.model import JobEvent, JobInfo
+from imagestudio.requests import ControlInput
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
@@ -46,13 +48,17 @@ _SUBMIT_ERRORS = error_responses(400, 401, 413, 429, 503)
 async def create_job(body: Annotated[JobBody, Body()], request: Request, response: Response) -> JobStatus:
     services = get_services(request)
 
-    def submit() -> JobInfo:
+    def submit(control: ControlInput | None) -> JobInfo:
         assert isinstance(body, GenerateJobBody)
-        fields = body.model_dump(exclude={"kind"})
-        return services.queue.submit(build_generate_request(services.settings, **fields))
+        fields = body.model_dump(exclude={"kind", "control", "hires"})
+        if body.hires is not None:
+            fields.update({f"hires_{key}": value for key, value in body.hires.model_dump().items()})
+        built = build_generate_request(services.settings, rename=CONTROL_NAMES, control=control, **fields)
+        return services.queue.submit(built)
 
     if isinstance(body, GenerateJobBody):
-        info = await run_in_threadpool(submit)
+        control = await control_input(request, body.control) if body.control is not None else None
+        info = await run_in_threadpool(submit, control)
     elif isinstance(body, UpscaleJobBody):
         info = await submit_upscale(request, body)
     else:
@@ -159,6 +165,24 @@ async def stream_job_events(job_id: JobId, request: Request) -> StreamingRespons
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+#: The request's names of the hires fields, as the native body spells them.
+CONTROL_NAMES = {
+    "hires_scale": "hires.scale",
+    "hires_upscaler": "hires.upscaler",
+    "hires_strength": "hires.strength",
+    "hires_steps": "hires.steps",
+}
+
+
+async def control_input(request: Request, body: ControlBody) -> ControlInput:
+    """The control body with its image decoded (within the upload limits)."""
+    from imagestudio.requests import ControlInput
+
+    settings = get_services(request).settings
+    image = await decode_upload(request, base64_upload(body.image, field="control.image"), settings)
+    return ControlInput.build(type=body.type, image=image, weight=body.weight, start=body.start, end=body.end)
 
 
 async def submit_upscale(request: Request, body: UpscaleJobBody) -> JobInfo:

@@ -182,7 +182,7 @@ def generate_request(
 def control_input(settings: Settings, text: str, start: float, end: float) -> ControlInput:
     """``TYPE:IMAGE[:WEIGHT]`` as a control input (the image read and checked like any input picture)."""
     from imagestudio.errors import InvalidRequest
-    from imagestudio.requests import ControlInput, _build
+    from imagestudio.requests import ControlInput
     from imagestudio.storage.inputs import InputLimits, read_input_image
 
     kind, _, rest = text.partition(":")
@@ -201,4 +201,4 @@ def control_input(settings: Settings, text: str, start: float, end: float) -> Co
             details={"value": text},
         )
     image = read_input_image(Path(path), InputLimits.from_settings(settings), label="control image")
-    return _build(ControlInput, {"type": kind, "image": image, "weight": weight, "start": start, "end": end})
+    return ControlInput.build(type=kind, image=image, weight=weight, start=start, end=end)

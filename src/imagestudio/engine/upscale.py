@@ -41,6 +41,7 @@ def load_upscaler(path: Path, device: str) -> Any:
             details={"file": path.name},
         )
     import spandrel
+    from safetensors import SafetensorError
 
     try:
         model = spandrel.ModelLoader(device=device).load_from_file(path)
@@ -52,7 +53,7 @@ def load_upscaler(path: Path, device: str) -> Any:
             code="upscaler_unknown_architecture",
             details={"file": path.name},
         ) from None
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+    except (SafetensorError, OSError, ValueError, RuntimeError, KeyError) as exc:
         raise InvalidRequest(
             f"upscaler file {path.name!r} cannot be read ({type(exc).__name__}: {str(exc)[:120]})",
             param="upscaler",
@@ -143,8 +144,7 @@ def upscale_once(
             y1, x1 = min(y + tile, height), min(x + tile, width)
             crop = pixels[:, :, y:y1, x:x1].to(device=device, dtype=dtype)
             with torch.inference_mode():
-                result = model(crop)
-            result = result[0].float().clamp_(0, 1).cpu()
+                result = model(crop)[0].float().clamp(0, 1).cpu()
             # Fade only towards a neighbour, by the overlap actually shared with it (the last tile of a
             # row may overlap its neighbour by more than the planned overlap).
             top = (ys[ys.index(y) - 1] + tile - y) if y != ys[0] else 0
@@ -155,7 +155,7 @@ def upscale_once(
             ramp_x = _ramp((x1 - x) * scale, max(left, 0) * scale, max(right, 0) * scale)
             mask = ramp_y[:, None] * ramp_x[None, :]
             region = (slice(None), slice(y * scale, y1 * scale), slice(x * scale, x1 * scale))
-            out[region] += result * mask
+            out[region] += result.clone() * mask
             weight[region] += mask
             on_tile()
     return out / weight.clamp_min(1e-8)

@@ -82,12 +82,11 @@ def require_upscaler_file(spec: UpscalerSpec, settings: Settings) -> Path:
 def build_tiny_upscaler(dest: Path) -> Path:
     """Write the tiny upscaler's random weights to ``dest`` (the same bytes on every machine)."""
     from safetensors.torch import save_file
-    from spandrel.architectures.RealESRGAN import RealESRGAN  # noqa: F401  (the architecture is registered)
-    from spandrel.architectures.SRVGG import SRVGGNetCompact
+    from spandrel.architectures.Compact import Compact
 
     from imagestudio.models.random_weights import redraw_portably
 
-    network = SRVGGNetCompact(**TINY_UPSCALER_CONFIG)
+    network = Compact(**TINY_UPSCALER_CONFIG)
     redraw_portably(network, TINY_SEED)
     save_file({k: v.contiguous() for k, v in network.state_dict().items()}, dest)
     return dest
