@@ -24,7 +24,8 @@ def _input(image: Image.Image):
 
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
-    return read_input_image(buffer.getvalue(), InputLimits(max_bytes=10**7, max_pixels=10**7), name="start.png")
+    limits = InputLimits(max_bytes=10**7, max_pixels=10**7)
+    return read_input_image(buffer.getvalue(), limits, name="start.png")
 
 
 def test_tiles_that_change_nothing_give_back_the_picture() -> None:
