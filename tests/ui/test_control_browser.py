@@ -114,7 +114,9 @@ def test_control_slot_shows_the_map_and_the_hires_switch_enlarges(
     set_number(page, "gen-control-start", 0)
     set_number(page, "gen-control-end", 1)
 
-    page.locator("#gen-control-image button[aria-label='Clear']").first.click()
+    # A fresh page (no control picture): the hires switch alone.
+    page = open_page(control_server.url, locale="en-US")
+    page.locator("#gen-control-box").click()
     page.locator("#gen-hires input[type=checkbox]").check()
     generate(page, "a house in the fog")
     assert first_result_size(page) == (128, 128)
