@@ -96,7 +96,9 @@ def hires_pass(
     assert size is not None and request.hires_scale is not None, "a resolved request with a hires pass"
     width, height = size
     spec = loaded.spec
-    img2img = derived_pipeline(diffusers.ZImageImg2ImgPipeline, loaded.pipe)
+    # To a type checker diffusers' classes are untyped placeholders (see imagestudio.models.pipeline).
+    pipeline_class: Any = diffusers.ZImageImg2ImgPipeline
+    img2img = derived_pipeline(pipeline_class, loaded.pipe)
     upscaler = get_upscaler(request.hires_upscaler or "")
     steps = request.hires_steps or request.steps or 1
     strength = request.hires_strength or 0.0

@@ -93,12 +93,14 @@ def detected_map(kind: str, picture: Image.Image | None) -> Image.Image | None:
 
     scale = min(1.0, PREVIEW_SIDE / max(picture.size))
     width, height = max(1, round(picture.width * scale)), max(1, round(picture.height * scale))
-    return control_map(ControlInput.model_construct(type=kind, image=_Picture(picture)), width, height)
+    # The preview needs no checks or hash: control_map reads only the picture itself.
+    preview: Any = _Picture(picture)
+    return control_map(ControlInput.model_construct(type=kind, image=preview), width, height)
 
 
 @dataclass
 class _Picture:
-    """What :func:`control_map` reads of an input picture (the preview needs no checks or hash)."""
+    """What :func:`control_map` reads of an input picture."""
 
     image: Any
 
