@@ -56,7 +56,7 @@ def _square_picture(side: int) -> Any:
 
 
 def _control(ctx: BenchContext, case: str) -> Row:
-    from imagestudio.requests import ControlInput, GenerateRequest
+    from imagestudio.job_requests import ControlInput, GenerateRequest
     from imagestudio.studio import Studio
 
     ctx.tiny_model(MODEL)

@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from imagestudio.engine.loras import ResolvedLora
     from imagestudio.engine.manager import LoadedModel, ModelManager
     from imagestudio.engine.planned_jobs import PlannedJobs, PlannedRun
+    from imagestudio.job_requests import EditRequest, EnhanceRequest, GenerateRequest, UpscaleRequest
     from imagestudio.memory.planner import MemoryPlanner
-    from imagestudio.requests import EditRequest, EnhanceRequest, GenerateRequest, UpscaleRequest
     from imagestudio.storage.hashes import HashCache
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from PIL import Image
 
 from imagestudio.engine.control import control_map
 from imagestudio.errors import InvalidRequest
-from imagestudio.requests import ControlInput, GenerateRequest
+from imagestudio.job_requests import ControlInput, GenerateRequest
 from imagestudio.storage.inputs import InputImage, InputLimits, read_input_image
 
 LIMITS = InputLimits(max_bytes=10_000_000, max_pixels=10_000_000)

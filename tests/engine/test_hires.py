@@ -8,7 +8,7 @@ from PIL import Image
 
 from imagestudio.engine.hires import refine_tiled
 from imagestudio.errors import InvalidRequest
-from imagestudio.requests import GenerateRequest
+from imagestudio.job_requests import GenerateRequest
 
 
 def _gradient(width: int, height: int) -> Image.Image:

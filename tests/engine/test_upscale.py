@@ -142,7 +142,7 @@ def _input(image: Image.Image, name: str = "photo.png"):
 
 
 def test_studio_upscale_writes_the_picture_with_what_made_it(studio, tmp_path: Path) -> None:
-    from imagestudio.requests import build_upscale_request
+    from imagestudio.job_requests import build_upscale_request
     from imagestudio.storage.metadata import read_metadata, read_parameters
 
     source = _input(_photo(48, 32))
@@ -167,7 +167,7 @@ def test_studio_upscale_writes_the_picture_with_what_made_it(studio, tmp_path: P
 
 
 def test_a_scale_past_the_pixel_limit_is_refused_before_anything_loads(settings) -> None:
-    from imagestudio.requests import build_upscale_request
+    from imagestudio.job_requests import build_upscale_request
 
     limited = settings.model_copy(
         update={"upscale": settings.upscale.model_copy(update={"max_output_pixels": 100 * 100})}
@@ -182,7 +182,7 @@ def test_a_scale_past_the_pixel_limit_is_refused_before_anything_loads(settings)
 
 def test_a_missing_real_upscaler_names_its_download(studio) -> None:
     from imagestudio.errors import ModelNotAvailable
-    from imagestudio.requests import build_upscale_request
+    from imagestudio.job_requests import build_upscale_request
 
     request = build_upscale_request(studio.settings, _input(_photo(8, 8)))
     assert request.upscaler == "realesrgan-x4plus"

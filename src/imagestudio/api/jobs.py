@@ -25,10 +25,10 @@ from imagestudio.api.schemas import (
     UpscaleJobBody,
 )
 from imagestudio.api.uploads import base64_upload, decode_upload
+from imagestudio.job_requests import ControlInput
 from imagestudio.jobs.aio import job_events
 from imagestudio.jobs.events import snapshot_events
 from imagestudio.jobs.model import JobEvent, JobInfo
-from imagestudio.requests import ControlInput
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
@@ -178,7 +178,7 @@ CONTROL_NAMES = {
 
 async def control_input(request: Request, body: ControlBody) -> ControlInput:
     """The control body with its image decoded (within the upload limits)."""
-    from imagestudio.requests import ControlInput
+    from imagestudio.job_requests import ControlInput
 
     settings = get_services(request).settings
     image = await decode_upload(request, base64_upload(body.image, field="control.image"), settings)
@@ -187,7 +187,7 @@ async def control_input(request: Request, body: ControlBody) -> ControlInput:
 
 async def submit_upscale(request: Request, body: UpscaleJobBody) -> JobInfo:
     """Decode the picture (within the upload limits), build the upscale request and queue it."""
-    from imagestudio.requests import build_upscale_request
+    from imagestudio.job_requests import build_upscale_request
 
     services = get_services(request)
     picture = await decode_upload(request, base64_upload(body.image, field="image"), services.settings)

@@ -31,7 +31,7 @@ def upscale(
     as_json: JsonOption = False,
 ) -> None:
     """Enlarge a picture; the result records the upscaler and the scale in its metadata."""
-    from imagestudio.requests import build_upscale_request
+    from imagestudio.job_requests import build_upscale_request
     from imagestudio.storage.inputs import InputLimits, read_input_image, silence_pillow_bomb_warning
 
     settings = load_config(config)

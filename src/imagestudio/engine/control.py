@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from imagestudio.config import Settings
     from imagestudio.engine.manager import LoadedModel
-    from imagestudio.requests import ControlInput
+    from imagestudio.job_requests import ControlInput
 
 #: Canny's hysteresis thresholds (A1111/Forge's defaults for the canny preprocessor).
 CANNY_LOW, CANNY_HIGH = 100, 200

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from imagestudio.config import Settings
     from imagestudio.engine.manager import LoadedModel
     from imagestudio.engine.pipeline_calls import ProgressCallback
-    from imagestudio.requests import GenerateRequest
+    from imagestudio.job_requests import GenerateRequest
 
 
 def run_controlled(

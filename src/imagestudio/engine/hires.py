@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from imagestudio.config import Settings
     from imagestudio.engine.manager import LoadedModel
     from imagestudio.engine.pipeline_calls import ProgressCallback
+    from imagestudio.job_requests import GenerateRequest
     from imagestudio.registry import ModelSpec
-    from imagestudio.requests import GenerateRequest
 
 #: Share of a tile that overlaps its neighbour (cross-faded).
 OVERLAP_FRACTION = 8

@@ -21,9 +21,9 @@ if TYPE_CHECKING:
     from imagestudio.config import Settings
     from imagestudio.engine.manager import ModelManager
     from imagestudio.engine.pipeline_calls import ProgressCallback
+    from imagestudio.job_requests import UpscaleRequest
     from imagestudio.memory.upscale import UpscalePlan
     from imagestudio.registry import UpscalerSpec
-    from imagestudio.requests import UpscaleRequest
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from imagestudio.registry import CONTROLNETS, DETECTED_CONTROL_TYPES
 if TYPE_CHECKING:
     from PIL import Image
 
-    from imagestudio.requests import ControlInput
+    from imagestudio.job_requests import ControlInput
     from imagestudio.ui.common import UIContext
 
 #: The card's range (every ControlNet in the registry shares it).
@@ -89,7 +89,7 @@ def detected_map(kind: str, picture: Image.Image | None) -> Image.Image | None:
     if picture is None:
         return None
     from imagestudio.engine.control import control_map
-    from imagestudio.requests import ControlInput
+    from imagestudio.job_requests import ControlInput
 
     scale = min(1.0, PREVIEW_SIDE / max(picture.size))
     width, height = max(1, round(picture.width * scale)), max(1, round(picture.height * scale))
@@ -130,7 +130,7 @@ def _control(
 ) -> ControlInput:
     import io
 
-    from imagestudio.requests import ControlInput
+    from imagestudio.job_requests import ControlInput
     from imagestudio.storage.inputs import InputLimits, read_input_image
 
     buffer = io.BytesIO()

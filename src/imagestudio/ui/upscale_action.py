@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from imagestudio.errors import InvalidRequest
 
 if TYPE_CHECKING:
-    from imagestudio.requests import UpscaleRequest
+    from imagestudio.job_requests import UpscaleRequest
     from imagestudio.ui.common import JobPanel, UIContext
 
 #: The page's button enlarges twice: the usual step past Z-Image's own 1-2 megapixels.
@@ -24,7 +24,7 @@ PAGE_SCALE = 2.0
 
 def upscale_request(ctx: UIContext, path: str | None) -> UpscaleRequest:
     """The upscale of the picture at ``path`` (a result or History file), resolved and checked."""
-    from imagestudio.requests import build_upscale_request
+    from imagestudio.job_requests import build_upscale_request
     from imagestudio.storage.inputs import InputLimits, read_input_image
     from imagestudio.storage.metadata import read_metadata
 
