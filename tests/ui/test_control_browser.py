@@ -121,3 +121,12 @@ def test_control_slot_shows_the_map_and_the_hires_switch_enlarges(
     generate(page, "a house in the fog")
     assert first_result_size(page) == (128, 128)
     screenshot(page, "generate-en-control-hires")
+
+    # "Use these settings" brings back the first pass's size and the hires switch, not the final size.
+    page.locator("#gen-hires input[type=checkbox]").uncheck()
+    open_tab(page, "History")
+    gallery_images(page, "hist-gallery").first.click()
+    page.locator("#hist-use").click()
+    expect(page.get_by_role("tab", name="Generate")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#gen-hires input[type=checkbox]")).to_be_checked()
+    expect(page.locator("#gen-width input[type=number]").first).to_have_value("64")

@@ -321,6 +321,8 @@ def wire(
         generate.seed,
         generate.count,
     ]
+    if generate.control is not None:
+        gen_fields += [generate.control.hires, generate.control.hires_scale]
     edit_fields = edit.settings_fields() if edit is not None else []
 
     def use(entry_id: str | None, lang: str) -> tuple[Any, ...]:
@@ -338,8 +340,13 @@ def wire(
                 gr.Tabs(selected="edit"),
                 note_html(ctx.t("hist.used_edit", lang), "ok"),
             )
-        width = meta.get("width", entry.width)
-        height = meta.get("height", entry.height)
+        if meta.get("mode") == "upscale":
+            # An enlarged picture: only the words it was made from carry over (its "model" is the upscaler).
+            words = (meta.get("prompt", entry.prompt), *(gr.skip(),) * (len(gen_fields) - 1))
+            return (*words, *(gr.skip(),) * len(edit_fields), gr.Tabs(selected="generate"), gr.skip())
+        # A hires picture is restored as its first pass plus the hires switch (the size A1111 records too).
+        width = meta.get("first_pass_width", meta.get("width", entry.width))
+        height = meta.get("first_pass_height", meta.get("height", entry.height))
         choice = choice_for(width, height)
         values = (
             meta.get("prompt", entry.prompt),
@@ -352,6 +359,9 @@ def wire(
             entry.seed,
             1,
         )
+        if generate.control is not None:
+            hires = meta.get("hires_scale")
+            values = (*values, bool(hires), hires or gr.skip())
         return (
             *values,
             *(gr.skip(),) * len(edit_fields),
