@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imagestudio.errors import InvalidRequest, JobCancelled
+from imagestudio.models.upscalers import import_spandrel
 
 if TYPE_CHECKING:
     import torch
@@ -40,8 +41,9 @@ def load_upscaler(path: Path, device: str) -> Any:
             code="upscaler_not_safetensors",
             details={"file": path.name},
         )
-    import spandrel
     from safetensors import SafetensorError
+
+    spandrel = import_spandrel()
 
     try:
         model = spandrel.ModelLoader(device=device).load_from_file(path)

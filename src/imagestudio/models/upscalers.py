@@ -18,6 +18,7 @@ import shutil
 import threading
 import uuid
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from imagestudio.errors import DownloadFailed, ModelNotAvailable, UserError
@@ -79,12 +80,34 @@ def require_upscaler_file(spec: UpscalerSpec, settings: Settings) -> Path:
     return path
 
 
+def import_spandrel() -> ModuleType:
+    """spandrel, or one line saying how to get it.
+
+    It is an extra, not a default dependency: spandrel needs torchvision, and a torchvision that does not
+    match the installed torch build breaks every diffusers import — so it is installed on purpose, from the
+    same place as torch, by those who upscale.
+    """
+    try:
+        import spandrel
+    except ImportError as exc:
+        raise ModelNotAvailable(
+            "upscaling needs spandrel and a torchvision matching your torch: "
+            'pip install "imagestudio[upscale]" (install torchvision from the same index as torch)',
+            param="upscaler",
+            code="upscale_needs_extra",
+            details={"extra": "upscale", "missing": exc.name or "spandrel"},
+        ) from None
+    return spandrel
+
+
 def build_tiny_upscaler(dest: Path) -> Path:
     """Write the tiny upscaler's random weights to ``dest`` (the same bytes on every machine)."""
     from safetensors.torch import save_file
-    from spandrel.architectures.Compact import Compact
 
     from imagestudio.models.random_weights import redraw_portably
+
+    import_spandrel()
+    from spandrel.architectures.Compact import Compact
 
     network = Compact(**TINY_UPSCALER_CONFIG)
     redraw_portably(network, TINY_SEED)
