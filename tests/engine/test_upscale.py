@@ -188,3 +188,20 @@ def test_a_missing_real_upscaler_names_its_download(studio) -> None:
     assert request.upscaler == "realesrgan-x4plus"
     with pytest.raises(ModelNotAvailable, match="imagestudio models download realesrgan-x4plus"):
         studio.upscale(request)
+
+
+def test_without_the_upscale_extra_upscaling_is_one_line_naming_it(
+    tiny_upscaler_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """spandrel is an extra (it needs a torchvision matching torch): without it, one line says how to add it."""
+    import sys
+
+    from imagestudio.errors import ModelNotAvailable
+
+    for name in [m for m in sys.modules if m == "spandrel" or m.startswith("spandrel.")]:
+        monkeypatch.delitem(sys.modules, name)
+    # A None entry makes the import fail as it does where the package is not installed.
+    monkeypatch.setitem(sys.modules, "spandrel", None)
+    with pytest.raises(ModelNotAvailable, match=r'pip install "imagestudio\[upscale\]"') as caught:
+        load_upscaler(tiny_upscaler_file, "cpu")
+    assert "\n" not in str(caught.value)
