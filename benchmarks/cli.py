@@ -15,9 +15,9 @@ from benchmarks.report import Row, failed_row
 
 def registry() -> dict[str, ModuleType]:
     """Benchmark name → module with ``NAME``, ``TITLE`` and ``run(ctx) -> list[Row]``, in run order."""
-    from benchmarks import cli_speed, cold_start, load_memory, overhead, switch
+    from benchmarks import cli_speed, cold_start, control_upscale, load_memory, overhead, switch
 
-    modules = (overhead, cold_start, cli_speed, switch, load_memory)
+    modules = (overhead, cold_start, cli_speed, switch, load_memory, control_upscale)
     return {module.NAME: module for module in modules}
 
 

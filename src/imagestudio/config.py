@@ -395,6 +395,35 @@ class InputSettings(_Section):
     )
 
 
+class UpscaleSettings(_Section):
+    """Upscaling (``upscale``): which upscaler, how big its tiles, how big a result may be."""
+
+    default_upscaler: str = Field(
+        "realesrgan-x4plus", description="Upscaler used when none is named (see `imagestudio models list`)."
+    )
+    tile_px: int | None = Field(
+        None,
+        ge=32,
+        le=4096,
+        description="Tile side in input pixels; null = the largest that fits the free accelerator memory.",
+    )
+    max_output_pixels: int = Field(
+        40_000_000,
+        ge=64 * 64,
+        le=89_000_000,
+        description="Largest upscaled picture in pixels (width x height); a larger scale is refused.",
+    )
+
+    @field_validator("default_upscaler")
+    @classmethod
+    def _known_upscaler(cls, value: str) -> str:
+        from imagestudio.registry import UPSCALERS
+
+        if value not in UPSCALERS:
+            raise ValueError(f"unknown upscaler {value!r}; known: {', '.join(UPSCALERS)}")
+        return value
+
+
 class McpSettings(_Section):
     """The Model Context Protocol server (``mcp``): ``imagestudio mcp`` and ``/mcp`` on ``serve``."""
 
@@ -457,6 +486,7 @@ class Settings(_Section):
     inputs: InputSettings = Field(default_factory=InputSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    upscale: UpscaleSettings = Field(default_factory=UpscaleSettings)
     mcp: McpSettings = Field(default_factory=McpSettings)
 
     @field_validator("models")

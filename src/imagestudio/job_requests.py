@@ -163,6 +163,37 @@ class _Request(BaseModel):
         return [(self.seed + i) % (MAX_SEED + 1) for i in range(self.count)]
 
 
+class ControlInput(BaseModel):
+    """A control image steering a Z-Image generation through its ControlNet (see engine/control.py).
+
+    ``type`` says what the picture is made into first: ``canny`` detects its edges (OpenCV, no weights);
+    ``map`` uses it as it is (a map made elsewhere). ``start``/``end`` are the share of the steps the
+    control acts on.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str
+    image: InstanceOf[InputImage]
+    weight: float | None = None
+    start: float = Field(0.0, ge=0.0, le=1.0)
+    end: float = Field(1.0, ge=0.0, le=1.0)
+
+    @classmethod
+    def build(cls, **fields: object) -> ControlInput:
+        """Construct from loose input, turning pydantic's errors into one :class:`InvalidRequest`."""
+        return _build(cls, fields)
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "weight": self.weight,
+            "start": self.start,
+            "end": self.end,
+            "image": self.image.metadata(),
+        }
+
+
 class GenerateRequest(_Request):
     """Text-to-image on a Z-Image model; with ``init_image`` img2img, and with ``mask`` too, inpainting.
 
@@ -181,6 +212,14 @@ class GenerateRequest(_Request):
     loras: tuple[LoraRef, ...] = ()
     #: Seed variety (0 = off): per-seed noise on the prompt embeddings, see engine/variety.py.
     variety: float = Field(0.0, ge=0.0, le=1.0)
+    #: Hires pass (off when None): each image is upscaled ``hires_scale`` times by ``hires_upscaler``, then
+    #: reworked by img2img at ``hires_strength`` for ``hires_steps`` steps (tiled past the model's limit).
+    hires_scale: float | None = Field(None, ge=1.0, le=4.0)
+    hires_upscaler: str | None = None
+    hires_strength: float | None = Field(None, gt=0.0, le=1.0)
+    hires_steps: int | None = Field(None, ge=1, le=200)
+    #: A control image (ControlNet); its map is made by the engine before the model runs.
+    control: ControlInput | None = None
 
     @property
     def mode(self) -> Literal["text-to-image", "img2img", "inpaint"]:
@@ -235,8 +274,121 @@ class GenerateRequest(_Request):
                 "guidance_scale": guidance,
                 "seed": self.seed if self.seed is not None else random_seed(),
                 "strength": strength,
+                **self._resolved_hires(settings, width, height, steps),
+                "control": self._resolved_control(spec),
             }
         )
+
+    def _resolved_control(self, spec: ModelSpec) -> ControlInput | None:
+        """The control's type known to the model's ControlNet, its weight within the card's range."""
+        from imagestudio.registry import DETECTED_CONTROL_TYPES, controlnet_for
+
+        control = self.control
+        if control is None:
+            return None
+        net = controlnet_for(spec.id)
+        if net is None:
+            raise InvalidRequest(
+                f"{spec.id} takes no control image",
+                param="control",
+                code="no_control",
+                details={"model": spec.id},
+            )
+        usable = (*DETECTED_CONTROL_TYPES, "map")
+        if control.type not in usable:
+            trained = " (the model knows it, but this version has no detector for it: make the map elsewhere "
+            trained += "and use map)" if control.type in net.types else ""
+            raise InvalidRequest(
+                f"control type {control.type!r} is not available{trained}; use one of: {', '.join(usable)}",
+                param="control.type",
+                code="control_type",
+                details={"type": control.type, "valid": ", ".join(usable)},
+            )
+        weight = control.weight if control.weight is not None else net.default_weight
+        if not net.min_weight <= weight <= net.max_weight:
+            raise InvalidRequest(
+                f"control weight {weight:g} is outside {net.min_weight:g}..{net.max_weight:g}, the range the "
+                f"{net.title} card recommends",
+                param="control.weight",
+                code="control_weight",
+                details={"value": weight, "min": net.min_weight, "max": net.max_weight},
+            )
+        if control.start >= control.end:
+            raise InvalidRequest(
+                f"control start {control.start:g} must be before its end {control.end:g}",
+                param="control.start",
+                code="control_window",
+                details={"start": control.start, "end": control.end},
+            )
+        if self.init_image is not None and self.mask is None:
+            raise InvalidRequest(
+                "a control image works with text-to-image or inpainting (--mask), not with plain img2img",
+                param="control",
+                code="control_img2img",
+            )
+        if self.hires_scale is not None:
+            raise InvalidRequest(
+                "a control image and the hires pass do not go together yet; upscale the result afterwards",
+                param="control",
+                code="control_hires",
+            )
+        return control.model_copy(update={"weight": weight})
+
+    def _resolved_hires(self, settings: Settings, width: int, height: int, steps: int) -> dict[str, Any]:
+        """The hires pass's upscaler, strength and steps (defaults filled); its output size checked."""
+        from imagestudio.registry import get_upscaler
+
+        if self.hires_scale is None:
+            for name in ("hires_upscaler", "hires_strength", "hires_steps"):
+                if getattr(self, name) is not None:
+                    raise InvalidRequest(
+                        f"{name} needs a hires pass (--hires SCALE)",
+                        param=name,
+                        code="needs_hires",
+                        details={"field": name},
+                    )
+            return {}
+        if self.init_image is not None:
+            raise InvalidRequest(
+                "the hires pass follows text-to-image; upscale a picture with `imagestudio upscale` instead",
+                param="hires_scale",
+                code="hires_with_init_image",
+            )
+        upscaler = get_upscaler(self.hires_upscaler or settings.upscale.default_upscaler)
+        out_width, out_height = hires_size(width, height, self.hires_scale)
+        limit = settings.upscale.max_output_pixels
+        if out_width * out_height > limit:
+            raise InvalidRequest(
+                f"hires {self.hires_scale:g} makes {width}x{height} into {out_width}x{out_height} "
+                f"({out_width * out_height:,} pixels); at most {limit:,} are allowed "
+                "(upscale.max_output_pixels)",
+                param="hires_scale",
+                code="upscale_too_large",
+                details={
+                    "scale": self.hires_scale,
+                    "width": out_width,
+                    "height": out_height,
+                    "max": f"{limit:,}",
+                },
+            )
+        strength = self.hires_strength if self.hires_strength is not None else DEFAULT_HIRES_STRENGTH
+        hires_steps = self.hires_steps or steps
+        if denoising_steps(hires_steps, strength) < 1:
+            raise InvalidRequest(
+                f"hires strength {strength} with {hires_steps} steps runs no denoising step; use a strength "
+                f"of at least {1 / hires_steps:.3g} or more hires steps",
+                param="hires_strength",
+                code="strength_no_steps",
+                details={"strength": strength, "steps": hires_steps, "min": f"{1 / hires_steps:.3g}"},
+            )
+        return {"hires_upscaler": upscaler.id, "hires_strength": strength, "hires_steps": hires_steps}
+
+    def hires_size(self) -> tuple[int, int] | None:
+        """The hires pass's output size (None without one)."""
+        if self.hires_scale is None:
+            return None
+        assert self.width is not None and self.height is not None, "call resolved() first"
+        return hires_size(self.width, self.height, self.hires_scale)
 
     def _resolved_image_fields(self, spec: ModelSpec) -> dict[str, Any]:
         """Checks of init image / mask / strength; the default size and strength they imply."""
@@ -278,7 +430,11 @@ class GenerateRequest(_Request):
 
     def metadata_fields(self) -> dict[str, Any]:
         """JSON-safe fields for the PNG metadata (input images as name + hash, not pixels)."""
-        fields = self.model_dump(exclude={"count", "init_image", "mask", "strength", "loras", "client"})
+        fields = self.model_dump(
+            exclude={"count", "init_image", "mask", "strength", "loras", "client", "control"}
+        )
+        if self.control is not None:
+            fields["control"] = self.control.metadata()
         if self.client:
             fields["client"] = dict(self.client)
         if self.init_image is not None:
@@ -293,6 +449,16 @@ class GenerateRequest(_Request):
         return optional_fields(fields)
 
 
+#: img2img strength of the hires pass: enough to redraw the upscaler's texture as detail, little enough to
+#: keep the composition (the 0.3-0.4 that Z-Image-Turbo upscale workflows use).
+DEFAULT_HIRES_STRENGTH = 0.35
+
+
+def hires_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    """``width`` x ``height`` times ``scale``, each side rounded to a multiple of 16 (the model's rule)."""
+    return max(16, round(width * scale / 16) * 16), max(16, round(height * scale / 16) * 16)
+
+
 def optional_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """Metadata without the optional features a job did not use (no improved prompt, variety off), so
     the metadata of ordinary images stays as it always was."""
@@ -300,6 +466,9 @@ def optional_fields(fields: dict[str, Any]) -> dict[str, Any]:
         fields.pop("original_prompt", None)
     if not fields.get("variety"):
         fields.pop("variety", None)
+    if fields.get("hires_scale") is None:
+        for name in ("hires_scale", "hires_upscaler", "hires_strength", "hires_steps"):
+            fields.pop(name, None)
     return fields
 
 
@@ -597,3 +766,103 @@ def _refuse_options(spec: ModelSpec, given: dict[str, Any], names: Sequence[str]
                 code="option_not_for_model",
                 details={"field": name, "model": spec.id},
             )
+
+
+#: Largest upscale factor asked for at once (A1111's extras allow up to 8 as well).
+MAX_UPSCALE = 8.0
+
+
+class UpscaleRequest(BaseModel):
+    """Enlarge one picture ``scale`` times with an ESRGAN-family upscaler (see engine/upscale.py).
+
+    ``images`` holds the one picture (the name every request with input pictures uses, so History keeps
+    it). ``prompt`` is only what the picture was made from, when the edge knows it (for History's search).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    images: tuple[InstanceOf[InputImage], ...]
+    upscaler: str | None = None
+    scale: float = Field(2.0, ge=1.0, le=MAX_UPSCALE)
+    prompt: str = Field("", max_length=MAX_PROMPT_CHARS)
+    #: Tile side in input pixels (None: the largest that fits, see memory/upscale.py).
+    tile: int | None = Field(None, ge=32, le=4096)
+    client: dict[str, Any] | None = None
+
+    @classmethod
+    def build(cls, **fields: object) -> UpscaleRequest:
+        """Construct from loose input, turning pydantic's errors into one :class:`InvalidRequest`."""
+        return _build(cls, fields)
+
+    @property
+    def model(self) -> str:
+        """The upscaler (jobs and History name a job's model)."""
+        return self.upscaler or ""
+
+    @property
+    def negative_prompt(self) -> None:
+        return None
+
+    @property
+    def count(self) -> int:
+        return 1
+
+    @property
+    def seed(self) -> int:
+        """Upscaling draws no noise; History's seed column gets 0."""
+        return 0
+
+    def seeds(self) -> list[int]:
+        return [0]
+
+    @property
+    def image(self) -> InputImage:
+        return self.images[0]
+
+    def output_size(self) -> tuple[int, int]:
+        return round(self.image.width * self.scale), round(self.image.height * self.scale)
+
+    def resolved(self, settings: Settings) -> UpscaleRequest:
+        """The upscaler named (config's default unless given), one picture, the output within the limit."""
+        from imagestudio.registry import get_upscaler
+
+        if len(self.images) != 1:
+            raise InvalidRequest(
+                f"upscaling takes exactly one picture; got {len(self.images)}",
+                param="image",
+                code="upscale_one_image",
+                details={"count": len(self.images)},
+            )
+        spec = get_upscaler(self.upscaler or settings.upscale.default_upscaler)
+        width, height = self.output_size()
+        limit = settings.upscale.max_output_pixels
+        if width * height > limit:
+            largest = math.sqrt(limit / (self.image.width * self.image.height))
+            raise InvalidRequest(
+                f"scale {self.scale:g} makes {self.image.width}x{self.image.height} into {width}x{height} "
+                f"({width * height:,} pixels); at most {limit:,} are allowed (upscale.max_output_pixels): "
+                f"use a scale of at most {math.floor(largest * 100) / 100:g}",
+                param="scale",
+                code="upscale_too_large",
+                details={"scale": self.scale, "width": width, "height": height, "max": f"{limit:,}"},
+            )
+        return self.model_copy(update={"upscaler": spec.id})
+
+    def metadata_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "prompt": self.prompt,
+            "mode": "upscale",
+            "upscaler": self.upscaler,
+            "upscale_by": self.scale,
+            "input_images": [image.metadata() for image in self.images],
+        }
+        if self.tile is not None:
+            fields["tile"] = self.tile
+        if self.client:
+            fields["client"] = dict(self.client)
+        return fields
+
+
+def build_upscale_request(settings: Settings, image: InputImage, **fields: Any) -> UpscaleRequest:
+    """The one way an upscale becomes a resolved job request, whatever the entry point."""
+    return UpscaleRequest.build(images=(image,), **fields).resolved(settings)

@@ -385,3 +385,139 @@ def get_model(model_id: str, *, task: Task | None = None) -> ModelSpec:
             details={"model": model_id, "valid": valid},
         )
     return spec
+
+
+# ---------------------------------------------------------------------------------------- upscalers
+
+
+@dataclass(frozen=True)
+class UpscalerSpec:
+    """An image upscaler: one ``.safetensors`` file of an architecture spandrel knows (ESRGAN family)."""
+
+    id: str
+    title: str
+    #: The factor the network enlarges by in one pass (spandrel reads it from the weights too).
+    scale: int
+    repo_id: str | None
+    filename: str
+    download_bytes: int
+    #: The file's SHA-256 as published; a download that does not match it is refused.
+    sha256: str | None
+    license: str
+    tiny: bool = False
+    description: str = ""
+
+
+UPSCALERS: dict[str, UpscalerSpec] = {
+    spec.id: spec
+    for spec in (
+        # xinntao's Real-ESRGAN x4plus (BSD-3-Clause), repackaged as .safetensors by Comfy-Org.
+        UpscalerSpec(
+            id="realesrgan-x4plus",
+            title="Real-ESRGAN x4plus",
+            scale=4,
+            repo_id="Comfy-Org/Real-ESRGAN_repackaged",
+            filename="RealESRGAN_x4plus.safetensors",
+            download_bytes=66_857_836,
+            sha256="37f9a931c215f040aa6d50f711f2cb115f713c46df1d0d6469a8bd7bfe9a60bb",
+            license="BSD-3-Clause",
+        ),
+        UpscalerSpec(
+            id="tiny-upscaler",
+            title="Tiny upscaler (offline, random weights)",
+            scale=2,
+            repo_id=None,
+            filename="tiny-upscaler.safetensors",
+            download_bytes=20_000,
+            sha256=None,
+            license="random weights",
+            tiny=True,
+            description="random weights: output is noise (offline stand-in for a real upscaler)",
+        ),
+    )
+}
+
+DEFAULT_UPSCALER = "realesrgan-x4plus"
+
+
+def get_upscaler(upscaler_id: str) -> UpscalerSpec:
+    """Look an upscaler up by id; raises a one-line :class:`InvalidRequest` naming the valid ones."""
+    from imagestudio.errors import InvalidRequest
+
+    spec = UPSCALERS.get(upscaler_id)
+    if spec is None:
+        raise InvalidRequest(
+            f"unknown upscaler {upscaler_id!r}; valid: {', '.join(UPSCALERS)}",
+            param="upscaler",
+            code="unknown_upscaler",
+            details={"upscaler": upscaler_id},
+        )
+    return spec
+
+
+# ---------------------------------------------------------------------------------------- control
+
+
+@dataclass(frozen=True)
+class ControlNetSpec:
+    """A Z-Image ControlNet (diffusers' ``ZImageControlNetModel``) and the text-to-image model it steers."""
+
+    id: str
+    title: str
+    #: The text-to-image model whose transformer it attaches to.
+    base_model: str
+    repo_id: str | None
+    #: The single ``.safetensors`` file of the release (loaded with ``from_single_file``).
+    filename: str | None
+    download_bytes: int
+    #: Control types it was trained on (plus "map": a control image used as it is).
+    types: tuple[str, ...]
+    #: The card's recommended strength (``control_context_scale``) and its range.
+    default_weight: float
+    min_weight: float
+    max_weight: float
+    tiny: bool = False
+
+
+#: Types the Union model was trained on (its card) and "map": the user's own, already made control image.
+CONTROL_TYPES = ("canny", "hed", "depth", "pose", "mlsd", "map")
+#: Types this version can make a map for from a photo (the others need their detector, not built in yet).
+DETECTED_CONTROL_TYPES = ("canny",)
+
+CONTROLNETS: dict[str, ControlNetSpec] = {
+    spec.id: spec
+    for spec in (
+        # alibaba-pai's Union 2.1 (Apache-2.0): control blocks on 15 layers plus the noise refiner, and an
+        # inpaint mode; diffusers 0.42 loads it from the single file (1.0 and 2.0 load too).
+        ControlNetSpec(
+            id="z-image-turbo-controlnet-union-2.1",
+            title="Z-Image-Turbo Fun ControlNet Union 2.1",
+            base_model="z-image-turbo",
+            repo_id="alibaba-pai/Z-Image-Turbo-Fun-Controlnet-Union-2.1",
+            filename="Z-Image-Turbo-Fun-Controlnet-Union-2.1.safetensors",
+            download_bytes=int(6.7 * _GB),
+            types=CONTROL_TYPES,
+            default_weight=0.75,
+            min_weight=0.65,
+            max_weight=0.80,
+        ),
+        ControlNetSpec(
+            id="tiny-z-image-controlnet",
+            title="Tiny Z-Image ControlNet (offline, random weights)",
+            base_model="tiny-z-image",
+            repo_id=None,
+            filename=None,
+            download_bytes=100_000,
+            types=CONTROL_TYPES,
+            default_weight=0.75,
+            min_weight=0.65,
+            max_weight=0.80,
+            tiny=True,
+        ),
+    )
+}
+
+
+def controlnet_for(model_id: str) -> ControlNetSpec | None:
+    """The ControlNet that steers ``model_id`` (None: the model takes no control image)."""
+    return next((spec for spec in CONTROLNETS.values() if spec.base_model == model_id), None)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from imagestudio import __version__
 from imagestudio.engine.loras import activate_loras, lightning_ref, resolve_lora, resolve_loras
 from imagestudio.engine.pipeline_calls import (
+    CheckedImage,
     ProgressCallback,
     edit_kwargs,
     generate_kwargs,
@@ -35,9 +36,8 @@ if TYPE_CHECKING:
     from imagestudio.engine.enhance import EnhanceResult
     from imagestudio.engine.loras import ResolvedLora
     from imagestudio.engine.manager import LoadedModel, ModelManager
-    from imagestudio.engine.pipeline_calls import CheckedImage
     from imagestudio.engine.planned_jobs import PlannedJobs, PlannedRun
-    from imagestudio.job_requests import EditRequest, EnhanceRequest, GenerateRequest
+    from imagestudio.job_requests import EditRequest, EnhanceRequest, GenerateRequest, UpscaleRequest
     from imagestudio.memory.planner import MemoryPlanner
     from imagestudio.storage.hashes import HashCache
 
@@ -116,10 +116,21 @@ class Studio:
         loras = resolve_loras(request.loras)
         started = time.perf_counter()
 
+        # What the hires pass or the control adds to the metadata.
+        hires: dict[str, Any] = {}
+
         def job(loaded: LoadedModel) -> list[CheckedImage]:
             use_loras(loaded, loras)
+            if request.control is not None:
+                from imagestudio.engine.control_jobs import run_controlled
+
+                images, record = run_controlled(
+                    self.settings, loaded, request, on_step=on_step, cancel=cancel
+                )
+                hires.update(record)
+                return images
             pipe = image_pipeline(loaded.pipe, request)
-            return run_pipeline(
+            images = run_pipeline(
                 pipe,
                 generate_kwargs(request),
                 request.seeds(),
@@ -130,9 +141,18 @@ class Studio:
                 call=variety_call(pipe, request.variety) if request.variety > 0 else None,
                 progress_steps=request.denoising_steps(),
             )
+            if request.hires_scale is None:
+                return images
+            from imagestudio.engine.hires import hires_pass
+
+            images, record = hires_pass(
+                self.settings, loaded, request, images, on_step=on_step, cancel=cancel
+            )
+            hires.update(record)
+            return images
 
         run = self.planned_jobs.run(get_model(request.model), request, job)
-        return self._finish(run, request, loras, started, out_dir)
+        return self._finish(run, request, loras, started, out_dir, hires)
 
     def edit(
         self,
@@ -185,6 +205,32 @@ class Studio:
 
         return PromptEnhancer(self.settings, self.manager).enhance(request.resolved(self.settings), cancel)
 
+    def upscale(
+        self,
+        request: UpscaleRequest,
+        out_dir: Path | None = None,
+        on_step: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> StudioResult:
+        """Enlarge one picture with an upscaler, tile by tile (see :mod:`imagestudio.engine.upscale`)."""
+        from imagestudio.engine.upscale_jobs import run_upscale
+
+        request = request.resolved(self.settings)
+        started = time.perf_counter()
+        image, fields = run_upscale(self.settings, self.manager, request, on_step=on_step, cancel=cancel)
+        elapsed = time.perf_counter() - started
+        meta = {
+            **request.metadata_fields(),
+            **fields,
+            "task": "upscale",
+            "app_version": __version__,
+            "elapsed_s": round(elapsed, 3),
+        }
+        extra = {"upscale": {"upscaler": request.upscaler, "scale": request.scale, "plan": fields["plan"]}}
+        return StudioResult(
+            request.model, self._save([CheckedImage(image, 0)], meta, out_dir), elapsed, extra
+        )
+
     def _finish(
         self,
         run: PlannedRun[list[CheckedImage]],
@@ -192,14 +238,14 @@ class Studio:
         loras: list[ResolvedLora],
         started: float,
         out_dir: Path | None,
+        extra_fields: dict[str, Any] | None = None,
     ) -> StudioResult:
         """Metadata (request, LoRAs, memory report) on every image, files written, the result described."""
         images, loaded = run.result, run.loaded
         elapsed = time.perf_counter() - started
         hashes = self.hash_cache
-        base = self._metadata(
-            loaded, with_loras(request.metadata_fields(), loras, hashes), elapsed / len(images)
-        )
+        fields = {**with_loras(request.metadata_fields(), loras, hashes), **(extra_fields or {})}
+        base = self._metadata(loaded, fields, elapsed / len(images))
         base["memory"] = run.report.as_dict()
         memory = {"plan": run.plan.describe(), "recovered_from": list(run.report.recovered_from)}
         extra: dict[str, Any] = {"memory": memory}

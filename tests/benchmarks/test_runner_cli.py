@@ -76,7 +76,7 @@ def test_imagestudio_bench_passes_options_through() -> None:
     done = run("-m", "imagestudio", "bench", "--list")
     assert done.returncode == 0, done.stderr
     names = [line.split()[0] for line in done.stdout.splitlines()]
-    assert names == ["warm_overhead", "cold_start", "cli", "model_switch", "load_memory"]
+    assert names == ["warm_overhead", "cold_start", "cli", "model_switch", "load_memory", "control_upscale"]
 
 
 def test_parse_cases() -> None:

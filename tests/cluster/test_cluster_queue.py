@@ -431,3 +431,20 @@ def test_the_single_pc_server_never_imports_ray_or_the_cluster_package(config_fi
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_an_upscale_is_refused_by_the_cluster_in_one_line(make_queue) -> None:
+    import io as _io
+
+    from imagestudio.job_requests import UpscaleRequest
+    from imagestudio.storage.inputs import InputLimits, read_input_image
+
+    buffer = _io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, format="PNG")
+    picture = read_input_image(
+        buffer.getvalue(), InputLimits(max_bytes=10**6, max_pixels=10**6), name="a.png"
+    )
+    queue = make_queue(start=False)
+    with pytest.raises(InvalidRequest, match="upscaling runs on this machine's queue only"):
+        queue.submit(UpscaleRequest.build(images=(picture,), upscaler="tiny-upscaler"))
+    assert queue.jobs() == []

@@ -15,7 +15,17 @@ from imagestudio.api.clients import client_address
 from imagestudio.api.common import build_generate_request, find_job, get_services, image_url, job_status
 from imagestudio.api.edits import EditForm, edit_fields_from_json, submit_edit
 from imagestudio.api.errors import ApiError, error_responses
-from imagestudio.api.schemas import ID_PATTERN, GenerateJobBody, JobBody, JobList, JobStatus
+from imagestudio.api.schemas import (
+    ID_PATTERN,
+    ControlBody,
+    GenerateJobBody,
+    JobBody,
+    JobList,
+    JobStatus,
+    UpscaleJobBody,
+)
+from imagestudio.api.uploads import base64_upload, decode_upload
+from imagestudio.job_requests import ControlInput
 from imagestudio.jobs.aio import job_events
 from imagestudio.jobs.events import snapshot_events
 from imagestudio.jobs.model import JobEvent, JobInfo
@@ -33,18 +43,24 @@ _SUBMIT_ERRORS = error_responses(400, 401, 413, 429, 503)
     status_code=202,
     response_model=JobStatus,
     responses=_SUBMIT_ERRORS,
-    summary="Queue a generate or edit job (JSON; edit images as base64)",
+    summary="Queue a generate, edit or upscale job (JSON; pictures as base64)",
 )
 async def create_job(body: Annotated[JobBody, Body()], request: Request, response: Response) -> JobStatus:
     services = get_services(request)
 
-    def submit() -> JobInfo:
+    def submit(control: ControlInput | None) -> JobInfo:
         assert isinstance(body, GenerateJobBody)
-        fields = body.model_dump(exclude={"kind"})
-        return services.queue.submit(build_generate_request(services.settings, **fields))
+        fields = body.model_dump(exclude={"kind", "control", "hires"})
+        if body.hires is not None:
+            fields.update({f"hires_{key}": value for key, value in body.hires.model_dump().items()})
+        built = build_generate_request(services.settings, rename=CONTROL_NAMES, control=control, **fields)
+        return services.queue.submit(built)
 
     if isinstance(body, GenerateJobBody):
-        info = await run_in_threadpool(submit)
+        control = await control_input(request, body.control) if body.control is not None else None
+        info = await run_in_threadpool(submit, control)
+    elif isinstance(body, UpscaleJobBody):
+        info = await submit_upscale(request, body)
     else:
         info, _ = await submit_edit(request, edit_fields_from_json(body))
     response.headers["Location"] = str(request.url_for("get_job", job_id=info.id))
@@ -149,6 +165,40 @@ async def stream_job_events(job_id: JobId, request: Request) -> StreamingRespons
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+#: The request's names of the hires fields, as the native body spells them.
+CONTROL_NAMES = {
+    "hires_scale": "hires.scale",
+    "hires_upscaler": "hires.upscaler",
+    "hires_strength": "hires.strength",
+    "hires_steps": "hires.steps",
+}
+
+
+async def control_input(request: Request, body: ControlBody) -> ControlInput:
+    """The control body with its image decoded (within the upload limits)."""
+    from imagestudio.job_requests import ControlInput
+
+    settings = get_services(request).settings
+    image = await decode_upload(request, base64_upload(body.image, field="control.image"), settings)
+    return ControlInput.build(type=body.type, image=image, weight=body.weight, start=body.start, end=body.end)
+
+
+async def submit_upscale(request: Request, body: UpscaleJobBody) -> JobInfo:
+    """Decode the picture (within the upload limits), build the upscale request and queue it."""
+    from imagestudio.job_requests import build_upscale_request
+
+    services = get_services(request)
+    picture = await decode_upload(request, base64_upload(body.image, field="image"), services.settings)
+
+    def submit() -> JobInfo:
+        built = build_upscale_request(
+            services.settings, picture, upscaler=body.upscaler, scale=body.scale, prompt=body.prompt
+        )
+        return services.queue.submit(built)
+
+    return await run_in_threadpool(submit)
 
 
 def format_sse(event: JobEvent, number: int, request: Request) -> str:

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from imagestudio.job_requests import MAX_COUNT, MAX_PROMPT_CHARS, MAX_SEED
+from imagestudio.job_requests import MAX_COUNT, MAX_PROMPT_CHARS, MAX_SEED, MAX_UPSCALE
 
 SIZE_PATTERN = r"^(auto|[0-9]{1,5}x[0-9]{1,5})$"
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -174,6 +174,30 @@ class ModelList(BaseModel):
 # --------------------------------------------------------------------------- native jobs
 
 
+class ControlBody(_Strict):
+    """A control image steering a Z-Image generation (its ControlNet)."""
+
+    type: Literal["canny", "hed", "depth", "pose", "mlsd", "map"] = Field(
+        description="canny: edges found in the image; map: the image is already a control map. hed, depth, "
+        "pose and mlsd are the model's other types: send their maps as map."
+    )
+    image: str = Field(description="The control image as base64 (PNG, JPEG or WebP; a data: URL too).")
+    weight: float | None = Field(
+        None, description="Control strength; default 0.75, the model card's 0.65-0.80 allowed."
+    )
+    start: float = Field(0.0, ge=0.0, le=1.0, description="Share of the steps before the control acts.")
+    end: float = Field(1.0, ge=0.0, le=1.0, description="Share of the steps after which it stops.")
+
+
+class HiresBody(_Strict):
+    """The hires pass: upscale each image, then rework it with img2img at a low strength."""
+
+    scale: float = Field(ge=1.0, le=4.0, description="How many times larger.")
+    upscaler: str | None = Field(None, description="Upscaler id; default upscale.default_upscaler.")
+    strength: float | None = Field(None, gt=0.0, le=1.0, description="img2img strength; default 0.35.")
+    steps: StrictInt | None = Field(None, ge=1, le=200, description="Steps of the second pass.")
+
+
 class GenerateJobBody(_Strict):
     """A text-to-image job."""
 
@@ -193,6 +217,8 @@ class GenerateJobBody(_Strict):
         max_length=MAX_PROMPT_CHARS,
         description="The user's own words when prompt is a rewrite (POST /api/prompts/enhance); recorded.",
     )
+    control: ControlBody | None = None
+    hires: HiresBody | None = None
 
 
 class EditJobBody(_Strict):
@@ -222,7 +248,21 @@ class EditJobBody(_Strict):
     count: StrictInt = Field(1, ge=1, le=MAX_COUNT)
 
 
-JobBody = Annotated[GenerateJobBody | EditJobBody, Field(discriminator="kind")]
+class UpscaleJobBody(_Strict):
+    """An upscale job: one picture made ``scale`` times larger by an ESRGAN-family upscaler."""
+
+    kind: Literal["upscale"]
+    image: str = Field(description="The picture as base64 (PNG, JPEG or WebP; a data: URL too).")
+    upscaler: str | None = Field(
+        None, description="Upscaler id (realesrgan-x4plus, tiny-upscaler); default upscale.default_upscaler."
+    )
+    scale: float = Field(2.0, ge=1.0, le=MAX_UPSCALE, description="How many times larger.")
+    prompt: str = Field(
+        "", max_length=MAX_PROMPT_CHARS, description="What the picture shows (recorded; History finds it)."
+    )
+
+
+JobBody = Annotated[GenerateJobBody | EditJobBody | UpscaleJobBody, Field(discriminator="kind")]
 
 
 class JobImage(BaseModel):

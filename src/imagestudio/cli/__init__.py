@@ -18,6 +18,7 @@ from imagestudio.cli import (  # noqa: F401  (registers the commands)
     mcp_command,
     models,
     serve,
+    upscale,
     worker,
 )
 from imagestudio.cli.allocator import use_expandable_segments

@@ -22,7 +22,7 @@ from imagestudio.cli.outputs import prepare_out_dir
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
-    from imagestudio.job_requests import GenerateRequest
+    from imagestudio.job_requests import ControlInput, GenerateRequest
 
 
 @app.command()
@@ -68,6 +68,39 @@ def generate(
             "seeds differ more on Z-Image-Turbo; the same seed and variety repeat the image.",
         ),
     ] = None,
+    hires: Annotated[
+        float | None,
+        typer.Option(
+            "--hires",
+            help="Hires pass: upscale each image this many times (1-4), then rework it with img2img at a "
+            "low strength (in tiles past the model's size limit).",
+        ),
+    ] = None,
+    hires_upscaler: Annotated[
+        str | None, typer.Option("--hires-upscaler", help="Upscaler of the hires pass (default: config's).")
+    ] = None,
+    hires_strength: Annotated[
+        float | None,
+        typer.Option("--hires-strength", help="img2img strength of the hires pass (default 0.35)."),
+    ] = None,
+    hires_steps: Annotated[
+        int | None, typer.Option("--hires-steps", help="Steps of the hires pass (default: --steps).")
+    ] = None,
+    control: Annotated[
+        str | None,
+        typer.Option(
+            "--control",
+            help="TYPE:IMAGE[:WEIGHT] — steer with a control image through the model's ControlNet: canny "
+            "(edges found with OpenCV) or map (the image is already a control map); weight 0.65-0.80 "
+            "(default 0.75, the model card's range).",
+        ),
+    ] = None,
+    control_start: Annotated[
+        float, typer.Option("--control-start", help="Share of the steps before the control acts (0-1).")
+    ] = 0.0,
+    control_end: Annotated[
+        float, typer.Option("--control-end", help="Share of the steps after which it stops (0-1).")
+    ] = 1.0,
     enhance: EnhanceOption = False,
     config: ConfigOption = None,
     as_json: JsonOption = False,
@@ -91,6 +124,11 @@ def generate(
         count=count,
         strength=strength,
         loras=tuple(parse_lora(text) for text in lora or []),
+        hires_scale=hires,
+        hires_upscaler=hires_upscaler,
+        hires_strength=hires_strength,
+        hires_steps=hires_steps,
+        control=control_input(settings, control, control_start, control_end) if control else None,
     )
     # After the request is valid (a bad size creates no folder), before the model loads.
     out = prepare_out_dir(out, settings)
@@ -144,3 +182,28 @@ def generate_request(
     if not isinstance(request, GenerateRequest):
         raise TypeError(f"a text-to-image model built a {type(request).__name__}")
     return request
+
+
+def control_input(settings: Settings, text: str, start: float, end: float) -> ControlInput:
+    """``TYPE:IMAGE[:WEIGHT]`` as a control input (the image read and checked like any input picture)."""
+    from imagestudio.errors import InvalidRequest
+    from imagestudio.job_requests import ControlInput
+    from imagestudio.storage.inputs import InputLimits, read_input_image
+
+    kind, _, rest = text.partition(":")
+    path, weight = rest, None
+    head, _, tail = rest.rpartition(":")
+    if head:
+        try:
+            path, weight = head, float(tail)
+        except ValueError:
+            path = rest
+    if not kind or not path:
+        raise InvalidRequest(
+            f"--control {text!r} is not TYPE:IMAGE[:WEIGHT] (e.g. canny:photo.png:0.7)",
+            param="control",
+            code="control_syntax",
+            details={"value": text},
+        )
+    image = read_input_image(Path(path), InputLimits.from_settings(settings), label="control image")
+    return ControlInput.build(type=kind, image=image, weight=weight, start=start, end=end)

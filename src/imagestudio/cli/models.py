@@ -15,6 +15,7 @@ from imagestudio.cli.app import ConfigOption, JsonOption, app, friendly_errors, 
 from imagestudio.models.units import human_bytes
 
 if TYPE_CHECKING:
+    from imagestudio.config import Settings
     from imagestudio.models.download import DownloadPlan
     from imagestudio.models.progress import DownloadProgress
 
@@ -82,9 +83,13 @@ def models_download(
 ) -> None:
     """Fetch the files the model's pipeline needs, after checking the disk; resumes where it stopped."""
     from imagestudio.models.download import download_model
+    from imagestudio.registry import UPSCALERS
 
     settings = load_config(config)
     reporter = _ProgressReporter(sys.stderr.isatty())
+    if model_id in UPSCALERS:
+        _download_upscaler(settings, model_id, reporter)
+        return
     try:
         with reporter:
             result = download_model(
@@ -164,6 +169,18 @@ def models_remove(
         typer.confirm(f"Delete {removal.describe()}?", abort=True)
     remove_model(removal)
     typer.echo(f"removed {removal.describe()}")
+
+
+def _download_upscaler(settings: Settings, upscaler_id: str, reporter: _ProgressReporter) -> None:
+    """An upscaler is one file: fetched (resumably, checked) into the hub cache; prints its path."""
+    from imagestudio.models.upscalers import download_upscaler
+
+    try:
+        path = download_upscaler(settings, upscaler_id, on_progress=reporter.update)
+    except KeyboardInterrupt:
+        typer.echo(f"error: download of {upscaler_id} interrupted; run the same command to resume", err=True)
+        raise typer.Exit(130) from None
+    typer.echo(str(path))
 
 
 class _ProgressReporter:

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
     from imagestudio.cluster.work import Worker
     from imagestudio.jobs.limits import SubmitLimits
+    from imagestudio.jobs.model import JobInfo, JobRequest
     from imagestudio.jobs.recorder import JobRecorder
     from imagestudio.studio import StudioResult
 
@@ -116,6 +117,21 @@ class ClusterQueue(JobBook):
         self._started_serving = False
 
     # ----------------------------------------------------------------- lifecycle
+
+    def submit(self, request: JobRequest, client: str | None = None) -> JobInfo:
+        """As :meth:`JobBook.submit`; an upscale is refused here: workers are chosen by the diffusion
+        model they hold, and an upscaler is no such model (run it with ``cluster.backend: local``)."""
+        from imagestudio.errors import InvalidRequest
+        from imagestudio.job_requests import UpscaleRequest
+
+        if isinstance(request, UpscaleRequest):
+            raise InvalidRequest(
+                "upscaling runs on this machine's queue only, not on the cluster's workers "
+                "(cluster.backend: local)",
+                param="upscaler",
+                code="upscale_on_cluster",
+            )
+        return super().submit(request, client)
 
     def start(self) -> None:
         """Start the housekeeping thread and the threads of workers added before (once)."""

@@ -56,6 +56,8 @@ class LoadedModel:
     plan: MemoryPlan
     #: Identity of the LoRA set loaded on ``pipe`` (see :mod:`imagestudio.engine.loras`); () = none.
     lora_key: tuple[Any, ...] = field(default=())
+    #: Models that work beside the pipeline and go with it (the ControlNet, see engine/control.py).
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from imagestudio.job_requests import EditRequest, EnhanceRequest, GenerateRequest
+from imagestudio.job_requests import EditRequest, EnhanceRequest, GenerateRequest, UpscaleRequest
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -37,6 +37,8 @@ class StudioDispatcher:
             return self.studio.edit(request, self.out_dir, on_step=on_step, cancel=cancel)
         if isinstance(request, EnhanceRequest):
             return enhance_result(self.studio, request, cancel)
+        if isinstance(request, UpscaleRequest):
+            return self.studio.upscale(request, self.out_dir, on_step=on_step, cancel=cancel)
         raise TypeError(f"no studio method serves {type(request).__name__}")
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, TypeAlias
 
-from imagestudio.job_requests import EditRequest, EnhanceRequest, GenerateRequest
+from imagestudio.job_requests import EditRequest, EnhanceRequest, GenerateRequest, UpscaleRequest
 from imagestudio.storage.saved_image import SavedImage
 
 __all__ = [
@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 #: Every request a job can run: the queue, its handler and its recorder are typed over this union.
-JobRequest: TypeAlias = GenerateRequest | EditRequest | EnhanceRequest
+JobRequest: TypeAlias = GenerateRequest | EditRequest | EnhanceRequest | UpscaleRequest
 
 
 class JobState(str, Enum):

@@ -54,7 +54,7 @@ from imagestudio.models.transfer import (
 )
 from imagestudio.models.units import human_bytes
 from imagestudio.models.verify import VerifyReport, verify_model_dir
-from imagestudio.registry import ModelSpec, get_model
+from imagestudio.registry import ModelSpec, UpscalerSpec, get_model
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
@@ -141,7 +141,7 @@ def hub_endpoint(endpoint: str | None = None) -> str:
 
 
 @contextlib.contextmanager
-def hub_errors(spec: ModelSpec, repo: str, revision: str, endpoint: str) -> Iterator[None]:
+def hub_errors(spec: ModelSpec | UpscalerSpec, repo: str, revision: str, endpoint: str) -> Iterator[None]:
     """Turn huggingface_hub/httpx failures into one line the user can act on."""
     from huggingface_hub.errors import (
         GatedRepoError,

@@ -27,6 +27,8 @@ def a1111_parameters(meta: dict[str, Any]) -> str:
     twice: A1111's ``Lora hashes`` field and Civitai's ``Hashes: {JSON}`` (which sd-parsers and Civitai
     read; A1111's own field has colons inside quotes that simple readers split on).
     """
+    if meta.get("mode") == "upscale":
+        return _postprocess_parameters(meta)
     loras = [lora for lora in meta.get("loras") or () if isinstance(lora, dict)]
     prompt = meta.get("prompt", "")
     tags = [f"<lora:{_lora_name(lora)}:{_number(lora.get('scale', 1.0))}>" for lora in loras]
@@ -35,6 +37,7 @@ def a1111_parameters(meta: dict[str, Any]) -> str:
     if isinstance(negative, str) and negative.strip():
         lines.append(f"Negative prompt: {negative}")
     cfg = meta.get("true_cfg_scale", meta.get("guidance_scale"))
+    width, height = meta.get("width"), meta.get("height")
     lora_hashes = [(_lora_name(lora), lora["sha256"]) for lora in loras if lora.get("sha256")]
     hashes: dict[str, str] = {}
     if meta.get("model_hash"):
@@ -45,16 +48,49 @@ def a1111_parameters(meta: dict[str, Any]) -> str:
         ("Sampler", "Euler (flow matching)"),
         ("CFG scale", cfg),
         ("Seed", meta.get("seed")),
-        ("Size", f"{meta.get('width')}x{meta.get('height')}"),
+        # A1111 writes the first pass's size beside "Hires upscale" (what "Use these settings" restores).
+        ("Size", f"{meta.get('first_pass_width', width)}x{meta.get('first_pass_height', height)}"),
         ("Model hash", meta.get("model_hash")),
         ("Model", meta.get("model")),
-        ("Denoising strength", meta.get("strength")),
+        ("Denoising strength", meta.get("strength", meta.get("hires_strength"))),
+        ("Hires upscale", _number(meta["hires_scale"]) if meta.get("hires_scale") else None),
+        ("Hires steps", meta.get("hires_steps")),
+        ("Hires upscaler", meta.get("hires_upscaler_name") or meta.get("hires_upscaler")),
+        ("ControlNet 0", _controlnet_unit(meta)),
         ("Lora hashes", '"' + ", ".join(f"{n}: {h}" for n, h in lora_hashes) + '"' if lora_hashes else None),
         ("Hashes", json.dumps(hashes) if hashes else None),
         ("Version", f"imagestudio {meta.get('app_version', '')}".strip()),
     ]
     lines.append(", ".join(f"{key}: {value}" for key, value in fields if value is not None))
     return "\n".join(lines)
+
+
+def _controlnet_unit(meta: dict[str, Any]) -> str | None:
+    """Forge's ``ControlNet 0: "Module: …, Model: …, Weight: …"`` (quoted: it holds commas)."""
+    control = meta.get("control")
+    if not isinstance(control, dict):
+        return None
+    module = "none" if control.get("type") == "map" else control.get("type")
+    parts = [
+        ("Module", module),
+        ("Model", meta.get("control_model")),
+        ("Weight", _number(control.get("weight"))),
+        ("Guidance Start", _number(control.get("start"))),
+        ("Guidance End", _number(control.get("end"))),
+        ("Map hash", meta.get("control_map_sha256")),
+    ]
+    return '"' + ", ".join(f"{key}: {value}" for key, value in parts if value is not None) + '"'
+
+
+def _postprocess_parameters(meta: dict[str, Any]) -> str:
+    """An upscaled picture, as A1111's Extras tab writes one: the source's prompt, then its own fields."""
+    fields = [
+        ("Size", f"{meta.get('width')}x{meta.get('height')}"),
+        ("Postprocess upscale by", _number(meta.get("upscale_by"))),
+        ("Postprocess upscaler", meta.get("upscaler_name") or meta.get("upscaler")),
+        ("Version", f"imagestudio {meta.get('app_version', '')}".strip()),
+    ]
+    return "\n".join([meta.get("prompt", ""), ", ".join(f"{key}: {value}" for key, value in fields)])
 
 
 def _lora_name(lora: dict[str, Any]) -> str:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from imagestudio.ui.common import UIContext
 from imagestudio.ui.presets import SOURCE_SIZE
+from imagestudio.ui.upscale_action import wire_upscale
 
 if TYPE_CHECKING:
     from imagestudio.ui.edit_page import EditPage
@@ -178,11 +179,12 @@ CSS = """
 
 @dataclass
 class ResultActions:
-    """*Edit this* / *Vary this* under a result gallery, and which of its pictures is chosen."""
+    """*Edit this* / *Vary this* / *Upscale ×2* under a result gallery, and which picture is chosen."""
 
     edit_this: Any
     vary_this: Any
     chosen: Any
+    upscale_this: Any = None
 
 
 def result_actions(ctx: UIContext, prefix: str) -> ResultActions:
@@ -200,7 +202,10 @@ def result_actions(ctx: UIContext, prefix: str) -> ResultActions:
         vary_this = gr.Button(
             ctx.key("chain.vary_this"), size="sm", interactive=False, elem_id=f"{prefix}-vary-this"
         )
-    return ResultActions(edit_this, vary_this, gr.State(0))
+        upscale_this = gr.Button(
+            ctx.key("chain.upscale_this"), size="sm", interactive=False, elem_id=f"{prefix}-upscale-this"
+        )
+    return ResultActions(edit_this, vary_this, gr.State(0), upscale_this)
 
 
 def scripts() -> Any:
@@ -210,8 +215,8 @@ def scripts() -> Any:
     return gr.HTML("", elem_id="is-chain", padding=False, js_on_load=SCRIPT)
 
 
-def has_result(gallery_value: Any) -> tuple[int, Any, Any]:
-    """(the chosen index, Edit this, Vary this) after the result gallery changed.
+def has_result(gallery_value: Any) -> tuple[int, Any, Any, Any]:
+    """(the chosen index, Edit this, Vary this, Upscale) after the result gallery changed.
 
     A new set of results starts at its first picture, and the buttons become usable. Taking the results
     off (a job's start, a refused request) disables them in the same update (``JobPanel.cleared``):
@@ -220,7 +225,7 @@ def has_result(gallery_value: Any) -> tuple[int, Any, Any]:
     import gradio as gr
 
     usable = bool(list(gallery_value or []))
-    return 0, gr.Button(interactive=usable), gr.Button(interactive=usable)
+    return 0, gr.Button(interactive=usable), gr.Button(interactive=usable), gr.Button(interactive=usable)
 
 
 def picture_of(gallery_value: Any, index: int | None) -> str | None:
@@ -271,7 +276,7 @@ def start_picture(path: str | None) -> Any:
 def wire(
     ctx: UIContext, tabs: Any, generate: "GeneratePage", edit: "EditPage", history: "HistoryPage"
 ) -> None:
-    """Edit this / Vary this on both result galleries and in History."""
+    """Edit this / Vary this / Upscale on both result galleries and in History."""
     import gradio as gr
 
     picture_1 = edit.images[0]
@@ -281,7 +286,10 @@ def wire(
     def then_load(event: Any) -> None:
         event.then(start_picture, chosen_picture, generate.source, queue=False)
 
-    for panel, actions in ((generate.panel, generate.actions), (edit.panel, edit.actions)):
+    for panel, actions, page_lang in (
+        (generate.panel, generate.actions, generate.lang),
+        (edit.panel, edit.actions, edit.lang),
+    ):
 
         def chose(evt: gr.SelectData) -> int:
             return evt.index if isinstance(evt.index, int) else 0
@@ -290,7 +298,7 @@ def wire(
         panel.gallery.change(
             has_result,
             panel.gallery,
-            [actions.chosen, actions.edit_this, actions.vary_this],
+            [actions.chosen, actions.edit_this, actions.vary_this, actions.upscale_this],
             queue=False,
             show_progress="hidden",
         )
@@ -307,6 +315,14 @@ def wire(
             queue=False,
         )
         then_load(vary)
+        wire_upscale(
+            ctx,
+            panel,
+            actions.upscale_this.click,
+            [panel.gallery, actions.chosen, page_lang],
+            picture_of,
+            name=f"{panel.page}_upscale",
+        )
 
     def history_path(entry_id: str | None) -> str | None:
         entry = ctx.backend.history_entry(entry_id) if entry_id else None
@@ -319,4 +335,14 @@ def wire(
         history.vary_this.click(
             lambda i: to_vary(history_path(i)), history.selected, vary_outputs, queue=False
         )
+    )
+    # History's Upscale is followed on the Generate page, which opens.
+    history.upscale_this.click(lambda: gr.Tabs(selected="generate"), None, tabs, queue=False)
+    wire_upscale(
+        ctx,
+        generate.panel,
+        history.upscale_this.click,
+        [history.selected, generate.lang],
+        history_path,
+        name="history_upscale",
     )

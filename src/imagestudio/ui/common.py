@@ -329,10 +329,19 @@ def clear_on_input(pairs: list[tuple[Any, Any]]) -> None:
 
 
 def wire_job_panel(
-    ctx: UIContext, panel: JobPanel, triggers: list[Any], inputs: list[Any], body: Any
+    ctx: UIContext,
+    panel: JobPanel,
+    triggers: list[Any],
+    inputs: list[Any],
+    body: Any,
+    *,
+    name: str | None = None,
 ) -> None:
     """Attach ``body`` (a generator function of the input values and ``request``) to the triggers, and
-    the Cancel button to the job this browser tab is following on this page."""
+    the Cancel button to the job this browser tab is following on this page.
+
+    ``name``: a second kind of job followed by the same panel (Upscale) names its events itself; its
+    triggers share the panel's Cancel, wired once by the panel's own jobs."""
     import gradio as gr
 
     # The request comes first: Gradio hands special arguments only to positional parameters.
@@ -362,9 +371,10 @@ def wire_job_panel(
             # Pressing Generate again while a job runs queues another job.
             trigger_mode="multiple",
             # A stable name per page ("generate", "edit") instead of Gradio's run, run_1, … by order.
-            api_name=panel.page if index == 0 else f"{panel.page}_{index}",
+            api_name=(name or panel.page) if index == 0 else f"{name or panel.page}_{index}",
         )
-    panel.cancel.click(cancel, None, None, queue=False)
+    if name is None:
+        panel.cancel.click(cancel, None, None, queue=False)
 
 
 def reuse_seed(last: int | None) -> tuple[Any, Any]:

@@ -204,7 +204,7 @@ def build(ctx: UIContext, default_model: str) -> EditPage:
             },
             form_error=form_err,
             extra_outputs=[compare],
-            needs_result=[actions.edit_this, actions.vary_this],
+            needs_result=[actions.edit_this, actions.vary_this, actions.upscale_this],
         ),
         enhance=enhance,
         actions=actions,

@@ -20,6 +20,7 @@ from imagestudio.ui.common import (
     wire_job_panel,
     wire_seed,
 )
+from imagestudio.ui.control_controls import control_controls
 from imagestudio.ui.enhance_controls import enhance_controls, original_prompt, variety_slider, wire_enhance
 from imagestudio.ui.page_parts import RESULT_BUTTONS, RESULT_HEIGHT, model_choices, model_info
 from imagestudio.ui.presets import CUSTOM_SIZE, DEFAULT_SIZE, SIZE_PRESETS, SOURCE_SIZE, size_of
@@ -69,6 +70,8 @@ class GeneratePage:
     source_box: Any = None
     #: Edit this / Vary this under the results (see ui/chain.py).
     actions: Any = None
+    #: The control image and the hires pass (see ui/control_controls.py).
+    control: Any = None
 
 
 def build(ctx: UIContext, default_model: str) -> GeneratePage:
@@ -149,6 +152,8 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
                 )  # fmt: skip
             source_bad = gr.Textbox(visible="hidden", elem_id="gen-source-bad")
             source_err = slot("gen-source-error")
+            control = control_controls(ctx, "gen")
+            control_err = slot("gen-control-error")
             with gr.Row():
                 run = gr.Button(key("gen.run"), variant="primary", elem_id="gen-run")
                 cancel = gr.Button(key("gen.cancel"), variant="stop", interactive=False, elem_id="gen-cancel")
@@ -204,15 +209,23 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
                 "init_image": source_err,
                 "mask": source_err,
                 "strength": source_err,
+                "control": control_err,
+                "control.type": control_err,
+                "control.weight": control_err,
+                "control.start": control_err,
+                "hires_scale": control_err,
+                "hires_upscaler": control_err,
+                "upscaler": control_err,
             },
             form_error=form_err,
-            needs_result=[actions.edit_this, actions.vary_this],
+            needs_result=[actions.edit_this, actions.vary_this, actions.upscale_this],
         ),
         variety=variety,
         enhance=enhance,
         per_line=per_line,
         source_box=source_box,
         actions=actions,
+        control=control,
     )
     _wire(ctx, page, custom_row)
     clear_on_input(
@@ -270,6 +283,7 @@ def _wire(ctx: UIContext, page: GeneratePage, custom_row: Any) -> None:
         page.enhance.state,
         page.source_bad,
         page.per_line,
+        *page.control.inputs(),
         page.lang,
     ]
 
@@ -307,11 +321,24 @@ def _run(
     improved: dict[str, str] | None,
     source_bad: str,
     per_line: bool,
+    control_type: str,
+    control_image: Any,
+    control_weight: float,
+    control_start: float,
+    control_end: float,
+    hires: bool,
+    hires_scale: float,
     lang: str,
     *,
     request: Any,
 ) -> Iterator[dict[Any, Any]]:
     def submit() -> list[str]:
+        from imagestudio.ui.control_controls import request_fields
+
+        extra = request_fields(
+            ctx, language(lang), control_type, control_image, control_weight, control_start, control_end,
+            hires, hires_scale,
+        )  # fmt: skip
         resolved = page_requests(
             ctx,
             language(lang),
@@ -329,6 +356,7 @@ def _run(
             improved=improved,
             source_bad=source_bad,
             per_line=per_line,
+            extra=extra,
         )
         from imagestudio.ui.common import client_of, submit_all
 
@@ -355,6 +383,7 @@ def page_requests(
     improved: dict[str, str] | None,
     source_bad: str = "",
     per_line: bool = False,
+    extra: dict[str, Any] | None = None,
 ) -> list[GenerateRequest | EditRequest]:
     """The page's form as resolved requests, one per prompt (every check done; nothing queued yet).
 
@@ -377,6 +406,8 @@ def page_requests(
         "variety": float(variety or 0.0),
         # A rewrite by Improve prompt is of the whole text; one prompt per line records none.
         "original_prompt": original_prompt(improved, prompt) if len(texts) == 1 else None,
+        # The control image and the hires pass (ui/control_controls.py).
+        **(extra or {}),
     }
     settings = ctx.backend.settings
     # Every line is checked before any is queued: one bad line queues nothing.

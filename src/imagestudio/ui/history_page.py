@@ -42,6 +42,7 @@ class HistoryPage:
     #: Chained work on the chosen picture (see ui/chain.py).
     edit_this: Any = None
     vary_this: Any = None
+    upscale_this: Any = None
     #: The pictures an edit or img2img started from.
     inputs: Any = None
     #: Multi-select ("Select several"), and the confirmation a delete asks for.
@@ -104,6 +105,9 @@ def build(ctx: UIContext) -> HistoryPage:
                 vary_this = gr.Button(
                     key("chain.vary_this"), size="sm", interactive=False, elem_id="hist-vary-this"
                 )
+                upscale_this = gr.Button(
+                    key("chain.upscale_this"), size="sm", interactive=False, elem_id="hist-upscale-this"
+                )
             with gr.Row(visible=False, elem_id="hist-confirm") as confirm_row:
                 confirm_text = slot("hist-confirm-text")
                 confirm_yes = gr.Button(
@@ -140,6 +144,7 @@ def build(ctx: UIContext) -> HistoryPage:
         gr.State(0),
         edit_this=edit_this,
         vary_this=vary_this,
+        upscale_this=upscale_this,
         inputs=inputs,
         multi=multi,
         marked=gr.State([]),
@@ -169,7 +174,7 @@ def wire(
         page.newer,
         page.older,
     ]
-    buttons = [page.use, page.delete, page.edit_this, page.vary_this]
+    buttons = [page.use, page.delete, page.edit_this, page.vary_this, page.upscale_this]
     # A new listing forgets the chosen and marked pictures and any pending delete question.
     listing += [page.inputs, page.marked, page.marked_note, page.confirm_row]
 
@@ -316,6 +321,8 @@ def wire(
         generate.seed,
         generate.count,
     ]
+    if generate.control is not None:
+        gen_fields += [generate.control.hires, generate.control.hires_scale]
     edit_fields = edit.settings_fields() if edit is not None else []
 
     def use(entry_id: str | None, lang: str) -> tuple[Any, ...]:
@@ -333,8 +340,13 @@ def wire(
                 gr.Tabs(selected="edit"),
                 note_html(ctx.t("hist.used_edit", lang), "ok"),
             )
-        width = meta.get("width", entry.width)
-        height = meta.get("height", entry.height)
+        if meta.get("mode") == "upscale":
+            # An enlarged picture: only the words it was made from carry over (its "model" is the upscaler).
+            words = (meta.get("prompt", entry.prompt), *(gr.skip(),) * (len(gen_fields) - 1))
+            return (*words, *(gr.skip(),) * len(edit_fields), gr.Tabs(selected="generate"), gr.skip())
+        # A hires picture is restored as its first pass plus the hires switch (the size A1111 records too).
+        width = meta.get("first_pass_width", meta.get("width", entry.width))
+        height = meta.get("first_pass_height", meta.get("height", entry.height))
         choice = choice_for(width, height)
         values = (
             meta.get("prompt", entry.prompt),
@@ -347,6 +359,9 @@ def wire(
             entry.seed,
             1,
         )
+        if generate.control is not None:
+            hires = meta.get("hires_scale")
+            values = (*values, bool(hires), hires or gr.skip())
         return (
             *values,
             *(gr.skip(),) * len(edit_fields),

@@ -75,7 +75,19 @@ class _A1111Body(BaseModel):
 
 
 class Txt2ImgBody(_A1111Body):
-    """``POST /sdapi/v1/txt2img``: A1111's StableDiffusionTxt2ImgProcessingAPI, leniently."""
+    """``POST /sdapi/v1/txt2img``: A1111's StableDiffusionTxt2ImgProcessingAPI, leniently.
+
+    ``enable_hr`` runs the hires pass: ``hr_scale`` (or ``hr_resize_x`` over the width), ``hr_upscaler``
+    (a name from ``/sdapi/v1/upscalers``; others mean the default), ``denoising_strength`` and
+    ``hr_second_pass_steps`` (0: as many as the first pass).
+    """
+
+    enable_hr: bool = False
+    hr_scale: float = Field(2.0, ge=1.0)
+    hr_upscaler: str | None = None
+    hr_second_pass_steps: int = Field(0, ge=0)
+    hr_resize_x: int = Field(0, ge=0)
+    denoising_strength: float | None = None
 
 
 class Img2ImgBody(_A1111Body):
@@ -177,9 +189,14 @@ def _common_fields(
     return fields, extra
 
 
-def _submit_generate(services: Services, body: _A1111Body, spec: ModelSpec) -> JobInfo:
+def _submit_generate(services: Services, body: Txt2ImgBody, spec: ModelSpec) -> JobInfo:
     fields, extra = _common_fields(services.settings, body, spec)
     consumed = {"prompt", "seed", "steps", "width", "height", "batch_size", "n_iter", "send_images"}
+    if body.enable_hr:
+        fields.update(_hires_fields(body, fields.get("width")))
+        consumed |= {"enable_hr", "hr_scale", "hr_second_pass_steps", "denoising_strength", "hr_resize_x"}
+        if fields.get("hires_upscaler") is not None:
+            consumed.add("hr_upscaler")
     if spec.fixed_guidance is None:
         fields["guidance_scale"] = body.cfg_scale
         fields["negative_prompt"] = body.negative_prompt or None
@@ -187,6 +204,21 @@ def _submit_generate(services: Services, body: _A1111Body, spec: ModelSpec) -> J
     client = {**recorded_fields(body, consumed), **extra}
     request = build_generate_request(services.settings, **fields, client=client or None)
     return services.queue.submit(request)
+
+
+def _hires_fields(body: Txt2ImgBody, width: int | None) -> dict[str, Any]:
+    """The hires pass's request fields from A1111's ``hr_*`` (an unknown upscaler name: the default)."""
+    from imagestudio.api.a1111.extras import upscaler_from_name
+
+    scale = body.hr_scale
+    if body.hr_resize_x and width:
+        scale = body.hr_resize_x / width
+    return {
+        "hires_scale": scale,
+        "hires_upscaler": upscaler_from_name(body.hr_upscaler),
+        "hires_strength": body.denoising_strength,
+        "hires_steps": body.hr_second_pass_steps or None,
+    }
 
 
 def _submit_image(
@@ -282,7 +314,7 @@ async def _respond(request: Request, body: _A1111Body, spec: ModelSpec, info: Jo
         "sd_vae_hash": None,
         "seed_resize_from_w": -1,
         "seed_resize_from_h": -1,
-        "denoising_strength": first.get("strength"),
+        "denoising_strength": first.get("strength", first.get("hires_strength")),
         "extra_generation_params": {},
         "index_of_first_image": 0,
         "infotexts": infotexts,

@@ -69,9 +69,23 @@ def schedulers() -> list[dict[str, Any]]:
     ]
 
 
-@router.get("/upscalers", summary="Only A1111's 'None': there are no upscalers here")
+@router.get("/upscalers", summary="The upscalers (by id: hr_upscaler and upscaler_1 take these names)")
 def upscalers() -> list[dict[str, Any]]:
-    return [{"name": "None", "model_name": None, "model_path": None, "model_url": None, "scale": 4}]
+    from imagestudio.registry import UPSCALERS
+
+    listed = [{"name": "None", "model_name": None, "model_path": None, "model_url": None, "scale": 4}]
+    for spec in UPSCALERS.values():
+        url = f"https://huggingface.co/{spec.repo_id}" if spec.repo_id else None
+        listed.append(
+            {
+                "name": spec.id,
+                "model_name": spec.title,
+                "model_path": None,
+                "model_url": url,
+                "scale": spec.scale,
+            }
+        )
+    return listed
 
 
 @router.get("/latent-upscale-modes", summary="None here")

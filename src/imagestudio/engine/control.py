@@ -1,0 +1,116 @@
+"""Control images for Z-Image: the map (OpenCV's Canny, or the user's own), and the ControlNet pipeline.
+
+The ControlNet is loaded beside the lent text-to-image pipeline and kept on it (``LoadedModel.extras``)
+until the model is unloaded; the ControlNet pipelines are built over the very same components (no second
+copy of any weight), the way img2img is (:func:`~imagestudio.engine.pipeline_calls.derived_pipeline`).
+diffusers' ControlNet pipelines have no start/end for the control, so a hook on the ControlNet scales its
+output to zero outside the chosen share of the steps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from imagestudio.config import Settings
+    from imagestudio.engine.manager import LoadedModel
+    from imagestudio.job_requests import ControlInput
+
+#: Canny's hysteresis thresholds (A1111/Forge's defaults for the canny preprocessor).
+CANNY_LOW, CANNY_HIGH = 100, 200
+#: Characters of the map's SHA-256 recorded (as A1111 shortens hashes).
+MAP_HASH_CHARS = 10
+
+
+def control_map(control: ControlInput, width: int, height: int) -> Image.Image:
+    """The map the ControlNet sees, at the output size: Canny edges, or the picture as it is."""
+    import numpy as np
+    from PIL import Image
+
+    picture = control.image.image.convert("RGB")
+    if picture.size != (width, height):
+        picture = picture.resize((width, height), Image.Resampling.LANCZOS)
+    if control.type == "map":
+        return picture
+    import cv2
+
+    grey = cv2.cvtColor(np.asarray(picture), cv2.COLOR_RGB2GRAY)
+    edges = cv2.Canny(grey, CANNY_LOW, CANNY_HIGH)
+    return Image.fromarray(np.stack([edges] * 3, axis=-1), "RGB")
+
+
+def map_hash(image: Image.Image) -> str:
+    """A short SHA-256 of the map's pixels: the same map, the same hash, whatever file it came from."""
+    digest = hashlib.sha256(f"{image.width}x{image.height}".encode() + image.tobytes())
+    return digest.hexdigest()[:MAP_HASH_CHARS]
+
+
+def lent_controlnet(settings: Settings, loaded: LoadedModel) -> Any:
+    """The ControlNet of the lent model, loaded on first use and kept with it (dropped with the model)."""
+    from imagestudio.models.controlnets import load_controlnet, require_controlnet
+    from imagestudio.registry import controlnet_for
+
+    held = loaded.extras.get("controlnet")
+    if held is not None:
+        return held
+    spec = controlnet_for(loaded.spec.id)
+    assert spec is not None, "the request was resolved against this model"
+    transformer = loaded.pipe.transformer
+    controlnet = load_controlnet(require_controlnet(spec, settings), transformer.dtype)
+    controlnet.to(transformer.device)
+    loaded.extras["controlnet"] = controlnet
+    return controlnet
+
+
+def control_pipeline(pipe: Any, controlnet: Any, *, inpaint: bool) -> Any:
+    """A ZImageControlNet(Inpaint)Pipeline over ``pipe``'s own components and ``controlnet``."""
+    import diffusers
+
+    from imagestudio.engine.pipeline_calls import derived_pipeline
+
+    name = "ZImageControlNetInpaintPipeline" if inpaint else "ZImageControlNetPipeline"
+    pipeline_class = getattr(diffusers, name)
+
+    def build(**components: Any) -> Any:
+        return pipeline_class(controlnet=controlnet, **components)
+
+    return derived_pipeline(build, pipe)
+
+
+@contextmanager
+def control_window(controlnet: Any, steps: int, start: float, end: float) -> Iterator[None]:
+    """Zero the ControlNet's effect on the steps before ``start`` and from ``end`` on (shares of ``steps``).
+
+    The pipelines call the ControlNet once per step (guidance is off for Turbo); the hook counts the calls.
+    """
+    first, last = round(start * steps), round(end * steps)
+    calls = [0]
+
+    def hook(
+        _module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        step = calls[0] % max(1, steps)
+        calls[0] += 1
+        if not first <= step < last:
+            kwargs = {**kwargs, "conditioning_scale": 0.0}
+        return args, kwargs
+
+    handle = controlnet.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def control_call(pipe: Any, control_image: Image.Image, weight: float) -> Callable[..., Any]:
+    """``pipe(...)`` with the control map and its weight added to every call."""
+
+    def call(**kwargs: Any) -> Any:
+        return pipe(**kwargs, control_image=control_image, controlnet_conditioning_scale=weight)
+
+    return call

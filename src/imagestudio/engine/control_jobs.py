@@ -1,0 +1,62 @@
+"""A generation steered by a control image: map → ControlNet pipeline over the lent model → images."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from imagestudio.engine.control import (
+    control_call,
+    control_map,
+    control_pipeline,
+    control_window,
+    lent_controlnet,
+    map_hash,
+)
+from imagestudio.engine.pipeline_calls import CheckedImage, generate_kwargs, run_pipeline
+
+if TYPE_CHECKING:
+    from imagestudio.config import Settings
+    from imagestudio.engine.manager import LoadedModel
+    from imagestudio.engine.pipeline_calls import ProgressCallback
+    from imagestudio.job_requests import GenerateRequest
+
+
+def run_controlled(
+    settings: Settings,
+    loaded: LoadedModel,
+    request: GenerateRequest,
+    *,
+    on_step: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> tuple[list[CheckedImage], dict[str, Any]]:
+    """Text-to-image (or inpainting, with a mask) under ``request.control``; the images and their record.
+
+    The inpaint ControlNet pipeline repaints the masked part completely (it has no strength), so the
+    request's strength is not passed to it.
+    """
+    control = request.control
+    assert control is not None and request.width and request.height and request.steps
+    picture = control_map(control, request.width, request.height)
+    controlnet = lent_controlnet(settings, loaded)
+    inpaint = request.mask is not None
+    pipe = control_pipeline(loaded.pipe, controlnet, inpaint=inpaint)
+    kwargs = generate_kwargs(request)
+    kwargs.pop("strength", None)
+    weight = control.weight if control.weight is not None else 0.0
+    with control_window(controlnet, request.steps, control.start, control.end):
+        images = run_pipeline(
+            pipe,
+            kwargs,
+            request.seeds(),
+            steps=request.steps,
+            dtype=loaded.dtype,
+            on_step=on_step,
+            cancel=cancel,
+            call=control_call(pipe, picture, weight),
+        )
+    from imagestudio.registry import controlnet_for
+
+    spec = controlnet_for(loaded.spec.id)
+    record = {"control_map_sha256": map_hash(picture), "control_model": spec.id if spec else None}
+    return images, record

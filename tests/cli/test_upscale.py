@@ -1,0 +1,73 @@
+"""`imagestudio upscale`, `generate --hires` and `generate --control` as a user runs them (a subprocess)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from imagestudio.storage.metadata import read_metadata
+from tests.cli.test_cli import run_cli
+
+
+def _photo(path: Path, size: tuple[int, int] = (48, 32)) -> Path:
+    image = Image.new("RGB", size, "navy")
+    image.paste((250, 250, 250), (8, 8, 24, 24))
+    image.save(path)
+    return path
+
+
+@pytest.mark.slow
+def test_upscale_then_generate_with_hires_and_control(config_file: Path, tmp_path: Path) -> None:
+    photo = _photo(tmp_path / "photo.png")
+    out = tmp_path / "out"
+    done = run_cli(
+        "upscale",
+        str(photo),
+        "--model",
+        "tiny-upscaler",
+        "--scale",
+        "2",
+        "--out",
+        str(out),
+        config=config_file,
+    )
+    assert done.returncode == 0, done.stderr
+    [line] = done.stdout.splitlines()
+    with Image.open(line) as image:
+        assert image.size == (96, 64)
+    assert read_metadata(Path(line))["upscaler"] == "tiny-upscaler"
+
+    args = ("generate", "--model", "tiny-z-image", "a house", "-W", "64", "-H", "64", "--steps", "2")
+    control = f"canny:{_photo(tmp_path / 'c.png', (64, 64))}:0.7"
+    done = run_cli(
+        *args, "--hires", "2", "--hires-upscaler", "tiny-upscaler", "--control", control,
+        "--out", str(out), config=config_file,
+    )  # fmt: skip
+    # a control image and the hires pass together are refused, in one line
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "hires pass" in done.stderr
+    done = run_cli(
+        *args, "--control", f"canny:{tmp_path / 'c.png'}:0.7", "--out", str(out), config=config_file
+    )
+    assert done.returncode == 0, done.stderr
+    meta = read_metadata(Path(done.stdout.strip()))
+    assert meta["control"]["weight"] == 0.7 and meta["control"]["type"] == "canny"
+
+
+@pytest.mark.slow
+def test_upscale_refusals_are_one_line(config_file: Path, tmp_path: Path) -> None:
+    photo = _photo(tmp_path / "photo.png")
+    cases = [
+        (("upscale", str(photo), "--model", "nope"), "unknown upscaler 'nope'"),
+        (("upscale", str(photo), "--model", "tiny-upscaler", "--scale", "9"), "scale"),
+        (("upscale", str(tmp_path / "missing.png"), "--model", "tiny-upscaler"), "missing.png"),
+        (("generate", "--model", "tiny-z-image", "x", "--control", "depth:" + str(photo)), "no detector"),
+        (("generate", "--model", "tiny-z-image", "x", "--control", "canny"), "TYPE:IMAGE"),
+    ]
+    for args, text in cases:
+        done = run_cli(*args, config=config_file)
+        assert done.returncode == 2, (args, done.stderr)
+        assert text in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert "Traceback" not in done.stderr

@@ -1,0 +1,121 @@
+"""Control images on the tiny Z-Image: Canny maps, the tiny ControlNet (real class), the step window."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imagestudio.engine.control import control_map
+from imagestudio.errors import InvalidRequest
+from imagestudio.job_requests import ControlInput, GenerateRequest
+from imagestudio.storage.inputs import InputImage, InputLimits, read_input_image
+
+LIMITS = InputLimits(max_bytes=10_000_000, max_pixels=10_000_000)
+
+
+def as_input(image: Image.Image, name: str = "control.png", purpose: str = "image") -> InputImage:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return read_input_image(buffer.getvalue(), LIMITS, name=name, purpose=purpose)  # type: ignore[arg-type]
+
+
+def square(left: int = 16, size: int = 32) -> Image.Image:
+    image = Image.new("RGB", (64, 64), "black")
+    image.paste((255, 255, 255), (left, left, left + size, left + size))
+    return image
+
+
+def control(kind: str = "canny", image: Image.Image | None = None, **fields) -> ControlInput:
+    return ControlInput(type=kind, image=as_input(image or square()), **fields)
+
+
+def generate(studio, tmp_path, **fields) -> np.ndarray:
+    base = {"model": "tiny-z-image", "prompt": "a house", "width": 64, "height": 64, "steps": 2, "seed": 4}
+    [saved] = studio.generate(GenerateRequest.build(**{**base, **fields}), tmp_path).images
+    with Image.open(saved.path) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.int16)
+
+
+def test_canny_finds_the_edges_and_map_keeps_the_picture() -> None:
+    edges = np.asarray(control_map(control("canny"), 64, 64))[..., 0]
+    assert edges[16:48, 16].max() == 255 and edges[16:48, 47].max() == 255  # the square's sides
+    assert edges[30, 30] == 0 and edges[5, 5] == 0  # nothing inside or outside it
+    kept = control_map(control("map"), 128, 128)
+    assert kept.size == (128, 128)
+    assert np.asarray(kept)[64, 64].tolist() == [255, 255, 255]
+
+
+def test_tiny_controlnet_is_the_real_class_in_union_2_1_layout(settings) -> None:
+    import diffusers
+
+    from imagestudio.models.controlnets import find_controlnet, load_controlnet
+    from imagestudio.registry import CONTROLNETS
+
+    path = find_controlnet(CONTROLNETS["tiny-z-image-controlnet"], settings)
+    assert path is not None
+    model = load_controlnet(path, None)
+    assert isinstance(model, diffusers.ZImageControlNetModel)
+    assert model.config.control_in_dim == 33
+    assert model.config.add_control_noise_refiner == "control_noise_refiner"
+
+
+def test_the_control_image_steers_and_is_recorded(studio, tmp_path) -> None:
+    from imagestudio.storage.metadata import read_metadata, read_parameters
+
+    plain = generate(studio, tmp_path)
+    left = generate(studio, tmp_path, control=control("canny", square(4)))
+    right = generate(studio, tmp_path, control=control("canny", square(28)))
+    again = generate(studio, tmp_path, control=control("canny", square(4)))
+    assert np.array_equal(left, again)
+    assert not np.array_equal(left, right)
+    assert not np.array_equal(left, plain)
+    [path] = sorted((tmp_path).glob("*.png"), key=lambda p: p.stat().st_mtime)[-1:]
+    meta = read_metadata(path)
+    assert meta["control"]["type"] == "canny" and meta["control"]["weight"] == 0.75
+    assert meta["control_model"] == "tiny-z-image-controlnet"
+    assert len(meta["control_map_sha256"]) == 10
+    text = read_parameters(path) or ""
+    assert 'ControlNet 0: "Module: canny, Model: tiny-z-image-controlnet, Weight: 0.75' in text
+
+
+def test_a_window_with_no_step_in_it_gives_the_picture_without_control(studio, tmp_path) -> None:
+    plain = generate(studio, tmp_path)
+    # two steps: an end at 1 % of them rounds to step 0, so the control never acts
+    unused = generate(studio, tmp_path, control=control("canny", start=0.0, end=0.01))
+    half = generate(studio, tmp_path, control=control("canny", start=0.5, end=1.0))
+    assert np.abs(plain - unused).max() <= 1
+    assert not np.array_equal(plain, half)
+
+
+def test_control_with_inpainting(studio, tmp_path) -> None:
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (0, 0, 32, 64))
+    start = as_input(Image.new("RGB", (64, 64), (40, 90, 160)), "start.png")
+    out = generate(
+        studio, tmp_path, control=control("map"), init_image=start, mask=as_input(mask, "mask.png", "mask")
+    )
+    assert out.shape == (64, 64, 3)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"control": {"type": "depth"}}, "no detector for it"),
+        ({"control": {"type": "sketch"}}, "control type 'sketch' is not available"),
+        ({"control": {"type": "canny", "weight": 0.9}}, "outside 0.65..0.8"),
+        ({"control": {"type": "canny", "start": 0.6, "end": 0.4}}, "must be before its end"),
+        ({"control": {"type": "canny"}, "init_image": True}, "not with plain img2img"),
+        ({"control": {"type": "canny"}, "hires_scale": 2}, "hires pass"),
+    ],
+)
+def test_control_refusals_are_one_line(settings, fields, message) -> None:
+    spec = dict(fields)
+    spec["control"] = ControlInput(image=as_input(square()), **spec["control"])
+    if spec.pop("init_image", None):
+        spec["init_image"] = as_input(square(), "start.png")
+    request = GenerateRequest.build(model="tiny-z-image", prompt="x", width=64, height=64, **spec)
+    with pytest.raises(InvalidRequest, match=message):
+        request.resolved(settings)

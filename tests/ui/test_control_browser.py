@@ -1,0 +1,132 @@
+"""Upscale under results and in History, the control slot with its map, and the hires switch, in Chromium.
+
+The studio's default upscaler is the tiny one here (``upscale.default_upscaler: tiny-upscaler``), as a
+user without the real upscaler's download would set it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from playwright.sync_api import expect
+
+from tests.ui.conftest import StudioServer, screenshot
+from tests.ui.test_studio_browser import custom_size
+from tests.ui.widgets import fill_text, gallery_images, open_tab, run_and_wait, set_number, watch_progress
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def control_server(
+    tmp_path_factory: pytest.TempPathFactory, shared_models_dir: Path
+) -> Iterator[StudioServer]:
+    home = tmp_path_factory.mktemp("control-home")
+    config = home / "config.yaml"
+    config.write_text(
+        f"storage:\n  models_dir: {shared_models_dir}\n  outputs_dir: {home / 'outputs'}\n"
+        "upscale:\n  default_upscaler: tiny-upscaler\n",
+        encoding="utf-8",
+    )
+    server = StudioServer(home, config)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def press_and_wait(page, prefix: str, button: str, timeout_ms: int = 90_000) -> str:
+    """Press ``button`` (a job that ``prefix``'s panel follows) and wait for that job's end."""
+    watch_progress(page, prefix)
+    page.locator(f"#{button}").click()
+    handle = page.wait_for_function(
+        """(prefix) => {
+          const seen = window.__progress[prefix] || [];
+          const start = seen.findIndex(e => e.state === 'queued' || e.state === 'running');
+          if (start < 0) return null;
+          const end = seen.slice(start).find(e => ['done', 'failed', 'cancelled'].includes(e.state));
+          return end ? end.state : null;
+        }""",
+        arg=prefix,
+        timeout=timeout_ms,
+    )
+    return handle.json_value()
+
+
+def first_result_size(page, gallery: str = "gen-gallery") -> tuple[int, int]:
+    image = gallery_images(page, gallery).first
+    image.wait_for()
+    page.wait_for_function(
+        "(id) => { const i = document.querySelector(`#${id} img`); "
+        "return i && i.complete && i.naturalWidth; }",
+        arg=gallery,
+    )
+    return tuple(image.evaluate("i => [i.naturalWidth, i.naturalHeight]"))
+
+
+def generate(page, prompt: str, size: int = 64) -> None:
+    fill_text(page, "gen-prompt", prompt)
+    custom_size(page, size, size, "Custom size")
+    set_number(page, "gen-steps", 2)
+    assert run_and_wait(page, "gen") == "done"
+
+
+def test_upscale_a_result_then_a_history_picture(control_server, open_page) -> None:
+    page = open_page(control_server.url, locale="en-US")
+    expect(page.locator("#gen-upscale-this")).to_be_disabled()
+    generate(page, "a lighthouse to enlarge")
+    assert first_result_size(page) == (64, 64)
+    assert press_and_wait(page, "gen", "gen-upscale-this") == "done"
+    assert first_result_size(page) == (128, 128)
+
+    open_tab(page, "History")
+    gallery_images(page, "hist-gallery").first.click()  # the newest: the enlarged one
+    expect(page.locator("#hist-upscale-this")).to_be_enabled()
+    assert press_and_wait(page, "gen", "hist-upscale-this") == "done"
+    expect(page.get_by_role("tab", name="Generate")).to_have_attribute("aria-selected", "true")
+    assert first_result_size(page) == (256, 256)
+    screenshot(page, "generate-en-upscaled")
+
+
+def test_control_slot_shows_the_map_and_the_hires_switch_enlarges(
+    control_server, open_page, tmp_path: Path
+) -> None:
+    picture = tmp_path / "house.png"
+    drawing = Image.new("RGB", (64, 64), "black")
+    drawing.paste((255, 255, 255), (16, 16, 48, 48))
+    drawing.save(picture)
+    page = open_page(control_server.url, locale="en-US")
+    page.locator("#gen-control-box").click()
+    page.locator("#gen-control-image input[type=file]").set_input_files(str(picture))
+    expect(page.locator("#gen-control-map img")).to_be_visible()
+    generate(page, "a house, detailed, morning light")
+    expect(page.locator("#gen-info")).to_contain_text("Done")
+
+    # A weight outside the card's range cannot be typed past the slider; a bad start/end is refused.
+    set_number(page, "gen-control-start", 0.8)
+    set_number(page, "gen-control-end", 0.2)
+    page.locator("#gen-run").click()
+    expect(page.locator("#gen-control-error")).to_contain_text("must come before its end")
+    set_number(page, "gen-control-start", 0)
+    set_number(page, "gen-control-end", 1)
+
+    # A fresh page (no control picture): the hires switch alone.
+    page = open_page(control_server.url, locale="en-US")
+    page.locator("#gen-control-box").click()
+    page.locator("#gen-hires input[type=checkbox]").check()
+    generate(page, "a house in the fog")
+    assert first_result_size(page) == (128, 128)
+    screenshot(page, "generate-en-control-hires")
+
+    # "Use these settings" brings back the first pass's size and the hires switch, not the final size.
+    page.locator("#gen-hires input[type=checkbox]").uncheck()
+    open_tab(page, "History")
+    gallery_images(page, "hist-gallery").first.click()
+    page.locator("#hist-use").click()
+    expect(page.get_by_role("tab", name="Generate")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#gen-hires input[type=checkbox]")).to_be_checked()
+    expect(page.locator("#gen-width input[type=number]").first).to_have_value("64")
