@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.api.conftest import assert_error_shape, wait_until
+from tests.api.conftest import assert_error_shape
+from tests.helpers import wait_until
 
 KEY = "metrics-test-key"
 
