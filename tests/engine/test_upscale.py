@@ -193,7 +193,7 @@ def test_a_missing_real_upscaler_names_its_download(studio) -> None:
 def test_without_the_upscale_extra_upscaling_is_one_line_naming_it(
     tiny_upscaler_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """spandrel is an extra (it needs a torchvision matching torch): without it, one line says how to add it."""
+    """spandrel is an extra (it needs a torchvision matching torch): without it, one line names it."""
     import sys
 
     from imagestudio.errors import ModelNotAvailable
