@@ -35,6 +35,7 @@ from imagestudio.errors import ConfigError
 from imagestudio.history.search import TOKENIZER, match_query
 from imagestudio.jobs.events import STOPPED_DURING_JOB
 from imagestudio.jobs.model import JobError, JobInfo, JobRequest, JobState
+from imagestudio.storage.damaged import move_aside
 from imagestudio.storage.files import resolve_inside
 from imagestudio.storage.saved_image import SavedImage, new_image_id
 
@@ -210,18 +211,8 @@ class HistoryStore:
 
     def _move_aside(self, error: sqlite3.DatabaseError) -> Path:
         """Rename the damaged file (and its WAL/SHM companions) out of the way; returns the new name."""
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        target = self.db_path.with_name(f"{self.db_path.name}.damaged-{stamp}")
-        counter = 1
-        while target.exists():
-            target = self.db_path.with_name(f"{self.db_path.name}.damaged-{stamp}-{counter}")
-            counter += 1
         try:
-            self.db_path.replace(target)
-            for companion in ("-wal", "-shm"):
-                extra = self.db_path.with_name(self.db_path.name + companion)
-                if extra.exists():
-                    extra.replace(target.with_name(target.name + companion))
+            target = move_aside(self.db_path)
         except OSError as exc:
             raise ConfigError(
                 f"the history database {self.db_path} is damaged ({error}) and cannot be moved aside: "
