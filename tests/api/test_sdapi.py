@@ -15,6 +15,7 @@ import threading
 
 import httpx
 import pytest
+import torch
 from PIL import Image
 
 from tests.api.conftest import BLOCKER, png_bytes, wait_until
@@ -324,6 +325,29 @@ def test_lora_tags_in_the_prompt_use_the_lora_folder(serve, shared_models_dir, t
     pngs = sorted(live.services.settings.outputs_dir.glob("*.png"), key=lambda p: p.stat().st_mtime_ns)
     assert read_parameters(pngs[-1]).startswith("a heron <lora:ink-wash:0.7>\nSteps: 2,")
     assert json.loads(response.json()["info"])["infotexts"][0].startswith("a heron <lora:ink-wash:0.7>")
+
+
+def test_a_bad_lora_file_is_named_as_the_listing_names_it_never_by_its_server_path(serve, tmp_path) -> None:
+    """A broken, a non-LoRA and a misfitting file in the LoRA folder: each a one-line 400 naming the file
+    (as ``/sdapi/v1/loras`` does), never the folder it lives in on the server."""
+    from safetensors.torch import save_file
+
+    folder = tmp_path / "server-side-secret-folder" / "loras"
+    folder.mkdir(parents=True)
+    (folder / "broken.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
+    save_file({"weight": torch.zeros(2)}, folder / "plain.safetensors")
+    save_file({"nowhere.to_q.lora_A.weight": torch.zeros(4, 8)}, folder / "stranger.safetensors")
+    live = serve(storage={"loras_dir": str(folder)})
+    with live.client() as client:
+        client.post("/sdapi/v1/options", json={"sd_model_checkpoint": TINY})
+        listed = {entry["name"]: entry["path"] for entry in client.get("/sdapi/v1/loras").json()}
+        for name in ("broken", "plain", "stranger"):
+            body = {"prompt": f"a heron <lora:{name}:0.5>", "steps": 2, "width": 64, "height": 64}
+            answer = client.post("/sdapi/v1/txt2img", json=body)
+            detail = assert_a1111_error(answer, 400)
+            assert repr(listed[name]) in detail, detail
+            assert "server-side-secret-folder" not in answer.text and str(tmp_path) not in answer.text
+    assert live.services.queue.worker_alive
 
 
 def test_basic_auth_alone_guards_every_route(serve) -> None:
