@@ -12,8 +12,9 @@ import secrets
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, InstanceOf, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, InstanceOf, ValidationError, field_validator
 
+from imagestudio.client_record import bounded
 from imagestudio.errors import InvalidRequest
 from imagestudio.lora_refs import LoraRef
 from imagestudio.quoting import short_repr
@@ -212,6 +213,13 @@ class _Request(BaseModel):
     def build(cls: type[_Model], **fields: object) -> _Model:
         """Construct from loose input, turning pydantic's errors into one :class:`InvalidRequest`."""
         return _build(cls, fields)
+
+    @field_validator("client")
+    @classmethod
+    def _bounded_client(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        # Stored in every PNG and History row and sent back in answers: whatever an edge passes, only a
+        # bounded, JSON-plain copy is kept (a 300-deep list once made every History listing fail).
+        return None if value is None else bounded(value)
 
     def _check_prompt(self) -> None:
         if not self.prompt.strip():
