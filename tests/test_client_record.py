@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from imagestudio import client_record
-from imagestudio.requests import EditRequest, GenerateRequest
+from imagestudio.job_requests import EditRequest, GenerateRequest
 
 
 def nested(levels: int) -> list:

@@ -13,7 +13,7 @@ from PIL import Image
 
 from imagestudio.config import Settings, load_settings
 from imagestudio.errors import InvalidRequest
-from imagestudio.requests import MAX_INPUT_ASPECT, build_image_request, reference_size
+from imagestudio.job_requests import MAX_INPUT_ASPECT, build_image_request, reference_size
 from imagestudio.storage.inputs import InputImage
 from tests.conftest import PYTHON, cli_env
 

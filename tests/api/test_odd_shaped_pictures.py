@@ -8,7 +8,7 @@ import base64
 import openai
 import pytest
 
-from imagestudio.requests import MAX_INPUT_ASPECT
+from imagestudio.job_requests import MAX_INPUT_ASPECT
 from tests.api.conftest import assert_error_shape, png_bytes
 
 STRIP = png_bytes(10_000, 1, "white")

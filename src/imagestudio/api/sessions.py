@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from imagestudio.storage.damaged import is_damage, move_aside
+from imagestudio.storage.damaged import is_damage, rename_damaged
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -78,7 +78,7 @@ class SessionStore:
             except sqlite3.DatabaseError as exc:
                 if not is_damage(exc):
                     raise
-                target = move_aside(self.path)
+                target = rename_damaged(self.path)
                 log.error(
                     "the sessions file %s is damaged (%s); moved it to %s and started a new one: "
                     "browsers log in again",

@@ -54,18 +54,17 @@ def serve(
 
     # Before the services open: a damaged history is reported while they do, and needs its time too.
     log_config = timestamped_logging()
-    from imagestudio.api import create_app
     from imagestudio.api.access_log import ErrorAccessLog
     from imagestudio.history.server_lock import serving_lock
-    from imagestudio.ui import mount_studio
+    from imagestudio.server import build_app
 
     shown = f"[{host}]" if ":" in host else host
     # Before the history opens: opening it fails the jobs it finds unfinished, which would be a running
     # server's own jobs if one were using the same files.
     with serving_lock(settings.history_db, f"http://{shown}:{port}"):
-        # The studio's pages at "/", beside the API routes (added first, so they keep their paths); every
-        # failed request is logged by default (uvicorn's own access log follows -v).
-        application = ErrorAccessLog(mount_studio(create_app(settings)))
+        # The API, the login page and the studio's pages on one app; every failed request is logged by
+        # default (uvicorn's own access log follows -v).
+        application = ErrorAccessLog(build_app(settings))
         typer.echo(
             f"imagestudio serving on http://{shown}:{port} (OpenAI base URL: http://{shown}:{port}/v1)",
             err=True,

@@ -23,7 +23,7 @@ def is_damage(error: sqlite3.DatabaseError) -> bool:
     return not any(word in text for word in ("locked", "busy", "unable to open", "readonly", "full"))
 
 
-def move_aside(path: Path) -> Path:
+def rename_damaged(path: Path) -> Path:
     """Rename ``path`` (and its ``-wal``/``-shm``) to ``<name>.damaged-<timestamp>``; returns the new name.
 
     Raises :class:`OSError` when the file cannot be renamed.
