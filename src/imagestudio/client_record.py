@@ -23,45 +23,53 @@ MAX_BYTES = 8_000
 _BUDGET = 2_000
 
 
-def bounded(fields: Mapping[Any, Any]) -> dict[str, Any]:
-    """``fields`` cut to the bounds above, as plain JSON values."""
-    budget = [_BUDGET]
-    record = _object(fields, 1, budget)
+def bounded(fields: Mapping[Any, Any], *, hidden: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """``fields`` cut to the bounds above, as plain JSON values; keys in ``hidden`` (lower case, such as
+    credentials) are left out at every level."""
+    walk = _Walk(hidden)
+    record = walk.object(fields, 1)
     size = len(json.dumps(record, ensure_ascii=False).encode())
     if size > MAX_BYTES:
         return {"not_recorded": f"<{size} bytes of client fields, over {MAX_BYTES}>"}
     return record
 
 
-def _object(fields: Mapping[Any, Any], depth: int, budget: list[int]) -> dict[str, Any]:
-    record: dict[str, Any] = {}
-    for index, (key, value) in enumerate(fields.items()):
-        if index >= MAX_ITEMS or budget[0] <= 0:
-            record["more_not_recorded"] = f"<{len(fields) - index} more fields not recorded>"
-            break
-        record[_text(str(key), MAX_KEY_CHARS)] = _value(value, depth + 1, budget)
-    return record
+class _Walk:
+    """One bounded walk: ``budget`` counts the values it may still visit."""
 
+    def __init__(self, hidden: frozenset[str]) -> None:
+        self.hidden = hidden
+        self.budget = _BUDGET
 
-def _value(value: Any, depth: int, budget: list[int]) -> Any:
-    budget[0] -= 1
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    if isinstance(value, str):
-        return _text(value, MAX_CHARS)
-    if isinstance(value, (Mapping, list, tuple)):
-        if depth > MAX_DEPTH:
-            return f"<nested deeper than {MAX_DEPTH} levels, not recorded>"
-        if isinstance(value, Mapping):
-            return _object(value, depth, budget)
-        items = []
-        for index, item in enumerate(value):
-            if index >= MAX_ITEMS or budget[0] <= 0:
-                items.append(f"<{len(value) - index} more items not recorded>")
+    def object(self, fields: Mapping[Any, Any], depth: int) -> dict[str, Any]:
+        record: dict[str, Any] = {}
+        kept = [(key, value) for key, value in fields.items() if str(key).lower() not in self.hidden]
+        for index, (key, value) in enumerate(kept):
+            if index >= MAX_ITEMS or self.budget <= 0:
+                record["more_not_recorded"] = f"<{len(kept) - index} more fields not recorded>"
                 break
-            items.append(_value(item, depth + 1, budget))
-        return items
-    return _text(str(value), MAX_CHARS)
+            record[_text(str(key), MAX_KEY_CHARS)] = self.value(value, depth + 1)
+        return record
+
+    def value(self, value: Any, depth: int) -> Any:
+        self.budget -= 1
+        if value is None or isinstance(value, (bool, int, float)):
+            return value
+        if isinstance(value, str):
+            return _text(value, MAX_CHARS)
+        if isinstance(value, (Mapping, list, tuple)):
+            if depth > MAX_DEPTH:
+                return f"<nested deeper than {MAX_DEPTH} levels, not recorded>"
+            if isinstance(value, Mapping):
+                return self.object(value, depth)
+            items = []
+            for index, item in enumerate(value):
+                if index >= MAX_ITEMS or self.budget <= 0:
+                    items.append(f"<{len(value) - index} more items not recorded>")
+                    break
+                items.append(self.value(item, depth + 1))
+            return items
+        return _text(str(value), MAX_CHARS)
 
 
 def _text(value: str, limit: int) -> str:

@@ -350,6 +350,52 @@ def test_a_bad_lora_file_is_named_as_the_listing_names_it_never_by_its_server_pa
     assert live.services.queue.worker_alive
 
 
+def test_a_hostile_body_never_poisons_the_server(live) -> None:
+    """A 300-deep unknown field once made txt2img a 500 and then every /api/history and /api/jobs call
+    for every client (the stored record could not be sent back); a 320 kB body of unknown fields put
+    5 MB into a batch's PNGs. What is recorded is bounded; a row stored unbounded by an older version is
+    listed as damaged."""
+    import sqlite3
+
+    from imagestudio import client_record
+    from imagestudio.storage.metadata import read_metadata
+
+    deep: list = []
+    for _ in range(300):
+        deep = [deep]
+    base = {"prompt": "x", "steps": 2, "width": 64, "height": 64}
+    with live.client() as client:
+        client.post("/sdapi/v1/options", json={"sd_model_checkpoint": TINY})
+        poisoned = client.post("/sdapi/v1/txt2img", json={**base, "deep": deep, "auth": "me:secret"})
+        assert poisoned.status_code == 200, poisoned.text
+        echoed = json.dumps(poisoned.json()["parameters"])
+        assert "nested deeper than" in echoed and "secret" not in echoed
+        assert client.get("/api/history").status_code == 200
+        assert client.get("/api/jobs").status_code == 200
+
+        wide = {f"field_{i}": "x" * 1000 for i in range(320)}
+        big = client.post("/sdapi/v1/txt2img", json={**base, **wide, "batch_size": 16, "send_images": False})
+        assert big.status_code == 200, big.text
+        pngs = list(live.services.settings.outputs_dir.glob("*.png"))
+        assert len(pngs) == 17
+        for png in pngs:
+            assert len(json.dumps(read_metadata(png)["client"]).encode()) <= client_record.MAX_BYTES
+        page = client.get("/api/history", params={"limit": 16})
+        assert page.status_code == 200 and len(page.content) < 200_000
+
+        # A row an older version stored unbounded: listed as damaged, the listing still answers.
+        newest = page.json()["items"][0]["id"]
+        with sqlite3.connect(live.services.settings.history_db) as conn:
+            conn.execute(
+                "UPDATE images SET metadata_json = ? WHERE id = ?", (json.dumps({"client": deep}), newest)
+            )
+        conn.close()
+        listed = client.get("/api/history")
+        assert listed.status_code == 200, listed.text
+        assert set(listed.json()["items"][0]["parameters"]) == {"damaged"}
+    assert live.services.queue.worker_alive
+
+
 def test_basic_auth_alone_guards_every_route(serve) -> None:
     """server.api_auth without an API key is A1111's --api-auth: HTTP Basic on everything but /healthz."""
     live = serve(server={"api_auth": "me:pa55"})
