@@ -64,6 +64,11 @@ def worker(
     if dry_run:
         typer.echo(command.shown())
         return
+    if connect is not None:
+        from imagestudio.cluster.worker_checks import require_token, wait_for_head
+
+        require_token(token_file)
+        wait_for_head(connect)
     if head:
         typer.echo(
             f"head starting on port {port}; on each box run: imagestudio worker --connect "
