@@ -168,3 +168,27 @@ def _alive(process: psutil.Process) -> bool:
         return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_sigterm_to_a_worker_head_stops_the_ray_start_it_ran(ray_tmp: Path, tmp_path: Path) -> None:
+    """``imagestudio worker --head`` runs ``ray start --block``; stopping the worker stops it too."""
+    with bound_socket() as probe:
+        port = probe.getsockname()[1]
+    worker = subprocess.Popen(
+        [PYTHON, "-m", "imagestudio", "worker", "--head", f"--port={port}", "--node-ip=127.0.0.1",
+         "--workers=1"],
+        env=ray_env(ray_tmp), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        marker = ray_tmp / "ray" / "ray_current_cluster"
+        wait_until(lambda: marker.is_file() or worker.poll() is not None, WAIT, "the head to start")
+        assert worker.poll() is None
+        started = {process.pid: process for process in ours(ray_tmp)}
+        assert any("start" in " ".join(p.cmdline()) for p in started.values() if _alive(p)), "ray start"
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(90)
+        wait_until(lambda: not [p for p in started.values() if _alive(p)], 60, "ray start's processes to end")
+        assert not ours(ray_tmp)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
