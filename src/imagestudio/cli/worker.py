@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from pathlib import Path
 from typing import Annotated
@@ -84,12 +85,31 @@ def worker(
         stderr=subprocess.STDOUT,
         text=True,
     )
+    stopping = _forward_stop_signals(process)
     assert process.stdout is not None
     seen: list[str] = []
     for line in process.stdout:
         seen.append(line)
         typer.echo(line, nl=False, err=True)
     code = process.wait()
+    if stopping:
+        return  # stopped on request: ray start has stopped what it started
     if code != 0:
         reason = explain_failure("".join(seen[-200:]), python, ray)
         fail(reason or f"ray start exited with {code} (its output is above)", 1)
+
+
+def _forward_stop_signals(process: subprocess.Popen[str]) -> list[int]:
+    """Pass SIGTERM/SIGINT on to ``ray start --block``, which then stops the processes it started;
+    without this a stopped worker left ``ray start`` and its raylet running as orphans. Returns the
+    list the signals received are noted in (empty while none came)."""
+    received: list[int] = []
+
+    def forward(signum: int, frame: object) -> None:
+        received.append(signum)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, forward)
+    return received
