@@ -62,11 +62,12 @@ def serve(
     # Before the history opens: opening it fails the jobs it finds unfinished, which would be a running
     # server's own jobs if one were using the same files.
     with serving_lock(settings.history_db, f"http://{shown}:{port}"):
-        # The API, the login page and the studio's pages on one app; every failed request is logged by
-        # default (uvicorn's own access log follows -v).
+        # The API, /mcp, the login page and the studio's pages on one app; every failed request is logged
+        # by default (uvicorn's own access log follows -v).
         application = ErrorAccessLog(build_app(settings))
         typer.echo(
-            f"imagestudio serving on http://{shown}:{port} (OpenAI base URL: http://{shown}:{port}/v1)",
+            f"imagestudio serving on http://{shown}:{port} (OpenAI base URL: http://{shown}:{port}/v1, "
+            f"MCP: http://{shown}:{port}/mcp)",
             err=True,
         )
         uvicorn.Server(
