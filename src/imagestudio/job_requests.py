@@ -518,8 +518,9 @@ class EditRequest(_Request):
         condition_area = (
             self.reference_condition_area or options.reference_condition_area or spec.reference_condition_area
         )
-        for image in self.images:
-            check_reference_areas(image, vae_area, condition_area)
+        if vae_area is not None and condition_area is not None:  # every edit model's registry entry sets both
+            for image in self.images:
+                check_reference_areas(image, vae_area, condition_area)
         return self.model_copy(
             update={
                 "width": width,
