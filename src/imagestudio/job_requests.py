@@ -12,8 +12,9 @@ import secrets
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, InstanceOf, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, InstanceOf, ValidationError, field_validator
 
+from imagestudio.client_record import bounded
 from imagestudio.errors import InvalidRequest
 from imagestudio.lora_refs import LoraRef
 from imagestudio.quoting import short_repr
@@ -33,6 +34,13 @@ if TYPE_CHECKING:
 MAX_SEED = 2**32 - 1
 MAX_COUNT = 16
 MAX_PROMPT_CHARS = 4000
+#: The most elongated input picture accepted (long side : short side). The models' own outputs stay
+#: within 12:1 (Z-Image's 3072 x 256); a 10000 x 1 strip is within the pixel limit, yet Qwen's pipeline
+#: scales it to a zero-pixel-high reference and Z-Image would stretch it past recognition.
+MAX_INPUT_ASPECT = 16
+#: Qwen-Image-Edit's pipeline rounds each side of a reference to a multiple of this (its
+#: ``calculate_dimensions``); a side that rounds to 0 fails deep inside the call.
+EDIT_REFERENCE_MULTIPLE = 32
 
 
 def random_seed() -> int:
@@ -84,6 +92,60 @@ def check_size(spec: ModelSpec, width: int, height: int) -> None:
                 "max": f"{spec.max_pixels:,}",
             },
         )
+
+
+def check_aspect(image: InputImage, param: str) -> None:
+    """Refuse an input picture more elongated than :data:`MAX_INPUT_ASPECT` (e.g. 10000 x 1)."""
+    long_side, short_side = max(image.width, image.height), min(image.width, image.height)
+    if long_side > MAX_INPUT_ASPECT * short_side:
+        raise InvalidRequest(
+            f"{param} {short_repr(image.name)} is {image.width}x{image.height}, an aspect ratio over "
+            f"{MAX_INPUT_ASPECT}:1; pictures may be at most {MAX_INPUT_ASPECT} times longer than wide "
+            "(crop or pad it)",
+            param=param,
+            code="input_aspect",
+            details={
+                "name": short_repr(image.name),
+                "width": image.width,
+                "height": image.height,
+                "max": MAX_INPUT_ASPECT,
+            },
+        )
+
+
+def reference_size(area: int, width: int, height: int) -> tuple[int, int]:
+    """The size Qwen-Image-Edit's pipeline encodes a ``width`` x ``height`` reference at, for ``area``
+    pixels (diffusers' ``calculate_dimensions``: the aspect kept, each side rounded to 32)."""
+    ratio = width / height
+    scaled_width = math.sqrt(area * ratio)
+    scaled_height = scaled_width / ratio
+    step = EDIT_REFERENCE_MULTIPLE
+    return round(scaled_width / step) * step, round(scaled_height / step) * step
+
+
+def check_reference_areas(image: InputImage, vae_area: int, condition_area: int) -> None:
+    """Refuse a reference the edit pipeline would scale to a zero-pixel side at the chosen areas (a
+    small ``reference_condition_area`` makes even a 5:1 picture too narrow)."""
+    for name, area in (("reference_vae_area", vae_area), ("reference_condition_area", condition_area)):
+        if 0 in reference_size(area, image.width, image.height):
+            # A short side survives rounding to 32 when it is over 16 px (Python rounds 0.5 to 0):
+            # sqrt(area / ratio) > 16, so the ratio must stay under area / 16 ** 2.
+            most = max(1, math.ceil(area / (EDIT_REFERENCE_MULTIPLE // 2) ** 2) - 1)
+            raise InvalidRequest(
+                f"image {short_repr(image.name)} is {image.width}x{image.height}: at {name} {area} its "
+                f"short side would be scaled to nothing; at this area pictures may be at most {most}:1 "
+                f"(raise {name}, or crop the picture)",
+                param=name,
+                code="reference_area_aspect",
+                details={
+                    "name": short_repr(image.name),
+                    "width": image.width,
+                    "height": image.height,
+                    "field": name,
+                    "value": area,
+                    "max": most,
+                },
+            )
 
 
 def check_steps(spec: ModelSpec, steps: int) -> None:
@@ -152,6 +214,13 @@ class _Request(BaseModel):
     def build(cls: type[_Model], **fields: object) -> _Model:
         """Construct from loose input, turning pydantic's errors into one :class:`InvalidRequest`."""
         return _build(cls, fields)
+
+    @field_validator("client")
+    @classmethod
+    def _bounded_client(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        # Stored in every PNG and History row and sent back in answers: whatever an edge passes, only a
+        # bounded, JSON-plain copy is kept (a 300-deep list once made every History listing fail).
+        return None if value is None else bounded(value)
 
     def _check_prompt(self) -> None:
         if not self.prompt.strip():
@@ -402,6 +471,7 @@ class GenerateRequest(_Request):
                         details={"field": name},
                     )
             return {}
+        check_aspect(self.init_image, "init_image")
         if spec.default_strength is None:
             raise InvalidRequest(
                 f"{spec.id} cannot start from an init image",
@@ -574,6 +644,8 @@ class EditRequest(_Request):
         spec = get_model(self.model, task="edit")
         self._check_prompt()
         check_image_count(spec, len(self.images))
+        for image in self.images:
+            check_aspect(image, "image")
         if (self.width is None) != (self.height is None):
             raise InvalidRequest(
                 "give both width and height, or neither (the size then follows the last input image)",
@@ -612,6 +684,13 @@ class EditRequest(_Request):
         elif negative is None:
             negative = spec.default_negative_prompt
         options = settings.model(spec.id)
+        vae_area = self.reference_vae_area or options.reference_vae_area or spec.reference_vae_area
+        condition_area = (
+            self.reference_condition_area or options.reference_condition_area or spec.reference_condition_area
+        )
+        if vae_area is not None and condition_area is not None:  # every edit model's registry entry sets both
+            for image in self.images:
+                check_reference_areas(image, vae_area, condition_area)
         return self.model_copy(
             update={
                 "width": width,
@@ -620,12 +699,8 @@ class EditRequest(_Request):
                 "true_cfg_scale": true_cfg,
                 "negative_prompt": negative,
                 "seed": self.seed if self.seed is not None else random_seed(),
-                "reference_vae_area": self.reference_vae_area
-                or options.reference_vae_area
-                or spec.reference_vae_area,
-                "reference_condition_area": self.reference_condition_area
-                or options.reference_condition_area
-                or spec.reference_condition_area,
+                "reference_vae_area": vae_area,
+                "reference_condition_area": condition_area,
             }
         )
 

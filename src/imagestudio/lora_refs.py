@@ -25,9 +25,18 @@ class LoraRef(BaseModel):
 
     source: str = Field(min_length=1, max_length=1000)
     scale: float = Field(1.0, ge=MIN_SCALE, le=MAX_SCALE)
+    #: What messages and records call it when ``source`` is a server path its client must not see (an
+    #: A1111 prompt's ``<lora:NAME>`` names a file of the LoRA folder: the file name, as the listing
+    #: shows it). None: ``source`` is what the user typed, and is shown as it is.
+    label: str | None = Field(None, max_length=300)
+
+    @property
+    def shown(self) -> str:
+        """The name messages use."""
+        return self.label or self.source
 
     def metadata(self) -> dict[str, Any]:
-        return {"source": self.source, "scale": self.scale}
+        return {"source": self.shown, "scale": self.scale}
 
 
 def parse_lora(text: str) -> LoraRef:

@@ -106,11 +106,58 @@ def test_the_right_key_sets_a_strict_httponly_cookie_that_opens_everything_until
         assert "missing API key" in assert_error_shape(http.get("/v1/models"), 401)["message"]
         assert http.get("/", headers=HTML).status_code == 303
 
-        # GET works too (a link in the page header).
+        # The page's language is kept for the login page that follows.
         http.post("/login", data={"key": KEY})
         assert http.get("/v1/models").status_code == 200
-        assert http.get("/logout?lang=ru").headers["location"] == "/login?lang=ru"
+        assert http.post("/logout?lang=ru").headers["location"] == "/login?lang=ru"
         assert http.get("/v1/models").status_code == 401
+
+
+def test_logout_is_a_post_from_this_server_only(serve) -> None:
+    """Another site can make a browser follow a GET link (an <img>, a redirect) or post a form: neither
+    logs it out. Only a POST with this server's origin, or from a program (no Origin), does."""
+    live = serve(server={"api_key": KEY})
+    with live.client() as http:
+        http.post("/login", data={"key": KEY})
+        foreign = {"Referer": "https://evil.example/page", **HTML}
+        by_get = http.get("/logout", headers=foreign)
+        assert by_get.status_code == 405 and by_get.headers["allow"] == "POST"
+        assert not session_cookies(by_get)
+        assert http.get("/logout").status_code == 405
+        cross_site = http.post("/logout", headers={"Origin": "https://evil.example"})
+        assert assert_error_shape(cross_site, 403)["code"] == "foreign_origin"
+        assert http.get("/v1/models").status_code == 200  # still signed in
+        own = http.post("/logout", headers={"Origin": live.url})
+        assert own.status_code == 303 and own.headers["location"] == "/login"
+        assert http.get("/v1/models").status_code == 401
+
+
+def test_a_damaged_sessions_file_is_moved_aside_and_login_works(serve) -> None:
+    """Garbage in ``sessions.sqlite`` (at start, or written over it while the server runs) costs the
+    browsers their sessions, nothing else: the page, the login and cookie requests keep answering."""
+    live = serve(server={"api_key": KEY})
+    folder = live.services.settings.history_db.parent
+    sessions_file = folder / "sessions.sqlite"
+    sessions_file.write_bytes(b"this is not a database" * 200)
+    name = f"imagestudio-session-{urlsplit(live.url).port}"
+    with live.client() as http:
+        stale = {"Cookie": f"{name}={'ab' * 32}"}
+        assert http.get("/v1/models", headers=stale).status_code == 401
+        assert http.get("/", headers={**HTML, **stale}).status_code == 303
+        assert http.get("/login", headers=HTML).status_code == 200
+        signed = http.post("/login", data={"key": KEY}, headers=HTML)
+        assert signed.status_code == 303 and session_cookies(signed)
+        assert http.get("/v1/models").status_code == 200
+        [moved] = folder.glob("sessions.sqlite.damaged-*")
+        assert moved.read_bytes().startswith(b"this is not a database")
+
+        # Damaged while running: the session is lost, the login works again.
+        sessions_file.write_bytes(b"garbage again" * 500)
+        assert http.get("/v1/models").status_code == 401
+        assert http.post("/login", data={"key": KEY}).status_code == 303
+        assert http.get("/v1/models").status_code == 200
+        assert http.post("/logout").status_code == 303
+    assert len(list(folder.glob("sessions.sqlite.damaged-*"))) == 2
 
 
 def test_a_forged_or_stale_cookie_is_refused(serve) -> None:

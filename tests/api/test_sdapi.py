@@ -15,6 +15,7 @@ import threading
 
 import httpx
 import pytest
+import torch
 from PIL import Image
 
 from tests.api.conftest import BLOCKER, png_bytes
@@ -328,6 +329,75 @@ def test_lora_tags_in_the_prompt_use_the_lora_folder(serve, shared_models_dir, t
     pngs = sorted(live.services.settings.outputs_dir.glob("*.png"), key=lambda p: p.stat().st_mtime_ns)
     assert read_parameters(pngs[-1]).startswith("a heron <lora:ink-wash:0.7>\nSteps: 2,")
     assert json.loads(response.json()["info"])["infotexts"][0].startswith("a heron <lora:ink-wash:0.7>")
+
+
+def test_a_bad_lora_file_is_named_as_the_listing_names_it_never_by_its_server_path(serve, tmp_path) -> None:
+    """A broken, a non-LoRA and a misfitting file in the LoRA folder: each a one-line 400 naming the file
+    (as ``/sdapi/v1/loras`` does), never the folder it lives in on the server."""
+    from safetensors.torch import save_file
+
+    folder = tmp_path / "server-side-secret-folder" / "loras"
+    folder.mkdir(parents=True)
+    (folder / "broken.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
+    save_file({"weight": torch.zeros(2)}, folder / "plain.safetensors")
+    save_file({"nowhere.to_q.lora_A.weight": torch.zeros(4, 8)}, folder / "stranger.safetensors")
+    live = serve(storage={"loras_dir": str(folder)})
+    with live.client() as client:
+        client.post("/sdapi/v1/options", json={"sd_model_checkpoint": TINY})
+        listed = {entry["name"]: entry["path"] for entry in client.get("/sdapi/v1/loras").json()}
+        for name in ("broken", "plain", "stranger"):
+            body = {"prompt": f"a heron <lora:{name}:0.5>", "steps": 2, "width": 64, "height": 64}
+            answer = client.post("/sdapi/v1/txt2img", json=body)
+            detail = assert_a1111_error(answer, 400)
+            assert repr(listed[name]) in detail, detail
+            assert "server-side-secret-folder" not in answer.text and str(tmp_path) not in answer.text
+    assert live.services.queue.worker_alive
+
+
+def test_a_hostile_body_never_poisons_the_server(live) -> None:
+    """A 300-deep unknown field once made txt2img a 500 and then every /api/history and /api/jobs call
+    for every client (the stored record could not be sent back); a 320 kB body of unknown fields put
+    5 MB into a batch's PNGs. What is recorded is bounded; a row stored unbounded by an older version is
+    listed as damaged."""
+    import sqlite3
+
+    from imagestudio import client_record
+    from imagestudio.storage.metadata import read_metadata
+
+    deep: list = []
+    for _ in range(300):
+        deep = [deep]
+    base = {"prompt": "x", "steps": 2, "width": 64, "height": 64}
+    with live.client() as client:
+        client.post("/sdapi/v1/options", json={"sd_model_checkpoint": TINY})
+        poisoned = client.post("/sdapi/v1/txt2img", json={**base, "deep": deep, "auth": "me:secret"})
+        assert poisoned.status_code == 200, poisoned.text
+        echoed = json.dumps(poisoned.json()["parameters"])
+        assert "nested deeper than" in echoed and "secret" not in echoed
+        assert client.get("/api/history").status_code == 200
+        assert client.get("/api/jobs").status_code == 200
+
+        wide = {f"field_{i}": "x" * 1000 for i in range(320)}
+        big = client.post("/sdapi/v1/txt2img", json={**base, **wide, "batch_size": 16, "send_images": False})
+        assert big.status_code == 200, big.text
+        pngs = list(live.services.settings.outputs_dir.glob("*.png"))
+        assert len(pngs) == 17
+        for png in pngs:
+            assert len(json.dumps(read_metadata(png)["client"]).encode()) <= client_record.MAX_BYTES
+        page = client.get("/api/history", params={"limit": 16})
+        assert page.status_code == 200 and len(page.content) < 200_000
+
+        # A row an older version stored unbounded: listed as damaged, the listing still answers.
+        newest = page.json()["items"][0]["id"]
+        with sqlite3.connect(live.services.settings.history_db) as conn:
+            conn.execute(
+                "UPDATE images SET metadata_json = ? WHERE id = ?", (json.dumps({"client": deep}), newest)
+            )
+        conn.close()
+        listed = client.get("/api/history")
+        assert listed.status_code == 200, listed.text
+        assert set(listed.json()["items"][0]["parameters"]) == {"damaged"}
+    assert live.services.queue.worker_alive
 
 
 def test_basic_auth_alone_guards_every_route(serve) -> None:

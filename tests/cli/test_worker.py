@@ -7,6 +7,9 @@ real ``ray start`` would bind to the machine's network address, which tests neve
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,8 @@ from typer.testing import CliRunner
 from imagestudio.cli import app
 from imagestudio.cluster.boxes import explain_failure, start_command
 from imagestudio.errors import ConfigError
+from tests.api.conftest import bound_socket
+from tests.conftest import PYTHON, cli_env
 
 runner = CliRunner()
 
@@ -70,3 +75,42 @@ def test_a_version_mismatch_is_explained_with_this_box_s_versions() -> None:
 def test_both_or_neither_place_is_refused() -> None:
     with pytest.raises(ConfigError):
         start_command(connect="h:1", head_port=6379, slots=1, gpus=0)
+
+
+def test_ray_s_launcher_is_found_beside_this_python_without_an_activated_venv(monkeypatch) -> None:
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    result = runner.invoke(app, ["worker", "--connect", "10.1.2.3:6379", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    launcher = Path(sys.executable).parent / "ray"
+    assert f"{launcher} start --address 10.1.2.3:6379" in result.stdout
+
+
+def test_no_token_is_one_line_before_ray_starts(tmp_path: Path) -> None:
+    env = {key: value for key, value in cli_env(HOME=str(tmp_path)).items() if not key.startswith("RAY_")}
+    with bound_socket() as probe:  # a port nobody listens on: nothing may be tried before the token
+        closed = probe.getsockname()[1]
+    done = subprocess.run(
+        [PYTHON, "-m", "imagestudio", "worker", "--connect", f"127.0.0.1:{closed}"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    [line] = [text for text in done.stderr.splitlines() if text.startswith("error:")]
+    assert "no token for the head" in line and "--token-file" in line
+    assert done.stderr.strip().splitlines()[-1] == line
+
+
+def test_a_closed_head_port_gives_up_within_the_bound_in_one_line(tmp_path: Path, monkeypatch) -> None:
+    from imagestudio.cluster import worker_checks
+
+    monkeypatch.setattr(worker_checks, "HEAD_WAIT_S", 2.0)
+    token = tmp_path / "auth_token"
+    token.write_text("t" * 64, encoding="utf-8")
+    with bound_socket() as probe:
+        closed = probe.getsockname()[1]
+    started = time.monotonic()
+    result = runner.invoke(app, ["worker", "--connect", f"127.0.0.1:{closed}", "--token-file", str(token)])
+    assert time.monotonic() - started < 15
+    assert result.exit_code == 2, result.output
+    assert f"the head at 127.0.0.1:{closed} did not answer within 2 s" in result.stderr
+    assert "Traceback" not in result.output

@@ -53,7 +53,7 @@ def take_lora_tags(prompt: str, folder: Path | None) -> tuple[str, tuple[LoraRef
             raise InvalidRequest(
                 f"LoRA {name!r} scale {scale:g} is outside {MIN_SCALE:g}..{MAX_SCALE:g}", param="prompt"
             )
-        refs.append(LoraRef(source=str(path), scale=scale))
+        refs.append(LoraRef(source=str(path), scale=scale, label=path.name))
     cleaned = re.sub(r",\s*(?=,)", "", re.sub(r"[ \t]{2,}", " ", _TAG.sub(" ", prompt)))
     return cleaned.strip(" ,"), tuple(refs)
 

@@ -55,28 +55,32 @@ def serve(
     # Before the services open: a damaged history is reported while they do, and needs its time too.
     log_config = timestamped_logging()
     from imagestudio.api.access_log import ErrorAccessLog
+    from imagestudio.history.server_lock import serving_lock
     from imagestudio.server import build_app
 
-    # The API, /mcp, the login page and the studio's pages on one app; every failed request is logged by
-    # default (uvicorn's own access log follows -v).
-    application = ErrorAccessLog(build_app(settings))
     shown = f"[{host}]" if ":" in host else host
-    typer.echo(
-        f"imagestudio serving on http://{shown}:{port} (OpenAI base URL: http://{shown}:{port}/v1, "
-        f"MCP: http://{shown}:{port}/mcp)",
-        err=True,
-    )
-    uvicorn.Server(
-        uvicorn.Config(
-            application,
-            host=host,
-            port=port,
-            log_config=log_config,
-            log_level="info" if logging.getLogger().isEnabledFor(logging.INFO) else "warning",
-            # Open event streams must not hold a shutdown for long; their jobs are cancelled anyway.
-            timeout_graceful_shutdown=5,
+    # Before the history opens: opening it fails the jobs it finds unfinished, which would be a running
+    # server's own jobs if one were using the same files.
+    with serving_lock(settings.history_db, f"http://{shown}:{port}"):
+        # The API, /mcp, the login page and the studio's pages on one app; every failed request is logged
+        # by default (uvicorn's own access log follows -v).
+        application = ErrorAccessLog(build_app(settings))
+        typer.echo(
+            f"imagestudio serving on http://{shown}:{port} (OpenAI base URL: http://{shown}:{port}/v1, "
+            f"MCP: http://{shown}:{port}/mcp)",
+            err=True,
         )
-    ).run()
+        uvicorn.Server(
+            uvicorn.Config(
+                application,
+                host=host,
+                port=port,
+                log_config=log_config,
+                log_level="info" if logging.getLogger().isEnabledFor(logging.INFO) else "warning",
+                # Open event streams must not hold a shutdown for long; their jobs are cancelled anyway.
+                timeout_graceful_shutdown=5,
+            )
+        ).run()
 
 
 def _check_port_free(host: str, port: int) -> None:

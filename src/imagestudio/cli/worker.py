@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -101,6 +102,11 @@ def worker(
     if dry_run:
         typer.echo(command.shown())
         return
+    if connect is not None:
+        from imagestudio.cluster.worker_checks import require_token, wait_for_head
+
+        require_token(token_file)
+        wait_for_head(connect)
     if head:
         typer.echo(
             f"head starting on port {port}; on each box run: imagestudio worker --connect "
@@ -108,8 +114,11 @@ def worker(
             "then serve with cluster.backend: ray and cluster.address set to the same HOST:PORT",
             err=True,
         )
+    stopping: list[int] = []
     while True:
-        code, seen, joined = _run_ray(command.argv, {**os.environ, **command.env})
+        code, seen, joined = _run_ray(command.argv, {**os.environ, **command.env}, stopping)
+        if stopping:
+            return  # stopped on request: ray start has stopped what it started
         if code == 0 or head:
             break
         if joined and rejoin:
@@ -134,9 +143,11 @@ REJOIN_PAUSE_S = 2.0
 JOINED = "Ray runtime started"
 
 
-def _run_ray(argv: list[str], env: dict[str, str]) -> tuple[int, list[str], bool]:
-    """Run ``ray start --block`` teeing its output (a failure is explained from it in one line)."""
+def _run_ray(argv: list[str], env: dict[str, str], stopping: list[int]) -> tuple[int, list[str], bool]:
+    """Run ``ray start --block`` teeing its output (a failure is explained from it in one line); a stop
+    signal is noted in ``stopping`` and passed on to it."""
     process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _forward_stop_signals(process, stopping)
     assert process.stdout is not None
     seen: list[str] = []
     joined = False
@@ -145,3 +156,17 @@ def _run_ray(argv: list[str], env: dict[str, str]) -> tuple[int, list[str], bool
         joined = joined or JOINED in line
         typer.echo(line, nl=False, err=True)
     return process.wait(), seen, joined
+
+
+def _forward_stop_signals(process: subprocess.Popen[str], received: list[int]) -> None:
+    """Pass SIGTERM/SIGINT on to ``ray start --block``, which then stops the processes it started;
+    without this a stopped worker left ``ray start`` and its raylet running as orphans. The signals
+    received are noted in ``received``."""
+
+    def forward(signum: int, frame: object) -> None:
+        received.append(signum)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, forward)

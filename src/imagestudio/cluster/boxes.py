@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import platform
 import re
-import shutil
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 from imagestudio.cluster.runtime import SLOT
+from imagestudio.cluster.worker_checks import ray_launcher
 from imagestudio.errors import ConfigError
 
 #: Set on a box so its workers read the box's own config (see ray_worker.WORKER_CONFIG_ENV).
@@ -68,8 +68,7 @@ def start_command(
     """``ray start`` for a box joining ``connect`` (or, with ``head_port``, for the head's own node)."""
     if (connect is None) == (head_port is None):
         raise ConfigError("say where this box goes: --connect HEAD:PORT, or --head on the studio's machine")
-    ray = shutil.which("ray") or "ray"
-    argv = [ray, "start"]
+    argv = [ray_launcher(), "start"]
     if connect is not None:
         argv += ["--address", check_address(connect)]
     else:

@@ -16,12 +16,19 @@ first ``import ray`` in the process.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import secrets
-from typing import TYPE_CHECKING
+import signal
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from imagestudio.config import ClusterSettings
+
+log = logging.getLogger(__name__)
 
 #: Ray namespace of the studio's actors (so two studios on one cluster do not see each other's).
 NAMESPACE = "imagestudio"
@@ -48,9 +55,21 @@ def connect(cluster: ClusterSettings) -> None:
 
     if ray.is_initialized():
         return
+    with _signals_kept():
+        _init(ray, cluster)
+
+
+def _init(ray: Any, cluster: ClusterSettings) -> None:
     if cluster.address is None:
         slots = cluster.local_workers
+        # Private means its own: without an address, ray.init() joins RAY_ADDRESS or the last cluster
+        # `ray start` ran on this machine (Ray keeps its address in <tmp>/ray/ray_current_cluster long
+        # after it stopped), and then refuses num_cpus. "local" always starts a new runtime, and
+        # RAY_ADDRESS would override even that.
+        if os.environ.pop("RAY_ADDRESS", None):
+            log.info("RAY_ADDRESS is ignored: cluster.address is null, so the studio runs its own Ray")
         ray.init(
+            address="local",
             num_cpus=max(1, slots),
             resources={SLOT: slots},
             include_dashboard=False,
@@ -61,6 +80,27 @@ def connect(cluster: ClusterSettings) -> None:
         )
     else:
         ray.init(address=cluster.address, namespace=NAMESPACE, log_to_driver=False, configure_logging=False)
+
+
+@contextlib.contextmanager
+def _signals_kept() -> Iterator[None]:
+    """Keep this process's SIGTERM handling through ``ray.init()``.
+
+    ``ray.init()`` replaces the handler with ``sys.exit`` and installs its C++ crash handler, which turns
+    SIGTERM into an abort (signal 6, a core dump, no shutdown): the server would stop with its jobs left
+    ``running`` and Ray's processes orphaned. Re-registering the handler that was there (the web server's
+    graceful stop) puts Python's own signal handling back, so the queue cancels and records its jobs and
+    shuts Ray down. Signal handlers can only be set from the main thread; elsewhere nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGTERM, before)
 
 
 def disconnect() -> None:

@@ -68,16 +68,16 @@ def resolve_loras(refs: Sequence[LoraRef]) -> list[ResolvedLora]:
 
 def resolve_lora(ref: LoraRef, *, size_hint: int = 0) -> ResolvedLora:
     source = ref.source
-    _refuse_pickle(source)
+    _refuse_pickle(source, ref.shown)
     path = Path(source).expanduser()
     if path.is_file():
-        return _checked(ref, _require_safetensors(path, source))
+        return _checked(ref, _require_safetensors(path, ref.shown))
     if path.is_dir():
-        return _checked(ref, _pick_file(path, source))
+        return _checked(ref, _pick_file(path, ref.shown))
     if _HUB_ID.match(source) and not source.startswith((".", "/", "~")):
         return _checked(ref, _from_hub_cache(source, size_hint))
     raise InvalidRequest(
-        f"LoRA {source!r} does not exist (a .safetensors file, a folder or a hub repo)", param="lora"
+        f"LoRA {ref.shown!r} does not exist (a .safetensors file, a folder or a hub repo)", param="lora"
     )
 
 
@@ -89,10 +89,10 @@ def lightning_ref(spec: ModelSpec, steps: int) -> tuple[LoraRef, int]:
     return LoraRef(source=f"{spec.lightning_repo}/{file}", scale=1.0), spec.lightning_bytes
 
 
-def _refuse_pickle(source: str) -> None:
+def _refuse_pickle(source: str, shown: str) -> None:
     if source.lower().endswith(PICKLE_SUFFIXES):
         raise InvalidRequest(
-            f"LoRA {source!r} is a pickle file; only .safetensors LoRAs are loaded, because pickle files "
+            f"LoRA {shown!r} is a pickle file; only .safetensors LoRAs are loaded, because pickle files "
             "can run code when loaded",
             param="lora",
         )
@@ -133,7 +133,7 @@ def _from_hub_cache(source: str, size_hint: int) -> Path:
     repo = f"{owner}/{name}"
     file = "/".join(rest) or None
     if file is not None:
-        _refuse_pickle(file)
+        _refuse_pickle(file, source)
     try:
         if file is not None:
             return _require_safetensors(Path(hf_hub_download(repo, file, local_files_only=True)), source)
@@ -159,16 +159,25 @@ def _checked(ref: LoraRef, path: Path) -> ResolvedLora:
             keys = list(handle.keys())
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types and OSError
         raise InvalidRequest(
-            f"LoRA {ref.source!r} is not a valid safetensors file ({exc})", param="lora"
+            f"LoRA {ref.shown!r} is not a valid safetensors file ({_detail(exc, ref, path)})", param="lora"
         ) from None
     if not keys:
-        raise InvalidRequest(f"LoRA {ref.source!r} holds no tensors", param="lora")
+        raise InvalidRequest(f"LoRA {ref.shown!r} holds no tensors", param="lora")
     if not any("lora" in key.lower() or "lokr" in key.lower() for key in keys):
         raise InvalidRequest(
-            f"LoRA {ref.source!r} is not a LoRA (none of its tensors is a LoRA/LoKr layer)", param="lora"
+            f"LoRA {ref.shown!r} is not a LoRA (none of its tensors is a LoRA/LoKr layer)", param="lora"
         )
     stat = path.stat()
     return ResolvedLora(ref=ref, path=path, size_bytes=stat.st_size, mtime_ns=stat.st_mtime_ns)
+
+
+def _detail(exc: BaseException, ref: LoraRef, path: Path, limit: int = 300) -> str:
+    """A library's error text on one line, cut short, with the file's server path replaced by the name
+    the client knows (OSError and some loaders name the full path)."""
+    text = " ".join(str(exc).split())
+    for where in (str(path), ref.source):
+        text = text.replace(where, ref.shown)
+    return text[:limit]
 
 
 def adapter_names(count: int) -> list[str]:
@@ -213,14 +222,14 @@ def _load_one(pipe: Any, name: str, lora: ResolvedLora) -> None:
     try:
         pipe.load_lora_weights(state, adapter_name=name)
     except (ValueError, KeyError, RuntimeError) as exc:
-        detail = " ".join(str(exc).split())[:300]
+        detail = _detail(exc, lora.ref, lora.path)
         raise InvalidRequest(
-            f"LoRA {lora.ref.source!r} does not fit this model ({detail})", param="lora"
+            f"LoRA {lora.ref.shown!r} does not fit this model ({detail})", param="lora"
         ) from None
     loaded = {adapter for adapters in pipe.get_list_adapters().values() for adapter in adapters}
     if name not in loaded:
         raise InvalidRequest(
-            f"LoRA {lora.ref.source!r} has no weights for this model (is it a LoRA for another model?)",
+            f"LoRA {lora.ref.shown!r} has no weights for this model (is it a LoRA for another model?)",
             param="lora",
         )
 
@@ -229,11 +238,11 @@ def _check_fits(pipe: Any, lora: ResolvedLora, state: dict[str, Any]) -> None:
     """Refuse a LoRA whose layers the model does not have, before diffusers tries (and logs a traceback-
     like error of its own). The keys are first converted the way ``load_lora_weights`` converts them
     (``lora_state_dict`` understands the common non-diffusers layouts)."""
-    source = lora.ref.source
+    source = lora.ref.shown
     try:
         converted = pipe.lora_state_dict(dict(state))
     except (ValueError, KeyError, RuntimeError, IndexError) as exc:
-        detail = " ".join(str(exc).split())[:200]
+        detail = _detail(exc, lora.ref, lora.path, limit=200)
         raise InvalidRequest(
             f"LoRA {source!r} is not in a LoRA layout this model reads ({detail})", param="lora"
         ) from None

@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import time
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 from imagestudio.errors import ConfigError
 from imagestudio.history.search import fold
+from imagestudio.storage.damaged import rename_damaged
 from imagestudio.storage.saved_image import new_image_id
 
 log = logging.getLogger(__name__)
@@ -25,18 +25,8 @@ log = logging.getLogger(__name__)
 
 def move_aside(db_path: Path, error: sqlite3.DatabaseError) -> Path:
     """Rename the damaged file (and its WAL/SHM companions) out of the way; returns the new name."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    target = db_path.with_name(f"{db_path.name}.damaged-{stamp}")
-    counter = 1
-    while target.exists():
-        target = db_path.with_name(f"{db_path.name}.damaged-{stamp}-{counter}")
-        counter += 1
     try:
-        db_path.replace(target)
-        for companion in ("-wal", "-shm"):
-            extra = db_path.with_name(db_path.name + companion)
-            if extra.exists():
-                extra.replace(target.with_name(target.name + companion))
+        target = rename_damaged(db_path)
     except OSError as exc:
         raise ConfigError(
             f"the history database {db_path} is damaged ({error}) and cannot be moved aside: "

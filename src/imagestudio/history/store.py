@@ -75,6 +75,43 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+#: The key a row's unreadable JSON is replaced by (its value says why): the row is still listed.
+DAMAGED = "damaged"
+#: The app's own records nest a few levels; a deeper one was not written by it (or by an older version
+#: that stored a client's fields unbounded) and could not be sent back (pydantic stops at 255 levels).
+MAX_STORED_DEPTH = 32
+
+
+def _decoded(text: str, what: str, row_id: str) -> dict[str, Any]:
+    """A stored JSON object, or ``{"damaged": why}`` when it cannot be read: one bad row must not make
+    every listing of the history fail."""
+    try:
+        value = json.loads(text)
+    except (ValueError, TypeError, RecursionError) as exc:
+        reason = f"not valid JSON: {type(exc).__name__}"
+    else:
+        if not isinstance(value, dict):
+            reason = f"a JSON {type(value).__name__}, not an object"
+        elif _too_deep(value):
+            reason = f"nested deeper than {MAX_STORED_DEPTH} levels"
+        else:
+            return value
+    log.warning("history row %s: its %s cannot be read (%s); listed as damaged", row_id, what, reason)
+    return {DAMAGED: f"the recorded {what} cannot be read ({reason})"}
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether ``value`` nests deeper than :data:`MAX_STORED_DEPTH` (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_STORED_DEPTH:
+            return True
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
 def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False, default=str)
 
@@ -312,7 +349,7 @@ class HistoryStore:
             state=JobState(row["state"]),
             model=row["model"],
             prompt=row["prompt"],
-            request=json.loads(row["request_json"]),
+            request=_decoded(row["request_json"], "request", row["id"]),
             created_at=row["created_at"],
             started_at=row["started_at"],
             finished_at=row["finished_at"],
@@ -325,7 +362,7 @@ class HistoryStore:
         path = self._inside_outputs(row["path"])
         if path is None:
             return None
-        meta = json.loads(row["metadata_json"])
+        meta = _decoded(row["metadata_json"], "metadata", row["id"])
         return SavedImage(row["id"], path, row["seed"], row["width"], row["height"], meta)
 
     def job_details(self, job_id: str) -> dict[str, Any] | None:
@@ -338,10 +375,12 @@ class HistoryStore:
         if row is None:
             return None
         return {
-            "timings": json.loads(row["timings_json"]) if row["timings_json"] else None,
-            "memory_plan": json.loads(row["memory_plan_json"]) if row["memory_plan_json"] else None,
+            "timings": _decoded(row["timings_json"], "timings", job_id) if row["timings_json"] else None,
+            "memory_plan": _decoded(row["memory_plan_json"], "memory plan", job_id)
+            if row["memory_plan_json"]
+            else None,
             "peak_memory_bytes": row["peak_memory_bytes"],
-            "extra": json.loads(row["extra_json"]) if row["extra_json"] else None,
+            "extra": _decoded(row["extra_json"], "extras", job_id) if row["extra_json"] else None,
         }
 
     # ----------------------------------------------------------------- images
@@ -413,10 +452,13 @@ class HistoryStore:
         """Delete the deleted row's kept inputs that no remaining row names."""
         from imagestudio.storage.kept_inputs import forget_inputs, input_shas
 
-        try:
-            shas = input_shas(json.loads(metadata_json))
-        except (TypeError, ValueError):
+        metadata = _decoded(metadata_json, "metadata", "(deleted)")
+        if DAMAGED in metadata:
             return
+        try:
+            shas = input_shas(metadata)
+        except (TypeError, ValueError, AttributeError):
+            return  # metadata of another shape names no kept input
 
         def still_used(sha: str) -> bool:
             # A hex digest has no LIKE wildcards; metadata names inputs by this exact string.
@@ -448,5 +490,5 @@ def _image_record(row: sqlite3.Row) -> ImageRecord:
         width=row["width"],
         height=row["height"],
         created_at=row["created_at"],
-        metadata=json.loads(row["metadata_json"]),
+        metadata=_decoded(row["metadata_json"], "metadata", row["id"]),
     )

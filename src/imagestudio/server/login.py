@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from imagestudio.api.security import LOGIN_PATH, LOGOUT_PATH, local_path, session_cookie, session_cookie_name
@@ -99,7 +99,17 @@ def login_router(api_key: str, sessions: SessionStore) -> APIRouter:
         )
         return response
 
-    @router.api_route(LOGOUT_PATH, methods=["GET", "POST"])
+    @router.get(LOGOUT_PATH)
+    async def logout_by_get() -> Response:
+        # Never by GET: any other site's page can make a browser follow a link or load an image, and
+        # the Origin check guards state-changing methods only. The studio's button POSTs.
+        return PlainTextResponse(
+            "log out with the button on the studio's page (POST /logout)\n",
+            status_code=405,
+            headers={"Allow": "POST", "Cache-Control": "no-store"},
+        )
+
+    @router.post(LOGOUT_PATH)
     async def logout(request: Request) -> Response:
         lang = chosen_language(request.query_params.get("lang"))
         target = LOGIN_PATH + (f"?{urlencode({'lang': lang})}" if lang else "")

@@ -37,7 +37,7 @@ def default_model(settings: Settings, task: str) -> str:
 
 
 def header_html(texts: Texts | None = None, logout: bool = False) -> str:
-    """The title and the language links; with ``logout`` (a key guards the server) a *Log out* link.
+    """The title and the language links; with ``logout`` (a key guards the server) a *Log out* button.
 
     The link's words come in both languages and CSS shows the one matching ``<html lang>``, which
     Gradio keeps equal to the language on screen (also after a switch): this HTML is not translated.
@@ -47,7 +47,12 @@ def header_html(texts: Texts | None = None, logout: bool = False) -> str:
         words = "".join(
             f'<span lang="{lang}">{escape(texts.t("login.logout", lang))}</span>' for lang in ("en", "ru")
         )
-        logout_link = f'<a href="/logout" class="is-logout" id="is-logout">{words}</a>'
+        # A form, not a link: logging out changes state, so it is a POST that the Origin check guards
+        # (a GET link could be followed from any other site's page).
+        logout_link = (
+            '<form method="post" action="/logout" class="is-logout-form">'
+            f'<button type="submit" class="is-logout" id="is-logout">{words}</button></form>'
+        )
     return (
         '<div class="is-header"><div><h1>imagestudio</h1></div>'
         '<div class="is-lang" id="is-lang">'

@@ -56,7 +56,7 @@ STUDIO_CSS = """
 .dark .is-checks tr[data-status="warn"] td.is-mark { color: #fbbf24; }
 .dark .is-checks tr[data-status="fail"] td.is-mark { color: #f87171; }
 .is-header p, .is-meter-caption { opacity: 1; }
-.is-lang a.is-logout { opacity: 1; }
+.is-lang .is-logout { opacity: 1; color: var(--link-text-color); }
 /* Visible focus for keyboard users on every control. */
 .gradio-container :is(button, a, input, textarea, select, [role=tab], [tabindex]):focus-visible {
   outline: 3px solid #2563eb !important; outline-offset: 2px;

@@ -39,7 +39,9 @@ CSS = """
 .is-checks tr[data-status="fail"] td.is-mark { color: #dc2626; }
 /* Slots (error lines, progress, notes) take no room while empty. */
 div.block.is-slot:has(.prose:empty) { display: none !important; }
-.is-lang a.is-logout { margin-left: 1.4rem; opacity: 0.8; }
+.is-lang .is-logout-form { display: inline; margin: 0; }
+.is-lang .is-logout { margin-left: 1.4rem; opacity: 0.8; background: none; border: 0; padding: 0;
+  font: inherit; color: inherit; cursor: pointer; }
 html:not([lang|="ru"]) .is-logout [lang="ru"], html[lang|="ru"] .is-logout [lang="en"] { display: none; }
 """
 

@@ -31,6 +31,7 @@ from imagestudio.api.a1111.state import cached_model_hash, sdapi_state, selected
 from imagestudio.api.common import build_generate_request, get_services, require_available, wait_for_result
 from imagestudio.api.errors import ApiError
 from imagestudio.api.prompt_loras import take_lora_tags
+from imagestudio.client_record import bounded
 from imagestudio.errors import InvalidRequest
 from imagestudio.job_requests import MAX_COUNT, MAX_SEED
 from imagestudio.jobs.model import JobState
@@ -45,8 +46,6 @@ if TYPE_CHECKING:
 #: Keys a client may put in the body that must never reach the metadata (SillyTavern sends its
 #: connection settings, ``auth`` = "user:password", in the body it forwards).
 _SECRET_KEYS = frozenset({"auth", "url", "api_key", "password", "token", "authorization"})
-#: Longer strings (base64 images of ControlNet units, say) are noted, not stored.
-_MAX_RECORDED_CHARS = 500
 
 
 router = a1111_router()
@@ -137,25 +136,15 @@ def nearest_size(value: int | None, multiple: int) -> int | None:
 
 
 def recorded_fields(body: _A1111Body, consumed: set[str]) -> dict[str, Any]:
-    """What the client sent beyond what was used, safe to store: no credentials, no long strings."""
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, str) and len(value) > _MAX_RECORDED_CHARS:
-            return f"<{len(value)} characters not recorded>"
-        if isinstance(value, dict):
-            return {str(k): clean(v) for k, v in value.items() if str(k).lower() not in _SECRET_KEYS}
-        if isinstance(value, list):
-            return [clean(v) for v in value[:50]]
-        if value is None or isinstance(value, (str, int, float, bool)):
-            return value
-        return str(value)
-
-    sent = body.model_dump(exclude_unset=True)
-    return {
-        key: clean(value)
-        for key, value in sent.items()
-        if key not in consumed and key.lower() not in _SECRET_KEYS
+    """What the client sent beyond what was used, safe to store and send back: no credentials, and
+    bounded in depth, entries and size (:mod:`imagestudio.client_record`)."""
+    # Read as sent, not through model_dump(): pydantic refuses to serialise past 255 levels, and an
+    # unknown field may nest any deeper (the walk below stops at a few levels).
+    declared = {
+        name: getattr(body, name) for name in body.model_fields_set if name in type(body).model_fields
     }
+    sent = {**declared, **(body.model_extra or {})}
+    return bounded({key: value for key, value in sent.items() if key not in consumed}, hidden=_SECRET_KEYS)
 
 
 def _common_fields(
