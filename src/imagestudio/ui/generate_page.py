@@ -24,6 +24,7 @@ from imagestudio.ui.enhance_controls import enhance_controls, original_prompt, v
 from imagestudio.ui.presets import CUSTOM_SIZE, DEFAULT_SIZE, SIZE_PRESETS, SOURCE_SIZE, size_of
 from imagestudio.ui.style import lang_js
 from imagestudio.ui.texts import language
+from imagestudio.ui.weights_choice import follow_model, weights_dropdown, weights_value
 
 if TYPE_CHECKING:
     from gradio import Button
@@ -79,6 +80,8 @@ class GeneratePage:
     source_box: Any = None
     #: Edit this / Vary this under the results (see ui/chain.py).
     actions: Any = None
+    #: Which weight variant runs (ui/weights_choice.py).
+    weights: Any = None
 
 
 def model_title(ctx: UIContext, model_id: str, title: str) -> Any:
@@ -135,6 +138,7 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
                     info=key("gen.size_info"),
                     elem_id="gen-size",
                 )
+            weights = weights_dropdown(ctx, "gen", default_model)
             model_err = slot("gen-model-error")
             with gr.Row(visible=False) as custom_row:
                 width = gr.Number(label=key("gen.width"), value=1024, precision=0, elem_id="gen-width")
@@ -219,6 +223,7 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
             errors={
                 "prompt": prompt_err,
                 "model": model_err,
+                "weights": model_err,
                 "width": size_err,
                 "height": size_err,
                 "size": size_err,
@@ -238,6 +243,7 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
         per_line=per_line,
         source_box=source_box,
         actions=actions,
+        weights=weights,
     )
     _wire(ctx, page, custom_row)
     clear_on_input(
@@ -265,6 +271,7 @@ def _wire(ctx: UIContext, page: GeneratePage, custom_row: Any) -> None:
     # after them and put the default back over the recalled value.
     page.model.input(_steps_for_model, page.model, page.steps, queue=False)
     page.model.change(lambda m: gr.Dropdown(info=model_info(ctx, m)), page.model, page.model, queue=False)
+    follow_model(page.model, page.weights)
     page.source_bad.change(
         lambda name, lang: _source_error(ctx, name, language(lang)),
         [page.source_bad, page.lang],
@@ -296,6 +303,7 @@ def _wire(ctx: UIContext, page: GeneratePage, custom_row: Any) -> None:
         page.source_bad,
         page.per_line,
         page.lang,
+        page.weights,
     ]
 
     def body(*values: Any, request: Any) -> Iterator[dict[Any, Any]]:
@@ -333,6 +341,7 @@ def _run(
     source_bad: str,
     per_line: bool,
     lang: str,
+    weights: str | None = None,
     *,
     request: Any,
 ) -> Iterator[dict[Any, Any]]:
@@ -354,6 +363,7 @@ def _run(
             improved=improved,
             source_bad=source_bad,
             per_line=per_line,
+            weights=weights,
         )
         from imagestudio.ui.common import client_of, submit_all
 
@@ -380,6 +390,7 @@ def page_requests(
     improved: dict[str, str] | None,
     source_bad: str = "",
     per_line: bool = False,
+    weights: str | None = None,
 ) -> list[GenerateRequest | EditRequest]:
     """The page's form as resolved requests, one per prompt (every check done; nothing queued yet).
 
@@ -400,6 +411,7 @@ def page_requests(
         "seed": seed,
         "count": int(count),
         "variety": float(variety or 0.0),
+        "weights": weights_value(weights),
         # A rewrite by Improve prompt is of the whole text; one prompt per line records none.
         "original_prompt": original_prompt(improved, prompt) if len(texts) == 1 else None,
     }
