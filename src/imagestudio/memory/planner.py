@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imagestudio.memory.activations import Workload
@@ -17,19 +18,54 @@ from imagestudio.memory.plan import (
     Environment,
     MemoryPlan,
     PlanContext,
+    check_variant,
     detect_environment,
     evaluate,
     plan_memory,
     step_down,
 )
+from imagestudio.memory.variant_sizes import VariantBytes, all_variant_bytes
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from imagestudio.config import Settings
     from imagestudio.hardware import Hardware
     from imagestudio.memory.sizes import ModelSizes
     from imagestudio.registry import ModelSpec
 
 log = logging.getLogger(__name__)
+
+
+def present_variant_files(spec: ModelSpec, settings: Settings) -> dict[str, Path]:
+    """Each weight variant of ``spec`` on this machine → its GGUF file or pipeline folder (disk only).
+
+    bf16: the model's own folder (a tiny model counts as present: it is built on first use); GGUF: the
+    file in the hub cache's snapshot of its repository; SDNQ: that repository's snapshot.
+    """
+    from imagestudio.models import cache
+    from imagestudio.models.files import MODEL_INDEX
+    from imagestudio.models.locate import find_model_dir
+
+    found: dict[str, Path] = {}
+    for variant in spec.weight_variants:
+        if variant.format == "bf16":
+            folder = find_model_dir(spec, settings, build_tiny=False)
+            if folder is not None:
+                found[variant.name] = folder
+            elif spec.tiny:
+                found[variant.name] = settings.models_dir / spec.id
+            continue
+        if variant.repo_id is None:
+            continue
+        snapshot = cache.cached_snapshot(variant.repo_id, None)
+        if snapshot is None:
+            continue
+        if variant.format == "gguf" and variant.filename and (snapshot / variant.filename).is_file():
+            found[variant.name] = snapshot / variant.filename
+        elif variant.format == "sdnq" and (snapshot / MODEL_INDEX).is_file():
+            found[variant.name] = snapshot
+    return found
 
 
 def workload_for(spec: ModelSpec, request: Any = None, settings: Settings | None = None) -> Workload:
@@ -86,14 +122,48 @@ class MemoryPlanner:
         hardware: Hardware | None = None,
         device: str | None = None,
         environment: Environment | None = None,
+        locate_variants: Callable[[ModelSpec, Settings], dict[str, Path]] | None = None,
     ) -> None:
         self.settings = settings
+        self._locate_variants = locate_variants or present_variant_files
         self._hardware = hardware
         self._device = device
         self._environment = environment
         # Sizes read from a model folder (models without packaged configs), once per model: later plans
         # must not need the files (a model parked in RAM may have lost its folder) nor re-verify them.
         self._folder_sizes: dict[str, ModelSizes] = {}
+
+    def present_variants(self, spec: ModelSpec) -> dict[str, Path]:
+        """The variants of ``spec`` on this machine (name → file or folder), asked of the disk each time."""
+        return self._locate_variants(spec, self.settings)
+
+    def configured_variant(self, spec: ModelSpec) -> str:
+        """``models.<id>.weights``: ``auto`` or a variant name."""
+        return str(getattr(self.settings.model(spec.id), "weights", None) or "auto")
+
+    def variant_choices(self, spec: ModelSpec, present: dict[str, Path] | None = None) -> tuple[str, ...]:
+        """The variants a plan may load: the configured one (checked against the rest of the config), else
+        those present that this Python can read, best first (the bf16 variant alone when none is here).
+
+        A ``device.weights`` other than auto asks for the bf16 files stored that way, so it keeps to them.
+        """
+        configured = self.configured_variant(spec)
+        if configured != "auto":
+            check_variant(spec, configured, self.settings.device, self.environment)
+            return (configured,)
+        if self.settings.device.weights != "auto":
+            return ("bf16",)
+        present = self.present_variants(spec) if present is None else present
+        readable = tuple(
+            v.name
+            for v in spec.weight_variants
+            if v.name in present and (not v.quantized or v.format in self.environment.variants)
+        )
+        return readable or ("bf16",)
+
+    def variant_sizes(self, spec: ModelSpec, present: dict[str, Path] | None = None) -> dict[str, VariantBytes]:
+        """Every variant's sizes: exact from the files of those present, published for the others."""
+        return all_variant_bytes(spec, self.present_variants(spec) if present is None else present)
 
     @property
     def environment(self) -> Environment:
@@ -128,7 +198,16 @@ class MemoryPlanner:
             self._folder_sizes[spec.id] = model_sizes(spec, require_model_dir(spec, self.settings))
         return self._folder_sizes[spec.id]
 
-    def context(self, spec: ModelSpec, workload: Workload, hardware: Hardware | None = None) -> PlanContext:
+    def context(
+        self,
+        spec: ModelSpec,
+        workload: Workload,
+        hardware: Hardware | None = None,
+        variants: tuple[str, ...] | None = None,
+    ) -> PlanContext:
+        """Everything a plan of ``spec`` depends on; ``variants`` overrides :meth:`variant_choices` (the
+        doctor plans variants that are not downloaded)."""
+        present = self.present_variants(spec)
         return PlanContext(
             spec=spec,
             sizes=self.sizes(spec),
@@ -138,11 +217,19 @@ class MemoryPlanner:
             compute_dtype=self.settings.model(spec.id).torch_dtype,
             environment=self.environment,
             runs_on=self.device,
+            variants=variants or self.variant_choices(spec, present),
+            variant_sizes=self.variant_sizes(spec, present),
         )
 
-    def plan(self, spec: ModelSpec, workload: Workload | None = None) -> MemoryPlan:
+    def plan(
+        self, spec: ModelSpec, workload: Workload | None = None, variants: tuple[str, ...] | None = None
+    ) -> MemoryPlan:
         workload = workload or workload_for(spec, None, self.settings)
-        return plan_memory(self.context(spec, workload))
+        return plan_memory(self.context(spec, workload, variants=variants))
+
+    def auto_variant(self, spec: ModelSpec, workload: Workload | None = None) -> str:
+        """The variant ``models.<id>.weights: auto`` loads: the one the plan for the default job picks."""
+        return self.plan(spec, workload).variant
 
     def plan_for_request(
         self, spec: ModelSpec, request: Any, resident: MemoryPlan | None = None
@@ -155,13 +242,20 @@ class MemoryPlanner:
         """
         workload = workload_for(spec, request, self.settings)
         context = self.context(spec, workload)
-        if resident is not None and resident.model_id == spec.id:
+        if resident is not None and resident.model_id == spec.id and resident.variant in context.variants:
             tiling = self.settings.device.vae_tiling
             for tiled in (False, True):
                 if tiling != "auto" and tiled != (tiling == "on"):
                     continue
                 again = evaluate(
-                    _Candidate(resident.profile, resident.weights, resident.pinned, tiled),
+                    _Candidate(
+                        resident.profile,
+                        resident.weights,
+                        resident.pinned,
+                        tiled,
+                        resident.variant,
+                        resident.text_encoder_weights,
+                    ),
                     model_id=spec.id,
                     family=spec.family,
                     sizes=context.sizes,
@@ -170,6 +264,7 @@ class MemoryPlanner:
                     compute_dtype=context.compute_dtype,
                     reserve_gb=self.settings.device.vram_reserve_gb,
                     attention_backend=resident.attention_backend,
+                    variant_sizes=context.variant_sizes,
                 )
                 if again.fits_vram:
                     return replace(again, why=f"kept the loaded {resident.describe()}: it fits this request")
