@@ -199,3 +199,37 @@ def test_plans_of_every_variant_are_predictions_in_range() -> None:
     plans: list[MemoryPlan] = [planner(8, 32).plan(Z, variants=(name,)) for name in ALL_Z]
     sizes = {p.variant: p.transformer_bytes for p in plans}
     assert sizes["gguf-q8_0"] > sizes["gguf-q6_k"] > sizes["gguf-q4_k_m"] > sizes["gguf-q3_k_m"]
+
+
+def _tiny_settings(tmp_path: Path, weights: str = "auto") -> Settings:
+    from imagestudio.config import load_settings
+
+    return load_settings(
+        overrides={
+            "storage": {"models_dir": str(tmp_path / "models"), "outputs_dir": str(tmp_path / "out")},
+            "models": {"tiny-z-image": {"weights": weights}},
+        }
+    )
+
+
+@pytest.mark.slow
+def test_tiny_gguf_variant_is_planned_at_its_exact_header_bytes(tmp_path: Path) -> None:
+    """The tiny Z-Image Q4_0 file, written by the loader's builder: the plan's transformer bytes are its
+    tensors' bytes, which fill the file's data section up to GGUF's per-tensor alignment."""
+    import gguf
+
+    from imagestudio.models.variants import variant_files
+
+    settings = _tiny_settings(tmp_path, "gguf-q4_0")
+    spec = MODELS["tiny-z-image"]
+    files = variant_files(spec, "gguf-q4_0", settings)
+    assert files is not None and files.gguf_file is not None
+    cpu = Hardware("cpu", "test CPU", 0, 0, True, None, 32 * GIB, 32 * GIB, None)
+    chosen = MemoryPlanner(settings, cpu, "cpu", BOTH).plan(spec)
+    assert chosen.variant == "gguf-q4_0"  # models.tiny-z-image.weights
+    reader = gguf.GGUFReader(files.gguf_file, "r")
+    data_section = files.gguf_file.stat().st_size - reader.data_offset
+    padding = data_section - chosen.transformer_bytes
+    assert 0 <= padding < 32 * len(reader.tensors)
+    bf16 = MemoryPlanner(_tiny_settings(tmp_path, "bf16"), cpu, "cpu", BOTH).plan(spec)
+    assert chosen.transformer_bytes < bf16.transformer_bytes / 2  # 4.5 bits per quantized weight

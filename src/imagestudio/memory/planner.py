@@ -40,31 +40,19 @@ log = logging.getLogger(__name__)
 def present_variant_files(spec: ModelSpec, settings: Settings) -> dict[str, Path]:
     """Each weight variant of ``spec`` on this machine → its GGUF file or pipeline folder (disk only).
 
-    bf16: the model's own folder (a tiny model counts as present: it is built on first use); GGUF: the
-    file in the hub cache's snapshot of its repository; SDNQ: that repository's snapshot.
+    Asks :mod:`imagestudio.models.variants` (the one search order loading follows). A tiny model's
+    variants count as present (they are built on first use): their path is where they will be built.
     """
-    from imagestudio.models import cache
-    from imagestudio.models.files import MODEL_INDEX
-    from imagestudio.models.locate import find_model_dir
+    from imagestudio.models.variants import gguf_filename, variant_dir, variant_files
 
     found: dict[str, Path] = {}
     for variant in spec.weight_variants:
-        if variant.format == "bf16":
-            folder = find_model_dir(spec, settings, build_tiny=False)
-            if folder is not None:
-                found[variant.name] = folder
-            elif spec.tiny:
-                found[variant.name] = settings.models_dir / spec.id
-            continue
-        if variant.repo_id is None:
-            continue
-        snapshot = cache.cached_snapshot(variant.repo_id, None)
-        if snapshot is None:
-            continue
-        if variant.format == "gguf" and variant.filename and (snapshot / variant.filename).is_file():
-            found[variant.name] = snapshot / variant.filename
-        elif variant.format == "sdnq" and (snapshot / MODEL_INDEX).is_file():
-            found[variant.name] = snapshot
+        files = variant_files(spec, variant, settings, build_tiny=False)
+        if files is not None:
+            found[variant.name] = files.gguf_file or files.pipeline_dir
+        elif spec.tiny:
+            folder = variant_dir(spec, variant, settings) if variant.quantized else settings.models_dir / spec.id
+            found[variant.name] = folder / gguf_filename(spec, variant) if variant.format == "gguf" else folder
     return found
 
 
@@ -139,15 +127,18 @@ class MemoryPlanner:
 
     def configured_variant(self, spec: ModelSpec) -> str:
         """``models.<id>.weights``: ``auto`` or a variant name."""
-        return str(getattr(self.settings.model(spec.id), "weights", None) or "auto")
+        return self.settings.model(spec.id).weights
 
-    def variant_choices(self, spec: ModelSpec, present: dict[str, Path] | None = None) -> tuple[str, ...]:
-        """The variants a plan may load: the configured one (checked against the rest of the config), else
+    def variant_choices(
+        self, spec: ModelSpec, present: dict[str, Path] | None = None, requested: str | None = None
+    ) -> tuple[str, ...]:
+        """The variants a plan may load: the requested (``--weights``) or configured one (checked against the
+        rest of the config), else
         those present that this Python can read, best first (the bf16 variant alone when none is here).
 
         A ``device.weights`` other than auto asks for the bf16 files stored that way, so it keeps to them.
         """
-        configured = self.configured_variant(spec)
+        configured = requested or self.configured_variant(spec)
         if configured != "auto":
             check_variant(spec, configured, self.settings.device, self.environment)
             return (configured,)
@@ -204,9 +195,10 @@ class MemoryPlanner:
         workload: Workload,
         hardware: Hardware | None = None,
         variants: tuple[str, ...] | None = None,
+        requested: str | None = None,
     ) -> PlanContext:
         """Everything a plan of ``spec`` depends on; ``variants`` overrides :meth:`variant_choices` (the
-        doctor plans variants that are not downloaded)."""
+        doctor plans variants that are not downloaded); ``requested`` is a request's ``weights``."""
         present = self.present_variants(spec)
         return PlanContext(
             spec=spec,
@@ -217,7 +209,7 @@ class MemoryPlanner:
             compute_dtype=self.settings.model(spec.id).torch_dtype,
             environment=self.environment,
             runs_on=self.device,
-            variants=variants or self.variant_choices(spec, present),
+            variants=variants or self.variant_choices(spec, present, requested),
             variant_sizes=self.variant_sizes(spec, present),
         )
 
@@ -241,7 +233,7 @@ class MemoryPlanner:
         out-of-memory step-down.
         """
         workload = workload_for(spec, request, self.settings)
-        context = self.context(spec, workload)
+        context = self.context(spec, workload, requested=getattr(request, "weights", None))
         if resident is not None and resident.model_id == spec.id and resident.variant in context.variants:
             tiling = self.settings.device.vae_tiling
             for tiled in (False, True):
@@ -270,5 +262,9 @@ class MemoryPlanner:
                     return replace(again, why=f"kept the loaded {resident.describe()}: it fits this request")
         return plan_memory(context)
 
-    def step_down(self, spec: ModelSpec, current: MemoryPlan) -> MemoryPlan | None:
-        return step_down(self.context(spec, current.workload), current)
+    def step_down(
+        self, spec: ModelSpec, current: MemoryPlan, requested: str | None = None
+    ) -> MemoryPlan | None:
+        """The next smaller plan after out-of-memory: with ``weights: auto`` it may be a smaller present
+        variant; a requested or configured variant is kept (it changes the image)."""
+        return step_down(self.context(spec, current.workload, requested=requested), current)
