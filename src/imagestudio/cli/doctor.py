@@ -34,16 +34,19 @@ def variant_table(entry: ModelReport) -> list[str]:
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1] for r in rows]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1] for r in rows
+    ]
     recommended = entry.recommended
     if recommended is None:
         why = entry.best.why if entry.best is not None else ""
         lines.append(f"→ no variant fits this machine: {why}")
     else:
-        weights = "" if recommended == "bf16" else f" --weights {recommended}"
-        lines.append(
-            f"→ recommended for this machine: {recommended} — imagestudio models download {entry.spec.id}{weights}"
-        )
+        variant = entry.spec.variant(recommended)
+        source = variant.repo_id or entry.spec.repo_id or "built locally"
+        if variant.filename:
+            source = f"{source}, file {variant.filename}"
+        lines.append(f"→ recommended for this machine: {recommended} ({source})")
     return lines
 
 

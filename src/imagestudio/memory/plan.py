@@ -251,7 +251,12 @@ class StoredBytes:
 
 
 def _resident(
-    profile: Profile, sizes: ModelSizes, stored: StoredBytes, dtype_bytes: int, streams: bool, has_inputs: bool
+    profile: Profile,
+    sizes: ModelSizes,
+    stored: StoredBytes,
+    dtype_bytes: int,
+    streams: bool,
+    has_inputs: bool,
 ) -> dict[str, float]:
     """Weights on the accelerator during each phase."""
     te, vae, tr = stored.text_encoder, stored.vae, stored.transformer
@@ -538,7 +543,9 @@ def storage_options(
     alike (Q8_0 > fp8 > Q6_K > … > Q3_K_M); equal sizes keep the registry's order. A text encoder is
     quantized on the fly (SDNQ) only where ``sdnq`` is installed; an SDNQ variant ships its own.
     """
-    on_the_fly: tuple[EncoderPrecision, ...] = ENCODER_PRECISIONS if "sdnq" in environment.variants else ("bf16",)
+    on_the_fly: tuple[EncoderPrecision, ...] = (
+        ENCODER_PRECISIONS if "sdnq" in environment.variants else ("bf16",)
+    )
     ranked: list[tuple[float, Storage]] = []
     for name in variants:
         variant = spec.variant(name)
@@ -586,12 +593,19 @@ def ranked_candidates(
                 # accelerate's sequential hooks were not checked with quantized parameters: bf16 only.
                 if profile == "sequential" and (storage.variant != "bf16" or encoder != "bf16"):
                     continue
-                pinnings = [True, False] if (profile == "group_offload" and accelerator == "cuda") else [False]
+                pinnings = (
+                    [True, False] if (profile == "group_offload" and accelerator == "cuda") else [False]
+                )
                 for pinned in pinnings:
                     out.extend(
                         Candidate(profile, storage.weights, pinned, tiled, storage.variant, encoder)
                         for tiled in tilings
                     )
+    if not out and not any_profile:
+        # A forced sequential profile and quantized weights only (the doctor's rows): plan the others.
+        return ranked_candidates(
+            accelerator, device_settings, environment, any_profile=True, storages=storages
+        )
     return out
 
 

@@ -46,13 +46,19 @@ def present_variant_files(spec: ModelSpec, settings: Settings) -> dict[str, Path
     from imagestudio.models.variants import gguf_filename, variant_dir, variant_files
 
     found: dict[str, Path] = {}
+    if settings.storage.models_dir is None:  # settings built in code, not loaded: no folder to look in
+        return found
     for variant in spec.weight_variants:
         files = variant_files(spec, variant, settings, build_tiny=False)
         if files is not None:
             found[variant.name] = files.gguf_file or files.pipeline_dir
         elif spec.tiny:
-            folder = variant_dir(spec, variant, settings) if variant.quantized else settings.models_dir / spec.id
-            found[variant.name] = folder / gguf_filename(spec, variant) if variant.format == "gguf" else folder
+            folder = (
+                variant_dir(spec, variant, settings) if variant.quantized else settings.models_dir / spec.id
+            )
+            found[variant.name] = (
+                folder / gguf_filename(spec, variant) if variant.format == "gguf" else folder
+            )
     return found
 
 
@@ -152,7 +158,9 @@ class MemoryPlanner:
         )
         return readable or ("bf16",)
 
-    def variant_sizes(self, spec: ModelSpec, present: dict[str, Path] | None = None) -> dict[str, VariantBytes]:
+    def variant_sizes(
+        self, spec: ModelSpec, present: dict[str, Path] | None = None
+    ) -> dict[str, VariantBytes]:
         """Every variant's sizes: exact from the files of those present, published for the others."""
         return all_variant_bytes(spec, self.present_variants(spec) if present is None else present)
 

@@ -146,4 +146,3 @@ def download_bytes(spec: ModelSpec, variant: WeightVariant, sizes: ModelSizes, s
         return int(transformer + sizes.text_encoder.params * 2 + vae + SMALL_FILES_BYTES)
     encoder = sized.text_encoder or encoder_bytes(sizes.text_encoder, variant.encoder, 2)
     return int(transformer + encoder + vae + SMALL_FILES_BYTES)
-
