@@ -149,7 +149,8 @@ def recommendations_table(model_id: str) -> str:
             shown = best.variant if best.fits else "none fits"
             lines.append(
                 f"| {vram} GB | {ram} GB | {shown} | {best.describe()} | "
-                f"{best.predicted_peak_vram_gb:.1f} GB | {best.predicted_peak_ram_gb:.1f} GB | {best.transfer_gb_per_image:.0f} GB | "
+                f"{best.predicted_peak_vram_gb:.1f} GB | {best.predicted_peak_ram_gb:.1f} GB | "
+                f"{best.transfer_gb_per_image:.0f} GB | "
                 f"{', '.join(fitting) or '-'} |"
             )
     return "\n".join(lines)
@@ -170,7 +171,8 @@ def variants_table(model_id: str, vram_gb: float, ram_gb: float) -> str:
         lines.append(
             f"| {row.variant.name} | {row.download_bytes / 1e9:.1f} GB | {'yes' if plan.fits else 'no'} | "
             f"{plan.describe()} | {plan.predicted_peak_vram_gb:.1f} GB | "
-            f"{plan.predicted_peak_ram_gb:.1f} GB | {plan.transfer_gb_per_image:.0f} GB | {row.variant.quality} ({row.variant.quality_source}) |"
+            f"{plan.predicted_peak_ram_gb:.1f} GB | {plan.transfer_gb_per_image:.0f} GB | "
+            f"{row.variant.quality} ({row.variant.quality_source}) |"
         )
     return "\n".join(lines)
 
