@@ -77,19 +77,28 @@ def models_download(
         Path | None,
         typer.Option("--to", help="Download into this plain folder instead of the Hugging Face cache."),
     ] = None,
+    weights: Annotated[
+        str,
+        typer.Option(
+            "--weights",
+            help="Weight variant: bf16 (default) or a GGUF/SDNQ one (gguf-q4_k_m, sdnq-uint4 …; "
+            "`imagestudio doctor` recommends one for this machine). Fetches only what it needs.",
+        ),
+    ] = "bf16",
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Fetch the files the model's pipeline needs, after checking the disk; resumes where it stopped."""
-    from imagestudio.models.download import download_model
+    from imagestudio.models.download import download_variant
 
     settings = load_config(config)
     reporter = _ProgressReporter(sys.stderr.isatty())
     try:
         with reporter:
-            result = download_model(
+            result = download_variant(
                 settings,
                 model_id,
+                weights,
                 revision=revision,
                 to=to,
                 on_progress=reporter.update,

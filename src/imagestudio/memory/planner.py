@@ -50,7 +50,8 @@ def present_variant_files(spec: ModelSpec, settings: Settings) -> dict[str, Path
         return found
     for variant in spec.weight_variants:
         files = variant_files(spec, variant, settings, build_tiny=False)
-        if files is not None:
+        # A GGUF download's base folder has no transformer weights: it is not the bf16 variant.
+        if files is not None and (variant.quantized or files.transformer_files()):
             found[variant.name] = files.gguf_file or files.pipeline_dir
         elif spec.tiny:
             folder = (
