@@ -28,6 +28,8 @@ from imagestudio.registry import EncoderPrecision, ModelSpec, WeightVariant
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from imagestudio.config import Settings
+
 #: Bytes per ``nn.Linear`` parameter of an encoder quantized by SDNQ (estimates: int8 is one byte plus a
 #: per-channel scale; uint4 is half a byte plus group scales and the rank-32 SVD correction). Exact bytes
 #: come from a pre-quantized folder's headers when it is present.
@@ -146,3 +148,31 @@ def download_bytes(spec: ModelSpec, variant: WeightVariant, sizes: ModelSizes, s
         return int(transformer + sizes.text_encoder.params * 2 + vae + SMALL_FILES_BYTES)
     encoder = sized.text_encoder or encoder_bytes(sizes.text_encoder, variant.encoder, 2)
     return int(transformer + encoder + vae + SMALL_FILES_BYTES)
+
+
+def variant_listing(spec: ModelSpec, settings: Settings) -> list[dict[str, object]]:
+    """Each weight variant of ``spec`` for listings (``models list``, ``GET /api/models``, the System page):
+    whether it is here, where, and about what a download of it fetches."""
+    from imagestudio.memory.planner import present_variant_files
+    from imagestudio.memory.sizes import model_sizes
+
+    present = present_variant_files(spec, settings)
+    sizes = None if spec.tiny else model_sizes(spec)
+    rows: list[dict[str, object]] = []
+    for variant in spec.weight_variants:
+        sized = variant_bytes(variant, present.get(variant.name))
+        path = present.get(variant.name)
+        rows.append(
+            {
+                "variant": variant.name,
+                "format": variant.format,
+                "state": "tiny" if spec.tiny else ("present" if path is not None else "missing"),
+                "path": str(path) if path is not None and not spec.tiny else None,
+                "download_bytes": 0 if sizes is None else download_bytes(spec, variant, sizes, sized),
+                "repo": variant.repo_id or (spec.repo_id if not variant.quantized else None),
+                "file": variant.filename,
+                "quality": variant.quality,
+                "quality_source": variant.quality_source,
+            }
+        )
+    return rows
