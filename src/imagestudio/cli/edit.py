@@ -17,7 +17,7 @@ from imagestudio.cli.app import (
 )
 from imagestudio.cli.enhance import EnhanceOption, improve_prompt, with_improved_prompt
 from imagestudio.cli.job_run import run_job
-from imagestudio.cli.options import LoraOption
+from imagestudio.cli.options import LoraOption, WeightsOption
 from imagestudio.cli.outputs import prepare_out_dir
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ def edit(
         int | None,
         typer.Option("--lightning", help="Use the Lightning LoRA: 4 or 8 steps at true CFG 1.0."),
     ] = None,
+    weights: WeightsOption = None,
     enhance: EnhanceOption = False,
     config: ConfigOption = None,
     as_json: JsonOption = False,
@@ -87,12 +88,13 @@ def edit(
         count=count,
         loras=tuple(parse_lora(text) for text in lora or []),
         lightning=lightning,
+        weights=weights,
     )
     # After the request is valid (a bad size creates no folder), before the model loads.
     out = prepare_out_dir(out, settings)
     if enhance:
         # The model rewrites the instruction while looking at the pictures.
-        result = improve_prompt(settings, prompt, request.model, request.images)
+        result = improve_prompt(settings, prompt, request.model, request.images, weights=request.weights)
         request = with_improved_prompt(request, result)
     print_result(run_job(settings, request, out), as_json)
 

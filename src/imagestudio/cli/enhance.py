@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 
 from imagestudio.cli.app import ConfigOption, JsonOption, app, friendly_errors, load_config
+from imagestudio.cli.options import WeightsOption
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
@@ -30,13 +31,19 @@ EnhanceOption = Annotated[
 
 
 def improve_prompt(
-    settings: Settings, prompt: str, model: str, images: tuple[InputImage, ...] = ()
+    settings: Settings,
+    prompt: str,
+    model: str,
+    images: tuple[InputImage, ...] = (),
+    *,
+    weights: str | None = None,
 ) -> EnhanceResult:
     """Rewrite ``prompt`` in-process (the CLI has no queue) and say on stderr what it became."""
     from imagestudio.requests import EnhanceRequest
     from imagestudio.studio import Studio
 
-    result = Studio(settings).enhance(EnhanceRequest.build(prompt=prompt, model=model, images=images))
+    request = EnhanceRequest.build(prompt=prompt, model=model, images=images, weights=weights)
+    result = Studio(settings).enhance(request)
     report(result)
     return result
 
@@ -87,6 +94,7 @@ def enhance(
         float | None,
         typer.Option("--time-limit", help="Seconds before the rewrite is cut short (default 60)."),
     ] = None,
+    weights: WeightsOption = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -110,6 +118,7 @@ def enhance(
         seed=seed,
         max_new_tokens=max_tokens,
         time_limit_s=time_limit,
+        weights=weights,
     ).resolved(settings)
     result = Studio(settings).enhance(request)
     if as_json:

@@ -17,7 +17,7 @@ from imagestudio.cli.app import (
 )
 from imagestudio.cli.enhance import EnhanceOption, improve_prompt, with_improved_prompt
 from imagestudio.cli.job_run import run_job
-from imagestudio.cli.options import LoraOption
+from imagestudio.cli.options import LoraOption, WeightsOption
 from imagestudio.cli.outputs import prepare_out_dir
 
 if TYPE_CHECKING:
@@ -68,6 +68,7 @@ def generate(
             "seeds differ more on Z-Image-Turbo; the same seed and variety repeat the image.",
         ),
     ] = None,
+    weights: WeightsOption = None,
     enhance: EnhanceOption = False,
     config: ConfigOption = None,
     as_json: JsonOption = False,
@@ -91,12 +92,15 @@ def generate(
         count=count,
         strength=strength,
         loras=tuple(parse_lora(text) for text in lora or []),
+        weights=weights,
     )
     # After the request is valid (a bad size creates no folder), before the model loads.
     out = prepare_out_dir(out, settings)
     if enhance:
         # After every check, so a bad size fails at once rather than after the rewrite.
-        request = with_improved_prompt(request, improve_prompt(settings, prompt, request.model))
+        request = with_improved_prompt(
+            request, improve_prompt(settings, prompt, request.model, weights=request.weights)
+        )
     print_result(run_job(settings, request, out), as_json)
 
 

@@ -8,8 +8,8 @@ the real ones:
   tensor names follow the real files: Z-Image's original checkpoint names with the fused ``qkv``
   projection, the Q8_0 file with ComfyUI's ``model.diffusion_model.`` prefix and the Q4_0 file without
   it (both layouts appear in published Z-Image files); Qwen-Image's files use diffusers' own names.
-  Two-dimensional weights whose rows fill whole 32-value blocks are quantized; the rest stays float32
-  (the converters keep norms, biases and odd shapes unquantized too).
+  Two-dimensional ``.weight`` matrices whose rows fill whole 32-value blocks are quantized; the rest
+  (norms, biases, Z-Image's pad tokens, odd shapes) stays float32, as the converters keep them too.
 * SDNQ (``sdnq-int8``, ``sdnq-uint4``): a whole pipeline folder whose transformer and text encoder were
   quantized with ``SDNQConfig`` and saved with ``save_pretrained``, as the published SDNQ repositories
   are. The tiny uint4 variant skips the SVD correction of the published ``uint4-svd-r32`` files: at
@@ -58,10 +58,6 @@ _Z_IMAGE_ORIGINAL_NAMES = (
     (".attention.norm_q.", ".attention.q_norm."),
 )
 
-#: SDNQ settings of the tiny variants: every linear layer quantized (the defaults skip layers under
-#: 16384 weights, i.e. all of a tiny model's).
-_TINY_SDNQ: dict[str, Any] = {"minimum_allowed_numel": 0, "minimum_allowed_channel_size": 0}
-
 
 def tiny_gguf_layout(spec: ModelSpec, variant: WeightVariant) -> GgufLayout:
     """The key layout of a tiny GGUF variant's file (see the module docstring)."""
@@ -102,14 +98,15 @@ def gguf_tensors(
 
 
 def write_gguf(path: Path, tensors: Mapping[str, torch.Tensor], quant_type: str, arch: str) -> Path:
-    """Write ``tensors`` to a GGUF file, 2-D weights in ``quant_type`` where whole blocks fit, else F32."""
+    """Write ``tensors`` to a GGUF file: 2-D ``.weight`` matrices in ``quant_type`` where whole blocks fit
+    (diffusers dequantizes only layer weights; a quantized pad token would be used as raw bytes), else F32."""
     import gguf
 
     qtype = gguf.GGMLQuantizationType[quant_type]
     writer = gguf.GGUFWriter(str(path), arch)
     for name, tensor in tensors.items():
         array = tensor.detach().to("cpu").float().numpy()
-        if array.ndim == 2 and array.shape[-1] % GGUF_BLOCK == 0:
+        if name.endswith(".weight") and array.ndim == 2 and array.shape[-1] % GGUF_BLOCK == 0:
             writer.add_tensor(name, gguf.quants.quantize(array, qtype), raw_dtype=qtype)
         else:
             writer.add_tensor(name, array)
@@ -136,11 +133,16 @@ def build_tiny_gguf(base: Path, dest: Path, spec: ModelSpec, variant: WeightVari
     return write_gguf(dest, tensors, variant.quant_type or "Q8_0", GGUF_ARCH[spec.family])
 
 
-def sdnq_config(weights_dtype: str, **overrides: Any) -> Any:
-    """An ``SDNQConfig`` (``import sdnq`` also registers it with diffusers and transformers)."""
+def sdnq_config(weights_dtype: str, *, every_layer: bool = False) -> Any:
+    """An ``SDNQConfig`` (``import sdnq`` also registers it with diffusers and transformers).
+
+    ``every_layer`` quantizes layers of any size: SDNQ's defaults skip those under 16384 weights, which
+    are all of a tiny model's.
+    """
     from sdnq import SDNQConfig
 
-    return SDNQConfig(weights_dtype=weights_dtype, **overrides)
+    small = {"minimum_allowed_numel": 0, "minimum_allowed_channel_size": 0} if every_layer else {}
+    return SDNQConfig(weights_dtype=weights_dtype, **small)
 
 
 def build_tiny_sdnq(base: Path, dest: Path, variant: WeightVariant) -> Path:
@@ -150,7 +152,7 @@ def build_tiny_sdnq(base: Path, dest: Path, variant: WeightVariant) -> Path:
     import transformers
 
     index = json.loads((base / MODEL_INDEX).read_text(encoding="utf-8"))
-    config = sdnq_config(variant.quant_type or "int8", **_TINY_SDNQ)
+    config = sdnq_config(variant.quant_type or "int8", every_layer=True)
     shutil.copytree(
         base, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns("transformer", "text_encoder")
     )
