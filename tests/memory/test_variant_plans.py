@@ -193,6 +193,13 @@ def test_impossible_combinations_are_refused_in_one_line() -> None:
         assert "\n" not in message and "models.z-image-turbo.weights" in message
     assert "pip install gguf" in refusal({}, Environment())
     assert "device.weights fp8" in refusal({"weights": "fp8"})
+    # A request's weights: the same words, as a request error naming the field.
+    from imagestudio.errors import InvalidRequest
+    from imagestudio.memory.plan import check_variant
+
+    with pytest.raises(InvalidRequest) as caught:
+        check_variant(Z, "gguf-q4_k_m", DeviceSettings(weights="fp8"), BOTH, requested=True)
+    assert caught.value.param == "weights" and "device.weights fp8 cannot apply" in str(caught.value)
 
 
 def test_plans_of_every_variant_are_predictions_in_range() -> None:

@@ -463,40 +463,52 @@ def _allowed_weights(requested: str, accelerator: str, environment: Environment)
 
 
 def check_variant(
-    spec: ModelSpec, name: str, device_settings: DeviceSettings, environment: Environment
+    spec: ModelSpec,
+    name: str,
+    device_settings: DeviceSettings,
+    environment: Environment,
+    *,
+    requested: bool = False,
 ) -> WeightVariant:
-    """The variant ``models.<id>.weights`` names, refused in one line where it cannot run with the rest."""
+    """The variant a request's ``weights`` (``requested``) or ``models.<id>.weights`` names, refused in
+    one line where it cannot run with the rest of the config: an :class:`InvalidRequest` for a request's,
+    a :class:`ConfigError` for the config's."""
     variant = spec.variant(name)
-    key = f"models.{spec.id}.weights"
-    details = {"key": key, "value": name, "model": spec.id}
     if not variant.quantized:
         return variant
+    key = "weights" if requested else f"models.{spec.id}.weights"
+    what = f"{spec.id} {name}" if requested else f"{key} is {name}:"
     package = VARIANT_PACKAGES[variant.format]
     if variant.format not in environment.variants:
-        raise ConfigError(
-            f"{key} is {name} but the {package} package is not installed: pip install {package} — or set "
-            f"{key}: auto",
-            param=key,
-            code="config_needs_package",
-            details={**details, "package": package},
+        problem = (
+            f"{what} needs the {package} package, which is not installed: pip install {package}",
+            "config_needs_package",
+            {"package": package},
         )
-    if device_settings.weights != "auto":
-        raise ConfigError(
-            f"{key} is {name}, already quantized; device.weights {device_settings.weights} cannot store it "
-            f"another way: set device.weights: auto, or {key}: bf16",
-            param=key,
-            code="config_weights_conflict",
-            details={**details, "device_weights": device_settings.weights},
+    elif device_settings.weights != "auto":
+        problem = (
+            f"device.weights {device_settings.weights} cannot apply to {spec.id} {name}, which is stored "
+            "quantized already: set device.weights: auto, or run the bf16 weights"
+            + ("" if requested else f" ({key})"),
+            "weights_conflict",
+            {"device_weights": device_settings.weights},
         )
-    if device_settings.requested_profile == "sequential":
-        raise ConfigError(
-            f"{key} is {name}, but sequential offload runs only bf16 weights here (model and group offload "
-            f"run quantized ones): set device.memory_profile: auto, or {key}: bf16",
-            param=key,
-            code="config_sequential_quantized",
-            details=details,
+    elif device_settings.requested_profile == "sequential":
+        problem = (
+            f"{what} cannot run with device.memory_profile sequential (only model and group offload run "
+            "quantized weights here): set device.memory_profile: auto, or run the bf16 weights",
+            "sequential_quantized",
+            {},
         )
-    return variant
+    else:
+        return variant
+    message, code, extra = problem
+    details = {"key": key, "model": spec.id, "weights": name, **extra}
+    if requested:
+        from imagestudio.errors import InvalidRequest
+
+        raise InvalidRequest(message, param="weights", code=code, details=details)
+    raise ConfigError(message, param=key, code=f"config_{code}", details=details)
 
 
 def attention_backend_for(setting: str, environment: Environment) -> str:

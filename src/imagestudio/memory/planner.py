@@ -147,7 +147,9 @@ class MemoryPlanner:
         """
         configured = requested or self.configured_variant(spec)
         if configured != "auto":
-            check_variant(spec, configured, self.settings.device, self.environment)
+            check_variant(
+                spec, configured, self.settings.device, self.environment, requested=requested is not None
+            )
             return (configured,)
         if self.settings.device.weights != "auto":
             return ("bf16",)
