@@ -14,7 +14,7 @@ from imagestudio.cli.options import WeightsOption
 if TYPE_CHECKING:
     from imagestudio.config import Settings
     from imagestudio.engine.enhance import EnhanceResult
-    from imagestudio.requests import EditRequest, GenerateRequest
+    from imagestudio.job_requests import EditRequest, GenerateRequest
     from imagestudio.storage.inputs import InputImage
 
 #: A resolved generate or edit request; a rewrite keeps its kind.
@@ -39,7 +39,7 @@ def improve_prompt(
     weights: str | None = None,
 ) -> EnhanceResult:
     """Rewrite ``prompt`` in-process (the CLI has no queue) and say on stderr what it became."""
-    from imagestudio.requests import EnhanceRequest
+    from imagestudio.job_requests import EnhanceRequest
     from imagestudio.studio import Studio
 
     request = EnhanceRequest.build(prompt=prompt, model=model, images=images, weights=weights)
@@ -99,8 +99,8 @@ def enhance(
     as_json: JsonOption = False,
 ) -> None:
     """Rewrite a short prompt into a detailed one (or an edit instruction into a precise one) and print it."""
+    from imagestudio.job_requests import EnhanceRequest
     from imagestudio.registry import DEFAULT_GENERATE_MODEL
-    from imagestudio.requests import EnhanceRequest
     from imagestudio.storage.inputs import InputLimits, read_input_image, silence_pillow_bomb_warning
     from imagestudio.studio import Studio
 
