@@ -28,7 +28,7 @@ from imagestudio.memory.plan import Environment
 from imagestudio.memory.planner import MemoryPlanner
 from imagestudio.models.variants import variant_files
 from imagestudio.registry import MODELS
-from imagestudio.requests import EditRequest, EnhanceRequest, GenerateRequest
+from imagestudio.job_requests import EditRequest, EnhanceRequest, GenerateRequest
 from imagestudio.storage.inputs import InputLimits, read_input_image
 from tests.tiny_lora import build_tiny_lora
 
