@@ -31,11 +31,16 @@ LINE_PROGRESS_INTERVAL_S = 2.0
 @friendly_errors
 def models_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Every model id with its task, state (present / partial / missing / tiny), size on disk and place."""
+    from imagestudio.memory.variant_sizes import variant_listing
     from imagestudio.models.state import list_states
+    from imagestudio.registry import get_model
 
-    states = list_states(load_config(config))
+    settings = load_config(config)
+    states = list_states(settings)
+    variants = {s.id: variant_listing(get_model(s.id), settings) for s in states}
     if as_json:
-        typer.echo(json.dumps({"models": [s.as_json() for s in states]}, ensure_ascii=False))
+        models = [{**s.as_json(), "variants": variants[s.id]} for s in states]
+        typer.echo(json.dumps({"models": models}, ensure_ascii=False))
         return
     from rich.console import Console
     from rich.table import Table
@@ -52,6 +57,12 @@ def models_list(config: ConfigOption = None, as_json: JsonOption = False) -> Non
         if state.problem:
             where = f"{where}\n[dim]{state.problem}[/dim]".strip()
         table.add_row(state.id, state.task, size, state.state, where)
+        for row in variants[state.id]:
+            if row["variant"] == "bf16" or state.state == "tiny":
+                continue  # bf16 is the model's own row; tiny variants are built on first use
+            shown = str(row["path"] or row["repo"] or "")
+            amount = f"~{human_bytes(int(row['download_bytes']))}" if row["state"] == "missing" else "-"  # type: ignore[call-overload]
+            table.add_row(f"  ↳ {row['variant']}", "", amount, str(row["state"]), shown)
     Console().print(table)
 
 
@@ -77,19 +88,28 @@ def models_download(
         Path | None,
         typer.Option("--to", help="Download into this plain folder instead of the Hugging Face cache."),
     ] = None,
+    weights: Annotated[
+        str,
+        typer.Option(
+            "--weights",
+            help="Weight variant: bf16 (default) or a GGUF/SDNQ one (gguf-q4_k_m, sdnq-uint4 …; "
+            "`imagestudio doctor` recommends one for this machine). Fetches only what it needs.",
+        ),
+    ] = "bf16",
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Fetch the files the model's pipeline needs, after checking the disk; resumes where it stopped."""
-    from imagestudio.models.download import download_model
+    from imagestudio.models.download import download_variant
 
     settings = load_config(config)
     reporter = _ProgressReporter(sys.stderr.isatty())
     try:
         with reporter:
-            result = download_model(
+            result = download_variant(
                 settings,
                 model_id,
+                weights,
                 revision=revision,
                 to=to,
                 on_progress=reporter.update,

@@ -101,7 +101,7 @@ class PlannedJobs:
                 # The manager gave the memory back already (see the module's docstring).
                 self._last = None
                 tried.append(plan.describe())
-                smaller = self.planner.step_down(spec, plan) if len(tried) == 1 else None
+                smaller = self.planner.step_down(spec, plan, weights) if len(tried) == 1 else None
                 if smaller is not None:
                     smaller = plan_with_weights(smaller, spec, settings, weights)
                 if smaller is None:

@@ -1,7 +1,8 @@
 """Which weight variant a job runs, put into its memory plan (what the loader then reads).
 
-The request's ``weights`` (or ``models.<id>.weights``) names a variant; ``auto`` is decided by
-:func:`imagestudio.models.variants.auto_variant`. A pre-quantized variant is stored as its files are, so
+The request's ``weights`` (or ``models.<id>.weights``) names a variant; ``auto`` is the memory planner's
+choice — the best variant present for this machine's plan (:meth:`MemoryPlanner.variant_choices`), which
+the plan already carries. A pre-quantized variant is stored as its files are, so
 the plan's on-load storage (fp8 casting, NF4, int8) does not apply to it: an explicit
 ``device.weights`` asking for one is refused in one line rather than silently ignored.
 """
@@ -23,8 +24,15 @@ if TYPE_CHECKING:
 def plan_with_weights(
     plan: MemoryPlan, spec: ModelSpec, settings: Settings, requested: str | None = None
 ) -> MemoryPlan:
-    """``plan`` running the variant the request (or config) asks for, with that variant's text encoder."""
-    variant = requested_variant(spec, settings, requested)
+    """``plan`` running the variant the request (or config) asks for, with that variant's text encoder.
+
+    ``auto``, or the variant the plan was made for already: the plan as the planner chose it (variant and
+    text encoder precision included).
+    """
+    name = requested or settings.model(spec.id).weights
+    if name in ("auto", plan.variant):
+        return plan
+    variant = requested_variant(spec, settings, name)
     if not variant.quantized:
         return replace(plan, variant=variant.name)
     stored = settings.device.weights
