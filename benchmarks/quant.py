@@ -8,8 +8,9 @@ Per model and variant, each measured in a fresh process through the app's loader
   variant's transformer);
 * **image PSNR** — the decoded image of a 2-step, fixed-seed job against the bf16 one (dB; this includes
   the variant's quantized text encoder, where it has one);
-* **load** — seconds to load the pipeline, and **peak RSS** — the process's peak resident memory after
-  loading (``ru_maxrss``: imports included, so on tiny models it is mostly Python and torch);
+* **load** — seconds to load the pipeline (the libraries imported before the clock starts), and
+  **peak RSS** — the process's peak resident memory after loading (``ru_maxrss``: imports included, so
+  on tiny models it is mostly Python and torch);
 * **disk** — bytes of the transformer files the variant loads (the GGUF file or the SDNQ transformer).
 
 On the tiny random-weight models (the default), 4-bit error is overstated: random Gaussian weights have
@@ -88,6 +89,19 @@ def child(model_id: str, variant: str, models_dir: Path, workdir: Path) -> dict[
     settings = _settings(models_dir)
     files = variant_files(spec, variant, settings)  # builds a tiny variant before the clock starts
     assert files is not None, f"{model_id} {variant} is not on this machine"
+    # The load is timed, not the imports: diffusers and transformers import each class on first use, and
+    # ``import sdnq`` pulls in transformers' quantizers (many seconds on a busy machine either way).
+    import diffusers
+    import transformers
+
+    from imagestudio.engine.loader import import_sdnq
+
+    getattr(diffusers, spec.pipeline_class)
+    from diffusers import GGUFQuantizationConfig  # noqa: F401
+
+    getattr(transformers, "Qwen2_5_VLForConditionalGeneration" if spec.is_edit else "Qwen3Model")
+    if spec.variant(variant).format == "sdnq":
+        import_sdnq("the benchmark")
     started = time.perf_counter()
     pipe = load_pipeline(spec, settings, weights=variant)
     load_s = time.perf_counter() - started

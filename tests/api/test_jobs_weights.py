@@ -25,8 +25,8 @@ def test_a_job_runs_the_requested_variant_and_history_shows_it(live) -> None:
         assert job["request"]["weights"] == "gguf-q8_0"
         wait_until(lambda: http.get(f"/api/jobs/{job['id']}").json()["state"] == "done", timeout=300)
         [image] = http.get(f"/api/jobs/{job['id']}").json()["images"]
-        details = http.get(f"/api/history/{image['id']}").json()
-        assert details["metadata"]["weights"] == "gguf-q8_0"
+        [item] = [i for i in http.get("/api/history").json()["items"] if i["id"] == image["id"]]
+        assert item["parameters"]["weights"] == "gguf-q8_0"
 
 
 def test_an_unknown_variant_is_a_400_naming_the_valid_ones(live) -> None:
