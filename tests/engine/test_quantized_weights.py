@@ -21,6 +21,7 @@ from imagestudio.config import DeviceSettings, Settings, StorageSettings, load_s
 from imagestudio.engine.loader import load_pipeline, load_planned
 from imagestudio.errors import InvalidRequest, JobCancelled, ModelNotAvailable
 from imagestudio.hardware import Hardware, simulate_hardware
+from imagestudio.job_requests import EditRequest, EnhanceRequest, GenerateRequest
 from imagestudio.lora_refs import parse_lora
 from imagestudio.memory.activations import Workload
 from imagestudio.memory.apply import resident_components
@@ -28,7 +29,6 @@ from imagestudio.memory.plan import Environment
 from imagestudio.memory.planner import MemoryPlanner
 from imagestudio.models.variants import variant_files
 from imagestudio.registry import MODELS
-from imagestudio.job_requests import EditRequest, EnhanceRequest, GenerateRequest
 from imagestudio.storage.inputs import InputLimits, read_input_image
 from tests.tiny_lora import build_tiny_lora
 
