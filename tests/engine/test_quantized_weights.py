@@ -37,14 +37,9 @@ GIB = 1024**3
 
 def z_request(weights: str | None, **extra: object) -> GenerateRequest:
     fields: dict[str, object] = {
-        "model": "tiny-z-image",
-        "prompt": "a cat",
-        "width": 64,
-        "height": 48,
-        "steps": 2,
-        "seed": 7,
-    }
-    return GenerateRequest.build(**fields, weights=weights, **extra)
+        "model": "tiny-z-image", "prompt": "a cat", "width": 64, "height": 48, "steps": 2, "seed": 7
+    }  # fmt: skip
+    return GenerateRequest.build(**{**fields, **extra}, weights=weights)
 
 
 def edit_request(weights: str | None) -> EditRequest:

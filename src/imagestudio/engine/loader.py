@@ -35,7 +35,13 @@ class PipelineLoader(Protocol):
     """Reads a model's pipeline from disk onto the CPU (:func:`load_pipeline`, or a wrapper around it)."""
 
     def __call__(
-        self, spec: ModelSpec, settings: Settings, quantization_config: Any = None, **weights: Any
+        self,
+        spec: ModelSpec,
+        settings: Settings,
+        quantization_config: Any = None,
+        *,
+        weights: str = "bf16",
+        text_encoder_weights: EncoderPrecision | None = None,
     ) -> Any: ...
 
 
@@ -58,7 +64,7 @@ def load_pipeline(
     quantization_config: Any = None,
     *,
     weights: str = "bf16",
-    text_encoder_weights: EncoderPrecision = "bf16",
+    text_encoder_weights: EncoderPrecision | None = None,
 ) -> Any:
     """Load the model's pipeline on the CPU in its configured dtype; placing it is the caller's job.
 
@@ -66,7 +72,8 @@ def load_pipeline(
     components while they load, so the full-precision weights never sit in RAM. ``weights`` names the
     registry variant whose files are read (see :mod:`imagestudio.models.variants`): a GGUF transformer
     file next to the base folder's other components, or an SDNQ pipeline folder. ``text_encoder_weights``
-    int8/uint4 quantizes the text encoder with SDNQ while it loads, unless the variant ships it so.
+    int8/uint4 quantizes the text encoder with SDNQ while it loads, unless the variant ships it so; None
+    runs the encoder the variant comes with (:attr:`~imagestudio.registry.WeightVariant.encoder`).
     Every file is checked before any weight is read.
     """
     import diffusers
@@ -74,6 +81,7 @@ def load_pipeline(
 
     quiet_library_progress()
     variant = spec.variant(weights)
+    text_encoder_weights = text_encoder_weights or variant.encoder
     files = require_variant_files(spec, variant, settings)
     folder = files.pipeline_dir
     _refuse_pickle_only(folder)
@@ -203,7 +211,7 @@ def load_gguf_transformer(spec: ModelSpec, path: Path, config_dir: Path, dtype: 
     check_gguf_file(path, spec, model_class, config_dir)
     return model_class.from_single_file(
         str(path),
-        quantization_config=GGUFQuantizationConfig(compute_dtype=dtype),
+        quantization_config=GGUFQuantizationConfig(compute_dtype=dtype),  # type: ignore[no-untyped-call]
         config=str(config_dir),
         torch_dtype=dtype,
         local_files_only=True,

@@ -166,7 +166,8 @@ def converted_names(model_class: Any, names: tuple[str, ...], expected: set[str]
 
     if set(names) <= expected:  # already in diffusers' names: diffusers loads them as they are
         return set(names)
-    mapping = SINGLE_FILE_LOADABLE_CLASSES.get(model_class.__name__, {}).get("checkpoint_mapping_fn")
+    entry: Any = SINGLE_FILE_LOADABLE_CLASSES.get(model_class.__name__)
+    mapping = entry.get("checkpoint_mapping_fn") if isinstance(entry, dict) else None
     if mapping is None:
         return set(names)
     # Stand-in tensors: the renames only split fused projections in three along the first axis.

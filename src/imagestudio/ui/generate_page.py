@@ -25,6 +25,7 @@ from imagestudio.ui.page_parts import RESULT_BUTTONS, RESULT_HEIGHT, model_choic
 from imagestudio.ui.presets import CUSTOM_SIZE, DEFAULT_SIZE, SIZE_PRESETS, SOURCE_SIZE, size_of
 from imagestudio.ui.style import lang_js
 from imagestudio.ui.texts import language
+from imagestudio.ui.weights_choice import follow_model, weights_dropdown, weights_value
 
 if TYPE_CHECKING:
     from imagestudio.storage.inputs import InputImage
@@ -71,6 +72,8 @@ class GeneratePage:
     source_box: Any = None
     #: Edit this / Vary this under the results (see ui/chain.py).
     actions: Any = None
+    #: Which weight variant runs (ui/weights_choice.py).
+    weights: Any = None
 
 
 def build(ctx: UIContext, default_model: str) -> GeneratePage:
@@ -111,6 +114,7 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
                     info=key("gen.size_info"),
                     elem_id="gen-size",
                 )
+            weights = weights_dropdown(ctx, "gen", default_model)
             model_err = slot("gen-model-error")
             with gr.Row(visible=False) as custom_row:
                 width = gr.Number(label=key("gen.width"), value=1024, precision=0, elem_id="gen-width")
@@ -195,6 +199,7 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
             errors={
                 "prompt": prompt_err,
                 "model": model_err,
+                "weights": model_err,
                 "width": size_err,
                 "height": size_err,
                 "size": size_err,
@@ -214,6 +219,7 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
         per_line=per_line,
         source_box=source_box,
         actions=actions,
+        weights=weights,
     )
     _wire(ctx, page, custom_row)
     clear_on_input(
@@ -241,6 +247,7 @@ def _wire(ctx: UIContext, page: GeneratePage, custom_row: Any) -> None:
     # after them and put the default back over the recalled value.
     page.model.input(_steps_for_model, page.model, page.steps, queue=False)
     page.model.change(lambda m: gr.Dropdown(info=model_info(ctx, m)), page.model, page.model, queue=False)
+    follow_model(page.model, page.weights)
     page.source_bad.change(
         lambda name, lang: _source_error(ctx, name, language(lang)),
         [page.source_bad, page.lang],
@@ -272,6 +279,7 @@ def _wire(ctx: UIContext, page: GeneratePage, custom_row: Any) -> None:
         page.source_bad,
         page.per_line,
         page.lang,
+        page.weights,
     ]
 
     def body(*values: Any, request: Any) -> Iterator[dict[Any, Any]]:
@@ -309,6 +317,7 @@ def _run(
     source_bad: str,
     per_line: bool,
     lang: str,
+    weights: str | None = None,
     *,
     request: Any,
 ) -> Iterator[dict[Any, Any]]:
@@ -330,6 +339,7 @@ def _run(
             improved=improved,
             source_bad=source_bad,
             per_line=per_line,
+            weights=weights,
         )
         from imagestudio.ui.common import client_of, submit_all
 
@@ -356,6 +366,7 @@ def page_requests(
     improved: dict[str, str] | None,
     source_bad: str = "",
     per_line: bool = False,
+    weights: str | None = None,
 ) -> list[GenerateRequest | EditRequest]:
     """The page's form as resolved requests, one per prompt (every check done; nothing queued yet).
 
@@ -376,6 +387,7 @@ def page_requests(
         "seed": seed,
         "count": int(count),
         "variety": float(variety or 0.0),
+        "weights": weights_value(weights),
         # A rewrite by Improve prompt is of the whole text; one prompt per line records none.
         "original_prompt": original_prompt(improved, prompt) if len(texts) == 1 else None,
     }
