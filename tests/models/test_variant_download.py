@@ -127,3 +127,35 @@ def test_variant_download_refusals_are_one_line(gguf_hub, mirror_settings, hub_c
             )
         assert refused.value.code == code and "\n" not in refused.value.message
     assert gguf_hub.gets() == []
+
+
+def test_verify_and_remove_one_variant(gguf_hub, mirror_settings, hub_cache, monkeypatch) -> None:
+    from huggingface_hub import constants
+
+    from imagestudio.models.removal import remove_model
+    from imagestudio.models.variant_state import plan_variant_removal, verify_variant
+
+    download_variant(
+        mirror_settings, "z-image-turbo", "gguf-q4_k_m", endpoint=gguf_hub.url, cache_dir=hub_cache
+    )
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub_cache))
+    report = verify_variant(mirror_settings, "z-image-turbo", "gguf-q4_k_m")
+    assert report.ok, report.summary()
+    assert "transformer" in report.components  # the base's transformer config is checked, not its weights
+
+    files = variant_files(SPEC, Q4, mirror_settings)
+    assert files is not None and files.gguf_file is not None
+    blob = files.gguf_file.resolve()
+    data = blob.read_bytes()
+    blob.write_bytes(data[:40])  # cut inside the header
+    broken = verify_variant(mirror_settings, "z-image-turbo", "gguf-q4_k_m")
+    assert not broken.ok and Q4.filename in broken.summary() and "\n" not in broken.summary()
+    blob.write_bytes(data)
+
+    removal = plan_variant_removal(mirror_settings, "z-image-turbo", "gguf-q4_k_m")
+    assert removal.paths == (repo_storage(Q4.repo_id, hub_cache),)  # not the base model it shares
+    remove_model(removal)
+    assert variant_files(SPEC, Q4, mirror_settings) is None
+    assert (repo_storage(TEST_REPO, hub_cache) / "snapshots").is_dir()
+    with pytest.raises(UserError):
+        plan_variant_removal(mirror_settings, "z-image-turbo", "bf16")

@@ -122,7 +122,7 @@ def list_models(request: Request) -> ModelsInfo:
             ModelStateInfo(
                 **state.as_json(),
                 variants=[
-                    VariantStateInfo(**row)  # type: ignore[arg-type]
+                    VariantStateInfo(**row)
                     for row in variant_listing(get_model(state.id), downloads.settings)
                 ],
             )

@@ -22,6 +22,9 @@ models_app = typer.Typer(help="List, locate, fetch, check and remove models.", n
 app.add_typer(models_app, name="models")
 
 ModelArgument = Annotated[str, typer.Argument(help="Model id (see `imagestudio models list`).")]
+WeightsOption = Annotated[
+    str, typer.Option("--weights", help="Weight variant (bf16: the model itself; gguf-q4_k_m, sdnq-uint4 …).")
+]
 
 #: Without a terminal (logs, CI) progress is a line at most this often, plus one per file.
 LINE_PROGRESS_INTERVAL_S = 2.0
@@ -138,11 +141,19 @@ def models_download(
 
 @models_app.command("verify")
 @friendly_errors
-def models_verify(model_id: ModelArgument, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+def models_verify(
+    model_id: ModelArgument,
+    weights: WeightsOption = "bf16",
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """Check that every file the model needs is there and whole (headers and configs only; fast)."""
     from imagestudio.models.state import fix_command, verify_model
     from imagestudio.registry import get_model
 
+    if weights != "bf16":
+        _verify_variant(load_config(config), model_id, weights, as_json)
+        return
     state, report = verify_model(load_config(config), model_id)
     if as_json:
         payload = {
@@ -163,18 +174,49 @@ def models_verify(model_id: ModelArgument, config: ConfigOption = None, as_json:
         raise typer.Exit(1)
 
 
+def _verify_variant(settings: Any, model_id: str, weights: str, as_json: bool) -> None:
+    from imagestudio.models.variant_state import verify_variant
+
+    report = verify_variant(settings, model_id, weights)
+    if as_json:
+        payload = {
+            "model": model_id,
+            "weights": weights,
+            "path": str(report.folder),
+            "ok": report.ok,
+            "problems": list(report.problems),
+        }
+        typer.echo(json.dumps(payload, ensure_ascii=False))
+    elif report.ok:
+        typer.echo(f"{model_id} {weights}: OK — {report.summary()} ({report.folder})")
+    else:
+        typer.echo(f"{model_id} {weights} at {report.folder} is incomplete:", err=True)
+        for problem in report.problems:
+            typer.echo(f"  {problem}", err=True)
+        typer.echo(f"run: imagestudio models download {model_id} --weights {weights}", err=True)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 @models_app.command("remove")
 @friendly_errors
 def models_remove(
     model_id: ModelArgument,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    weights: WeightsOption = "bf16",
     config: ConfigOption = None,
 ) -> None:
     """Delete a model's downloaded files (its hub cache entry and models-dir folder) to free the disk."""
     from imagestudio.errors import UserError
     from imagestudio.models.removal import plan_removal, remove_model
+    from imagestudio.models.variant_state import plan_variant_removal
 
-    removal = plan_removal(load_config(config), model_id)
+    settings = load_config(config)
+    removal = (
+        plan_removal(settings, model_id)
+        if weights == "bf16"
+        else plan_variant_removal(settings, model_id, weights)
+    )
     if not removal.paths:
         typer.echo(f"{model_id}: nothing to remove")
         return

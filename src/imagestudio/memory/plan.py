@@ -503,7 +503,7 @@ def check_variant(
     else:
         return variant
     message, code, extra = problem
-    details = {"key": key, "model": spec.id, "weights": name, **extra}
+    details: dict[str, object] = {"key": key, "model": spec.id, "weights": name, **extra}
     if requested:
         from imagestudio.errors import InvalidRequest
 

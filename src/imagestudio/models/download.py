@@ -521,21 +521,19 @@ def download_variant(
             details={"model": spec.id, "weights": variant.name},
         )
     started = time.perf_counter()
-    options = {"endpoint": endpoint, "cache_dir": cache_dir}
+    hub: dict[str, Any] = {"endpoint": endpoint, "cache_dir": cache_dir}
     plans = []
     if variant.format == "gguf":
+        assert variant.filename is not None
         if settings.model(spec.id).path is None:  # a configured base folder is used as it is
             plans.append(
-                plan_download(settings, model_id, revision=revision, skip_weights=("transformer",), **options)
+                plan_download(settings, model_id, revision=revision, skip_weights=("transformer",), **hub)
             )
-        assert variant.filename is not None
         plans.append(
-            plan_download(
-                settings, model_id, repo_id=variant.repo_id, files_only=(variant.filename,), **options
-            )
+            plan_download(settings, model_id, repo_id=variant.repo_id, files_only=(variant.filename,), **hub)
         )
     else:
-        plans.append(plan_download(settings, model_id, repo_id=variant.repo_id, **options))
+        plans.append(plan_download(settings, model_id, repo_id=variant.repo_id, **hub))
     keep_free = int(settings.downloads.min_free_gb * 1000**3)
     needed = sum(plan.fetch_bytes for plan in plans)
     what = f"{spec.id} {variant.name}"

@@ -163,11 +163,12 @@ def present_variants(spec: ModelSpec, settings: Settings) -> list[WeightVariant]
 
 
 def auto_variant(spec: ModelSpec, settings: Settings) -> WeightVariant:
-    """The variant ``weights: auto`` runs: ``bf16`` if present, else the first present one in registry order.
+    """``weights: auto`` where no memory plan is made (the prompt enhancer's encoder): ``bf16`` if present,
+    else the first present one in registry order.
 
-    The single place that decides ``auto``; the memory planner's choice among present variants replaces
-    this rule. With nothing present it is ``bf16``, whose absence the loader reports with the download
-    command.
+    Jobs run the memory planner's choice instead (:meth:`imagestudio.memory.planner.MemoryPlanner.
+    variant_choices`, carried by the plan: see :mod:`imagestudio.engine.weights`). With nothing present it
+    is ``bf16``, whose absence the loader reports with the download command.
     """
     present = present_variants(spec, settings)
     return present[0] if present else spec.weight_variants[0]
