@@ -26,7 +26,7 @@ SRC = HERE.parent.parent / "src"
 
 
 #: Tests here that need no Ray (the head's queue over stand-in workers): always collected.
-WITHOUT_RAY = frozenset({"test_cluster_queue.py"})
+WITHOUT_RAY = frozenset({"test_cluster_queue.py", "test_cluster_capacity.py"})
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:

@@ -59,3 +59,16 @@ def test_each_worker_is_a_row_with_what_it_holds_and_does() -> None:
         assert value in first, value
     assert "cpu" in second and "job-7" not in second
     assert "42 s ago" in workers_html(_ctx(), listed, "en", now=1042.0)
+
+
+def test_each_worker_shows_what_its_box_can_run_and_its_simulated_card() -> None:
+    plans = (
+        {"model": "tiny-qwen-image-edit", "fits": True, "plan": "full, bf16 weights"},
+        {"model": "tiny-z-image", "fits": False, "plan": "does not fit: needs 1.1 GB of card memory"},
+    )
+    memory = {"name": "simulated 2.05 GB CUDA card", "simulated": True, "vram_total_gb": 2.05}
+    status = _status("w0", gpu=None, device="cpu", plans=plans, memory=memory, address="198.18.0.3")
+    html = workers_html(_ctx(), workers(_Cluster([status])), "en", now=1042.0)
+    assert "Can run" in html and "198.18.0.3" in html and "simulated 2.05 GB CUDA card" in html
+    assert "✓ tiny-qwen-image-edit: full, bf16 weights" in html
+    assert "✗ tiny-z-image: does not fit" in html

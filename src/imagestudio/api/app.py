@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from imagestudio import __version__
-from imagestudio.api import a1111, history, jobs, models, openai_images, prompts, system
+from imagestudio.api import a1111, history, jobs, metrics, models, openai_images, prompts, system
 from imagestudio.api.browser_guard import HostGuard, OriginGuard
 from imagestudio.api.clients import ClientTag, StreamLimiter
 from imagestudio.api.errors import install_error_handlers
@@ -87,6 +87,8 @@ def create_app(
     install_error_handlers(app)
     for router in (openai_images.router, jobs.router, history.router, system.router, models.router):
         app.include_router(router)
+    app.state.metrics = metrics.StudioMetrics(services.queue)
+    app.include_router(metrics.router)
     app.include_router(prompts.router)
     a1111.install(app, services)
 

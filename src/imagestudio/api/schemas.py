@@ -341,6 +341,16 @@ class LoadedModelInfo(BaseModel):
     load_seconds: float
 
 
+class WorkerModelPlan(BaseModel):
+    """How one model would run on one worker's box (the doctor's planner, for that box's memory)."""
+
+    model: str
+    fits: bool = Field(description="False: the scheduler never sends this model to this worker.")
+    plan: str = Field(description="The plan in a few words, or why it does not fit.")
+    predicted_peak_vram_gb: float
+    predicted_peak_ram_gb: float
+
+
 class WorkerInfo(BaseModel):
     """One GPU worker of the cluster backend (``cluster.backend: ray``)."""
 
@@ -354,6 +364,14 @@ class WorkerInfo(BaseModel):
     jobs_done: int
     last_answer_at: float | None = Field(description="Unix time of its last step or result.")
     memory_plan: str | None = Field(description="How its last job was placed in memory.")
+    address: str | None = Field(None, description="Its node's address on the cluster's network.")
+    memory: dict[str, Any] = Field(
+        default_factory=dict, description="Its box's card and RAM (simulated: true under --simulate-vram)."
+    )
+    plans: list[WorkerModelPlan] = Field(
+        default_factory=list, description="Each model on its disk and how it would run there."
+    )
+    loads: dict[str, int] = Field(default_factory=dict, description="Model loads so far, per model.")
 
 
 class SystemInfo(BaseModel):

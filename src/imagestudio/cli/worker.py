@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -38,13 +39,45 @@ def worker(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the command instead of running it.")
     ] = False,
+    simulate_vram: Annotated[
+        float | None,
+        typer.Option("--simulate-vram", help="Plan (and be scheduled) as a CUDA card of this many GB."),
+    ] = None,
+    simulate_ram: Annotated[
+        float | None, typer.Option("--simulate-ram", help="Plan (and be scheduled) with this many GB of RAM.")
+    ] = None,
+    dead_after: Annotated[
+        float | None,
+        typer.Option(
+            "--dead-after",
+            min=2,
+            max=600,
+            help="(--head) Count a silent box dead after about this many seconds (Ray's default: 30-65).",
+        ),
+    ] = None,
+    rejoin: Annotated[
+        bool,
+        typer.Option(
+            "--rejoin/--no-rejoin",
+            help="(--connect) Join again when the cluster drops this box (a lost link, a restarted head).",
+        ),
+    ] = True,
 ) -> None:
     """Join a studio's cluster (--connect HEAD:PORT) or start its head node (--head); docs/scale-out.md."""
-    from imagestudio.cluster.boxes import default_slots, explain_failure, start_command, versions
+    from imagestudio.cluster.boxes import (
+        box_environment,
+        default_slots,
+        ensure_head_token,
+        explain_failure,
+        start_command,
+        versions,
+    )
 
     python, ray = versions()
     if config is not None and not config.is_file():
         fail(f"--config {config} is not a file", 2)
+    if head and not dry_run and not os.environ.get("RAY_AUTH_TOKEN"):
+        token_file = ensure_head_token(token_file)
     if token_file is not None and not token_file.is_file():
         fail(f"--token-file {token_file} is not a file", 2)
     slots, gpus = default_slots() if workers is None else (workers, min(workers, default_slots()[1]))
@@ -59,6 +92,10 @@ def worker(
         token_file=token_file,
         config=config,
     )
+    for flag, value in (("--simulate-vram", simulate_vram), ("--simulate-ram", simulate_ram)):
+        if value is not None and value <= 0:
+            fail(f"{flag} {value:g} must be a positive number of GB", 2)
+    command.env.update(box_environment(simulate_vram, simulate_ram, dead_after if head else None))
     typer.echo(f"this box: Python {python}, Ray {ray}, {slots} worker slot(s), {gpus} GPU(s)", err=True)
     typer.echo("every box and the head must run the same Python and Ray versions", err=True)
     if dry_run:
@@ -67,24 +104,44 @@ def worker(
     if head:
         typer.echo(
             f"head starting on port {port}; on each box run: imagestudio worker --connect "
-            f"{node_ip or 'THIS-MACHINE'}:{port} --token-file <a copy of ~/.ray/auth_token from here>; "
+            f"{node_ip or 'THIS-MACHINE'}:{port} --token-file <a copy of {token_file}>; "
             "then serve with cluster.backend: ray and cluster.address set to the same HOST:PORT",
             err=True,
         )
-    # The output is teed so a failure can be explained in one line (version mismatch, bad token…).
-    process = subprocess.Popen(
-        command.argv,
-        env={**os.environ, **command.env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    seen: list[str] = []
-    for line in process.stdout:
-        seen.append(line)
-        typer.echo(line, nl=False, err=True)
-    code = process.wait()
+    while True:
+        code, seen, joined = _run_ray(command.argv, {**os.environ, **command.env})
+        if code == 0 or head:
+            break
+        if joined and rejoin:
+            # The cluster dropped this box (a link down longer than the head's health checks, or a
+            # restarted head): Ray does not let a node it counted dead come back, so join as a new one.
+            typer.echo(
+                f"error: this box left the cluster (ray start exited with {code}); joining again", err=True
+            )
+            time.sleep(REJOIN_PAUSE_S)
+            continue
+        break
     if code != 0:
         reason = explain_failure("".join(seen[-200:]), python, ray)
+        if joined and not head:
+            reason = f"this box lost the cluster at {connect} and left it (ray start exited with {code})"
         fail(reason or f"ray start exited with {code} (its output is above)", 1)
+
+
+#: Pause before joining again after the cluster dropped this box.
+REJOIN_PAUSE_S = 2.0
+#: What ``ray start`` prints once the node is up (before that, a failure is a refusal to join).
+JOINED = "Ray runtime started"
+
+
+def _run_ray(argv: list[str], env: dict[str, str]) -> tuple[int, list[str], bool]:
+    """Run ``ray start --block`` teeing its output (a failure is explained from it in one line)."""
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    seen: list[str] = []
+    joined = False
+    for line in process.stdout:
+        seen.append(line)
+        joined = joined or JOINED in line
+        typer.echo(line, nl=False, err=True)
+    return process.wait(), seen, joined

@@ -85,6 +85,51 @@ def start_command(
     return StartCommand(argv, env)
 
 
+def ensure_head_token(token_file: Path | None, home: Path | None = None) -> Path:
+    """The head's auth token file, made (random, owner-only) when missing: ``ray start --head`` with
+    token auth refuses to start without one, and the boxes need a copy of it to join."""
+    import os
+    import secrets
+
+    path = token_file or (home or Path.home()) / ".ray" / "auth_token"
+    path = path.expanduser()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        made = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(made, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(secrets.token_hex(32))
+        made.replace(path)
+    return path.resolve()
+
+
+def box_environment(
+    simulate_vram: float | None = None, simulate_ram: float | None = None, dead_after_s: float | None = None
+) -> dict[str, str]:
+    """Extra environment for ``ray start``: what the box's worker actors plan for, and (on the head)
+    how soon a silent box is counted dead.
+
+    Ray's head counts a node dead after ``health_check_failure_threshold`` failed checks, each taking
+    up to ``health_check_timeout_ms`` plus ``health_check_period_ms``; its defaults (5, 10 s, 3 s) take
+    30-65 s for a box whose link went down. ``dead_after_s`` sets 1 s checks and 1 s timeouts, so the
+    head notices after about that many seconds (at the cost of counting a box dead that stalls as long).
+    """
+    from imagestudio.cluster.capacity import SIMULATE_ENV
+
+    env: dict[str, str] = {}
+    if simulate_vram is not None or simulate_ram is not None:
+        env[SIMULATE_ENV] = (
+            f"{'' if simulate_vram is None else simulate_vram},{'' if simulate_ram is None else simulate_ram}"
+        )
+    if dead_after_s is not None:
+        env.update(
+            RAY_health_check_period_ms="1000",
+            RAY_health_check_timeout_ms="1000",
+            RAY_health_check_failure_threshold=str(max(1, round(dead_after_s / 2))),
+        )
+    return env
+
+
 def explain_failure(output: str, python: str, ray: str) -> str | None:
     """A one-line reason for a failed ``ray start``, for the failures people hit; None otherwise."""
     text = output.lower()

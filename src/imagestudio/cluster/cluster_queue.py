@@ -64,6 +64,8 @@ class _Seat:
     joined_at: float = field(default_factory=time.time)
     last_answer_at: float | None = None
     last_extra: dict[str, Any] = field(default_factory=dict)
+    #: Every model load it reported, in order.
+    loaded: tuple[str, ...] = ()
     thread: threading.Thread | None = None
 
 
@@ -81,6 +83,12 @@ class WorkerStatus:
     jobs_done: int
     last_answer_at: float | None
     memory_plan: str | None
+    address: str | None = None
+    #: Its memory and each model's plan there (``capacity.memory_summary`` / ``ModelFit.as_dict``).
+    memory: dict[str, Any] = field(default_factory=dict)
+    plans: tuple[dict[str, Any], ...] = ()
+    #: Model loads so far, per model.
+    loads: dict[str, int] = field(default_factory=dict)
 
 
 class ClusterQueue(JobBook):
@@ -199,6 +207,10 @@ class ClusterQueue(JobBook):
                     jobs_done=seat.jobs_done,
                     last_answer_at=seat.last_answer_at,
                     memory_plan=(seat.last_extra.get("memory") or {}).get("plan"),
+                    address=seat.info.address,
+                    memory=dict(seat.info.memory),
+                    plans=tuple(fit.as_dict() for fit in seat.info.plans),
+                    loads={model: seat.loaded.count(model) for model in dict.fromkeys(seat.loaded)},
                 )
                 for seat in self._seats.values()
             ]
@@ -263,11 +275,27 @@ class ClusterQueue(JobBook):
                 held_by_others={s.model for s in others if s.model is not None},
                 held_by_idle_others={s.model for s in others if s.model is not None and s.job is None},
                 can_hold=lambda model: model is None or model in seat.info.models,
+                faster_idle_elsewhere=self._faster_idle_elsewhere(seat),
             )
             if job is not None:
                 self._pending.remove(job)
                 return job
             self._wake.wait()
+
+    def _faster_idle_elsewhere(self, seat: _Seat) -> set[str]:
+        """(lock held) Models an idle other worker runs faster than ``seat`` would, as planned."""
+        idle = [s for s in self._seats.values() if s is not seat and s.job is None]
+        faster = set()
+        for model in seat.info.models:
+            mine = seat.info.cost(model)
+            if mine is None:
+                continue
+            for other in idle:
+                theirs = other.info.cost(model)
+                if model in other.info.models and theirs is not None and theirs < mine:
+                    faster.add(model)
+                    break
+        return faster
 
     def _served(
         self,
@@ -292,6 +320,7 @@ class ClusterQueue(JobBook):
                 seat.jobs_done += 1
                 seat.last_extra = work.extra
                 seat.model = work.model
+                seat.loaded = work.loaded or seat.loaded
         self._finish(job, state, error, result)
 
     def _save(self, work: WorkResult) -> StudioResult:
@@ -370,7 +399,8 @@ class ClusterQueue(JobBook):
         if self._seats:
             message = (
                 f"no worker can run {job.model}: none of the {len(self._seats)} connected workers has "
-                "it on its disk (download it on a worker box, or connect one that has it)"
+                "it on its disk with the memory to run it (/api/system shows each box's plans; download "
+                "it on a box that fits it, or connect one)"
             )
             return JobError(
                 message, "service_unavailable", 503, code="no_worker_for_model", details={"model": job.model}

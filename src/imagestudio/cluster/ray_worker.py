@@ -19,11 +19,14 @@ import queue
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imagestudio.cluster.boxes import WORKER_CONFIG_ENV
+from imagestudio.cluster.capacity import SIMULATE_ENV, box_hardware, box_plans, memory_summary
 from imagestudio.cluster.work import OutputImage, StepReport, WorkerInfo, WorkResult
 from imagestudio.errors import JobCancelled
 from imagestudio.jobs.failures import job_error
@@ -37,6 +40,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Test-only: seconds each step of a tiny model waits (see :func:`tiny_step_wait_s`); set on a box.
+TINY_STEP_WAIT_ENV = "IMAGESTUDIO_TINY_STEP_WAIT_S"
 #: How often the relaying thread looks at Ray's cancel flag while the studio computes a step.
 CANCEL_POLL_S = 0.05
 
@@ -80,12 +85,24 @@ class StudioWorker:
             import torch
 
             gpu = torch.cuda.get_device_name()
-        models = tuple(
+        on_disk = tuple(
             spec.id
             for spec in MODELS.values()
             if spec.tiny or find_model_dir(spec, self.settings, build_tiny=False) is not None
         )
-        return WorkerInfo(self.name, socket.gethostname(), device, gpu, models, os.getpid())
+        hardware = box_hardware(self.settings, os.environ.get(SIMULATE_ENV))
+        plans = box_plans(self.settings, hardware, device, on_disk)
+        return WorkerInfo(
+            self.name,
+            socket.gethostname(),
+            device,
+            gpu,
+            tuple(fit.model for fit in plans if fit.fits),
+            os.getpid(),
+            memory=memory_summary(hardware),
+            plans=plans,
+            address=_node_address(),
+        )
 
     def stats(self) -> dict[str, Any]:
         """Loads so far and the resident model (for tests and the benchmark)."""
@@ -158,8 +175,11 @@ class StudioWorker:
 
         studio = self.studio
         before = studio.manager.resident
+        wait_s = tiny_step_wait_s(request)
 
         def on_step(step: StepProgress) -> None:
+            if wait_s:
+                time.sleep(wait_s)
             steps.put(StepReport(step.image, step.images, step.step, step.steps, self._preview(step)))
 
         with tempfile.TemporaryDirectory(prefix="imagestudio-worker-") as scratch:
@@ -168,7 +188,7 @@ class StudioWorker:
             if after is not None and (before is None or before is not after):
                 self.loads += 1
                 self.loaded.append(after.spec.id)
-            return _work_result(result)
+            return replace(_work_result(result), loaded=tuple(self.loaded))
 
     def _preview(self, step: StepProgress) -> Any:
         if self.preview is None:
@@ -189,6 +209,34 @@ def _work_result(result: StudioResult) -> WorkResult:
         png, meta = saved.path.read_bytes(), saved.metadata
         images.append(OutputImage(png, saved.path.stem, saved.seed, saved.width, saved.height, meta))
     return WorkResult(result.model, tuple(images), result.elapsed_s, result.extra)
+
+
+def tiny_step_wait_s(request: JobRequest) -> float:
+    """The test-only pause per step for the tiny models (``TINY_STEP_WAIT_ENV``; 0, i.e. off, by default).
+
+    On a 2-core machine the tiny models are compute-bound, so more workers cannot run them faster; a
+    pause per step (a sleep, which leaves the CPU free) gives them a GPU-like shape, where a step's time
+    is spent off the host's cores, so a benchmark measures the cluster rather than the CPU.
+    """
+    from imagestudio.registry import MODELS
+
+    spec = MODELS.get(str(getattr(request, "model", "")))
+    if spec is None or not spec.tiny:
+        return 0.0
+    try:
+        return max(0.0, float(os.environ.get(TINY_STEP_WAIT_ENV, "0") or 0))
+    except ValueError:
+        return 0.0
+
+
+def _node_address() -> str | None:
+    """This box's address in the cluster (boxes may share a host name, e.g. in containers)."""
+    try:
+        import ray
+
+        return str(ray.util.get_node_ip_address())
+    except Exception:  # noqa: BLE001 - only a label for /api/system
+        return None
 
 
 def _worker_settings(head: dict[str, Any]) -> Settings:

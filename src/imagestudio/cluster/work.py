@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from imagestudio.jobs.model import JobError
 
 if TYPE_CHECKING:
+    from imagestudio.cluster.capacity import ModelFit
     from imagestudio.jobs.model import JobRequest
 
 
@@ -58,6 +59,8 @@ class WorkResult:
     images: tuple[OutputImage, ...]
     elapsed_s: float
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Every model load this worker made so far, in order (the head counts loads per worker from it).
+    loaded: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -69,9 +72,18 @@ class WorkerInfo:
     device: str
     #: The accelerator's name (``NVIDIA GeForce RTX 4090``), None on CPU.
     gpu: str | None
-    #: Models this worker can load: those on its own disk (tiny test models always).
+    #: Models this worker can run: on its own disk (tiny test models always) and fitting its memory.
     models: tuple[str, ...]
     pid: int | None = None
+    #: Its memory (``capacity.memory_summary``) and the plan of each model on its disk, fitting or not.
+    memory: dict[str, Any] = field(default_factory=dict)
+    plans: tuple[ModelFit, ...] = ()
+    #: Its node's address on the cluster's network.
+    address: str | None = None
+
+    def cost(self, model: str | None) -> tuple[float, int] | None:
+        """How fast ``model`` runs here as planned (lower is faster); None when unknown."""
+        return next((fit.cost for fit in self.plans if fit.model == model), None)
 
 
 StepSink = Callable[[StepReport], None]

@@ -360,6 +360,15 @@ def render(ctx: UIContext, info: dict[str, Any], lang: str) -> tuple[Any, ...]:
     return device, memory, loaded, checks, models, downloadable
 
 
+def _can_run(plans: Any, t: Any, lang: str) -> str:
+    """``tiny-z-image: full, bf16 weights; qwen…: does not fit …`` — each model and its plan on the box."""
+    said = []
+    for plan in plans:
+        mark = "✓" if plan.get("fits") else "✗"
+        said.append(f"{mark} {plan.get('model')}: {plan.get('plan')}")
+    return "; ".join(said) or "—"
+
+
 def workers_html(ctx: UIContext, workers: list[dict[str, Any]], lang: str, now: float | None = None) -> str:
     """The cluster's workers (``cluster.backend: ray``): where each runs, what it holds and does, and
     when it last answered; nothing with the in-process queue."""
@@ -370,20 +379,25 @@ def workers_html(ctx: UIContext, workers: list[dict[str, Any]], lang: str, now: 
     t = ctx.t
     now = time.time() if now is None else now
     keys = ("sys.col_worker", "sys.col_host", "sys.col_gpu", "sys.col_model", "sys.col_job", "sys.col_done")
-    head = "".join(f"<th>{escape(t(k, lang))}</th>" for k in (*keys, "sys.col_answer", "sys.k.plan"))
+    columns = (*keys, "sys.col_answer", "sys.k.plan", "sys.col_can_run")
+    head = "".join(f"<th>{escape(t(k, lang))}</th>" for k in columns)
     rows = []
     for worker in workers:
         answered = worker.get("last_answer_at")
         ago = t("sys.seconds_ago", lang, seconds=f"{max(0.0, now - answered):.0f}") if answered else "—"
+        memory = worker.get("memory") or {}
+        # A box planning for a simulated card (worker --simulate-vram) says so instead of its real device.
+        card = worker.get("gpu") or (memory.get("name") if memory.get("simulated") else None)
         cells = (
             worker.get("name"),
-            worker.get("host"),
-            worker.get("gpu") or worker.get("device"),
+            worker.get("address") or worker.get("host"),
+            card or worker.get("device"),
             worker.get("model") or "—",
             worker.get("job") or "—",
             worker.get("jobs_done", 0),
             ago,
             worker.get("memory_plan") or "—",
+            _can_run(worker.get("plans") or (), t, lang),
         )
         row = "".join(f"<td>{escape(str(cell))}</td>" for cell in cells)
         rows.append(f"<tr data-worker='{escape(str(worker.get('name')))}'>{row}</tr>")
