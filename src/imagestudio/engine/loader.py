@@ -154,7 +154,7 @@ def require_variant_files(spec: ModelSpec, variant: WeightVariant, settings: Set
         f"models download {spec.id} --weights {variant.name} — or set models.{spec.id}.weights_paths."
         f"{variant.name} in config.yaml",
         param="weights",
-        code="model_missing",
+        code="variant_missing",
         details={"model": spec.id, "weights": variant.name},
     )
 
