@@ -12,6 +12,8 @@ from pathlib import Path
 
 BEGIN = "<!-- predictions:begin -->"
 END = "<!-- predictions:end -->"
+VARIANTS_BEGIN = "<!-- variants:begin -->"
+VARIANTS_END = "<!-- variants:end -->"
 
 CARDS_GB = (6, 8, 12, 16, 24, 48, 80)
 TABLE_RAM_GB = 64
@@ -107,6 +109,121 @@ def published_table() -> str:
     return "\n".join(lines)
 
 
+#: The machines of the weight-variant tables: cards × RAM, GB.
+VARIANT_CARDS_GB = (8, 12, 16, 24)
+VARIANT_RAMS_GB = (16, 32, 64)
+
+
+def _variant_planner(vram_gb: float, ram_gb: float, device: dict[str, object] | None = None):
+    from imagestudio.config import DeviceSettings, Settings
+    from imagestudio.hardware import Hardware, simulate_hardware
+    from imagestudio.memory.plan import Environment
+    from imagestudio.memory.planner import MemoryPlanner
+
+    ram = int(ram_gb * GIB)
+    base = Hardware("cpu", "table", 0, 0, True, None, ram, ram, None)
+    settings = Settings(device=DeviceSettings(**(device or {})))
+    # gguf and sdnq installed, no other quantizer; no variant "present" (published sizes): the same table
+    # whoever generates it, whatever their disk holds.
+    environment = Environment(variants=frozenset({"gguf", "sdnq"}))
+    return MemoryPlanner(
+        settings, simulate_hardware(base, vram_gb, ram_gb), "cuda", environment, lambda spec, _s: {}
+    )
+
+
+def recommendations_table(model_id: str) -> str:
+    """Per machine: the variant the doctor recommends, its plan, and every variant that fits there."""
+    from imagestudio.registry import MODELS
+
+    spec = MODELS[model_id]
+    names = tuple(v.name for v in spec.weight_variants)
+    lines = [
+        "| card | RAM | recommended | plan | peak VRAM | peak RAM | PCIe / image | variants that fit |",
+        "|---:|---:|---|---|---:|---:|---:|---|",
+    ]
+    for vram in VARIANT_CARDS_GB:
+        for ram in VARIANT_RAMS_GB:
+            planner = _variant_planner(vram, ram)
+            best = planner.plan(spec, variants=names)
+            fitting = [name for name in names if planner.plan(spec, variants=(name,)).fits]
+            shown = best.variant if best.fits else "none fits"
+            lines.append(
+                f"| {vram} GB | {ram} GB | {shown} | {best.describe()} | "
+                f"{best.predicted_peak_vram_gb:.1f} GB | {best.predicted_peak_ram_gb:.1f} GB | "
+                f"{best.transfer_gb_per_image:.0f} GB | "
+                f"{', '.join(fitting) or '-'} |"
+            )
+    return "\n".join(lines)
+
+
+def variants_table(model_id: str, vram_gb: float, ram_gb: float) -> str:
+    """``imagestudio doctor``'s variant table of one model on one machine."""
+    from imagestudio.doctor import variant_rows
+    from imagestudio.registry import MODELS
+
+    rows, _best = variant_rows(_variant_planner(vram_gb, ram_gb), MODELS[model_id])
+    lines = [
+        "| variant | download | fits | plan | peak VRAM | peak RAM | PCIe / image | quality (source) |",
+        "|---|---:|:---:|---|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        plan = row.plan
+        lines.append(
+            f"| {row.variant.name} | {row.download_bytes / 1e9:.1f} GB | {'yes' if plan.fits else 'no'} | "
+            f"{plan.describe()} | {plan.predicted_peak_vram_gb:.1f} GB | "
+            f"{plan.predicted_peak_ram_gb:.1f} GB | {plan.transfer_gb_per_image:.0f} GB | "
+            f"{row.variant.quality} ({row.variant.quality_source}) |"
+        )
+    return "\n".join(lines)
+
+
+#: Published figures for quantized Z-Image-Turbo (asomoza/diffusers-recipes, RTX 5090, 1024², diffusers),
+#: as the project's notes give them: VRAM / RAM in GB.
+PUBLISHED_VARIANTS = (
+    ("GGUF Q8_0 + model offload", "gguf-q8_0", "model_offload", "8.53 GB / 16.4 GB"),
+    ("GGUF Q4_K_M + 4-bit text encoder + model offload", "gguf-q4_k_m", "model_offload", "6.42 GB / 9.6 GB"),
+)
+
+
+def published_variants_table() -> str:
+    from imagestudio.registry import MODELS
+
+    lines = ["| Z-Image-Turbo | published VRAM / RAM | predicted here (VRAM / RAM) |", "|---|---|---|"]
+    for label, variant, profile, published in PUBLISHED_VARIANTS:
+        plan = _variant_planner(32, 64, {"memory_profile": profile}).plan(
+            MODELS["z-image-turbo"], variants=(variant,)
+        )
+        lines.append(
+            f"| {label} | {published} | {plan.predicted_peak_vram_gb:.1f} / {plan.predicted_peak_ram_gb:.1f} "
+            f"GiB ({plan.text_encoder_weights} text encoder) |"
+        )
+    return "\n".join(lines)
+
+
+def generated_variants_section() -> str:
+    parts = [
+        VARIANTS_BEGIN,
+        "**Recommended weight variant per machine** (`imagestudio doctor --simulate-vram V "
+        "--simulate-ram R`; same workloads as above; variants not downloaded are sized from their "
+        "published file sizes):",
+    ]
+    for model_id in MODELS_IN_TABLE:
+        parts += [f"*{model_id}*", recommendations_table(model_id)]
+    for vram, ram in ((8, 32), (8, 16)):
+        for model_id in MODELS_IN_TABLE:
+            parts += [
+                f"*{model_id}, {vram} GB card, {ram} GB RAM — every variant:*",
+                variants_table(model_id, vram, ram),
+            ]
+    parts += [
+        "**Against published figures** (a user's measurements, labelled as published; predicted here for a "
+        "32 GB card with the profile forced, the text encoder as the plan picks it):",
+        published_variants_table(),
+        VARIANTS_END,
+    ]
+    return "\n\n".join(parts)
+
+
 def generated_section() -> str:
     return "\n\n".join(
         [
@@ -126,10 +243,12 @@ def generated_section() -> str:
 
 
 def rewrite(path: Path) -> bool:
-    """Replace the generated section of ``path``; returns whether the file changed."""
+    """Replace the generated sections of ``path``; returns whether the file changed."""
     text = path.read_text(encoding="utf-8")
     start, end = text.index(BEGIN), text.index(END) + len(END)
     updated = text[:start] + generated_section() + text[end:]
+    start, end = updated.index(VARIANTS_BEGIN), updated.index(VARIANTS_END) + len(VARIANTS_END)
+    updated = updated[:start] + generated_variants_section() + updated[end:]
     if updated != text:
         path.write_text(updated, encoding="utf-8")
     return updated != text

@@ -79,6 +79,17 @@ class ModelSettings(_Section):
         None, description="A diffusers-format folder with this model; when set, no hub cache is consulted."
     )
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) to use.")
+    weights: str = Field(
+        "auto",
+        pattern=r"^[a-z0-9][a-z0-9_.-]*$",
+        description="Weight variant to run: auto, bf16, or one of the model's GGUF/SDNQ variants "
+        "(gguf-q4_k_m, sdnq-uint4 …; `imagestudio models list` names them). auto runs the best one present.",
+    )
+    weights_paths: dict[str, Path] = Field(
+        default_factory=dict,
+        description="Where a variant's files are when not in the models folder or the hub cache: variant "
+        "name → a .gguf file (GGUF variants) or a pipeline folder (SDNQ variants).",
+    )
     repo: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$",
@@ -502,6 +513,12 @@ class Settings(_Section):
             for key in ("reference_vae_area", "reference_condition_area"):
                 if getattr(options, key) is not None and not is_edit:
                     raise ValueError(f"{key} only applies to edit models; {model_id} is not one")
+            names = [v.name for v in MODELS[model_id].weight_variants]
+            for name in ([options.weights] if options.weights != "auto" else []) + list(
+                options.weights_paths
+            ):
+                if name not in names:
+                    raise ValueError(f"{model_id} has no weights {name!r}; valid: auto, {', '.join(names)}")
         return value
 
     def model(self, model_id: str) -> ModelSettings:
@@ -699,6 +716,11 @@ def load_settings(
         settings.server.api_key = SecretStr(env[API_KEY_ENV].strip())
     for model_id, model in settings.models.items():
         model.path = _anchor(model.path, base)
+        model.weights_paths = {
+            name: anchored
+            for name, where in model.weights_paths.items()
+            if (anchored := _anchor(where, base)) is not None
+        }
         if model.torch_dtype == "float16":
             log.warning(
                 "models.%s.torch_dtype is float16: both models are known to give NaN/black images in "

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from imagestudio.errors import ConfigError
-from imagestudio.registry import ModelSpec, diffusers_version, get_model, z_image_turbo_steps
+from imagestudio.registry import ModelSpec, WeightVariant, diffusers_version, get_model, z_image_turbo_steps
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
     from imagestudio.hardware import Hardware
     from imagestudio.memory.plan import MemoryPlan
+    from imagestudio.memory.variant_sizes import VariantBytes
 
 Status = Literal["ok", "warn", "fail"]
 ICONS: dict[str, str] = {"ok": "✅", "warn": "⚠️", "fail": "❌"}
@@ -124,12 +125,55 @@ def need_and_have(need: float, have: float) -> tuple[str, str]:
 
 
 @dataclass(frozen=True)
+class VariantRow:
+    """One weight variant of a model on this machine: its download, its best plan here, its quality."""
+
+    variant: WeightVariant
+    plan: MemoryPlan
+    download_bytes: int
+    sized: VariantBytes
+
+    @property
+    def present(self) -> bool:
+        return self.sized.present
+
+    def as_dict(self) -> dict[str, Any]:
+        plan = self.plan
+        return {
+            "variant": self.variant.name,
+            "format": self.variant.format,
+            "download_gb": round(self.download_bytes / 1000**3, 2),
+            "present": self.present,
+            "size_source": self.sized.transformer_source,
+            "fits": plan.fits,
+            "plan": plan.describe(),
+            "profile": plan.profile,
+            "text_encoder_weights": plan.text_encoder_weights,
+            "predicted_peak_vram_gb": plan.predicted_peak_vram_gb,
+            "predicted_peak_ram_gb": plan.predicted_peak_ram_gb,
+            "transfer_gb_per_image": plan.transfer_gb_per_image,
+            "transformer_gb": round(plan.transformer_bytes / GIB, 2),
+            "quality": self.variant.quality,
+            "quality_source": self.variant.quality_source,
+        }
+
+
+@dataclass(frozen=True)
 class ModelReport:
     spec: ModelSpec
     plan: MemoryPlan
     params: dict[str, int]
     downloaded: bool
     checks: list[Check] = field(default_factory=list)
+    #: Every weight variant, planned for this machine as if it were downloaded.
+    variants: list[VariantRow] = field(default_factory=list)
+    #: The plan ``auto`` would pick with every variant downloaded: its variant is the one to get.
+    best: MemoryPlan | None = None
+
+    @property
+    def recommended(self) -> str | None:
+        """The variant to download for this machine (None: none fits)."""
+        return self.best.variant if self.best is not None and self.best.fits else None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -139,6 +183,9 @@ class ModelReport:
             "vae_params": self.params["vae"],
             "downloaded": self.downloaded,
             "checks": [c.as_dict() for c in self.checks],
+            "variants": [row.as_dict() for row in self.variants],
+            "recommended_variant": self.recommended,
+            "recommended_plan": self.best.as_dict() if self.best is not None else None,
         }
 
 
@@ -285,6 +332,26 @@ def plan_check(plan: MemoryPlan) -> Check:
     return Check(plan.model_id, status, code, details)  # type: ignore[arg-type]
 
 
+def variant_rows(planner: Any, spec: ModelSpec) -> tuple[list[VariantRow], MemoryPlan]:
+    """Each variant's best plan here (as if downloaded), and the best plan with all of them to choose from."""
+    from imagestudio.memory.variant_sizes import download_bytes
+
+    sizes = planner.sizes(spec)
+    present = planner.present_variants(spec)
+    sized = planner.variant_sizes(spec, present)
+    rows = [
+        VariantRow(
+            variant=variant,
+            plan=planner.plan(spec, variants=(variant.name,)),
+            download_bytes=download_bytes(spec, variant, sizes, sized[variant.name]),
+            sized=sized[variant.name],
+        )
+        for variant in spec.weight_variants
+    ]
+    best = planner.plan(spec, variants=tuple(v.name for v in spec.weight_variants))
+    return rows, best
+
+
 def model_report(spec: ModelSpec, settings: Settings, hardware: Hardware, runs_on: str) -> ModelReport:
     from imagestudio.memory.planner import MemoryPlanner
     from imagestudio.models.locate import find_model_dir
@@ -293,12 +360,15 @@ def model_report(spec: ModelSpec, settings: Settings, hardware: Hardware, runs_o
     plan = planner.plan(spec)
     sizes = planner.sizes(spec)
     folder = find_model_dir(spec, settings, build_tiny=False)
+    rows, best = variant_rows(planner, spec)
     return ModelReport(
         spec=spec,
         plan=plan,
         params={name: c.params for name, c in sizes.components.items()},
         downloaded=folder is not None,
         checks=[files_check(spec, folder, hardware)],
+        variants=rows,
+        best=best,
     )
 
 

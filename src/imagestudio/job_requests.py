@@ -209,6 +209,8 @@ class _Request(BaseModel):
     client: dict[str, Any] | None = None
     #: The user's own words when ``prompt`` is a rewrite by *Improve prompt* (kept in the metadata).
     original_prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
+    #: Weight variant to run (``bf16``, ``gguf-q4_k_m``, ``sdnq-uint4`` …); None/``auto``: the config's.
+    weights: str | None = Field(None, max_length=40)
 
     @classmethod
     def build(cls: type[_Model], **fields: object) -> _Model:
@@ -300,6 +302,7 @@ class GenerateRequest(_Request):
         """Every blank filled (registry, then config), every rule checked."""
         spec = get_model(self.model, task="text-to-image")
         self._check_prompt()
+        check_weights(spec, self.weights)
         gen = settings.generation
         image_fields = self._resolved_image_fields(spec)
         width = self.width or image_fields.get("width") or gen.default_width
@@ -529,6 +532,12 @@ def hires_size(width: int, height: int, scale: float) -> tuple[int, int]:
     return max(16, round(width * scale / 16) * 16), max(16, round(height * scale / 16) * 16)
 
 
+def check_weights(spec: ModelSpec, weights: str | None) -> None:
+    """A named weight variant must be one of the model's (None and ``auto`` are decided at plan time)."""
+    if weights is not None and weights != "auto":
+        spec.variant(weights)
+
+
 def optional_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """Metadata without the optional features a job did not use (no improved prompt, variety off), so
     the metadata of ordinary images stays as it always was."""
@@ -539,6 +548,8 @@ def optional_fields(fields: dict[str, Any]) -> dict[str, Any]:
     if fields.get("hires_scale") is None:
         for name in ("hires_scale", "hires_upscaler", "hires_strength", "hires_steps"):
             fields.pop(name, None)
+    if fields.get("weights") is None:
+        fields.pop("weights", None)  # the studio records the variant that ran
     return fields
 
 
@@ -643,6 +654,7 @@ class EditRequest(_Request):
         """Every blank filled (registry, then config), every rule checked; no image is touched."""
         spec = get_model(self.model, task="edit")
         self._check_prompt()
+        check_weights(spec, self.weights)
         check_image_count(spec, len(self.images))
         for image in self.images:
             check_aspect(image, "image")
@@ -743,6 +755,8 @@ class EnhanceRequest(BaseModel):
     time_limit_s: float = Field(DEFAULT_ENHANCE_SECONDS, gt=0.0, le=600.0)
     #: Sampling seed (random when not given): the same seed rewrites the same way.
     seed: int | None = Field(None, ge=0, le=MAX_SEED)
+    #: Weight variant whose text encoder rewrites (None/``auto``: the config's).
+    weights: str | None = Field(None, max_length=40)
 
     @classmethod
     def build(cls, **fields: object) -> EnhanceRequest:
@@ -759,6 +773,7 @@ class EnhanceRequest(BaseModel):
         spec = get_model(self.model)
         if not self.prompt.strip():
             raise InvalidRequest("prompt is empty", param="prompt", code="prompt_empty")
+        check_weights(spec, self.weights)
         if self.images and not spec.is_edit:
             raise InvalidRequest(
                 f"{spec.id} makes pictures from text only; pictures help only an edit model's rewrite",

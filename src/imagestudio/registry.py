@@ -174,16 +174,21 @@ LIGHTNING_SCHEDULER: tuple[tuple[str, object], ...] = (
 )
 
 
-#: Published GGUF transformer files. Z-Image-Turbo: jayn7/Z-Image-Turbo-GGUF (sizes from its file list);
-#: Qwen-Image-Edit-2511: unsloth/Qwen-Image-Edit-2511-GGUF (Q4_K_M/Q6_K/Q8_0 from its file list; Q3_K_M
-#: and Q5_K_M are the same-architecture Qwen-Image-Edit sets' sizes). Quality words: per-weight error on
-#: real Z-Image weights reported by moonbox-dev/Z-Image-Turbo-GGUF (Q8_0 0.5 %, Q6_K 1.6 %, Q5_K_M 2.5 %,
-#: Q4_K_M 4.7 %); unsloth advises at least 3-bit and stable-diffusion.cpp calls lower "lower quality".
+#: Published GGUF transformer files. Z-Image-Turbo: jayn7/Z-Image-Turbo-GGUF — names and sizes checked
+#: against its file list (Q3_K_M 4.12, Q4_K_M 4.98, Q5_K_M 5.52, Q6_K 5.91, Q8_0 7.22 GB).
+#: Qwen-Image-Edit-2511: unsloth/Qwen-Image-Edit-2511-GGUF — the file names and the Q4_K_M/Q6_K/Q8_0 sizes
+#: are the project notes' and were NOT re-checked against its file list here (unsloth's files mix
+#: precisions per layer, so sizes may differ); Q3_K_M 9.68 and Q5_K_M 14.9 GB are the same-architecture
+#: QuantStack/Qwen-Image-Edit-GGUF files' sizes (checked), stand-ins until the 2511 files are read. A file
+#: that is present is always sized from its own header. Quality words: per-weight error on real Z-Image
+#: weights reported by moonbox-dev/Z-Image-Turbo-GGUF (Q8_0 0.5 %, Q6_K 1.6 %, Q5_K_M 2.5 %, Q4_K_M
+#: 4.7 %), applied to Qwen as an assumption; unsloth advises at least 3-bit and stable-diffusion.cpp calls
+#: lower "lower quality".
 _GGUF_QUALITY: dict[str, tuple[str, str]] = {
-    "Q8_0": ("≈bf16", "0.5 % weight error, moonbox-dev"),
-    "Q6_K": ("excellent", "1.6 % weight error, moonbox-dev"),
-    "Q5_K_M": ("good", "2.5 % weight error, moonbox-dev"),
-    "Q4_K_M": ("good", "4.7 % weight error, moonbox-dev"),
+    "Q8_0": ("≈bf16", "0.5 % weight error on Z-Image, moonbox-dev"),
+    "Q6_K": ("excellent", "1.6 % weight error on Z-Image, moonbox-dev"),
+    "Q5_K_M": ("good", "2.5 % weight error on Z-Image, moonbox-dev"),
+    "Q4_K_M": ("good", "4.7 % weight error on Z-Image, moonbox-dev"),
     "Q3_K_M": ("visible-loss", "unsloth advises ≥ 3-bit; stable-diffusion.cpp wiki"),
 }
 _SDNQ_QUALITY: dict[str, tuple[str, str]] = {
@@ -231,7 +236,8 @@ Z_IMAGE_VARIANTS: tuple[WeightVariant, ...] = (
         "z_image_turbo-{quant}.gguf",
         {"Q8_0": 7.22, "Q6_K": 5.91, "Q5_K_M": 5.52, "Q4_K_M": 4.98, "Q3_K_M": 4.12},
     ),
-    # SDNQ transformer sizes: 6.15 B parameters at 8 / ~4.3 bits (published folder sizes unverified).
+    # SDNQ transformer sizes: estimates, 6.15 B parameters at 8 / ~4.3 bits (the published folders' sizes
+    # were not found; a present folder is sized from its safetensors headers).
     *_sdnq(
         {"int8": "Disty0/Z-Image-Turbo-SDNQ-int8", "uint4": "Disty0/Z-Image-Turbo-SDNQ-uint4-svd-r32"},
         {"int8": 6.3, "uint4": 3.5},

@@ -248,7 +248,7 @@ class Studio:
         base = self._metadata(loaded, fields, elapsed / len(images))
         base["memory"] = run.report.as_dict()
         memory = {"plan": run.plan.describe(), "recovered_from": list(run.report.recovered_from)}
-        extra: dict[str, Any] = {"memory": memory}
+        extra: dict[str, Any] = {"memory": memory, "weights": run.plan.variant}
         # A prompt past the model's token limit is cut by the pipeline; say so where the user looks.
         warnings = prompt_token_warnings(loaded.pipe, request.prompt)
         if warnings:
@@ -270,6 +270,13 @@ class Studio:
             "dtype": loaded.dtype,
             "device": loaded.device,
             "placement": loaded.placement,
+            # The weight variant that ran, and its text encoder's precision when not bf16.
+            "weights": loaded.plan.variant,
+            **(
+                {"text_encoder_weights": loaded.plan.text_encoder_weights}
+                if loaded.plan.text_encoder_weights != "bf16"
+                else {}
+            ),
             "app_version": __version__,
             "diffusers_version": diffusers.__version__,
             "torch_version": torch.__version__,
@@ -288,11 +295,13 @@ class Studio:
             return self._hash_cache
 
     def _model_hash(self, loaded: LoadedModel) -> str | None:
-        """A1111's short ``Model hash`` of the transformer weights that made the image."""
-        from imagestudio.models.locate import find_model_dir
-        from imagestudio.storage.hashes import model_hash
+        """A1111's short ``Model hash`` of the transformer file(s) that made the image (a GGUF variant's
+        file, an SDNQ folder's transformer, or the model's own)."""
+        from imagestudio.models.variants import variant_files
+        from imagestudio.storage.hashes import weights_hash
 
-        return model_hash(self.hash_cache, find_model_dir(loaded.spec, self.settings, build_tiny=False))
+        files = variant_files(loaded.spec, loaded.plan.variant, self.settings, build_tiny=False)
+        return weights_hash(self.hash_cache, files.transformer_files() if files is not None else [])
 
     def _save(
         self, images: list[CheckedImage], base: dict[str, Any], out_dir: Path | None

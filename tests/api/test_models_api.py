@@ -54,3 +54,43 @@ def test_download_a_model_through_the_api(serve, fake_hub, hub_online, monkeypat
 def test_download_refusals(live, method: str, path: str, status: int) -> None:
     with live.client() as http:
         assert_error_shape(getattr(http, method)(path), status)
+
+
+def test_download_a_weight_variant_through_the_api(
+    serve,
+    fake_hub,  # noqa: F811
+    hub_online,  # noqa: F811
+    monkeypatch,
+    tmp_path: Path,
+) -> None:
+    from huggingface_hub import constants
+
+    from imagestudio.registry import get_model
+    from tests.models.test_variant_download import gguf_bytes
+
+    q4 = get_model("z-image-turbo").variant("gguf-q4_k_m")
+    assert q4.repo_id and q4.filename
+    fake_hub.add_repo(q4.repo_id, files={q4.filename: gguf_bytes(tmp_path)})
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    live = serve(models={"z-image-turbo": {"repo": TEST_REPO}})
+    live.services.downloads.endpoint = fake_hub.url
+    with live.client() as http:
+        assert_error_shape(http.post("/api/models/z-image-turbo/download", json={"weights": "gguf-q9"}), 400)
+        started = http.post("/api/models/z-image-turbo/download", json={"weights": "gguf-q4_k_m"})
+        assert started.status_code == 202, started.text
+        assert started.json()["weights"] == "gguf-q4_k_m"
+
+        def finished() -> dict | None:
+            body = http.get("/api/models/z-image-turbo/download").json()
+            return body if body["status"] != "running" else None
+
+        final = wait_until(finished, timeout=120, what="the download to end")
+        assert final["status"] == "done", final["error"]
+        z = {m["id"]: m for m in http.get("/api/models").json()["models"]}["z-image-turbo"]
+        variants = {v["variant"]: v for v in z["variants"]}
+        assert variants["gguf-q4_k_m"]["state"] == "present"
+        assert variants["bf16"]["state"] == "missing"  # the base came without its transformer weights
+        assert variants["gguf-q3_k_m"]["state"] == "missing" and variants["gguf-q3_k_m"]["download_bytes"] > 0
+    fetched = {(s.repo, s.path) for s in fake_hub.gets()}
+    assert (q4.repo_id, q4.filename) in fetched
+    assert not any(p.startswith("transformer/") and p.endswith(".safetensors") for _, p in fetched)

@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-LFS_SUFFIXES = (".safetensors", ".bin", ".png", ".onnx")
+LFS_SUFFIXES = (".safetensors", ".bin", ".png", ".onnx", ".gguf")
 
 
 def git_blob_id(data: bytes) -> str:

@@ -207,3 +207,52 @@ def test_hf_home_is_where_the_cache_goes(fake_hub: FakeHub, mirror_config: Path,
     listed = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, check=False)
     row = {r["id"]: r for r in json.loads(listed.stdout)["models"]}["z-image-turbo"]
     assert (row["state"], row["source"], row["path"]) == ("present", "hub_cache", done.stdout.strip())
+
+
+@pytest.mark.slow
+def test_cli_downloads_verifies_and_removes_a_weight_variant(
+    fake_hub: FakeHub, mirror_config: Path, hub_env: dict[str, str], tmp_path: Path
+) -> None:
+    from imagestudio.registry import get_model
+    from tests.models.test_variant_download import gguf_bytes
+
+    q4 = get_model("z-image-turbo").variant("gguf-q4_k_m")
+    assert q4.repo_id and q4.filename
+    fake_hub.add_repo(q4.repo_id, files={q4.filename: gguf_bytes(tmp_path)})
+    done = run_cli(
+        "models", "download", "z-image-turbo", "--weights", "gguf-q4_k_m", config=mirror_config, env=hub_env
+    )
+    assert done.returncode == 0, done.stderr
+    # The size of each part is said before it is fetched: the base without its transformer, then the file.
+    assert f"{TEST_REPO}@" in done.stderr and f"{q4.repo_id}@" in done.stderr
+    assert Path(done.stdout.strip(), q4.filename).is_file()
+    fetched = {(s.repo, s.path) for s in fake_hub.gets()}
+    assert not any(p.startswith("transformer/") and p.endswith(".safetensors") for _, p in fetched)
+
+    listed = json.loads(run_cli("models", "list", "--json", config=mirror_config, env=hub_env).stdout)
+    z = next(m for m in listed["models"] if m["id"] == "z-image-turbo")
+    assert {v["variant"]: v["state"] for v in z["variants"]}["gguf-q4_k_m"] == "present"
+
+    verified = run_cli(
+        "models", "verify", "z-image-turbo", "--weights", "gguf-q4_k_m", config=mirror_config, env=hub_env
+    )
+    assert verified.returncode == 0 and "OK" in verified.stdout, verified.stderr
+    removed = run_cli(
+        "models",
+        "remove",
+        "z-image-turbo",
+        "--weights",
+        "gguf-q4_k_m",
+        "--yes",
+        config=mirror_config,
+        env=hub_env,
+    )
+    assert removed.returncode == 0 and q4.repo_id.replace("/", "--") in removed.stdout, removed.stderr
+    missing = run_cli(
+        "models", "verify", "z-image-turbo", "--weights", "gguf-q4_k_m", config=mirror_config, env=hub_env
+    )
+    assert (
+        missing.returncode == 2
+        and missing.stderr.count("\n") == 1
+        and "--weights gguf-q4_k_m" in missing.stderr
+    )

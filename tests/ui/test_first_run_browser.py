@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from imagestudio.registry import MODELS
 from tests.ui.conftest import StudioServer, screenshot, write_config
 from tests.ui.widgets import fill_text, gallery_images, open_tab, run_and_wait
 
@@ -32,6 +33,15 @@ def fresh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioSer
         server.stop()
 
 
+def download_size(server: StudioServer, model_id: str, weights: str) -> int:
+    """What the doctor says a download of ``weights`` fetches (published sizes: the same on any machine)."""
+    from imagestudio.config import load_settings
+    from imagestudio.doctor import run_doctor
+
+    entry = run_doctor(load_settings(server.config), [model_id]).models[0]
+    return next(r.download_bytes for r in entry.variants if r.variant.name == weights)
+
+
 def test_first_start_with_an_empty_models_folder_makes_a_picture_on_the_first_click(
     fresh_server: StudioServer, open_page
 ) -> None:
@@ -39,8 +49,12 @@ def test_first_start_with_an_empty_models_folder_makes_a_picture_on_the_first_cl
     page = open_page(fresh_server.url)
     banner = page.locator("#gen-first-run-text")
     expect(banner).to_contain_text("Z-Image-Turbo is not on this computer yet")
-    expect(banner).to_contain_text("32.9 GB")
-    expect(banner).to_contain_text("imagestudio models download z-image-turbo")
+    # The weights the doctor recommends for this machine (its RAM decides), their size and command.
+    weights = banner.locator("code").get_attribute("data-weights")
+    assert weights in {v.name for v in MODELS["z-image-turbo"].weight_variants}
+    expect(banner).to_contain_text(f"{download_size(fresh_server, 'z-image-turbo', weights) / 1e9:.1f} GB")
+    flag = "" if weights == "bf16" else f" --weights {weights}"
+    expect(banner.locator("code")).to_have_text(f"imagestudio models download z-image-turbo{flag}")
     expect(banner).to_contain_text("noise")
     # The doctor's verdict for this machine, before any download.
     expect(banner.locator(".is-verdict")).to_contain_text("On this machine:", timeout=90_000)
@@ -72,3 +86,26 @@ def test_the_banner_reads_in_russian(fresh_server: StudioServer, open_page) -> N
     expect(banner).to_contain_text("шум")
     expect(banner.locator(".is-verdict")).to_contain_text("На этой машине:", timeout=90_000)
     screenshot(page, "first-run-ru")
+
+
+def test_system_page_lists_each_variant_with_a_download(fresh_server: StudioServer, open_page) -> None:
+    """Each real model's weight variants are rows with their state and size, and each missing one can be
+    downloaded: the download that starts is of that variant (it fails here, readably: no network)."""
+    page = open_page(fresh_server.url, locale="en-US")
+    open_tab(page, "System")
+    row = page.locator("#sys-models tr[data-model=z-image-turbo][data-variant=gguf-q4_k_m]")
+    expect(row).to_have_attribute("data-state", "missing")
+    expect(row).to_contain_text("not downloaded")
+    expect(row).to_contain_text("13.2 GB")  # the file plus the base model's text encoder, VAE, configs
+    rows = page.locator("#sys-models tr.is-variant[data-model=qwen-image-edit-2511]")
+    expect(rows).to_have_count(7)  # every GGUF and SDNQ variant
+    screenshot(page, "system-variants-en")
+
+    choice = "Z-Image-Turbo · gguf-q4_k_m (~13.2 GB)"
+    page.locator("#sys-download-model input").click()
+    page.get_by_role("option", name=choice).click()
+    expect(page.locator("#sys-download-model input")).to_have_value(choice)
+    page.locator("#sys-download").click()
+    expect(page.locator("#sys-download-status .is-error")).to_contain_text("Download failed", timeout=60_000)
+    started = page.request.get(f"{fresh_server.url}/api/models/z-image-turbo/download").json()
+    assert started["weights"] == "gguf-q4_k_m" and started["status"] == "failed"

@@ -149,6 +149,7 @@ def edit_fields_from_json(body: EditJobBody) -> EditFields:
     """The native JSON edit body (base64 images) as :class:`EditFields`."""
     extensions = body.model_dump(
         include={"negative_prompt", "steps", "guidance_scale", "true_cfg_scale", "strength", "seed"}
+        | {"weights"}
     )
     return EditFields(
         prompt=body.prompt,

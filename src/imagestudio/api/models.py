@@ -20,6 +20,18 @@ router = APIRouter(tags=["models"])
 ModelId = Annotated[str, Path(description="A model id from GET /api/models.", max_length=100)]
 
 
+class VariantStateInfo(BaseModel):
+    variant: str = Field(description="The name --weights / models.<id>.weights / the download body take.")
+    format: str = Field(description="bf16, gguf or sdnq.")
+    state: str = Field(description="present, missing, or tiny (built on first use).")
+    path: str | None
+    download_bytes: int = Field(description="About how many bytes a download of this variant fetches.")
+    repo: str | None
+    file: str | None = Field(description="GGUF variants: the file in repo.")
+    quality: str = Field(description="One word against bf16 (from quality_source).")
+    quality_source: str
+
+
 class ModelStateInfo(BaseModel):
     id: str
     title: str
@@ -31,6 +43,9 @@ class ModelStateInfo(BaseModel):
     download_bytes: int = Field(description="About how many bytes a download fetches.")
     repo: str | None
     problem: str | None = Field(description="Why a partial model is incomplete.")
+    variants: list[VariantStateInfo] = Field(
+        default_factory=list, description="The model's weight variants: bf16, GGUF and SDNQ files."
+    )
 
 
 class DownloadProgressInfo(BaseModel):
@@ -63,6 +78,7 @@ class DownloadResultInfo(BaseModel):
 
 class DownloadInfo(BaseModel):
     model: str
+    weights: str = Field("bf16", description="The weight variant being fetched.")
     status: Literal["running", "done", "failed", "cancelled"]
     progress: DownloadProgressInfo | None = Field(description="Bytes done/total, rate, ETA, current file.")
     result: DownloadResultInfo | None
@@ -80,6 +96,12 @@ class DownloadBody(BaseModel):
     model_config = {"extra": "forbid"}
 
     revision: str | None = Field(None, max_length=200, description="Hub branch, tag or commit.")
+    weights: str = Field(
+        "bf16",
+        max_length=50,
+        description="Weight variant to fetch (bf16, gguf-q4_k_m, sdnq-uint4 …; see variants in GET "
+        "/api/models): only the files it needs.",
+    )
 
 
 def _known(model_id: str) -> str:
@@ -91,10 +113,21 @@ def _known(model_id: str) -> str:
 @router.get("/api/models", response_model=ModelsInfo, responses=error_responses(401))
 def list_models(request: Request) -> ModelsInfo:
     """Every model with its state on disk, and the downloads this server has run or is running."""
+    from imagestudio.memory.variant_sizes import variant_listing
+
     downloads = get_services(request).downloads
     handles = [downloads.get(model_id) for model_id in MODELS]
     return ModelsInfo(
-        models=[ModelStateInfo(**state.as_json()) for state in downloads.states()],
+        models=[
+            ModelStateInfo(
+                **state.as_json(),
+                variants=[
+                    VariantStateInfo(**row)
+                    for row in variant_listing(get_model(state.id), downloads.settings)
+                ],
+            )
+            for state in downloads.states()
+        ],
         downloads=[DownloadInfo(**handle.as_json()) for handle in handles if handle is not None],
     )
 
@@ -112,7 +145,11 @@ def start_download(
 
     Disk space is checked before the first byte; an interrupted download resumes where it stopped.
     """
-    handle = get_services(request).downloads.start(_known(model_id), revision=body.revision if body else None)
+    handle = get_services(request).downloads.start(
+        _known(model_id),
+        revision=body.revision if body else None,
+        weights=body.weights if body else "bf16",
+    )
     return DownloadInfo(**handle.as_json())
 
 

@@ -44,6 +44,9 @@ class EnhanceBody(BaseModel):
     )
     seed: int | None = Field(None, ge=0, le=MAX_SEED, description="Sampling seed; random if absent.")
     max_new_tokens: int | None = Field(None, ge=16, le=MAX_ENHANCE_TOKENS, description="Token budget.")
+    weights: str | None = Field(
+        None, max_length=40, description="Weight variant whose text encoder rewrites; auto (the config's)."
+    )
 
 
 class EnhanceResponse(BaseModel):
@@ -83,6 +86,7 @@ async def enhance_prompt(body: Annotated[EnhanceBody, Body()], request: Request)
             language=body.language,
             seed=body.seed,
             max_new_tokens=body.max_new_tokens,
+            weights=body.weights,
         ).resolved(services.settings)
         require_available(enhance.model, services.settings)
         return services.queue.submit(enhance)

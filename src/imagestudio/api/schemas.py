@@ -212,6 +212,12 @@ class GenerateJobBody(_Strict):
     seed: Seed = None
     count: StrictInt = Field(1, ge=1, le=MAX_COUNT, description="Images to make (seeds seed, seed+1, …).")
     variety: Variety = None
+    weights: str | None = Field(
+        None,
+        max_length=40,
+        description="Weight variant: auto (the config's), bf16, or a GGUF/SDNQ variant (gguf-q4_k_m, "
+        "sdnq-uint4 …; GET /api/models lists them).",
+    )
     original_prompt: str | None = Field(
         None,
         max_length=MAX_PROMPT_CHARS,
@@ -246,6 +252,12 @@ class EditJobBody(_Strict):
     strength: float | None = Field(None, gt=0.0, le=1.0, description="Z-Image img2img/inpaint strength.")
     seed: Seed = None
     count: StrictInt = Field(1, ge=1, le=MAX_COUNT)
+    weights: str | None = Field(
+        None,
+        max_length=40,
+        description="Weight variant: auto (the config's), bf16, or a GGUF/SDNQ variant (gguf-q4_k_m, "
+        "sdnq-uint4 …; GET /api/models lists them).",
+    )
 
 
 class UpscaleJobBody(_Strict):

@@ -3,11 +3,51 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from imagestudio.cli.app import ConfigOption, JsonOption, app, friendly_errors, load_config
+
+if TYPE_CHECKING:
+    from imagestudio.doctor import ModelReport
+
+
+def variant_table(entry: ModelReport) -> list[str]:
+    """The model's weight variants on this machine, one aligned row each, then the recommendation."""
+    header = ("variant", "download", "here", "fits", "peak VRAM", "peak RAM", "PCIe/image", "plan", "quality")
+    rows = [header]
+    for row in entry.variants:
+        plan = row.plan
+        vram = f"{plan.predicted_peak_vram_gb:.1f} GB" if plan.vram_budget_gb is not None else "-"
+        rows.append(
+            (
+                row.variant.name,
+                f"{row.download_bytes / 1000**3:.1f} GB",
+                "yes" if row.present else "no",
+                "yes" if plan.fits else "no",
+                vram,
+                f"{plan.predicted_peak_ram_gb:.1f} GB",
+                f"{plan.transfer_gb_per_image:.0f} GB",
+                plan.describe(),
+                f"{row.variant.quality} ({row.variant.quality_source})",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1] for r in rows
+    ]
+    recommended = entry.recommended
+    if recommended is None:
+        why = entry.best.why if entry.best is not None else ""
+        lines.append(f"→ no variant fits this machine: {why}")
+    else:
+        variant = entry.spec.variant(recommended)
+        source = variant.repo_id or entry.spec.repo_id or "built locally"
+        if variant.filename:
+            source = f"{source}, file {variant.filename}"
+        lines.append(f"→ recommended for this machine: {recommended} ({source})")
+    return lines
 
 
 @app.command()
@@ -55,7 +95,10 @@ def doctor(
             f"{plan.ram_budget_gb:.1f} GB, {'fits' if plan.fits else 'does not fit'}"
         )
         typer.echo(f"   why: {plan.why}")
+        for line in variant_table(entry):
+            typer.echo(f"   {line}")
     typer.echo("")
     typer.echo(
-        "GB = GiB (1024³ bytes). Peaks are predictions from the models' real configs, not measurements."
+        "GB = GiB (1024³ bytes) except downloads (decimal GB). Peaks and traffic are predictions from the "
+        "models' real configs and the variants' file headers or published sizes, not measurements."
     )

@@ -17,7 +17,7 @@ from imagestudio.cli.app import (
 )
 from imagestudio.cli.enhance import EnhanceOption, improve_prompt, with_improved_prompt
 from imagestudio.cli.job_run import JobSession
-from imagestudio.cli.options import LoraOption
+from imagestudio.cli.options import LoraOption, WeightsOption
 from imagestudio.cli.outputs import prepare_out_dir
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ def edit(
         int | None,
         typer.Option("--lightning", help="Use the Lightning LoRA: 4 or 8 steps at true CFG 1.0."),
     ] = None,
+    weights: WeightsOption = None,
     enhance: EnhanceOption = False,
     config: ConfigOption = None,
     as_json: JsonOption = False,
@@ -87,13 +88,16 @@ def edit(
         count=count,
         loras=tuple(parse_lora(text) for text in lora or []),
         lightning=lightning,
+        weights=weights,
     )
     # After the request is valid (a bad size creates no folder), before the model loads.
     out = prepare_out_dir(out, settings)
     with JobSession(settings, out) as session:
         if enhance:
             # The model rewrites the instruction while looking at the pictures.
-            rewritten = improve_prompt(session, prompt, request.model, request.images)
+            rewritten = improve_prompt(
+                session, prompt, request.model, request.images, weights=request.weights
+            )
             request = with_improved_prompt(request, rewritten)
         result = session.run(request)
     print_result(result, as_json)

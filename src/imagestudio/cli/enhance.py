@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 
 from imagestudio.cli.app import ConfigOption, JsonOption, app, friendly_errors, load_config
+from imagestudio.cli.options import WeightsOption
 
 if TYPE_CHECKING:
     from imagestudio.cli.job_run import JobSession
@@ -30,12 +31,19 @@ EnhanceOption = Annotated[
 
 
 def improve_prompt(
-    session: JobSession, prompt: str, model: str, images: tuple[InputImage, ...] = ()
+    session: JobSession,
+    prompt: str,
+    model: str,
+    images: tuple[InputImage, ...] = (),
+    *,
+    weights: str | None = None,
 ) -> EnhanceResult:
     """Rewrite ``prompt`` as a job of the command's session and say on stderr what it became."""
     from imagestudio.job_requests import EnhanceRequest
 
-    request = EnhanceRequest.build(prompt=prompt, model=model, images=images).resolved(session.settings)
+    request = EnhanceRequest.build(prompt=prompt, model=model, images=images, weights=weights).resolved(
+        session.settings
+    )
     result = rewrite(session, request)
     report(result)
     return result
@@ -95,6 +103,7 @@ def enhance(
         float | None,
         typer.Option("--time-limit", help="Seconds before the rewrite is cut short (default 60)."),
     ] = None,
+    weights: WeightsOption = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -118,6 +127,7 @@ def enhance(
         seed=seed,
         max_new_tokens=max_tokens,
         time_limit_s=time_limit,
+        weights=weights,
     ).resolved(settings)
     # A job of its own kind, recorded in History like the pages' rewrites.
     with JobSession(settings, settings.outputs_dir) as session:

@@ -17,7 +17,7 @@ from imagestudio.cli.app import (
 )
 from imagestudio.cli.enhance import EnhanceOption, improve_prompt, with_improved_prompt
 from imagestudio.cli.job_run import JobSession
-from imagestudio.cli.options import LoraOption
+from imagestudio.cli.options import LoraOption, WeightsOption
 from imagestudio.cli.outputs import prepare_out_dir
 
 if TYPE_CHECKING:
@@ -101,6 +101,7 @@ def generate(
     control_end: Annotated[
         float, typer.Option("--control-end", help="Share of the steps after which it stops (0-1).")
     ] = 1.0,
+    weights: WeightsOption = None,
     enhance: EnhanceOption = False,
     config: ConfigOption = None,
     as_json: JsonOption = False,
@@ -129,13 +130,16 @@ def generate(
         hires_strength=hires_strength,
         hires_steps=hires_steps,
         control=control_input(settings, control, control_start, control_end) if control else None,
+        weights=weights,
     )
     # After the request is valid (a bad size creates no folder), before the model loads.
     out = prepare_out_dir(out, settings)
     with JobSession(settings, out) as session:
         if enhance:
             # After every check, so a bad size fails at once rather than after the rewrite.
-            request = with_improved_prompt(request, improve_prompt(session, prompt, request.model))
+            request = with_improved_prompt(
+                request, improve_prompt(session, prompt, request.model, weights=request.weights)
+            )
         result = session.run(request)
     print_result(result, as_json)
 

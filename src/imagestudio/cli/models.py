@@ -23,6 +23,9 @@ models_app = typer.Typer(help="List, locate, fetch, check and remove models.", n
 app.add_typer(models_app, name="models")
 
 ModelArgument = Annotated[str, typer.Argument(help="Model id (see `imagestudio models list`).")]
+WeightsOption = Annotated[
+    str, typer.Option("--weights", help="Weight variant (bf16: the model itself; gguf-q4_k_m, sdnq-uint4 …).")
+]
 
 #: Without a terminal (logs, CI) progress is a line at most this often, plus one per file.
 LINE_PROGRESS_INTERVAL_S = 2.0
@@ -32,11 +35,16 @@ LINE_PROGRESS_INTERVAL_S = 2.0
 @friendly_errors
 def models_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Every model id with its task, state (present / partial / missing / tiny), size on disk and place."""
+    from imagestudio.memory.variant_sizes import variant_listing
     from imagestudio.models.state import list_states
+    from imagestudio.registry import get_model
 
-    states = list_states(load_config(config))
+    settings = load_config(config)
+    states = list_states(settings)
+    variants = {s.id: variant_listing(get_model(s.id), settings) for s in states}
     if as_json:
-        typer.echo(json.dumps({"models": [s.as_json() for s in states]}, ensure_ascii=False))
+        models = [{**s.as_json(), "variants": variants[s.id]} for s in states]
+        typer.echo(json.dumps({"models": models}, ensure_ascii=False))
         return
     from rich.console import Console
     from rich.table import Table
@@ -53,6 +61,12 @@ def models_list(config: ConfigOption = None, as_json: JsonOption = False) -> Non
         if state.problem:
             where = f"{where}\n[dim]{state.problem}[/dim]".strip()
         table.add_row(state.id, state.task, size, state.state, where)
+        for row in variants[state.id]:
+            if row["variant"] == "bf16" or state.state == "tiny":
+                continue  # bf16 is the model's own row; tiny variants are built on first use
+            shown = str(row["path"] or row["repo"] or "")
+            amount = f"~{human_bytes(int(row['download_bytes']))}" if row["state"] == "missing" else "-"  # type: ignore[call-overload]
+            table.add_row(f"  ↳ {row['variant']}", "", amount, str(row["state"]), shown)
     Console().print(table)
 
 
@@ -78,11 +92,19 @@ def models_download(
         Path | None,
         typer.Option("--to", help="Download into this plain folder instead of the Hugging Face cache."),
     ] = None,
+    weights: Annotated[
+        str,
+        typer.Option(
+            "--weights",
+            help="Weight variant: bf16 (default) or a GGUF/SDNQ one (gguf-q4_k_m, sdnq-uint4 …; "
+            "`imagestudio doctor` recommends one for this machine). Fetches only what it needs.",
+        ),
+    ] = "bf16",
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Fetch the files the model's pipeline needs, after checking the disk; resumes where it stopped."""
-    from imagestudio.models.download import download_model
+    from imagestudio.models.download import download_variant
     from imagestudio.registry import UPSCALERS
 
     settings = load_config(config)
@@ -92,9 +114,10 @@ def models_download(
         return
     try:
         with reporter:
-            result = download_model(
+            result = download_variant(
                 settings,
                 model_id,
+                weights,
                 revision=revision,
                 to=to,
                 on_progress=reporter.update,
@@ -123,11 +146,19 @@ def models_download(
 
 @models_app.command("verify")
 @friendly_errors
-def models_verify(model_id: ModelArgument, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+def models_verify(
+    model_id: ModelArgument,
+    weights: WeightsOption = "bf16",
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """Check that every file the model needs is there and whole (headers and configs only; fast)."""
     from imagestudio.models.state import fix_command, verify_model
     from imagestudio.registry import get_model
 
+    if weights != "bf16":
+        _verify_variant(load_config(config), model_id, weights, as_json)
+        return
     state, report = verify_model(load_config(config), model_id)
     if as_json:
         payload = {
@@ -148,18 +179,49 @@ def models_verify(model_id: ModelArgument, config: ConfigOption = None, as_json:
         raise typer.Exit(1)
 
 
+def _verify_variant(settings: Any, model_id: str, weights: str, as_json: bool) -> None:
+    from imagestudio.models.variant_state import verify_variant
+
+    report = verify_variant(settings, model_id, weights)
+    if as_json:
+        payload = {
+            "model": model_id,
+            "weights": weights,
+            "path": str(report.folder),
+            "ok": report.ok,
+            "problems": list(report.problems),
+        }
+        typer.echo(json.dumps(payload, ensure_ascii=False))
+    elif report.ok:
+        typer.echo(f"{model_id} {weights}: OK — {report.summary()} ({report.folder})")
+    else:
+        typer.echo(f"{model_id} {weights} at {report.folder} is incomplete:", err=True)
+        for problem in report.problems:
+            typer.echo(f"  {problem}", err=True)
+        typer.echo(f"run: imagestudio models download {model_id} --weights {weights}", err=True)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 @models_app.command("remove")
 @friendly_errors
 def models_remove(
     model_id: ModelArgument,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    weights: WeightsOption = "bf16",
     config: ConfigOption = None,
 ) -> None:
     """Delete a model's downloaded files (its hub cache entry and models-dir folder) to free the disk."""
     from imagestudio.errors import UserError
     from imagestudio.models.removal import plan_removal, remove_model
+    from imagestudio.models.variant_state import plan_variant_removal
 
-    removal = plan_removal(load_config(config), model_id)
+    settings = load_config(config)
+    removal = (
+        plan_removal(settings, model_id)
+        if weights == "bf16"
+        else plan_variant_removal(settings, model_id, weights)
+    )
     if not removal.paths:
         typer.echo(f"{model_id}: nothing to remove")
         return

@@ -14,3 +14,12 @@ LoraOption = Annotated[
         "Hugging Face cache); repeatable.",
     ),
 ]
+
+WeightsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--weights",
+        help="Weight variant: auto (default: models.<id>.weights in config.yaml), bf16, or a GGUF/SDNQ "
+        "variant such as gguf-q4_k_m or sdnq-uint4 (`imagestudio models list` names them).",
+    ),
+]

@@ -108,7 +108,7 @@ class PromptEnhancer:
         if cancel is not None and cancel.is_set():
             raise JobCancelled("cancelled")
         with self.manager.hold() as resident:
-            chat = self._borrow(resident, spec) or self._load(spec)
+            chat = self._borrow(resident, spec) or self._load(spec, request.weights)
             try:
                 return self._rewrite(chat, spec, request, started, cancel)
             finally:
@@ -134,17 +134,30 @@ class PromptEnhancer:
             return ChatModel(encoder, processor.tokenizer, processor, device, "resident")
         return ChatModel(causal_lm_over(encoder), pipe.tokenizer, None, device, "resident")
 
-    def _load(self, spec: ModelSpec) -> ChatModel:
-        """The text encoder alone, from the model's folder, placed within the memory free now."""
+    def _load(self, spec: ModelSpec, weights: str | None = None) -> ChatModel:
+        """The text encoder alone, from the weight variant's folder, placed within the memory free now.
+
+        An SDNQ variant's encoder loads as stored; a variant that runs a quantized encoder over a bf16 one
+        (or ``weights`` asking for it) is quantized by SDNQ while it loads, as the pipeline's would be.
+        """
         import torch
 
+        from imagestudio.engine.loader import import_sdnq, require_variant_files, shipped_encoder_precision
         from imagestudio.models.quiet import quiet_library_progress
-        from imagestudio.models.state import require_model_dir
+        from imagestudio.models.variants import requested_variant
 
         quiet_library_progress()
-        folder = require_model_dir(spec, self.settings)
+        variant = requested_variant(spec, self.settings, weights)
+        folder = require_variant_files(spec, variant, self.settings).pipeline_dir
         dtype = getattr(torch, self.settings.model(spec.id).torch_dtype)
         kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": True, **self._placement()}
+        shipped = shipped_encoder_precision(folder)
+        if shipped != "bf16" or variant.encoder != "bf16":
+            import_sdnq(f"the {variant.encoder} text encoder of {spec.id}")
+        if variant.encoder != shipped:
+            from imagestudio.models.tiny_variants import sdnq_config
+
+            kwargs["quantization_config"] = sdnq_config(variant.encoder, every_layer=spec.tiny)
         model: Any
         log.info("loading the text encoder of %s alone for a prompt rewrite", spec.id)
         if spec.family == "qwen-image-edit":

@@ -252,7 +252,10 @@ class ModelManager:
         # only when the build succeeds: a load that fails half-way would leave every later tensor bf16.
         default_dtype = torch.get_default_dtype()
         try:
-            plan = plan if plan is not None else self.planner.plan(spec)
+            if plan is None:
+                from imagestudio.engine.weights import plan_with_weights
+
+                plan = plan_with_weights(self.planner.plan(spec), spec, self._settings)
             return load_planned(self._loader, spec, self._settings, self._device, plan), plan
         except UserError:
             free_memory()

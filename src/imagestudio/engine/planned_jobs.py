@@ -72,10 +72,15 @@ class PlannedJobs:
 
     def run(self, spec: ModelSpec, request: Any, job: Callable[[LoadedModel], T]) -> PlannedRun[T]:
         """Run ``job`` on ``spec``'s pipeline, placed by the plan for ``request``; see the module."""
+        from imagestudio.engine.weights import plan_with_weights
         from imagestudio.memory.apply import set_vae_tiling
         from imagestudio.memory.report import begin_job, end_job
 
-        plan = self.planner.plan_for_request(spec, request, self.resident_plan(spec.id))
+        weights = getattr(request, "weights", None)
+        settings = self.planner.settings
+        plan = plan_with_weights(
+            self.planner.plan_for_request(spec, request, self.resident_plan(spec.id)), spec, settings, weights
+        )
         if not plan.fits:
             log.warning("%s: %s", spec.id, plan.why)
         tried: list[str] = []
@@ -96,7 +101,9 @@ class PlannedJobs:
                 # The manager gave the memory back already (see the module's docstring).
                 self._last = None
                 tried.append(plan.describe())
-                smaller = self.planner.step_down(spec, plan) if len(tried) == 1 else None
+                smaller = self.planner.step_down(spec, plan, weights) if len(tried) == 1 else None
+                if smaller is not None:
+                    smaller = plan_with_weights(smaller, spec, settings, weights)
                 if smaller is None:
                     raise OutOfMemory(
                         f"{spec.id} ran out of memory at {plan.workload.describe()} with "

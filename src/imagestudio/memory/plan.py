@@ -29,6 +29,7 @@ the process allowance. All sizes are GiB (1024³ bytes), the unit cards and nvid
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -42,11 +43,12 @@ from imagestudio.memory.activations import (
     phase_activations,
 )
 from imagestudio.memory.sizes import DTYPE_BYTES, ComponentSize, ModelSizes
+from imagestudio.memory.variant_sizes import VariantBytes, encoder_bytes
 
 if TYPE_CHECKING:
     from imagestudio.config import DeviceSettings
     from imagestudio.hardware import Hardware
-    from imagestudio.registry import EncoderPrecision, ModelSpec
+    from imagestudio.registry import EncoderPrecision, ModelSpec, WeightVariant
 
 Profile = Literal["full", "model_offload", "group_offload", "sequential"]
 Weights = Literal["bf16", "fp8", "int8", "nf4"]
@@ -60,6 +62,9 @@ GIB = 1024**3
 #: Packages behind the quantized storages and attention backends (looked up, never imported, here).
 QUANTIZATION_PACKAGES = {"nf4": "bitsandbytes", "int8": "torchao"}
 ATTENTION_PACKAGES = {"flash": "flash_attn", "sage": "sageattention", "xformers": "xformers"}
+#: Packages that read the pre-quantized variants (and, for ``sdnq``, quantize a text encoder on the fly).
+VARIANT_PACKAGES = {"gguf": "gguf", "sdnq": "sdnq"}
+ENCODER_PRECISIONS: tuple[EncoderPrecision, ...] = ("bf16", "int8", "uint4")
 #: Config name → diffusers ``set_attention_backend`` name.
 ATTENTION_BACKENDS = {"sdpa": "native", "flash": "flash", "sage": "sage", "xformers": "xformers"}
 
@@ -89,12 +94,15 @@ class Environment:
 
     quantization: frozenset[str] = frozenset()
     attention: frozenset[str] = frozenset()
+    #: Variant formats whose package is installed (``gguf``, ``sdnq``); ``sdnq`` also quantizes encoders.
+    variants: frozenset[str] = frozenset()
 
 
 def detect_environment() -> Environment:
     return Environment(
         quantization=frozenset(k for k, pkg in QUANTIZATION_PACKAGES.items() if installed(pkg)),
         attention=frozenset(k for k, pkg in ATTENTION_PACKAGES.items() if installed(pkg)),
+        variants=frozenset(k for k, pkg in VARIANT_PACKAGES.items() if installed(pkg)),
     )
 
 
@@ -134,6 +142,10 @@ class MemoryPlan:
     variant: str = "bf16"
     #: The text encoder's precision while it runs (SDNQ int8/uint4 on the fly, or as a variant ships it).
     text_encoder_weights: EncoderPrecision = "bf16"
+    #: Bytes of the transformer and the text encoder as this plan stores them (GGUF: its tensors' bytes
+    #: from the file header when present, else the published file size).
+    transformer_bytes: int = 0
+    text_encoder_bytes: int = 0
 
     @property
     def fits_vram(self) -> bool:
@@ -170,7 +182,10 @@ class MemoryPlan:
 
     def describe(self) -> str:
         """``group_offload, bf16 weights, VAE tiling`` — the plan in a few words."""
-        parts = [self.profile, f"{self.stored_weights} weights"]
+        weights = self.variant if self.variant != "bf16" else self.stored_weights
+        parts = [self.profile, f"{weights} weights"]
+        if self.text_encoder_weights != "bf16":
+            parts.append(f"{self.text_encoder_weights} text encoder")
         if self.pinned_on_the_fly:
             parts.append("pinned on the fly")
         if self.vae_tiling:
@@ -186,6 +201,8 @@ class MemoryPlan:
             "weights": self.weights,
             "variant": self.variant,
             "text_encoder_weights": self.text_encoder_weights,
+            "transformer_gb": round(self.transformer_bytes / GIB, 2),
+            "text_encoder_gb": round(self.text_encoder_bytes / GIB, 2),
             "vae_tiling": self.vae_tiling,
             "pinned": self.pinned,
             "attention_backend": self.attention_backend,
@@ -224,13 +241,25 @@ def _group_bytes(component: ComponentSize, stored: float, streams: bool) -> floa
     return (blocks + component.ungrouped_params) * ratio
 
 
+@dataclass(frozen=True)
+class StoredBytes:
+    """Bytes of each component as a candidate stores them while the job runs."""
+
+    text_encoder: float
+    vae: float
+    transformer: float
+
+
 def _resident(
-    profile: Profile, sizes: ModelSizes, weights: Weights, dtype_bytes: int, streams: bool, has_inputs: bool
+    profile: Profile,
+    sizes: ModelSizes,
+    stored: StoredBytes,
+    dtype_bytes: int,
+    streams: bool,
+    has_inputs: bool,
 ) -> dict[str, float]:
     """Weights on the accelerator during each phase."""
-    te = sizes.text_encoder.params * dtype_bytes
-    vae = sizes.vae.params * dtype_bytes
-    tr = transformer_bytes(sizes.transformer, weights, dtype_bytes)
+    te, vae, tr = stored.text_encoder, stored.vae, stored.transformer
     if profile == "full":
         return dict.fromkeys(PHASES, te + vae + tr)
     if profile == "model_offload":
@@ -250,7 +279,13 @@ def _resident(
             "denoise": vae + _group_bytes(sizes.transformer, tr, streams),
             "vae_decode": vae,
         }
-    leaf = {name: c.largest_leaf_params * dtype_bytes for name, c in sizes.components.items()}
+    # A quantized component's largest leaf shrinks with it (bytes per parameter as stored).
+    ratio = {
+        "text_encoder": te / max(1, sizes.text_encoder.params),
+        "transformer": tr / max(1, sizes.transformer.params),
+        "vae": float(dtype_bytes),
+    }
+    leaf = {name: c.largest_leaf_params * ratio[name] for name, c in sizes.components.items()}
     return {
         "text_encode": leaf["text_encoder"],
         "vae_encode": leaf["vae"],
@@ -264,12 +299,8 @@ def _forwards_per_image(spec_family: str, workload: Workload) -> int:
     return workload.steps * (2 if (workload.cfg and spec_family == "qwen-image-edit") else 1)
 
 
-def _transfer_bytes(
-    profile: Profile, sizes: ModelSizes, weights: Weights, dtype_bytes: int, forwards: int
-) -> float:
-    te = sizes.text_encoder.params * dtype_bytes
-    vae = sizes.vae.params * dtype_bytes
-    tr = transformer_bytes(sizes.transformer, weights, dtype_bytes)
+def _transfer_bytes(profile: Profile, stored: StoredBytes, forwards: int) -> float:
+    te, vae, tr = stored.text_encoder, stored.vae, stored.transformer
     if profile == "full":
         return 0.0
     if profile == "model_offload":
@@ -288,6 +319,25 @@ class Candidate:
     weights: Weights
     pinned: bool
     vae_tiling: bool
+    #: The registry weight variant (which files) and the text encoder's precision.
+    variant: str = "bf16"
+    encoder: EncoderPrecision = "bf16"
+
+
+def stored_bytes(
+    candidate: Candidate, sizes: ModelSizes, dtype_bytes: int, sized: VariantBytes | None
+) -> StoredBytes:
+    """Each component's bytes under ``candidate``: a pre-quantized variant as its files (or the published
+    figure) say, the bf16 variant as the plan's ``weights`` store it, the encoder at its precision."""
+    if candidate.variant != "bf16" and sized is not None and sized.transformer:
+        transformer = float(sized.transformer)
+    else:
+        transformer = transformer_bytes(sizes.transformer, candidate.weights, dtype_bytes)
+    if sized is not None and sized.text_encoder and candidate.variant != "bf16":
+        text_encoder = float(sized.text_encoder)
+    else:
+        text_encoder = encoder_bytes(sizes.text_encoder, candidate.encoder, dtype_bytes)
+    return StoredBytes(text_encoder, float(sizes.vae.params * dtype_bytes), transformer)
 
 
 def evaluate(
@@ -301,6 +351,7 @@ def evaluate(
     compute_dtype: str,
     reserve_gb: float,
     attention_backend: str = "native",
+    variant_sizes: Mapping[str, VariantBytes] | None = None,
 ) -> MemoryPlan:
     """Predict the peak memory of running ``workload`` with ``candidate`` on ``hardware``."""
     dtype_bytes = DTYPE_BYTES[compute_dtype]
@@ -309,11 +360,12 @@ def evaluate(
     # On CUDA, group offload always prefetches the next block on a side stream (pinned up front, or
     # pinned on the fly per transfer when RAM is short), so two blocks are resident at a time.
     streams = candidate.profile == "group_offload" and hardware.accelerator == "cuda"
-    resident = _resident(
-        candidate.profile, sizes, candidate.weights, dtype_bytes, streams, workload.input_images > 0
-    )
+    sized = (variant_sizes or {}).get(candidate.variant)
+    weights = stored_bytes(candidate, sizes, dtype_bytes, sized)
+    resident = _resident(candidate.profile, sizes, weights, dtype_bytes, streams, workload.input_images > 0)
     upcast = 0.0
-    if candidate.weights != "bf16":  # a stored layer is widened to the compute dtype while it runs
+    # A stored layer is widened to the compute dtype while it runs (fp8 casting, GGUF/SDNQ dequantizing).
+    if candidate.weights != "bf16" or candidate.variant != "bf16":
         upcast = sizes.transformer.largest_castable_params * dtype_bytes
     activation = {
         "text_encode": acts.text_encode,
@@ -323,14 +375,16 @@ def evaluate(
     }
     if workload.input_images == 0:
         activation["vae_encode"] = 0
-    te = sizes.text_encoder.params * dtype_bytes
-    vae = sizes.vae.params * dtype_bytes
+    if candidate.encoder != "bf16":  # SDNQ widens one quantized encoder layer at a time as well
+        activation["text_encode"] += sizes.text_encoder.largest_castable_params * dtype_bytes
+    # Quantized files and load-time quantization arrive in RAM already small (SDNQ quantizes the encoder
+    # layer by layer while loading); fp8 casting happens only after a bf16 load.
+    te, vae, tr_stored = weights.text_encoder, weights.vae, weights.transformer
     tr_loaded = (
-        transformer_bytes(sizes.transformer, candidate.weights, dtype_bytes)
-        if candidate.weights in QUANTIZED_BYTES_PER_PARAM  # quantized while loading
-        else sizes.transformer.params * dtype_bytes  # cast to fp8 only after loading
+        tr_stored
+        if candidate.weights in QUANTIZED_BYTES_PER_PARAM or candidate.variant != "bf16"
+        else sizes.transformer.params * dtype_bytes
     )
-    tr_stored = transformer_bytes(sizes.transformer, candidate.weights, dtype_bytes)
     load_ram = te + vae + tr_loaded
     if hardware.accelerator == "cpu":
         phases = dict.fromkeys(PHASES, 0.0)
@@ -366,12 +420,14 @@ def evaluate(
         phases_gb={p: round(v / GIB, 2) for p, v in phases.items()},
         vram_budget_gb=vram_budget,
         ram_budget_gb=round(hardware.ram_available / GIB, 2),
-        transfer_gb_per_image=round(
-            _transfer_bytes(candidate.profile, sizes, candidate.weights, dtype_bytes, forwards) / GIB, 1
-        ),
+        transfer_gb_per_image=round(_transfer_bytes(candidate.profile, weights, forwards) / GIB, 1),
         workload=workload,
         peak_vram_bytes=int(peak_vram),
         peak_ram_bytes=int(peak_ram),
+        variant=candidate.variant,
+        text_encoder_weights=candidate.encoder,
+        transformer_bytes=int(tr_stored),
+        text_encoder_bytes=int(te),
     )
 
 
@@ -406,6 +462,55 @@ def _allowed_weights(requested: str, accelerator: str, environment: Environment)
     return [w for w in WEIGHTS if w in ("bf16", "fp8") or w in environment.quantization]
 
 
+def check_variant(
+    spec: ModelSpec,
+    name: str,
+    device_settings: DeviceSettings,
+    environment: Environment,
+    *,
+    requested: bool = False,
+) -> WeightVariant:
+    """The variant a request's ``weights`` (``requested``) or ``models.<id>.weights`` names, refused in
+    one line where it cannot run with the rest of the config: an :class:`InvalidRequest` for a request's,
+    a :class:`ConfigError` for the config's."""
+    variant = spec.variant(name)
+    if not variant.quantized:
+        return variant
+    key = "weights" if requested else f"models.{spec.id}.weights"
+    what = f"{spec.id} {name}" if requested else f"{key} is {name}:"
+    package = VARIANT_PACKAGES[variant.format]
+    if variant.format not in environment.variants:
+        problem = (
+            f"{what} needs the {package} package, which is not installed: pip install {package}",
+            "config_needs_package",
+            {"package": package},
+        )
+    elif device_settings.weights != "auto":
+        problem = (
+            f"device.weights {device_settings.weights} cannot apply to {spec.id} {name}, which is stored "
+            "quantized already: set device.weights: auto, or run the bf16 weights"
+            + ("" if requested else f" ({key})"),
+            "weights_conflict",
+            {"device_weights": device_settings.weights},
+        )
+    elif device_settings.requested_profile == "sequential":
+        problem = (
+            f"{what} cannot run with device.memory_profile sequential (only model and group offload run "
+            "quantized weights here): set device.memory_profile: auto, or run the bf16 weights",
+            "sequential_quantized",
+            {},
+        )
+    else:
+        return variant
+    message, code, extra = problem
+    details: dict[str, object] = {"key": key, "model": spec.id, "weights": name, **extra}
+    if requested:
+        from imagestudio.errors import InvalidRequest
+
+        raise InvalidRequest(message, param="weights", code=code, details=details)
+    raise ConfigError(message, param=key, code=f"config_{code}", details=details)
+
+
 def attention_backend_for(setting: str, environment: Environment) -> str:
     """The diffusers backend name for ``device.attention_backend`` (refusing one that is not installed)."""
     if setting in ("auto", "sdpa"):
@@ -425,32 +530,94 @@ def attention_backend_for(setting: str, environment: Environment) -> str:
     return ATTENTION_BACKENDS[setting]
 
 
+@dataclass(frozen=True)
+class Storage:
+    """One way to store the transformer (a variant's files, with on-the-fly ``weights`` for ``bf16``) and
+    the text encoder precisions it may run with."""
+
+    variant: str
+    weights: Weights
+    encoders: tuple[EncoderPrecision, ...] = ("bf16",)
+
+
+def storage_options(
+    spec: ModelSpec,
+    variants: Sequence[str],
+    weights: Sequence[Weights],
+    environment: Environment,
+    sizes: ModelSizes,
+    variant_sizes: Mapping[str, VariantBytes],
+    dtype_bytes: int,
+) -> list[Storage]:
+    """The storages of ``variants`` in order of quality: most stored bytes per parameter first.
+
+    More bits per weight is the one quality order that covers GGUF types, SDNQ and on-the-fly casting
+    alike (Q8_0 > fp8 > Q6_K > … > Q3_K_M); equal sizes keep the registry's order. A text encoder is
+    quantized on the fly (SDNQ) only where ``sdnq`` is installed; an SDNQ variant ships its own.
+    """
+    on_the_fly: tuple[EncoderPrecision, ...] = (
+        ENCODER_PRECISIONS if "sdnq" in environment.variants else ("bf16",)
+    )
+    ranked: list[tuple[float, Storage]] = []
+    for name in variants:
+        variant = spec.variant(name)
+        if variant.format == "bf16":
+            for stored in weights:
+                size = transformer_bytes(sizes.transformer, stored, dtype_bytes)
+                ranked.append((size, Storage(name, stored, on_the_fly)))
+            continue
+        sized = variant_sizes.get(name)
+        size = float(sized.transformer) if sized is not None and sized.transformer else 0.0
+        encoders = (variant.encoder,) if variant.format == "sdnq" else on_the_fly
+        ranked.append((size, Storage(name, "bf16", encoders)))
+    return [storage for _, storage in sorted(ranked, key=lambda item: -item[0])]
+
+
 def ranked_candidates(
     accelerator: str,
     device_settings: DeviceSettings,
     environment: Environment,
     *,
     any_profile: bool = False,
+    storages: Sequence[Storage] | None = None,
 ) -> list[Candidate]:
     """Every candidate for this accelerator, fastest first, within the config's choices.
 
-    ``any_profile`` lifts only the profile choice (a speed decision), for recovering from out-of-memory;
-    an explicit ``weights`` or ``vae_tiling`` changes the image, so it is always respected.
+    Order: profile (PCIe traffic), then the transformer's storage in order of quality (``storages``;
+    default: the bf16 variant with the weights the config allows), then the text encoder's precision
+    (bf16, int8, uint4), then pinning, then tiling. ``any_profile`` lifts only the profile choice (a speed
+    decision), for recovering from out-of-memory; an explicit ``weights`` or ``vae_tiling`` changes the
+    image, so it is always respected.
     """
     requested_profile = "auto" if any_profile else device_settings.requested_profile
-    requested_weights = device_settings.weights
     tiling_setting = device_settings.vae_tiling
     profiles = [p for p in PROFILES if accelerator in PROFILE_DEVICES[p]]
     if requested_profile != "auto" and requested_profile in profiles:
         profiles = [requested_profile]
-    weights = _allowed_weights(requested_weights, accelerator, environment)
+    if storages is None:
+        weights = _allowed_weights(device_settings.weights, accelerator, environment)
+        storages = [Storage("bf16", stored) for stored in weights]
     tilings = {"on": [True], "off": [False]}.get(tiling_setting, [False, True])
     out: list[Candidate] = []
     for profile in profiles:
-        for stored in weights:
-            pinnings = [True, False] if (profile == "group_offload" and accelerator == "cuda") else [False]
-            for pinned in pinnings:
-                out.extend(Candidate(profile, stored, pinned, tiled) for tiled in tilings)
+        for storage in storages:
+            for encoder in storage.encoders:
+                # accelerate's sequential hooks were not checked with quantized parameters: bf16 only.
+                if profile == "sequential" and (storage.variant != "bf16" or encoder != "bf16"):
+                    continue
+                pinnings = (
+                    [True, False] if (profile == "group_offload" and accelerator == "cuda") else [False]
+                )
+                for pinned in pinnings:
+                    out.extend(
+                        Candidate(profile, storage.weights, pinned, tiled, storage.variant, encoder)
+                        for tiled in tilings
+                    )
+    if not out and not any_profile:
+        # A forced sequential profile and quantized weights only (the doctor's rows): plan the others.
+        return ranked_candidates(
+            accelerator, device_settings, environment, any_profile=True, storages=storages
+        )
     return out
 
 
@@ -528,12 +695,28 @@ class PlanContext:
     environment: Environment
     #: The accelerator the plan will run on ("cpu" forbids offload profiles even on simulated cards).
     runs_on: str | None = None
+    #: The weight variants the plan may load (present ones, or the one ``models.<id>.weights`` names).
+    variants: tuple[str, ...] = ("bf16",)
+    #: Their sizes (from their files when present, published otherwise).
+    variant_sizes: Mapping[str, VariantBytes] = field(default_factory=dict)
+
+    def storages(self) -> list[Storage]:
+        accelerator = self.hardware.accelerator
+        weights = _allowed_weights(self.device_settings.weights, accelerator, self.environment)
+        return storage_options(
+            self.spec, self.variants, weights, self.environment, self.sizes, self.variant_sizes,
+            DTYPE_BYTES[self.compute_dtype],
+        )  # fmt: skip
 
     def evaluate_all(self, *, any_profile: bool = False) -> list[MemoryPlan]:
         attention = attention_backend_for(self.device_settings.attention_backend, self.environment)
         accelerator = self.hardware.accelerator
         candidates = ranked_candidates(
-            accelerator, self.device_settings, self.environment, any_profile=any_profile
+            accelerator,
+            self.device_settings,
+            self.environment,
+            any_profile=any_profile,
+            storages=self.storages(),
         )
         runs_on = (self.runs_on or accelerator).split(":")[0]
         if runs_on == "cpu" and accelerator != "cpu":
@@ -551,6 +734,7 @@ class PlanContext:
                 compute_dtype=self.compute_dtype,
                 reserve_gb=self.device_settings.vram_reserve_gb,
                 attention_backend=attention,
+                variant_sizes=self.variant_sizes,
             )
             for c in candidates
         ]
@@ -578,8 +762,15 @@ def step_down(context: PlanContext, current: MemoryPlan) -> MemoryPlan | None:
     which plan the job really ran with); forced weights and tiling are kept, since they change the image.
     """
     plans = context.evaluate_all(any_profile=True)
-    keys = [(p.profile, p.weights, p.pinned, p.vae_tiling) for p in plans]
-    here = (current.profile, current.weights, current.pinned, current.vae_tiling)
+    keys = [(p.profile, p.weights, p.variant, p.text_encoder_weights, p.pinned, p.vae_tiling) for p in plans]
+    here = (
+        current.profile,
+        current.weights,
+        current.variant,
+        current.text_encoder_weights,
+        current.pinned,
+        current.vae_tiling,
+    )
     start = keys.index(here) + 1 if here in keys else 0
     for plan in plans[start:]:
         if plan.peak_vram_bytes < current.peak_vram_bytes or (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imagestudio.memory.activations import Workload
@@ -17,19 +18,49 @@ from imagestudio.memory.plan import (
     Environment,
     MemoryPlan,
     PlanContext,
+    check_variant,
     detect_environment,
     evaluate,
     plan_memory,
     step_down,
 )
+from imagestudio.memory.variant_sizes import VariantBytes, all_variant_bytes
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from imagestudio.config import Settings
     from imagestudio.hardware import Hardware
     from imagestudio.memory.sizes import ModelSizes
     from imagestudio.registry import ModelSpec
 
 log = logging.getLogger(__name__)
+
+
+def present_variant_files(spec: ModelSpec, settings: Settings) -> dict[str, Path]:
+    """Each weight variant of ``spec`` on this machine → its GGUF file or pipeline folder (disk only).
+
+    Asks :mod:`imagestudio.models.variants` (the one search order loading follows). A tiny model's
+    variants count as present (they are built on first use): their path is where they will be built.
+    """
+    from imagestudio.models.variants import gguf_filename, variant_dir, variant_files
+
+    found: dict[str, Path] = {}
+    if settings.storage.models_dir is None:  # settings built in code, not loaded: no folder to look in
+        return found
+    for variant in spec.weight_variants:
+        files = variant_files(spec, variant, settings, build_tiny=False)
+        # A GGUF download's base folder has no transformer weights: it is not the bf16 variant.
+        if files is not None and (variant.quantized or files.transformer_files()):
+            found[variant.name] = files.gguf_file or files.pipeline_dir
+        elif spec.tiny:
+            folder = (
+                variant_dir(spec, variant, settings) if variant.quantized else settings.models_dir / spec.id
+            )
+            found[variant.name] = (
+                folder / gguf_filename(spec, variant) if variant.format == "gguf" else folder
+            )
+    return found
 
 
 def workload_for(spec: ModelSpec, request: Any = None, settings: Settings | None = None) -> Workload:
@@ -86,14 +117,55 @@ class MemoryPlanner:
         hardware: Hardware | None = None,
         device: str | None = None,
         environment: Environment | None = None,
+        locate_variants: Callable[[ModelSpec, Settings], dict[str, Path]] | None = None,
     ) -> None:
         self.settings = settings
+        self._locate_variants = locate_variants or present_variant_files
         self._hardware = hardware
         self._device = device
         self._environment = environment
         # Sizes read from a model folder (models without packaged configs), once per model: later plans
         # must not need the files (a model parked in RAM may have lost its folder) nor re-verify them.
         self._folder_sizes: dict[str, ModelSizes] = {}
+
+    def present_variants(self, spec: ModelSpec) -> dict[str, Path]:
+        """The variants of ``spec`` on this machine (name → file or folder), asked of the disk each time."""
+        return self._locate_variants(spec, self.settings)
+
+    def configured_variant(self, spec: ModelSpec) -> str:
+        """``models.<id>.weights``: ``auto`` or a variant name."""
+        return self.settings.model(spec.id).weights
+
+    def variant_choices(
+        self, spec: ModelSpec, present: dict[str, Path] | None = None, requested: str | None = None
+    ) -> tuple[str, ...]:
+        """The variants a plan may load: the requested (``--weights``) or configured one (checked against the
+        rest of the config), else
+        those present that this Python can read, best first (the bf16 variant alone when none is here).
+
+        A ``device.weights`` other than auto asks for the bf16 files stored that way, so it keeps to them.
+        """
+        configured = requested or self.configured_variant(spec)
+        if configured != "auto":
+            check_variant(
+                spec, configured, self.settings.device, self.environment, requested=requested is not None
+            )
+            return (configured,)
+        if self.settings.device.weights != "auto":
+            return ("bf16",)
+        present = self.present_variants(spec) if present is None else present
+        readable = tuple(
+            v.name
+            for v in spec.weight_variants
+            if v.name in present and (not v.quantized or v.format in self.environment.variants)
+        )
+        return readable or ("bf16",)
+
+    def variant_sizes(
+        self, spec: ModelSpec, present: dict[str, Path] | None = None
+    ) -> dict[str, VariantBytes]:
+        """Every variant's sizes: exact from the files of those present, published for the others."""
+        return all_variant_bytes(spec, self.present_variants(spec) if present is None else present)
 
     @property
     def environment(self) -> Environment:
@@ -128,7 +200,17 @@ class MemoryPlanner:
             self._folder_sizes[spec.id] = model_sizes(spec, require_model_dir(spec, self.settings))
         return self._folder_sizes[spec.id]
 
-    def context(self, spec: ModelSpec, workload: Workload, hardware: Hardware | None = None) -> PlanContext:
+    def context(
+        self,
+        spec: ModelSpec,
+        workload: Workload,
+        hardware: Hardware | None = None,
+        variants: tuple[str, ...] | None = None,
+        requested: str | None = None,
+    ) -> PlanContext:
+        """Everything a plan of ``spec`` depends on; ``variants`` overrides :meth:`variant_choices` (the
+        doctor plans variants that are not downloaded); ``requested`` is a request's ``weights``."""
+        present = self.present_variants(spec)
         return PlanContext(
             spec=spec,
             sizes=self.sizes(spec),
@@ -138,11 +220,19 @@ class MemoryPlanner:
             compute_dtype=self.settings.model(spec.id).torch_dtype,
             environment=self.environment,
             runs_on=self.device,
+            variants=variants or self.variant_choices(spec, present, requested),
+            variant_sizes=self.variant_sizes(spec, present),
         )
 
-    def plan(self, spec: ModelSpec, workload: Workload | None = None) -> MemoryPlan:
+    def plan(
+        self, spec: ModelSpec, workload: Workload | None = None, variants: tuple[str, ...] | None = None
+    ) -> MemoryPlan:
         workload = workload or workload_for(spec, None, self.settings)
-        return plan_memory(self.context(spec, workload))
+        return plan_memory(self.context(spec, workload, variants=variants))
+
+    def auto_variant(self, spec: ModelSpec, workload: Workload | None = None) -> str:
+        """The variant ``models.<id>.weights: auto`` loads: the one the plan for the default job picks."""
+        return self.plan(spec, workload).variant
 
     def plan_for_request(
         self, spec: ModelSpec, request: Any, resident: MemoryPlan | None = None
@@ -154,14 +244,21 @@ class MemoryPlanner:
         out-of-memory step-down.
         """
         workload = workload_for(spec, request, self.settings)
-        context = self.context(spec, workload)
-        if resident is not None and resident.model_id == spec.id:
+        context = self.context(spec, workload, requested=getattr(request, "weights", None))
+        if resident is not None and resident.model_id == spec.id and resident.variant in context.variants:
             tiling = self.settings.device.vae_tiling
             for tiled in (False, True):
                 if tiling != "auto" and tiled != (tiling == "on"):
                     continue
                 again = evaluate(
-                    _Candidate(resident.profile, resident.weights, resident.pinned, tiled),
+                    _Candidate(
+                        resident.profile,
+                        resident.weights,
+                        resident.pinned,
+                        tiled,
+                        resident.variant,
+                        resident.text_encoder_weights,
+                    ),
                     model_id=spec.id,
                     family=spec.family,
                     sizes=context.sizes,
@@ -170,10 +267,15 @@ class MemoryPlanner:
                     compute_dtype=context.compute_dtype,
                     reserve_gb=self.settings.device.vram_reserve_gb,
                     attention_backend=resident.attention_backend,
+                    variant_sizes=context.variant_sizes,
                 )
                 if again.fits_vram:
                     return replace(again, why=f"kept the loaded {resident.describe()}: it fits this request")
         return plan_memory(context)
 
-    def step_down(self, spec: ModelSpec, current: MemoryPlan) -> MemoryPlan | None:
-        return step_down(self.context(spec, current.workload), current)
+    def step_down(
+        self, spec: ModelSpec, current: MemoryPlan, requested: str | None = None
+    ) -> MemoryPlan | None:
+        """The next smaller plan after out-of-memory: with ``weights: auto`` it may be a smaller present
+        variant; a requested or configured variant is kept (it changes the image)."""
+        return step_down(self.context(spec, current.workload, requested=requested), current)

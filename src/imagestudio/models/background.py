@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from imagestudio.errors import DownloadCancelled, ImageStudioError, UserError
-from imagestudio.models.download import DownloadResult, download_model
+from imagestudio.models.download import DownloadResult, download_variant
 from imagestudio.models.locate import effective_repo
 from imagestudio.models.progress import DownloadProgress, ProgressCallback
 from imagestudio.models.state import ModelState, list_states
@@ -32,6 +32,8 @@ class DownloadHandle:
     """One background download: its latest progress, and how it ended."""
 
     model_id: str
+    #: The weight variant being fetched (``bf16``: the model's own repository).
+    weights: str = "bf16"
     cancel_event: threading.Event = field(default_factory=threading.Event)
     status: DownloadStatus = "running"
     progress: DownloadProgress | None = None
@@ -58,6 +60,7 @@ class DownloadHandle:
     def as_json(self) -> dict[str, Any]:
         return {
             "model": self.model_id,
+            "weights": self.weights,
             "status": self.status,
             "progress": self.progress.as_json() if self.progress else None,
             "result": self.result.as_json() if self.result else None,
@@ -89,7 +92,12 @@ class BackgroundDownloads:
             return self._handles.get(model_id)
 
     def start(
-        self, model_id: str, *, revision: str | None = None, on_progress: ProgressCallback | None = None
+        self,
+        model_id: str,
+        *,
+        revision: str | None = None,
+        weights: str = "bf16",
+        on_progress: ProgressCallback | None = None,
     ) -> DownloadHandle:
         """Start downloading ``model_id`` on a thread; a download already running is returned as is.
 
@@ -97,6 +105,7 @@ class BackgroundDownloads:
         anything later ends as ``status`` ``failed`` with a one-line ``error``.
         """
         spec = get_model(model_id)
+        weights = spec.variant(weights).name  # an unknown variant is refused here, before any thread
         if effective_repo(spec, self.settings) is None:
             raise UserError(
                 f"{spec.id} is built on this machine on first use; there is nothing to download",
@@ -108,7 +117,7 @@ class BackgroundDownloads:
             running = self._handles.get(spec.id)
             if running is not None and not running.finished:
                 return running
-            handle = DownloadHandle(spec.id)
+            handle = DownloadHandle(spec.id, weights=weights)
             self._handles[spec.id] = handle
         thread = threading.Thread(
             target=self._run, args=(handle, revision, on_progress), name=f"download-{spec.id}", daemon=True
@@ -131,9 +140,10 @@ class BackgroundDownloads:
                 listener(event)
 
         try:
-            handle.result = download_model(
+            handle.result = download_variant(
                 self.settings,
                 handle.model_id,
+                handle.weights,
                 revision=revision,
                 on_progress=on_progress,
                 cancel=handle.cancel_event,

@@ -40,7 +40,7 @@ from imagestudio.errors import (
 )
 from imagestudio.models import cache
 from imagestudio.models.destinations import CacheDestination, Destination, FolderDestination, RemoteFile
-from imagestudio.models.files import MODEL_INDEX, component_folders, select_pipeline_files
+from imagestudio.models.files import MODEL_INDEX, component_folders, is_weights_file, select_pipeline_files
 from imagestudio.models.locate import effective_repo
 from imagestudio.models.progress import ProgressCallback, ProgressMeter
 from imagestudio.models.transfer import (
@@ -53,7 +53,7 @@ from imagestudio.models.transfer import (
     resolve_url,
 )
 from imagestudio.models.units import human_bytes
-from imagestudio.models.verify import VerifyReport, verify_model_dir
+from imagestudio.models.verify import VerifyReport, verify_model_dir, verify_single_files
 from imagestudio.registry import ModelSpec, UpscalerSpec, get_model
 
 if TYPE_CHECKING:
@@ -77,6 +77,10 @@ class DownloadPlan:
     #: Paths already in place (skipped), and bytes of interrupted transfers (resumed).
     present: frozenset[str] = frozenset()
     partial_bytes: dict[str, int] = field(default_factory=dict)
+    #: Components whose weights are not fetched (a GGUF variant's base: its transformer is the GGUF file).
+    skip_weights: tuple[str, ...] = ()
+    #: Single files, not a pipeline (a GGUF transformer): verified by their own headers.
+    single_files: bool = False
 
     @property
     def total_bytes(self) -> int:
@@ -251,10 +255,18 @@ def plan_download(
     to: Path | None = None,
     endpoint: str | None = None,
     cache_dir: Path | None = None,
+    repo_id: str | None = None,
+    files_only: tuple[str, ...] | None = None,
+    skip_weights: tuple[str, ...] = (),
 ) -> DownloadPlan:
-    """Ask the hub what a download of ``model_id`` means: files, sizes, what is already here."""
+    """Ask the hub what a download of ``model_id`` means: files, sizes, what is already here.
+
+    For weight variants: ``repo_id`` fetches from the variant's repository instead of the model's,
+    ``files_only`` fetches just those files (a GGUF file; no ``model_index.json``), ``skip_weights``
+    leaves out the weights of those components (the base of a GGUF variant needs no transformer weights).
+    """
     spec = get_model(model_id)
-    repo = effective_repo(spec, settings)
+    repo = repo_id or effective_repo(spec, settings)
     if repo is None:
         raise UserError(
             f"{spec.id} is built on this machine on first use; there is nothing to download",
@@ -263,7 +275,7 @@ def plan_download(
             details={"model": spec.id},
         )
     configured = settings.model(spec.id).path
-    if configured is not None and to is None:
+    if configured is not None and to is None and repo_id is None:
         raise UserError(
             f"models.{spec.id}.path is set ({configured}), so a download into the hub cache would not "
             f"be used; remove that line, or download into that folder with --to {configured}",
@@ -291,8 +303,24 @@ def plan_download(
                 details={"repo": repo},
             )
         remote = _remote_files(info)
-        index = _read_model_index(remote, repo, info.sha, endpoint)
-    wanted = select_pipeline_files(remote, component_folders(index))
+        if files_only is None:
+            index = _read_model_index(remote, repo, info.sha, endpoint)
+    if files_only is not None:
+        missing = [path for path in files_only if path not in remote]
+        if missing:
+            raise UserError(
+                f"{repo} has no file {missing[0]} (the registry's name for it); check the repository",
+                param="weights",
+                code="download_no_file",
+                details={"repo": repo, "file": missing[0]},
+            )
+        wanted = list(files_only)
+    else:
+        wanted = [
+            path
+            for path in select_pipeline_files(remote, component_folders(index))
+            if not (path.split("/", 1)[0] in skip_weights and is_weights_file(path))
+        ]
     # model_index.json last: until it is in place no tool takes the folder for a finished pipeline.
     ordered = sorted(wanted, key=lambda path: (path == MODEL_INDEX, path))
     files = tuple(remote[path] for path in ordered)
@@ -302,7 +330,10 @@ def plan_download(
         part = destination.partial_path(file)
         if file.path not in present and part.is_file():
             partial[file.path] = min(part.stat().st_size, file.size)
-    return DownloadPlan(spec.id, repo, revision, info.sha, endpoint, files, destination, present, partial)
+    return DownloadPlan(
+        spec.id, repo, revision, info.sha, endpoint, files, destination, present, partial,
+        skip_weights=skip_weights, single_files=files_only is not None,
+    )  # fmt: skip
 
 
 # --- disk ----------------------------------------------------------------------------------------
@@ -383,7 +414,11 @@ def execute_plan(
     plan.destination.finish()
     meter.current = None
     meter.emit(force=True)
-    report = verify_model_dir(plan.folder)
+    report = (
+        verify_single_files(plan.folder, [f.path for f in plan.files])
+        if plan.single_files
+        else verify_model_dir(plan.folder, plan.skip_weights)
+    )
     if not report.ok:
         raise DownloadFailed(
             f"{plan.model_id} was downloaded to {plan.folder} but does not verify: {report.summary()}",
@@ -439,3 +474,77 @@ def download_model(
     if on_plan is not None:
         on_plan(plan)
     return execute_plan(plan, on_progress=on_progress, cancel=cancel)
+
+
+def download_variant(
+    settings: Settings,
+    model_id: str,
+    weights: str,
+    *,
+    revision: str | None = None,
+    to: Path | None = None,
+    on_progress: ProgressCallback | None = None,
+    on_plan: Callable[[DownloadPlan], None] | None = None,
+    cancel: threading.Event | None = None,
+    endpoint: str | None = None,
+    cache_dir: Path | None = None,
+    disk_usage: DiskUsageFn = shutil.disk_usage,
+) -> DownloadResult:
+    """Download one weight variant of ``model_id``: only what it needs, checked against the disk first.
+
+    ``bf16``: the model's pipeline (:func:`download_model`). A GGUF variant: the ``.gguf`` file from its
+    repository plus the base repository's pipeline without the transformer's weights (configs, tokenizer,
+    scheduler, VAE, text encoder) — never the full-precision transformer. An SDNQ variant: its pipeline
+    repository. Everything goes into the Hugging Face cache, where the loader looks for it; ``revision``
+    applies to the base repository.
+    """
+    spec = get_model(model_id)
+    variant = spec.variant(weights)
+    if not variant.quantized:
+        return download_model(
+            settings, model_id, revision=revision, to=to, on_progress=on_progress, on_plan=on_plan,
+            cancel=cancel, endpoint=endpoint, cache_dir=cache_dir, disk_usage=disk_usage,
+        )  # fmt: skip
+    if variant.repo_id is None:
+        raise UserError(
+            f"{spec.id} {variant.name} is built on this machine on first use; there is nothing to download",
+            param="weights",
+            code="nothing_to_download",
+            details={"model": spec.id, "weights": variant.name},
+        )
+    if to is not None:
+        raise UserError(
+            f"--to downloads bf16 only; {variant.name} goes into the Hugging Face cache (HF_HUB_CACHE picks "
+            f"its disk), or fetch its files yourself and set models.{spec.id}.weights_paths.{variant.name}",
+            param="to",
+            code="download_variant_to",
+            details={"model": spec.id, "weights": variant.name},
+        )
+    started = time.perf_counter()
+    hub: dict[str, Any] = {"endpoint": endpoint, "cache_dir": cache_dir}
+    plans = []
+    if variant.format == "gguf":
+        assert variant.filename is not None
+        if settings.model(spec.id).path is None:  # a configured base folder is used as it is
+            plans.append(
+                plan_download(settings, model_id, revision=revision, skip_weights=("transformer",), **hub)
+            )
+        plans.append(
+            plan_download(settings, model_id, repo_id=variant.repo_id, files_only=(variant.filename,), **hub)
+        )
+    else:
+        plans.append(plan_download(settings, model_id, repo_id=variant.repo_id, **hub))
+    keep_free = int(settings.downloads.min_free_gb * 1000**3)
+    needed = sum(plan.fetch_bytes for plan in plans)
+    what = f"{spec.id} {variant.name}"
+    check_disk_space(what, needed, plans[-1].destination.disk_target(), keep_free, disk_usage)
+    for plan in plans:
+        if on_plan is not None:
+            on_plan(plan)
+    results = [execute_plan(plan, on_progress=on_progress, cancel=cancel) for plan in plans]
+    last = results[-1]
+    return DownloadResult(
+        spec.id, last.folder, last.repo_id, last.commit, sum(r.fetched_bytes for r in results),
+        sum(r.total_bytes for r in results), sum(r.files for r in results), time.perf_counter() - started,
+        last.report,
+    )  # fmt: skip

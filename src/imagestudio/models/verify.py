@@ -74,6 +74,8 @@ class VerifyReport:
 
     def summary(self) -> str:
         """One line: what was checked, or the first problem and how many more."""
+        if self.ok and not self.components:
+            return f"{self.weights_files} weight file(s) ({human_bytes(self.weights_bytes)}) check out"
         if self.ok:
             return (
                 f"{len(self.components)} components, {self.weights_files} safetensors files "
@@ -157,6 +159,7 @@ def _check_tensor_ranges(header: dict[str, Any], data_len: int) -> None:
 @dataclass
 class _Checker:
     folder: Path
+    skip_weights: tuple[str, ...] = ()
     problems: list[str] = field(default_factory=list)
     weights_files: int = 0
     weights_bytes: int = 0
@@ -286,13 +289,18 @@ class _Checker:
             config = self.json_file(folder / "config.json")
             if config is not None and not isinstance(config, dict):
                 self.problem(folder / "config.json", "is not a JSON object")
-            self.model_weights(folder)
+            if name not in self.skip_weights:
+                self.model_weights(folder)
 
 
-def verify_model_dir(folder: Path) -> VerifyReport:
-    """Check a diffusers-format folder (a plain folder or a hub cache snapshot); never loads a tensor."""
+def verify_model_dir(folder: Path, skip_weights: tuple[str, ...] = ()) -> VerifyReport:
+    """Check a diffusers-format folder (a plain folder or a hub cache snapshot); never loads a tensor.
+
+    ``skip_weights``: components whose weights come from elsewhere (the transformer of a GGUF variant's
+    base folder): their configs are checked, their weights are not required.
+    """
     folder = Path(folder)
-    checker = _Checker(folder)
+    checker = _Checker(folder, skip_weights)
     if not folder.is_dir():
         return VerifyReport(folder, (f"{folder}: not a folder",))
     index = checker.json_file(folder / MODEL_INDEX)
@@ -308,3 +316,26 @@ def verify_model_dir(folder: Path) -> VerifyReport:
     return VerifyReport(
         folder, tuple(checker.problems), tuple(components), checker.weights_files, checker.weights_bytes
     )
+
+
+def verify_single_files(folder: Path, paths: list[str]) -> VerifyReport:
+    """Check downloaded single weight files (GGUF): each is there and its header lists its tensors."""
+    folder = Path(folder)
+    problems = []
+    total = 0
+    for path in paths:
+        file = folder / path
+        if not file.is_file():
+            problems.append(f"{path}: missing")
+            continue
+        try:
+            from gguf import GGUFReader
+
+            tensors = GGUFReader(file, "r").tensors
+        except (ValueError, OSError, IndexError) as exc:
+            problems.append(f"{path}: not a readable GGUF file ({exc})")
+            continue
+        if not tensors:
+            problems.append(f"{path}: holds no tensors")
+        total += file.stat().st_size
+    return VerifyReport(folder, tuple(problems), (), len(paths), total)

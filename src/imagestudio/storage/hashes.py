@@ -121,13 +121,18 @@ def transformer_files(model_dir: Path) -> list[Path]:
 def model_hash(cache: HashCache, model_dir: Path | None) -> str | None:
     """A1111's short ``Model hash`` of the transformer weights; None when they can't be found, or while
     big weights are still being hashed in the background (the first images of a new model)."""
-    files = transformer_files(model_dir) if model_dir is not None else []
+    return weights_hash(cache, transformer_files(model_dir) if model_dir is not None else [])
+
+
+def weights_hash(cache: HashCache, files: Sequence[Path]) -> str | None:
+    """A1111's short ``Model hash`` of the transformer files that ran (a diffusers folder's shards, or one
+    GGUF file); None as :func:`model_hash` says."""
     if not files:
         return None
     try:
         digest = cache.sha256_soon(files)
     except OSError as exc:
-        log.warning("could not hash the weights in %s: %s", model_dir, exc)
+        log.warning("could not hash the weights %s: %s", files[0], exc)
         return None
     return digest[:MODEL_HASH_CHARS] if digest else None
 

@@ -124,8 +124,9 @@ class StudioBackend(Protocol):
 
     def unload(self) -> str | None: ...
 
-    def start_download(self, model_id: str) -> None:
-        """Start fetching a model in the background (a UserError when there is nothing to fetch)."""
+    def start_download(self, model_id: str, weights: str = "bf16") -> None:
+        """Start fetching a model (one weight variant of it) in the background (a UserError when there is
+        nothing to fetch)."""
         ...
 
     def download_status(self, model_id: str) -> dict[str, Any] | None:

@@ -23,6 +23,7 @@ from imagestudio.ui.enhance_controls import enhance_controls, original_prompt, w
 from imagestudio.ui.page_parts import RESULT_BUTTONS, RESULT_HEIGHT, model_choices, model_info
 from imagestudio.ui.style import lang_js
 from imagestudio.ui.texts import language
+from imagestudio.ui.weights_choice import follow_model, weights_dropdown, weights_value
 
 if TYPE_CHECKING:
     from imagestudio.storage.inputs import InputImage
@@ -54,6 +55,8 @@ class EditPage:
     actions: Any = None
     #: Before/after: Picture 1 against the result.
     compare: Any = None
+    #: Which weight variant runs (ui/weights_choice.py).
+    weights: Any = None
 
     def settings_fields(self) -> list[Any]:
         """What "use these settings" on the History page fills, the kept reference pictures included."""
@@ -136,6 +139,7 @@ def build(ctx: UIContext, default_model: str) -> EditPage:
                     label=key("edit.lightning"), info=key("edit.lightning_info"), elem_id="edit-lightning",
                     visible=bool(spec.lightning_files),
                 )  # fmt: skip
+            weights = weights_dropdown(ctx, "edit", default_model)
             model_err = slot("edit-model-error")
             with gr.Row():
                 true_cfg = gr.Slider(
@@ -201,6 +205,7 @@ def build(ctx: UIContext, default_model: str) -> EditPage:
                 "steps": steps_err,
                 "lightning": model_err,
                 "model": model_err,
+                "weights": model_err,
             },
             form_error=form_err,
             extra_outputs=[compare],
@@ -209,6 +214,7 @@ def build(ctx: UIContext, default_model: str) -> EditPage:
         enhance=enhance,
         actions=actions,
         compare=compare,
+        weights=weights,
     )
     _wire(ctx, page)
     clear_on_input(
@@ -255,6 +261,7 @@ def _wire(ctx: UIContext, page: EditPage) -> None:
         return gr.Dropdown(info=model_info(ctx, model_id, "edit.model_info")), lightning
 
     page.model.change(model_changed, page.model, [page.model, page.lightning], queue=False)
+    follow_model(page.model, page.weights)
 
     def checked(path: str | None, number: int, lang: str) -> tuple[Any, str]:
         """Check an upload as soon as it arrives: a bad file is taken out again and explained."""
@@ -303,6 +310,7 @@ def _wire(ctx: UIContext, page: EditPage) -> None:
         page.seed,
         page.enhance.state,
         page.lang,
+        page.weights,
     ]
 
     def body(*values: Any, request: Any) -> Iterator[dict[Any, Any]]:
@@ -342,6 +350,7 @@ def _run(
     seed: float | None,
     improved: dict[str, str] | None,
     lang: str,
+    weights: str | None = None,
     *,
     request: Any,
 ) -> Iterator[dict[Any, Any]]:
@@ -360,6 +369,7 @@ def _run(
             steps=int(steps),
             lightning=LIGHTNING_STEPS if lightning else None,
             seed=round(seed) if seed_mode == "fixed" and seed is not None else None,
+            weights=weights_value(weights),
         )
         return ctx.backend.submit(resolved, client_of(request))
 

@@ -43,6 +43,9 @@ class FirstRunBanner:
     lang: Any
     #: The doctor's plan check for the model on this machine (code + details; None: not known).
     plan: dict[str, Any] | None = None
+    #: The weight variant the doctor recommends downloading for this machine, and its download size.
+    weights: str = "bf16"
+    download_bytes: int | None = None
 
 
 def missing_default(settings: Settings, task: str) -> str | None:
@@ -81,12 +84,13 @@ def build(ctx: UIContext, prefix: str, model_id: str | None) -> FirstRunBanner |
         download=download,
         status=status,
         lang=gr.Textbox(visible=False),
-        plan=plan_row(ctx, model_id),
+        **recommendation(ctx, model_id),
     )
 
 
-def plan_row(ctx: UIContext, model_id: str) -> dict[str, Any] | None:
-    """The doctor's plan check for ``model_id`` on this machine, as the System page's rows are.
+def recommendation(ctx: UIContext, model_id: str) -> dict[str, Any]:
+    """The doctor's recommended weight variant for ``model_id`` on this machine, its download size, and
+    the plan check of running it (as the System page's rows are): the banner's fields.
 
     Made once while the page is built, before the server takes jobs: sizing a model imports diffusers'
     lazy modules, and doing that while the worker loads a pipeline can see a half-imported module.
@@ -94,12 +98,24 @@ def plan_row(ctx: UIContext, model_id: str) -> dict[str, Any] | None:
     from imagestudio.doctor import plan_check, run_doctor
 
     try:
-        report = run_doctor(ctx.backend.settings, [model_id])
-        check = plan_check(report.models[0].plan)
+        entry = run_doctor(ctx.backend.settings, [model_id]).models[0]
+        weights = entry.recommended or "bf16"
+        row = next(r for r in entry.variants if r.variant.name == weights)
+        plan = entry.best if entry.recommended and entry.best is not None else entry.plan
+        check = plan_check(plan)
     except Exception:
         log.warning("could not plan %s for the first-run banner", model_id, exc_info=True)
-        return None
-    return {"name": check.name, "message": check.message, "code": check.code, "details": dict(check.details)}
+        return {"plan": None}
+    return {
+        "plan": {
+            "name": check.name,
+            "message": check.message,
+            "code": check.code,
+            "details": dict(check.details),
+        },
+        "weights": weights,
+        "download_bytes": row.download_bytes,
+    }
 
 
 def verdict(ctx: UIContext, plan: dict[str, Any] | None, lang: str) -> str:
@@ -109,19 +125,31 @@ def verdict(ctx: UIContext, plan: dict[str, Any] | None, lang: str) -> str:
     return check_text(ctx, plan, lang)[1] if plan else ""
 
 
-def banner_html(ctx: UIContext, model_id: str, lang: str, plan: dict[str, Any] | None = None) -> str:
+def banner_html(
+    ctx: UIContext,
+    model_id: str,
+    lang: str,
+    plan: dict[str, Any] | None = None,
+    weights: str = "bf16",
+    download_bytes: int | None = None,
+) -> str:
     from imagestudio.registry import get_model
     from imagestudio.ui.system_page import size_text
 
     spec = get_model(model_id)
     tiny = next(m for m in _tiny_ids() if get_model(m).task == spec.task)
     t = ctx.t
-    size = size_text(ctx, lang, spec.download_bytes)
+    size = size_text(ctx, lang, download_bytes or spec.download_bytes)
+    command = f"imagestudio models download {model_id}"
+    if weights == "bf16":
+        get = t("first.get", lang, model=spec.title, size=size)
+    else:
+        get = t("first.get_variant", lang, model=spec.title, size=size, weights=weights)
+        command += f" --weights {weights}"
     parts = [
         f"<p><b>{escape(t('first.missing', lang, model=spec.title))}</b> "
         f"{escape(t('first.offline', lang, tiny=t(f'model.{tiny}', lang)))}</p>",
-        f"<p>{escape(t('first.get', lang, model=spec.title, size=size))} "
-        f"<code>imagestudio models download {escape(model_id)}</code></p>",
+        f'<p>{escape(get)} <code data-weights="{escape(weights)}">{escape(command)}</code></p>',
     ]
     words = verdict(ctx, plan, lang)
     if words:
@@ -138,7 +166,7 @@ def _tiny_ids() -> list[str]:
 def wire(ctx: UIContext, banners: list[FirstRunBanner | None], blocks: Any) -> None:
     """Fill the banners when the page opens (in its language) and attach their Download buttons.
 
-    The plans were made when the page was built (see :func:`plan_row`); filling only translates.
+    The plans were made when the page was built (see :func:`recommendation`); filling only translates.
     """
     shown = [b for b in banners if b is not None]
     if not shown:
@@ -146,7 +174,7 @@ def wire(ctx: UIContext, banners: list[FirstRunBanner | None], blocks: Any) -> N
 
     def fill(lang: str) -> list[str]:
         lang = language(lang)
-        return [banner_html(ctx, b.model_id, lang, b.plan) for b in shown]
+        return [banner_html(ctx, b.model_id, lang, b.plan, b.weights, b.download_bytes) for b in shown]
 
     blocks.load(
         fill, [shown[0].lang], [b.text for b in shown], js=lang_js(1), queue=False, show_progress="hidden"
@@ -157,7 +185,7 @@ def wire(ctx: UIContext, banners: list[FirstRunBanner | None], blocks: Any) -> N
 
 def _wire_download(ctx: UIContext, banner: FirstRunBanner) -> None:
     def download(lang: str) -> Iterator[tuple[Any, ...]]:
-        yield from _download(ctx, banner.model_id, language(lang))
+        yield from _download(ctx, banner.model_id, language(lang), banner.weights)
 
     banner.download.click(
         download,
@@ -169,14 +197,14 @@ def _wire_download(ctx: UIContext, banner: FirstRunBanner) -> None:
     )
 
 
-def _download(ctx: UIContext, model_id: str, lang: str) -> Iterator[tuple[Any, ...]]:
+def _download(ctx: UIContext, model_id: str, lang: str, weights: str = "bf16") -> Iterator[tuple[Any, ...]]:
     import gradio as gr
 
     from imagestudio.ui.system_page import _download_bar
 
     busy, idle = gr.Button(interactive=False), gr.Button(interactive=True)
     try:
-        ctx.backend.start_download(model_id)
+        ctx.backend.start_download(model_id, weights)
     except UserError as exc:
         yield error_html(error_message(ctx, exc, lang)), idle
         return

@@ -26,6 +26,7 @@ from imagestudio.ui.page_parts import RESULT_BUTTONS, RESULT_HEIGHT, model_choic
 from imagestudio.ui.presets import CUSTOM_SIZE, DEFAULT_SIZE, SIZE_PRESETS, SOURCE_SIZE, size_of
 from imagestudio.ui.style import lang_js
 from imagestudio.ui.texts import language
+from imagestudio.ui.weights_choice import follow_model, weights_dropdown, weights_value
 
 if TYPE_CHECKING:
     from imagestudio.storage.inputs import InputImage
@@ -72,6 +73,8 @@ class GeneratePage:
     actions: Any = None
     #: The control image and the hires pass (see ui/control_controls.py).
     control: Any = None
+    #: Which weight variant runs (ui/weights_choice.py).
+    weights: Any = None
 
 
 def build(ctx: UIContext, default_model: str) -> GeneratePage:
@@ -112,6 +115,7 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
                     info=key("gen.size_info"),
                     elem_id="gen-size",
                 )
+            weights = weights_dropdown(ctx, "gen", default_model)
             model_err = slot("gen-model-error")
             with gr.Row(visible=False) as custom_row:
                 width = gr.Number(label=key("gen.width"), value=1024, precision=0, elem_id="gen-width")
@@ -199,6 +203,7 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
             errors={
                 "prompt": prompt_err,
                 "model": model_err,
+                "weights": model_err,
                 "width": size_err,
                 "height": size_err,
                 "size": size_err,
@@ -226,6 +231,7 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
         source_box=source_box,
         actions=actions,
         control=control,
+        weights=weights,
     )
     _wire(ctx, page, custom_row)
     clear_on_input(
@@ -253,6 +259,7 @@ def _wire(ctx: UIContext, page: GeneratePage, custom_row: Any) -> None:
     # after them and put the default back over the recalled value.
     page.model.input(_steps_for_model, page.model, page.steps, queue=False)
     page.model.change(lambda m: gr.Dropdown(info=model_info(ctx, m)), page.model, page.model, queue=False)
+    follow_model(page.model, page.weights)
     page.source_bad.change(
         lambda name, lang: _source_error(ctx, name, language(lang)),
         [page.source_bad, page.lang],
@@ -285,6 +292,7 @@ def _wire(ctx: UIContext, page: GeneratePage, custom_row: Any) -> None:
         page.per_line,
         *page.control.inputs(),
         page.lang,
+        page.weights,
     ]
 
     def body(*values: Any, request: Any) -> Iterator[dict[Any, Any]]:
@@ -329,6 +337,7 @@ def _run(
     hires: bool,
     hires_scale: float,
     lang: str,
+    weights: str | None = None,
     *,
     request: Any,
 ) -> Iterator[dict[Any, Any]]:
@@ -357,6 +366,7 @@ def _run(
             source_bad=source_bad,
             per_line=per_line,
             extra=extra,
+            weights=weights,
         )
         from imagestudio.ui.common import client_of, submit_all
 
@@ -384,6 +394,7 @@ def page_requests(
     source_bad: str = "",
     per_line: bool = False,
     extra: dict[str, Any] | None = None,
+    weights: str | None = None,
 ) -> list[GenerateRequest | EditRequest]:
     """The page's form as resolved requests, one per prompt (every check done; nothing queued yet).
 
@@ -404,6 +415,7 @@ def page_requests(
         "seed": seed,
         "count": int(count),
         "variety": float(variety or 0.0),
+        "weights": weights_value(weights),
         # A rewrite by Improve prompt is of the whole text; one prompt per line records none.
         "original_prompt": original_prompt(improved, prompt) if len(texts) == 1 else None,
         # The control image and the hires pass (ui/control_controls.py).

@@ -449,6 +449,12 @@ def details_html(ctx: UIContext, entry: Any, lang: str) -> str:
         rows.append((ctx.t("hist.field.true_cfg", lang), str(meta["true_cfg_scale"])))
     if meta.get("strength") is not None:
         rows.append((ctx.t("hist.field.strength", lang), str(meta["strength"])))
+    if meta.get("weights") is not None:
+        # The weight variant that ran (and its text encoder's precision when quantized).
+        encoder = meta.get("text_encoder_weights")
+        rows.append(
+            (ctx.t("hist.field.weights", lang), str(meta["weights"]) + (f" · {encoder}" if encoder else ""))
+        )
     names = [item.get("name") for item in meta.get("input_images") or [] if isinstance(item, dict)]
     names += [meta[k].get("name") for k in ("init_image", "mask") if isinstance(meta.get(k), dict)]
     if any(names):

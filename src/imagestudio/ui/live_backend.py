@@ -197,8 +197,8 @@ class LiveBackend:
     def _downloads(self) -> BackgroundDownloads:
         return self._services.downloads
 
-    def start_download(self, model_id: str) -> None:
-        self._downloads.start(model_id)
+    def start_download(self, model_id: str, weights: str = "bf16") -> None:
+        self._downloads.start(model_id, weights=weights)
 
     def download_status(self, model_id: str) -> dict[str, Any] | None:
         handle = self._downloads.get(model_id)

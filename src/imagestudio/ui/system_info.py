@@ -120,6 +120,13 @@ def _checks(settings: Settings) -> list[dict[str, Any]] | None:
 
 
 def _models(services: Services) -> list[dict[str, Any]]:
+    """Every model's state, with its weight variants (state and download size each)."""
+    from imagestudio.memory.variant_sizes import variant_listing
     from imagestudio.models.state import list_states
+    from imagestudio.registry import get_model
 
-    return [state.as_json() for state in list_states(services.settings)]
+    settings = services.settings
+    return [
+        {**state.as_json(), "variants": variant_listing(get_model(state.id), settings)}
+        for state in list_states(settings)
+    ]

@@ -118,8 +118,8 @@ def wire(ctx: UIContext, page: SystemPage, tab: Any) -> None:
 
     page.unload.click(unload, [page.lang], [*panels, page.status], js=lang_js(1))
 
-    def download(model_id: str | None, lang: str) -> Iterator[tuple[Any, ...]]:
-        yield from _download(ctx, model_id, language(lang), show)
+    def download(choice: str | None, lang: str) -> Iterator[tuple[Any, ...]]:
+        yield from _download(ctx, choice, language(lang), show)
 
     page.download.click(
         download,
@@ -130,25 +130,32 @@ def wire(ctx: UIContext, page: SystemPage, tab: Any) -> None:
         show_progress="hidden",
     )
     page.stop_download.click(
-        lambda model_id: ctx.backend.cancel_download(model_id) and None,
+        lambda choice: ctx.backend.cancel_download(split_choice(choice)[0]) and None,
         [page.download_model],
         None,
         queue=False,
     )
 
 
-def _download(ctx: UIContext, model_id: str | None, lang: str, show: Any) -> Iterator[tuple[Any, ...]]:
+def split_choice(choice: str | None) -> tuple[str, str]:
+    """A Download choice, ``model`` or ``model:variant``, as (model id, weights)."""
+    model_id, _, weights = (choice or "").partition(":")
+    return model_id, weights or "bf16"
+
+
+def _download(ctx: UIContext, choice: str | None, lang: str, show: Any) -> Iterator[tuple[Any, ...]]:
     """Start a background download and draw its progress until it ends; the page's panels refresh then."""
     import gradio as gr
 
     busy = (gr.Button(interactive=False), gr.Button(interactive=True))
     idle = (gr.Button(interactive=True), gr.Button(interactive=False))
     keep = (gr.skip(),) * 6
+    model_id, weights = split_choice(choice)
     if not model_id:
         yield (note_html(ctx.t("sys.nothing_to_download", lang)), *idle, *keep)
         return
     try:
-        ctx.backend.start_download(model_id)
+        ctx.backend.start_download(model_id, weights)
     except UserError as exc:
         yield (error_html(error_message(ctx, exc, lang)), *idle, *keep)
         return
@@ -326,6 +333,25 @@ def render(ctx: UIContext, info: dict[str, Any], lang: str) -> tuple[Any, ...]:
         )
         if state in ("missing", "partial"):
             downloadable.append((title, str(model.get("id"))))
+        if state == "tiny":
+            continue  # a tiny model's variants are built on first use
+        for variant in model.get("variants") or []:
+            name = str(variant.get("variant"))
+            if name == "bf16":
+                continue  # the model's own row above
+            v_state = str(variant.get("state"))
+            v_size = variant.get("download_bytes") or 0
+            v_shown = "—" if v_state == "present" or not v_size else f"~{size_text(ctx, lang, v_size)}"
+            quality = str(variant.get("quality") or "")
+            rows.append(
+                f"<tr class='is-variant' data-model='{escape(str(model.get('id')))}' "
+                f"data-variant='{escape(name)}' data-state='{escape(v_state)}'>"
+                f"<td>↳ <code>{escape(name)}</code> <small>{escape(quality)}</small></td>"
+                f"<td>{escape(states.get(v_state, v_state))}</td><td>{escape(v_shown)}</td></tr>"
+            )
+            if v_state == "missing":
+                label = f"{title} · {name}" + (f" (~{size_text(ctx, lang, v_size)})" if v_size else "")
+                downloadable.append((label, f"{model.get('id')}:{name}"))
     head = "".join(
         f"<th>{escape(t(k, lang))}</th>" for k in ("sys.col_model", "sys.col_state", "sys.col_size")
     )
