@@ -93,11 +93,11 @@ def test_system_page_lists_each_variant_with_a_download(fresh_server: StudioServ
     downloaded: the download that starts is of that variant (it fails here, readably: no network)."""
     page = open_page(fresh_server.url, locale="en-US")
     open_tab(page, "System")
-    row = page.locator("#sys-models tr[data-model=z-image-turbo][data-variant=gguf-q4_k_m]")
+    row = page.locator("#sys-models tr[data-variant-of=z-image-turbo][data-variant=gguf-q4_k_m]")
     expect(row).to_have_attribute("data-state", "missing")
     expect(row).to_contain_text("not downloaded")
     expect(row).to_contain_text("13.2 GB")  # the file plus the base model's text encoder, VAE, configs
-    rows = page.locator("#sys-models tr.is-variant[data-model=qwen-image-edit-2511]")
+    rows = page.locator("#sys-models tr[data-variant-of=qwen-image-edit-2511]")
     expect(rows).to_have_count(7)  # every GGUF and SDNQ variant
     screenshot(page, "system-variants-en")
 

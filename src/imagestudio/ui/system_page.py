@@ -344,7 +344,7 @@ def render(ctx: UIContext, info: dict[str, Any], lang: str) -> tuple[Any, ...]:
             v_shown = "—" if v_state == "present" or not v_size else f"~{size_text(ctx, lang, v_size)}"
             quality = str(variant.get("quality") or "")
             rows.append(
-                f"<tr class='is-variant' data-model='{escape(str(model.get('id')))}' "
+                f"<tr class='is-variant' data-variant-of='{escape(str(model.get('id')))}' "
                 f"data-variant='{escape(name)}' data-state='{escape(v_state)}'>"
                 f"<td>↳ <code>{escape(name)}</code> <small>{escape(quality)}</small></td>"
                 f"<td>{escape(states.get(v_state, v_state))}</td><td>{escape(v_shown)}</td></tr>"
