@@ -18,6 +18,7 @@ from playwright.sync_api import expect
 from tests.ui.conftest import screenshot
 from tests.ui.test_studio_browser import custom_size, write_picture
 from tests.ui.widgets import (
+    choose,
     fill_text,
     gallery_images,
     open_tab,
@@ -55,20 +56,28 @@ def use_from_history(page, words: str, history_tab: str = "History") -> None:
 
 
 def load_start_picture(page, picture: Path) -> None:
-    if not page.locator("#gen-source input[type=file]").count():
+    if not page.locator("#gen-source").is_visible():
         page.locator("#gen-source-box").click()
-    page.locator("#gen-source input[type=file]").set_input_files(str(picture))
-    expect(page.locator("#gen-source canvas").first).to_be_visible(timeout=SLOW_MS)
+    # The closed accordion mounts the picture editor when it opens: a file given to it before then goes
+    # to an input that is about to be replaced, and no upload happens.
+    page.locator("#gen-source").wait_for(state="visible")
+    page.locator("#gen-source button[aria-label=Brush]").wait_for(state="attached")
+    if page.locator("#gen-size input").input_value() == "As the starting picture":
+        choose(page, "gen-size", "Custom size")  # so that the upload's own switch is seen below
+    page.locator("#gen-source input[type=file]").first.set_input_files(str(picture))
+    # The upload has reached the server: its handler switched the size to the picture's own.
     expect(page.locator("#gen-size input")).to_have_value("As the starting picture", timeout=SLOW_MS)
 
 
 def paint_stroke(page) -> None:
-    """Paint a diagonal stroke over the middle of the start picture (the inpaint mask)."""
-    canvas = page.locator("#gen-source canvas").first
-    box = canvas.bounding_box()
-    page.mouse.move(box["x"] + box["width"] * 0.35, box["y"] + box["height"] * 0.35)
+    """Paint a horizontal stroke across the middle of the start picture (the inpaint mask)."""
+    page.locator("#gen-source button[aria-label=Brush]").click()
+    canvas = page.locator("#gen-source canvas").first.bounding_box()
+    cx, cy = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2
+    page.mouse.move(cx - 60, cy)
     page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * 0.65, box["y"] + box["height"] * 0.65, steps=12)
+    for i in range(13):
+        page.mouse.move(cx - 60 + i * 10, cy)
     page.mouse.up()
 
 
@@ -85,7 +94,9 @@ def test_use_these_settings_on_a_text_to_image_result_reproduces_its_pixels(
     # A start picture left in the editor from other work must not turn the rerun into img2img.
     load_start_picture(page, write_picture(tmp_path / "leftover.png", 11, (64, 64)))
     use_from_history(page, "reproducible harbour")
-    expect(page.get_by_role("tab", name="Generate")).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_role("tab", name="Generate")).to_have_attribute(
+        "aria-selected", "true", timeout=SLOW_MS
+    )
     assert run_and_wait(page, "gen", timeout_ms=SLOW_MS) == "done"
     assert np.array_equal(result_pixels(page, "gen-gallery"), first)
 
@@ -109,12 +120,14 @@ def test_use_these_settings_on_an_inpainted_result_brings_back_picture_mask_and_
 
     # The form forgets the picture, the mask and the strength…
     open_tab(page, "Generate")
-    page.locator("#gen-source button[aria-label='Clear']").first.click()
+    load_start_picture(page, write_picture(tmp_path / "other.png", 16, (64, 64)))
     set_number(page, "gen-strength", 0.3)
     fill_text(page, "gen-prompt", "something else")
     # … and "Use these settings" brings all three back: the rerun is the same picture.
     use_from_history(page, "inpainted meadow")
-    expect(page.get_by_role("tab", name="Generate")).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_role("tab", name="Generate")).to_have_attribute(
+        "aria-selected", "true", timeout=SLOW_MS
+    )
     expect(page.locator("#gen-strength input[type=number]")).to_have_value("0.8", timeout=SLOW_MS)
     expect(page.locator("#gen-source canvas").first).to_be_visible()
     screenshot(page, "generate-en-use-restores-start-picture")
@@ -145,7 +158,7 @@ def test_use_these_settings_on_an_edit_restores_its_seed_and_reproduces_its_pixe
     seed = page.locator("#edit-info").inner_text()
 
     use_from_history(page, "reproducible blue sofa")
-    expect(page.get_by_role("tab", name="Edit")).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_role("tab", name="Edit")).to_have_attribute("aria-selected", "true", timeout=SLOW_MS)
     recorded = page.locator("#edit-seed input[type=number]")
     expect(recorded).to_be_visible(timeout=SLOW_MS)
     assert recorded.input_value() in seed, (recorded.input_value(), seed)
