@@ -48,9 +48,9 @@ def run(ctx: BenchContext) -> list[Row]:
 
 def _measure(ctx: BenchContext) -> Row:
     from imagestudio.cluster.service import build_cluster_queue
+    from imagestudio.job_requests import GenerateRequest
     from imagestudio.jobs.dispatch import StudioDispatcher
-    from imagestudio.jobs.queue import JobQueue
-    from imagestudio.requests import GenerateRequest
+    from imagestudio.jobs.local_queue import JobQueue
     from imagestudio.studio import Studio
 
     ctx.tiny_model(MODEL)

@@ -11,13 +11,13 @@ from benchmarks.report import NOT_AVAILABLE
 
 def edit_missing() -> str | None:
     """Why editing cannot be benchmarked here; None when ``Studio.edit`` and ``EditRequest`` exist."""
-    from imagestudio import requests
+    from imagestudio import job_requests
     from imagestudio.studio import Studio
 
     if not callable(getattr(Studio, "edit", None)):
         return f"{NOT_AVAILABLE}: Studio has no edit method (image editing)"
-    if not hasattr(requests, "EditRequest"):
-        return f"{NOT_AVAILABLE}: imagestudio.requests has no EditRequest"
+    if not hasattr(job_requests, "EditRequest"):
+        return f"{NOT_AVAILABLE}: imagestudio.job_requests has no EditRequest"
     return None
 
 

@@ -83,7 +83,7 @@ def _pixels(image_or_path: Any) -> Any:
 def _generate_case(ctx: BenchContext, studio: Studio, side: int, steps: int, case: str) -> Row:
     import torch
 
-    from imagestudio.requests import GenerateRequest
+    from imagestudio.job_requests import GenerateRequest
 
     request = GenerateRequest.build(
         model="tiny-z-image", prompt=PROMPT, width=side, height=side, steps=steps, seed=SEED
@@ -139,7 +139,7 @@ def _fixed_costs_row(ctx: BenchContext, studio: Studio, side: int, steps: int) -
     import numpy as np
 
     from imagestudio.engine.pipeline_calls import check_output
-    from imagestudio.requests import GenerateRequest
+    from imagestudio.job_requests import GenerateRequest
     from imagestudio.storage.files import image_basename, write_new_file
     from imagestudio.storage.metadata import png_bytes, read_metadata
 
@@ -220,7 +220,7 @@ def _edit_case(ctx: BenchContext, studio: Studio, case: str) -> Row:
     import torch
     from PIL import Image
 
-    from imagestudio.requests import EditRequest
+    from imagestudio.job_requests import EditRequest
     from imagestudio.storage.inputs import InputLimits, read_input_image
 
     ctx.tiny_model("tiny-qwen-image-edit")

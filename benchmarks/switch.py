@@ -132,7 +132,7 @@ def _acquire(studio: Studio, model_id: str) -> None:
 
 
 def _generate(studio: Studio, out: Path) -> None:
-    from imagestudio.requests import GenerateRequest
+    from imagestudio.job_requests import GenerateRequest
 
     request = GenerateRequest.build(
         model=GENERATE_MODEL, prompt=PROMPT, width=SIDE, height=SIDE, steps=STEPS, seed=SEED
@@ -141,7 +141,7 @@ def _generate(studio: Studio, out: Path) -> None:
 
 
 def _edit(ctx: BenchContext, studio: Studio, out: Path) -> None:
-    from imagestudio.requests import EditRequest
+    from imagestudio.job_requests import EditRequest
     from imagestudio.storage.inputs import InputLimits, read_input_image
 
     reference = reference_picture(ctx.workdir / "inputs" / "reference.png", SIDE)

@@ -24,7 +24,7 @@ from imagestudio.api.uploads import Upload, decode_upload_sync
 from imagestudio.cli.edit import edit_request
 from imagestudio.cli.generate import generate_request
 from imagestudio.errors import InvalidImage
-from imagestudio.requests import build_image_request
+from imagestudio.job_requests import build_image_request
 from imagestudio.ui.common import UIContext
 from imagestudio.ui.edit_page import read_uploads
 from imagestudio.ui.generate_page import SOURCE_MODE, SOURCE_TYPE, page_requests

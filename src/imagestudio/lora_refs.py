@@ -1,6 +1,6 @@
 """What a request says about LoRAs: ``--lora PATH_OR_REPO[:SCALE]`` parsed into a :class:`LoraRef`.
 
-Part of the request types (:mod:`imagestudio.requests`), so it sits below the engine, which finds the
+Part of the request types (:mod:`imagestudio.job_requests`), so it sits below the engine, which finds the
 files (:mod:`imagestudio.engine.loras`). Importing this module is cheap (pydantic only).
 """
 

@@ -14,6 +14,11 @@ from typing import Literal
 
 Task = Literal["text-to-image", "edit"]
 Family = Literal["z-image", "qwen-image-edit"]
+#: How a weight variant's transformer is stored: the full-precision repository, one GGUF file, or a
+#: pre-quantized SDNQ pipeline repository.
+WeightFormat = Literal["bf16", "gguf", "sdnq"]
+#: Precision of the text encoder a variant runs with: as published, or quantized by SDNQ (int8 / 4-bit).
+EncoderPrecision = Literal["bf16", "int8", "uint4"]
 
 
 @cache
@@ -34,6 +39,44 @@ def z_image_turbo_steps() -> int:
     are N forwards and 8 is right (diffusers' own example uses 8).
     """
     return 8 if diffusers_version() >= (0, 39) else 9
+
+
+@dataclass(frozen=True)
+class WeightVariant:
+    """One named way to get and run a model's weights (``models.<id>.weights``, ``--weights``).
+
+    ``bf16`` is the model's own repository. A GGUF variant replaces only the transformer with one
+    ``.gguf`` file (the rest — configs, tokenizer, scheduler, VAE, text encoder — comes from the base
+    repository's folders); an SDNQ variant is a whole pipeline repository whose transformer (and text
+    encoder, where ``encoder`` says so) is stored quantized.
+    """
+
+    name: str
+    format: WeightFormat
+    #: Where the variant's own files live (GGUF: the repository holding ``filename``; SDNQ: the pipeline
+    #: repository). None: the base repository (``bf16``) or built locally (tiny models).
+    repo_id: str | None = None
+    #: GGUF: the transformer file in ``repo_id``.
+    filename: str | None = None
+    #: GGUF quantization type of the bulk of the layers (``Q4_K_M``, ``Q8_0`` …); SDNQ: its weights dtype.
+    quant_type: str | None = None
+    #: Published bytes of the variant's transformer file(s) — for messages before a download; exact sizes
+    #: come from the files' headers once present.
+    transformer_bytes: int = 0
+    #: The text encoder this variant runs with by default.
+    encoder: EncoderPrecision = "bf16"
+    #: One word on quality against bf16, and where that judgement comes from.
+    quality: str = "reference"
+    quality_source: str = ""
+
+    @property
+    def quantized(self) -> bool:
+        return self.format != "bf16"
+
+
+BF16_VARIANT = WeightVariant(
+    name="bf16", format="bf16", quality="reference", quality_source="the model itself"
+)
 
 
 @dataclass(frozen=True)
@@ -81,10 +124,27 @@ class ModelSpec:
     lightning_scheduler: tuple[tuple[str, object], ...] = ()
     tiny: bool = False
     description: str = ""
+    #: Named weight variants, best quality first; the first is always ``bf16``.
+    weight_variants: tuple[WeightVariant, ...] = (BF16_VARIANT,)
 
     @property
     def is_edit(self) -> bool:
         return self.task == "edit"
+
+    def variant(self, name: str) -> WeightVariant:
+        """The weight variant called ``name``; a one-line :class:`InvalidRequest` naming the valid ones."""
+        for variant in self.weight_variants:
+            if variant.name == name:
+                return variant
+        from imagestudio.errors import InvalidRequest
+
+        valid = ", ".join(v.name for v in self.weight_variants)
+        raise InvalidRequest(
+            f"model {self.id!r} has no weights {name!r}; valid: auto, {valid}",
+            param="weights",
+            code="unknown_weights",
+            details={"model": self.id, "weights": name, "valid": valid},
+        )
 
     def lightning_file(self, steps: int) -> str | None:
         """The Lightning LoRA's weight file for ``steps`` (4 or 8), if this model has one."""
@@ -114,6 +174,110 @@ LIGHTNING_SCHEDULER: tuple[tuple[str, object], ...] = (
 )
 
 
+#: Published GGUF transformer files. Z-Image-Turbo: jayn7/Z-Image-Turbo-GGUF (sizes from its file list);
+#: Qwen-Image-Edit-2511: unsloth/Qwen-Image-Edit-2511-GGUF (Q4_K_M/Q6_K/Q8_0 from its file list; Q3_K_M
+#: and Q5_K_M are the same-architecture Qwen-Image-Edit sets' sizes). Quality words: per-weight error on
+#: real Z-Image weights reported by moonbox-dev/Z-Image-Turbo-GGUF (Q8_0 0.5 %, Q6_K 1.6 %, Q5_K_M 2.5 %,
+#: Q4_K_M 4.7 %); unsloth advises at least 3-bit and stable-diffusion.cpp calls lower "lower quality".
+_GGUF_QUALITY: dict[str, tuple[str, str]] = {
+    "Q8_0": ("≈bf16", "0.5 % weight error, moonbox-dev"),
+    "Q6_K": ("excellent", "1.6 % weight error, moonbox-dev"),
+    "Q5_K_M": ("good", "2.5 % weight error, moonbox-dev"),
+    "Q4_K_M": ("good", "4.7 % weight error, moonbox-dev"),
+    "Q3_K_M": ("visible-loss", "unsloth advises ≥ 3-bit; stable-diffusion.cpp wiki"),
+}
+_SDNQ_QUALITY: dict[str, tuple[str, str]] = {
+    "int8": ("≈bf16", "SDNQ int8, 8-bit weights"),
+    "uint4": ("good", "SDNQ uint4 with SVD rank 32"),
+}
+
+
+def _gguf(repo: str, file_pattern: str, sizes_gb: dict[str, float]) -> tuple[WeightVariant, ...]:
+    return tuple(
+        WeightVariant(
+            name=f"gguf-{quant.lower()}",
+            format="gguf",
+            repo_id=repo,
+            filename=file_pattern.format(quant=quant),
+            quant_type=quant,
+            transformer_bytes=int(size * _GB),
+            quality=_GGUF_QUALITY[quant][0],
+            quality_source=_GGUF_QUALITY[quant][1],
+        )
+        for quant, size in sizes_gb.items()
+    )
+
+
+def _sdnq(repos: dict[str, str], sizes_gb: dict[str, float]) -> tuple[WeightVariant, ...]:
+    return tuple(
+        WeightVariant(
+            name=f"sdnq-{dtype}",
+            format="sdnq",
+            repo_id=repo,
+            quant_type=dtype,
+            transformer_bytes=int(sizes_gb[dtype] * _GB),
+            encoder=dtype,  # type: ignore[arg-type]  # "int8" | "uint4", both EncoderPrecision values
+            quality=_SDNQ_QUALITY[dtype][0],
+            quality_source=_SDNQ_QUALITY[dtype][1],
+        )
+        for dtype, repo in repos.items()
+    )
+
+
+Z_IMAGE_VARIANTS: tuple[WeightVariant, ...] = (
+    BF16_VARIANT,
+    *_gguf(
+        "jayn7/Z-Image-Turbo-GGUF",
+        "z_image_turbo-{quant}.gguf",
+        {"Q8_0": 7.22, "Q6_K": 5.91, "Q5_K_M": 5.52, "Q4_K_M": 4.98, "Q3_K_M": 4.12},
+    ),
+    # SDNQ transformer sizes: 6.15 B parameters at 8 / ~4.3 bits (published folder sizes unverified).
+    *_sdnq(
+        {"int8": "Disty0/Z-Image-Turbo-SDNQ-int8", "uint4": "Disty0/Z-Image-Turbo-SDNQ-uint4-svd-r32"},
+        {"int8": 6.3, "uint4": 3.5},
+    ),
+)
+QWEN_EDIT_VARIANTS: tuple[WeightVariant, ...] = (
+    BF16_VARIANT,
+    *_gguf(
+        "unsloth/Qwen-Image-Edit-2511-GGUF",
+        "qwen-image-edit-2511-{quant}.gguf",
+        {"Q8_0": 21.8, "Q6_K": 16.9, "Q5_K_M": 14.9, "Q4_K_M": 13.1, "Q3_K_M": 9.68},
+    ),
+    # 20.4 B parameters at 8 / ~4.3 bits (the published folders' sizes are unverified).
+    *_sdnq(
+        {
+            "int8": "OzzyGT/Qwen_Image_Edit_2511_sdnq_dynamic_8bit",
+            "uint4": "Disty0/Qwen-Image-Edit-2511-SDNQ-uint4-svd-r32",
+        },
+        {"int8": 20.9, "uint4": 11.3},
+    ),
+)
+#: The tiny models' variants are written locally from their own random weights, in the real files' layouts
+#: (Q8_0 and Q4_0: the types the ``gguf`` package can write; K-quants are download-only).
+TINY_VARIANTS: tuple[WeightVariant, ...] = (
+    BF16_VARIANT,
+    WeightVariant(name="gguf-q8_0", format="gguf", quant_type="Q8_0", quality="≈bf16", quality_source="tiny"),
+    WeightVariant(name="gguf-q4_0", format="gguf", quant_type="Q4_0", quality="fair", quality_source="tiny"),
+    WeightVariant(
+        name="sdnq-int8",
+        format="sdnq",
+        quant_type="int8",
+        encoder="int8",
+        quality="≈bf16",
+        quality_source="tiny",
+    ),
+    WeightVariant(
+        name="sdnq-uint4",
+        format="sdnq",
+        quant_type="uint4",
+        encoder="uint4",
+        quality="good",
+        quality_source="tiny",
+    ),
+)
+
+
 def _z_image(model_id: str, title: str, repo: str | None, *, tiny: bool) -> ModelSpec:
     return ModelSpec(
         id=model_id,
@@ -140,6 +304,7 @@ def _z_image(model_id: str, title: str, repo: str | None, *, tiny: bool) -> Mode
         default_strength=0.6,
         default_inpaint_strength=1.0,
         tiny=tiny,
+        weight_variants=TINY_VARIANTS if tiny else Z_IMAGE_VARIANTS,
         description="random weights: output is noise (offline stand-in for Z-Image-Turbo)" if tiny else "",
     )
 
@@ -178,6 +343,7 @@ def _qwen_edit(model_id: str, title: str, repo: str | None, *, tiny: bool) -> Mo
         lightning_bytes=0 if tiny else int(0.85 * _GB),
         lightning_scheduler=() if tiny else LIGHTNING_SCHEDULER,
         tiny=tiny,
+        weight_variants=TINY_VARIANTS if tiny else QWEN_EDIT_VARIANTS,
         description="random weights: output is noise (offline stand-in for Qwen-Image-Edit-2511)"
         if tiny
         else "",

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from imagestudio.config import Settings
     from imagestudio.history.store import HistoryStore
-    from imagestudio.jobs.backend import JobBackend
-    from imagestudio.jobs.queue import JobHandler, PreviewMaker
+    from imagestudio.jobs.local_queue import JobHandler, PreviewMaker
+    from imagestudio.jobs.queue_protocol import JobBackend
     from imagestudio.models.background import BackgroundDownloads
     from imagestudio.studio import Studio
 
@@ -51,7 +51,7 @@ class Services:
         from imagestudio.history.store import HistoryStore
         from imagestudio.jobs.dispatch import StudioDispatcher
         from imagestudio.jobs.limits import SubmitLimits
-        from imagestudio.jobs.queue import JobQueue
+        from imagestudio.jobs.local_queue import JobQueue
         from imagestudio.models.background import BackgroundDownloads
         from imagestudio.storage.files import check_writable_folder, clean_stale_temp_files
         from imagestudio.studio import Studio
@@ -65,7 +65,7 @@ class Services:
         recorder = HistoryRecorder(history)
         queue: JobBackend
         if settings.cluster.backend == "ray" and handler is None:
-            # Imported only here: the single-PC path never imports Ray (tests/jobs/test_cluster_queue.py).
+            # Imported only here: the single-PC path never imports Ray (tests/cluster/test_cluster_queue.py).
             from imagestudio.cluster.service import build_cluster_queue
 
             queue = build_cluster_queue(settings, recorder, preview)

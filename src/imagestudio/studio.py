@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from imagestudio.engine.manager import LoadedModel, ModelManager
     from imagestudio.engine.pipeline_calls import CheckedImage
     from imagestudio.engine.planned_jobs import PlannedJobs, PlannedRun
+    from imagestudio.job_requests import EditRequest, EnhanceRequest, GenerateRequest
     from imagestudio.memory.planner import MemoryPlanner
-    from imagestudio.requests import EditRequest, EnhanceRequest, GenerateRequest
     from imagestudio.storage.hashes import HashCache
 
 log = logging.getLogger(__name__)

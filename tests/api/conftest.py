@@ -87,13 +87,13 @@ def serve(make_settings) -> Iterator[Callable[..., LiveServer]]:
     started: list[LiveServer] = []
 
     def start(services_factory: Callable[[Any], Any] | None = None, **sections: dict[str, Any]) -> LiveServer:
-        from imagestudio.api import create_app
+        from imagestudio.server import build_app
 
         settings = make_settings(**sections)
         services = services_factory(settings) if services_factory else None
         if services is not None:
             services.start()
-        live = start_server(create_app(settings, services=services))
+        live = start_server(build_app(settings, services=services, pages=False))
         started.append(live)
         return live
 

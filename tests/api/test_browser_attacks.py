@@ -34,10 +34,9 @@ FILE_META = {"_type": "gradio.FileData"}
 
 
 def start_studio(home: Path, models_dir: Path, **server: Any) -> LiveServer:
-    """``create_app`` + ``mount_studio``, as ``imagestudio serve`` does, with its own home."""
-    from imagestudio.api import create_app
+    """``build_app``, as ``imagestudio serve`` does, with its own home."""
     from imagestudio.config import load_settings
-    from imagestudio.ui import mount_studio
+    from imagestudio.server import build_app
 
     config = home / "config.yaml"
     config.write_text(
@@ -46,7 +45,7 @@ def start_studio(home: Path, models_dir: Path, **server: Any) -> LiveServer:
         encoding="utf-8",
     )
     settings = load_settings(config, overrides={"generation": dict(TINY_DEFAULTS), "server": server})
-    return start_server(mount_studio(create_app(settings)))
+    return start_server(build_app(settings))
 
 
 def stop_studio(live: LiveServer) -> None:

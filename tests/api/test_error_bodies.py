@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from imagestudio.api.a1111.shape import a1111_error
 from imagestudio.api.errors import error_json
-from imagestudio.api.sdapi import a1111_error
 from imagestudio.quoting import MESSAGE_CHARS
 
 LONG = "a value " * 400 + "\nand a second line"

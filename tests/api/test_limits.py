@@ -70,7 +70,7 @@ def test_one_client_may_not_fill_the_queue(serve) -> None:
         assert "server.max_queued_per_client" in error["message"]
         assert int(refused.headers["Retry-After"]) >= 1
         # A job without a client (the CLI's own queue) is not held to a client's share.
-        from imagestudio.requests import GenerateRequest
+        from imagestudio.job_requests import GenerateRequest
 
         request = GenerateRequest.build(
             model="tiny-z-image", prompt="no client", width=64, height=64, steps=1

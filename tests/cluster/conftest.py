@@ -1,7 +1,8 @@
 """The cluster tests: a real Ray runtime on 127.0.0.1 with worker actors on CPU and the tiny models.
 
 They start Ray (seconds) and kill processes, so they run as their own pytest invocation, outside xdist,
-and only when asked:
+and only when asked (``test_cluster_queue.py``, the head's queue over stand-in workers, needs no Ray
+and runs always):
 
     IMAGESTUDIO_CLUSTER_TESTS=1 python -m pytest -p no:randomly -n 0 tests/cluster
 
@@ -24,10 +25,14 @@ HERE = Path(__file__).resolve().parent
 SRC = HERE.parent.parent / "src"
 
 
+#: Tests here that need no Ray (the head's queue over stand-in workers): always collected.
+WITHOUT_RAY = frozenset({"test_cluster_queue.py"})
+
+
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     # Skipped from the default run (which must never import Ray); collected when the env var is set.
     if os.environ.get(ENABLE_ENV) != "1" and collection_path.parent == HERE:
-        return collection_path.name.startswith("test_") or None
+        return (collection_path.name.startswith("test_") and collection_path.name not in WITHOUT_RAY) or None
     return None
 
 

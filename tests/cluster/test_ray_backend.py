@@ -55,12 +55,11 @@ def head(ray_environment: Path, shared_models_dir: Path, tmp_path_factory) -> It
     """What ``imagestudio serve`` builds: pages and API, owning its services (so Ray's runtime too)."""
     import ray
 
-    from imagestudio.api import create_app
-    from imagestudio.ui import mount_studio
+    from imagestudio.server import build_app
 
     settings = settings_for(tmp_path_factory.mktemp("head"), shared_models_dir)
     started = time.perf_counter()
-    live = start_server(mount_studio(create_app(settings)))
+    live = start_server(build_app(settings))
     try:
         wait_until(lambda: len(live.services.queue.workers()) == 2, WAIT, "two workers")
         print(f"\n[measure] runtime + 2 workers ready in {time.perf_counter() - started:.1f}s")
@@ -71,7 +70,7 @@ def head(ray_environment: Path, shared_models_dir: Path, tmp_path_factory) -> It
 
 
 def generate(settings, prompt: str, **fields: Any):
-    from imagestudio.requests import GenerateRequest
+    from imagestudio.job_requests import GenerateRequest
 
     fields = {"width": 64, "height": 64, "steps": 2, "seed": 7, **fields}
     return GenerateRequest.build(model=Z, prompt=prompt, **fields).resolved(settings)
@@ -82,7 +81,7 @@ def edit(settings, prompt: str):
 
     from PIL import Image
 
-    from imagestudio.requests import EditRequest
+    from imagestudio.job_requests import EditRequest
     from imagestudio.storage.inputs import InputLimits, read_input_image
 
     buffer = io.BytesIO()

@@ -13,7 +13,7 @@ from PIL import Image
 
 from imagestudio.engine.pipeline_calls import StepProgress
 from imagestudio.errors import JobCancelled
-from imagestudio.requests import EditRequest
+from imagestudio.job_requests import EditRequest
 from imagestudio.storage.inputs import InputImage, InputLimits, read_input_image
 from imagestudio.storage.metadata import read_metadata
 

@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from imagestudio.engine.enhance import (
+from imagestudio.engine.enhance import stop_criteria
+from imagestudio.engine.enhance_text import (
     clean_output,
     detect_language,
     render_chat,
-    stop_criteria,
     system_prompt,
     usable,
 )
 from imagestudio.errors import InvalidRequest, JobCancelled
-from imagestudio.requests import MAX_PROMPT_CHARS, TINY_ENHANCE_TOKENS, EnhanceRequest, GenerateRequest
+from imagestudio.job_requests import MAX_PROMPT_CHARS, TINY_ENHANCE_TOKENS, EnhanceRequest, GenerateRequest
 from imagestudio.storage.inputs import InputLimits, read_input_image
 from imagestudio.storage.metadata import read_metadata
 

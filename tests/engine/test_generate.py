@@ -11,7 +11,7 @@ from PIL import Image
 
 from imagestudio.engine.pipeline_calls import StepProgress
 from imagestudio.errors import BadOutput, JobCancelled
-from imagestudio.requests import GenerateRequest
+from imagestudio.job_requests import GenerateRequest
 from imagestudio.storage.metadata import read_metadata
 
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from imagestudio.engine.pipeline_calls import StepProgress, derived_pipeline
-from imagestudio.requests import GenerateRequest
+from imagestudio.job_requests import GenerateRequest
 from imagestudio.storage.inputs import InputImage, InputLimits, read_input_image
 from imagestudio.storage.metadata import read_metadata
 

@@ -12,8 +12,8 @@ from PIL import Image
 
 from imagestudio.engine.loras import resolve_lora
 from imagestudio.errors import InvalidRequest, ModelNotAvailable
+from imagestudio.job_requests import EditRequest, GenerateRequest
 from imagestudio.lora_refs import LoraRef, parse_lora
-from imagestudio.requests import EditRequest, GenerateRequest
 from imagestudio.storage.inputs import InputLimits, read_input_image
 from tests.tiny_lora import build_tiny_lora
 

@@ -19,8 +19,8 @@ from imagestudio.config import Settings, load_settings
 from imagestudio.engine.loader import load_pipeline
 from imagestudio.engine.manager import ModelManager
 from imagestudio.errors import ModelNotAvailable
+from imagestudio.job_requests import EditRequest, GenerateRequest
 from imagestudio.registry import ModelSpec
-from imagestudio.requests import EditRequest, GenerateRequest
 from imagestudio.storage.inputs import InputLimits, read_input_image
 from imagestudio.studio import Studio
 

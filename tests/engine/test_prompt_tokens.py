@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from imagestudio.engine.prompt_tokens import Z_IMAGE_MAX_TOKENS
-from imagestudio.requests import GenerateRequest
+from imagestudio.job_requests import GenerateRequest
 from imagestudio.storage.metadata import read_metadata
 
 

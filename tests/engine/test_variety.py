@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from imagestudio.errors import InvalidRequest
-from imagestudio.requests import GenerateRequest
+from imagestudio.job_requests import GenerateRequest
 from imagestudio.storage.metadata import read_metadata
 
 

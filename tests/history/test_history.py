@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from imagestudio.errors import ConfigError
+from imagestudio.history.schema import SCHEMA_VERSION
 from imagestudio.history.store import (
-    SCHEMA_VERSION,
     STOPPED_DURING_JOB,
     HistoryStore,
     like_contains,

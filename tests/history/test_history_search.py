@@ -5,8 +5,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from imagestudio.history.schema import _SCHEMA_V1, SCHEMA_VERSION, _statements
 from imagestudio.history.search import match_query, stem
-from imagestudio.history.store import _SCHEMA_V1, SCHEMA_VERSION, HistoryStore, _statements
+from imagestudio.history.store import HistoryStore
 from tests.history.test_history import add_done_job
 
 

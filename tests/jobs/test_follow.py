@@ -16,11 +16,10 @@ from PIL import Image
 
 from imagestudio.engine.pipeline_calls import StepProgress
 from imagestudio.errors import JobCancelled
-from imagestudio.jobs.backend import EventSink
+from imagestudio.job_requests import GenerateRequest
 from imagestudio.jobs.follow import EventInbox, job_events
-from imagestudio.jobs.model import JobEvent
-from imagestudio.jobs.queue import JobQueue
-from imagestudio.requests import GenerateRequest
+from imagestudio.jobs.local_queue import JobQueue
+from imagestudio.jobs.model import EventSink, JobEvent
 from imagestudio.storage.saved_image import SavedImage, new_image_id
 from imagestudio.studio import StudioResult
 

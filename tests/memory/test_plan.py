@@ -181,7 +181,7 @@ def test_a_resident_placement_is_kept_while_it_fits() -> None:
 def test_workload_from_requests(settings) -> None:
     from dataclasses import dataclass
 
-    from imagestudio.requests import GenerateRequest
+    from imagestudio.job_requests import GenerateRequest
 
     request = GenerateRequest.build(model="z-image-turbo", prompt="x", width=768, height=512).resolved(
         settings

@@ -96,8 +96,8 @@ def test_other_tools_read_a_generated_png(studio, shared_models_dir: Path, tmp_p
     model, model hash and LoRAs of a real output, made with a LoRA."""
     from sd_parsers import ParserManager
 
+    from imagestudio.job_requests import GenerateRequest
     from imagestudio.lora_refs import parse_lora
-    from imagestudio.requests import GenerateRequest
     from imagestudio.storage.hashes import HashCache, transformer_files
     from tests.tiny_lora import build_tiny_lora
 

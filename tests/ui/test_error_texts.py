@@ -10,9 +10,9 @@ import pytest
 
 from imagestudio.engine.pipeline_calls import check_output
 from imagestudio.errors import BadOutput, JobCancelled, NotEnoughDiskSpace, QueueFull, ServiceStopping
-from imagestudio.jobs.queue import JobQueue
+from imagestudio.job_requests import GenerateRequest
+from imagestudio.jobs.local_queue import JobQueue
 from imagestudio.models.download import check_disk_space
-from imagestudio.requests import GenerateRequest
 from imagestudio.ui.common import UIContext, error_message
 from imagestudio.ui.live_backend import job_failure
 from imagestudio.ui.texts import Texts

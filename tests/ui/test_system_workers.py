@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from imagestudio.cluster.queue import WorkerStatus
+from imagestudio.cluster.cluster_queue import WorkerStatus
 from imagestudio.ui.common import UIContext
 from imagestudio.ui.system_info import workers
 from imagestudio.ui.system_page import render, workers_html
@@ -41,7 +41,7 @@ def _ctx() -> UIContext:
 
 
 def test_the_in_process_queue_has_no_workers_to_list(settings) -> None:
-    from imagestudio.jobs.queue import JobQueue
+    from imagestudio.jobs.local_queue import JobQueue
 
     queue = JobQueue(lambda request, on_step, cancel: None, max_queue=2)  # type: ignore[arg-type]
     assert workers(queue) == []

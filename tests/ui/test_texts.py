@@ -147,7 +147,7 @@ def test_every_error_code_has_a_translation_its_details_can_fill(texts: Texts) -
     ],
 )
 def test_real_request_errors_read_in_russian(texts: Texts, settings, build, expected) -> None:
-    from imagestudio.requests import GenerateRequest
+    from imagestudio.job_requests import GenerateRequest
 
     with pytest.raises(UserError) as caught:
         GenerateRequest.build(**build).resolved(settings)

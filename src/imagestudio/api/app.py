@@ -9,7 +9,7 @@ the routes. The web UI mounts on this same app. :mod:`imagestudio.api.browser_gu
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from imagestudio import __version__
-from imagestudio.api import history, jobs, models, openai_images, prompts, sdapi, system
+from imagestudio.api import a1111, history, jobs, models, openai_images, prompts, system
 from imagestudio.api.browser_guard import HostGuard, OriginGuard
 from imagestudio.api.clients import ClientTag, StreamLimiter
 from imagestudio.api.errors import install_error_handlers
@@ -25,8 +25,14 @@ from imagestudio.api.security import BearerAuth, BodySizeLimit
 from imagestudio.api.unmatched import HeadAsGet
 
 if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+    from imagestudio.api.sessions import SessionStore
     from imagestudio.config import Settings
     from imagestudio.services import Services
+
+    #: Makes the login page's routes from the key and the session store (:mod:`imagestudio.server.login`).
+    LoginRoutes = Callable[[str, SessionStore], APIRouter]
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +42,15 @@ def create_app(
     *,
     services: Services | None = None,
     public_prefixes: Iterable[str] = (),
+    login_routes: LoginRoutes | None = None,
 ) -> FastAPI:
-    """Build the app.
+    """Build the API's app (:func:`imagestudio.server.build_app` adds the pages and the login page).
 
     Without ``services`` the app creates its own and starts/stops them with its lifespan; with them,
     the caller owns their lifecycle (tests, or a process hosting several apps). ``public_prefixes``
     are paths the API key does not guard (the hook for a UI mount with its own login).
+    ``login_routes`` makes the routes of the page where a browser types the key (when one is set);
+    without it a browser without the key gets the 401 a program gets.
     """
     from imagestudio.services import Services
 
@@ -79,7 +88,7 @@ def create_app(
     for router in (openai_images.router, jobs.router, history.router, system.router, models.router):
         app.include_router(router)
     app.include_router(prompts.router)
-    sdapi.install(app, services)
+    a1111.install(app, services)
 
     server = settings.server
     app.add_middleware(HeadAsGet)
@@ -98,7 +107,7 @@ def create_app(
             BearerAuth, api_key=None, basic_auth=basic_auth, public_prefixes=tuple(public_prefixes)
         )
     if api_key:
-        from imagestudio.api.login import LOGIN_PATH, LOGOUT_PATH, login_router
+        from imagestudio.api.security import LOGIN_PATH, LOGOUT_PATH
         from imagestudio.api.sessions import SessionStore
 
         sessions = SessionStore(
@@ -106,14 +115,15 @@ def create_app(
             api_key,
             ttl_s=server.session_ttl_hours * 3600,
         )
-        # Before any UI mount at "/", so these paths are ours; a browser without the key is sent here.
-        app.include_router(login_router(api_key, sessions))
+        if login_routes is not None:
+            # Before any UI mount at "/", so these paths are ours; a browser without the key is sent here.
+            app.include_router(login_routes(api_key, sessions))
         app.add_middleware(
             BearerAuth,
             api_key=api_key,
             public_paths=(LOGOUT_PATH,),
             public_prefixes=tuple(public_prefixes),
-            login_path=LOGIN_PATH,
+            login_path=LOGIN_PATH if login_routes is not None else None,
             basic_auth=basic_auth,
             sessions=sessions,
         )

@@ -16,7 +16,7 @@ from imagestudio.quoting import clip_message
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
-    from imagestudio.requests import GenerateRequest
+    from imagestudio.job_requests import GenerateRequest
     from imagestudio.services import Services
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,8 @@ def build_generate_request(
     settings: Settings, rename: dict[str, str] | None = None, **fields: Any
 ) -> GenerateRequest:
     """A resolved, validated :class:`GenerateRequest`; ``rename`` maps its field names to the API's."""
+    from imagestudio.job_requests import GenerateRequest
     from imagestudio.registry import DEFAULT_GENERATE_MODEL
-    from imagestudio.requests import GenerateRequest
 
     fields["model"] = fields.get("model") or DEFAULT_GENERATE_MODEL
     try:

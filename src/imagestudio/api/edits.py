@@ -5,7 +5,7 @@ uploads are decoded by the same function as every other input image (off the eve
 :mod:`imagestudio.api.uploads`), the mask is read in OpenAI's convention (transparent = repaint), and the
 model is chosen (``auto`` / aliases, see :mod:`imagestudio.api.model_choice`). Everything else — edit,
 img2img or inpaint, image counts, mask aspect, option bounds — is decided by
-:func:`imagestudio.requests.build_image_request`, the builder the CLI and the UI use too. Its errors keep
+:func:`imagestudio.job_requests.build_image_request`, the builder the CLI and the UI use too. Its errors keep
 their ``code`` and ``details``; only ``param`` is renamed to the field the client sent.
 """
 
@@ -23,13 +23,19 @@ from imagestudio.api.model_choice import ModelChoice, Task, choose_model
 from imagestudio.api.schemas import RECORDED_OPENAI_FIELDS, SIZE_PATTERN, ImageOptions
 from imagestudio.api.uploads import Upload, base64_upload, decode_upload, decode_uploads
 from imagestudio.errors import InvalidRequest
+from imagestudio.job_requests import (
+    MAX_COUNT,
+    MAX_PROMPT_CHARS,
+    MAX_SEED,
+    build_image_request,
+    check_image_count,
+)
 from imagestudio.registry import get_model
-from imagestudio.requests import MAX_COUNT, MAX_PROMPT_CHARS, MAX_SEED, build_image_request, check_image_count
 
 if TYPE_CHECKING:
     from imagestudio.api.schemas import EditJobBody
+    from imagestudio.job_requests import EditRequest, GenerateRequest
     from imagestudio.jobs.model import JobInfo
-    from imagestudio.requests import EditRequest, GenerateRequest
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +211,7 @@ async def edit_form(
     """The multipart edit form (OpenAI's field names plus extensions), read but not yet decoded."""
     from pydantic import ValidationError
 
-    from imagestudio.requests import _first_error
+    from imagestudio.job_requests import _first_error
 
     raw_options = {
         "response_format": response_format,

@@ -15,7 +15,7 @@ from imagestudio.api.common import get_services, image_url
 from imagestudio.api.errors import ApiError, error_responses
 from imagestudio.api.schemas import ID_PATTERN, Deleted, HistoryImage, HistoryPage
 from imagestudio.history.store import ImageRecord
-from imagestudio.requests import MAX_PROMPT_CHARS
+from imagestudio.job_requests import MAX_PROMPT_CHARS
 
 router = APIRouter(prefix="/api", tags=["history"])
 

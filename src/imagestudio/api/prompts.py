@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from imagestudio.api.common import get_services, require_available, wait_for_result
 from imagestudio.api.errors import ApiError, error_responses
-from imagestudio.requests import MAX_ENHANCE_TOKENS, MAX_PROMPT_CHARS, MAX_SEED
+from imagestudio.job_requests import MAX_ENHANCE_TOKENS, MAX_PROMPT_CHARS, MAX_SEED
 
 if TYPE_CHECKING:
     from imagestudio.jobs.model import JobInfo
@@ -73,8 +73,8 @@ async def enhance_prompt(body: Annotated[EnhanceBody, Body()], request: Request)
     images = tuple(await decode_uploads(request, uploads, services.settings))
 
     def submit() -> JobInfo:
+        from imagestudio.job_requests import EnhanceRequest
         from imagestudio.registry import DEFAULT_GENERATE_MODEL
-        from imagestudio.requests import EnhanceRequest
 
         enhance = EnhanceRequest.build(
             prompt=body.prompt,

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from imagestudio.requests import MAX_COUNT, MAX_PROMPT_CHARS, MAX_SEED
+from imagestudio.job_requests import MAX_COUNT, MAX_PROMPT_CHARS, MAX_SEED
 
 SIZE_PATTERN = r"^(auto|[0-9]{1,5}x[0-9]{1,5})$"
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"

@@ -4,7 +4,7 @@ Both middlewares are plain ASGI so they also cover routes FastAPI does not own (
 mounted later such as the web UI) and refuse before a byte of the body is read.
 
 A browser cannot send ``Authorization: Bearer``, so the key has a second form: a session cookie set
-by the login page (:mod:`imagestudio.api.login`). Its value is a random id checked against the
+by the login page (:mod:`imagestudio.server.login`). Its value is a random id checked against the
 server-side :class:`~imagestudio.api.sessions.SessionStore`, never the key itself: it expires, and
 logout or a new key ends it.
 """
@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 ALWAYS_PUBLIC = ("/healthz",)
 #: Paths only programs call: they always get the JSON 401, never the login page.
 API_PREFIXES = ("/v1", "/api", "/sdapi")
+#: Where a browser types the key (:mod:`imagestudio.server.login`) and where it signs out.
+LOGIN_PATH = "/login"
+LOGOUT_PATH = "/logout"
 
 
 def session_cookie_name(scope: Scope) -> str:

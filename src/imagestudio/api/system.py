@@ -22,7 +22,7 @@ from imagestudio.api.schemas import (
     WorkerInfo,
 )
 from imagestudio.errors import UserError
-from imagestudio.jobs.backend import WorkerListing
+from imagestudio.jobs.queue_protocol import WorkerListing
 from imagestudio.registry import MODELS, ModelSpec
 
 router = APIRouter(tags=["system"])

@@ -101,8 +101,8 @@ def edit_request(
     settings: Settings, *, model: str | None, prompt: str, images: list[Path], **options: Any
 ) -> Any:
     """The files on the command line, decoded and built into a resolved request by the shared builder."""
+    from imagestudio.job_requests import build_image_request, check_image_count
     from imagestudio.registry import DEFAULT_EDIT_MODEL, get_model
-    from imagestudio.requests import build_image_request, check_image_count
     from imagestudio.storage.inputs import InputLimits, read_input_image, silence_pillow_bomb_warning
 
     model_id = model or DEFAULT_EDIT_MODEL

@@ -13,7 +13,7 @@ from imagestudio.cli.app import ConfigOption, JsonOption, app, friendly_errors, 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
     from imagestudio.engine.enhance import EnhanceResult
-    from imagestudio.requests import EditRequest, GenerateRequest
+    from imagestudio.job_requests import EditRequest, GenerateRequest
     from imagestudio.storage.inputs import InputImage
 
 #: A resolved generate or edit request; a rewrite keeps its kind.
@@ -33,7 +33,7 @@ def improve_prompt(
     settings: Settings, prompt: str, model: str, images: tuple[InputImage, ...] = ()
 ) -> EnhanceResult:
     """Rewrite ``prompt`` in-process (the CLI has no queue) and say on stderr what it became."""
-    from imagestudio.requests import EnhanceRequest
+    from imagestudio.job_requests import EnhanceRequest
     from imagestudio.studio import Studio
 
     result = Studio(settings).enhance(EnhanceRequest.build(prompt=prompt, model=model, images=images))
@@ -91,8 +91,8 @@ def enhance(
     as_json: JsonOption = False,
 ) -> None:
     """Rewrite a short prompt into a detailed one (or an edit instruction into a precise one) and print it."""
+    from imagestudio.job_requests import EnhanceRequest
     from imagestudio.registry import DEFAULT_GENERATE_MODEL
-    from imagestudio.requests import EnhanceRequest
     from imagestudio.storage.inputs import InputLimits, read_input_image, silence_pillow_bomb_warning
     from imagestudio.studio import Studio
 

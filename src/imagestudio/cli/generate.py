@@ -22,7 +22,7 @@ from imagestudio.cli.outputs import prepare_out_dir
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
-    from imagestudio.requests import GenerateRequest
+    from imagestudio.job_requests import GenerateRequest
 
 
 @app.command()
@@ -111,8 +111,8 @@ def generate_request(
 ) -> GenerateRequest:
     """The command line's resolved request; with ``--init-image``, built by the builder every entry
     point shares for image-in requests (img2img, or inpainting with ``--mask``)."""
+    from imagestudio.job_requests import GenerateRequest, build_image_request
     from imagestudio.registry import DEFAULT_GENERATE_MODEL, get_model
-    from imagestudio.requests import GenerateRequest, build_image_request
     from imagestudio.storage.inputs import InputLimits, read_input_image, silence_pillow_bomb_warning
 
     model_id = model or DEFAULT_GENERATE_MODEL

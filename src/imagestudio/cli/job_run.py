@@ -42,8 +42,8 @@ def run_job(settings: Settings, request: JobRequest, out_dir: Path) -> StudioRes
     """
     from imagestudio.history.recorder import HistoryRecorder
     from imagestudio.jobs.dispatch import StudioDispatcher
+    from imagestudio.jobs.local_queue import JobQueue
     from imagestudio.jobs.model import JobState
-    from imagestudio.jobs.queue import JobQueue
     from imagestudio.studio import Studio
 
     dispatch = StudioDispatcher(Studio(settings), out_dir)

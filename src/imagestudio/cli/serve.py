@@ -54,13 +54,12 @@ def serve(
 
     # Before the services open: a damaged history is reported while they do, and needs its time too.
     log_config = timestamped_logging()
-    from imagestudio.api import create_app
     from imagestudio.api.access_log import ErrorAccessLog
-    from imagestudio.ui import mount_studio
+    from imagestudio.server import build_app
 
-    # The studio's pages at "/", beside the API routes (added first, so they keep their paths); every
-    # failed request is logged by default (uvicorn's own access log follows -v).
-    application = ErrorAccessLog(mount_studio(create_app(settings)))
+    # The API, the login page and the studio's pages on one app; every failed request is logged by
+    # default (uvicorn's own access log follows -v).
+    application = ErrorAccessLog(build_app(settings))
     shown = f"[{host}]" if ":" in host else host
     typer.echo(
         f"imagestudio serving on http://{shown}:{port} (OpenAI base URL: http://{shown}:{port}/v1)", err=True

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from imagestudio.cluster.queue import ClusterQueue
+from imagestudio.cluster.cluster_queue import ClusterQueue
 from imagestudio.cluster.ray_worker import CANCELLED, DONE, FAILED, STEP, StudioWorker
 from imagestudio.cluster.runtime import NAMESPACE, SLOT
 from imagestudio.cluster.work import JobFailed, StepSink, WorkerInfo, WorkerLost, WorkResult
@@ -28,8 +28,8 @@ from imagestudio.errors import JobCancelled
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
+    from imagestudio.jobs.local_queue import PreviewMaker
     from imagestudio.jobs.model import JobRequest
-    from imagestudio.jobs.queue import PreviewMaker
     from imagestudio.jobs.recorder import JobRecorder
 
 log = logging.getLogger(__name__)

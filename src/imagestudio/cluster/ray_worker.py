@@ -31,8 +31,8 @@ from imagestudio.jobs.failures import job_error
 if TYPE_CHECKING:
     from imagestudio.config import Settings
     from imagestudio.engine.pipeline_calls import StepProgress
+    from imagestudio.jobs.local_queue import PreviewMaker
     from imagestudio.jobs.model import JobRequest
-    from imagestudio.jobs.queue import PreviewMaker
     from imagestudio.studio import Studio, StudioResult
 
 log = logging.getLogger(__name__)

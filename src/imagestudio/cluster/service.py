@@ -11,7 +11,7 @@ from imagestudio.errors import ConfigError
 if TYPE_CHECKING:
     from imagestudio.cluster.ray_pool import RayClusterQueue
     from imagestudio.config import Settings
-    from imagestudio.jobs.queue import PreviewMaker
+    from imagestudio.jobs.local_queue import PreviewMaker
     from imagestudio.jobs.recorder import JobRecorder
 
 

@@ -16,6 +16,9 @@ minus ``device.vram_reserve_gb``, so it never pushes the accelerator (or a resid
 memory, spilling layers to RAM instead. Both paths hold the manager's lock, so a pipeline cannot be
 switched or unloaded under the rewrite.
 
+The prompt texts and the cleaning of the answer are :mod:`imagestudio.engine.enhance_text`; the encoder
+as a chat model is :mod:`imagestudio.engine.chat_model`.
+
 Generation is bounded three ways: ``max_new_tokens``, a wall-clock limit and the job's cancel flag (a
 ``StoppingCriteria`` checks the last two between tokens). The output is made safe whatever the model says
 (the tiny test models say random tokens): decoded without special tokens, Qwen3 ``<think>`` blocks and
@@ -26,13 +29,21 @@ a warning.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
-import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from imagestudio.engine.chat_model import ChatModel, causal_lm_over, input_device, load_processor
+from imagestudio.engine.enhance_text import (
+    Language,
+    clean_output,
+    detect_language,
+    last_sentence_end,
+    render_chat,
+    system_prompt,
+    usable,
+)
 from imagestudio.errors import JobCancelled
 from imagestudio.registry import ModelSpec, get_model
 
@@ -41,150 +52,12 @@ if TYPE_CHECKING:
 
     from imagestudio.config import Settings
     from imagestudio.engine.manager import LoadedModel, ModelManager
-    from imagestudio.requests import EnhanceRequest
+    from imagestudio.job_requests import EnhanceRequest
 
 log = logging.getLogger(__name__)
 
-Language = Literal["en", "ru"]
 #: Why generation stopped: the model finished, the token budget ran out, or the time limit passed.
 StopReason = Literal["finished", "max_tokens", "time_limit"]
-
-#: Answers shorter than this (in characters) are not a usable prompt.
-MIN_USABLE_CHARS = 3
-
-# ------------------------------------------------------------------------------------------ prompts
-
-_GENERATE_EN = (
-    "You turn short image ideas into prompts for Z-Image-Turbo, a text-to-image model that follows long, "
-    "literal, detailed descriptions. Rewrite the user's idea as one paragraph of 60 to 150 words that "
-    "describes the picture concretely: the main subject and how it looks, what it is doing, the setting "
-    "and background, composition and framing, lighting, colours, and the medium or style (photograph, "
-    "illustration, oil painting, 3D render...). Keep every detail the user gave and never contradict it; "
-    "add only plausible visual details. Text that must appear in the image stays exactly as given, in "
-    "quotation marks. Describe only what can be seen. Answer in English with the prompt alone: no "
-    "introduction, no title, no list, no comments."
-)
-_GENERATE_RU = (
-    "Ты превращаешь короткие идеи картинок в промпты для Z-Image-Turbo — модели, которая рисует по "
-    "длинным, буквальным, подробным описаниям. Перепиши идею пользователя одним абзацем из 60–150 слов, "
-    "конкретно описав картинку: главный объект и как он выглядит, что он делает, место и фон, композицию "
-    "и кадр, освещение, цвета, технику или стиль (фотография, иллюстрация, масло, 3D-рендер…). Сохрани "
-    "все детали пользователя и не противоречь им; добавляй только правдоподобные видимые детали. Текст, "
-    "который должен быть на картинке, оставь дословно, в кавычках. Описывай только то, что видно. Отвечай "
-    "по-русски и только самим промптом: без вступления, заголовка, списков и комментариев."
-)
-_EDIT_EN = (
-    "You rewrite short image-editing instructions for Qwen-Image-Edit, a model that edits the pictures it "
-    "is given; the user's pictures are attached as Picture 1, Picture 2, Picture 3. Rewrite the "
-    "instruction as one clear, specific instruction of one to three sentences: what to change, where, "
-    "and exactly how it should look, and what must stay the same (the person's identity, pose, "
-    'composition, the rest of the picture). Refer to the inputs as "Picture 1", "Picture 2", '
-    '"Picture 3" when there is more than one. Text to be written in the picture stays exactly as given, '
-    "in quotation marks. It must remain an instruction, not a description of the result. Answer in "
-    "English with the instruction alone: no introduction, no list, no comments."
-)
-_EDIT_RU = (
-    "Ты переписываешь короткие инструкции редактирования картинок для Qwen-Image-Edit — модели, которая "
-    "редактирует данные ей картинки; картинки пользователя приложены как Picture 1, Picture 2, Picture 3. "
-    "Перепиши инструкцию в одну ясную, конкретную инструкцию из одного–трёх предложений: что изменить, "
-    "где и как именно это должно выглядеть, и что должно остаться прежним (лицо человека, поза, "
-    "композиция, остальная картинка). Если картинок несколько, называй их «Picture 1», «Picture 2», "
-    "«Picture 3». Текст, который нужно написать на картинке, оставь дословно, в кавычках. Это должна "
-    "остаться инструкция (повелительное наклонение), а не описание результата. Отвечай по-русски и только "
-    "самой инструкцией: без вступления, списков и комментариев."
-)
-
-
-def system_prompt(task: str, language: Language) -> str:
-    """The system prompt for a model's task ("text-to-image" or "edit") in the answer's language."""
-    if task == "edit":
-        return _EDIT_RU if language == "ru" else _EDIT_EN
-    return _GENERATE_RU if language == "ru" else _GENERATE_EN
-
-
-def detect_language(text: str) -> Language:
-    """Russian when most letters are Cyrillic, else English (the two languages the studio speaks)."""
-    letters = [ch for ch in text if ch.isalpha()]
-    cyrillic = sum(1 for ch in letters if "CYRILLIC" in unicodedata.name(ch, ""))
-    return "ru" if letters and cyrillic * 2 >= len(letters) else "en"
-
-
-#: Qwen's own chat format (ChatML), used when a tokenizer ships no chat template.
-_FALLBACK_TEMPLATE = (
-    "{%- for message in messages %}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
-    "{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}"
-    "{%- endif %}{%- endif %}"
-)
-
-
-def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
-    """The chat as the model was trained to read it, thinking turned off (Qwen3's ``enable_thinking``).
-
-    Qwen2.5-VL's template ignores ``enable_thinking``; a tokenizer without a template gets ChatML.
-    """
-    template = None if getattr(tokenizer, "chat_template", None) else _FALLBACK_TEMPLATE
-    rendered: str = tokenizer.apply_chat_template(
-        messages,
-        chat_template=template,
-        tokenize=False,
-        add_generation_prompt=True,
-        enable_thinking=False,
-    )
-    return rendered
-
-
-# ------------------------------------------------------------------------------------ the cleanup
-
-_THINK_BLOCK = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL)
-_SPECIAL_TOKEN = re.compile(r"<\|[^<>|]{1,40}\|>|</?think>")
-_PREAMBLE = re.compile(
-    r"^\s*(?:here(?:'s| is)[^:\n]{0,60}:|sure[,!.][^:\n]{0,60}:|"
-    r"(?:improved|enhanced|rewritten|detailed|new|final)?\s*(?:prompt|instruction)\s*[:：]|"
-    r"(?:вот|конечно)[^:\n]{0,60}:|(?:улучшенный|новый|подробный|итоговый)?\s*(?:промпт|инструкция)\s*[:：])",
-    re.IGNORECASE,
-)
-_QUOTES = "\"'`«»“”„*# "
-
-
-def clean_output(text: str, max_chars: int) -> str:
-    """One paragraph of plain text from whatever the model produced ("" when nothing usable is left).
-
-    Thinking blocks (an unclosed one runs to the end), special tokens, replacement and control characters,
-    a leading "Here is the prompt:" and wrapping quotes or markdown go; lines are joined; the result is
-    cut at a word boundary to ``max_chars``.
-    """
-    text = _THINK_BLOCK.sub(" ", text)
-    text = _SPECIAL_TOKEN.sub(" ", text)
-    text = "".join(
-        ch if ch in "\n\t" or not unicodedata.category(ch).startswith("C") else " "
-        for ch in text.replace("\ufffd", " ")
-    )
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if len(lines) > 1 and lines[0].endswith(":"):
-        lines = lines[1:]  # "Here is a more detailed prompt:" on a line of its own
-    text = " ".join(" ".join(lines).split())
-    text = _PREAMBLE.sub("", text, count=1).strip(_QUOTES)
-    if len(text) > max_chars:
-        cut = text[:max_chars]
-        text = cut.rsplit(" ", 1)[0] if " " in cut else cut
-    return text.strip()
-
-
-def usable(text: str) -> bool:
-    return len(text) >= MIN_USABLE_CHARS and sum(ch.isalpha() for ch in text) >= MIN_USABLE_CHARS
-
-
-def _last_sentence_end(text: str) -> str:
-    """Text cut short by a limit, up to its last complete sentence (when there is one)."""
-    ends = [text.rfind(mark) for mark in (". ", "! ", "? ", "。")]
-    end = max(ends)
-    if text.endswith((".", "!", "?")) or end < len(text) // 3:
-        return text
-    return text[: end + 1]
-
 
 # ------------------------------------------------------------------------------------ the result
 
@@ -211,19 +84,6 @@ class EnhanceResult:
         data["seconds"] = round(self.seconds, 3)
         data.pop("extra")
         return data
-
-
-@dataclass
-class ChatModel:
-    """A causal LM ready to generate, with what reads its input."""
-
-    model: Any
-    tokenizer: Any
-    #: Qwen2.5-VL's processor (images + text); None for a text-only model.
-    processor: Any
-    #: Where inputs go (the pipeline's execution device when borrowed).
-    device: Any
-    source: str
 
 
 # ------------------------------------------------------------------------------------ the enhancer
@@ -291,7 +151,7 @@ class PromptEnhancer:
             from transformers import Qwen2_5_VLForConditionalGeneration
 
             model = Qwen2_5_VLForConditionalGeneration.from_pretrained(folder / "text_encoder", **kwargs)
-            processor = _load_processor(folder / "processor")
+            processor = load_processor(folder / "processor")
             tokenizer = processor.tokenizer
         else:
             from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -306,7 +166,7 @@ class PromptEnhancer:
         if "device_map" not in kwargs:
             model.to(self.manager.device)
         model.eval()
-        return ChatModel(model, tokenizer, processor, _input_device(model), "loaded")
+        return ChatModel(model, tokenizer, processor, input_device(model), "loaded")
 
     def _placement(self) -> dict[str, Any]:
         """``device_map``/``max_memory`` on CUDA (what is free now minus the reserve); nothing elsewhere."""
@@ -387,11 +247,11 @@ class PromptEnhancer:
         else:
             stopped = "max_tokens" if count >= budget else "finished"
         raw = tokenizer.decode(new_tokens, skip_special_tokens=True)
-        from imagestudio.requests import MAX_PROMPT_CHARS
+        from imagestudio.job_requests import MAX_PROMPT_CHARS
 
         rewritten = clean_output(raw, MAX_PROMPT_CHARS)
         if stopped != "finished":
-            rewritten = _last_sentence_end(rewritten)
+            rewritten = last_sentence_end(rewritten)
         warning = None
         # A rewrite cut off by a limit before it said more than the user did is no improvement either.
         cut_short = stopped != "finished" and len(rewritten.split()) < len(original.split())
@@ -422,47 +282,6 @@ class PromptEnhancer:
         return image.convert("RGB").resize((width, height))
 
 
-def causal_lm_over(encoder: Any) -> Any:
-    """A ``Qwen3ForCausalLM`` whose body *is* ``encoder`` (a loaded ``Qwen3Model``): no weight copied.
-
-    Its head multiplies by the embedding matrix (Qwen3-4B ties them), moved to the hidden state's device
-    when an offload hook left it elsewhere.
-    """
-    import copy
-
-    import torch
-    from transformers import Qwen3ForCausalLM
-
-    config = copy.deepcopy(encoder.config)
-    config.tie_word_embeddings = True
-    with torch.device("meta"):
-        model = Qwen3ForCausalLM(config)
-    model.model = encoder
-    model.lm_head = tied_head(encoder.get_input_embeddings())
-    model.eval()  # type: ignore[no-untyped-call]  # transformers leaves it unannotated
-    return model
-
-
-def _tied_head_class() -> type:
-    import torch
-
-    class TiedHead(torch.nn.Module):
-        def __init__(self, embedding: torch.nn.Embedding) -> None:
-            super().__init__()
-            self.embedding = embedding
-
-        def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-            weight = self.embedding.weight
-            return torch.nn.functional.linear(hidden, weight.to(hidden.device, hidden.dtype))
-
-    return TiedHead
-
-
-def tied_head(embedding: Any) -> Any:
-    """An output head that multiplies by ``embedding``'s weight (no copy kept)."""
-    return _tied_head_class()(embedding)
-
-
 def stop_criteria(deadline: float, cancel: threading.Event | None) -> Any:
     """A ``StoppingCriteria`` that stops at ``deadline`` (``time.perf_counter`` seconds) or on ``cancel``.
 
@@ -484,26 +303,6 @@ def stop_criteria(deadline: float, cancel: threading.Event | None) -> Any:
             return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
 
     return Deadline()
-
-
-def _load_processor(folder: Any) -> Any:
-    from imagestudio.models.processor import load_edit_processor
-
-    processor = load_edit_processor(folder)
-    if processor is None:
-        from transformers import AutoProcessor
-
-        processor = AutoProcessor.from_pretrained(folder)  # type: ignore[no-untyped-call]  # unannotated
-    return processor
-
-
-def _input_device(model: Any) -> Any:
-    """Where inputs go: the first device of a ``device_map``, else the model's own device."""
-    device_map = getattr(model, "hf_device_map", None)
-    if device_map:
-        first = next(iter(device_map.values()))
-        return f"cuda:{first}" if isinstance(first, int) else first
-    return model.device
 
 
 def _rng_devices(device: Any) -> list[int]:

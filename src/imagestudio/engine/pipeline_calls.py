@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
 
+    from imagestudio.job_requests import EditRequest, GenerateRequest
     from imagestudio.models.pipeline import Pipeline
-    from imagestudio.requests import EditRequest, GenerateRequest
 
 #: Highest value (0..1) an image may reach and still count as all black.
 BLACK_LEVEL = 1.5 / 255

@@ -72,6 +72,11 @@ _RUSSIAN_ENDINGS = sorted(
 _ENGLISH_ENDINGS = ("ing", "es", "ed", "s")
 
 
+def fold(text: str) -> str:
+    """The form prompts are searched in: casefolded (Кот, КОТ and кот are one word)."""
+    return text.casefold()
+
+
 def index_text(folded_prompt: str) -> str:
     """What the FTS table stores for a prompt (already casefolded by the history store)."""
     return folded_prompt.replace("ё", "е")

@@ -9,11 +9,10 @@
   clients only ever see opaque ids.
 * Prompt search is case-insensitive in every script: SQLite's LOWER/LIKE fold ASCII only, so a
   casefolded copy of each prompt is stored and searched with an escaped LIKE pattern.
-* The schema version is ``PRAGMA user_version``; :data:`MIGRATIONS` brings older files forward.
+* The schema and its migrations are :mod:`imagestudio.history.schema`.
 * A damaged file (corrupt, truncated, not a database, tables missing) never stops the server: it is
-  moved aside as ``<name>.damaged-<timestamp>`` with one log line, a fresh file is made, and the
-  images are listed again from the metadata every PNG carries (:func:`rebuild_from_outputs`).
-  Only a file from a *newer* imagestudio is refused, since moving it aside would lose its history.
+  moved aside and the images are listed again from the metadata every PNG carries
+  (:mod:`imagestudio.history.damaged`, :meth:`HistoryStore.rebuild_from_outputs`).
 
 One connection shared behind a lock: SQLite serialises writers anyway, and the calls are short.
 """
@@ -26,82 +25,21 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from imagestudio.errors import ConfigError
-from imagestudio.history.search import TOKENIZER, match_query
+from imagestudio.history.damaged import move_aside, rows_from_outputs
+from imagestudio.history.schema import NewerSchema, open_database
+from imagestudio.history.search import fold, match_query
 from imagestudio.jobs.events import STOPPED_DURING_JOB
 from imagestudio.jobs.model import JobError, JobInfo, JobRequest, JobState
 from imagestudio.storage.files import resolve_inside
-from imagestudio.storage.saved_image import SavedImage, new_image_id
+from imagestudio.storage.saved_image import SavedImage
 
 log = logging.getLogger(__name__)
-
-_SCHEMA_V1 = """
-CREATE TABLE jobs (
-    id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    state TEXT NOT NULL,
-    model TEXT,
-    prompt TEXT,
-    request_json TEXT NOT NULL,
-    seed INTEGER,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    error_message TEXT,
-    error_type TEXT,
-    error_status INTEGER,
-    error_param TEXT,
-    timings_json TEXT,
-    memory_plan_json TEXT,
-    peak_memory_bytes INTEGER,
-    extra_json TEXT,
-    result_json TEXT
-);
-CREATE INDEX jobs_by_state ON jobs(state);
-CREATE INDEX jobs_by_created ON jobs(created_at);
-CREATE TABLE images (
-    id TEXT PRIMARY KEY,
-    job_id TEXT REFERENCES jobs(id) ON DELETE SET NULL,
-    path TEXT NOT NULL,
-    prompt TEXT NOT NULL,
-    prompt_folded TEXT NOT NULL,
-    negative_prompt TEXT,
-    model TEXT,
-    seed INTEGER NOT NULL,
-    width INTEGER NOT NULL,
-    height INTEGER NOT NULL,
-    created_at REAL NOT NULL,
-    metadata_json TEXT NOT NULL
-);
-CREATE INDEX images_by_created ON images(created_at);
-CREATE INDEX images_by_job ON images(job_id);
-"""
-
-# Word search (see history/search.py): an FTS5 index of each image's casefolded prompt, kept in step
-# with the images table by triggers (whoever writes or deletes rows), filled for rows already there.
-# Keyed by the image id, not rowid: a VACUUM may renumber the rowids of a table with a TEXT key.
-_SCHEMA_V2 = f"""
-CREATE VIRTUAL TABLE images_fts USING fts5(image_id UNINDEXED, body, tokenize = '{TOKENIZER}');
-CREATE TRIGGER images_fts_insert AFTER INSERT ON images BEGIN
-    INSERT INTO images_fts(image_id, body) VALUES (new.id, replace(new.prompt_folded, 'ё', 'е'));
-END;
-CREATE TRIGGER images_fts_delete AFTER DELETE ON images BEGIN
-    DELETE FROM images_fts WHERE image_id = old.id;
-END;
-CREATE TRIGGER images_fts_update AFTER UPDATE OF prompt_folded ON images BEGIN
-    UPDATE images_fts SET body = replace(new.prompt_folded, 'ё', 'е') WHERE image_id = new.id;
-END;
-INSERT INTO images_fts(image_id, body) SELECT id, replace(prompt_folded, 'ё', 'е') FROM images;
-"""
-
-#: ``MIGRATIONS[n]`` takes a file from version n to n + 1.
-MIGRATIONS: list[str] = [_SCHEMA_V1, _SCHEMA_V2]
-SCHEMA_VERSION = len(MIGRATIONS)
 
 
 @dataclass(frozen=True)
@@ -124,11 +62,6 @@ class ImageRecord:
 class ImagePage:
     items: list[ImageRecord]
     total: int
-
-
-def fold(text: str) -> str:
-    """The form prompts are searched in: casefolded (Кот, КОТ and кот are one word)."""
-    return text.casefold()
 
 
 def like_contains(text: str) -> str:
@@ -164,14 +97,22 @@ class HistoryStore:
         db_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._conn = self._open()
-        except _NewerSchema as exc:
+        except NewerSchema as exc:
             raise ConfigError(
                 f"the history database {db_path} cannot be used: {exc} (update imagestudio, or set "
                 "storage.history_db to another file)",
                 param="storage.history_db",
             ) from None
         except sqlite3.DatabaseError as exc:
-            self.damaged_copy = self._move_aside(exc)
+            self.damaged_copy = move_aside(db_path, exc)
+            log.error(
+                "the history database %s is damaged (%s); moved it to %s and started a new one, listing "
+                "the images in %s again from their own metadata",
+                db_path,
+                exc,
+                self.damaged_copy,
+                outputs_dir,
+            )
             try:
                 self._conn = self._open()
             except sqlite3.DatabaseError as again:
@@ -185,22 +126,9 @@ class HistoryStore:
     # ----------------------------------------------------------------- setup
 
     def _open(self) -> sqlite3.Connection:
-        """Connect, migrate and check the schema is whole; raises sqlite3.DatabaseError if it is not."""
-        conn = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None, timeout=10)
+        """Open the file (:func:`open_database`) and, as its owner, fail the jobs left unfinished."""
+        conn = open_database(self.db_path)
         try:
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            self._conn = conn
-            self._migrate()
-            # A file can claim the current version yet lack tables, or be truncated past its header:
-            # both only show when read, so read every table and let SQLite check the pages now.
-            for table in ("jobs", "images"):
-                conn.execute(f"SELECT * FROM {table} LIMIT 1").fetchall()
-            problem = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
-            if problem != "ok":
-                raise sqlite3.DatabaseError(f"database disk image is malformed ({problem})")
             if self.owner:
                 self._fail_unfinished(conn)
         except BaseException:
@@ -208,80 +136,25 @@ class HistoryStore:
             raise
         return conn
 
-    def _move_aside(self, error: sqlite3.DatabaseError) -> Path:
-        """Rename the damaged file (and its WAL/SHM companions) out of the way; returns the new name."""
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        target = self.db_path.with_name(f"{self.db_path.name}.damaged-{stamp}")
-        counter = 1
-        while target.exists():
-            target = self.db_path.with_name(f"{self.db_path.name}.damaged-{stamp}-{counter}")
-            counter += 1
-        try:
-            self.db_path.replace(target)
-            for companion in ("-wal", "-shm"):
-                extra = self.db_path.with_name(self.db_path.name + companion)
-                if extra.exists():
-                    extra.replace(target.with_name(target.name + companion))
-        except OSError as exc:
-            raise ConfigError(
-                f"the history database {self.db_path} is damaged ({error}) and cannot be moved aside: "
-                f"{exc.strerror or exc}",
-                param="storage.history_db",
-            ) from None
-        log.error(
-            "the history database %s is damaged (%s); moved it to %s and started a new one, listing the "
-            "images in %s again from their own metadata",
-            self.db_path,
-            error,
-            target,
-            self.outputs_dir,
-        )
-        return target
-
     def rebuild_from_outputs(self) -> int:
         """Record every PNG in the outputs folder that carries this app's metadata; returns how many.
 
         The images come back without their jobs (a job's timings and errors lived only in the lost
         file); each keeps its prompt, seed, size, model and every parameter it was made with.
         """
-        from imagestudio.storage.metadata import read_metadata
-
         root = self.outputs_dir
         if not root.is_dir():
             return 0
         known = {row[0] for row in self._conn.execute("SELECT path FROM images")}
-        rows = []
-        for path in sorted(root.rglob("*.png")):
-            relative = path.relative_to(root).as_posix()
-            if relative in known or any(part.startswith(".") for part in path.relative_to(root).parts):
-                continue
-            try:
-                meta = read_metadata(path)
-                rows.append(_rebuilt_row(relative, meta, path.stat().st_mtime))
-            except Exception as exc:  # noqa: BLE001 (one unreadable file must not stop the others)
-                log.debug("not listed again: %s (%s)", path, exc)
+        rows = rows_from_outputs(root, known)
         with self._transaction() as conn:
             conn.executemany(
                 "INSERT INTO images (id, job_id, path, prompt, prompt_folded, negative_prompt, model, seed, "
                 "width, height, created_at, metadata_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [row for row in rows if row is not None],
+                rows,
             )
-        count = sum(row is not None for row in rows)
-        log.warning("listed %d image(s) of %s again from their metadata", count, root)
-        return count
-
-    def _migrate(self) -> None:
-        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise _NewerSchema(
-                f"it has schema version {version}, newer than this imagestudio's {SCHEMA_VERSION}"
-            )
-        for target in range(version, SCHEMA_VERSION):
-            with self._transaction() as conn:
-                for statement in _statements(MIGRATIONS[target]):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {target + 1}")
-            log.info("history database %s migrated to schema %d", self.db_path, target + 1)
+        log.warning("listed %d image(s) of %s again from their metadata", len(rows), root)
+        return len(rows)
 
     def _fail_unfinished(self, conn: sqlite3.Connection) -> None:
         """Fail the jobs a previous server left unfinished (counted in :attr:`recovered`)."""
@@ -577,49 +450,3 @@ def _image_record(row: sqlite3.Row) -> ImageRecord:
         created_at=row["created_at"],
         metadata=json.loads(row["metadata_json"]),
     )
-
-
-class _NewerSchema(sqlite3.DatabaseError):
-    """The file is from a newer imagestudio: refused, never moved aside (its history is intact)."""
-
-
-def _rebuilt_row(relative: str, meta: dict[str, Any], mtime: float) -> tuple[Any, ...] | None:
-    """An ``images`` row from a PNG's own metadata; None for a PNG this app did not write."""
-    if not meta or not isinstance(meta.get("prompt"), str):
-        return None
-    created_at = mtime
-    stamp = meta.get("created_at")
-    if isinstance(stamp, str):
-        from datetime import datetime
-
-        with suppress(ValueError):
-            created_at = datetime.fromisoformat(stamp).timestamp()
-    prompt = meta["prompt"]
-    return (
-        new_image_id(),
-        None,
-        relative,
-        prompt,
-        fold(prompt),
-        meta.get("negative_prompt"),
-        meta.get("model"),
-        int(meta.get("seed") or 0),
-        int(meta.get("width") or 0),
-        int(meta.get("height") or 0),
-        created_at,
-        _json(meta) or "{}",
-    )
-
-
-def _statements(script: str) -> list[str]:
-    # executescript() would COMMIT our transaction first; running statements one by one keeps a
-    # migration and its version bump atomic. A trigger's body has semicolons of its own, so pieces are
-    # joined until SQLite calls the statement complete.
-    statements, pending = [], ""
-    for part in script.split(";"):
-        pending += part + ";"
-        if sqlite3.complete_statement(pending):
-            if pending.strip(" \n;"):
-                statements.append(pending.strip())
-            pending = ""
-    return statements

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 from imagestudio.errors import JobTimedOut
 
 if TYPE_CHECKING:
-    from imagestudio.jobs.backend import JobBackend
     from imagestudio.jobs.model import JobEvent, JobInfo
+    from imagestudio.jobs.queue_protocol import JobBackend
 
 
 class ClientDisconnected(Exception):

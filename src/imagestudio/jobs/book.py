@@ -1,7 +1,7 @@
 """The job book: the bookkeeping every job queue shares, whatever runs its jobs.
 
-Both queues (:class:`~imagestudio.jobs.queue.JobQueue`, one worker thread in this process, and
-``imagestudio.cluster.queue.ClusterQueue``, workers elsewhere) inherit it and add only how jobs reach
+Both queues (:class:`~imagestudio.jobs.local_queue.JobQueue`, one worker thread in this process, and
+``imagestudio.cluster.cluster_queue.ClusterQueue``, workers elsewhere) inherit it and add only how jobs reach
 a worker. The book keeps the jobs, the waiting line and its positions, the limits every submission is
 held to, the subscribers and their events, the step reports and their ETA, and the end of each job: its
 record (through a :class:`~imagestudio.jobs.recorder.JobRecorder`), its one terminal event, and
@@ -32,7 +32,6 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from imagestudio.errors import QueueFull, ServiceStopping
-from imagestudio.jobs.backend import EventSink
 from imagestudio.jobs.clients import current_client
 from imagestudio.jobs.events import (
     STOPPED_BEFORE_RUN,
@@ -44,12 +43,14 @@ from imagestudio.jobs.events import (
 )
 from imagestudio.jobs.failures import job_error
 from imagestudio.jobs.model import (
+    EventSink,
     JobError,
     JobEvent,
     JobInfo,
     JobProgress,
     JobRequest,
     JobState,
+    QueueStats,
     SavedImage,
     new_id,
     request_kind,
@@ -154,14 +155,6 @@ class Job:
             error=self.error,
             images=self.images,
         )
-
-
-@dataclass(frozen=True)
-class QueueStats:
-    running: str | None
-    queued: int
-    max_queue: int
-    worker_alive: bool
 
 
 class JobBook(ABC):

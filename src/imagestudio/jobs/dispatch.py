@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from imagestudio.requests import EditRequest, EnhanceRequest, GenerateRequest
+from imagestudio.job_requests import EditRequest, EnhanceRequest, GenerateRequest
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 
 class StudioDispatcher:
-    """The :data:`~imagestudio.jobs.queue.JobHandler` over a Studio: ``dispatcher(request, on_step, cancel)``.
+    """The :data:`~imagestudio.jobs.local_queue.JobHandler` over a Studio: ``dispatcher(request, on_step,
+    cancel)``.
 
     One thread calls it (the queue's worker, or a cluster worker's job thread), so the studio and its
     model manager are used by one thread. ``out_dir`` replaces the outputs folder (a cluster worker

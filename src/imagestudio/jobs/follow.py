@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 from imagestudio.jobs.events import terminal_event
 
 if TYPE_CHECKING:
-    from imagestudio.jobs.backend import JobBackend
     from imagestudio.jobs.model import JobEvent
+    from imagestudio.jobs.queue_protocol import JobBackend
 
 #: Event types where only the newest one matters to a reader that has fallen behind.
 MERGEABLE = frozenset({"queued", "step"})

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from imagestudio.errors import InvalidRequest
-from imagestudio.requests import EnhanceRequest
+from imagestudio.job_requests import EnhanceRequest
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings

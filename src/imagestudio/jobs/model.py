@@ -8,22 +8,25 @@ store, the HTTP API and the UI can all speak them without importing the queue. A
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, TypeAlias
 
-from imagestudio.requests import EditRequest, EnhanceRequest, GenerateRequest
+from imagestudio.job_requests import EditRequest, EnhanceRequest, GenerateRequest
 from imagestudio.storage.saved_image import SavedImage
 
 __all__ = [
     "EVENT_TYPES",
     "TERMINAL_EVENTS",
+    "EventSink",
     "JobError",
     "JobEvent",
     "JobInfo",
     "JobProgress",
     "JobRequest",
     "JobState",
+    "QueueStats",
     "SavedImage",
     "new_id",
     "request_kind",
@@ -140,3 +143,17 @@ class JobInfo:
     progress: JobProgress | None = None
     error: JobError | None = None
     images: tuple[SavedImage, ...] = ()
+
+
+#: Receives events; called with the queue's lock held, so it must only hand the event over.
+EventSink = Callable[[JobEvent], None]
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """A queue's load at one moment: the running job, how many wait, the bound, whether it serves."""
+
+    running: str | None
+    queued: int
+    max_queue: int
+    worker_alive: bool

@@ -46,7 +46,7 @@ from imagestudio.memory.sizes import DTYPE_BYTES, ComponentSize, ModelSizes
 if TYPE_CHECKING:
     from imagestudio.config import DeviceSettings
     from imagestudio.hardware import Hardware
-    from imagestudio.registry import ModelSpec
+    from imagestudio.registry import EncoderPrecision, ModelSpec
 
 Profile = Literal["full", "model_offload", "group_offload", "sequential"]
 Weights = Literal["bf16", "fp8", "int8", "nf4"]
@@ -128,6 +128,12 @@ class MemoryPlan:
     #: The same predictions in bytes, unrounded: what step-down compares.
     peak_vram_bytes: int = 0
     peak_ram_bytes: int = 0
+    #: The registry weight variant the plan loads (``bf16``, ``gguf-q4_k_m``, ``sdnq-uint4`` …): which files.
+    #: ``weights`` above is how a ``bf16`` variant's transformer is stored once loaded (on-the-fly casting
+    #: or quantization); a pre-quantized variant is stored as its files are.
+    variant: str = "bf16"
+    #: The text encoder's precision while it runs (SDNQ int8/uint4 on the fly, or as a variant ships it).
+    text_encoder_weights: EncoderPrecision = "bf16"
 
     @property
     def fits_vram(self) -> bool:
@@ -142,9 +148,16 @@ class MemoryPlan:
         return self.fits_vram and self.fits_ram
 
     @property
-    def placement(self) -> tuple[str, str, bool, str]:
+    def placement(self) -> tuple[str, str, bool, str, str, str]:
         """What a loaded pipeline is bound to: changing any of it means loading the model again."""
-        return (self.profile, self.weights, self.pinned, self.attention_backend)
+        return (
+            self.profile,
+            self.weights,
+            self.pinned,
+            self.attention_backend,
+            self.variant,
+            self.text_encoder_weights,
+        )
 
     @property
     def stored_weights(self) -> str:
@@ -171,6 +184,8 @@ class MemoryPlan:
             "id": self.model_id,
             "profile": self.profile,
             "weights": self.weights,
+            "variant": self.variant,
+            "text_encoder_weights": self.text_encoder_weights,
             "vae_tiling": self.vae_tiling,
             "pinned": self.pinned,
             "attention_backend": self.attention_backend,

@@ -60,7 +60,7 @@ MODEL_INDEX = "model_index.json"
 #: ``<|im_start|>``, ``user``, ``\n``. Training the tiny BPE on this exact text (and on ``user``) merges
 #: each of those pieces into one token, so the tiny tokenizer also gives 64 and the tiny model drops
 #: exactly the system prompt, as the real one does.
-#: ``tests/engine/test_tiny.py`` checks this against the installed pipeline's own template.
+#: ``tests/models/test_tiny.py`` checks this against the installed pipeline's own template.
 QWEN_EDIT_SYSTEM_PROMPT = (
     "Describe the key features of the input image (color, shape, size, texture, objects, background), "
     "then explain how the user's text instruction should alter or modify the image. Generate a new image "
@@ -269,6 +269,31 @@ def _tiny_components(family: str, configs: dict[str, dict[str, Any]]) -> dict[st
     }
 
 
+def _tiny_configs(model_id: str, tokenizer: Qwen2Tokenizer) -> dict[str, dict[str, Any]]:
+    """The component configs in ``tiny_configs/<model_id>.json``, with the tokenizer's numbers filled in.
+
+    The file says ``"{vocab_size}"`` for the tokenizer's size and ``"{token:<|im_end|>}"`` for a token's id:
+    those depend on the trained tokenizer, everything else is fixed data.
+    """
+    from importlib import resources
+
+    text = (resources.files("imagestudio.models") / "tiny_configs" / f"{model_id}.json").read_text("utf-8")
+
+    def fill(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: fill(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [fill(item) for item in value]
+        if value == "{vocab_size}":
+            return len(tokenizer)
+        if isinstance(value, str) and value.startswith("{token:") and value.endswith("}"):
+            return _token_id(tokenizer, value[len("{token:") : -1])
+        return value
+
+    configs: dict[str, dict[str, Any]] = fill(json.loads(text))
+    return configs
+
+
 # ------------------------------------------------------------------------------------------ Z-Image
 
 
@@ -276,58 +301,12 @@ def tiny_z_image_configs(tokenizer: Qwen2Tokenizer) -> dict[str, dict[str, Any]]
     """The tiny Z-Image's component configs (shared notes, "offline tiny models").
 
     Transformer dim 32, 2 layers + 1 refiner layer, 2 heads, head dim 16 split as RoPE axes [8, 4, 4],
-    ``cap_feat_dim`` 32 = the text encoder's hidden size; a FLUX-style ``AutoencoderKL`` with 16 latent
+    ``cap_feat_dim`` 32 = the text encoder's hidden size, ``axes_lens[0]`` (1024) above the padded prompt
+    (at most 512 tokens); a FLUX-style ``AutoencoderKL`` with 16 latent
     channels, the real scaling/shift factors and four 16-channel blocks (the real 8x downscale); a 2-layer
     ``Qwen3Model`` text encoder over ``tokenizer``'s vocabulary.
     """
-    return {
-        "transformer": {
-            "_class_name": "ZImageTransformer2DModel",
-            "all_patch_size": (2,),
-            "all_f_patch_size": (1,),
-            "in_channels": 16,
-            "dim": 32,
-            "n_layers": 2,
-            "n_refiner_layers": 1,
-            "n_heads": 2,
-            "n_kv_heads": 2,
-            "qk_norm": True,
-            "cap_feat_dim": 32,
-            "axes_dims": [8, 4, 4],
-            "axes_lens": [1024, 512, 512],  # axes_lens[0] must exceed the padded prompt (<= 512 tokens)
-        },
-        "vae": {
-            "_class_name": "AutoencoderKL",
-            "in_channels": 3,
-            "out_channels": 3,
-            "down_block_types": ("DownEncoderBlock2D",) * 4,
-            "up_block_types": ("UpDecoderBlock2D",) * 4,
-            "block_out_channels": (16, 16, 16, 16),
-            "layers_per_block": 1,
-            "latent_channels": 16,
-            "norm_num_groups": 8,
-            "sample_size": 1024,
-            "scaling_factor": 0.3611,
-            "shift_factor": 0.1159,
-            "use_quant_conv": False,
-            "use_post_quant_conv": False,
-        },
-        "text_encoder": {
-            "vocab_size": len(tokenizer),
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 1,
-            "head_dim": 16,
-            "max_position_embeddings": 1024,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0},
-            "bos_token_id": _token_id(tokenizer, "<|endoftext|>"),
-            "eos_token_id": _token_id(tokenizer, "<|im_end|>"),
-            "pad_token_id": _token_id(tokenizer, "<|endoftext|>"),
-            "tie_word_embeddings": False,
-        },
-    }
+    return _tiny_configs("tiny-z-image", tokenizer)
 
 
 def build_tiny_z_image(dest: Path) -> Path:
@@ -361,64 +340,7 @@ def tiny_qwen_edit_configs(tokenizer: Qwen2Tokenizer) -> dict[str, dict[str, Any
     2-layer, hidden-32 text model (M-RoPE sections [2, 3, 3] = half the head dim) and a 2-block, hidden-16
     vision tower projecting to 32, over ``tokenizer``'s vocabulary.
     """
-    return {
-        "transformer": {
-            "_class_name": "QwenImageTransformer2DModel",
-            "patch_size": 2,
-            "in_channels": 64,
-            "out_channels": 16,
-            "num_layers": 2,
-            "attention_head_dim": 16,
-            "num_attention_heads": 2,
-            "joint_attention_dim": 32,
-            "axes_dims_rope": (8, 4, 4),
-            "zero_cond_t": True,
-        },
-        "vae": {
-            "_class_name": "AutoencoderKLQwenImage",
-            "base_dim": 8,
-            "z_dim": 16,
-            "dim_mult": [1, 2, 4, 4],
-            "num_res_blocks": 1,
-            "temperal_downsample": [False, True, True],
-        },
-        "text_encoder": {
-            "text_config": {
-                "vocab_size": len(tokenizer),
-                "hidden_size": 32,
-                "intermediate_size": 64,
-                "num_hidden_layers": 2,
-                "num_attention_heads": 2,
-                "num_key_value_heads": 1,
-                "max_position_embeddings": 1024,
-                "rope_parameters": {
-                    "rope_type": "default",
-                    "mrope_section": [2, 3, 3],
-                    "rope_theta": 1000000.0,
-                },
-                "bos_token_id": _token_id(tokenizer, "<|endoftext|>"),
-                "eos_token_id": _token_id(tokenizer, "<|im_end|>"),
-                "pad_token_id": _token_id(tokenizer, "<|endoftext|>"),
-            },
-            "vision_config": {
-                "depth": 2,
-                "hidden_size": 16,
-                "intermediate_size": 32,
-                "num_heads": 2,
-                "out_hidden_size": 32,  # = text hidden size = the transformer's joint_attention_dim
-                "fullatt_block_indexes": [1],
-                "patch_size": 14,
-                "spatial_merge_size": 2,
-                "temporal_patch_size": 2,
-                "window_size": 112,
-            },
-            "image_token_id": _token_id(tokenizer, "<|image_pad|>"),
-            "video_token_id": _token_id(tokenizer, "<|video_pad|>"),
-            "vision_start_token_id": _token_id(tokenizer, "<|vision_start|>"),
-            "vision_end_token_id": _token_id(tokenizer, "<|vision_end|>"),
-            "tie_word_embeddings": False,
-        },
-    }
+    return _tiny_configs("tiny-qwen-image-edit", tokenizer)
 
 
 def build_tiny_qwen_edit(dest: Path) -> Path:

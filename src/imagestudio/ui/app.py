@@ -138,7 +138,6 @@ def mount_studio(app: FastAPI, backend: StudioBackend | None = None, path: str =
         # second, untranslated one kept in the browser's storage.
         run_history=False,
     )
-    _answer_api_paths_ourselves(mounted)
     return mounted
 
 
@@ -159,17 +158,6 @@ def _lock_down_files(blocks: gr.Blocks, settings: Settings) -> None:
     blocks.has_launched = True
     guard_file_inputs(blocks)
     gr.set_static_paths([str(settings.outputs_dir)])
-
-
-def _answer_api_paths_ourselves(app: FastAPI) -> None:
-    """Unmatched ``/v1`` and ``/api`` requests get the API's 404/405, not Gradio's ``{"detail"}``."""
-    from starlette.routing import Mount
-
-    from imagestudio.api.unmatched import ApiFallback
-
-    for route in app.router.routes:
-        if isinstance(route, Mount) and route.path == "":
-            route.app = ApiFallback(route.app, routes_of=app)
 
 
 def feature_css() -> str:

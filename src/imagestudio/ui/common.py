@@ -447,7 +447,7 @@ def seed_mode_changed(mode: str, seed: float | None) -> Any:
     """
     import gradio as gr
 
-    from imagestudio.requests import random_seed
+    from imagestudio.job_requests import random_seed
 
     if mode != "fixed":
         return gr.Number(visible=False)

@@ -20,7 +20,7 @@ from imagestudio.ui.common import (
     wire_seed,
 )
 from imagestudio.ui.enhance_controls import enhance_controls, original_prompt, wire_enhance
-from imagestudio.ui.generate_page import RESULT_BUTTONS, RESULT_HEIGHT, model_choices, model_info
+from imagestudio.ui.page_parts import RESULT_BUTTONS, RESULT_HEIGHT, model_choices, model_info
 from imagestudio.ui.style import lang_js
 from imagestudio.ui.texts import language
 
@@ -348,7 +348,7 @@ def _run(
     request: Any,
 ) -> Iterator[dict[Any, Any]]:
     def submit() -> str:
-        from imagestudio.requests import build_image_request
+        from imagestudio.job_requests import build_image_request
         from imagestudio.ui.common import client_of
 
         resolved = build_image_request(

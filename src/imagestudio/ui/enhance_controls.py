@@ -152,7 +152,7 @@ def improve_steps(
     failed or cancelled job leaves the prompt as it was with one line saying so."""
     import gradio as gr
 
-    from imagestudio.requests import EnhanceRequest
+    from imagestudio.job_requests import EnhanceRequest
 
     waiting = (gr.Button(visible=False), gr.Button(visible=True))
     back = (gr.Button(visible=True), gr.Button(visible=False))

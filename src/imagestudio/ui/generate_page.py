@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from imagestudio.errors import UserError
-from imagestudio.registry import MODELS, get_model
-from imagestudio.requests import MAX_COUNT, EditRequest, GenerateRequest, build_image_request
+from imagestudio.job_requests import MAX_COUNT, EditRequest, GenerateRequest, build_image_request
+from imagestudio.registry import get_model
 from imagestudio.ui import chain
 from imagestudio.ui.common import (
     JobPanel,
@@ -21,23 +21,15 @@ from imagestudio.ui.common import (
     wire_seed,
 )
 from imagestudio.ui.enhance_controls import enhance_controls, original_prompt, variety_slider, wire_enhance
+from imagestudio.ui.page_parts import RESULT_BUTTONS, RESULT_HEIGHT, model_choices, model_info
 from imagestudio.ui.presets import CUSTOM_SIZE, DEFAULT_SIZE, SIZE_PRESETS, SOURCE_SIZE, size_of
 from imagestudio.ui.style import lang_js
 from imagestudio.ui.texts import language
 
 if TYPE_CHECKING:
-    from gradio import Button
-
     from imagestudio.storage.inputs import InputImage
 
 PAGE = "generate"
-#: The result area's height (px); the live preview takes the same box while a job runs.
-RESULT_HEIGHT = 520
-#: No "Share" on a local studio's results (Gradio's share link would upload them).
-RESULT_BUTTONS: list[Literal["share", "download", "download_all", "fullscreen"] | Button] = [
-    "download",
-    "fullscreen",
-]
 #: How the starting picture's editor hands its value to the page: PIL images, alpha kept (the painted
 #: layers' alpha is the mask, see :func:`starting_picture`).
 SOURCE_TYPE: Literal["pil"] = "pil"
@@ -79,22 +71,6 @@ class GeneratePage:
     source_box: Any = None
     #: Edit this / Vary this under the results (see ui/chain.py).
     actions: Any = None
-
-
-def model_title(ctx: UIContext, model_id: str, title: str) -> Any:
-    """A model's name for the page: translated where it says more than a name (the offline tiny models)."""
-    return ctx.key(f"model.{model_id}") if ctx.texts.has(f"model.{model_id}") else title
-
-
-def model_info(ctx: UIContext, model_id: str, default: str = "gen.model_info") -> Any:
-    """The line under the model list: an offline model's "random weights: noise" stays readable there
-    while the list is closed (its name alone is cut off)."""
-    spec = MODELS.get(model_id)
-    return ctx.key("model.noise_info") if spec is not None and spec.tiny else ctx.key(default)
-
-
-def model_choices(ctx: UIContext, task: str) -> list[tuple[Any, str]]:
-    return [(model_title(ctx, spec.id, spec.title), spec.id) for spec in MODELS.values() if spec.task == task]
 
 
 def build(ctx: UIContext, default_model: str) -> GeneratePage:

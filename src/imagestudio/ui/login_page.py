@@ -1,6 +1,6 @@
 """The login page a browser sees when the server has an API key: one plain HTML form, no Gradio.
 
-It is served by the HTTP app (:mod:`imagestudio.api.login`) before the studio's pages can load, so it
+It is served by the HTTP app (:mod:`imagestudio.server.login`) before the studio's pages can load, so it
 brings everything it needs inline and speaks the language the browser asks for.
 """
 

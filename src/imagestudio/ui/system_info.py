@@ -52,7 +52,7 @@ def workers(queue: object) -> list[dict[str, Any]]:
     """The cluster's GPU workers as plain values; the in-process queue has none."""
     from dataclasses import asdict, is_dataclass
 
-    from imagestudio.jobs.backend import WorkerListing
+    from imagestudio.jobs.queue_protocol import WorkerListing
 
     if not isinstance(queue, WorkerListing):
         return []

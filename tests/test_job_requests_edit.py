@@ -9,9 +9,15 @@ from PIL import Image
 
 from imagestudio.config import Settings, load_settings
 from imagestudio.errors import ConfigError, InvalidRequest
+from imagestudio.job_requests import (
+    EditRequest,
+    GenerateRequest,
+    default_edit_size,
+    denoising_steps,
+    fit_size,
+)
 from imagestudio.lora_refs import LoraRef
 from imagestudio.registry import MODELS
-from imagestudio.requests import EditRequest, GenerateRequest, default_edit_size, denoising_steps, fit_size
 from imagestudio.storage.inputs import InputImage
 
 

@@ -2,7 +2,7 @@
 
 ``/sdapi/v1/sd-models`` and friends describe this server in A1111's terms (two flow-matching models,
 one sampler, no upscalers or VAEs to choose); ``progress`` reports the running job with a live
-preview; ``interrupt`` stops it. Generation and the selected checkpoint are in :mod:`.sdapi`.
+preview; ``interrupt`` stops it. Generation and the selected checkpoint are in :mod:`.generation`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 
+from imagestudio.api.a1111.shape import SAMPLER, a1111_responses, a1111_router
+from imagestudio.api.a1111.state import cached_model_hash, sdapi_state
 from imagestudio.api.common import get_services
-from imagestudio.api.sdapi import SAMPLER, a1111_responses, a1111_router, cached_model_hash, sdapi_state
 from imagestudio.errors import UserError
 from imagestudio.registry import MODELS
 

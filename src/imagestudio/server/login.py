@@ -17,15 +17,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from imagestudio.api.security import local_path, session_cookie, session_cookie_name
+from imagestudio.api.security import LOGIN_PATH, LOGOUT_PATH, local_path, session_cookie, session_cookie_name
 from imagestudio.ui.login_page import browser_language, chosen_language, render_login_page
 from imagestudio.ui.texts import Texts
 
 if TYPE_CHECKING:
     from imagestudio.api.sessions import SessionStore
 
-LOGIN_PATH = "/login"
-LOGOUT_PATH = "/logout"
 #: Headers for every login response: never cached, never framed, never named in another site's
 #: Referer ("same-origin": the form's own POST keeps its real Origin for the Origin check).
 _PAGE_HEADERS = {

@@ -11,47 +11,36 @@ the image's metadata under ``client`` and otherwise ignored. Sizes that are not 
 16 (A1111 takes any multiple of 8; SillyTavern any number) are rounded to the nearest multiple and
 the requested size is recorded. Errors come in A1111's shape, ``{"error", "detail", "body",
 "errors"}``, with one readable line in ``detail``. The listings, ``progress`` and ``interrupt`` are in
-:mod:`imagestudio.api.sdapi_status`.
+:mod:`imagestudio.api.a1111.status`.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
-from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
+from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from imagestudio.api.a1111.shape import SAMPLER, a1111_responses, a1111_router
+from imagestudio.api.a1111.state import cached_model_hash, sdapi_state
 from imagestudio.api.common import build_generate_request, get_services, require_available, wait_for_result
-from imagestudio.api.errors import ApiError, error_responses
+from imagestudio.api.errors import ApiError
 from imagestudio.api.prompt_loras import take_lora_tags
-from imagestudio.errors import InvalidRequest, QueueFull, UserError
-from imagestudio.quoting import clip_message
+from imagestudio.errors import InvalidRequest
+from imagestudio.job_requests import MAX_COUNT
 from imagestudio.registry import DEFAULT_GENERATE_MODEL, MODELS, ModelSpec
-from imagestudio.requests import MAX_COUNT
 
 if TYPE_CHECKING:
-    from PIL import Image
-
     from imagestudio.config import Settings
-    from imagestudio.jobs.model import JobEvent, JobInfo
+    from imagestudio.jobs.model import JobInfo
     from imagestudio.services import Services
     from imagestudio.storage.inputs import InputImage
 
-PREFIX = "/sdapi/v1"
-#: What A1111 calls the one sampler these flow-matching models use.
-SAMPLER = "Euler"
 #: Keys a client may put in the body that must never reach the metadata (SillyTavern sends its
 #: connection settings, ``auth`` = "user:password", in the body it forwards).
 _SECRET_KEYS = frozenset({"auth", "url", "api_key", "password", "token", "authorization"})
@@ -59,138 +48,8 @@ _SECRET_KEYS = frozenset({"auth", "url", "api_key", "password", "token", "author
 _MAX_RECORDED_CHARS = 500
 
 
-# ----------------------------------------------------------------------------- errors, in A1111's shape
-
-
-#: Statuses answered in A1111's shape; 401 and 413 (the middlewares) and 500 (bugs) keep the app's.
-_A1111_STATUSES = frozenset({400, 409, 429, 503, 504})
-
-
-class A1111Error(BaseModel):
-    """AUTOMATIC1111's error body."""
-
-    error: str = Field(description="The kind of error (an exception class name in A1111).")
-    detail: str = Field(description="One readable line saying what is wrong and what is allowed.")
-    body: str = ""
-    errors: str = Field(description="The same line again (A1111 puts the exception's text here).")
-
-
-def a1111_router() -> APIRouter:
-    """A router for ``/sdapi/v1`` whose routes answer errors in A1111's shape."""
-    return APIRouter(
-        prefix=PREFIX,
-        tags=["AUTOMATIC1111-compatible"],
-        route_class=A1111Route,
-        responses=error_responses(401),
-    )
-
-
-def a1111_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for a route: A1111-shaped statuses, then the app's (401, 413, 500)."""
-    described = {
-        400: "Invalid request (a field, size, image, prompt or checkpoint name)",
-        409: "The job was interrupted",
-        429: "Queue full; retry after the Retry-After header's seconds",
-        503: "Model not on this machine, or the server is stopping",
-        504: "The job did not finish within server.request_timeout_s and was cancelled",
-        507: "Out of memory under every memory plan tried, or the outputs disk is full",
-    }
-    responses: dict[int | str, dict[str, Any]] = error_responses(401, 413)
-    for status in statuses:
-        responses[status] = {"model": A1111Error, "description": described[status]}
-    return responses
-
-
-def a1111_error(
-    status: int, message: str, kind: str, headers: Mapping[str, str] | None = None
-) -> JSONResponse:
-    """A1111's error body: ``error`` is the exception's class name, ``detail`` the message."""
-    message = clip_message(message)
-    body = {"error": kind, "detail": message, "body": "", "errors": message}
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-class A1111Route(APIRoute):
-    """Routes whose errors (bad input, a busy queue, a failed job) answer in A1111's shape.
-
-    Bugs still reach the app's handler (a generic 500, details only in the log).
-    """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except UserError as exc:
-                if exc.http_status not in _A1111_STATUSES:
-                    raise
-                headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, QueueFull) else None
-                return a1111_error(exc.http_status, exc.message, type(exc).__name__, headers)
-            except ApiError as exc:
-                if exc.status_code not in _A1111_STATUSES:
-                    raise
-                return a1111_error(exc.status_code, exc.message, type(exc).__name__, exc.headers)
-            except RequestValidationError as exc:
-                first = exc.errors()[0] if exc.errors() else {}
-                where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
-                message = f"{where}: {first.get('msg', 'invalid request')}"
-                return a1111_error(400, message, "RequestValidationError")
-            except StarletteHTTPException as exc:
-                if exc.status_code not in _A1111_STATUSES:
-                    raise
-                return a1111_error(exc.status_code, str(exc.detail), "HTTPException", exc.headers)
-
-        return route
-
-
 router = a1111_router()
 _GENERATE_ERRORS = a1111_responses(400, 409, 429, 503, 504, 507)
-
-
-# ----------------------------------------------------------------------------- server state
-
-
-@dataclass
-class SdapiState:
-    """What A1111 keeps between calls: the selected checkpoint and the live preview of the running job.
-
-    One per app (on ``app.state.sdapi``); the preview arrives from the queue's event stream.
-    """
-
-    checkpoint: str | None = None
-    _preview: Image.Image | None = field(default=None, repr=False)
-    _preview_job: str | None = field(default=None, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def on_event(self, event: JobEvent) -> None:
-        # Called with the queue's lock held: only store a reference, never encode here.
-        if event.type == "step" and event.preview is not None:
-            with self._lock:
-                self._preview, self._preview_job = event.preview, event.job_id
-        elif event.terminal:
-            with self._lock:
-                if self._preview_job == event.job_id:
-                    self._preview, self._preview_job = None, None
-
-    def preview(self, job_id: str) -> Image.Image | None:
-        with self._lock:
-            return self._preview if self._preview_job == job_id else None
-
-
-def install(app: FastAPI, services: Services) -> None:
-    """Add the routes and their state to ``app``; the preview follows every job of ``services``."""
-    from imagestudio.api import sdapi_status
-
-    state = SdapiState()
-    app.state.sdapi = state
-    services.queue.subscribe(None, state.on_event)
-    app.include_router(router)
-    app.include_router(sdapi_status.router)
-
-
-def sdapi_state(request: Request) -> SdapiState:
-    return request.app.state.sdapi
 
 
 # ----------------------------------------------------------------------------- request bodies
@@ -338,7 +197,7 @@ def _submit_image(
 ) -> JobInfo:
     """img2img through the one image-request builder: a Qwen model edits, a Z-Image model reworks or
     (with a mask) inpaints; the same rules as the CLI, the studio and the OpenAI edits route."""
-    from imagestudio.requests import build_image_request
+    from imagestudio.job_requests import build_image_request
 
     if (body.width is None) != (body.height is None):
         raise InvalidRequest("give both width and height, or neither", param="width")
@@ -519,15 +378,3 @@ def set_options(body: OptionsBody, request: Request) -> None:
         model_id = checkpoint_id(body.sd_model_checkpoint)
         require_available(model_id, get_services(request).settings)
         sdapi_state(request).checkpoint = model_id
-
-
-def cached_model_hash(request: Request, spec: ModelSpec) -> str | None:
-    """The model hash if it was computed already (a listing never reads gigabytes)."""
-    from imagestudio.models.locate import find_model_dir
-    from imagestudio.storage.hashes import MODEL_HASH_CHARS, transformer_files
-
-    services = get_services(request)
-    folder = find_model_dir(spec, services.settings, build_tiny=False)
-    files = transformer_files(folder) if folder is not None else []
-    digest = services.studio.hash_cache.cached(files) if files else None
-    return digest[:MODEL_HASH_CHARS] if digest else None

@@ -28,12 +28,12 @@ from imagestudio.errors import (
 )
 from imagestudio.history.recorder import HistoryRecorder
 from imagestudio.history.store import HistoryStore
+from imagestudio.job_requests import GenerateRequest
 from imagestudio.jobs.aio import ClientDisconnected, job_events, wait_for_job
 from imagestudio.jobs.events import STOPPED_BEFORE_RUN
 from imagestudio.jobs.failures import GENERIC_FAILURE
+from imagestudio.jobs.local_queue import JobQueue
 from imagestudio.jobs.model import JobState
-from imagestudio.jobs.queue import JobQueue
-from imagestudio.requests import GenerateRequest
 from imagestudio.storage.saved_image import SavedImage, new_image_id
 from imagestudio.studio import StudioResult
 
@@ -203,7 +203,7 @@ def test_a_failing_job_never_stops_the_worker(make_queue, outputs, history, capl
         "oom": RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"),
     }
     queue = make_queue(runner)
-    with caplog.at_level(logging.ERROR, logger="imagestudio.jobs.queue"):
+    with caplog.at_level(logging.ERROR, logger="imagestudio.jobs.local_queue"):
         results = {
             name: queue.wait(queue.submit(request(name)).id, WAIT) for name in [*runner.failures, "fine"]
         }

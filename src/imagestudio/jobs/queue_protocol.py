@@ -1,7 +1,7 @@
 """The job queue's interface: what the HTTP API, the web UI and the asyncio bridges call.
 
-Two implementations: :class:`~imagestudio.jobs.queue.JobQueue` (one worker thread in this process,
-the single-PC default) and ``imagestudio.cluster.queue.ClusterQueue`` (workers elsewhere, chosen with
+Two implementations: :class:`~imagestudio.jobs.local_queue.JobQueue` (one worker thread in this process,
+the single-PC default) and ``imagestudio.cluster.cluster_queue.ClusterQueue`` (workers elsewhere, chosen with
 ``cluster.backend: ray``), both over the same bookkeeping (:class:`~imagestudio.jobs.book.JobBook`).
 Callers type against this protocol so either can sit behind ``app.state.services.queue``.
 """
@@ -12,11 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from imagestudio.jobs.book import QueueStats
-    from imagestudio.jobs.model import JobEvent, JobInfo, JobRequest
-
-#: Receives events; called with the queue's lock held, so it must only hand the event over.
-EventSink = Callable[["JobEvent"], None]
+    from imagestudio.jobs.model import EventSink, JobInfo, JobRequest, QueueStats
 
 
 class JobBackend(Protocol):
@@ -66,4 +62,4 @@ class WorkerListing(Protocol):
     """A backend with several workers to show (the cluster's); the in-process queue is not one."""
 
     def workers(self) -> list[Any]:
-        """One status per live worker (``imagestudio.cluster.queue.WorkerStatus``)."""
+        """One status per live worker (``imagestudio.cluster.cluster_queue.WorkerStatus``)."""

@@ -1,10 +1,11 @@
 """The head's job queue over any number of workers, with model affinity and crash recovery.
 
-It implements the same interface as the in-process queue (:class:`~imagestudio.jobs.backend.JobBackend`)
-over the same bookkeeping (:class:`~imagestudio.jobs.book.JobBook`: limits, positions, events, cancel,
-history records), so the API, the UI, SSE and OpenAI streaming work unchanged; only where a job runs
-differs. Workers come and go (:meth:`ClusterQueue.add_worker`, and a worker found dead while running a
-job); each live worker is served by one head-side thread that picks its next job with
+It implements the same interface as the in-process queue
+(:class:`~imagestudio.jobs.queue_protocol.JobBackend`) over the same bookkeeping
+(:class:`~imagestudio.jobs.book.JobBook`: limits, positions, events, cancel, history records), so the
+API, the UI, SSE and OpenAI streaming work unchanged; only where a job runs differs. Workers come and go
+(:meth:`ClusterQueue.add_worker`, and a worker found dead while running a job); each live worker is
+served by one head-side thread that picks its next job with
 :func:`~imagestudio.cluster.scheduling.pick_job`.
 
 Invariants, beyond the book's (one terminal event per accepted job, every job recorded):

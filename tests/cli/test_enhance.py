@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from imagestudio.storage.metadata import read_metadata
-from tests.test_cli import run_cli
+from tests.cli.test_cli import run_cli
 
 
 @pytest.mark.slow

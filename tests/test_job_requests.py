@@ -4,7 +4,7 @@ import pytest
 
 from imagestudio.config import Settings, load_settings
 from imagestudio.errors import InvalidRequest
-from imagestudio.requests import MAX_SEED, GenerateRequest
+from imagestudio.job_requests import MAX_SEED, GenerateRequest
 
 
 @pytest.fixture

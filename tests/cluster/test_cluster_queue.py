@@ -19,15 +19,15 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from imagestudio.cluster.queue import ClusterQueue
+from imagestudio.cluster.cluster_queue import ClusterQueue
 from imagestudio.cluster.scheduling import pick_job
 from imagestudio.cluster.work import JobFailed, OutputImage, StepReport, WorkerInfo, WorkerLost, WorkResult
 from imagestudio.errors import InvalidRequest, JobCancelled, QueueFull
 from imagestudio.history.recorder import HistoryRecorder
 from imagestudio.history.store import HistoryStore
+from imagestudio.job_requests import EditRequest, GenerateRequest
 from imagestudio.jobs.limits import SubmitLimits
 from imagestudio.jobs.model import JobError, JobState
-from imagestudio.requests import EditRequest, GenerateRequest
 from imagestudio.storage.inputs import InputLimits, read_input_image
 from imagestudio.storage.kept_inputs import INPUTS_DIR
 

@@ -13,7 +13,7 @@ from imagestudio.config import load_settings
 from imagestudio.history.store import HistoryStore
 from imagestudio.jobs.model import JobState
 from imagestudio.storage.kept_inputs import input_shas
-from tests.test_cli import run_cli
+from tests.cli.test_cli import run_cli
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from imagestudio.errors import UserError
-from imagestudio.requests import GenerateRequest
+from imagestudio.job_requests import GenerateRequest
 
 #: Anything a loose edge might hand over for a field: right and wrong types, edge and absurd values.
 ANY_VALUE = st.one_of(
