@@ -65,6 +65,7 @@ def build_blocks(ctx: UIContext) -> gr.Blocks:
 
     from imagestudio.ui import (
         chain,
+        client_api,
         edit_page,
         first_run,
         generate_page,
@@ -99,6 +100,7 @@ def build_blocks(ctx: UIContext) -> gr.Blocks:
         system_page.wire(ctx, system, system_tab)
         first_run.wire(ctx, [gen_banner, edit_banner], blocks)
         remembered.wire(ctx, blocks, generate, edit)
+        client_api.wire(ctx, default_model(settings, "text-to-image"))
     return blocks
 
 

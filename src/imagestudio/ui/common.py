@@ -392,6 +392,9 @@ def wire_job_panel(
             trigger_mode="multiple",
             # A stable name per page ("generate", "edit") instead of Gradio's run, run_1, … by order.
             api_name=panel.page if index == 0 else f"{panel.page}_{index}",
+            # The form's widgets in order are no interface for a script: "Use via API" lists the named
+            # endpoints (ui/client_api.py); this one stays callable for the page itself.
+            api_visibility="undocumented",
         )
     # The bar says "Cancelling…" at the click, before the server has answered (the page script, see
     # CANCELLING_JS); the job's next update says it too, until the job has stopped.
