@@ -157,6 +157,9 @@ def test_use_these_settings_on_an_edit_restores_its_seed_and_reproduces_its_pixe
     first = result_pixels(page, "edit-gallery")
     seed = page.locator("#edit-info").inner_text()
 
+    # Coming back later: a fresh page, whose Edit tab has not been opened yet.
+    page.reload()
+    page.locator("#gen-run").wait_for(state="visible", timeout=SLOW_MS)
     use_from_history(page, "reproducible blue sofa")
     expect(page.get_by_role("tab", name="Edit")).to_have_attribute("aria-selected", "true", timeout=SLOW_MS)
     recorded = page.locator("#edit-seed input[type=number]")
