@@ -395,6 +395,19 @@ class InputSettings(_Section):
     )
 
 
+class McpSettings(_Section):
+    """The Model Context Protocol server (``mcp``): ``imagestudio mcp`` and ``/mcp`` on ``serve``."""
+
+    max_image_kb: int = Field(
+        700,
+        ge=16,
+        le=100_000,
+        description="Largest base64 size (kB) of the pictures one tool result carries, all together; a "
+        "larger image is sent as a downscaled copy and the result says so. Claude Desktop refuses results "
+        "over 1 MB.",
+    )
+
+
 class ClusterSettings(_Section):
     """Where jobs run (``cluster``): in this process (the default), or on Ray workers (docs/scale-out.md)."""
 
@@ -444,6 +457,7 @@ class Settings(_Section):
     inputs: InputSettings = Field(default_factory=InputSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    mcp: McpSettings = Field(default_factory=McpSettings)
 
     @field_validator("models")
     @classmethod

@@ -40,12 +40,15 @@ class Services:
         studio: Studio | None = None,
         handler: JobHandler | None = None,
         preview: PreviewMaker | None = None,
+        history_owner: bool = True,
     ) -> Services:
         """Open the history (failing jobs a killed server left behind) and build the queue.
 
         ``handler`` replaces the studio-backed job handler (tests drive the queue with plain callables);
         ``preview`` makes the previews attached to step events (the UI's live image). Either queue
-        records its jobs in the history through the same recorder.
+        records its jobs in the history through the same recorder. ``history_owner=False`` is for a process
+        that shares the history with a server that may be running (``imagestudio mcp``): it leaves the
+        unfinished jobs it finds alone, since they may be that server's.
         """
         from imagestudio.history.recorder import HistoryRecorder
         from imagestudio.history.store import HistoryStore
@@ -61,7 +64,7 @@ class Services:
         check_writable_folder(settings.outputs_dir, "storage.outputs_dir")
         clean_stale_temp_files(settings.outputs_dir)
         studio = studio or Studio(settings)
-        history = HistoryStore(settings.history_db, settings.outputs_dir)
+        history = HistoryStore(settings.history_db, settings.outputs_dir, owner=history_owner)
         recorder = HistoryRecorder(history)
         queue: JobBackend
         if settings.cluster.backend == "ray" and handler is None:

@@ -8,10 +8,10 @@ route, the web UI's included:
 * :class:`HostGuard`: the ``Host`` header must name this server (loopback, the address the request
   came in on, ``server.host``, or ``server.allowed_hosts``). A rebinding page's requests carry its own
   name, so they are refused before any route runs.
-* :class:`OriginGuard`: a state-changing request (POST/PUT/PATCH/DELETE, or a WebSocket) whose
-  ``Origin`` (or, lacking one, ``Referer``) is another site is refused; programs send neither and
-  keep working. JSON routes under ``/v1`` and ``/api`` also refuse the form and text content types a
-  page can send without a preflight.
+* :class:`OriginGuard`: a state-changing request (POST/PUT/PATCH/DELETE, a WebSocket, or anything
+  on ``/mcp``) whose ``Origin`` (or, lacking one, ``Referer``) is another site is refused; programs send
+  neither and keep working. JSON routes under ``/v1``, ``/api`` and ``/mcp`` also refuse the form and
+  text content types a page can send without a preflight.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ _SIMPLE_NON_JSON = frozenset({"application/x-www-form-urlencoded", "text/plain"}
 #: The routes that read HTML-form fields (multipart with files): a urlencoded body is theirs to refuse,
 #: with the message that says what is missing (it can hold no image, so it never starts a job).
 FORM_ROUTES = frozenset({"/v1/images/edits", "/api/jobs/edits"})
+#: Paths whose every request has its Origin checked, reads included: the MCP specification asks a
+#: Streamable HTTP server to validate Origin on all incoming connections (its GET opens an event stream).
+ORIGIN_CHECKED_PATHS = frozenset({"/mcp"})
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
@@ -150,7 +153,10 @@ class OriginGuard:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" or (scope["type"] == "http" and scope["method"] in UNSAFE_METHODS):
+        if scope["type"] == "websocket" or (
+            scope["type"] == "http"
+            and (scope["method"] in UNSAFE_METHODS or scope["path"].rstrip("/") in ORIGIN_CHECKED_PATHS)
+        ):
             refusal = self._refusal(scope)
             if refusal is not None:
                 if scope["type"] == "websocket":

@@ -101,19 +101,26 @@ async def create_images(body: ImageGenerationRequest, request: Request) -> Image
     width, height = parse_size(body.size)
 
     def submit() -> JobInfo:
+        from imagestudio.registry import MODELS
+
+        negative, client = body.negative_prompt, client_record(choice, body)
+        spec = MODELS.get(choice.model)
+        if spec is not None and spec.fixed_guidance is not None and negative:
+            # Turbo runs without guidance: a negative prompt is recorded, not used — as on /sdapi/v1.
+            negative, client = None, {**(client or {}), "negative_prompt": negative}
         generate = build_generate_request(
             services.settings,
             rename=_OPENAI_NAMES,
             model=choice.model,
             prompt=body.prompt,
-            negative_prompt=body.negative_prompt,
+            negative_prompt=negative,
             width=width,
             height=height,
             steps=body.steps,
             guidance_scale=body.guidance_scale,
             seed=body.seed,
             count=body.n or 1,
-            client=client_record(choice, body),
+            client=client,
             variety=body.variety,
         )
         return services.queue.submit(generate)

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 #: Paths that never need the key: a load balancer or supervisor must be able to ask if we're alive.
 ALWAYS_PUBLIC = ("/healthz",)
 #: Paths only programs call: they always get the JSON 401, never the login page.
-API_PREFIXES = ("/v1", "/api", "/sdapi")
+API_PREFIXES = ("/v1", "/api", "/sdapi", "/mcp")
 #: Where a browser types the key (:mod:`imagestudio.server.login`) and where it signs out.
 LOGIN_PATH = "/login"
 LOGOUT_PATH = "/logout"

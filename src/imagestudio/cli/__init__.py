@@ -15,6 +15,7 @@ from imagestudio.cli import (  # noqa: F401  (registers the commands)
     edit,
     enhance,
     generate,
+    mcp_command,
     models,
     serve,
     worker,

@@ -57,12 +57,14 @@ def serve(
     from imagestudio.api.access_log import ErrorAccessLog
     from imagestudio.server import build_app
 
-    # The API, the login page and the studio's pages on one app; every failed request is logged by
+    # The API, /mcp, the login page and the studio's pages on one app; every failed request is logged by
     # default (uvicorn's own access log follows -v).
     application = ErrorAccessLog(build_app(settings))
     shown = f"[{host}]" if ":" in host else host
     typer.echo(
-        f"imagestudio serving on http://{shown}:{port} (OpenAI base URL: http://{shown}:{port}/v1)", err=True
+        f"imagestudio serving on http://{shown}:{port} (OpenAI base URL: http://{shown}:{port}/v1, "
+        f"MCP: http://{shown}:{port}/mcp)",
+        err=True,
     )
     uvicorn.Server(
         uvicorn.Config(

@@ -18,9 +18,9 @@ if TYPE_CHECKING:
 def install(app: FastAPI, services: Services) -> None:
     """Add the routes and their state to ``app``; the preview follows every job of ``services``."""
     from imagestudio.api.a1111 import generation, status
-    from imagestudio.api.a1111.state import SdapiState
+    from imagestudio.api.a1111.state import OPTIONS_FILE, SdapiState
 
-    state = SdapiState()
+    state = SdapiState.load(services.settings.history_db.parent / OPTIONS_FILE)
     app.state.sdapi = state
     services.queue.subscribe(None, state.on_event)
     app.include_router(generation.router)

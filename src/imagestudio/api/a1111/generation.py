@@ -27,13 +27,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from imagestudio.api.a1111.shape import SAMPLER, a1111_responses, a1111_router
-from imagestudio.api.a1111.state import cached_model_hash, sdapi_state
+from imagestudio.api.a1111.state import cached_model_hash, sdapi_state, selected_checkpoint
 from imagestudio.api.common import build_generate_request, get_services, require_available, wait_for_result
 from imagestudio.api.errors import ApiError
 from imagestudio.api.prompt_loras import take_lora_tags
 from imagestudio.errors import InvalidRequest
-from imagestudio.job_requests import MAX_COUNT
-from imagestudio.registry import DEFAULT_GENERATE_MODEL, MODELS, ModelSpec
+from imagestudio.job_requests import MAX_COUNT, MAX_SEED
+from imagestudio.jobs.model import JobState
+from imagestudio.registry import MODELS, ModelSpec
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
@@ -112,7 +113,7 @@ def checkpoint_id(title: str) -> str:
 
 def _selected_model(request: Request, body: _A1111Body) -> ModelSpec:
     override = (body.override_settings or {}).get("sd_model_checkpoint")
-    chosen = override or sdapi_state(request).checkpoint or DEFAULT_GENERATE_MODEL
+    chosen = override or selected_checkpoint(request)
     return MODELS[checkpoint_id(str(chosen))]
 
 
@@ -246,11 +247,16 @@ async def _respond(request: Request, body: _A1111Body, spec: ModelSpec, info: Jo
             metas.append(read_metadata(path))
         return images, texts, metas
 
-    if not info.images:
+    interrupted = info.state is JobState.CANCELLED
+    if not info.images and not interrupted:
         raise ApiError(500, "the job finished without images", type="server_error")
     images, infotexts, metas = await run_in_threadpool(load)
-    first = metas[0]
-    seeds = [image.seed for image in info.images]
+    # A stopped job saved nothing: the answer describes what was asked (A1111 sends its partial picture).
+    first = metas[0] if metas else info.request
+    asked = info.request
+    seeds = [image.seed for image in info.images] or [
+        (int(asked.get("seed") or 0) + i) % (MAX_SEED + 1) for i in range(int(asked.get("count") or 1))
+    ]
     negative = body.negative_prompt or ""
     details: dict[str, Any] = {
         "prompt": body.prompt,
@@ -262,8 +268,8 @@ async def _respond(request: Request, body: _A1111Body, spec: ModelSpec, info: Jo
         "subseed": -1,
         "all_subseeds": [-1] * len(seeds),
         "subseed_strength": 0,
-        "width": info.images[0].width,
-        "height": info.images[0].height,
+        "width": info.images[0].width if info.images else asked.get("width"),
+        "height": info.images[0].height if info.images else asked.get("height"),
         "sampler_name": SAMPLER,
         "cfg_scale": first.get("true_cfg_scale", first.get("guidance_scale")),
         "steps": first.get("steps"),
@@ -286,6 +292,7 @@ async def _respond(request: Request, body: _A1111Body, spec: ModelSpec, info: Jo
         "is_using_inpainting_conditioning": False,
         "version": f"imagestudio {first.get('app_version', '')}".strip(),
         "image_ids": [image.id for image in info.images],
+        "interrupted": interrupted,
     }
     parameters = recorded_fields(body, {"init_images", "mask"})
     return {"images": images, "parameters": parameters, "info": json.dumps(details, ensure_ascii=False)}
@@ -305,7 +312,7 @@ async def txt2img(body: Txt2ImgBody, request: Request) -> dict[str, Any]:
             param="sd_model_checkpoint",
         )
     job = await run_in_threadpool(_submit_generate, services, body, spec)
-    return await _respond(request, body, spec, await wait_for_result(services, job.id, request))
+    return await _respond(request, body, spec, await _finished(services, job.id, request))
 
 
 @router.post(
@@ -318,7 +325,21 @@ async def img2img(body: Img2ImgBody, request: Request) -> dict[str, Any]:
     spec = _selected_model(request, body)
     images, mask = await _decode_inputs(request, services, body, spec)
     job = await run_in_threadpool(_submit_image, services, body, spec, images, mask)
-    return await _respond(request, body, spec, await wait_for_result(services, job.id, request))
+    return await _respond(request, body, spec, await _finished(services, job.id, request))
+
+
+async def _finished(services: Services, job_id: str, request: Request) -> JobInfo:
+    """The job once it ended; an interrupted (cancelled) one is an answer too, as in A1111, where
+    ``interrupt`` makes the waiting call return 200 with what it had (webuiapi raises on anything else)."""
+    try:
+        return await wait_for_result(services, job_id, request)
+    except ApiError as exc:
+        if exc.code != "job_cancelled":
+            raise
+        info = services.queue.get(job_id) or services.history.get_job(job_id)
+        if info is None:
+            raise
+        return info
 
 
 async def _decode_inputs(
@@ -356,7 +377,7 @@ async def _decode_inputs(
 
 @router.get("/options", summary="Settings A1111 clients read (the selected checkpoint)")
 def get_options(request: Request) -> dict[str, Any]:
-    spec = MODELS[checkpoint_id(sdapi_state(request).checkpoint or DEFAULT_GENERATE_MODEL)]
+    spec = MODELS[checkpoint_id(selected_checkpoint(request))]
     return {
         "sd_model_checkpoint": spec.id,
         "sd_checkpoint_hash": cached_model_hash(request, spec),
@@ -377,4 +398,4 @@ def set_options(body: OptionsBody, request: Request) -> None:
     if body.sd_model_checkpoint:
         model_id = checkpoint_id(body.sd_model_checkpoint)
         require_available(model_id, get_services(request).settings)
-        sdapi_state(request).checkpoint = model_id
+        sdapi_state(request).choose(model_id)

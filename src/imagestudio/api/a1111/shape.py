@@ -53,7 +53,7 @@ def a1111_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for a route: A1111-shaped statuses, then the app's (401, 413, 500)."""
     described = {
         400: "Invalid request (a field, size, image, prompt or checkpoint name)",
-        409: "The job was interrupted",
+        409: "The client went away; its job was cancelled",
         429: "Queue full; retry after the Retry-After header's seconds",
         503: "Model not on this machine, or the server is stopping",
         504: "The job did not finish within server.request_timeout_s and was cancelled",

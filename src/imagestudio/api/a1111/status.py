@@ -26,14 +26,16 @@ if TYPE_CHECKING:
 router = a1111_router()
 
 
-@router.get("/sd-models", summary="The models on this machine, as A1111 checkpoints")
+@router.get("/sd-models", summary="The text-to-image models on this machine, as A1111 checkpoints")
 def sd_models(request: Request) -> list[dict[str, Any]]:
     from imagestudio.models.locate import find_model_dir
 
     settings = get_services(request).settings
     listed = []
     for spec in MODELS.values():
-        if not spec.tiny and find_model_dir(spec, settings, build_tiny=False) is None:
+        # Clients offer every checkpoint for txt2img (Open WebUI, SillyTavern): an edit model there only
+        # fails. Edit models stay selectable by id for img2img.
+        if spec.is_edit or (not spec.tiny and find_model_dir(spec, settings, build_tiny=False) is None):
             continue
         digest = cached_model_hash(request, spec)
         listed.append(
