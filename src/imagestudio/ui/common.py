@@ -438,7 +438,13 @@ def seed_row(ctx: UIContext, prefix: str, *, info: bool) -> tuple[Any, Any, Any]
 
 
 def wire_seed(mode: Any, seed: Any, reuse: Any, last_seed: Any) -> None:
-    mode.change(seed_mode_changed, [mode, seed], seed, queue=False)
+    import gradio as gr
+
+    # ``.input``: only the user's own switch to "fixed" may draw a new seed. "Use these settings" sets the
+    # mode and the recorded seed together; a ``.change`` handler read the seed box before it had the
+    # recorded value (on a tab not opened yet) and drew a random one over it.
+    mode.input(seed_mode_changed, [mode, seed], seed, queue=False)
+    mode.change(lambda m: gr.Number(visible=m == "fixed"), mode, seed, queue=False)
     reuse.click(reuse_seed, last_seed, [mode, seed], queue=False)
 
 
