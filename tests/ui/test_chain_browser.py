@@ -17,6 +17,8 @@ from tests.ui.test_studio_browser import custom_size, write_picture
 from tests.ui.widgets import fill_text, gallery_images, open_tab, run_and_wait, set_number
 
 pytestmark = pytest.mark.browser
+#: Upper bound for waits on the server (History's details, a job): generous, for a busy machine.
+SLOW_MS = 120_000
 
 
 def generate(page, prompt: str, steps: int = 2) -> None:
@@ -98,39 +100,42 @@ def test_history_shows_an_edits_inputs_and_use_restores_them(
     fill_text(page, "edit-instruction", "кот с картинки 2 на диване")
     fill_text(page, "edit-negative", "размыто")
     set_number(page, "edit-steps", 2)
-    assert run_and_wait(page, "edit") == "done"
+    assert run_and_wait(page, "edit", timeout_ms=SLOW_MS) == "done"
 
     open_tab(page, "История")
     fill_text(page, "hist-search", "диван")  # the word in another form
     page.locator("#hist-find").click()
     images = gallery_images(page, "hist-gallery")
-    expect(images).to_have_count(1)
+    expect(images).to_have_count(1, timeout=SLOW_MS)
     images.first.click()
     details = page.locator("#hist-details")
-    expect(details).to_contain_text("размыто")
-    expect(details).to_contain_text("True CFG")
-    expect(details).to_contain_text("Картинка 1, Картинка 2")
-    expect(gallery_images(page, "hist-inputs")).to_have_count(2)
+    expect(details).to_contain_text("размыто", timeout=SLOW_MS)
+    expect(details).to_contain_text("True CFG", timeout=SLOW_MS)
+    expect(details).to_contain_text("Картинка 1, Картинка 2", timeout=SLOW_MS)
+    expect(gallery_images(page, "hist-inputs")).to_have_count(2, timeout=SLOW_MS)
     screenshot(page, "history-ru-edit-inputs")
 
     # Clear the slots, then "use these settings" brings the pictures back.
     for n in (1, 2):
         open_tab(page, "Редактирование")
         page.locator(f"#edit-image-{n} button[aria-label='Remove Image']").first.click()
-        expect(page.locator(f"#edit-image-{n} img")).to_have_count(0)
+        expect(page.locator(f"#edit-image-{n} img")).to_have_count(0, timeout=SLOW_MS)
     open_tab(page, "История")  # opening the page lists it afresh: choose the picture again
     fill_text(page, "hist-search", "диван")
     page.locator("#hist-find").click()
     images.first.click()
+    expect(page.locator("#hist-use")).to_be_enabled(timeout=SLOW_MS)
     page.locator("#hist-use").click()
-    expect(page.get_by_role("tab", name="Редактирование")).to_have_attribute("aria-selected", "true")
-    expect(page.locator("#edit-image-1 img")).to_be_visible()
-    expect(page.locator("#edit-image-2 img")).to_be_visible()
+    expect(page.get_by_role("tab", name="Редактирование")).to_have_attribute(
+        "aria-selected", "true", timeout=SLOW_MS
+    )
+    expect(page.locator("#edit-image-1 img")).to_be_visible(timeout=SLOW_MS)
+    expect(page.locator("#edit-image-2 img")).to_be_visible(timeout=SLOW_MS)
     assert page.locator("#edit-negative input, #edit-negative textarea").first.input_value() == "размыто"
 
     # A History picture dragged over the Edit tab (which opens) into Picture 3.
     open_tab(page, "История")
-    expect(page.locator("#edit-image-3 img")).to_have_count(0)
+    expect(page.locator("#edit-image-3 img")).to_have_count(0, timeout=SLOW_MS)
     images.first.hover()
     page.mouse.down()
     # A few small moves first: the browser starts a drag only once the pointer has moved.
@@ -139,35 +144,41 @@ def test_history_shows_an_edits_inputs_and_use_restores_them(
     tab = page.get_by_role("tab", name="Редактирование").bounding_box()
     page.mouse.move(tab["x"] + tab["width"] / 2, tab["y"] + tab["height"] / 2, steps=10)
     page.mouse.move(tab["x"] + tab["width"] / 2 + 3, tab["y"] + tab["height"] / 2, steps=2)
-    expect(page.get_by_role("tab", name="Редактирование")).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_role("tab", name="Редактирование")).to_have_attribute(
+        "aria-selected", "true", timeout=SLOW_MS
+    )
     slot = page.locator("#edit-image-3").bounding_box()
     page.mouse.move(slot["x"] + slot["width"] / 2, slot["y"] + slot["height"] / 2, steps=5)
     page.mouse.up()
-    expect(page.locator("#edit-image-3 img")).to_be_visible()
+    expect(page.locator("#edit-image-3 img")).to_be_visible(timeout=SLOW_MS)
 
     # Edit this from History.
     open_tab(page, "История")
     images.first.click()
     page.locator("#hist-edit-this").click()
-    expect(page.get_by_role("tab", name="Редактирование")).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_role("tab", name="Редактирование")).to_have_attribute(
+        "aria-selected", "true", timeout=SLOW_MS
+    )
 
     # Vary this from History: the picture becomes the start picture on Generate.
     open_tab(page, "История")
     images.first.click()
     page.locator("#hist-vary-this").click()
-    expect(page.get_by_role("tab", name="Создание")).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_role("tab", name="Создание")).to_have_attribute(
+        "aria-selected", "true", timeout=SLOW_MS
+    )
     # It runs as img2img from that picture: History shows the strength and the start picture.
     fill_text(page, "gen-prompt", "вариация дивана")
     set_number(page, "gen-steps", 2)
-    assert run_and_wait(page, "gen") == "done"
+    assert run_and_wait(page, "gen", timeout_ms=SLOW_MS) == "done"
     screenshot(page, "generate-ru-vary-from-history")
     open_tab(page, "История")
     fill_text(page, "hist-search", "вариация")
     page.locator("#hist-find").click()
-    expect(images).to_have_count(1)
+    expect(images).to_have_count(1, timeout=SLOW_MS)
     images.first.click()
-    expect(page.locator("#hist-details")).to_contain_text("Сила изменения")
-    expect(gallery_images(page, "hist-inputs")).to_have_count(1)
+    expect(page.locator("#hist-details")).to_contain_text("Сила изменения", timeout=SLOW_MS)
+    expect(gallery_images(page, "hist-inputs")).to_have_count(1, timeout=SLOW_MS)
 
 
 def test_three_jobs_queue_behind_a_running_one_and_each_can_be_cancelled(studio_server, open_page) -> None:

@@ -70,6 +70,7 @@ def build_blocks(ctx: UIContext) -> gr.Blocks:
 
     from imagestudio.ui import (
         chain,
+        client_api,
         edit_page,
         first_run,
         generate_page,
@@ -86,6 +87,7 @@ def build_blocks(ctx: UIContext) -> gr.Blocks:
         gr.Markdown(ctx.key("app.subtitle"), elem_id="is-subtitle")
         chain.scripts()
         queue = queue_panel.build(ctx)
+        ctx.queue_timer = queue.timer
         with gr.Tabs(selected="generate", elem_id="is-tabs") as tabs:
             with gr.Tab(ctx.key("tab.generate"), id="generate", elem_id="tab-generate"):
                 gen_banner = first_run.build(ctx, "gen", first_run.missing_default(settings, "text-to-image"))
@@ -98,11 +100,12 @@ def build_blocks(ctx: UIContext) -> gr.Blocks:
             with gr.Tab(ctx.key("tab.system"), id="system", elem_id="tab-system") as system_tab:
                 system = system_page.build(ctx)
         history_page.wire(ctx, history, history_tab, tabs, generate, edit)
-        queue_panel.wire(ctx, queue)
+        queue_panel.wire(ctx, queue, blocks)
         chain.wire(ctx, tabs, generate, edit, history)
         system_page.wire(ctx, system, system_tab)
         first_run.wire(ctx, [gen_banner, edit_banner], blocks)
         remembered.wire(ctx, blocks, generate, edit)
+        client_api.wire(ctx, default_model(settings, "text-to-image"))
     return blocks
 
 
@@ -122,8 +125,10 @@ def mount_studio(app: FastAPI, backend: StudioBackend | None = None, path: str =
     blocks = build_blocks(ctx)
     settings = backend.settings
     from imagestudio.ui.early_script import EarlyHeadScript
+    from imagestudio.ui.owner import OwnerCookie
 
     app.add_middleware(EarlyHeadScript, script=LANGUAGE_SCRIPT + STUDIO_SCRIPT, path=path)
+    app.add_middleware(OwnerCookie, path=path)
     _lock_down_files(blocks, settings)
     mounted: FastAPI = gr.mount_gradio_app(
         app,

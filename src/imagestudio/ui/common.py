@@ -28,8 +28,18 @@ log = logging.getLogger(__name__)
 class UIContext:
     backend: StudioBackend
     texts: Texts
-    #: The jobs each browser tab has queued (its queue panel and Cancel buttons act on them).
+    #: The jobs each browser has queued (its queue panel and Cancel buttons act on them).
     active: SessionJobs = field(default_factory=SessionJobs)
+    #: The queue panel's refresh timer (set by the app before the pages are built): it runs only while
+    #: the browser has jobs, since each of its ticks makes Gradio's page re-read every component that
+    #: ever took part in an event (the start-picture editor's whole picture among them).
+    queue_timer: Any = None
+
+    def queue_updates(self, *, active: bool) -> dict[Any, Any]:
+        """Switch the queue panel's refresh on (jobs were queued) or off; nothing without a panel."""
+        import gradio as gr
+
+        return {} if self.queue_timer is None else {self.queue_timer: gr.Timer(active=active)}
 
     def key(self, name: str) -> Any:
         """A translation key for a static label (translated in the browser)."""
@@ -44,6 +54,14 @@ class UIContext:
 
 
 def session_of(request: gr.Request | None) -> str:
+    """Whom a page's jobs belong to: the browser's owner cookie (see :mod:`imagestudio.ui.owner`), so a
+    reloaded page finds its jobs again; else (a script without the cookie) Gradio's session."""
+    from imagestudio.ui.owner import owner_cookie
+
+    headers = getattr(request, "headers", None)
+    owner = owner_cookie(headers.get("cookie") if headers is not None else None)
+    if owner is not None:
+        return f"owner:{owner}"
     return getattr(request, "session_hash", None) or "anonymous"
 
 
@@ -114,8 +132,14 @@ class JobUpdate:
     preview_changed: bool = False
 
 
-def progress_of(ctx: UIContext, snap: JobSnapshot, lang: str, message: str = "") -> str:
+def progress_of(
+    ctx: UIContext, snap: JobSnapshot, lang: str, message: str = "", *, cancelling: bool = False
+) -> str:
+    """The progress bar of a job; one whose Cancel was pressed says "Cancelling…" until it ends (the
+    pipeline stops at its next step)."""
     state = snap.state.value
+    if cancelling and not snap.finished:
+        state = "cancelling"
     if state == "done":
         message = message or ctx.t("status.done", lang, seconds=f"{snap.elapsed_s:.1f}")
     elif state == "cancelled":
@@ -130,28 +154,36 @@ def follow(ctx: UIContext, job_id: str, lang: str) -> Iterator[JobUpdate]:
     """Yield an update whenever the job's progress or preview changes, until it finishes.
 
     Waits on the queue's events (see :meth:`StudioBackend.watch`), not on a timer. Closing the
-    generator (the browser went away) stops following and cancels the job: nobody would see its result.
+    generator (the page was reloaded or closed) only stops following: the job lives on the server and
+    runs to its end (its pictures land in History; the queue panel lists it on the browser's return).
     """
     lang = language(lang)
     last_progress: str | None = None
     last_preview: Image | None = None
-    finished = False
     snapshots = ctx.backend.watch(job_id)
     try:
         for snap in snapshots:
-            progress = progress_of(ctx, snap, lang)
+            progress = progress_of(ctx, snap, lang, cancelling=ctx.active.cancelling(job_id))
             preview_changed = snap.preview is not None and snap.preview is not last_preview
             if progress != last_progress or preview_changed or snap.finished:
                 last_progress, last_preview = progress, snap.preview
                 yield JobUpdate(snap, progress, snap.preview, preview_changed)
             if snap.finished:
-                finished = True
                 return
     finally:
         snapshots.close()  # unsubscribes from the job's events
-        if not finished:
-            log.info("the page stopped following job %s: cancelling it", job_id)
-            ctx.backend.cancel(job_id)
+
+
+#: Client side, at the Cancel click: the page's progress bar switches to its "Cancelling…" caption
+#: (carried in the bar's ``data-cancelling``, already in the page's language).
+CANCELLING_JS = """() => {
+  const bar = document.querySelector('#PREFIX .is-progress');
+  if (bar && bar.dataset.cancelling && !['done', 'failed', 'cancelled'].includes(bar.dataset.state)) {
+    bar.dataset.state = 'cancelling';
+    const text = bar.querySelector('.is-progress-text');
+    if (text) text.textContent = bar.dataset.cancelling;
+  }
+}"""
 
 
 @dataclass
@@ -227,6 +259,7 @@ def run_job(
     for job_id in job_ids:
         ctx.active.add(session, panel.page, job_id)
     yield {
+        **ctx.queue_updates(active=True),
         panel.cancel: gr.Button(interactive=True),
         **panel.cleared(),
         panel.progress: progress_html(ctx.texts, lang, Progress("queued")),
@@ -236,7 +269,6 @@ def run_job(
         **routed_errors(ctx, None, lang, panel.errors, panel.form_error),
     }
     results: list[Any] = []
-    unfinished = list(job_ids)
     try:
         for job_id in job_ids:
             for update in follow(ctx, job_id, lang):
@@ -244,7 +276,6 @@ def run_job(
                 if on_results is not None:
                     on_results(out, results)
                 if update.snapshot.finished:
-                    unfinished.remove(job_id)
                     ctx.active.discard(session, job_id)
                     # The pictures (this event's so far) take the live preview's place again.
                     out[panel.preview] = gr.Image(visible=False)
@@ -267,11 +298,8 @@ def run_job(
             panel.cancel: gr.Button(interactive=False),
             panel.form_error: error_html(error_message(ctx, exc, lang)),
         }
-    finally:
-        # Left early (the browser went away, or a job vanished): nobody would see the rest.
-        for job_id in unfinished:
-            ctx.backend.cancel(job_id)
-            ctx.active.discard(session, job_id)
+    # Left early (the page was reloaded or closed): the jobs stay queued and keep running; the queue
+    # panel lists them on the browser's return, with its "Cancel all" for work no longer wanted.
 
 
 def _job_update(
@@ -349,8 +377,9 @@ def wire_job_panel(
         yield from body(*values, request=request)
 
     def cancel(request: Any) -> None:
-        # Everything this tab queued on this page (single jobs are cancelled from the queue panel).
+        # Everything this browser queued on this page (single jobs are cancelled from the queue panel).
         for job_id in ctx.active.of(session_of(request), panel.page):
+            ctx.active.mark_cancelling(job_id)
             ctx.backend.cancel(job_id)
 
     # Gradio hands the request to parameters *annotated* gr.Request; this module's annotations are
@@ -364,7 +393,7 @@ def wire_job_panel(
         trigger(
             run,
             inputs,
-            panel.outputs(),
+            panel.outputs() + ([ctx.queue_timer] if ctx.queue_timer is not None else []),
             js=lang_js(len(inputs)),
             concurrency_limit=None,
             show_progress="hidden",
@@ -372,9 +401,15 @@ def wire_job_panel(
             trigger_mode="multiple",
             # A stable name per page ("generate", "edit") instead of Gradio's run, run_1, … by order.
             api_name=(name or panel.page) if index == 0 else f"{name or panel.page}_{index}",
+            # The form's widgets in order are no interface for a script: "Use via API" lists the named
+            # endpoints (ui/client_api.py); this one stays callable for the page itself.
+            api_visibility="undocumented",
         )
     if name is None:
-        panel.cancel.click(cancel, None, None, queue=False)
+        # The bar says "Cancelling…" at the click, before the server has answered (the page script, see
+        # CANCELLING_JS); the job's next update says it too, until the job has stopped.
+        at_click = CANCELLING_JS.replace("PREFIX", panel.progress.elem_id)
+        panel.cancel.click(cancel, None, None, js=at_click, queue=False)
 
 
 def reuse_seed(last: int | None) -> tuple[Any, Any]:
@@ -413,7 +448,13 @@ def seed_row(ctx: UIContext, prefix: str, *, info: bool) -> tuple[Any, Any, Any]
 
 
 def wire_seed(mode: Any, seed: Any, reuse: Any, last_seed: Any) -> None:
-    mode.change(seed_mode_changed, [mode, seed], seed, queue=False)
+    import gradio as gr
+
+    # ``.input``: only the user's own switch to "fixed" may draw a new seed. "Use these settings" sets the
+    # mode and the recorded seed together; a ``.change`` handler read the seed box before it had the
+    # recorded value (on a tab not opened yet) and drew a random one over it.
+    mode.input(seed_mode_changed, [mode, seed], seed, queue=False)
+    mode.change(lambda m: gr.Number(visible=m == "fixed"), mode, seed, queue=False)
     reuse.click(reuse_seed, last_seed, [mode, seed], queue=False)
 
 

@@ -89,7 +89,9 @@ class EditPage:
             bool(meta.get("lightning")),
             meta.get("model", entry.model) or gr.skip(),
             "fixed",
-            entry.seed,
+            # Shown with its value: a hidden number box kept its old value, and the seed mode's change
+            # then drew a new random seed over the recorded one.
+            gr.Number(value=entry.seed, visible=True),
         )
 
 

@@ -320,6 +320,10 @@ def wire(
         generate.seed_mode,
         generate.seed,
         generate.count,
+        generate.source,
+        generate.strength,
+        generate.source_box,
+        generate.variety,
     ]
     if generate.control is not None:
         gen_fields += [generate.control.hires, generate.control.hires_scale]
@@ -356,8 +360,12 @@ def wire(
             height if choice == CUSTOM_SIZE else gr.skip(),
             meta.get("steps") or gr.skip(),
             "fixed",
-            entry.seed,
+            # Shown with its value: a hidden number box kept its old value, and the seed mode's change
+            # then drew a new random seed over the recorded one.
+            gr.Number(value=entry.seed, visible=True),
             1,
+            *restored_start_picture(meta, entry),
+            float(meta.get("variety") or 0.0),
         )
         if generate.control is not None:
             hires = meta.get("hires_scale")
@@ -376,6 +384,40 @@ def wire(
         js=lang_js(2),
         queue=False,
     )
+
+
+def restored_start_picture(meta: dict[str, Any], entry: Any) -> tuple[Any, Any, Any]:
+    """The start-picture editor, strength and its accordion for "use these settings" on a Generate result.
+
+    An img2img/inpaint result brings back its kept start picture, its mask painted over it and its
+    strength (without them the next run would silently be text-to-image); a text-to-image result empties
+    the editor, so a picture left there from earlier work does not turn it into img2img.
+    """
+    import gradio as gr
+
+    from imagestudio.ui.generate_page import DEFAULT_STRENGTH
+
+    kept = [str(path) for path in entry.inputs]
+    if not meta.get("init_image"):
+        return None, gr.skip(), gr.skip()
+    if not kept:  # inputs not kept (older history): leave the editor as it is
+        return gr.skip(), meta.get("strength") or gr.skip(), gr.Accordion(open=True)
+    layers = [mask_layer(kept[1])] if meta.get("mask") and len(kept) > 1 else []
+    value = {"background": kept[0], "layers": layers, "composite": kept[0]}
+    return value, float(meta.get("strength") or DEFAULT_STRENGTH), gr.Accordion(open=True)
+
+
+def mask_layer(path: str) -> Any:
+    """A kept mask (white = repaint) as the editor's painted layer: the brush's colour where white."""
+    from PIL import Image, ImageColor
+
+    from imagestudio.ui.generate_page import MASK_COLOR, MASK_OPACITY
+
+    with Image.open(path) as image:
+        mask = image.convert("L")
+    layer = Image.new("RGBA", mask.size, (*ImageColor.getrgb(MASK_COLOR), 0))
+    layer.putalpha(mask.point(lambda v: round(255 * MASK_OPACITY) if v > 0 else 0))
+    return layer
 
 
 def _listing(ctx: UIContext, query: str, lang: str, page_no: int = 0) -> tuple[Any, ...]:

@@ -1,8 +1,10 @@
-"""The queue panel: this browser tab's waiting and running jobs (prompt, model, place), each with Cancel.
+"""The queue panel: this browser's waiting and running jobs (prompt, model, place), each with Cancel.
 
-It sits above the pages and refreshes itself about once a second while the tab is open. It lists only
-the jobs this tab submitted (see :mod:`imagestudio.ui.session_jobs`), and its Cancel buttons act only
-on those. No ``from __future__ import annotations``: Gradio reads handler annotations.
+It sits above the pages and refreshes itself about once a second while the browser has jobs (also
+those queued before a reload: the queue lives on the server). It lists only the jobs this browser
+submitted (see :mod:`imagestudio.ui.session_jobs` and :mod:`imagestudio.ui.owner`), its Cancel buttons
+act only on those, and "Cancel all my jobs" on all of them. No ``from __future__ import annotations``:
+Gradio reads handler annotations.
 """
 
 from dataclasses import dataclass
@@ -31,7 +33,8 @@ if (!element.__isQueue) {
 CSS = """
 .is-queue { border: 1px solid var(--border-color-primary); border-radius: 0.5rem; padding: 0.4rem 0.7rem;
   margin-bottom: 0.4rem; }
-.is-queue-title { font-weight: 600; margin-bottom: 0.2rem; }
+.is-queue-title { font-weight: 600; margin-bottom: 0.2rem; display: flex; gap: 0.6rem;
+  align-items: baseline; }
 .is-queue ol { margin: 0; padding-left: 1.4rem; }
 .is-queue li { display: flex; gap: 0.6rem; align-items: baseline; padding: 0.15rem 0; flex-wrap: wrap; }
 .is-queue-prompt { flex: 1 1 12rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
@@ -53,35 +56,55 @@ def build(ctx: UIContext) -> QueuePanel:
     import gradio as gr
 
     html = gr.HTML("", elem_id="is-queue", elem_classes="is-slot", padding=False, js_on_load=CLICK_JS)
-    return QueuePanel(html=html, timer=gr.Timer(REFRESH_S), lang=gr.Textbox(visible=False))
+    # Off until this browser has jobs (see UIContext.queue_timer); the page's load switches it on if jobs
+    # queued before a reload are still there.
+    timer = gr.Timer(REFRESH_S, active=False)
+    return QueuePanel(html=html, timer=timer, lang=gr.Textbox(visible=False))
 
 
-def wire(ctx: UIContext, panel: QueuePanel) -> None:
+def wire(ctx: UIContext, panel: QueuePanel, blocks: Any) -> None:
     import gradio as gr
 
-    def refresh(request: gr.Request, lang: str) -> str:
-        return render(ctx, session_of(request), language(lang))
+    def refresh(request: gr.Request, lang: str) -> tuple[str, Any]:
+        session = session_of(request)
+        html = render(ctx, session, language(lang))
+        return html, gr.Timer(active=bool(html))
 
-    def cancel(request: gr.Request, lang: str, event: gr.EventData) -> str:
+    def cancel(request: gr.Request, lang: str, event: gr.EventData) -> tuple[str, Any]:
         session = session_of(request)
         job_id = (getattr(event, "_data", None) or {}).get("job")
-        if isinstance(job_id, str) and ctx.active.owns(session, job_id):
-            ctx.backend.cancel(job_id)
-        return render(ctx, session, language(lang))
+        chosen = ctx.active.of(session) if job_id == ALL else [job_id] if isinstance(job_id, str) else []
+        for one in chosen:
+            if ctx.active.owns(session, one):
+                ctx.active.mark_cancelling(one)
+                ctx.backend.cancel(one)
+        return refresh(request, lang)
 
-    panel.timer.tick(refresh, panel.lang, panel.html, js=lang_js(1), queue=False, show_progress="hidden")
-    panel.html.click(cancel, panel.lang, panel.html, js=lang_js(1), queue=False, show_progress="hidden")
+    outputs = [panel.html, panel.timer]
+    panel.timer.tick(refresh, panel.lang, outputs, js=lang_js(1), queue=False, show_progress="hidden")
+    panel.html.click(cancel, panel.lang, outputs, js=lang_js(1), queue=False, show_progress="hidden")
+    blocks.load(refresh, panel.lang, outputs, js=lang_js(1), queue=False, show_progress="hidden")
+
+
+#: The ``data-cancel`` of the panel's "Cancel all my jobs" button.
+ALL = "all"
 
 
 def pending_jobs(ctx: UIContext, session: str) -> list[JobSnapshot]:
-    """The tab's unfinished jobs: the running one first, then the waiting ones in queue order."""
+    """The browser's unfinished jobs: the running one first, then the waiting ones in queue order.
+
+    Jobs seen finished are forgotten here: no page may be following them any more (a reload).
+    """
     snapshots = []
     for job_id in ctx.active.of(session):
         try:
             snap = ctx.backend.snapshot(job_id)
         except Exception:  # noqa: BLE001 - a job the queue forgot is simply not listed
+            ctx.active.discard(session, job_id)
             continue
-        if not snap.finished:
+        if snap.finished:
+            ctx.active.discard(session, job_id)
+        else:
             snapshots.append(snap)
     return sorted(snapshots, key=lambda s: (s.state is not JobState.RUNNING, s.ahead or 0))
 
@@ -93,7 +116,9 @@ def render(ctx: UIContext, session: str, lang: str) -> str:
     rows = []
     cancel_word = escape(ctx.t("queue.cancel", lang))
     for snap in jobs:
-        if snap.state is JobState.RUNNING and snap.progress is not None:
+        if ctx.active.cancelling(snap.id):
+            state = ctx.t("status.cancelling", lang)
+        elif snap.state is JobState.RUNNING and snap.progress is not None:
             state = ctx.t("queue.running", lang, step=snap.progress.step, steps=snap.progress.steps)
         elif snap.state is JobState.RUNNING:  # loading the model, before the first step
             state = ctx.t("queue.starting", lang)
@@ -109,7 +134,9 @@ def render(ctx: UIContext, session: str, lang: str) -> str:
             "</li>"
         )
     title = ctx.t("queue.title", lang, count=len(jobs))
+    cancel_all = escape(ctx.t("queue.cancel_all", lang))
     return (
-        f'<div class="is-queue" data-count="{len(jobs)}"><div class="is-queue-title">{escape(title)}</div>'
+        f'<div class="is-queue" data-count="{len(jobs)}"><div class="is-queue-title">{escape(title)}'
+        f' <button type="button" class="is-queue-all" data-cancel="{ALL}">{cancel_all}</button></div>'
         f"<ol>{''.join(rows)}</ol></div>"
     )

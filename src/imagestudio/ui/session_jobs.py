@@ -1,4 +1,5 @@
-"""Which jobs each browser tab (Gradio session) has queued, for its queue panel and Cancel buttons.
+"""Which jobs each browser (its owner cookie, see ui/owner.py) has queued, for its queue panel and Cancel
+buttons.
 
 A tab can have several jobs waiting at once (Generate stays enabled while a job runs; "one prompt per
 line" queues one job per line), so this keeps every job id a tab submitted, per page, until the job
@@ -16,6 +17,16 @@ class SessionJobs:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._jobs: dict[tuple[str, str], list[str]] = {}
+        #: Jobs whose Cancel was pressed and which have not ended yet (their bar says "Cancelling…").
+        self._cancelling: set[str] = set()
+
+    def mark_cancelling(self, job_id: str) -> None:
+        with self._lock:
+            self._cancelling.add(job_id)
+
+    def cancelling(self, job_id: str) -> bool:
+        with self._lock:
+            return job_id in self._cancelling
 
     def add(self, session: str, page: str, job_id: str) -> None:
         with self._lock:
@@ -36,6 +47,7 @@ class SessionJobs:
 
     def discard(self, session: str, job_id: str) -> None:
         with self._lock:
+            self._cancelling.discard(job_id)
             for (owner, page), ids in list(self._jobs.items()):
                 if owner == session and job_id in ids:
                     ids.remove(job_id)

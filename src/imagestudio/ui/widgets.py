@@ -87,7 +87,8 @@ def progress_html(texts: Texts, lang: str, progress: Progress | None) -> str:
     percent = round(progress.fraction * 100)
     return (
         f'<div class="is-progress" data-state="{escape(progress.state)}" data-step="{progress.step}" '
-        f'data-steps="{progress.steps}" role="progressbar" aria-valuemin="0" aria-valuemax="100" '
+        f'data-steps="{progress.steps}" data-cancelling="{escape(texts.t("status.cancelling", lang))}" '
+        'role="progressbar" aria-valuemin="0" aria-valuemax="100" '
         f'aria-valuenow="{percent}">'
         f'<div class="is-progress-track"><div class="is-progress-fill" style="width:{percent}%"></div></div>'
         f'<div class="is-progress-text">{escape(_progress_text(texts, lang, progress))}</div></div>'
