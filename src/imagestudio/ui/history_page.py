@@ -395,7 +395,7 @@ def restored_start_picture(meta: dict[str, Any], entry: Any) -> tuple[Any, Any, 
     """
     import gradio as gr
 
-    from imagestudio.ui.generate_page import DEFAULT_STRENGTH
+    from imagestudio.registry import MODELS
 
     kept = [str(path) for path in entry.inputs]
     if not meta.get("init_image"):
@@ -404,7 +404,10 @@ def restored_start_picture(meta: dict[str, Any], entry: Any) -> tuple[Any, Any, 
         return gr.skip(), meta.get("strength") or gr.skip(), gr.Accordion(open=True)
     layers = [mask_layer(kept[1])] if meta.get("mask") and len(kept) > 1 else []
     value = {"background": kept[0], "layers": layers, "composite": kept[0]}
-    return value, float(meta.get("strength") or DEFAULT_STRENGTH), gr.Accordion(open=True)
+    # The recorded strength; a result without one ran at its model's default (the registry's).
+    spec = MODELS.get(str(meta.get("model")))
+    strength = meta.get("strength") or (spec.default_strength if spec else None)
+    return value, float(strength) if strength else gr.skip(), gr.Accordion(open=True)
 
 
 def mask_layer(path: str) -> Any:
