@@ -311,8 +311,9 @@ def _wire(ctx: UIContext, page: EditPage) -> None:
         page.seed_mode,
         page.seed,
         page.enhance.state,
-        page.lang,
         page.weights,
+        # The page's language last: lang_js fills in the last input.
+        page.lang,
     ]
 
     def body(*values: Any, request: Any) -> Iterator[dict[Any, Any]]:
@@ -351,8 +352,8 @@ def _run(
     seed_mode: str,
     seed: float | None,
     improved: dict[str, str] | None,
+    weights: str | None,
     lang: str,
-    weights: str | None = None,
     *,
     request: Any,
 ) -> Iterator[dict[Any, Any]]:

@@ -291,8 +291,9 @@ def _wire(ctx: UIContext, page: GeneratePage, custom_row: Any) -> None:
         page.source_bad,
         page.per_line,
         *page.control.inputs(),
-        page.lang,
         page.weights,
+        # The page's language last: lang_js fills in the last input.
+        page.lang,
     ]
 
     def body(*values: Any, request: Any) -> Iterator[dict[Any, Any]]:
@@ -336,8 +337,8 @@ def _run(
     control_end: float,
     hires: bool,
     hires_scale: float,
+    weights: str | None,
     lang: str,
-    weights: str | None = None,
     *,
     request: Any,
 ) -> Iterator[dict[Any, Any]]:
