@@ -163,3 +163,33 @@ async def _jobs(config_file: Path) -> list[Any]:
             history.close()
 
     return await anyio.to_thread.run_sync(read)
+
+
+def test_an_assistant_picks_a_weight_variant_and_an_unknown_one_is_one_line(config_file: Path) -> None:
+    """``weights`` reaches the job: the tiny model's Q4_0 GGUF transformer runs and is recorded."""
+
+    async def body(client: ClientSession) -> dict[str, Any]:
+        return {
+            "made": await client.call_tool(
+                "generate_image", {"prompt": "a fox", "seed": 3, "weights": "gguf-q4_0", **TINY}
+            ),
+            "unknown": await client.call_tool(
+                "generate_image", {"prompt": "a fox", "weights": "gguf-q9_9", **TINY}
+            ),
+        }
+
+    out = run_session(config_file, body)
+    assert not out["made"].is_error, text_of(out["made"])
+    from imagestudio.config import load_settings
+    from imagestudio.history.store import HistoryStore
+
+    settings = load_settings(config_file)
+    history = HistoryStore(settings.history_db, settings.outputs_dir, owner=False)
+    try:
+        record = history.get_image(out["made"].structured_content["images"][0]["id"])
+    finally:
+        history.close()
+    assert record.metadata["weights"] == "gguf-q4_0"
+    unknown = text_of(out["unknown"])
+    assert out["unknown"].is_error and "gguf-q9_9" in unknown and "gguf-q4_0" in unknown
+    assert "\n" not in unknown

@@ -35,6 +35,14 @@ class _Arguments(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+#: A weight variant's name (bf16, gguf-q4_k_m, sdnq-uint4 …); the model's own list decides which exist.
+WEIGHTS_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
+WEIGHTS_DESCRIPTION = (
+    "Weight variant: auto (the best one present for this machine; default), bf16, or a quantized one "
+    "such as gguf-q4_k_m — list_models shows each model's."
+)
+
+
 class _SizeAndSeed(_Arguments):
     width: int | None = Field(
         None,
@@ -55,6 +63,12 @@ class _SizeAndSeed(_Arguments):
         None, ge=0, le=MAX_SEED, description="Seed; random when absent. The same seed repeats an image."
     )
     count: int = Field(1, ge=1, le=MAX_COUNT, description="Images to make, with seeds seed, seed+1, …")
+    weights: str | None = Field(
+        None,
+        max_length=40,
+        pattern=WEIGHTS_PATTERN,
+        description=WEIGHTS_DESCRIPTION,
+    )
 
 
 class GenerateImageArguments(_SizeAndSeed):
@@ -104,6 +118,7 @@ class ImprovePromptArguments(_Arguments):
     language: Literal["auto", "en", "ru"] = Field(
         "auto", description="The answer's language; auto = the prompt's."
     )
+    weights: str | None = Field(None, max_length=40, pattern=WEIGHTS_PATTERN, description=WEIGHTS_DESCRIPTION)
 
 
 class ListModelsArguments(_Arguments):

@@ -173,6 +173,7 @@ class StudioTools:
                 steps=given.steps,
                 seed=given.seed,
                 count=given.count,
+                weights=given.weights,
                 client=dict(CLIENT_RECORD),
             ).resolved(self.settings)
             self._require_available(request.model)
@@ -206,6 +207,7 @@ class StudioTools:
                 steps=given.steps,
                 seed=given.seed,
                 count=given.count,
+                weights=given.weights,
                 client=dict(CLIENT_RECORD),
             )
             self._require_available(request.model)
@@ -226,6 +228,7 @@ class StudioTools:
                 model=given.model or self.settings.server.auto_generate_model,
                 images=images,
                 language=given.language,
+                weights=given.weights,
             ).resolved(self.settings)
             self._require_available(request.model)
             return request
