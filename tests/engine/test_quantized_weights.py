@@ -198,6 +198,22 @@ def test_a_lora_applies_to_a_quantized_transformer(studio, shared_models_dir, tm
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("variant", ["gguf-q8_0", "sdnq-uint4"])
+def test_a_lora_applies_to_a_quantized_qwen_edit_transformer(
+    studio, shared_models_dir, tmp_path, variant
+) -> None:
+    """The real main case is 2511's Lightning LoRA on a GGUF/SDNQ transformer: the same path, tiny."""
+    lora = build_tiny_lora(shared_models_dir / "tiny-qwen-image-edit", "qwen-image-edit", tmp_path / "lora")
+    plain, _ = saved(studio.edit(edit_request(variant), out_dir=tmp_path))
+    with_lora_request = edit_request(variant).model_copy(update={"loras": (parse_lora(f"{lora}:1.0"),)})
+    with_lora, meta = saved(studio.edit(with_lora_request, out_dir=tmp_path))
+    assert meta["weights"] == variant and meta["loras"]
+    assert np.abs(with_lora - plain).mean() > 1.0  # the adapter changed the picture
+    again, _ = saved(studio.edit(edit_request(variant), out_dir=tmp_path))
+    np.testing.assert_array_equal(again, plain)  # and left no trace once removed
+
+
+@pytest.mark.slow
 def test_previews_and_cancel_with_a_gguf_transformer(studio, tmp_path) -> None:
     steps: list[int] = []
     cancel = threading.Event()
