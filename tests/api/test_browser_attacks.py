@@ -25,8 +25,8 @@ from tests.api.conftest import (
     assert_error_shape,
     png_bytes,
     start_server,
-    wait_until,
 )
+from tests.helpers import wait_until
 
 KEY = "studio-secret-key-for-tests"
 EVIL = "http://evil.example"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.conftest import assert_error_shape, wait_until
+from tests.api.conftest import assert_error_shape
+from tests.helpers import wait_until
 
 GENERATE = {
     "kind": "generate",

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from imagestudio.storage.metadata import read_metadata
-from tests.cli.test_cli import run_cli
+from tests.helpers import run_cli
 
 
 def _photo(path: Path, size: tuple[int, int] = (48, 32)) -> Path:

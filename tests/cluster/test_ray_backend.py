@@ -25,8 +25,8 @@ from tests.api.conftest import (
     open_png,
     sse_events,
     start_server,
-    wait_until,
 )
+from tests.helpers import wait_until
 
 Z, Q = "tiny-z-image", "tiny-qwen-image-edit"
 WAIT = 180.0

@@ -27,9 +27,10 @@ import pytest
 
 from imagestudio.history.store import HistoryStore
 from imagestudio.jobs.model import JobState
-from tests.api.conftest import BLOCKER, bound_socket, wait_until
+from tests.api.conftest import BLOCKER, bound_socket
 from tests.cluster.test_ray_backend import WAIT, settings_for
 from tests.conftest import PYTHON, cli_env
+from tests.helpers import wait_until
 
 
 @pytest.fixture
