@@ -208,7 +208,8 @@ def test_a_lora_applies_to_a_quantized_qwen_edit_transformer(
     with_lora_request = edit_request(variant).model_copy(update={"loras": (parse_lora(f"{lora}:1.0"),)})
     with_lora, meta = saved(studio.edit(with_lora_request, out_dir=tmp_path))
     assert meta["weights"] == variant and meta["loras"]
-    assert np.abs(with_lora - plain).mean() > 1.0  # the adapter changed the picture
+    # The adapter changed the picture (the tiny edit model's LoRA moves fewer pixels than Z-Image's).
+    assert np.abs(with_lora - plain).mean() > 0.2
     again, _ = saved(studio.edit(edit_request(variant), out_dir=tmp_path))
     np.testing.assert_array_equal(again, plain)  # and left no trace once removed
 

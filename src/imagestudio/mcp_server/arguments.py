@@ -149,4 +149,9 @@ def parse_arguments(model: type[_Args], arguments: dict[str, Any] | None) -> _Ar
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "arguments"
         given = f" = {short_repr(first['input'])}" if first["type"] != "missing" else ""
-        raise InvalidRequest(f"{field}{given}: {first['msg']}", param=field, code="field_invalid") from None
+        raise InvalidRequest(
+            f"{field}{given}: {first['msg']}",
+            param=field,
+            code="field_invalid",
+            details={"field": field, "value": given.removeprefix(" = ") or "—", "reason": first["msg"]},
+        ) from None

@@ -380,6 +380,7 @@ class StudioTools:
                         f"the job did not finish within {timeout_s:g} s (server.request_timeout_s) and was "
                         "cancelled",
                         code="timed_out",
+                        details={"seconds": f"{timeout_s:g}"},
                     )
                 try:
                     event = await asyncio.wait_for(events.get(), remaining)
