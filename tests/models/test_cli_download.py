@@ -220,7 +220,7 @@ def test_cli_downloads_verifies_and_removes_a_weight_variant(
     assert q4.repo_id and q4.filename
     fake_hub.add_repo(q4.repo_id, files={q4.filename: gguf_bytes(tmp_path)})
     done = run_cli(
-        "models", "download", "z-image-turbo", "--weights", "gguf-q4_k_m", config=mirror_config, env=hub_env
+        "models", "download", "z-image-turbo", "--weights", "gguf-q4_k_m", config=mirror_config, **hub_env
     )
     assert done.returncode == 0, done.stderr
     # The size of each part is said before it is fetched: the base without its transformer, then the file.
@@ -229,12 +229,12 @@ def test_cli_downloads_verifies_and_removes_a_weight_variant(
     fetched = {(s.repo, s.path) for s in fake_hub.gets()}
     assert not any(p.startswith("transformer/") and p.endswith(".safetensors") for _, p in fetched)
 
-    listed = json.loads(run_cli("models", "list", "--json", config=mirror_config, env=hub_env).stdout)
+    listed = json.loads(run_cli("models", "list", "--json", config=mirror_config, **hub_env).stdout)
     z = next(m for m in listed["models"] if m["id"] == "z-image-turbo")
     assert {v["variant"]: v["state"] for v in z["variants"]}["gguf-q4_k_m"] == "present"
 
     verified = run_cli(
-        "models", "verify", "z-image-turbo", "--weights", "gguf-q4_k_m", config=mirror_config, env=hub_env
+        "models", "verify", "z-image-turbo", "--weights", "gguf-q4_k_m", config=mirror_config, **hub_env
     )
     assert verified.returncode == 0 and "OK" in verified.stdout, verified.stderr
     removed = run_cli(
@@ -245,11 +245,11 @@ def test_cli_downloads_verifies_and_removes_a_weight_variant(
         "gguf-q4_k_m",
         "--yes",
         config=mirror_config,
-        env=hub_env,
+        **hub_env,
     )
     assert removed.returncode == 0 and q4.repo_id.replace("/", "--") in removed.stdout, removed.stderr
     missing = run_cli(
-        "models", "verify", "z-image-turbo", "--weights", "gguf-q4_k_m", config=mirror_config, env=hub_env
+        "models", "verify", "z-image-turbo", "--weights", "gguf-q4_k_m", config=mirror_config, **hub_env
     )
     assert (
         missing.returncode == 2
