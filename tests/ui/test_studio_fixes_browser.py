@@ -124,6 +124,9 @@ def test_the_inpaint_mask_is_visible_on_a_light_picture_and_still_a_mask(
     # (generous: on a loaded 2-core machine the upload and its handler can take several seconds)
     expect(page.locator("#gen-size input")).to_have_value("As the starting picture", timeout=30_000)
     page.locator("#gen-source button[aria-label=Brush]").click()
+    # The weights and Control blocks above can push the editor below the fold: the mouse only
+    # paints inside the window, so bring the canvas into view before measuring it.
+    page.locator("#gen-source canvas").first.scroll_into_view_if_needed()
     canvas = page.locator("#gen-source canvas").first.bounding_box()
     cx, cy = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2
     page.mouse.move(cx - 60, cy)
