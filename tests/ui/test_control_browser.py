@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from tests.ui.conftest import StudioServer, screenshot
 from tests.ui.test_studio_browser import custom_size
-from tests.ui.widgets import fill_text, gallery_images, open_tab, run_and_wait, set_number, watch_progress
+from tests.ui.widgets import fill_text, gallery_images, open_tab, run_and_wait, set_number
 
 pytestmark = pytest.mark.browser
 
@@ -41,20 +41,7 @@ def control_server(
 
 def press_and_wait(page, prefix: str, button: str, timeout_ms: int = 90_000) -> str:
     """Press ``button`` (a job that ``prefix``'s panel follows) and wait for that job's end."""
-    watch_progress(page, prefix)
-    page.locator(f"#{button}").click()
-    handle = page.wait_for_function(
-        """(prefix) => {
-          const seen = window.__progress[prefix] || [];
-          const start = seen.findIndex(e => e.state === 'queued' || e.state === 'running');
-          if (start < 0) return null;
-          const end = seen.slice(start).find(e => ['done', 'failed', 'cancelled'].includes(e.state));
-          return end ? end.state : null;
-        }""",
-        arg=prefix,
-        timeout=timeout_ms,
-    )
-    return handle.json_value()
+    return run_and_wait(page, prefix, timeout_ms, button=button)
 
 
 def first_result_size(page, gallery: str = "gen-gallery") -> tuple[int, int]:

@@ -78,14 +78,15 @@ def wait_progress_state(page: Page, prefix: str, states: tuple[str, ...], timeou
     return page.locator(f"#{prefix}-progress .is-progress").get_attribute("data-state")
 
 
-def run_and_wait(page: Page, prefix: str, timeout_ms: int = 90_000) -> str:
-    """Press the page's run button and wait for *this* job to end; returns done / failed / cancelled.
+def run_and_wait(page: Page, prefix: str, timeout_ms: int = 90_000, button: str | None = None) -> str:
+    """Press the page's run button (or ``button``, another control whose job ``prefix``'s panel follows)
+    and wait for *this* job to end; returns done / failed / cancelled.
 
     A previous job's final state may still be on screen, so this waits for the bar to show a job in
     progress first, then for the state it ends in.
     """
     watch_progress(page, prefix)
-    page.locator(f"#{prefix}-run").click()
+    page.locator(f"#{button or prefix + '-run'}").click()
     handle = page.wait_for_function(
         """(prefix) => {
           const seen = window.__progress[prefix] || [];
