@@ -101,48 +101,60 @@ def gradio_call(http: httpx.Client, api_name: str, data: list[Any]) -> list[tupl
     return events
 
 
-def edit_call(image: Any) -> list[Any]:
-    """The Edit page's run: (image 1-3, instruction, negative, true CFG, steps, lightning, model,
-    seed mode, seed, Improve prompt state, language)."""
+def page_call(http: httpx.Client, api_name: str, values: dict[str, Any]) -> list[Any]:
+    """The data a page sends for its event ``api_name``: every input's own default from the page's
+    ``/config``, with ``values`` (by ``elem_id``) put in. Read from the running page, so a control
+    added to a form cannot silently turn a call into a wrong-length one that fails for another reason."""
+    config = http.get("/config").json()
+    components = {component["id"]: component.get("props", {}) for component in config["components"]}
+    (event,) = [dependency for dependency in config["dependencies"] if dependency.get("api_name") == api_name]
+    names = [components[input_id].get("elem_id") for input_id in event["inputs"]]
+    unknown = set(values) - set(names)
+    assert not unknown, f"{api_name} has no input {sorted(unknown)}; it has {names}"
     return [
-        image,
-        None,
-        None,
-        "make it blue",
-        "",
-        4.0,
-        2,
-        False,
-        "tiny-qwen-image-edit",
-        "random",
-        None,
-        None,
-        "en",
+        values[name] if name in values else components[input_id].get("value")
+        for name, input_id in zip(names, event["inputs"], strict=True)
     ]
 
 
-def generate_call(start_image: Any) -> list[Any]:
-    """The Generate page's run, with ``start_image`` as the image editor's value: (prompt, model, size,
-    width, height, steps, seed mode, seed, count, start picture, strength, variety, Improve prompt
-    state, undecodable start picture's name, one prompt per line, language)."""
-    return [
-        "a cat",
-        "tiny-z-image",
-        "1024x1024",
-        64,
-        64,
-        2,
-        "random",
-        None,
-        1,
-        start_image,
-        0.6,
-        0.0,
-        None,
-        "",
-        False,
-        "en",
-    ]
+def edit_call(http: httpx.Client, image: Any) -> list[Any]:
+    """The Edit page's run of "make it blue" on ``image``, two steps of the tiny model."""
+    return page_call(
+        http,
+        "edit",
+        {
+            "edit-image-1": image,
+            "edit-instruction": "make it blue",
+            "edit-negative": "",
+            "edit-steps": 2,
+            "edit-model": "tiny-qwen-image-edit",
+            "edit-lang": "en",
+        },
+    )
+
+
+def generate_call(http: httpx.Client, start_image: Any) -> list[Any]:
+    """The Generate page's run of "a cat" at 64x64, two steps, with ``start_image`` as the image
+    editor's value."""
+    return page_call(
+        http,
+        "generate",
+        {
+            "gen-prompt": "a cat",
+            "gen-model": "tiny-z-image",
+            "gen-width": 64,
+            "gen-height": 64,
+            "gen-steps": 2,
+            "gen-source": start_image,
+            "gen-source-bad": "",
+            "gen-lang": "en",
+        },
+    )
+
+
+def improve_call(http: httpx.Client) -> list[Any]:
+    """The Generate page's Improve prompt on "a cat"."""
+    return page_call(http, "improve", {"gen-prompt": "a cat", "gen-model": "tiny-z-image", "gen-lang": "en"})
 
 
 def file_urls(value: Any) -> list[str]:
@@ -381,7 +393,7 @@ def test_gradio_routes_read_no_file_outside_the_uploads(studio: LiveServer, secr
         jobs_before = job_count(http)
         answers = []
         for attempt in attempts:
-            events = gradio_call(http, "edit", edit_call(attempt))
+            events = gradio_call(http, "edit", edit_call(http, attempt))
             assert events[-1][0] == "error", (attempt, events)
             answers.append(events[-1])
         # One answer for every path: nothing tells which files exist or what they hold.
@@ -389,10 +401,10 @@ def test_gradio_routes_read_no_file_outside_the_uploads(studio: LiveServer, secr
         assert "secret" not in json.dumps(answers)
 
         start = {"background": {"path": str(secret), "meta": FILE_META}, "layers": [], "composite": None}
-        events = gradio_call(http, "generate", generate_call(start))
+        events = gradio_call(http, "generate", generate_call(http, start))
         assert events[-1][0] == "error" and events[-1] == answers[0], events
         start_no_meta = {"background": {"path": str(secret)}, "layers": [], "composite": None}
-        assert gradio_call(http, "generate", generate_call(start_no_meta))[-1] == answers[0]
+        assert gradio_call(http, "generate", generate_call(http, start_no_meta))[-1] == answers[0]
 
         assert http.get("/api/history").json()["total"] == images_before
         assert job_count(http) == jobs_before
@@ -409,7 +421,7 @@ def test_a_file_uploaded_through_the_page_is_edited(studio: LiveServer) -> None:
         assert uploaded.status_code == 200, uploaded.text
         (path,) = uploaded.json()
         events = gradio_call(
-            http, "edit", edit_call({"path": path, "meta": FILE_META, "orig_name": "in.png"})
+            http, "edit", edit_call(http, {"path": path, "meta": FILE_META, "orig_name": "in.png"})
         )
         assert events[-1][0] == "complete", events
         assert file_urls(events[-1][1]), events[-1]

@@ -20,6 +20,7 @@ from tests.api.test_browser_attacks import (
     file_urls,
     generate_call,
     gradio_call,
+    improve_call,
     job_count,
     start_studio,
     stop_studio,
@@ -105,9 +106,9 @@ def test_the_pages_and_the_api_share_one_clients_queue_share(
             # The same browser's Generate and Edit pages and Improve prompt: refused, the reason beside
             # the button.
             for api_name, data in (
-                ("generate", generate_call(None)),
-                ("edit", edit_call(picture)),
-                ("improve", ["a cat", "tiny-z-image", None, "en"]),
+                ("generate", generate_call(http, None)),
+                ("edit", edit_call(http, picture)),
+                ("improve", improve_call(http)),
             ):
                 events = gradio_call(http, api_name, data)
                 assert events[-1][0] == "complete", events
@@ -115,7 +116,7 @@ def test_the_pages_and_the_api_share_one_clients_queue_share(
             assert job_count(http) == 2
             # Another browser's page job is queued behind the first client's jobs, and runs.
             pool = ThreadPoolExecutor(1)
-            call = pool.submit(gradio_call, other, "generate", generate_call(None))
+            call = pool.submit(gradio_call, other, "generate", generate_call(other, None))
             wait_until(lambda: job_count(http) == 3, what="the other browser's job")
             for job_id in blockers:
                 http.delete(f"/api/jobs/{job_id}")
