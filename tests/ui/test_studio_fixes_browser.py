@@ -25,6 +25,7 @@ from tests.ui.widgets import (
     fill_text,
     gallery_images,
     open_tab,
+    paint_stroke,
     progress_seen,
     run_and_wait,
     set_number,
@@ -123,17 +124,8 @@ def test_the_inpaint_mask_is_visible_on_a_light_picture_and_still_a_mask(
     # The upload has reached the server: its handler switched the size to the picture's own.
     # (generous: on a loaded 2-core machine the upload and its handler can take several seconds)
     expect(page.locator("#gen-size input")).to_have_value("As the starting picture", timeout=30_000)
-    page.locator("#gen-source button[aria-label=Brush]").click()
-    # The weights and Control blocks above can push the editor below the fold: the mouse only
-    # paints inside the window, so bring the canvas into view before measuring it.
-    page.locator("#gen-source canvas").first.scroll_into_view_if_needed()
-    canvas = page.locator("#gen-source canvas").first.bounding_box()
+    canvas = paint_stroke(page)
     cx, cy = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2
-    page.mouse.move(cx - 60, cy)
-    page.mouse.down()
-    for i in range(13):
-        page.mouse.move(cx - 60 + i * 10, cy)
-    page.mouse.up()
     page.mouse.move(canvas["x"] + 5, canvas["y"] + 5)
 
     def painted() -> int:

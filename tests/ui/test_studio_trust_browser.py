@@ -22,6 +22,7 @@ from tests.ui.widgets import (
     fill_text,
     gallery_images,
     open_tab,
+    paint_stroke,
     run_and_wait,
     set_number,
     wait_progress_state,
@@ -69,18 +70,6 @@ def load_start_picture(page, picture: Path) -> None:
     expect(page.locator("#gen-size input")).to_have_value("As the starting picture", timeout=SLOW_MS)
 
 
-def paint_stroke(page) -> None:
-    """Paint a horizontal stroke across the middle of the start picture (the inpaint mask)."""
-    page.locator("#gen-source button[aria-label=Brush]").click()
-    canvas = page.locator("#gen-source canvas").first.bounding_box()
-    cx, cy = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2
-    page.mouse.move(cx - 60, cy)
-    page.mouse.down()
-    for i in range(13):
-        page.mouse.move(cx - 60 + i * 10, cy)
-    page.mouse.up()
-
-
 def test_use_these_settings_on_a_text_to_image_result_reproduces_its_pixels(
     studio_server, open_page, tmp_path: Path
 ) -> None:
@@ -117,6 +106,8 @@ def test_use_these_settings_on_an_inpainted_result_brings_back_picture_mask_and_
     page.locator("#hist-find").click()
     gallery_images(page, "hist-gallery").first.click()
     expect(page.locator("#hist-details")).to_contain_text("0.8", timeout=SLOW_MS)
+    # It ran as an inpaint: its start picture and its mask are kept.
+    expect(gallery_images(page, "hist-inputs")).to_have_count(2, timeout=SLOW_MS)
 
     # The form forgets the picture, the mask and the strength…
     open_tab(page, "Generate")

@@ -99,3 +99,22 @@ def run_and_wait(page: Page, prefix: str, timeout_ms: int = 90_000, button: str 
         timeout=timeout_ms,
     )
     return handle.json_value()
+
+
+def paint_stroke(page: Page, editor: str = "gen-source") -> dict[str, float]:
+    """Paint a horizontal stroke across the middle of the image editor ``editor`` (an inpaint mask);
+    returns the canvas's box as painted."""
+    page.locator(f"#{editor} button[aria-label=Brush]").click()
+    # The blocks above can push the editor below the fold, and the mouse only paints inside the
+    # window: bring the canvas into view before measuring it.
+    canvas_locator = page.locator(f"#{editor} canvas").first
+    canvas_locator.scroll_into_view_if_needed()
+    canvas = canvas_locator.bounding_box()
+    assert canvas is not None, f"the {editor} canvas is not shown"
+    cx, cy = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2
+    page.mouse.move(cx - 60, cy)
+    page.mouse.down()
+    for i in range(13):
+        page.mouse.move(cx - 60 + i * 10, cy)
+    page.mouse.up()
+    return canvas
