@@ -391,11 +391,6 @@ def test_phone_layout_all_tabs_readable_dropdowns_and_the_result_in_view(studio_
         context.close()
 
 
-@pytest.mark.xfail(
-    reason="known since the System page lists every weight variant: the download error ends ~30 px below "
-    "a 900 px window after it is scrolled to (open in issue #24); every other check of this test still runs",
-    strict=False,
-)
 def test_system_page_russian_has_no_gradio_timer_and_shows_the_download_error_in_view(
     studio_server, open_page
 ) -> None:

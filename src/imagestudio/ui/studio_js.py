@@ -64,8 +64,11 @@ STUDIO_SCRIPT = """<script>
   const showErrors = () => {
     for (const error of document.querySelectorAll(".is-error")) {
       if (seen.has(error)) continue;
-      seen.add(error);
       const box = error.getBoundingClientRect();
+      // A line drawn inside a block that is still hidden has no box yet: it is measured (and scrolled
+      // to) on a later change, once it is shown.
+      if (box.height === 0) continue;
+      seen.add(error);
       if (box.bottom > window.innerHeight || box.top < 0) error.scrollIntoView({block: "center"});
     }
   };
@@ -92,8 +95,11 @@ STUDIO_SCRIPT = """<script>
   }, true);
   const start = () => {
     hint();
-    new MutationObserver(() => { hint(); showErrors(); })
-      .observe(document.body, {subtree: true, childList: true});
+    new MutationObserver(hint).observe(document.body, {subtree: true, childList: true});
+    // Gradio's HTML blocks insert their markup and set its classes in separate changes: an error line
+    // becomes an ".is-error" by a class change, so class changes are watched too.
+    new MutationObserver(showErrors)
+      .observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ["class"]});
   };
   if (document.body) start(); else document.addEventListener("DOMContentLoaded", start);
 })();

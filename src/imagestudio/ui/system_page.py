@@ -335,6 +335,7 @@ def render(ctx: UIContext, info: dict[str, Any], lang: str) -> tuple[Any, ...]:
             downloadable.append((title, str(model.get("id"))))
         if state == "tiny":
             continue  # a tiny model's variants are built on first use
+        variant_rows = []
         for variant in model.get("variants") or []:
             name = str(variant.get("variant"))
             if name == "bf16":
@@ -343,21 +344,40 @@ def render(ctx: UIContext, info: dict[str, Any], lang: str) -> tuple[Any, ...]:
             v_size = variant.get("download_bytes") or 0
             v_shown = "—" if v_state == "present" or not v_size else f"~{size_text(ctx, lang, v_size)}"
             quality = str(variant.get("quality") or "")
-            rows.append(
+            variant_rows.append(
                 f"<tr class='is-variant' data-variant-of='{escape(str(model.get('id')))}' "
                 f"data-variant='{escape(name)}' data-state='{escape(v_state)}'>"
-                f"<td>↳ <code>{escape(name)}</code> <small>{escape(quality)}</small></td>"
+                f"<td><code>{escape(name)}</code> <small>{escape(quality)}</small></td>"
                 f"<td>{escape(states.get(v_state, v_state))}</td><td>{escape(v_shown)}</td></tr>"
             )
             if v_state == "missing":
                 label = f"{title} · {name}" + (f" (~{size_text(ctx, lang, v_size)})" if v_size else "")
                 downloadable.append((label, f"{model.get('id')}:{name}"))
+        if variant_rows:
+            rows.append(_variants_row(ctx, lang, model, variant_rows))
     head = "".join(
         f"<th>{escape(t(k, lang))}</th>" for k in ("sys.col_model", "sys.col_state", "sys.col_size")
     )
     models = f'<table class="is-table is-models"><tr>{head}</tr>{"".join(rows)}</table>'
     models += workers_html(ctx, info.get("workers") or [], lang)
     return device, memory, loaded, checks, models, downloadable
+
+
+def _variants_row(ctx: UIContext, lang: str, model: dict[str, Any], variant_rows: list[str]) -> str:
+    """A model's other weight variants, folded under its row: a dozen variant rows would push the
+    Download button (and the line it writes) far below the window."""
+    others = [v for v in model.get("variants") or [] if v.get("variant") != "bf16"]
+    sizes = [v.get("download_bytes") or 0 for v in others if v.get("download_bytes")]
+    spread = f" ({size_text(ctx, lang, min(sizes))}–{size_text(ctx, lang, max(sizes))})" if sizes else ""
+    here = sum(1 for v in others if v.get("state") == "present")
+    summary = ctx.t("sys.variants", lang, count=len(variant_rows)) + spread
+    if here:
+        summary += " · " + ctx.t("sys.variants_here", lang, count=here)
+    return (
+        f"<tr class='is-variants' data-variants-of='{escape(str(model.get('id')))}'><td colspan='3'>"
+        f"<details><summary>{escape(summary)}</summary>"
+        f"<table class='is-table is-variant-table'>{''.join(variant_rows)}</table></details></td></tr>"
+    )
 
 
 def _can_run(plans: Any, t: Any, lang: str) -> str:
