@@ -6,6 +6,7 @@ from html import escape
 from typing import TYPE_CHECKING
 
 from imagestudio.ui.common import UIContext
+from imagestudio.ui.page_parts import result_placeholder_css
 from imagestudio.ui.studio_css import STUDIO_CSS
 from imagestudio.ui.studio_js import STUDIO_SCRIPT
 from imagestudio.ui.style import CSS, LANGUAGE_SCRIPT
@@ -135,7 +136,7 @@ def mount_studio(app: FastAPI, backend: StudioBackend | None = None, path: str =
         blocks,
         path=path,
         i18n=texts.gradio_i18n(),
-        css=CSS + STUDIO_CSS + feature_css(),
+        css=CSS + STUDIO_CSS + feature_css() + result_placeholder_css(texts),
         # Finished images are served from the outputs folder, and nothing else outside Gradio's own.
         allowed_paths=[str(settings.outputs_dir)],
         max_file_size=_upload_limit(settings),

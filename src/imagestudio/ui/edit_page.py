@@ -20,7 +20,7 @@ from imagestudio.ui.common import (
     wire_seed,
 )
 from imagestudio.ui.enhance_controls import enhance_controls, original_prompt, wire_enhance
-from imagestudio.ui.page_parts import RESULT_BUTTONS, RESULT_HEIGHT, model_choices, model_info
+from imagestudio.ui.page_parts import RESULT_BUTTONS, RESULT_HEIGHT, model_choices, model_info, run_row
 from imagestudio.ui.style import lang_js
 from imagestudio.ui.texts import language
 from imagestudio.ui.weights_choice import follow_model, weights_dropdown, weights_value
@@ -123,6 +123,8 @@ def build(ctx: UIContext, default_model: str) -> EditPage:
                 elem_id="edit-instruction",
             )
             instruction_err = slot("edit-instruction-error")
+            run, cancel = run_row(ctx, "edit", key("edit.run"))
+            form_err = slot("edit-error")
             enhance = enhance_controls(ctx, "edit")
             negative = gr.Textbox(
                 label=key("edit.negative"), placeholder=key("edit.negative_hint"), elem_id="edit-negative"
@@ -153,12 +155,6 @@ def build(ctx: UIContext, default_model: str) -> EditPage:
                 )
             steps_err = slot("edit-steps-error")
             seed_mode, seed, reuse = seed_row(ctx, "edit", info=False)
-            with gr.Row():
-                run = gr.Button(key("edit.run"), variant="primary", elem_id="edit-run")
-                cancel = gr.Button(
-                    key("gen.cancel"), variant="stop", interactive=False, elem_id="edit-cancel"
-                )
-            form_err = slot("edit-error")
         with gr.Column(scale=6, elem_id="edit-result-col"):
             progress = slot("edit-progress")
             preview = gr.Image(
@@ -167,7 +163,7 @@ def build(ctx: UIContext, default_model: str) -> EditPage:
             )  # fmt: skip
             gallery = gr.Gallery(
                 label=key("gen.result"), columns=1, height=RESULT_HEIGHT, object_fit="contain",
-                elem_id="edit-gallery", elem_classes="is-results", format="png", buttons=RESULT_BUTTONS,
+                interactive=False, elem_id="edit-gallery", elem_classes="is-results", format="png", buttons=RESULT_BUTTONS,
             )  # fmt: skip
             info = slot("edit-info")
             compare = gr.ImageSlider(

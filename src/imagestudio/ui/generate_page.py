@@ -22,7 +22,7 @@ from imagestudio.ui.common import (
 )
 from imagestudio.ui.control_controls import control_controls
 from imagestudio.ui.enhance_controls import enhance_controls, original_prompt, variety_slider, wire_enhance
-from imagestudio.ui.page_parts import RESULT_BUTTONS, RESULT_HEIGHT, model_choices, model_info
+from imagestudio.ui.page_parts import RESULT_BUTTONS, RESULT_HEIGHT, model_choices, model_info, run_row
 from imagestudio.ui.presets import CUSTOM_SIZE, DEFAULT_SIZE, SIZE_PRESETS, SOURCE_SIZE, size_of
 from imagestudio.ui.style import lang_js
 from imagestudio.ui.texts import language
@@ -91,10 +91,13 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
                 max_lines=8,
                 elem_id="gen-prompt",
             )
+            prompt_err = slot("gen-prompt-error")
+            # The run button right under the prompt, so that it is in the window on the first screen.
+            run, cancel = run_row(ctx, "gen", key("gen.run"))
+            form_err = slot("gen-error")
             per_line = gr.Checkbox(
                 label=key("gen.per_line"), info=key("gen.per_line_info"), elem_id="gen-per-line"
             )
-            prompt_err = slot("gen-prompt-error")
             enhance = enhance_controls(ctx, "gen")
             recent = gr.Dropdown(
                 [], value=None, label=key("gen.recent"), info=key("gen.recent_info"), elem_id="gen-recent"
@@ -158,10 +161,6 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
             source_err = slot("gen-source-error")
             control = control_controls(ctx, "gen")
             control_err = slot("gen-control-error")
-            with gr.Row():
-                run = gr.Button(key("gen.run"), variant="primary", elem_id="gen-run")
-                cancel = gr.Button(key("gen.cancel"), variant="stop", interactive=False, elem_id="gen-cancel")
-            form_err = slot("gen-error")
         with gr.Column(scale=6, elem_id="gen-result-col"):
             progress = slot("gen-progress")
             preview = gr.Image(
@@ -170,7 +169,7 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
             )  # fmt: skip
             gallery = gr.Gallery(
                 label=key("gen.result"), columns=2, height=RESULT_HEIGHT, object_fit="contain",
-                elem_id="gen-gallery", elem_classes="is-results", format="png", buttons=RESULT_BUTTONS,
+                interactive=False, elem_id="gen-gallery", elem_classes="is-results", format="png", buttons=RESULT_BUTTONS,
             )  # fmt: skip
             info = slot("gen-info")
             actions = chain.result_actions(ctx, "gen")

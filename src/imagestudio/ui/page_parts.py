@@ -1,7 +1,8 @@
-"""What the Generate and Edit pages share: the result area's shape and the model list's entries."""
+"""What the Generate and Edit pages share: the run buttons, the result area's shape, the model list's entries."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any, Literal
 
 from imagestudio.registry import MODELS
@@ -10,6 +11,7 @@ if TYPE_CHECKING:
     from gradio import Button
 
     from imagestudio.ui.common import UIContext
+    from imagestudio.ui.texts import Texts
 
 #: The result area's height (px); the live preview takes the same box while a job runs.
 RESULT_HEIGHT = 520
@@ -34,3 +36,41 @@ def model_info(ctx: UIContext, model_id: str, default: str = "gen.model_info") -
 
 def model_choices(ctx: UIContext, task: str) -> list[tuple[Any, str]]:
     return [(model_title(ctx, spec.id, spec.title), spec.id) for spec in MODELS.values() if spec.task == task]
+
+
+def run_row(ctx: UIContext, prefix: str, label: Any) -> tuple[Any, Any]:
+    """The page's run and Cancel buttons (``<prefix>-run``, ``<prefix>-cancel``) and, under them, the
+    keyboard shortcut written out (``<prefix>-run-hint``): a tooltip alone is found by few."""
+    import gradio as gr
+
+    with gr.Row(elem_classes="is-run-row"):
+        run = gr.Button(label, variant="primary", scale=2, elem_id=f"{prefix}-run")
+        cancel = gr.Button(
+            ctx.key("gen.cancel"), variant="stop", interactive=False, scale=1, elem_id=f"{prefix}-cancel"
+        )
+    gr.Markdown(ctx.key("gen.run_hint"), elem_id=f"{prefix}-run-hint", elem_classes="is-run-hint")
+    return run, cancel
+
+
+def result_placeholder_css(texts: Texts) -> str:
+    """What an empty result area says, in the language on screen (Gradio keeps ``<html lang>`` equal to
+    it): an empty gallery showed only an icon, and until then an upload box."""
+    from imagestudio.ui.texts import DEFAULT_LANGUAGE, LANGUAGES
+
+    def content(lang: str) -> str:
+        # A valid CSS string: quotes and backslashes escaped, the words themselves kept.
+        return json.dumps(texts.t("gen.result_empty", lang), ensure_ascii=False)
+
+    rules = [
+        ".is-results .empty { flex-direction: column; gap: 0.6rem; }",
+        ".is-results .empty::after { font-size: var(--text-md); color: var(--body-text-color-subdued);"
+        f" content: {content(DEFAULT_LANGUAGE)}; }}",
+    ]
+    # !important: Gradio repeats each rule under its container's classes, and that copy of the default
+    # rule would outrank a plain translated one.
+    for lang in LANGUAGES:
+        if lang != DEFAULT_LANGUAGE:
+            rules.append(
+                f'html[lang|="{lang}"] .is-results .empty::after {{ content: {content(lang)} !important; }}'
+            )
+    return "\n".join(rules) + "\n"

@@ -1,6 +1,6 @@
 """The queue panel: this browser's waiting and running jobs (prompt, model, place), each with Cancel.
 
-It sits above the pages and refreshes itself about once a second while the browser has jobs (also
+It floats over the pages' lower right corner (moving nothing on them) and refreshes itself about once a second while the browser has jobs (also
 those queued before a reload: the queue lives on the server). It lists only the jobs this browser
 submitted (see :mod:`imagestudio.ui.session_jobs` and :mod:`imagestudio.ui.owner`), its Cancel buttons
 act only on those, and "Cancel all my jobs" on all of them. No ``from __future__ import annotations``:
@@ -30,9 +30,14 @@ if (!element.__isQueue) {
   });
 }
 """
+#: The panel floats over the page's lower right corner: appearing and growing in the page's flow, it
+#: pushed every page down (and the button just pressed away from the pointer).
 CSS = """
+#is-queue { position: fixed; right: 1rem; bottom: 1rem; z-index: 50; width: min(30rem, calc(100vw - 2rem));
+  margin: 0; }
 .is-queue { border: 1px solid var(--border-color-primary); border-radius: 0.5rem; padding: 0.4rem 0.7rem;
-  margin-bottom: 0.4rem; }
+  background: var(--background-fill-primary); box-shadow: 0 4px 18px rgba(0, 0, 0, 0.18);
+  max-height: 40vh; overflow-y: auto; }
 .is-queue-title { font-weight: 600; margin-bottom: 0.2rem; display: flex; gap: 0.6rem;
   align-items: baseline; }
 .is-queue ol { margin: 0; padding-left: 1.4rem; }

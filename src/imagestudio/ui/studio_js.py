@@ -6,6 +6,7 @@ rebuilds the widgets afterwards, so everything is looked up by ``elem_id`` when 
 
 - Ctrl+Enter / ⌘+Enter runs the page the focus is on (Enter keeps adding a line to the prompt); the
   run buttons say so in their tooltip.
+- The language link of the language on screen gets ``aria-current`` (and its style).
 - Tab out of a dropdown closes its list (Gradio opens it on focus and left it open).
 - On a phone, pressing Generate/Edit scrolls the result area into view; an error line that appears off
   screen (a download error below the fold) is scrolled to.
@@ -60,6 +61,17 @@ STUDIO_SCRIPT = """<script>
     const column = document.getElementById(button.id.replace("-run", "-result-col"));
     if (column) setTimeout(() => column.scrollIntoView({block: "start", behavior: "smooth"}), 150);
   }, true);
+  // The link of the language on screen is marked (Gradio keeps <html lang> equal to it).
+  const markLanguage = () => {
+    const tag = (document.documentElement.lang || navigator.language || "en").toLowerCase();
+    const current = tag.split("-")[0] === "ru" ? "ru" : "en";
+    for (const link of document.querySelectorAll("#is-lang a[data-lang]")) {
+      const want = link.dataset.lang === current;
+      if (want !== (link.getAttribute("aria-current") === "true")) {
+        if (want) link.setAttribute("aria-current", "true"); else link.removeAttribute("aria-current");
+      }
+    }
+  };
   const seen = new WeakSet();
   const showErrors = () => {
     for (const error of document.querySelectorAll(".is-error")) {
@@ -95,7 +107,11 @@ STUDIO_SCRIPT = """<script>
   }, true);
   const start = () => {
     hint();
-    new MutationObserver(hint).observe(document.body, {subtree: true, childList: true});
+    markLanguage();
+    new MutationObserver(() => { hint(); markLanguage(); })
+      .observe(document.body, {subtree: true, childList: true});
+    new MutationObserver(markLanguage)
+      .observe(document.documentElement, {attributes: true, attributeFilter: ["lang"]});
     // Gradio's HTML blocks insert their markup and set its classes in separate changes: an error line
     // becomes an ".is-error" by a class change, so class changes are watched too.
     new MutationObserver(showErrors)

@@ -7,7 +7,11 @@ CSS = """
 .is-header h1 { margin: 0; font-size: 1.6rem; }
 .is-header p { margin: 0.2rem 0 0; opacity: 0.75; }
 .is-lang a { margin-left: 0.6rem; text-decoration: none; }
-.is-lang a.is-current { font-weight: 700; text-decoration: underline; }
+/* The language on screen (marked by the page's script, see studio_js). */
+.is-lang a[aria-current="true"] { font-weight: 700; text-decoration: underline; text-underline-offset: 0.25em;
+  text-decoration-thickness: 2px; }
+.is-run-hint { margin-top: -0.3rem; padding: 0 0.2rem; }
+.is-run-hint p { margin: 0; font-size: var(--text-sm); color: var(--body-text-color-subdued); }
 .is-progress { margin: 0.25rem 0; }
 .is-progress-track { height: 0.9rem; border-radius: 0.45rem; background: var(--neutral-200);
   overflow: hidden; }
