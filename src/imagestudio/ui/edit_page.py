@@ -163,7 +163,8 @@ def build(ctx: UIContext, default_model: str) -> EditPage:
             )  # fmt: skip
             gallery = gr.Gallery(
                 label=key("gen.result"), columns=1, height=RESULT_HEIGHT, object_fit="contain",
-                interactive=False, elem_id="edit-gallery", elem_classes="is-results", format="png", buttons=RESULT_BUTTONS,
+                interactive=False, elem_id="edit-gallery", elem_classes="is-results", format="png",
+                buttons=RESULT_BUTTONS,
             )  # fmt: skip
             info = slot("edit-info")
             compare = gr.ImageSlider(

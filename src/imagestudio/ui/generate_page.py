@@ -169,7 +169,8 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
             )  # fmt: skip
             gallery = gr.Gallery(
                 label=key("gen.result"), columns=2, height=RESULT_HEIGHT, object_fit="contain",
-                interactive=False, elem_id="gen-gallery", elem_classes="is-results", format="png", buttons=RESULT_BUTTONS,
+                interactive=False, elem_id="gen-gallery", elem_classes="is-results", format="png",
+                buttons=RESULT_BUTTONS,
             )  # fmt: skip
             info = slot("gen-info")
             actions = chain.result_actions(ctx, "gen")

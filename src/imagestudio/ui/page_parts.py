@@ -1,4 +1,4 @@
-"""What the Generate and Edit pages share: the run buttons, the result area's shape, the model list's entries."""
+"""What the Generate and Edit pages share: the run buttons, the result area, the model list's entries."""
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
 """The queue panel: this browser's waiting and running jobs (prompt, model, place), each with Cancel.
 
-It floats over the pages' lower right corner (moving nothing on them) and refreshes itself about once a second while the browser has jobs (also
-those queued before a reload: the queue lives on the server). It lists only the jobs this browser
-submitted (see :mod:`imagestudio.ui.session_jobs` and :mod:`imagestudio.ui.owner`), its Cancel buttons
-act only on those, and "Cancel all my jobs" on all of them. No ``from __future__ import annotations``:
-Gradio reads handler annotations.
+It floats over the pages' lower right corner (moving nothing on them) and refreshes itself about
+once a second while the browser has jobs (also those queued before a reload: the queue lives on the
+server). It lists only the jobs this browser submitted (see :mod:`imagestudio.ui.session_jobs` and
+:mod:`imagestudio.ui.owner`), its Cancel buttons act only on those, and "Cancel all my jobs" on all of
+them. No ``from __future__ import annotations``: Gradio reads handler annotations.
 """
 
 from dataclasses import dataclass
