@@ -48,36 +48,59 @@ def random_seed() -> int:
 
 
 def check_size(spec: ModelSpec, width: int, height: int) -> None:
-    """Refuse sizes the model cannot make (Z-Image raises deep inside; Qwen edit silently rounds)."""
-    for name, value in (("width", width), ("height", height)):
-        if value % spec.size_multiple:
-            lower = value // spec.size_multiple * spec.size_multiple
-            raise InvalidRequest(
-                f"{name} {value} is not a multiple of {spec.size_multiple} "
-                f"(try {max(lower, spec.size_multiple)} or {lower + spec.size_multiple})",
-                param=name,
-                code="size_multiple",
-                details={
-                    "name": name,
-                    "value": value,
-                    "multiple": spec.size_multiple,
-                    "lower": max(lower, spec.size_multiple),
-                    "upper": lower + spec.size_multiple,
-                },
-            )
-        if not spec.min_side <= value <= spec.max_side:
-            raise InvalidRequest(
-                f"{name} {value} is outside {spec.min_side}..{spec.max_side} for {spec.id}",
-                param=name,
-                code="size_range",
-                details={
-                    "name": name,
-                    "value": value,
-                    "min": spec.min_side,
-                    "max": spec.max_side,
-                    "model": spec.id,
-                },
-            )
+    """Refuse sizes the model cannot make (Z-Image raises deep inside; Qwen edit silently rounds).
+
+    Both sides are checked before refusing: with both wrong, one error names both (code ``several``,
+    each side's own error in ``details["errors"]``), so that one correction is enough.
+    """
+    sides = (_side_problem(spec, "width", width), _side_problem(spec, "height", height))
+    problems = [problem for problem in sides if problem is not None]
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise InvalidRequest(
+            "; ".join(problem.message for problem in problems),
+            param="size",
+            code="several",
+            details={"errors": [{"code": p.code, "details": p.details} for p in problems]},
+        )
+    _check_pixels(spec, width, height)
+
+
+def _side_problem(spec: ModelSpec, name: str, value: int) -> InvalidRequest | None:
+    """What is wrong with one side of the size (``name`` is width or height), or None."""
+    if value % spec.size_multiple:
+        lower = value // spec.size_multiple * spec.size_multiple
+        return InvalidRequest(
+            f"{name} {value} is not a multiple of {spec.size_multiple} "
+            f"(try {max(lower, spec.size_multiple)} or {lower + spec.size_multiple})",
+            param=name,
+            code="size_multiple",
+            details={
+                "name": name,
+                "value": value,
+                "multiple": spec.size_multiple,
+                "lower": max(lower, spec.size_multiple),
+                "upper": lower + spec.size_multiple,
+            },
+        )
+    if not spec.min_side <= value <= spec.max_side:
+        return InvalidRequest(
+            f"{name} {value} is outside {spec.min_side}..{spec.max_side} for {spec.id}",
+            param=name,
+            code="size_range",
+            details={
+                "name": name,
+                "value": value,
+                "min": spec.min_side,
+                "max": spec.max_side,
+                "model": spec.id,
+            },
+        )
+    return None
+
+
+def _check_pixels(spec: ModelSpec, width: int, height: int) -> None:
     if width * height > spec.max_pixels:
         raise InvalidRequest(
             f"size {width}x{height} is {width * height:,} pixels; "

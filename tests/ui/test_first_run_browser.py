@@ -71,6 +71,7 @@ def test_first_start_with_an_empty_models_folder_makes_a_picture_on_the_first_cl
 
     # The banner's Download fails readably here (no network), next to its button.
     page.locator("#gen-first-run-download").click()
+    page.locator("#gen-first-run-ask-yes").click()
     expect(page.locator("#gen-first-run-status .is-error")).to_contain_text("Download failed", timeout=60_000)
 
     open_tab(page, "Edit")
@@ -106,6 +107,7 @@ def test_system_page_lists_each_variant_with_a_download(fresh_server: StudioServ
     page.get_by_role("option", name=choice).click()
     expect(page.locator("#sys-download-model input")).to_have_value(choice)
     page.locator("#sys-download").click()
+    page.locator("#sys-ask-yes").click()
     expect(page.locator("#sys-download-status .is-error")).to_contain_text("Download failed", timeout=60_000)
     started = page.request.get(f"{fresh_server.url}/api/models/z-image-turbo/download").json()
     assert started["weights"] == "gguf-q4_k_m" and started["status"] == "failed"

@@ -407,6 +407,14 @@ def test_system_page_russian_has_no_gradio_timer_and_shows_the_download_error_in
         assert len(set(numbers)) == len(numbers), row.inner_text()
 
     page.locator("#sys-download").click()
+    # Download asks first, in view, with its own button.
+    yes = page.locator("#sys-ask-yes")
+    yes.wait_for(timeout=60_000)
+    page.wait_for_timeout(500)
+    for shown in (page.locator("#sys-ask-text .is-question"), yes):
+        box = shown.bounding_box()
+        assert box["y"] >= 0 and box["y"] + box["height"] <= 900, f"the question is out of view: {box}"
+    yes.click()
     error = page.locator("#sys-download-status .is-error")
     error.wait_for(timeout=60_000)
     page.wait_for_timeout(500)

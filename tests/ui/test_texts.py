@@ -140,6 +140,11 @@ def test_every_error_code_has_a_translation_its_details_can_fill(texts: Texts) -
     ("build", "expected"),
     [
         ({"model": "tiny-z-image", "prompt": "кот", "width": 40, "height": 64}, "Ширина 40 не кратна 16"),
+        # Both sides wrong: one error names both.
+        (
+            {"model": "tiny-z-image", "prompt": "кот", "width": 40, "height": 30},
+            "Ширина 40 не кратна 16 (подойдёт 32 или 48). Высота 30 не кратна 16",
+        ),
         ({"model": "tiny-z-image", "prompt": "   "}, "Сначала напишите запрос"),
         ({"model": "tiny-z-image", "prompt": "кот", "steps": 0}, "Шаги: не меньше 1 (сейчас 0)"),
         ({"model": "no-such-model", "prompt": "кот"}, "Неизвестная модель «no-such-model»"),

@@ -412,20 +412,23 @@ def wire_job_panel(
         panel.cancel.click(cancel, None, None, js=at_click, queue=False)
 
 
-def reuse_seed(last: int | None) -> tuple[Any, Any]:
-    """ "Reuse last seed": switch the seed to fixed and fill in the seed the page's last job used."""
+def reuse_seed(ctx: UIContext, last: int | None, lang: str) -> tuple[Any, Any, str]:
+    """ "Reuse last seed": switch the seed to fixed and fill in the seed the page's last job used; with
+    no job run yet on the page, say so under the button instead of doing nothing."""
     import gradio as gr
 
     if last is None:
-        return gr.skip(), gr.skip()
-    return gr.Radio(value="fixed"), gr.Number(value=last, visible=True)
+        return gr.skip(), gr.skip(), note_html(ctx.t("gen.no_seed_to_reuse", language(lang)), "warn")
+    return gr.Radio(value="fixed"), gr.Number(value=last, visible=True), ""
 
 
-def seed_row(ctx: UIContext, prefix: str, *, info: bool) -> tuple[Any, Any, Any]:
-    """The seed controls both job pages share: random/fixed, the seed box, "Reuse last seed".
+def seed_row(ctx: UIContext, prefix: str, *, info: bool) -> tuple[Any, Any, Any, Any]:
+    """The seed controls both job pages share: random/fixed, the seed box, "Reuse last seed", and the
+    line under them that answers "Reuse last seed" when there is nothing to reuse.
 
-    Elements are ``<prefix>-seed-mode``, ``<prefix>-seed`` and ``<prefix>-reuse-seed``; call inside a
-    Blocks context, and :func:`wire_seed` once the page's job panel exists.
+    Elements are ``<prefix>-seed-mode``, ``<prefix>-seed``, ``<prefix>-reuse-seed`` and
+    ``<prefix>-seed-note``; call inside a Blocks context, and :func:`wire_seed` once the page's job
+    panel exists.
     """
     import gradio as gr
 
@@ -444,10 +447,10 @@ def seed_row(ctx: UIContext, prefix: str, *, info: bool) -> tuple[Any, Any, Any]
         reuse = gr.Button(
             key("gen.reuse_seed"), size="sm", scale=0, min_width=150, elem_id=f"{prefix}-reuse-seed"
         )
-    return mode, seed, reuse
+    return mode, seed, reuse, slot(f"{prefix}-seed-note")
 
 
-def wire_seed(mode: Any, seed: Any, reuse: Any, last_seed: Any) -> None:
+def wire_seed(ctx: UIContext, mode: Any, seed: Any, reuse: Any, last_seed: Any, note: Any, lang: Any) -> None:
     import gradio as gr
 
     # ``.input``: only the user's own switch to "fixed" may draw a new seed. "Use these settings" sets the
@@ -455,7 +458,14 @@ def wire_seed(mode: Any, seed: Any, reuse: Any, last_seed: Any) -> None:
     # recorded value (on a tab not opened yet) and drew a random one over it.
     mode.input(seed_mode_changed, [mode, seed], seed, queue=False)
     mode.change(lambda m: gr.Number(visible=m == "fixed"), mode, seed, queue=False)
-    reuse.click(reuse_seed, last_seed, [mode, seed], queue=False)
+    # The page's language last: lang_js fills in the last input.
+    reuse.click(
+        lambda last, page_lang: reuse_seed(ctx, last, page_lang),
+        [last_seed, lang],
+        [mode, seed, note],
+        js=lang_js(2),
+        queue=False,
+    )
 
 
 def seed_mode_changed(mode: str, seed: float | None) -> Any:

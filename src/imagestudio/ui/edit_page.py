@@ -57,6 +57,8 @@ class EditPage:
     compare: Any = None
     #: Which weight variant runs (ui/weights_choice.py).
     weights: Any = None
+    #: The line under "Reuse last seed" (there is nothing to reuse yet).
+    seed_note: Any = None
 
     def settings_fields(self) -> list[Any]:
         """What "use these settings" on the History page fills, the kept reference pictures included."""
@@ -154,7 +156,7 @@ def build(ctx: UIContext, default_model: str) -> EditPage:
                     2, 100, value=spec.default_steps, step=1, label=key("gen.steps"), elem_id="edit-steps"
                 )
             steps_err = slot("edit-steps-error")
-            seed_mode, seed, reuse = seed_row(ctx, "edit", info=False)
+            seed_mode, seed, reuse, seed_note = seed_row(ctx, "edit", info=False)
         with gr.Column(scale=6, elem_id="edit-result-col"):
             progress = slot("edit-progress")
             preview = gr.Image(
@@ -183,6 +185,7 @@ def build(ctx: UIContext, default_model: str) -> EditPage:
         seed_mode=seed_mode,
         seed=seed,
         reuse=reuse,
+        seed_note=seed_note,
         lang=gr.Textbox(visible=False, elem_id="edit-lang"),
         before_lightning=gr.State(None),
         panel=JobPanel(
@@ -286,7 +289,7 @@ def _wire(ctx: UIContext, page: EditPage) -> None:
             queue=False,
             show_progress="hidden",
         )
-    wire_seed(page.seed_mode, page.seed, page.reuse, page.panel.last_seed)
+    wire_seed(ctx, page.seed_mode, page.seed, page.reuse, page.panel.last_seed, page.seed_note, page.lang)
     # The edit model rewrites the instruction while looking at the pictures.
     wire_enhance(
         ctx,

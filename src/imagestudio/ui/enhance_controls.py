@@ -188,7 +188,17 @@ def improve_steps(
     first = state["original"] if state and state.get("improved") == text else result["original_prompt"]
     new_state = {"original": first, "improved": result["prompt"]}
     done = note_html(ctx.t("enhance.done", lang), "ok")
+    if _random_weights(model_id):
+        # The offline models' text encoders have random weights: what they write is no improvement.
+        done = note_html(ctx.t("enhance.random", lang), "warn")
     yield result["prompt"], new_state, gr.Button(visible=True), done, *back
+
+
+def _random_weights(model_id: str) -> bool:
+    from imagestudio.registry import MODELS
+
+    spec = MODELS.get(model_id)
+    return spec is not None and spec.tiny
 
 
 def cancel_improvement(ctx: UIContext, controls: EnhanceControls, session: str) -> None:

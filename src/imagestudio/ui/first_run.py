@@ -16,6 +16,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from imagestudio.errors import UserError
+from imagestudio.ui import download_question
 from imagestudio.ui.common import UIContext, error_message, slot
 from imagestudio.ui.style import lang_js
 
@@ -46,6 +47,8 @@ class FirstRunBanner:
     #: The weight variant the doctor recommends downloading for this machine, and its download size.
     weights: str = "bf16"
     download_bytes: int | None = None
+    #: The question the Download button asks first (ui/download_question.py).
+    ask: Any = None
 
 
 def missing_default(settings: Settings, task: str) -> str | None:
@@ -75,6 +78,7 @@ def build(ctx: UIContext, prefix: str, model_id: str | None) -> FirstRunBanner |
                 ctx.key("first.download"), variant="primary", size="sm", scale=0, min_width=220,
                 elem_id=f"{prefix}-first-run-download",
             )  # fmt: skip
+        ask = download_question.build(ctx, f"{prefix}-first-run")
         status = slot(f"{prefix}-first-run-status")
     return FirstRunBanner(
         prefix=prefix,
@@ -84,6 +88,7 @@ def build(ctx: UIContext, prefix: str, model_id: str | None) -> FirstRunBanner |
         download=download,
         status=status,
         lang=gr.Textbox(visible=False),
+        ask=ask,
         **recommendation(ctx, model_id),
     )
 
@@ -112,6 +117,7 @@ def recommendation(ctx: UIContext, model_id: str) -> dict[str, Any]:
             "message": check.message,
             "code": check.code,
             "details": dict(check.details),
+            "status": check.status,
         },
         "weights": weights,
         "download_bytes": row.download_bytes,
@@ -187,7 +193,20 @@ def _wire_download(ctx: UIContext, banner: FirstRunBanner) -> None:
     def download(lang: str) -> Iterator[tuple[Any, ...]]:
         yield from _download(ctx, banner.model_id, language(lang), banner.weights)
 
+    def ask(lang: str) -> tuple[Any, ...]:
+        from imagestudio.registry import get_model
+        from imagestudio.ui.download_question import asked
+
+        title = get_model(banner.model_id).title
+        size = banner.download_bytes or get_model(banner.model_id).download_bytes
+        lang = language(lang)
+        return (*asked(ctx, lang, title=title, weights=banner.weights, size_bytes=size, plan=banner.plan), "")
+
+    # The button only asks (size, room, whether this machine can run it); the question's button downloads.
     banner.download.click(
+        ask, [banner.lang], [banner.ask.box, banner.ask.text, banner.ask.yes, banner.status], js=lang_js(1)
+    )
+    banner.ask.yes.click(
         download,
         [banner.lang],
         [banner.status, banner.download],

@@ -75,6 +75,8 @@ class GeneratePage:
     control: Any = None
     #: Which weight variant runs (ui/weights_choice.py).
     weights: Any = None
+    #: The line under "Reuse last seed" (there is nothing to reuse yet).
+    seed_note: Any = None
 
 
 def build(ctx: UIContext, default_model: str) -> GeneratePage:
@@ -134,7 +136,7 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
                     elem_id="gen-count",
                 )  # fmt: skip
             steps_err = slot("gen-steps-error")
-            seed_mode, seed, reuse = seed_row(ctx, "gen", info=True)
+            seed_mode, seed, reuse, seed_note = seed_row(ctx, "gen", info=True)
             variety = variety_slider(ctx, "gen")
             seed_err = slot("gen-seed-error")
             with gr.Accordion(key("gen.source"), open=False, elem_id="gen-source-box") as source_box:
@@ -184,6 +186,7 @@ def build(ctx: UIContext, default_model: str) -> GeneratePage:
         seed_mode=seed_mode,
         seed=seed,
         reuse=reuse,
+        seed_note=seed_note,
         count=count,
         source=source,
         strength=strength,
@@ -272,7 +275,7 @@ def _wire(ctx: UIContext, page: GeneratePage, custom_row: Any) -> None:
     page.source.clear(lambda: ("", ""), None, [page.source_bad, page.panel.errors["init_image"]], queue=False)
     # A starting picture usually wants its own size; the dropdown still allows any other.
     page.source.upload(lambda: gr.Dropdown(value=SOURCE_SIZE), None, page.size, queue=False)
-    wire_seed(page.seed_mode, page.seed, page.reuse, page.panel.last_seed)
+    wire_seed(ctx, page.seed_mode, page.seed, page.reuse, page.panel.last_seed, page.seed_note, page.lang)
     wire_enhance(ctx, page.enhance, page.prompt, page.model, page.lang)
     inputs = [
         page.prompt,

@@ -8,8 +8,8 @@ rebuilds the widgets afterwards, so everything is looked up by ``elem_id`` when 
   run buttons say so in their tooltip.
 - The language link of the language on screen gets ``aria-current`` (and its style).
 - Tab out of a dropdown closes its list (Gradio opens it on focus and left it open).
-- On a phone, pressing Generate/Edit scrolls the result area into view; an error line that appears off
-  screen (a download error below the fold) is scrolled to.
+- On a phone, pressing Generate/Edit scrolls the result area into view; an error line or a question
+  (Download's) that appears off screen (below the fold) is scrolled to.
 - A starting picture the browser cannot decode is reported to the page (``#gen-source-bad``), which
   then explains it under the control and refuses to run.
 """
@@ -74,14 +74,17 @@ STUDIO_SCRIPT = """<script>
   };
   const seen = new WeakSet();
   const showErrors = () => {
-    for (const error of document.querySelectorAll(".is-error")) {
+    for (const error of document.querySelectorAll(".is-error, .is-question")) {
       if (seen.has(error)) continue;
       const box = error.getBoundingClientRect();
       // A line drawn inside a block that is still hidden has no box yet: it is measured (and scrolled
       // to) on a later change, once it is shown.
       if (box.height === 0) continue;
       seen.add(error);
-      if (box.bottom > window.innerHeight || box.top < 0) error.scrollIntoView({block: "center"});
+      // A question is shown whole, with its buttons (its block is the .is-ask group around it).
+      const whole = error.closest(".is-ask") || error;
+      const shown = whole.getBoundingClientRect();
+      if (shown.bottom > window.innerHeight || shown.top < 0) whole.scrollIntoView({block: "center"});
     }
   };
   const reportSource = (file) => {

@@ -10,6 +10,7 @@ from typing import Any
 
 from imagestudio.errors import UserError
 from imagestudio.jobs.model import JobProgress
+from imagestudio.ui import download_question
 from imagestudio.ui.common import UIContext, error_message, slot
 from imagestudio.ui.style import lang_js
 from imagestudio.ui.texts import language
@@ -43,6 +44,8 @@ class SystemPage:
     stop_download: Any
     download_status: Any
     lang: Any
+    #: The question a Download press asks first (ui/download_question.py).
+    ask: Any = None
 
 
 def build(ctx: UIContext) -> SystemPage:
@@ -74,6 +77,7 @@ def build(ctx: UIContext) -> SystemPage:
                 stop_download = gr.Button(
                     key("sys.cancel_download"), variant="stop", scale=1, interactive=False, elem_id="sys-stop"
                 )
+            ask = download_question.build(ctx, "sys")
             download_status = slot("sys-download-status")
     return SystemPage(
         refresh=refresh,
@@ -89,6 +93,7 @@ def build(ctx: UIContext) -> SystemPage:
         stop_download=stop_download,
         download_status=download_status,
         lang=gr.Textbox(visible=False, elem_id="sys-lang"),
+        ask=ask,
     )
 
 
@@ -121,7 +126,17 @@ def wire(ctx: UIContext, page: SystemPage, tab: Any) -> None:
     def download(choice: str | None, lang: str) -> Iterator[tuple[Any, ...]]:
         yield from _download(ctx, choice, language(lang), show)
 
+    def ask(choice: str | None, lang: str) -> tuple[Any, ...]:
+        return _ask(ctx, page, choice, language(lang))
+
+    # Download only asks (size, room, whether this machine can run it); the question's button downloads.
     page.download.click(
+        ask,
+        [page.download_model, page.lang],
+        [page.ask.box, page.ask.text, page.ask.yes, page.download_status],
+        js=lang_js(2),
+    )
+    page.ask.yes.click(
         download,
         [page.download_model, page.lang],
         [page.download_status, page.download, page.stop_download, *panels],
@@ -135,6 +150,20 @@ def wire(ctx: UIContext, page: SystemPage, tab: Any) -> None:
         None,
         queue=False,
     )
+
+
+def _ask(ctx: UIContext, page: SystemPage, choice: str | None, lang: str) -> tuple[Any, ...]:
+    import gradio as gr
+
+    from imagestudio.registry import MODELS
+    from imagestudio.ui.download_question import asked, variant_plan
+
+    model_id, weights = split_choice(choice)
+    if model_id not in MODELS:
+        return page.ask.hidden(), "", gr.skip(), note_html(ctx.t("sys.nothing_to_download", lang))
+    title = MODELS[model_id].title
+    size, plan = variant_plan(ctx, model_id, weights)
+    return (*asked(ctx, lang, title=title, weights=weights, size_bytes=size, plan=plan), "")
 
 
 def split_choice(choice: str | None) -> tuple[str, str]:

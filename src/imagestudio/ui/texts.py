@@ -82,6 +82,16 @@ class Texts:
     ) -> str:
         """``err.<code>`` with ``details`` filled in (field names translated too); ``fallback`` when the
         error has no code or its details do not fit the template, which is still better than nothing."""
+        if code == "several":
+            # One error naming several fields (both sides of a size): each said in turn.
+            parts = [
+                self.coded(part.get("code"), part.get("details"), lang, "")
+                for part in (details or {}).get("errors") or []
+                if isinstance(part, Mapping)
+            ]
+            if not (parts and all(parts)):
+                return fallback
+            return self.t("err.several", lang, errors=" ".join(parts))
         key = f"err.{code}"
         if not (code and self.has(key)):
             return fallback
