@@ -76,6 +76,7 @@ def build_blocks(ctx: UIContext) -> gr.Blocks:
         first_run,
         generate_page,
         history_page,
+        page_parts,
         queue_panel,
         remembered,
         system_page,
@@ -106,6 +107,9 @@ def build_blocks(ctx: UIContext) -> gr.Blocks:
         system_page.wire(ctx, system, system_tab)
         first_run.wire(ctx, [gen_banner, edit_banner], blocks)
         remembered.wire(ctx, blocks, generate, edit)
+        page_parts.wire_model_marks(
+            ctx, blocks, [(generate.model, "text-to-image"), (edit.model, "edit")], generate.lang
+        )
         client_api.wire(ctx, default_model(settings, "text-to-image"))
     return blocks
 

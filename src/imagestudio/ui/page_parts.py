@@ -38,6 +38,42 @@ def model_choices(ctx: UIContext, task: str) -> list[tuple[Any, str]]:
     return [(model_title(ctx, spec.id, spec.title), spec.id) for spec in MODELS.values() if spec.task == task]
 
 
+def marked_model_choices(ctx: UIContext, task: str, lang: str) -> list[tuple[str, str]]:
+    """The model list in ``lang`` with each real model that is not on this machine marked so: picking
+    one would only tell, on Generate, that it has to be downloaded first."""
+    from imagestudio.errors import UserError
+    from imagestudio.models.locate import find_model_dir
+
+    settings = ctx.backend.settings
+    choices = []
+    for spec in MODELS.values():
+        if spec.task != task:
+            continue
+        title = ctx.t(f"model.{spec.id}", lang) if ctx.texts.has(f"model.{spec.id}") else spec.title
+        try:
+            here = spec.tiny or find_model_dir(spec, settings, build_tiny=False) is not None
+        except (OSError, UserError):  # an unreadable or misconfigured folder reads as "not here"
+            here = False
+        choices.append((title if here else f"{title} ({ctx.t('sys.model_missing', lang)})", spec.id))
+    return choices
+
+
+def wire_model_marks(ctx: UIContext, blocks: Any, lists: list[tuple[Any, str]], lang: Any) -> None:
+    """Mark the models not on this machine in each (dropdown, task) of ``lists`` when the page opens
+    (a download since the server started counts: the lists are made per page load)."""
+    import gradio as gr
+
+    from imagestudio.ui.style import lang_js
+    from imagestudio.ui.texts import language
+
+    def marks(page_lang: str) -> list[Any]:
+        said = language(page_lang)
+        return [gr.Dropdown(choices=marked_model_choices(ctx, task, said)) for _, task in lists]
+
+    outputs = [dropdown for dropdown, _ in lists]
+    blocks.load(marks, [lang], outputs, js=lang_js(1), queue=False, show_progress="hidden")
+
+
 def run_row(ctx: UIContext, prefix: str, label: Any) -> tuple[Any, Any]:
     """The page's run and Cancel buttons (``<prefix>-run``, ``<prefix>-cancel``) and, under them, the
     keyboard shortcut written out (``<prefix>-run-hint``): a tooltip alone is found by few."""
