@@ -50,7 +50,7 @@ def test_download_asks_first_with_size_room_and_whether_this_machine_runs_it(
     screenshot(page, "honest-en-download-question")
     assert not downloads_started(studio_server.url, "z-image-turbo"), "the button downloaded without asking"
     page.locator("#gen-first-run-ask-no").click()
-    expect(page.locator("#gen-first-run-ask")).to_be_hidden()
+    expect(page.locator("#gen-first-run-ask-yes")).to_be_hidden()
     assert not downloads_started(studio_server.url, "z-image-turbo")
 
     # The System page asks about the chosen download, then its own button downloads (and fails here:
@@ -63,7 +63,7 @@ def test_download_asks_first_with_size_room_and_whether_this_machine_runs_it(
     expect(question.locator(".is-verdict")).to_have_count(1)
     assert not downloads_started(studio_server.url, "qwen-image-edit-2511")
     page.locator("#sys-ask-yes").click()
-    expect(page.locator("#sys-ask")).to_be_hidden()
+    expect(page.locator("#sys-ask-yes")).to_be_hidden()
     expect(page.locator("#sys-download-status .is-error")).to_contain_text("Download failed", timeout=60_000)
     assert downloads_started(studio_server.url, "qwen-image-edit-2511")
 
