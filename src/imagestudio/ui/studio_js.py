@@ -72,15 +72,22 @@ STUDIO_SCRIPT = """<script>
       }
     }
   };
-  const seen = new WeakSet();
+  // When each error line or question was first shown: for a moment after, the blocks around it may
+  // still grow (a button's new, longer label) and push it out of the window again, so it is re-checked.
+  const seen = new WeakMap();
+  const SETTLE_MS = 1500;
   const showErrors = () => {
+    const now = performance.now();
     for (const error of document.querySelectorAll(".is-error, .is-question")) {
-      if (seen.has(error)) continue;
-      const box = error.getBoundingClientRect();
-      // A line drawn inside a block that is still hidden has no box yet: it is measured (and scrolled
-      // to) on a later change, once it is shown.
-      if (box.height === 0) continue;
-      seen.add(error);
+      let first = seen.get(error);
+      if (first === undefined) {
+        // A line drawn inside a block that is still hidden has no box yet: it is measured (and
+        // scrolled to) on a later change, once it is shown.
+        if (error.getBoundingClientRect().height === 0) continue;
+        first = now;
+        seen.set(error, first);
+      }
+      if (now - first > SETTLE_MS) continue;
       // A question is shown whole, with its buttons (its block is the .is-ask group around it).
       const whole = error.closest(".is-ask") || error;
       const shown = whole.getBoundingClientRect();
@@ -116,9 +123,11 @@ STUDIO_SCRIPT = """<script>
     new MutationObserver(markLanguage)
       .observe(document.documentElement, {attributes: true, attributeFilter: ["lang"]});
     // Gradio's HTML blocks insert their markup and set its classes in separate changes: an error line
-    // becomes an ".is-error" by a class change, so class changes are watched too.
-    new MutationObserver(showErrors)
-      .observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ["class"]});
+    // becomes an ".is-error" by a class change, so class changes are watched too; a label's new text
+    // (characterData) can move a line just shown.
+    new MutationObserver(showErrors).observe(document.body, {
+      subtree: true, childList: true, characterData: true, attributes: true, attributeFilter: ["class"],
+    });
   };
   if (document.body) start(); else document.addEventListener("DOMContentLoaded", start);
 })();
