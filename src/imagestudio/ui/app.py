@@ -105,7 +105,7 @@ def build_blocks(ctx: UIContext) -> gr.Blocks:
         system_page.wire(ctx, system, system_tab)
         first_run.wire(ctx, [gen_banner, edit_banner], blocks)
         remembered.wire(ctx, blocks, generate, edit)
-        client_api.wire(ctx, default_model(settings, "text-to-image"))
+        client_api.wire(ctx, default_model(settings, "text-to-image"), default_model(settings, "edit"))
     return blocks
 
 
