@@ -56,8 +56,8 @@ def test_download_asks_first_with_size_room_and_whether_this_machine_runs_it(
     # The System page asks about the chosen download, then its own button downloads (and fails here:
     # no network), the error next to it.
     open_tab(page, "System")
-    choose(page, "sys-download-model", "Qwen-Image-Edit-2511 · gguf-q4_k_m")
-    page.locator("#sys-download").click()
+    row = "#sys-models tr[data-variant-of=qwen-image-edit-2511][data-variant=gguf-q4_k_m]"
+    page.locator(f"{row} .is-row-download").click()
     question = page.locator("#sys-ask-text .is-question")
     expect(question).to_contain_text("Qwen-Image-Edit-2511 (gguf-q4_k_m weights)", timeout=60_000)
     expect(question.locator(".is-verdict")).to_have_count(1)

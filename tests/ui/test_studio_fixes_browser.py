@@ -406,7 +406,7 @@ def test_system_page_russian_has_no_gradio_timer_and_shows_the_download_error_in
         numbers = re.findall(r"(\d+(?:[.,]\d+)?) ГБ", row.inner_text())
         assert len(set(numbers)) == len(numbers), row.inner_text()
 
-    page.locator("#sys-download").click()
+    page.locator("#sys-models tr[data-model=z-image-turbo] .is-row-download").click()
     # Download asks first, in view, with its own button.
     yes = page.locator("#sys-ask-yes")
     yes.wait_for(timeout=60_000)

@@ -37,10 +37,6 @@ CSS = """
 .is-table th { text-align: left; padding: 0.2rem 0.8rem 0.2rem 0; white-space: nowrap; vertical-align: top;
   font-weight: 600; }
 .is-table td { padding: 0.2rem 0; word-break: break-word; }
-/* A model's weight variants, folded under its row. */
-.is-models tr.is-variants > td { padding: 0 0 0.2rem 1rem; }
-.is-models details > summary { cursor: pointer; font-size: 0.92em; }
-.is-variant-table td { font-size: 0.92em; }
 .is-checks td.is-mark { width: 1.5rem; font-weight: 700; text-align: center; }
 .is-checks tr[data-status="ok"] td.is-mark { color: #16a34a; }
 .is-checks tr[data-status="warn"] td.is-mark { color: #d97706; }
