@@ -62,6 +62,7 @@ def test_download_asks_first_with_size_room_and_whether_this_machine_runs_it(
     expect(question).to_contain_text("Qwen-Image-Edit-2511 (gguf-q4_k_m weights)", timeout=60_000)
     expect(question.locator(".is-verdict")).to_have_count(1)
     assert not downloads_started(studio_server.url, "qwen-image-edit-2511")
+    screenshot(page, "honest-en-system-download-question")
     page.locator("#sys-ask-yes").click()
     expect(page.locator("#sys-ask-yes")).to_be_hidden()
     expect(page.locator("#sys-download-status .is-error")).to_contain_text("Download failed", timeout=60_000)
