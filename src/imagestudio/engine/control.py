@@ -62,7 +62,8 @@ def lent_controlnet(settings: Settings, loaded: LoadedModel) -> Any:
     assert spec is not None, "the request was resolved against this model"
     transformer = loaded.pipe.transformer
     controlnet = load_controlnet(require_controlnet(spec, settings), transformer.dtype)
-    controlnet.to(transformer.device)
+    # Whole on the accelerator whatever the offload profile: the plan counts it there (memory/extras.py).
+    controlnet.to(loaded.device)
     loaded.extras["controlnet"] = controlnet
     return controlnet
 
