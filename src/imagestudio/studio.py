@@ -128,19 +128,20 @@ class Studio:
                     self.settings, loaded, request, on_step=on_step, cancel=cancel
                 )
                 hires.update(record)
-                return images
-            pipe = image_pipeline(loaded.pipe, request)
-            images = run_pipeline(
-                pipe,
-                generate_kwargs(request),
-                request.seeds(),
-                steps=request.steps or 0,
-                dtype=loaded.dtype,
-                on_step=on_step,
-                cancel=cancel,
-                call=variety_call(pipe, request.variety) if request.variety > 0 else None,
-                progress_steps=request.denoising_steps(),
-            )
+            else:
+                pipe = image_pipeline(loaded.pipe, request)
+                images = run_pipeline(
+                    pipe,
+                    generate_kwargs(request),
+                    request.seeds(),
+                    steps=request.steps or 0,
+                    dtype=loaded.dtype,
+                    on_step=on_step,
+                    cancel=cancel,
+                    call=variety_call(pipe, request.variety) if request.variety > 0 else None,
+                    progress_steps=request.denoising_steps(),
+                )
+            # The control steers the first pass (the composition); the hires pass redraws its detail.
             if request.hires_scale is None:
                 return images
             from imagestudio.engine.hires import hires_pass
