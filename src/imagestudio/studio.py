@@ -114,6 +114,10 @@ class Studio:
         """
         request = request.resolved(self.settings)
         loras = resolve_loras(request.loras)
+        if request.control is not None:
+            from imagestudio.engine.detectors import require_map_detector
+
+            require_map_detector(self.settings, request.model, request.control.type)
         started = time.perf_counter()
 
         # What the hires pass or the control adds to the metadata.

@@ -137,10 +137,42 @@ def test_control_with_the_hires_pass(studio, tmp_path) -> None:
     assert meta["control"]["type"] == "canny" and meta["width"] == 128
 
 
+def test_depth_control_runs_the_tiny_detector(studio, tmp_path, settings) -> None:
+    from PIL import ImageDraw
+
+    from imagestudio.engine.detectors import depth_map
+    from imagestudio.storage.metadata import read_metadata
+
+    scene = Image.new("RGB", (64, 64), (30, 30, 30))
+    ImageDraw.Draw(scene).ellipse((12, 12, 52, 52), fill=(230, 200, 90))
+    depth = depth_map(settings, "tiny-z-image", "cpu", scene)
+    assert depth.size == (64, 64) and depth.mode == "RGB"
+    assert np.asarray(depth).std() > 0  # a map, not a blank
+    assert np.array_equal(np.asarray(depth), np.asarray(depth_map(settings, "tiny-z-image", "cpu", scene)))
+    plain = generate(studio, tmp_path)
+    steered = generate(studio, tmp_path, control=control("depth", scene))
+    edges = generate(studio, tmp_path, control=control("canny", scene))
+    assert not np.array_equal(steered, plain) and not np.array_equal(steered, edges)
+    newest = max(tmp_path.glob("*.png"), key=lambda p: p.stat().st_mtime_ns)
+    assert read_metadata(newest)["control"]["type"] == "canny"
+    assert (
+        sum(read_metadata(p).get("control", {}).get("type") == "depth" for p in tmp_path.glob("*.png")) == 1
+    )
+
+
+def test_a_missing_depth_detector_is_refused_before_the_model_loads(settings) -> None:
+    from imagestudio.engine.detectors import require_map_detector
+    from imagestudio.errors import ModelNotAvailable
+
+    with pytest.raises(ModelNotAvailable, match="imagestudio models download depth-anything-v2-small"):
+        require_map_detector(settings, "z-image-turbo", "depth")
+    require_map_detector(settings, "z-image-turbo", "canny")  # no detector needed
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"control": {"type": "depth"}}, "no detector for it"),
+        ({"control": {"type": "pose"}}, "no detector for it"),
         ({"control": {"type": "sketch"}}, "control type 'sketch' is not available"),
         ({"control": {"type": "canny", "weight": 0.9}}, "outside 0.65..0.8"),
         ({"control": {"type": "canny", "start": 0.6, "end": 0.4}}, "must be before its end"),

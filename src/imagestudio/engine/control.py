@@ -27,8 +27,18 @@ CANNY_LOW, CANNY_HIGH = 100, 200
 MAP_HASH_CHARS = 10
 
 
-def control_map(control: ControlInput, width: int, height: int) -> Image.Image:
-    """The map the ControlNet sees, at the output size: Canny edges, or the picture as it is."""
+#: Control types whose map a detector model makes (engine/detectors.py), not a function of the pixels.
+MODEL_DETECTED = ("depth",)
+
+
+def control_map(
+    control: ControlInput,
+    width: int,
+    height: int,
+    detect: Callable[[Image.Image], Image.Image] | None = None,
+) -> Image.Image:
+    """The map the ControlNet sees, at the output size: Canny edges, the picture as it is, or what
+    ``detect`` (a detector model, for the types in :data:`MODEL_DETECTED`) makes of it."""
     import numpy as np
     from PIL import Image
 
@@ -37,6 +47,9 @@ def control_map(control: ControlInput, width: int, height: int) -> Image.Image:
         picture = picture.resize((width, height), Image.Resampling.LANCZOS)
     if control.type == "map":
         return picture
+    if control.type in MODEL_DETECTED:
+        assert detect is not None, f"a {control.type} map is made by its detector"
+        return detect(picture)
     import cv2
 
     grey = cv2.cvtColor(np.asarray(picture), cv2.COLOR_RGB2GRAY)

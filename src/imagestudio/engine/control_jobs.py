@@ -39,7 +39,12 @@ def run_controlled(
     """
     control = request.control
     assert control is not None and request.width and request.height and request.steps
-    picture = control_map(control, request.width, request.height)
+    from imagestudio.engine.detectors import depth_map
+
+    def detect(picture: Any) -> Any:
+        return depth_map(settings, loaded.spec.id, loaded.device, picture)
+
+    picture = control_map(control, request.width, request.height, detect)
     controlnet = lent_controlnet(settings, loaded)
     inpaint = request.mask is not None
     pipe = control_pipeline(loaded.pipe, controlnet, inpaint=inpaint)

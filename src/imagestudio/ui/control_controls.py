@@ -119,9 +119,11 @@ def control_controls(ctx: UIContext, prefix: str) -> ControlControls:
 
 def detected_map(kind: str, picture: Image.Image | None) -> Image.Image | None:
     """The map the control will use, for the page to show next to the picture (None: no picture)."""
-    if picture is None:
+    from imagestudio.engine.control import MODEL_DETECTED, control_map
+
+    # A detector model's map is made by the job (the pages never run a model): no preview for it.
+    if picture is None or kind in MODEL_DETECTED:
         return None
-    from imagestudio.engine.control import control_map
     from imagestudio.job_requests import ControlInput
 
     scale = min(1.0, PREVIEW_SIDE / max(picture.size))
