@@ -11,10 +11,10 @@ from imagestudio.config import Settings
 from imagestudio.doctor import run_doctor
 from imagestudio.hardware import Hardware, simulate_hardware
 from imagestudio.job_requests import ControlInput, GenerateRequest
-from imagestudio.memory.extras import controlnet_bytes, upscaler_bytes
+from imagestudio.memory.extras import controlnet_bytes, detector_bytes, upscaler_bytes
 from imagestudio.memory.plan import Candidate, Environment, evaluate
 from imagestudio.memory.planner import MemoryPlanner, workload_for
-from imagestudio.registry import CONTROLNETS, MODELS, UPSCALERS
+from imagestudio.registry import CONTROLNETS, DETECTORS, MODELS, UPSCALERS
 from imagestudio.storage.inputs import InputLimits, read_input_image
 
 GIB = 1024**3
@@ -32,11 +32,11 @@ def planner(vram_gb: float) -> MemoryPlanner:
     return MemoryPlanner(Settings(), hardware, hardware.accelerator, Environment())
 
 
-def control_input() -> ControlInput:
+def control_input(kind: str = "canny") -> ControlInput:
     buffer = io.BytesIO()
     Image.new("RGB", (64, 64), "white").save(buffer, format="PNG")
     image = read_input_image(buffer.getvalue(), InputLimits(10_000_000, 10_000_000), name="map.png")
-    return ControlInput.build(type="canny", image=image)
+    return ControlInput.build(type=kind, image=image)
 
 
 def full_bf16(workload, hardware: Hardware):
@@ -79,6 +79,13 @@ def test_a_controlled_request_is_planned_with_its_controlnet() -> None:
     assert steered_plan.placement != plain_plan.placement
     assert steered_plan.fits and steered_plan.predicted_peak_vram_gb <= steered_plan.vram_budget_gb
     assert "ControlNet" in steered_plan.workload.describe()
+    # A depth map adds its detector, run before the prompt is encoded (canny needs none).
+    assert workload_for(TURBO, steered, settings).detector_bytes == 0
+    depth = plain.model_copy(update={"control": control_input("depth")}).resolved(settings)
+    detector = DETECTORS["depth-anything-v2-small"]
+    assert workload_for(TURBO, depth, settings).detector_bytes == detector_bytes(detector)
+    depth_plan = on_24.plan(TURBO, workload_for(TURBO, depth, settings))
+    assert depth_plan.phases_gb["detect"] >= depth_plan.phases_gb["text_encode"]
 
 
 def test_a_hires_request_is_planned_at_its_enlarged_size_with_its_upscaler() -> None:

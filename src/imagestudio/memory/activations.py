@@ -115,6 +115,8 @@ class Workload:
     #: while denoising; a hires pass's upscaler, after the first pass is decoded. Bytes; 0 = not used.
     controlnet_bytes: int = 0
     upscaler_bytes: int = 0
+    #: A control-map detector (depth), run before denoising and dropped. Bytes; 0 = not used.
+    detector_bytes: int = 0
 
     @property
     def image_tokens(self) -> int:
@@ -124,6 +126,7 @@ class Workload:
         refs = f", {self.input_images} input image(s)" if self.input_images else ""
         extras = ", ControlNet" if self.controlnet_bytes else ""
         extras += ", hires upscaler" if self.upscaler_bytes else ""
+        extras += ", map detector" if self.detector_bytes else ""
         return f"{self.width}×{self.height}{refs}{', CFG' if self.cfg else ''}, {self.steps} steps{extras}"
 
 

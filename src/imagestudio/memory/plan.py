@@ -390,9 +390,12 @@ def evaluate(
     # upscaler once the first pass is decoded (with the weights of that phase still resident).
     beside = {"denoise": float(workload.controlnet_bytes)}
     upscale: dict[str, float] = {}
+    if workload.detector_bytes:  # the map is made before the prompt is encoded
+        upscale["detect"] = resident["text_encode"] + workload.detector_bytes
     if workload.upscaler_bytes:
         upscale["upscale"] = resident["vae_decode"] + workload.upscaler_bytes
-    load_ram = te + vae + tr_loaded + workload.controlnet_bytes + workload.upscaler_bytes
+    extras = workload.controlnet_bytes + workload.upscaler_bytes + workload.detector_bytes
+    load_ram = te + vae + tr_loaded + extras
     if hardware.accelerator == "cpu":
         phases = dict.fromkeys((*PHASES, *upscale), 0.0)
         peak_vram = 0.0

@@ -110,18 +110,28 @@ def with_extras(spec: ModelSpec, workload: Workload, request: Any, settings: Set
     The hires pass's img2img runs at the enlarged size, or on tiles of the model's own size past its
     limit, after the first pass: the larger of the two runs is the one planned.
     """
-    from imagestudio.memory.extras import controlnet_bytes, needs_tiles, tile_side, upscaler_bytes
+    from imagestudio.memory.extras import (
+        controlnet_bytes,
+        detector_bytes,
+        needs_tiles,
+        tile_side,
+        upscaler_bytes,
+    )
     from imagestudio.memory.sizes import DTYPE_BYTES
-    from imagestudio.registry import controlnet_for, get_upscaler
+    from imagestudio.registry import controlnet_for, detector_for, get_upscaler
 
     if request is None:
         return workload
     dtype = settings.model(spec.id).torch_dtype if settings is not None else "bfloat16"
     dtype_bytes = DTYPE_BYTES[dtype]
     changes: dict[str, Any] = {}
-    net = controlnet_for(spec.id) if getattr(request, "control", None) is not None else None
+    control = getattr(request, "control", None)
+    net = controlnet_for(spec.id) if control is not None else None
     if net is not None:
         changes["controlnet_bytes"] = controlnet_bytes(net, dtype_bytes)
+        detector = detector_for(control.type, spec.id)
+        if detector is not None:
+            changes["detector_bytes"] = detector_bytes(detector)
     if getattr(request, "hires_scale", None) is not None:
         default = settings.upscale.default_upscaler if settings is not None else "realesrgan-x4plus"
         upscaler = get_upscaler(getattr(request, "hires_upscaler", None) or default)
