@@ -127,7 +127,7 @@ def with_extras(spec: ModelSpec, workload: Workload, request: Any, settings: Set
     changes: dict[str, Any] = {}
     control = getattr(request, "control", None)
     net = controlnet_for(spec.id) if control is not None else None
-    if net is not None:
+    if control is not None and net is not None:
         changes["controlnet_bytes"] = controlnet_bytes(net, dtype_bytes)
         detector = detector_for(control.type, spec.id)
         if detector is not None:
