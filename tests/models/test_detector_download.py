@@ -68,3 +68,16 @@ def test_download_resumes_and_the_detector_runs_offline_afterwards(
     assert depth["depth"].size == (40, 30)
     # a second run finds it and fetches nothing (the hub is gone: the copy here answers)
     assert download_detector(settings, REAL.id, endpoint=served.url, cache_dir=cache) == folder
+
+
+def test_offline_without_the_detector_says_how_to_get_it(settings, tmp_path: Path, monkeypatch) -> None:
+    from huggingface_hub import constants
+
+    from imagestudio.errors import ModelNotAvailable
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ModelNotAvailable) as refused:
+        download_detector(settings, REAL.id, cache_dir=tmp_path / "hf-cache")
+    message = refused.value.message
+    assert "imagestudio models download depth-anything-v2-small" in message and "\n" not in message
+    assert f"detectors/{REAL.id}/" in message and "config.yaml" not in message

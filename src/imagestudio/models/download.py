@@ -160,6 +160,10 @@ def hub_errors(
     http = http_package()
     size = f"{repo}, about {human_bytes(spec.download_bytes)}"
     fallback = f"or point models.{spec.id}.path in config.yaml at a downloaded folder"
+    if isinstance(spec, UpscalerSpec):  # an extra model is found by where it lies, not by the config
+        fallback = f"or put {spec.filename} into <models_dir>/upscalers/"
+    elif isinstance(spec, DetectorSpec):
+        fallback = f"or put its files ({', '.join(spec.files)}) into <models_dir>/detectors/{spec.id}/"
     try:
         yield
     except OfflineModeIsEnabled:
