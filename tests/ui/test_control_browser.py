@@ -167,3 +167,19 @@ def test_use_these_settings_restores_the_control_and_reproduces_its_pixels(
     screenshot(page, "generate-en-use-restores-control")
     assert run_and_wait(page, "gen") == "done"
     assert np.array_equal(result_pixels(page, "gen-gallery"), first)
+
+
+def test_depth_control_runs_its_detector_in_the_job(control_server, open_page, tmp_path: Path) -> None:
+    page = open_page(control_server.url, locale="en-US")
+    page.locator("#gen-control-box").click()
+    check_radio(page, "gen-control-type", "Depth")
+    page.locator("#gen-control-image input[type=file]").set_input_files(
+        str(write_picture(tmp_path / "room.png", 23, (64, 64)))
+    )
+    # The pages run no model: a depth map is made by the job, so nothing is previewed.
+    expect(page.locator("#gen-control-image img")).to_be_visible()
+    expect(page.locator("#gen-control-map img")).to_have_count(0)
+    generate(page, "a reading nook under a lamp")
+    open_tab(page, "History")
+    gallery_images(page, "hist-gallery").first.click()
+    expect(page.locator("#hist-details")).to_contain_text("Depth · 0.75 · 0.0–1.0")

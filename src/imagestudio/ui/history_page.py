@@ -506,6 +506,17 @@ def details_html(ctx: UIContext, entry: Any, lang: str) -> str:
         rows.append((ctx.t("hist.field.true_cfg", lang), str(meta["true_cfg_scale"])))
     if meta.get("strength") is not None:
         rows.append((ctx.t("hist.field.strength", lang), str(meta["strength"])))
+    control = meta.get("control")
+    if isinstance(control, dict) and control.get("type"):
+        # What steered it: the map's kind, its weight and the share of the steps it acted on.
+        kind = str(control["type"])
+        label = ctx.t(f"ctl.type_{kind}", lang) if ctx.texts.has(f"ctl.type_{kind}") else kind
+        window = f"{control.get('start', 0)}–{control.get('end', 1)}"
+        rows.append((ctx.t("hist.field.control", lang), f"{label} · {control.get('weight')} · {window}"))
+    if meta.get("hires_scale") is not None:
+        rows.append(
+            (ctx.t("hist.field.hires", lang), f"×{meta['hires_scale']} · {meta.get('hires_upscaler')}")
+        )
     if meta.get("weights") is not None:
         # The weight variant that ran (and its text encoder's precision when quantized).
         encoder = meta.get("text_encoder_weights")
