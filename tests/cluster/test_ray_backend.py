@@ -272,6 +272,35 @@ def test_system_lists_every_worker(head: LiveServer) -> None:
     assert body["queue"]["worker_alive"] is True
 
 
+def test_a_quantized_variant_runs_on_a_worker_and_is_recorded(head: LiveServer) -> None:
+    """``weights`` travels with the job to a Ray worker, which loads the GGUF variant through the same
+    loader as a single PC (building the tiny variant in the shared models folder on first use)."""
+    import hashlib
+    import json
+
+    from PIL import Image
+
+    from imagestudio.models.variants import variant_files
+    from imagestudio.registry import MODELS
+
+    queue, settings = head.services.queue, head.services.settings
+    quantized = queue.submit(generate(settings, "a quantized cat", weights="gguf-q4_0"))
+    plain = queue.submit(generate(settings, "a quantized cat"))
+    finals = [queue.wait(job.id, WAIT) for job in (quantized, plain)]
+    assert [info.state for info in finals] == [JobState.DONE] * 2, [info.error for info in finals]
+    metadata = []
+    for info in finals:
+        with Image.open(info.images[0].path) as image:
+            metadata.append(json.loads(image.info["imagestudio"]))
+    assert [meta["weights"] for meta in metadata] == ["gguf-q4_0", "bf16"]
+    files = variant_files(MODELS[Z], "gguf-q4_0", settings)
+    assert files is not None and files.gguf_file is not None
+    assert metadata[0]["model_hash"] == hashlib.sha256(files.gguf_file.read_bytes()).hexdigest()[:10]
+    assert metadata[0]["model_hash"] != metadata[1]["model_hash"]
+    row = head.services.history.get_image(finals[0].images[0].id)
+    assert row is not None and row.metadata["weights"] == "gguf-q4_0"
+
+
 def _rerun(queue, job_id: str, dead) -> bool:
     return dead.info.name not in {status.name for status in queue.workers()}
 
