@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from imagestudio.ui.common import UIContext
 from imagestudio.ui.presets import SOURCE_SIZE
+from imagestudio.ui.texts import LANGUAGES
 from imagestudio.ui.upscale_action import wire_upscale
 
 if TYPE_CHECKING:
@@ -43,8 +44,21 @@ if (!window.__isChain) {
   box.tabIndex = -1;  // takes the focus while open, so the keys act on it and not on the page behind
   box.setAttribute('role', 'dialog');
   box.setAttribute('aria-modal', 'true');
-  box.innerHTML = '<img alt=""><div class="is-lightbox-count" aria-live="polite"></div>';
+  box.innerHTML = '<img alt=""><div class="is-lightbox-count" aria-live="polite"></div>'
+    + '<button type="button" class="is-lightbox-close" data-go="close">\u00d7</button>'
+    + '<button type="button" class="is-lightbox-prev" data-go="-1">\u2039</button>'
+    + '<button type="button" class="is-lightbox-next" data-go="1">\u203a</button>';
   document.body.appendChild(box);
+  // The buttons' names in the page's current language (the words come from the UI texts files).
+  const WORDS = __WORDS__;
+  const name = () => {
+    const words = WORDS[(document.documentElement.lang || 'en').slice(0, 2)] || WORDS.en;
+    for (const [cls, word] of [['close', words.close], ['prev', words.prev], ['next', words.next]]) {
+      const button = box.querySelector('.is-lightbox-' + cls);
+      button.setAttribute('aria-label', word);
+      button.title = word;
+    }
+  };
   let items = [];
   let index = 0;
   // Where the focus goes back to on close: the thumbnail it was opened from (or, should the gallery
@@ -76,9 +90,11 @@ if (!window.__isChain) {
     openerGallery = gallery;
     openerSrc = img.src;
     box.hidden = false;
+    name();
     show();
     box.focus();
   };
+  const step = (by) => { index = (index + by + items.length) % items.length; show(); };
   document.addEventListener('dblclick', (event) => {
     const img = event.target.closest && event.target.closest('img');
     const gallery = img && img.closest(GALLERIES);
@@ -108,9 +124,9 @@ if (!window.__isChain) {
       return;
     }
     if (event.key === 'Escape') close();
-    else if (event.key === 'ArrowRight') { index = (index + 1) % items.length; show(); }
-    else if (event.key === 'ArrowLeft') { index = (index - 1 + items.length) % items.length; show(); }
-    else if (event.key === 'Tab') { box.focus(); }  // nothing else to reach while the picture is open
+    else if (event.key === 'ArrowRight') step(1);
+    else if (event.key === 'ArrowLeft') step(-1);
+    else if (event.key === 'Tab') { box.focus(); }  // the arrow keys and Esc do what the buttons do
     else return;
     event.preventDefault();
     event.stopPropagation();
@@ -119,7 +135,13 @@ if (!window.__isChain) {
   document.addEventListener('keyup', (event) => {
     if (event.key === ' ' && thumbnail(event.target)) { event.preventDefault(); event.stopPropagation(); }
   }, true);
-  box.addEventListener('click', (event) => { if (event.target === box) close(); });
+  box.addEventListener('click', (event) => {
+    const go = event.target.closest && event.target.closest('button[data-go]');
+    if (go) {
+      event.stopPropagation();
+      if (go.dataset.go === 'close') close(); else { step(+go.dataset.go); box.focus(); }
+    } else if (event.target === box) close();
+  });
 
   // ---- drag a picture into a slot
   const carries = (event) => event.dataTransfer && [...event.dataTransfer.types].includes(TYPE);
@@ -166,14 +188,22 @@ if (!window.__isChain) {
     input.dispatchEvent(new Event('change', {bubbles: true}));
   }, true);
 }
-""".replace("__GALLERIES__", GALLERIES).replace("__SLOTS__", SLOTS)
+"""
 
 CSS = """
 #is-lightbox { position: fixed; inset: 0; z-index: 1000; background: rgba(0, 0, 0, 0.88);
   display: flex; align-items: center; justify-content: center; flex-direction: column; }
 #is-lightbox[hidden] { display: none; }
-#is-lightbox img { max-width: 94vw; max-height: 88vh; object-fit: contain; }
+/* Scaled to the window both ways: a small picture (a 64 px test, a latent preview) is shown large too. */
+#is-lightbox img { width: 94vw; height: 84vh; object-fit: contain; }
 #is-lightbox .is-lightbox-count { color: #fff; margin-top: 0.5rem; font-variant-numeric: tabular-nums; }
+#is-lightbox button { position: absolute; color: #fff; background: rgba(0, 0, 0, 0.55);
+  border: 2px solid #fff; border-radius: 50%; width: 3rem; height: 3rem; font-size: 2rem; line-height: 1;
+  cursor: pointer; display: flex; align-items: center; justify-content: center; padding: 0 0 0.2rem; }
+#is-lightbox button:hover, #is-lightbox button:focus-visible { background: #c2410c; }
+#is-lightbox .is-lightbox-close { top: 1rem; right: 1rem; }
+#is-lightbox .is-lightbox-prev { left: 1rem; top: calc(50% - 1.5rem); }
+#is-lightbox .is-lightbox-next { right: 1rem; top: calc(50% - 1.5rem); }
 """
 
 
@@ -208,11 +238,26 @@ def result_actions(ctx: UIContext, prefix: str) -> ResultActions:
     return ResultActions(edit_this, vary_this, gr.State(0), upscale_this)
 
 
-def scripts() -> Any:
+def scripts(ctx: UIContext) -> Any:
     """An invisible component that installs the lightbox and drag-and-drop handlers on the page."""
     import gradio as gr
 
-    return gr.HTML("", elem_id="is-chain", padding=False, js_on_load=SCRIPT)
+    return gr.HTML("", elem_id="is-chain", padding=False, js_on_load=script(ctx))
+
+
+def script(ctx: UIContext) -> str:
+    """:data:`SCRIPT` with the galleries, the slots and the lightbox buttons' names in both languages."""
+    import json
+
+    words = {
+        lang: {word: ctx.texts.t(f"lightbox.{word}", lang) for word in ("close", "prev", "next")}
+        for lang in LANGUAGES
+    }
+    return (
+        SCRIPT.replace("__GALLERIES__", GALLERIES)
+        .replace("__SLOTS__", SLOTS)
+        .replace("__WORDS__", json.dumps(words, ensure_ascii=False))
+    )
 
 
 def has_result(gallery_value: Any) -> tuple[int, Any, Any, Any]:

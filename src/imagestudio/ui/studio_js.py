@@ -7,8 +7,9 @@ rebuilds the widgets afterwards, so everything is looked up by ``elem_id`` when 
 - Ctrl+Enter / ⌘+Enter runs the page the focus is on (Enter keeps adding a line to the prompt); the
   run buttons say so in their tooltip.
 - Tab out of a dropdown closes its list (Gradio opens it on focus and left it open).
-- On a phone, pressing Generate/Edit scrolls the result area into view; an error line that appears off
-  screen (a download error below the fold) is scrolled to.
+- On a phone, pressing Generate/Edit scrolls the result area into view, and tapping a History picture
+  scrolls to its details; an error line that appears off screen (a download error below the fold) is
+  scrolled to.
 - A starting picture the browser cannot decode is reported to the page (``#gen-source-bad``), which
   then explains it under the control and refuses to run.
 """
@@ -59,6 +60,17 @@ STUDIO_SCRIPT = """<script>
     if (!button || window.innerWidth > 820) return;
     const column = document.getElementById(button.id.replace("-run", "-result-col"));
     if (column) setTimeout(() => column.scrollIntoView({block: "start", behavior: "smooth"}), 150);
+  }, true);
+  // On a phone the details of a History picture are far below the gallery: a tap on a picture shows
+  // them (not while "Select several" is on, where a tap only marks the picture).
+  document.addEventListener("click", (e) => {
+    const thumb = e.target && e.target.closest && e.target.closest("#hist-gallery button.thumbnail-item");
+    if (!thumb || window.innerWidth > 820) return;
+    const multi = document.querySelector("#hist-multi input[type=checkbox]");
+    const details = document.getElementById("hist-image");
+    if (details && !(multi && multi.checked)) {
+      setTimeout(() => details.scrollIntoView({block: "start", behavior: "smooth"}), 150);
+    }
   }, true);
   const seen = new WeakSet();
   const showErrors = () => {

@@ -1,0 +1,133 @@
+"""History, Edit, phone and Russian details of the studio pages in a real browser (issue: the studio,
+second pass — items 6, 7 and 8).
+
+One server for the module (``imagestudio serve`` with the tiny models); each test opens its own browser
+context and uses its own prompts in the shared history.
+"""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.ui.conftest import ARTIFACTS, screenshot
+from tests.ui.test_studio_browser import custom_size
+from tests.ui.widgets import fill_text, gallery_images, open_tab, run_and_wait, set_number
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+#: Upper bound for waits on the server on a machine shared by many test runs.
+SLOW_MS = 120_000
+PHONE = {"width": 390, "height": 844}
+
+
+def window_shot(page, name: str) -> None:
+    """What is in the window now (an overlay, a scrolled position), as test-artifacts/<name>.png."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def generate_lines(page, lines: list[str]) -> None:
+    """One 64 px picture per line, all made by one press of Generate."""
+    fill_text(page, "gen-prompt", "\n".join(lines))
+    page.locator("#gen-per-line label").click()
+    custom_size(page, 64, 64, "Custom size")
+    set_number(page, "gen-steps", 2)
+    assert run_and_wait(page, "gen", timeout_ms=SLOW_MS) == "done"
+    expect(gallery_images(page, "gen-gallery")).to_have_count(len(lines), timeout=SLOW_MS)
+
+
+def find_in_history(page, words: str, count: int) -> object:
+    open_tab(page, "History")
+    fill_text(page, "hist-search", words)
+    page.locator("#hist-find").click()
+    images = gallery_images(page, "hist-gallery")
+    expect(images).to_have_count(count, timeout=SLOW_MS)
+    return images
+
+
+MARK_JS = """(index) => {
+  const item = document.querySelectorAll('#hist-gallery .grid-container > *')[index];
+  const frame = getComputedStyle(item, '::after');
+  return {check: getComputedStyle(item, '::before').content, frame: parseFloat(frame.borderTopWidth) || 0,
+          framed: frame.content !== 'none'};
+}"""
+
+
+def test_history_marks_clearly_has_no_share_and_a_lightbox_with_buttons(studio_server, open_page) -> None:
+    page = open_page(studio_server.url)
+    generate_lines(page, ["an ochre lantern kite", "a teal lantern kite", "a plum lantern kite"])
+    images = find_in_history(page, "lantern kite", 3)
+
+    # The chosen picture's box offers no "Share" (it posts to Hugging Face and only errored here).
+    images.nth(1).click()
+    expect(page.locator("#hist-use")).to_be_enabled(timeout=SLOW_MS)
+    expect(page.locator("#hist-image button[aria-label=Download]")).to_be_visible()
+    expect(page.locator("#hist-image button[aria-label=Share]")).to_have_count(0)
+
+    # Select several: each marked picture has a thick frame and a check mark drawn over it.
+    page.locator("#hist-multi label").click()
+    images.nth(0).click()
+    images.nth(2).click()
+    expect(page.locator("#hist-marked")).to_contain_text("Marked: 2.", timeout=SLOW_MS)
+    for index in (0, 2):
+        mark = page.evaluate(MARK_JS, index)
+        assert mark["framed"] and mark["frame"] >= 4 and "✓" in mark["check"], mark
+    unmarked = page.evaluate(MARK_JS, 1)
+    assert not unmarked["framed"] and unmarked["check"] == "none", unmarked
+
+    # The delete question reads on one wide line above its answers, not squeezed beside them.
+    page.locator("#hist-delete").click()
+    question = page.locator("#hist-confirm-text")
+    expect(question).to_contain_text("Delete pictures: 2?")
+    text_box = question.bounding_box()
+    confirm_box = page.locator("#hist-confirm").bounding_box()
+    assert text_box["width"] >= 0.8 * confirm_box["width"], (text_box, confirm_box)
+    yes_box = page.locator("#hist-confirm-yes").bounding_box()
+    assert yes_box["y"] >= text_box["y"] + text_box["height"] - 1, (text_box, yes_box)
+    screenshot(page, "history-en-marked-and-confirm")
+    page.locator("#hist-confirm-no").click()
+    expect(page.locator("#hist-confirm")).to_be_hidden()
+
+    # The lightbox: visible close / previous / next buttons, and a 64 px picture shown large.
+    images.first.dblclick()
+    lightbox = page.locator("#is-lightbox")
+    expect(lightbox).to_be_visible()
+    expect(lightbox).to_have_attribute("data-index", "0")
+    picture = page.locator("#is-lightbox img")
+    expect(picture).to_have_js_property("naturalWidth", 64)
+    shown = picture.evaluate(
+        "(img) => { const r = img.getBoundingClientRect(); const s = Math.min(r.width / img.naturalWidth,"
+        " r.height / img.naturalHeight); return s; }"
+    )
+    assert shown >= 4, f"a 64 px picture is drawn at only {shown:.1f}×"
+    page.get_by_role("button", name="Next picture").click()
+    expect(lightbox).to_have_attribute("data-index", "1")
+    page.get_by_role("button", name="Previous picture").click()
+    page.get_by_role("button", name="Previous picture").click()
+    expect(lightbox).to_have_attribute("data-index", "2")
+    window_shot(page, "history-en-lightbox")
+    page.get_by_role("button", name="Close").click()
+    expect(lightbox).to_be_hidden()
+
+
+def test_on_a_phone_tapping_a_history_picture_shows_its_details(studio_server, open_page, browser) -> None:
+    page = open_page(studio_server.url)
+    generate_lines(page, ["a phone-sized heron", "a phone-sized egret"])
+    context = browser.new_context(locale="en-US", viewport=PHONE)
+    try:
+        phone = context.new_page()
+        phone.goto(studio_server.url + "/")
+        phone.locator("#gen-run").wait_for(state="visible", timeout=SLOW_MS)
+        images = find_in_history(phone, "phone-sized", 2)
+        images.nth(1).click()
+        expect(phone.locator("#hist-details")).to_contain_text("phone-sized heron", timeout=SLOW_MS)
+        # The details' picture comes to the top of the window (a smooth scroll: wait for it to arrive).
+        phone.wait_for_function(
+            "() => { const top = document.getElementById('hist-image').getBoundingClientRect().top;"
+            " return top > -5 && top < 80; }",
+            timeout=SLOW_MS,
+        )
+        window_shot(phone, "history-en-phone-details")
+    finally:
+        context.close()
