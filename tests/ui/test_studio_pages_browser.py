@@ -7,11 +7,13 @@ context and uses its own prompts in the shared history.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from playwright.sync_api import expect
 
 from tests.ui.conftest import ARTIFACTS, screenshot
-from tests.ui.test_studio_browser import custom_size
+from tests.ui.test_studio_browser import custom_size, write_picture
 from tests.ui.widgets import fill_text, gallery_images, open_tab, run_and_wait, set_number
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -131,3 +133,56 @@ def test_on_a_phone_tapping_a_history_picture_shows_its_details(studio_server, o
         window_shot(phone, "history-en-phone-details")
     finally:
         context.close()
+
+
+COMPARE_JS = """() => [...document.querySelectorAll('#edit-compare img[data-testid=imageslider-image]')].map(
+  (img) => ({complete: img.complete && img.naturalWidth > 0, natural: [img.naturalWidth, img.naturalHeight],
+             box: img.getBoundingClientRect().toJSON(), clip: img.style.clipPath}))"""
+
+
+def test_edit_before_after_lines_up_moves_by_keyboard_and_a_lone_picture_2_is_refused(
+    studio_server, open_page, tmp_path: Path
+) -> None:
+    page = open_page(studio_server.url)
+    open_tab(page, "Edit")
+    # 2:1, while the tiny model's result is 3:1 (its own rounding): the two shapes differ on purpose.
+    wide = write_picture(tmp_path / "wide.png", 7, (200, 100))
+    page.locator("#edit-image-1 input[type=file]").set_input_files(str(wide))
+    page.locator("#edit-image-1 img").wait_for()
+    fill_text(page, "edit-instruction", "a wide picture, compared")
+    set_number(page, "edit-steps", 2)
+    assert run_and_wait(page, "edit", timeout_ms=SLOW_MS) == "done"
+    compare = page.locator("#edit-compare img[data-testid=imageslider-image]")
+    expect(compare).to_have_count(2, timeout=SLOW_MS)
+    page.locator("#edit-compare").scroll_into_view_if_needed()
+    page.wait_for_function(f"() => ({COMPARE_JS})().every((p) => p.complete)", timeout=SLOW_MS)
+    before, after = page.evaluate(COMPARE_JS)
+    # One shape, one place: the before picture is neither cropped nor beside a blank strip.
+    assert before["natural"] == after["natural"], (before, after)
+    for side in ("x", "y", "width", "height"):
+        assert abs(before["box"][side] - after["box"][side]) <= 1, (side, before["box"], after["box"])
+    expect(compare.nth(0)).to_have_attribute("alt", "Before: Picture 1")
+    expect(compare.nth(1)).to_have_attribute("alt", "After: the edit's result")
+
+    # The handle is the next Tab stop after the slider's buttons, and the arrow keys move it.
+    page.locator("#edit-compare button[aria-label=Download]").focus()
+    page.keyboard.press("Tab")
+    handle = page.get_by_role("slider", name="Before/after divider")
+    expect(handle).to_be_focused()
+    start = page.evaluate(COMPARE_JS)[1]["clip"]
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function(f"(start) => ({COMPARE_JS})()[1].clip !== start", arg=start, timeout=SLOW_MS)
+    expect(handle).not_to_have_attribute("aria-valuenow", "50")
+    screenshot(page, "edit-en-before-after")
+
+    # Only Picture 2 filled: refused under the pictures, nothing runs.
+    page.locator("#edit-image-1 button[aria-label='Remove Image']").click()
+    expect(page.locator("#edit-image-1 img")).to_have_count(0)
+    page.locator("#edit-image-2 input[type=file]").set_input_files(str(wide))
+    page.locator("#edit-image-2 img").wait_for()
+    page.locator("#edit-run").click()
+    expect(page.locator("#edit-images-error")).to_contain_text(
+        "Picture 1 is empty while Picture 2 has a picture", timeout=SLOW_MS
+    )
+    expect(page.locator("#is-queue li")).to_have_count(0)

@@ -29,6 +29,15 @@ GALLERIES = "#gen-gallery, #edit-gallery, #hist-gallery"
 #: Where a dragged picture can be dropped.
 SLOTS = "#edit-image-1, #edit-image-2, #edit-image-3, #gen-source"
 
+#: The texts the script shows (button names, alt texts), in both languages.
+SCRIPT_WORDS = (
+    "lightbox.close",
+    "lightbox.prev",
+    "lightbox.next",
+    "compare.before",
+    "compare.after",
+    "compare.handle",
+)
 #: Installed once per page by an invisible HTML component (see :func:`scripts`).
 SCRIPT = """
 if (!window.__isChain) {
@@ -51,12 +60,12 @@ if (!window.__isChain) {
   document.body.appendChild(box);
   // The buttons' names in the page's current language (the words come from the UI texts files).
   const WORDS = __WORDS__;
+  const words = () => WORDS[(document.documentElement.lang || 'en').slice(0, 2)] || WORDS.en;
   const name = () => {
-    const words = WORDS[(document.documentElement.lang || 'en').slice(0, 2)] || WORDS.en;
-    for (const [cls, word] of [['close', words.close], ['prev', words.prev], ['next', words.next]]) {
+    for (const cls of ['close', 'prev', 'next']) {
       const button = box.querySelector('.is-lightbox-' + cls);
-      button.setAttribute('aria-label', word);
-      button.title = word;
+      button.setAttribute('aria-label', words()['lightbox.' + cls]);
+      button.title = words()['lightbox.' + cls];
     }
   };
   let items = [];
@@ -142,6 +151,48 @@ if (!window.__isChain) {
       if (go.dataset.go === 'close') close(); else { step(+go.dataset.go); box.focus(); }
     } else if (event.target === box) close();
   });
+
+  // ---- the Edit page's before/after slider: alt texts, and a handle the keyboard can reach and move.
+  // Gradio's handle follows only the mouse (d3-drag): the arrow keys drag it by 5 % of the picture.
+  const COMPARE = '#edit-compare';
+  const dressCompare = () => {
+    const root = document.querySelector(COMPARE);
+    if (!root) return;
+    const pictures = root.querySelectorAll('img[data-testid=imageslider-image]');
+    const w = words();
+    if (pictures[0] && pictures[0].alt !== w['compare.before']) pictures[0].alt = w['compare.before'];
+    if (pictures[1] && pictures[1].alt !== w['compare.after']) pictures[1].alt = w['compare.after'];
+    const handle = root.querySelector('[data-testid=slider]');
+    if (handle && handle.getAttribute('aria-label') !== w['compare.handle']) {
+      handle.tabIndex = 0;
+      handle.setAttribute('role', 'slider');
+      handle.setAttribute('aria-label', w['compare.handle']);
+      handle.setAttribute('aria-valuemin', '0');
+      handle.setAttribute('aria-valuemax', '100');
+      handle.setAttribute('aria-valuenow', '50');
+    }
+  };
+  new MutationObserver(dressCompare).observe(document.body, {subtree: true, childList: true});
+  const mouse = (type, x, y) => new MouseEvent(type, {bubbles: true, cancelable: true, view: window,
+                                                      clientX: x, clientY: y, button: 0});
+  document.addEventListener('keydown', (event) => {
+    const handle = event.target.closest && event.target.closest(COMPARE + ' [data-testid=slider]');
+    const picture = handle && document.querySelector(COMPARE + ' img[data-testid=imageslider-image]');
+    if (!picture) return;
+    const area = picture.getBoundingClientRect();
+    const at = handle.getBoundingClientRect();
+    const x = at.left + at.width / 2;
+    const by = {ArrowLeft: -0.05, ArrowRight: 0.05, Home: -1, End: 1}[event.key];
+    if (by === undefined) return;
+    event.preventDefault();
+    const to = Math.min(area.right - 1, Math.max(area.left + 1, x + by * area.width));
+    const y = at.top + at.height / 2;
+    handle.dispatchEvent(mouse('mousedown', x, y));
+    window.dispatchEvent(mouse('mousemove', to, y));
+    window.dispatchEvent(mouse('mouseup', to, y));
+    const percent = Math.round(((to - area.left) / area.width) * 100);
+    handle.setAttribute('aria-valuenow', String(percent));
+  }, true);
 
   // ---- drag a picture into a slot
   const carries = (event) => event.dataTransfer && [...event.dataTransfer.types].includes(TYPE);
@@ -249,10 +300,7 @@ def script(ctx: UIContext) -> str:
     """:data:`SCRIPT` with the galleries, the slots and the lightbox buttons' names in both languages."""
     import json
 
-    words = {
-        lang: {word: ctx.texts.t(f"lightbox.{word}", lang) for word in ("close", "prev", "next")}
-        for lang in LANGUAGES
-    }
+    words = {lang: {key: ctx.texts.t(key, lang) for key in SCRIPT_WORDS} for lang in LANGUAGES}
     return (
         SCRIPT.replace("__GALLERIES__", GALLERIES)
         .replace("__SLOTS__", SLOTS)
