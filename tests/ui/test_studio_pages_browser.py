@@ -186,3 +186,60 @@ def test_edit_before_after_lines_up_moves_by_keyboard_and_a_lone_picture_2_is_re
         "Picture 1 is empty while Picture 2 has a picture", timeout=SLOW_MS
     )
     expect(page.locator("#is-queue li")).to_have_count(0)
+
+
+#: How far a control's text runs past its box (0 when it is all visible).
+OVERFLOW_JS = (
+    "(id) => { const i = document.querySelector('#' + id + ' input'); return i.scrollWidth - i.clientWidth; }"
+)
+#: The focused element's focus ring against every clipping box around it, up to its block: the
+#: pixels of ring each one cuts off (all 0 when the whole ring shows).
+RING_CUT_JS = """() => {
+  const el = document.activeElement;
+  const s = getComputedStyle(el);
+  const reach = Math.max(0, parseFloat(s.outlineWidth) + parseFloat(s.outlineOffset));
+  const r = el.getBoundingClientRect();
+  const cuts = [];
+  for (let a = el.parentElement; a && !a.classList.contains('block'); a = a.parentElement) {
+    const o = getComputedStyle(a);
+    if (o.overflowX === 'visible' && o.overflowY === 'visible') continue;
+    const b = a.getBoundingClientRect();
+    cuts.push(Math.max(0, b.left - (r.left - reach), (r.right + reach) - b.right,
+                       b.top - (r.top - reach), (r.bottom + reach) - b.bottom));
+  }
+  return {style: s.outlineStyle, reach, cuts};
+}"""
+
+
+@pytest.mark.parametrize("locale,tabs", [("en-US", ("Edit",)), ("ru-RU", ("Редактирование",))])
+def test_phone_lists_whole_sliders_aligned_and_number_focus_ring_whole(studio_server, browser, locale, tabs):
+    lang = locale[:2]
+    for width, kind in ((390, "phone"), (1280, "desktop")):
+        context = browser.new_context(locale=locale, viewport={"width": width, "height": 844})
+        try:
+            page = context.new_page()
+            page.goto(studio_server.url + "/")
+            page.locator("#gen-run").wait_for(state="visible", timeout=SLOW_MS)
+            # The model and size lists show their whole choice (side by side at 390 px they were cut).
+            for elem_id in ("gen-model", "gen-size"):
+                assert page.evaluate(OVERFLOW_JS, elem_id) <= 0, f"{elem_id} is cut off at {width} px"
+            # The focus ring of a slider's number box is whole, not cut to a bar.
+            page.locator("#gen-steps input[type=number]").focus()
+            ring = page.evaluate(RING_CUT_JS)
+            assert ring["style"] != "none" and all(cut <= 0.5 for cut in ring["cuts"]), ring
+            page.get_by_role("tab", name=tabs[0]).click()
+            page.locator("#edit-run").wait_for(state="visible")
+            assert page.evaluate(OVERFLOW_JS, "edit-model") <= 0, f"edit-model is cut off at {width} px"
+            # True CFG and Steps: their number boxes and their sliders on one line each.
+            boxes = {}
+            for elem_id in ("edit-true-cfg", "edit-steps"):
+                number = page.locator(f"#{elem_id} input[type=number]").bounding_box()
+                slider = page.locator(f"#{elem_id} input[type=range]").bounding_box()
+                boxes[elem_id] = (number, slider)
+            (cfg_number, cfg_slider), (steps_number, steps_slider) = boxes.values()
+            screenshot(page, f"edit-{lang}-{kind}-sliders")
+            if abs(cfg_slider["x"] - steps_slider["x"]) > 10:  # side by side, not stacked
+                assert abs(cfg_number["y"] - steps_number["y"]) <= 2, boxes
+                assert abs(cfg_slider["y"] - steps_slider["y"]) <= 2, boxes
+        finally:
+            context.close()
