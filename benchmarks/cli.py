@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-from benchmarks.report import Row, failed_row
+from benchmarks.report import Row, TableLayout, failed_row
 
 
 def registry() -> dict[str, ModuleType]:
@@ -19,6 +19,14 @@ def registry() -> dict[str, ModuleType]:
 
     modules = (overhead, cold_start, cli_speed, switch, load_memory, control_upscale)
     return {module.NAME: module for module in modules}
+
+
+def table_layouts() -> dict[str, TableLayout]:
+    """Benchmark name → its own table, for the benchmarks whose rows are not app-vs-baseline ratios."""
+    from benchmarks import real_size
+
+    modules = (*registry().values(), real_size)
+    return {module.NAME: module.TABLE for module in modules if hasattr(module, "TABLE")}
 
 
 def parse_cases(text: str) -> list[tuple[int, int]]:

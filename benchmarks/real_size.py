@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.report import Row, failed_row
+from benchmarks.report import Row, TableLayout, failed_row
 from benchmarks.stats import summarize
 
 NAME = "real_size"
@@ -453,6 +453,9 @@ def table_cells(row: Row) -> list[str]:
         flops,
         mfu_text,
     ]
+
+
+TABLE = TableLayout("real-size transformers", TABLE_HEADERS, table_cells)
 
 
 def _flops(value: float | None) -> str:

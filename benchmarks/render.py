@@ -12,8 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks import real_size
-from benchmarks.report import TABLE_HEADERS, Row, Target, table_cells
+from benchmarks.report import Row, Target, grouped_by_table
 from benchmarks.stats import Summary
 
 DEFAULT_DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -80,16 +79,13 @@ def render(document: dict[str, Any]) -> str:
     rows = [row_from_dict(r) for r in document["results"]]
     command = "python -m benchmarks " + " ".join(document["options"].get("argv", []))
     parts = [machine_line(document), "", f"Command: `{command.strip()}`", ""]
-    harness = [row for row in rows if row.benchmark == real_size.NAME]
-    others = [row for row in rows if row.benchmark != real_size.NAME]
-    if others:
-        parts.append(markdown_table(TABLE_HEADERS, [table_cells(row) for row in others]))
-    if harness:
-        parts.append(markdown_table(real_size.TABLE_HEADERS, [real_size.table_cells(row) for row in harness]))
+    for layout, shown in grouped_by_table(rows):
+        # A blank line after each table: two tables on adjacent lines would read as one.
+        parts += [markdown_table(layout.headers, [layout.cells(row) for row in shown]), ""]
     notes = [f"- **{row.benchmark} · {row.case}**: {row.note}" for row in rows if row.note]
     if notes:
-        parts += ["", "Notes from the run:", "", *notes]
-    return "\n".join(parts)
+        parts += ["Notes from the run:", "", *notes]
+    return "\n".join(parts).rstrip("\n")
 
 
 def replace_block(text: str, block: str, body: str) -> str:

@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -254,28 +255,45 @@ TABLE_HEADERS = [
 ]
 
 
+@dataclass(frozen=True)
+class TableLayout:
+    """How a benchmark's rows are shown: a table of their own, or (the default) the comparison table."""
+
+    title: str
+    headers: list[str]
+    cells: Callable[[Row], list[str]]
+
+
+COMPARISON = TableLayout("imagestudio benchmarks", TABLE_HEADERS, table_cells)
+
+
+def grouped_by_table(rows: list[Row]) -> list[tuple[TableLayout, list[Row]]]:
+    """``rows`` split into the tables they are shown in, in order of first appearance. A benchmark
+    module that declares ``TABLE`` (see :func:`benchmarks.cli.table_layouts`) gets its own table."""
+    from benchmarks.cli import table_layouts
+
+    layouts = table_layouts()
+    groups: dict[int, tuple[TableLayout, list[Row]]] = {}
+    for row in rows:
+        layout = layouts.get(row.benchmark, COMPARISON)
+        groups.setdefault(id(layout), (layout, []))[1].append(row)
+    return list(groups.values())
+
+
 def print_table(rows: list[Row], console: Any = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
     # Wide enough for the figures when the output goes to a file or a pipe (rich assumes 80 columns).
     console = console or Console(width=None if sys.stdout.isatty() else 200)
-    real_size = [row for row in rows if row.benchmark == "real_size"]
-    others = [row for row in rows if row.benchmark != "real_size"]
-    if others:
-        table = Table(*TABLE_HEADERS, title="imagestudio benchmarks")
-        styles = {"PASS": "green", "FAIL": "bold red", "ERROR": "bold red", "n/a": "yellow", "info": "cyan"}
-        for row in others:
-            cells = table_cells(row)
-            cells[-1] = f"[{styles[cells[-1]]}]{cells[-1]}[/]"
+    styles = {"PASS": "green", "FAIL": "bold red", "ERROR": "bold red", "n/a": "yellow", "info": "cyan"}
+    for layout, shown in grouped_by_table(rows):
+        table = Table(*layout.headers, title=layout.title)
+        for row in shown:
+            cells = layout.cells(row)
+            if layout is COMPARISON:
+                cells[-1] = f"[{styles[cells[-1]]}]{cells[-1]}[/]"
             table.add_row(*cells)
-        console.print(table)
-    if real_size:
-        from benchmarks import real_size as harness
-
-        table = Table(*harness.TABLE_HEADERS, title="real-size transformers")
-        for row in real_size:
-            table.add_row(*harness.table_cells(row))
         console.print(table)
     notes = [(row, row.note) for row in rows if row.note]
     for row, note in notes:

@@ -226,3 +226,101 @@ def memory_now(device: str) -> MemoryNow:
             stats={key: int(value) for key, value in torch.cuda.memory_stats().items()},
         )
     return MemoryNow(ram_total=int(ram.total), ram_available=int(ram.available), accelerator=accelerator)
+
+
+# The probes below are what the engine measures around loads and jobs. They live here, beside the
+# machine snapshot, so there is one place that asks torch and psutil how much memory there is.
+
+
+@dataclass(frozen=True)
+class MemorySnapshot:
+    """Process resident memory and accelerator memory in use (None when there is no accelerator)."""
+
+    rss_bytes: int
+    accelerator_bytes: int | None
+
+
+@dataclass(frozen=True)
+class CudaUsage:
+    """One CUDA card's memory in bytes: the card's total and free, and this process's allocator now
+    and at its peak since the last :func:`reset_peak_memory`."""
+
+    total: int
+    free: int
+    allocated: int
+    reserved: int
+    peak_allocated: int
+    peak_reserved: int
+
+
+def available_ram_bytes() -> int:
+    """System RAM available to a new allocation now."""
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def process_rss_bytes() -> int:
+    """This process's resident memory."""
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
+
+
+def cuda_index(device: str) -> int | None:
+    """The CUDA card ``device`` names, or None when it is not a usable CUDA device."""
+    import torch
+
+    if not device.startswith("cuda") or not torch.cuda.is_available():
+        return None
+    return torch.device(device).index or 0
+
+
+def free_accelerator_bytes(device: str) -> int | None:
+    """Bytes free on ``device`` now (CUDA); None where torch cannot say (CPU, MPS)."""
+    index = cuda_index(device)
+    if index is None:
+        return None
+    import torch
+
+    free, _total = torch.cuda.mem_get_info(index)
+    return int(free)
+
+
+def cuda_usage(device: str) -> CudaUsage | None:
+    """The card's and the allocator's memory on ``device`` (None off CUDA)."""
+    index = cuda_index(device)
+    if index is None:
+        return None
+    import torch
+
+    free, total = torch.cuda.mem_get_info(index)
+    return CudaUsage(
+        total=int(total),
+        free=int(free),
+        allocated=int(torch.cuda.memory_allocated(index)),
+        reserved=int(torch.cuda.memory_reserved(index)),
+        peak_allocated=int(torch.cuda.max_memory_allocated(index)),
+        peak_reserved=int(torch.cuda.max_memory_reserved(index)),
+    )
+
+
+def reset_peak_memory(device: str) -> None:
+    """Start a new peak for :func:`cuda_usage` (nothing off CUDA)."""
+    index = cuda_index(device)
+    if index is not None:
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(index)
+
+
+def memory_snapshot(device: str) -> MemorySnapshot:
+    """RSS of this process and, on CUDA/MPS, the accelerator bytes torch has allocated."""
+    import torch
+
+    accelerator: int | None = None
+    if device.startswith("cuda") and torch.cuda.is_available():
+        accelerator = int(torch.cuda.memory_allocated())
+    elif device == "mps" and torch.backends.mps.is_available():
+        accelerator = int(torch.mps.current_allocated_memory())
+    return MemorySnapshot(process_rss_bytes(), accelerator)

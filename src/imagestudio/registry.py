@@ -176,14 +176,15 @@ LIGHTNING_SCHEDULER: tuple[tuple[str, object], ...] = (
 
 #: Published GGUF transformer files. Z-Image-Turbo: jayn7/Z-Image-Turbo-GGUF — names and sizes checked
 #: against its file list (Q3_K_M 4.12, Q4_K_M 4.98, Q5_K_M 5.52, Q6_K 5.91, Q8_0 7.22 GB).
-#: Qwen-Image-Edit-2511: unsloth/Qwen-Image-Edit-2511-GGUF — the file names and the Q4_K_M/Q6_K/Q8_0 sizes
-#: are the project notes' and were NOT re-checked against its file list here (unsloth's files mix
-#: precisions per layer, so sizes may differ); Q3_K_M 9.68 and Q5_K_M 14.9 GB are the same-architecture
-#: QuantStack/Qwen-Image-Edit-GGUF files' sizes (checked), stand-ins until the 2511 files are read. A file
-#: that is present is always sized from its own header. Quality words: per-weight error on real Z-Image
-#: weights reported by moonbox-dev/Z-Image-Turbo-GGUF (Q8_0 0.5 %, Q6_K 1.6 %, Q5_K_M 2.5 %, Q4_K_M
-#: 4.7 %), applied to Qwen as an assumption; unsloth advises at least 3-bit and stable-diffusion.cpp calls
-#: lower "lower quality".
+#: Qwen-Image-Edit-2511: unsloth/Qwen-Image-Edit-2511-GGUF. File names ``qwen-image-edit-2511-<QUANT>.gguf``
+#: (lower-case model, upper-case type) are confirmed by many public download scripts and configs. Sizes:
+#: Q4_K_M 13,244,758,624, Q6_K 16,852,417,120 and Q8_0 21,761,817,184 bytes are exact, from a public
+#: download script that pins the repository at revision 0d33d969 with each file's byte count and sha256;
+#: Q3_K_M 9.74 and Q5_K_M 15.0 GB are the Hub listing's rounded figures as another public project copied
+#: them (not exact; unsloth re-uploads its quants, so any figure may drift). A file that is present is
+#: always sized from its own header. Quality words: per-weight error on real Z-Image weights reported by
+#: moonbox-dev/Z-Image-Turbo-GGUF (Q8_0 0.5 %, Q6_K 1.6 %, Q5_K_M 2.5 %, Q4_K_M 4.7 %), applied to Qwen as
+#: an assumption; unsloth advises at least 3-bit and stable-diffusion.cpp calls lower "lower quality".
 _GGUF_QUALITY: dict[str, tuple[str, str]] = {
     "Q8_0": ("≈bf16", "0.5 % weight error on Z-Image, moonbox-dev"),
     "Q6_K": ("excellent", "1.6 % weight error on Z-Image, moonbox-dev"),
@@ -205,7 +206,7 @@ def _gguf(repo: str, file_pattern: str, sizes_gb: dict[str, float]) -> tuple[Wei
             repo_id=repo,
             filename=file_pattern.format(quant=quant),
             quant_type=quant,
-            transformer_bytes=int(size * _GB),
+            transformer_bytes=round(size * _GB),  # round: exact byte counts survive the float
             quality=_GGUF_QUALITY[quant][0],
             quality_source=_GGUF_QUALITY[quant][1],
         )
@@ -248,7 +249,7 @@ QWEN_EDIT_VARIANTS: tuple[WeightVariant, ...] = (
     *_gguf(
         "unsloth/Qwen-Image-Edit-2511-GGUF",
         "qwen-image-edit-2511-{quant}.gguf",
-        {"Q8_0": 21.8, "Q6_K": 16.9, "Q5_K_M": 14.9, "Q4_K_M": 13.1, "Q3_K_M": 9.68},
+        {"Q8_0": 21.761817184, "Q6_K": 16.85241712, "Q5_K_M": 15.0, "Q4_K_M": 13.244758624, "Q3_K_M": 9.74},
     ),
     # 20.4 B parameters at 8 / ~4.3 bits (the published folders' sizes are unverified).
     *_sdnq(

@@ -15,6 +15,7 @@ from benchmarks.report import (
     failed_row,
     format_quantity,
     machine_info,
+    print_table,
     ratio_row,
     results_document,
     table_cells,
@@ -84,6 +85,34 @@ def test_document_round_trip_and_markdown(tmp_path: Path) -> None:
     text = doc.read_text(encoding="utf-8")
     assert "old" not in text and text.startswith("intro\n") and text.endswith("after\n")
     assert "generate 64×64" in text
+
+
+def test_a_benchmark_with_its_own_table_is_shown_apart_in_the_console_and_the_markdown() -> None:
+    """The real-size harness declares its own layout (s/forward, MFU …); the report asks every benchmark
+    for its layout instead of knowing that one by name."""
+    from rich.console import Console
+
+    from benchmarks import real_size
+
+    harness_row = Row("real_size", "Z-Image · full (reduced)", "not available", note=f"{NOT_AVAILABLE}: cpu")
+    rows = [
+        ratio_row("warm_overhead", "generate 64×64", [1.0, 1.02], [1.0, 1.0], Target("<=", 1.03)),
+        harness_row,
+        Row("cli", "imagestudio --help", "measured", value=0.2, unit="s", target=Target("<", 0.5)),
+    ]
+    markdown = render(results_document(rows, machine_info(), {"repeat": 2, "warmup": 1, "argv": []}))
+    tables = [block for block in markdown.split("\n\n") if block.startswith("|")]
+    assert len(tables) == 2
+    comparison, harness = tables
+    assert "| warm_overhead |" in comparison and "| cli |" in comparison and "Z-Image" not in comparison
+    assert harness.splitlines()[0] == "| " + " | ".join(real_size.TABLE_HEADERS) + " |"
+    assert "| Z-Image · full (reduced) |" in harness
+
+    console = Console(record=True, width=200)
+    print_table(rows, console)
+    shown = console.export_text()
+    assert shown.index("imagestudio benchmarks") < shown.index("real-size transformers")
+    assert shown.index("warm_overhead") < shown.index("real-size transformers") < shown.index("Z-Image")
 
 
 def test_replace_block_needs_markers() -> None:

@@ -88,9 +88,12 @@ def test_the_banner_reads_in_russian(fresh_server: StudioServer, open_page) -> N
     screenshot(page, "first-run-ru")
 
 
-def test_system_page_lists_each_variant_with_a_download(fresh_server: StudioServer, open_page) -> None:
-    """Each real model's weight variants are rows with their state and size, and each missing one can be
-    downloaded: the download that starts is of that variant (it fails here, readably: no network)."""
+def test_system_page_lists_each_variant_with_its_own_download_button(
+    fresh_server: StudioServer, open_page
+) -> None:
+    """Each real model's weight variants are rows with their state and size, and each missing one has its
+    own Download button showing what it fetches: the download a button starts is of its row's variant (it
+    fails here, readably: no network), through the one download event and its guards."""
     page = open_page(fresh_server.url, locale="en-US")
     open_tab(page, "System")
     row = page.locator("#sys-models tr[data-variant-of=z-image-turbo][data-variant=gguf-q4_k_m]")
@@ -99,13 +102,37 @@ def test_system_page_lists_each_variant_with_a_download(fresh_server: StudioServ
     expect(row).to_contain_text("13.2 GB")  # the file plus the base model's text encoder, VAE, configs
     rows = page.locator("#sys-models tr[data-variant-of=qwen-image-edit-2511]")
     expect(rows).to_have_count(7)  # every GGUF and SDNQ variant
+    # One button per missing model and variant, none for the offline models (built on first use).
+    expect(rows.locator(".is-row-download")).to_have_count(7)
+    expect(page.locator("#sys-models tr[data-state=tiny] .is-row-download")).to_have_count(0)
+    expect(page.locator("#sys-download-model")).to_have_count(0)  # no dropdown to pick from any more
+    button = row.locator(".is-row-download")
+    size = download_size(fresh_server, "z-image-turbo", "gguf-q4_k_m")
+    expect(button).to_have_text(f"Download (~{size / 1e9:.1f} GB)")
     screenshot(page, "system-variants-en")
 
-    choice = "Z-Image-Turbo · gguf-q4_k_m (~13.2 GB)"
-    page.locator("#sys-download-model input").click()
-    page.get_by_role("option", name=choice).click()
-    expect(page.locator("#sys-download-model input")).to_have_value(choice)
-    page.locator("#sys-download").click()
+    qwen = page.locator("#sys-models tr[data-variant-of=qwen-image-edit-2511][data-variant=gguf-q3_k_m]")
+    qwen.locator(".is-row-download").click()
     expect(page.locator("#sys-download-status .is-error")).to_contain_text("Download failed", timeout=60_000)
+    started = page.request.get(f"{fresh_server.url}/api/models/qwen-image-edit-2511/download").json()
+    assert started["weights"] == "gguf-q3_k_m" and started["status"] == "failed"
+    expect(page.locator("#sys-download")).to_be_enabled()  # idle again: the row buttons work again
+
+    # Guard: while a download runs Gradio disables the one download event's button; a row click then
+    # starts nothing, and the row buttons look disabled.
+    def last_download() -> tuple[int, str]:
+        answer = page.request.get(f"{fresh_server.url}/api/models/z-image-turbo/download")
+        return answer.status, answer.text()  # 404 when never started; an earlier test may have started one
+
+    before = last_download()
+    page.locator("#sys-download").evaluate("(b) => { b.disabled = true; }")
+    expect(button).to_have_css("pointer-events", "none")
+    button.dispatch_event("click")
+    page.wait_for_timeout(1500)
+    assert last_download() == before
+    page.locator("#sys-download").evaluate("(b) => { b.disabled = false; }")
+
+    button.click()
+    expect(page.locator("#sys-download-status .is-error")).to_contain_text("z-image-turbo", timeout=60_000)
     started = page.request.get(f"{fresh_server.url}/api/models/z-image-turbo/download").json()
     assert started["weights"] == "gguf-q4_k_m" and started["status"] == "failed"

@@ -266,7 +266,7 @@ def test_system_page_download_explains_an_offline_failure(studio_server, open_pa
     page = open_page(studio_server.url, locale="ru-RU")
     open_tab(page, "Система")
     expect(page.locator("#sys-models tr[data-model=z-image-turbo]")).to_contain_text("не скачана")
-    page.locator("#sys-download").click()
+    page.locator("#sys-models tr[data-model=z-image-turbo] .is-row-download").click()
     error = page.locator("#sys-download-status .is-error")
     error.wait_for(timeout=60_000)
     expected = "Скачивание не удалось. Модель z-image-turbo нельзя скачать: HF_HUB_OFFLINE=1 запрещает"

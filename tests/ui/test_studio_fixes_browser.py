@@ -411,7 +411,7 @@ def test_system_page_russian_has_no_gradio_timer_and_shows_the_download_error_in
         numbers = re.findall(r"(\d+(?:[.,]\d+)?) ГБ", row.inner_text())
         assert len(set(numbers)) == len(numbers), row.inner_text()
 
-    page.locator("#sys-download").click()
+    page.locator("#sys-models tr[data-model=z-image-turbo] .is-row-download").click()
     error = page.locator("#sys-download-status .is-error")
     error.wait_for(timeout=60_000)
     page.wait_for_timeout(500)

@@ -47,6 +47,13 @@ def variant_table(entry: ModelReport) -> list[str]:
         if variant.filename:
             source = f"{source}, file {variant.filename}"
         lines.append(f"→ recommended for this machine: {recommended} ({source})")
+        best = entry.best
+        if best is not None and best.preferred_over:
+            lines.append(
+                f"  rather than {best.preferred_over}, which also fits but streams "
+                f"~{best.preferred_over_transfer_gb:.0f} GB over PCIe per image against "
+                f"~{best.transfer_gb_per_image:.0f} GB ({best.profile} moves the weights every step)"
+            )
     return lines
 
 

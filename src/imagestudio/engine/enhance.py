@@ -183,19 +183,16 @@ class PromptEnhancer:
 
     def _placement(self) -> dict[str, Any]:
         """``device_map``/``max_memory`` on CUDA (what is free now minus the reserve); nothing elsewhere."""
-        import torch
+        from imagestudio.hardware import available_ram_bytes, cuda_index, free_accelerator_bytes
 
         device = self.manager.device
-        if not device.startswith("cuda") or not torch.cuda.is_available():
+        index, free = cuda_index(device), free_accelerator_bytes(device)
+        if index is None or free is None:
             return {}
-        import psutil
-
-        index = torch.device(device).index or 0
-        free, _total = torch.cuda.mem_get_info(index)
         reserve = int(self.settings.device.vram_reserve_gb * 1024**3)
         return {
             "device_map": "auto",
-            "max_memory": {index: max(0, free - reserve), "cpu": int(psutil.virtual_memory().available)},
+            "max_memory": {index: max(0, free - reserve), "cpu": available_ram_bytes()},
         }
 
     # -------------------------------------------------------------- the rewrite

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from imagestudio.engine.loader import PipelineLoader, load_pipeline, load_planned
 from imagestudio.errors import ModelNotAvailable, UserError, is_out_of_memory
+from imagestudio.hardware import MemorySnapshot, available_ram_bytes, memory_snapshot
 from imagestudio.registry import ModelSpec, get_model
 
 if TYPE_CHECKING:
@@ -58,14 +59,6 @@ class LoadedModel:
     lora_key: tuple[Any, ...] = field(default=())
     #: Models that work beside the pipeline and go with it (the ControlNet, see engine/control.py).
     extras: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class MemorySnapshot:
-    """Process resident memory and accelerator memory in use (None when there is no accelerator)."""
-
-    rss_bytes: int
-    accelerator_bytes: int | None
 
 
 @dataclass(frozen=True)
@@ -416,26 +409,6 @@ def pipeline_bytes(pipe: Any) -> int:
             seen.add(id(tensor))
             total += tensor.numel() * tensor.element_size()
     return total
-
-
-def available_ram_bytes() -> int:
-    import psutil
-
-    return int(psutil.virtual_memory().available)
-
-
-def memory_snapshot(device: str) -> MemorySnapshot:
-    """RSS of this process and, on CUDA/MPS, the accelerator bytes torch has allocated."""
-    import psutil
-    import torch
-
-    rss = int(psutil.Process().memory_info().rss)
-    accelerator: int | None = None
-    if device.startswith("cuda") and torch.cuda.is_available():
-        accelerator = int(torch.cuda.memory_allocated())
-    elif device == "mps" and torch.backends.mps.is_available():
-        accelerator = int(torch.mps.current_allocated_memory())
-    return MemorySnapshot(rss, accelerator)
 
 
 def free_memory(*, collect: bool = True) -> None:

@@ -28,16 +28,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def free_accelerator_bytes(device: str) -> int | None:
-    """Bytes free on ``device`` now (CUDA); None where torch cannot say (CPU, MPS)."""
-    import torch
-
-    if device.startswith("cuda") and torch.cuda.is_available():
-        free, _total = torch.cuda.mem_get_info()
-        return int(free)
-    return None
-
-
 def upscale_with(
     settings: Settings,
     device: str,
@@ -52,6 +42,7 @@ def upscale_with(
     """``image`` enlarged by ``spec`` (call with the manager's lock held); the plan and what to record."""
     from imagestudio.engine.manager import free_memory
     from imagestudio.engine.upscale import compute_dtype, load_upscaler, upscale_image
+    from imagestudio.hardware import free_accelerator_bytes
     from imagestudio.memory.upscale import plan_upscale
     from imagestudio.models.upscalers import require_upscaler_file
 

@@ -17,6 +17,9 @@ Candidates are ranked profile first (full < model_offload < group_offload < sequ
 per image), then weights in order of quality (bf16, fp8, int8, nf4), then pinned before unpinned memory,
 then untiled before tiled; the first candidate whose predicted peak fits the card (minus
 ``device.vram_reserve_gb``) and the RAM wins. A bigger card therefore never gets a slower plan.
+One exception trades quality for traffic: when the winner streams its weights every step (group or
+sequential offload) and another weight *variant* that fits moves at most :data:`FAR_LESS_TRAFFIC` of its
+bytes per image, that variant runs instead (repeated until none does; see :func:`prefer_less_traffic`).
 
 Predicted peak accelerator memory = max over the job's phases (text encoding, VAE encoding of inputs,
 denoising, VAE decoding) of (weights resident in that phase + that phase's activations, from
@@ -67,6 +70,15 @@ VARIANT_PACKAGES = {"gguf": "gguf", "sdnq": "sdnq"}
 ENCODER_PRECISIONS: tuple[EncoderPrecision, ...] = ("bf16", "int8", "uint4")
 #: Config name → diffusers ``set_attention_backend`` name.
 ATTENTION_BACKENDS = {"sdpa": "native", "flash": "flash", "sage": "sage", "xformers": "xformers"}
+
+#: Profiles that move the transformer over PCIe on every step (traffic grows with steps × forwards),
+#: unlike full (none) and model offload (each component once per image).
+STREAMING_PROFILES: tuple[Profile, ...] = ("group_offload", "sequential")
+#: A smaller weight variant replaces a streaming plan when it moves at most this share of its bytes per
+#: image. Streamed bytes are the one speed cost predicted without a GPU; a third less is where it plainly
+#: outweighs the quality step (on Qwen-Image-Edit-2511: Q8_0 → Q4_K_M, 0.61; Q6_K 0.78 and Q5_K_M 0.69 are
+#: too close to Q8_0 to give up its quality for). Equal traffic keeps the better quality.
+FAR_LESS_TRAFFIC = 2 / 3
 
 #: Bytes per parameter of quantized linear layers: NF4 is 4 bits plus one float32 absmax per 64 weights;
 #: int8 weight-only is one byte plus a per-channel scale (negligible).
@@ -146,6 +158,10 @@ class MemoryPlan:
     #: from the file header when present, else the published file size).
     transformer_bytes: int = 0
     text_encoder_bytes: int = 0
+    #: The better-quality variant this plan was preferred over for its PCIe traffic, and that plan's
+    #: traffic per image (GiB); empty when the plan is simply the best that fits.
+    preferred_over: str = ""
+    preferred_over_transfer_gb: float = 0.0
 
     @property
     def fits_vram(self) -> bool:
@@ -213,6 +229,11 @@ class MemoryPlan:
             "vram_budget_gb": self.vram_budget_gb,
             "ram_budget_gb": self.ram_budget_gb,
             "transfer_gb_per_image": self.transfer_gb_per_image,
+            "preferred_over": (
+                {"variant": self.preferred_over, "transfer_gb_per_image": self.preferred_over_transfer_gb}
+                if self.preferred_over
+                else None
+            ),
             "fits": self.fits,
             "fits_vram": self.fits_vram,
             "fits_ram": self.fits_ram,
@@ -637,6 +658,39 @@ def choose(plans: list[MemoryPlan]) -> MemoryPlan:
     return min(plans, key=lambda p: (p.peak_vram_bytes, p.peak_ram_bytes))
 
 
+def prefer_less_traffic(chosen: MemoryPlan, plans: list[MemoryPlan]) -> MemoryPlan:
+    """``chosen``, or a smaller weight variant that fits and streams far fewer bytes per image.
+
+    Only a streaming plan (group/sequential offload: the transformer crosses PCIe every step — ~1.6 TB per
+    image for Qwen-Image-Edit-2511 Q8_0 on an 8 GB card) is traded, and only for another *variant* (which
+    files), in its best plan that fits, moving at most :data:`FAR_LESS_TRAFFIC` of the bytes; the best such
+    variant in the ranking wins, and the step repeats from it. Storages chosen on the fly (fp8 casting, an
+    encoder's precision) stay quality-first, and a requested variant is the only one offered here.
+    """
+    first = chosen
+    while chosen.fits and chosen.profile in STREAMING_PROFILES:
+        best_of: dict[str, MemoryPlan] = {}
+        for plan in plans:  # ranked: a variant's first fitting plan is its best here
+            if plan.fits and plan.variant != chosen.variant:
+                best_of.setdefault(plan.variant, plan)
+        lighter = next(
+            (
+                plan
+                for plan in best_of.values()
+                if plan.transfer_gb_per_image <= chosen.transfer_gb_per_image * FAR_LESS_TRAFFIC
+            ),
+            None,
+        )
+        if lighter is None:
+            break
+        chosen = lighter
+    if chosen is first:
+        return chosen
+    return replace(
+        chosen, preferred_over=first.variant, preferred_over_transfer_gb=first.transfer_gb_per_image
+    )
+
+
 def explain(chosen: MemoryPlan, plans: list[MemoryPlan], hardware: Hardware, forced: str | None) -> str:
     """A few sentences a person can check: what was tried, what it needs, what the machine has."""
     gb = "GB"
@@ -654,7 +708,8 @@ def explain(chosen: MemoryPlan, plans: list[MemoryPlan], hardware: Hardware, for
     if forced:
         lines.append(f"{forced} was requested in the config")
     for plan in plans:
-        if plan is chosen:
+        # A plan traded for traffic lists what was tried before the better-quality plan it replaced.
+        if plan is chosen or (chosen.preferred_over and plan.variant == chosen.preferred_over and plan.fits):
             break
         if plan.vae_tiling and not chosen.vae_tiling:
             continue
@@ -678,8 +733,15 @@ def explain(chosen: MemoryPlan, plans: list[MemoryPlan], hardware: Hardware, for
         else f"; RAM: needs ~{chosen.predicted_peak_ram_gb:.0f} {gb}, {chosen.ram_budget_gb:.0f} {gb} "
         "available (loading holds every weight in RAM once): close programs or add swap"
     )
+    traded = (
+        f"; chose {chosen.variant} over {chosen.preferred_over}, which also fits but streams "
+        f"~{chosen.preferred_over_transfer_gb:.0f} {gb} per image ({chosen.profile} moves the weights every "
+        "step): far less traffic outweighs the quality step"
+        if chosen.preferred_over
+        else ""
+    )
     tried = "; ".join(lines)
-    return (f"{tried}; " if tried else "") + verdict + moved + ram
+    return (f"{tried}; " if tried else "") + verdict + moved + traded + ram
 
 
 @dataclass(frozen=True)
@@ -743,7 +805,7 @@ class PlanContext:
 def plan_memory(context: PlanContext) -> MemoryPlan:
     """The fastest plan that fits, with its explanation."""
     plans = context.evaluate_all()
-    chosen = choose(plans)
+    chosen = prefer_less_traffic(choose(plans), plans)
     requested = context.device_settings.requested_profile
     forced = None
     if requested != "auto":

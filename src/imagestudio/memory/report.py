@@ -64,42 +64,26 @@ class MemoryReport:
         return "; ".join(parts)
 
 
-def _cuda_index(device: str) -> int | None:
-    import torch
-
-    if not device.startswith("cuda") or not torch.cuda.is_available():
-        return None
-    return torch.device(device).index or 0
-
-
 def begin_job(device: str) -> None:
     """Start a job's measurement: reset the accelerator's peak counters."""
-    index = _cuda_index(device)
-    if index is not None:
-        import torch
+    from imagestudio.hardware import reset_peak_memory
 
-        torch.cuda.reset_peak_memory_stats(index)
+    reset_peak_memory(device)
 
 
 def end_job(device: str, pipe: Any, plan: MemoryPlan, recovered_from: tuple[str, ...] = ()) -> MemoryReport:
     """Measure after a job (started with :func:`begin_job`), log it and return the report."""
-    import psutil
-
+    from imagestudio.hardware import cuda_usage, process_rss_bytes
     from imagestudio.memory.apply import resident_components
 
-    index = _cuda_index(device)
+    usage = cuda_usage(device)
     total = free = allocated = reserved = peak = peak_reserved = None
-    if index is not None:
-        import torch
-
-        free_bytes, total_bytes = torch.cuda.mem_get_info(index)
-        total, free = total_bytes / GIB, free_bytes / GIB
-        allocated = torch.cuda.memory_allocated(index) / GIB
-        reserved = torch.cuda.memory_reserved(index) / GIB
-        peak = torch.cuda.max_memory_allocated(index) / GIB
-        peak_reserved = torch.cuda.max_memory_reserved(index) / GIB
+    if usage is not None:
+        total, free = usage.total / GIB, usage.free / GIB
+        allocated, reserved = usage.allocated / GIB, usage.reserved / GIB
+        peak, peak_reserved = usage.peak_allocated / GIB, usage.peak_reserved / GIB
     note = ""
-    if plan.profile != "full" and index is not None:
+    if plan.profile != "full" and usage is not None:
         note = (
             f"{plan.profile} keeps weights in RAM between uses, so little accelerator memory is in use "
             "after the job; the peak above is what the job needed"
@@ -122,7 +106,7 @@ def end_job(device: str, pipe: Any, plan: MemoryPlan, recovered_from: tuple[str,
         reserved_gb=rounded(reserved),
         peak_allocated_gb=rounded(peak),
         peak_reserved_gb=rounded(peak_reserved),
-        ram_rss_gb=round(psutil.Process().memory_info().rss / GIB, 3),
+        ram_rss_gb=round(process_rss_bytes() / GIB, 3),
         resident=resident_components(pipe),
         recovered_from=recovered_from,
         note=note,

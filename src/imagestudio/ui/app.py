@@ -105,7 +105,7 @@ def build_blocks(ctx: UIContext) -> gr.Blocks:
         system_page.wire(ctx, system, system_tab)
         first_run.wire(ctx, [gen_banner, edit_banner], blocks)
         remembered.wire(ctx, blocks, generate, edit)
-        client_api.wire(ctx, default_model(settings, "text-to-image"))
+        client_api.wire(ctx, default_model(settings, "text-to-image"), default_model(settings, "edit"))
     return blocks
 
 
@@ -126,8 +126,11 @@ def mount_studio(app: FastAPI, backend: StudioBackend | None = None, path: str =
     settings = backend.settings
     from imagestudio.ui.early_script import EarlyHeadScript
     from imagestudio.ui.owner import OwnerCookie
+    from imagestudio.ui.system_page import ROW_DOWNLOAD_SCRIPT
 
-    app.add_middleware(EarlyHeadScript, script=LANGUAGE_SCRIPT + STUDIO_SCRIPT, path=path)
+    app.add_middleware(
+        EarlyHeadScript, script=LANGUAGE_SCRIPT + STUDIO_SCRIPT + ROW_DOWNLOAD_SCRIPT, path=path
+    )
     app.add_middleware(OwnerCookie, path=path)
     _lock_down_files(blocks, settings)
     mounted: FastAPI = gr.mount_gradio_app(
@@ -171,8 +174,9 @@ def feature_css() -> str:
     """The CSS of the pieces that keep their styles next to their code (queue panel, lightbox, History)."""
     from imagestudio.ui import chain, queue_panel
     from imagestudio.ui.history_style import CSS as HISTORY_CSS
+    from imagestudio.ui.system_page import ROW_DOWNLOAD_CSS
 
-    return queue_panel.CSS + chain.CSS + HISTORY_CSS
+    return queue_panel.CSS + chain.CSS + HISTORY_CSS + ROW_DOWNLOAD_CSS
 
 
 def _upload_limit(settings: Settings) -> int | None:

@@ -1,4 +1,12 @@
-"""The System page: device, memory, the loaded model and its memory plan, checks, models, Unload, Download."""
+"""The System page: device, memory, the loaded model and its memory plan, checks, models, Unload, Download.
+
+Each missing model and weight variant has its own Download button in the models table (an HTML table the
+server draws). A button there hands its choice (``model`` or ``model:variant``) to one Gradio event: the
+page script (:data:`ROW_DOWNLOAD_SCRIPT`) presses the hidden ``#sys-download`` button, whose pre-event
+script reads the choice the row button left on it. So every row goes through the same handler and the
+same guards: refused while a download runs (the hidden button is disabled then, and the row buttons with
+it), a one-line error from the backend, progress and Cancel.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +34,43 @@ from imagestudio.ui.widgets import (
 GIB = 1024**3
 #: How often a running download's bar is redrawn (its own progress events come every 0.1 s).
 DOWNLOAD_POLL_S = 0.5
+
+#: The row buttons' side: a click on an enabled ``.is-row-download`` leaves its choice on the hidden
+#: ``#sys-download`` button and presses it, unless that button is disabled (a download runs). Installed on
+#: ``document`` (Gradio redraws the table): see :mod:`imagestudio.ui.studio_js`.
+ROW_DOWNLOAD_SCRIPT = """<script>
+  document.addEventListener("click", (e) => {
+    const row = e.target && e.target.closest && e.target.closest(".is-row-download");
+    if (!row) return;
+    e.preventDefault();
+    const bridge = document.getElementById("sys-download");
+    if (!bridge || bridge.disabled || row.disabled) return;
+    bridge.dataset.choice = row.dataset.choice || "";
+    bridge.click();
+  }, true);
+</script>"""
+#: The hidden button's pre-event script: (choice, lang) ← the row's choice and the page's language.
+DOWNLOAD_EVENT_JS = (
+    "(...args) => [document.getElementById('sys-download')?.dataset.choice || '', "
+    "document.documentElement.lang || navigator.language || 'en']"
+)
+#: Cancel's pre-event script: the model of the download the last row button started.
+STOP_EVENT_JS = "(...args) => [document.getElementById('sys-download')?.dataset.choice || '']"
+#: The hidden bridge stays in the page (Gradio leaves invisible components out of it) but is not shown;
+#: row buttons look and act disabled while it is (a download runs).
+ROW_DOWNLOAD_CSS = """
+#sys-download { display: none !important; }
+.is-row-download {
+  cursor: pointer; white-space: nowrap; font-size: .85em; padding: 2px 10px; border-radius: 6px;
+  border: 1px solid var(--button-secondary-border-color, #ccc);
+  background: var(--button-secondary-background-fill, #eee);
+  color: var(--button-secondary-text-color, inherit);
+}
+.is-row-download:hover { background: var(--button-secondary-background-fill-hover, #ddd); }
+.is-row-download:disabled, .gradio-container:has(#sys-download:disabled) .is-row-download {
+  opacity: .5; pointer-events: none; cursor: default;
+}
+"""
 
 
 @dataclass
@@ -67,10 +112,9 @@ def build(ctx: UIContext) -> SystemPage:
             gr.Markdown("### " + key("sys.models"))
             models = slot("sys-models")
             with gr.Row(equal_height=True):
-                download_model = gr.Dropdown(
-                    [], label=key("sys.download_model"), scale=3, elem_id="sys-download-model"
-                )
-                download = gr.Button(key("sys.download"), variant="primary", scale=1, elem_id="sys-download")
+                # The row buttons' choice (set by the pre-event script, never typed) and their one event.
+                download_model = gr.Textbox(visible=False, elem_id="sys-download-model")
+                download = gr.Button(key("sys.download"), elem_id="sys-download")
                 stop_download = gr.Button(
                     key("sys.cancel_download"), variant="stop", scale=1, interactive=False, elem_id="sys-stop"
                 )
@@ -93,14 +137,12 @@ def build(ctx: UIContext) -> SystemPage:
 
 
 def wire(ctx: UIContext, page: SystemPage, tab: Any) -> None:
-    import gradio as gr
 
-    panels = [page.device, page.memory, page.loaded, page.checks, page.models, page.download_model]
+    panels = [page.device, page.memory, page.loaded, page.checks, page.models]
 
     def show(lang: str) -> tuple[Any, ...]:
         lang = language(lang)
-        *html, choices = render(ctx, ctx.backend.system(), lang)
-        return (*html, gr.Dropdown(choices=choices, value=choices[0][1] if choices else None))
+        return render(ctx, ctx.backend.system(), lang)
 
     for trigger in (page.refresh.click, tab.select):
         trigger(show, [page.lang], panels, js=lang_js(1), queue=False)
@@ -125,7 +167,7 @@ def wire(ctx: UIContext, page: SystemPage, tab: Any) -> None:
         download,
         [page.download_model, page.lang],
         [page.download_status, page.download, page.stop_download, *panels],
-        js=lang_js(2),
+        js=DOWNLOAD_EVENT_JS,
         concurrency_limit=None,
         show_progress="hidden",
     )
@@ -133,6 +175,7 @@ def wire(ctx: UIContext, page: SystemPage, tab: Any) -> None:
         lambda choice: ctx.backend.cancel_download(split_choice(choice)[0]) and None,
         [page.download_model],
         None,
+        js=STOP_EVENT_JS,
         queue=False,
     )
 
@@ -149,7 +192,7 @@ def _download(ctx: UIContext, choice: str | None, lang: str, show: Any) -> Itera
 
     busy = (gr.Button(interactive=False), gr.Button(interactive=True))
     idle = (gr.Button(interactive=True), gr.Button(interactive=False))
-    keep = (gr.skip(),) * 6
+    keep = (gr.skip(),) * 5
     model_id, weights = split_choice(choice)
     if not model_id:
         yield (note_html(ctx.t("sys.nothing_to_download", lang)), *idle, *keep)
@@ -296,7 +339,8 @@ def _gib(value: float | None) -> str:
 
 
 def render(ctx: UIContext, info: dict[str, Any], lang: str) -> tuple[Any, ...]:
-    """(device, memory, loaded model + plan, checks, models) as HTML, and the downloadable models."""
+    """(device, memory, loaded model + plan, checks, models) as HTML; the models table has a Download button
+    on each row that can be fetched."""
     t = ctx.t
     accelerator = info.get("accelerator")
     device_rows = [(t("sys.device", lang), str(info.get("device", "—")))]
@@ -327,7 +371,7 @@ def render(ctx: UIContext, info: dict[str, Any], lang: str) -> tuple[Any, ...]:
     )
 
     states = {name: t(f"sys.model_{name}", lang) for name in ("present", "partial", "missing", "tiny")}
-    rows, downloadable = [], []
+    rows = []
     for model in info.get("models", []):
         state = str(model.get("state"))
         title = str(model.get("title") or model.get("id"))
@@ -341,13 +385,14 @@ def render(ctx: UIContext, info: dict[str, Any], lang: str) -> tuple[Any, ...]:
             if size
             else "—"
         )
+        can_fetch = state in ("missing", "partial")
+        fetch = model.get("download_bytes") or 0
+        button = row_download_button(ctx, lang, str(model.get("id")), fetch) if can_fetch else ""
         rows.append(
             f"<tr data-model='{escape(str(model.get('id')))}' data-state='{escape(state)}'>"
             f"<td>{escape(title)}</td>"
-            f"<td>{escape(states.get(state, state))}</td><td>{escape(shown)}</td></tr>"
+            f"<td>{escape(states.get(state, state))}</td><td>{escape(shown)}</td><td>{button}</td></tr>"
         )
-        if state in ("missing", "partial"):
-            downloadable.append((title, str(model.get("id"))))
         if state == "tiny":
             continue  # a tiny model's variants are built on first use
         for variant in model.get("variants") or []:
@@ -360,21 +405,32 @@ def render(ctx: UIContext, info: dict[str, Any], lang: str) -> tuple[Any, ...]:
             quality = str(variant.get("quality") or "")
             if ctx.texts.has(f"quality.{quality}"):
                 quality = ctx.t(f"quality.{quality}", lang)
+            choice = f"{model.get('id')}:{name}"
+            v_button = row_download_button(ctx, lang, choice, v_size) if v_state == "missing" else ""
             rows.append(
                 f"<tr class='is-variant' data-variant-of='{escape(str(model.get('id')))}' "
                 f"data-variant='{escape(name)}' data-state='{escape(v_state)}'>"
                 f"<td>↳ <code>{escape(name)}</code> <small>{escape(quality)}</small></td>"
-                f"<td>{escape(states.get(v_state, v_state))}</td><td>{escape(v_shown)}</td></tr>"
+                f"<td>{escape(states.get(v_state, v_state))}</td><td>{escape(v_shown)}</td>"
+                f"<td>{v_button}</td></tr>"
             )
-            if v_state == "missing":
-                label = f"{title} · {name}" + (f" (~{size_text(ctx, lang, v_size)})" if v_size else "")
-                downloadable.append((label, f"{model.get('id')}:{name}"))
-    head = "".join(
-        f"<th>{escape(t(k, lang))}</th>" for k in ("sys.col_model", "sys.col_state", "sys.col_size")
+    head = (
+        "".join(f"<th>{escape(t(k, lang))}</th>" for k in ("sys.col_model", "sys.col_state", "sys.col_size"))
+        + "<th></th>"
     )
     models = f'<table class="is-table is-models"><tr>{head}</tr>{"".join(rows)}</table>'
     models += workers_html(ctx, info.get("workers") or [], lang)
-    return device, memory, loaded, checks, models, downloadable
+    return device, memory, loaded, checks, models
+
+
+def row_download_button(ctx: UIContext, lang: str, choice: str, size: float) -> str:
+    """A models-table row's Download button: the choice it starts (``model`` or ``model:variant``) and
+    the size it fetches (an estimate before it starts, hence ``~``)."""
+    label = ctx.t("sys.download", lang) + (f" (~{size_text(ctx, lang, size)})" if size else "")
+    return (
+        f"<button type='button' class='is-row-download' data-choice='{escape(choice)}'>"
+        f"{escape(label)}</button>"
+    )
 
 
 def _can_run(plans: Any, t: Any, lang: str) -> str:
