@@ -127,7 +127,7 @@ def test_russian_system_values_are_words_with_decimal_commas(ctx) -> None:
             "attention_backend": "native",
             "load_seconds": 1.5,
             "predicted_peak_ram_gb": 17.3,
-        },  # noqa: E501
+        },
         "ru",
     )
     assert "всё в видеопамяти" in table and "встроенный" in table, table
