@@ -63,15 +63,25 @@ STUDIO_SCRIPT = """<script>
   }, true);
   // On a phone the details of a History picture are far below the gallery: a tap on a picture shows
   // them (not while "Select several" is on, where a tap only marks the picture).
+  // Scrolled at once, and again when the details arrive (an instant scroll: a smooth one was seen cut
+  // short by the page redrawing under it on a busy machine).
+  let detailsWanted = false;
+  const showDetails = () => {
+    const details = document.getElementById("hist-image");
+    if (details) details.scrollIntoView({block: "start"});
+  };
   document.addEventListener("click", (e) => {
     const thumb = e.target && e.target.closest && e.target.closest("#hist-gallery button.thumbnail-item");
     if (!thumb || window.innerWidth > 820) return;
     const multi = document.querySelector("#hist-multi input[type=checkbox]");
-    const details = document.getElementById("hist-image");
-    if (details && !(multi && multi.checked)) {
-      setTimeout(() => details.scrollIntoView({block: "start", behavior: "smooth"}), 150);
-    }
+    if (multi && multi.checked) return;
+    detailsWanted = true;
+    setTimeout(showDetails, 150);
   }, true);
+  const detailsArrived = () => {
+    const table = document.querySelector("#hist-details table");
+    if (detailsWanted && table) { detailsWanted = false; showDetails(); }
+  };
   const seen = new WeakSet();
   const showErrors = () => {
     for (const error of document.querySelectorAll(".is-error")) {
@@ -104,7 +114,7 @@ STUDIO_SCRIPT = """<script>
   }, true);
   const start = () => {
     hint();
-    new MutationObserver(() => { hint(); showErrors(); })
+    new MutationObserver(() => { hint(); showErrors(); detailsArrived(); })
       .observe(document.body, {subtree: true, childList: true});
   };
   if (document.body) start(); else document.addEventListener("DOMContentLoaded", start);
