@@ -9,7 +9,7 @@ Nothing is downloaded or loaded; models are sized from their stored configs on t
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from imagestudio.errors import ConfigError
@@ -78,7 +78,14 @@ MESSAGES: dict[str, str] = {
     "out-of-memory; use a smaller size, fp8/NF4 weights, or close other GPU programs",
     "plan.no_ram": "{plan}: needs ~{ram} GB of RAM, {ram_budget} GB available (loading holds every weight in "
     "RAM once): close programs or add swap",
+    "plan.controlnet": "with a control image, {controlnet} adds {extra} GB while denoising: {plan}, peak "
+    "~{peak} GB of {budget} GB usable",
+    "plan.hires": "with a hires pass x{scale} (img2img at {width}x{height}), {upscaler} adds {extra} GB "
+    "after the first pass: {plan}, peak ~{peak} GB of {budget} GB usable",
 }
+
+#: The hires scale the doctor plans for (A1111's and SillyTavern's usual ``hr_scale``).
+DOCTOR_HIRES_SCALE = 2.0
 
 
 @dataclass(frozen=True)
@@ -165,6 +172,8 @@ class ModelReport:
     params: dict[str, int]
     downloaded: bool
     checks: list[Check] = field(default_factory=list)
+    #: The default job's plan again with a control image, and with a hires pass: what they add.
+    extras: list[Check] = field(default_factory=list)
     #: Every weight variant, planned for this machine as if it were downloaded.
     variants: list[VariantRow] = field(default_factory=list)
     #: The plan ``auto`` would pick with every variant downloaded: its variant is the one to get.
@@ -183,6 +192,7 @@ class ModelReport:
             "vae_params": self.params["vae"],
             "downloaded": self.downloaded,
             "checks": [c.as_dict() for c in self.checks],
+            "extras": [c.as_dict() for c in self.extras],
             "variants": [row.as_dict() for row in self.variants],
             "recommended_variant": self.recommended,
             "recommended_plan": self.best.as_dict() if self.best is not None else None,
@@ -332,6 +342,55 @@ def plan_check(plan: MemoryPlan) -> Check:
     return Check(plan.model_id, status, code, details)  # type: ignore[arg-type]
 
 
+def extra_checks(planner: Any, spec: ModelSpec) -> list[Check]:
+    """The default job planned again with what a control image and a hires pass add beside the pipeline.
+
+    Each line says the extra model, its bytes and the plan the job then gets (which may step down from the
+    default job's: the extra counts against the same card).
+    """
+    from imagestudio.memory.extras import controlnet_bytes, needs_tiles, tile_side, upscaler_bytes
+    from imagestudio.memory.planner import workload_for
+    from imagestudio.memory.sizes import DTYPE_BYTES
+    from imagestudio.registry import controlnet_for, get_upscaler
+
+    if spec.task != "text-to-image":
+        return []
+    settings = planner.settings
+    base = workload_for(spec, None, settings)
+    dtype_bytes = DTYPE_BYTES[settings.model(spec.id).torch_dtype]
+    checks = []
+    net = controlnet_for(spec.id)
+    if net is not None:
+        extra = controlnet_bytes(net, dtype_bytes)
+        plan = planner.plan(spec, replace(base, controlnet_bytes=extra))
+        checks.append(_extra_check(spec, plan, "plan.controlnet", extra, {"controlnet": net.id}))
+    upscaler = get_upscaler(settings.upscale.default_upscaler)
+    width = round(base.width * DOCTOR_HIRES_SCALE / 16) * 16
+    height = round(base.height * DOCTOR_HIRES_SCALE / 16) * 16
+    if needs_tiles(spec, width, height):
+        width = height = tile_side(spec)
+    extra = upscaler_bytes(upscaler, dtype_bytes)
+    hires = replace(
+        base, width=width, height=height, input_images=1, input_area=width * height, upscaler_bytes=extra
+    )
+    details = {"upscaler": upscaler.id, "scale": f"{DOCTOR_HIRES_SCALE:g}", "width": str(width)}
+    details["height"] = str(height)
+    checks.append(_extra_check(spec, planner.plan(spec, hires), "plan.hires", extra, details))
+    return checks
+
+
+def _extra_check(spec: ModelSpec, plan: MemoryPlan, code: str, extra: int, details: dict[str, str]) -> Check:
+    """A :func:`plan_check` of ``plan`` under ``code``: the extra's size and the peak it leads to."""
+    base = plan_check(plan).details
+    on_card = plan.vram_budget_gb is not None
+    peak = plan.predicted_peak_vram_gb if on_card else plan.predicted_peak_ram_gb
+    budget = plan.vram_budget_gb if plan.vram_budget_gb is not None else plan.ram_budget_gb
+    # An upscaler is tens of MB: two decimals, so it does not read as "adds 0.0 GB".
+    size = extra / GIB
+    numbers = {"extra": f"{size:.2f}" if size < 1 else gb(size), "peak": gb(peak), "budget": gb(budget)}
+    return Check(spec.id, "ok" if plan.fits else "warn", code, {**base, **details, **numbers})
+
+
 def variant_rows(planner: Any, spec: ModelSpec) -> tuple[list[VariantRow], MemoryPlan]:
     """Each variant's best plan here (as if downloaded), and the best plan with all of them to choose from."""
     from imagestudio.memory.variant_sizes import download_bytes
@@ -367,6 +426,7 @@ def model_report(spec: ModelSpec, settings: Settings, hardware: Hardware, runs_o
         params={name: c.params for name, c in sizes.components.items()},
         downloaded=folder is not None,
         checks=[files_check(spec, folder, hardware)],
+        extras=extra_checks(planner, spec),
         variants=rows,
         best=best,
     )

@@ -392,18 +392,6 @@ class GenerateRequest(_Request):
                 code="control_window",
                 details={"start": control.start, "end": control.end},
             )
-        if self.init_image is not None and self.mask is None:
-            raise InvalidRequest(
-                "a control image works with text-to-image or inpainting (--mask), not with plain img2img",
-                param="control",
-                code="control_img2img",
-            )
-        if self.hires_scale is not None:
-            raise InvalidRequest(
-                "a control image and the hires pass do not go together yet; upscale the result afterwards",
-                param="control",
-                code="control_hires",
-            )
         return control.model_copy(update={"weight": weight})
 
     def _resolved_hires(self, settings: Settings, width: int, height: int, steps: int) -> dict[str, Any]:

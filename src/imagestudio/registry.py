@@ -488,8 +488,9 @@ class ControlNetSpec:
 
 #: Types the Union model was trained on (its card) and "map": the user's own, already made control image.
 CONTROL_TYPES = ("canny", "hed", "depth", "pose", "mlsd", "map")
-#: Types this version can make a map for from a photo (the others need their detector, not built in yet).
-DETECTED_CONTROL_TYPES = ("canny",)
+#: Types this version can make a map for from a photo (the others need their detector, not built in yet):
+#: canny with OpenCV, depth with a detector model (:data:`DETECTORS`).
+DETECTED_CONTROL_TYPES = ("canny", "depth")
 
 CONTROLNETS: dict[str, ControlNetSpec] = {
     spec.id: spec
@@ -528,3 +529,56 @@ CONTROLNETS: dict[str, ControlNetSpec] = {
 def controlnet_for(model_id: str) -> ControlNetSpec | None:
     """The ControlNet that steers ``model_id`` (None: the model takes no control image)."""
     return next((spec for spec in CONTROLNETS.values() if spec.base_model == model_id), None)
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """A model that makes a control map from a photo (transformers' depth estimation: a DPT-family model).
+
+    Its files are a ``save_pretrained`` folder (``config.json``, ``preprocessor_config.json`` and the
+    ``.safetensors`` weights), fetched into the hub cache by ``imagestudio models download ID``.
+    """
+
+    id: str
+    title: str
+    #: The control type whose map it makes.
+    control_type: str
+    repo_id: str | None
+    files: tuple[str, ...]
+    download_bytes: int
+    license: str
+    tiny: bool = False
+
+
+DETECTORS: dict[str, DetectorSpec] = {
+    spec.id: spec
+    for spec in (
+        # Depth Anything V2 Small (Apache-2.0; the larger sizes are CC-BY-NC-4.0), transformers' format: a
+        # ~25M-parameter relative-depth model, the usual preprocessor for depth ControlNets.
+        DetectorSpec(
+            id="depth-anything-v2-small",
+            title="Depth Anything V2 Small",
+            control_type="depth",
+            repo_id="depth-anything/Depth-Anything-V2-Small-hf",
+            files=("config.json", "preprocessor_config.json", "model.safetensors"),
+            download_bytes=99_200_000,
+            license="Apache-2.0",
+        ),
+        DetectorSpec(
+            id="tiny-depth",
+            title="Tiny Depth Anything (offline, random weights)",
+            control_type="depth",
+            repo_id=None,
+            files=("config.json", "preprocessor_config.json", "model.safetensors"),
+            download_bytes=150_000,
+            license="Apache-2.0",
+            tiny=True,
+        ),
+    )
+}
+
+
+def detector_for(control_type: str, model_id: str) -> DetectorSpec | None:
+    """The detector that makes ``control_type``'s map for ``model_id`` (the tiny one for a tiny model)."""
+    tiny = get_model(model_id).tiny
+    return next((d for d in DETECTORS.values() if d.control_type == control_type and d.tiny == tiny), None)

@@ -114,6 +114,10 @@ class Studio:
         """
         request = request.resolved(self.settings)
         loras = resolve_loras(request.loras)
+        if request.control is not None:
+            from imagestudio.engine.detectors import require_map_detector
+
+            require_map_detector(self.settings, request.model, request.control.type)
         started = time.perf_counter()
 
         # What the hires pass or the control adds to the metadata.
@@ -128,19 +132,20 @@ class Studio:
                     self.settings, loaded, request, on_step=on_step, cancel=cancel
                 )
                 hires.update(record)
-                return images
-            pipe = image_pipeline(loaded.pipe, request)
-            images = run_pipeline(
-                pipe,
-                generate_kwargs(request),
-                request.seeds(),
-                steps=request.steps or 0,
-                dtype=loaded.dtype,
-                on_step=on_step,
-                cancel=cancel,
-                call=variety_call(pipe, request.variety) if request.variety > 0 else None,
-                progress_steps=request.denoising_steps(),
-            )
+            else:
+                pipe = image_pipeline(loaded.pipe, request)
+                images = run_pipeline(
+                    pipe,
+                    generate_kwargs(request),
+                    request.seeds(),
+                    steps=request.steps or 0,
+                    dtype=loaded.dtype,
+                    on_step=on_step,
+                    cancel=cancel,
+                    call=variety_call(pipe, request.variety) if request.variety > 0 else None,
+                    progress_steps=request.denoising_steps(),
+                )
+            # The control steers the first pass (the composition); the hires pass redraws its detail.
             if request.hires_scale is None:
                 return images
             from imagestudio.engine.hires import hires_pass

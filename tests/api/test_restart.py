@@ -36,7 +36,8 @@ def start_serve(config: Path, log: Path) -> tuple[subprocess.Popen, str]:
         except httpx.TransportError:
             return False
 
-    wait_until(healthy, timeout=120, what="the server to start")
+    # Generous: on a busy 2-core machine the imports alone can take minutes.
+    wait_until(healthy, timeout=300, what="the server to start")
     return process, url
 
 

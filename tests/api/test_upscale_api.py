@@ -69,6 +69,11 @@ def test_generate_job_with_a_control_block_and_a_hires_block(live) -> None:
         assert job["request"]["control"]["image"]["width"] == 64
         assert sse_events(http, f"/api/jobs/{job['id']}/events")[-1][0] == "done"
 
+        # A depth map, made by the tiny detector when the job runs.
+        response = http.post("/api/jobs", json={**body, "steps": 2, "control": {**control, "type": "depth"}})
+        assert response.status_code == 202, response.text
+        assert sse_events(http, f"/api/jobs/{response.json()['id']}/events")[-1][0] == "done"
+
         error = assert_error_shape(
             http.post("/api/jobs", json={**body, "control": {**control, "weight": 0.95}}), 400
         )

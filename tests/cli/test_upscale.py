@@ -45,15 +45,21 @@ def test_upscale_then_generate_with_hires_and_control(config_file: Path, tmp_pat
         *args, "--hires", "2", "--hires-upscaler", "tiny-upscaler", "--control", control,
         "--out", str(out), config=config_file,
     )  # fmt: skip
-    # a control image and the hires pass together are refused, in one line
-    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
-    assert "hires pass" in done.stderr
-    done = run_cli(
-        *args, "--control", f"canny:{tmp_path / 'c.png'}:0.7", "--out", str(out), config=config_file
-    )
+    # the control steers the first pass, the hires pass enlarges it
     assert done.returncode == 0, done.stderr
+    with Image.open(done.stdout.strip()) as image:
+        assert image.size == (128, 128)
     meta = read_metadata(Path(done.stdout.strip()))
     assert meta["control"]["weight"] == 0.7 and meta["control"]["type"] == "canny"
+    assert meta["hires_scale"] == 2 and meta["first_pass_width"] == 64
+    # and img2img from a start picture under the same control
+    done = run_cli(
+        *args, "--control", control, "--init-image", str(tmp_path / "c.png"), "--strength", "0.5",
+        "--out", str(out), config=config_file,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    meta = read_metadata(Path(done.stdout.strip()))
+    assert meta["mode"] == "img2img" and meta["control"]["type"] == "canny"
 
 
 @pytest.mark.slow
@@ -63,7 +69,7 @@ def test_upscale_refusals_are_one_line(config_file: Path, tmp_path: Path) -> Non
         (("upscale", str(photo), "--model", "nope"), "unknown upscaler 'nope'"),
         (("upscale", str(photo), "--model", "tiny-upscaler", "--scale", "9"), "scale"),
         (("upscale", str(tmp_path / "missing.png"), "--model", "tiny-upscaler"), "missing.png"),
-        (("generate", "--model", "tiny-z-image", "x", "--control", "depth:" + str(photo)), "no detector"),
+        (("generate", "--model", "tiny-z-image", "x", "--control", "pose:" + str(photo)), "no detector"),
         (("generate", "--model", "tiny-z-image", "x", "--control", "canny"), "TYPE:IMAGE"),
     ]
     for args, text in cases:

@@ -58,3 +58,30 @@ def test_inputs_are_kept_once_and_deleted_with_the_last_result_naming_them(tmp_p
         assert store.input_file("../../etc/passwd") is None
     finally:
         store.close()
+
+
+def test_a_control_picture_is_kept_and_named_by_the_metadata(tmp_path: Path) -> None:
+    from imagestudio.job_requests import ControlInput
+
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+    store = HistoryStore(tmp_path / "h.sqlite3", outputs)
+    limits = InputLimits(10_000_000, 10_000_000)
+    start = read_input_image(png_bytes((0, 255, 0)), limits, name="start.png")
+    steer = read_input_image(png_bytes((9, 9, 9)), limits, name="steer.png")
+    control = ControlInput.build(type="canny", image=steer, weight=0.7)
+    try:
+        store.record_job("j", kind="generate", model="m", prompt="p", request={}, seed=1, created_at=1.0)
+        store.keep_inputs(SimpleNamespace(init_image=start, control=control))
+        path = outputs / "j.png"
+        path.write_bytes(b"png")
+        meta = {"prompt": "p", "init_image": start.metadata(), "control": control.metadata()}
+        image = SavedImage("j-img", path, 1, 24, 16, meta)
+        store.finish_job("j", JobState.DONE, 2.0, images=[image])
+        assert input_shas(store.get_image(image.id).metadata) == [start.sha256, steer.sha256]
+        with Image.open(store.input_file(steer.sha256)) as picture:
+            assert picture.getpixel((0, 0)) == (9, 9, 9)
+        store.delete_image(image.id)
+        assert kept_input_path(outputs, steer.sha256) is None
+    finally:
+        store.close()

@@ -9,13 +9,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
 from tests.ui.conftest import StudioServer, screenshot
-from tests.ui.test_studio_browser import custom_size
-from tests.ui.widgets import fill_text, gallery_images, open_tab, run_and_wait, set_number
+from tests.ui.test_studio_browser import custom_size, write_picture
+from tests.ui.test_studio_trust_browser import result_pixels, use_from_history
+from tests.ui.widgets import (
+    check_radio,
+    fill_text,
+    gallery_images,
+    open_tab,
+    run_and_wait,
+    set_number,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -117,3 +126,60 @@ def test_control_slot_shows_the_map_and_the_hires_switch_enlarges(
     expect(page.get_by_role("tab", name="Generate")).to_have_attribute("aria-selected", "true")
     expect(page.locator("#gen-hires input[type=checkbox]")).to_be_checked()
     expect(page.locator("#gen-width input[type=number]").first).to_have_value("64")
+
+
+def test_use_these_settings_restores_the_control_and_reproduces_its_pixels(
+    control_server, open_page, tmp_path: Path
+) -> None:
+    page = open_page(control_server.url, locale="en-US")
+    page.locator("#gen-control-box").click()
+    page.locator("#gen-control-image input[type=file]").set_input_files(
+        str(write_picture(tmp_path / "steer.png", 21, (64, 64)))
+    )
+    expect(page.locator("#gen-control-map img")).to_be_visible()
+    set_number(page, "gen-control-weight", 0.7)
+    set_number(page, "gen-control-start", 0.25)
+    set_number(page, "gen-control-end", 0.75)
+    fill_text(page, "gen-prompt", "a reproducible steered tower")
+    custom_size(page, 64, 64, "Custom size")
+    set_number(page, "gen-steps", 4)
+    assert run_and_wait(page, "gen") == "done"
+    first = result_pixels(page, "gen-gallery")
+
+    # The form moves on: another picture, type, weight and window…
+    page.locator("#gen-control-image input[type=file]").set_input_files(
+        str(write_picture(tmp_path / "other.png", 22, (64, 64)))
+    )
+    check_radio(page, "gen-control-type", "My own map")
+    set_number(page, "gen-control-weight", 0.8)
+    set_number(page, "gen-control-start", 0)
+    set_number(page, "gen-control-end", 1)
+    fill_text(page, "gen-prompt", "something else")
+    # … and "Use these settings" brings the control back: the rerun is the same picture.
+    use_from_history(page, "steered tower")
+    expect(page.get_by_role("tab", name="Generate")).to_have_attribute("aria-selected", "true")
+    canny = page.locator("#gen-control-type label", has_text="Edges (canny)").locator("input")
+    expect(canny).to_be_checked()
+    expect(page.locator("#gen-control-weight input[type=number]")).to_have_value("0.7")
+    expect(page.locator("#gen-control-start input[type=number]")).to_have_value("0.25")
+    expect(page.locator("#gen-control-end input[type=number]")).to_have_value("0.75")
+    expect(page.locator("#gen-control-map img")).to_be_visible()
+    screenshot(page, "generate-en-use-restores-control")
+    assert run_and_wait(page, "gen") == "done"
+    assert np.array_equal(result_pixels(page, "gen-gallery"), first)
+
+
+def test_depth_control_runs_its_detector_in_the_job(control_server, open_page, tmp_path: Path) -> None:
+    page = open_page(control_server.url, locale="en-US")
+    page.locator("#gen-control-box").click()
+    check_radio(page, "gen-control-type", "Depth")
+    page.locator("#gen-control-image input[type=file]").set_input_files(
+        str(write_picture(tmp_path / "room.png", 23, (64, 64)))
+    )
+    # The pages run no model: a depth map is made by the job, so nothing is previewed.
+    expect(page.locator("#gen-control-image img")).to_be_visible()
+    expect(page.locator("#gen-control-map img")).to_have_count(0)
+    generate(page, "a reading nook under a lamp")
+    open_tab(page, "History")
+    gallery_images(page, "hist-gallery").first.click()
+    expect(page.locator("#hist-details")).to_contain_text("Depth · 0.75 · 0.0–1.0")

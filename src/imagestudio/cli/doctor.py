@@ -102,6 +102,8 @@ def doctor(
             f"{plan.ram_budget_gb:.1f} GB, {'fits' if plan.fits else 'does not fit'}"
         )
         typer.echo(f"   why: {plan.why}")
+        for check in entry.extras:
+            typer.echo(f"   {check.line()}")
         for line in variant_table(entry):
             typer.echo(f"   {line}")
     typer.echo("")

@@ -105,12 +105,12 @@ def models_download(
 ) -> None:
     """Fetch the files the model's pipeline needs, after checking the disk; resumes where it stopped."""
     from imagestudio.models.download import download_variant
-    from imagestudio.registry import UPSCALERS
+    from imagestudio.registry import DETECTORS, UPSCALERS
 
     settings = load_config(config)
     reporter = _ProgressReporter(sys.stderr.isatty())
-    if model_id in UPSCALERS:
-        _download_upscaler(settings, model_id, reporter)
+    if model_id in UPSCALERS or model_id in DETECTORS:
+        _download_extra(settings, model_id, reporter)
         return
     try:
         with reporter:
@@ -233,14 +233,18 @@ def models_remove(
     typer.echo(f"removed {removal.describe()}")
 
 
-def _download_upscaler(settings: Settings, upscaler_id: str, reporter: _ProgressReporter) -> None:
-    """An upscaler is one file: fetched (resumably, checked) into the hub cache; prints its path."""
+def _download_extra(settings: Settings, extra_id: str, reporter: _ProgressReporter) -> None:
+    """An upscaler (one file) or a control-map detector (a small folder): fetched (resumably, checked) into
+    the hub cache; prints its path."""
+    from imagestudio.models.detectors import download_detector
     from imagestudio.models.upscalers import download_upscaler
+    from imagestudio.registry import UPSCALERS
 
+    download = download_upscaler if extra_id in UPSCALERS else download_detector
     try:
-        path = download_upscaler(settings, upscaler_id, on_progress=reporter.update)
+        path = download(settings, extra_id, on_progress=reporter.update)
     except KeyboardInterrupt:
-        typer.echo(f"error: download of {upscaler_id} interrupted; run the same command to resume", err=True)
+        typer.echo(f"error: download of {extra_id} interrupted; run the same command to resume", err=True)
         raise typer.Exit(130) from None
     typer.echo(str(path))
 

@@ -27,8 +27,18 @@ CANNY_LOW, CANNY_HIGH = 100, 200
 MAP_HASH_CHARS = 10
 
 
-def control_map(control: ControlInput, width: int, height: int) -> Image.Image:
-    """The map the ControlNet sees, at the output size: Canny edges, or the picture as it is."""
+#: Control types whose map a detector model makes (engine/detectors.py), not a function of the pixels.
+MODEL_DETECTED = ("depth",)
+
+
+def control_map(
+    control: ControlInput,
+    width: int,
+    height: int,
+    detect: Callable[[Image.Image], Image.Image] | None = None,
+) -> Image.Image:
+    """The map the ControlNet sees, at the output size: Canny edges, the picture as it is, or what
+    ``detect`` (a detector model, for the types in :data:`MODEL_DETECTED`) makes of it."""
     import numpy as np
     from PIL import Image
 
@@ -37,6 +47,9 @@ def control_map(control: ControlInput, width: int, height: int) -> Image.Image:
         picture = picture.resize((width, height), Image.Resampling.LANCZOS)
     if control.type == "map":
         return picture
+    if control.type in MODEL_DETECTED:
+        assert detect is not None, f"a {control.type} map is made by its detector"
+        return detect(picture)
     import cv2
 
     grey = cv2.cvtColor(np.asarray(picture), cv2.COLOR_RGB2GRAY)
@@ -62,7 +75,8 @@ def lent_controlnet(settings: Settings, loaded: LoadedModel) -> Any:
     assert spec is not None, "the request was resolved against this model"
     transformer = loaded.pipe.transformer
     controlnet = load_controlnet(require_controlnet(spec, settings), transformer.dtype)
-    controlnet.to(transformer.device)
+    # Whole on the accelerator whatever the offload profile: the plan counts it there (memory/extras.py).
+    controlnet.to(loaded.device)
     loaded.extras["controlnet"] = controlnet
     return controlnet
 
@@ -114,3 +128,72 @@ def control_call(pipe: Any, control_image: Image.Image, weight: float) -> Callab
         return pipe(**kwargs, control_image=control_image, controlnet_conditioning_scale=weight)
 
     return call
+
+
+def img2img_call(
+    pipe: Any, control_image: Image.Image, weight: float, init_image: Image.Image, strength: float, steps: int
+) -> Callable[..., Any]:
+    """``pipe(...)`` (a ZImageControlNetPipeline) run as img2img: started from ``init_image`` re-noised.
+
+    diffusers 0.42 has no img2img ControlNet pipeline for Z-Image, but its ControlNet pipeline takes the
+    starting ``latents`` and the ``sigmas`` to run. Given the tail of Z-Image's default schedule that an
+    img2img of ``strength`` runs (the pipeline shifts it exactly as it shifts the whole schedule) and the
+    init image's latents noised to that tail's first sigma, it does what ZImageImg2ImgPipeline does: the
+    same skipped steps (its ``get_timesteps``), the same ``scale_noise``.
+    """
+    from imagestudio.job_requests import denoising_steps
+
+    schedule = _default_sigmas(steps)
+    tail = schedule[steps - denoising_steps(steps, strength) :]
+
+    def call(**kwargs: Any) -> Any:
+        latents = _noised_latents(
+            pipe, init_image, tail, kwargs["width"], kwargs["height"], kwargs["generator"]
+        )
+        return pipe(
+            **kwargs,
+            control_image=control_image,
+            controlnet_conditioning_scale=weight,
+            latents=latents,
+            sigmas=tail,
+        )
+
+    return call
+
+
+def _default_sigmas(steps: int) -> list[float]:
+    from diffusers.pipelines.z_image.pipeline_z_image_controlnet import get_default_z_image_sigmas
+
+    return list(get_default_z_image_sigmas(steps))
+
+
+def _noised_latents(
+    pipe: Any, image: Image.Image, sigmas: list[float], width: int, height: int, generator: Any
+) -> Any:
+    """``image``'s latents noised to the first of ``sigmas`` after the pipeline's shift (img2img's start)."""
+    import torch
+    from diffusers.pipelines.z_image.pipeline_z_image_controlnet import calculate_shift, retrieve_latents
+    from diffusers.utils.torch_utils import randn_tensor
+
+    device = pipe._execution_device
+    scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
+    latent_height = 2 * (height // (pipe.vae_scale_factor * 2))
+    latent_width = 2 * (width // (pipe.vae_scale_factor * 2))
+    config = scheduler.config
+    mu = calculate_shift(
+        (latent_height // 2) * (latent_width // 2),
+        config.get("base_image_seq_len", 256),
+        config.get("max_image_seq_len", 4096),
+        config.get("base_shift", 0.5),
+        config.get("max_shift", 1.15),
+    )
+    scheduler.set_timesteps(sigmas=sigmas, device=device, mu=mu)
+    # In the img2img pipeline's order and dtype (that of the prompt embeddings): encode, then draw noise.
+    dtype = pipe.text_encoder.dtype
+    pixels = pipe.image_processor.preprocess(image, height=height, width=width).to(torch.float32)
+    pixels = pixels.to(device=device, dtype=dtype)
+    encoded = retrieve_latents(pipe.vae.encode(pixels), generator=generator)
+    encoded = (encoded - pipe.vae.config.shift_factor) * pipe.vae.config.scaling_factor
+    shape = (1, pipe.transformer.in_channels, latent_height, latent_width)
+    noise = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+    return scheduler.scale_noise(encoded, scheduler.timesteps[:1], noise)

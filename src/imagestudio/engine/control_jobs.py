@@ -10,6 +10,7 @@ from imagestudio.engine.control import (
     control_map,
     control_pipeline,
     control_window,
+    img2img_call,
     lent_controlnet,
     map_hash,
 )
@@ -30,21 +31,33 @@ def run_controlled(
     on_step: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
 ) -> tuple[list[CheckedImage], dict[str, Any]]:
-    """Text-to-image (or inpainting, with a mask) under ``request.control``; the images and their record.
+    """Text-to-image, img2img or inpainting under ``request.control``; the images and their record.
 
     The inpaint ControlNet pipeline repaints the masked part completely (it has no strength), so the
-    request's strength is not passed to it.
+    request's strength is not passed to it; img2img runs the text-to-image ControlNet pipeline from the
+    re-noised start picture (see :func:`~imagestudio.engine.control.img2img_call`).
     """
     control = request.control
     assert control is not None and request.width and request.height and request.steps
-    picture = control_map(control, request.width, request.height)
+    from imagestudio.engine.detectors import depth_map
+
+    def detect(picture: Any) -> Any:
+        return depth_map(settings, loaded.spec.id, loaded.device, picture)
+
+    picture = control_map(control, request.width, request.height, detect)
     controlnet = lent_controlnet(settings, loaded)
     inpaint = request.mask is not None
     pipe = control_pipeline(loaded.pipe, controlnet, inpaint=inpaint)
     kwargs = generate_kwargs(request)
-    kwargs.pop("strength", None)
     weight = control.weight if control.weight is not None else 0.0
-    with control_window(controlnet, request.steps, control.start, control.end):
+    steps = request.steps
+    call = control_call(pipe, picture, weight)
+    if request.mode == "img2img":
+        start, strength = kwargs.pop("image"), kwargs.pop("strength")
+        call = img2img_call(pipe, picture, weight, start, strength, request.steps)
+        steps = request.denoising_steps()  # the ControlNet runs once per step that runs
+    kwargs.pop("strength", None)
+    with control_window(controlnet, steps, control.start, control.end):
         images = run_pipeline(
             pipe,
             kwargs,
@@ -53,7 +66,8 @@ def run_controlled(
             dtype=loaded.dtype,
             on_step=on_step,
             cancel=cancel,
-            call=control_call(pipe, picture, weight),
+            call=call,
+            progress_steps=steps,
         )
     from imagestudio.registry import controlnet_for
 

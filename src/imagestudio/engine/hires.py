@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from imagestudio.engine.pipeline_calls import CheckedImage, derived_pipeline, run_pipeline
+from imagestudio.memory.extras import needs_tiles, tile_side
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -25,21 +26,9 @@ if TYPE_CHECKING:
     from imagestudio.engine.manager import LoadedModel
     from imagestudio.engine.pipeline_calls import ProgressCallback
     from imagestudio.job_requests import GenerateRequest
-    from imagestudio.registry import ModelSpec
 
 #: Share of a tile that overlaps its neighbour (cross-faded).
 OVERLAP_FRACTION = 8
-
-
-def needs_tiles(spec: ModelSpec, width: int, height: int) -> bool:
-    """Whether ``width`` x ``height`` is past what the model makes in one piece."""
-    return width * height > spec.max_pixels or max(width, height) > spec.max_side
-
-
-def tile_side(spec: ModelSpec) -> int:
-    """Tiles of the model's default size (its best quality), a multiple of 16."""
-    side = spec.default_width or 1024
-    return max(16, side // 16 * 16)
 
 
 def refine_tiled(

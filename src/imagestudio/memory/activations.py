@@ -111,6 +111,12 @@ class Workload:
     condition_area: int = 0
     cfg: bool = False
     steps: int = 8
+    #: Models beside the pipeline (see :mod:`.extras`): a control image's ControlNet, on the accelerator
+    #: while denoising; a hires pass's upscaler, after the first pass is decoded. Bytes; 0 = not used.
+    controlnet_bytes: int = 0
+    upscaler_bytes: int = 0
+    #: A control-map detector (depth), run before denoising and dropped. Bytes; 0 = not used.
+    detector_bytes: int = 0
 
     @property
     def image_tokens(self) -> int:
@@ -118,7 +124,10 @@ class Workload:
 
     def describe(self) -> str:
         refs = f", {self.input_images} input image(s)" if self.input_images else ""
-        return f"{self.width}×{self.height}{refs}{', CFG' if self.cfg else ''}, {self.steps} steps"
+        extras = ", ControlNet" if self.controlnet_bytes else ""
+        extras += ", hires upscaler" if self.upscaler_bytes else ""
+        extras += ", map detector" if self.detector_bytes else ""
+        return f"{self.width}×{self.height}{refs}{', CFG' if self.cfg else ''}, {self.steps} steps{extras}"
 
 
 @dataclass(frozen=True)

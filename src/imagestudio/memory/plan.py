@@ -22,8 +22,9 @@ sequential offload) and another weight *variant* that fits moves at most :data:`
 bytes per image, that variant runs instead (repeated until none does; see :func:`prefer_less_traffic`).
 
 Predicted peak accelerator memory = max over the job's phases (text encoding, VAE encoding of inputs,
-denoising, VAE decoding) of (weights resident in that phase + that phase's activations, from
-:mod:`.activations`) + the CUDA context allowance. Predicted peak RAM = the larger of the load (every
+denoising, VAE decoding; the hires pass's upscaling) of (weights resident in that phase + that phase's
+activations, from :mod:`.activations`, + a ControlNet or upscaler working beside the pipeline, from
+:mod:`.extras`) + the CUDA context allowance. Predicted peak RAM = the larger of the load (every
 component is read into RAM in its load dtype first) and the steady state (offloaded weights wait in RAM;
 group offloading briefly holds a pinned copy of the largest component's blocks next to the original) +
 the process allowance. All sizes are GiB (1024³ bytes), the unit cards and nvidia-smi report.
@@ -406,13 +407,22 @@ def evaluate(
         if candidate.weights in QUANTIZED_BYTES_PER_PARAM or candidate.variant != "bf16"
         else sizes.transformer.params * dtype_bytes
     )
-    load_ram = te + vae + tr_loaded
+    # The models beside the pipeline (memory/extras.py): the ControlNet while denoising, the hires pass's
+    # upscaler once the first pass is decoded (with the weights of that phase still resident).
+    beside = {"denoise": float(workload.controlnet_bytes)}
+    upscale: dict[str, float] = {}
+    if workload.detector_bytes:  # the map is made before the prompt is encoded
+        upscale["detect"] = resident["text_encode"] + workload.detector_bytes
+    if workload.upscaler_bytes:
+        upscale["upscale"] = resident["vae_decode"] + workload.upscaler_bytes
+    extras = workload.controlnet_bytes + workload.upscaler_bytes + workload.detector_bytes
+    load_ram = te + vae + tr_loaded + extras
     if hardware.accelerator == "cpu":
-        phases = dict.fromkeys(PHASES, 0.0)
+        phases = dict.fromkeys((*PHASES, *upscale), 0.0)
         peak_vram = 0.0
         peak_ram = load_ram + max(activation.values()) + PROCESS_RAM_BYTES
     else:
-        phases = {p: resident[p] + activation[p] for p in PHASES}
+        phases = {**{p: resident[p] + activation[p] + beside.get(p, 0.0) for p in PHASES}, **upscale}
         context = CUDA_CONTEXT_BYTES if hardware.accelerator == "cuda" else 0
         peak_vram = max(phases.values()) + context
         # Offloaded weights wait in RAM (fp8 ones in fp8: the cast happens right after loading).

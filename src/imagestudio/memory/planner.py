@@ -92,7 +92,7 @@ def workload_for(spec: ModelSpec, request: Any = None, settings: Settings | None
         condition_area = 0
         guidance = getattr(request, "guidance_scale", None) or 0.0
         cfg = guidance > 0
-    return Workload(
+    workload = Workload(
         width=int(width),
         height=int(height),
         input_images=count,
@@ -101,6 +101,47 @@ def workload_for(spec: ModelSpec, request: Any = None, settings: Settings | None
         cfg=bool(cfg),
         steps=int(steps),
     )
+    return with_extras(spec, workload, request, settings)
+
+
+def with_extras(spec: ModelSpec, workload: Workload, request: Any, settings: Settings | None) -> Workload:
+    """``workload`` with what a request's control image and hires pass add (see :mod:`.extras`).
+
+    The hires pass's img2img runs at the enlarged size, or on tiles of the model's own size past its
+    limit, after the first pass: the larger of the two runs is the one planned.
+    """
+    from imagestudio.memory.extras import (
+        controlnet_bytes,
+        detector_bytes,
+        needs_tiles,
+        tile_side,
+        upscaler_bytes,
+    )
+    from imagestudio.memory.sizes import DTYPE_BYTES
+    from imagestudio.registry import controlnet_for, detector_for, get_upscaler
+
+    if request is None:
+        return workload
+    dtype = settings.model(spec.id).torch_dtype if settings is not None else "bfloat16"
+    dtype_bytes = DTYPE_BYTES[dtype]
+    changes: dict[str, Any] = {}
+    control = getattr(request, "control", None)
+    net = controlnet_for(spec.id) if control is not None else None
+    if control is not None and net is not None:
+        changes["controlnet_bytes"] = controlnet_bytes(net, dtype_bytes)
+        detector = detector_for(control.type, spec.id)
+        if detector is not None:
+            changes["detector_bytes"] = detector_bytes(detector)
+    if getattr(request, "hires_scale", None) is not None:
+        default = settings.upscale.default_upscaler if settings is not None else "realesrgan-x4plus"
+        upscaler = get_upscaler(getattr(request, "hires_upscaler", None) or default)
+        changes["upscaler_bytes"] = upscaler_bytes(upscaler, dtype_bytes)
+        width, height = request.hires_size()
+        if needs_tiles(spec, width, height):
+            width = height = tile_side(spec)
+        if width * height > workload.width * workload.height:
+            changes.update(width=width, height=height, input_images=1, input_area=width * height)
+    return replace(workload, **changes) if changes else workload
 
 
 class MemoryPlanner:

@@ -54,7 +54,7 @@ from imagestudio.models.transfer import (
 )
 from imagestudio.models.units import human_bytes
 from imagestudio.models.verify import VerifyReport, verify_model_dir, verify_single_files
-from imagestudio.registry import ModelSpec, UpscalerSpec, get_model
+from imagestudio.registry import DetectorSpec, ModelSpec, UpscalerSpec, get_model
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
@@ -145,7 +145,9 @@ def hub_endpoint(endpoint: str | None = None) -> str:
 
 
 @contextlib.contextmanager
-def hub_errors(spec: ModelSpec | UpscalerSpec, repo: str, revision: str, endpoint: str) -> Iterator[None]:
+def hub_errors(
+    spec: ModelSpec | UpscalerSpec | DetectorSpec, repo: str, revision: str, endpoint: str
+) -> Iterator[None]:
     """Turn huggingface_hub/httpx failures into one line the user can act on."""
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -158,6 +160,10 @@ def hub_errors(spec: ModelSpec | UpscalerSpec, repo: str, revision: str, endpoin
     http = http_package()
     size = f"{repo}, about {human_bytes(spec.download_bytes)}"
     fallback = f"or point models.{spec.id}.path in config.yaml at a downloaded folder"
+    if isinstance(spec, UpscalerSpec):  # an extra model is found by where it lies, not by the config
+        fallback = f"or put {spec.filename} into <models_dir>/upscalers/"
+    elif isinstance(spec, DetectorSpec):
+        fallback = f"or put its files ({', '.join(spec.files)}) into <models_dir>/detectors/{spec.id}/"
     try:
         yield
     except OfflineModeIsEnabled:

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from imagestudio.errors import DownloadFailed, ModelNotAvailable, UserError
+from imagestudio.errors import ModelNotAvailable, UserError
 from imagestudio.models import cache
 from imagestudio.registry import UpscalerSpec, get_upscaler
 
@@ -140,12 +140,7 @@ def download_upscaler(
     disk_usage: Any = shutil.disk_usage,
 ) -> Path:
     """Fetch an upscaler's file into the hub cache (resumable, checked), or find it already there."""
-    from huggingface_hub import HfApi
-
-    from imagestudio.models.destinations import CacheDestination
-    from imagestudio.models.download import _remote_files, check_disk_space, hub_endpoint, hub_errors
-    from imagestudio.models.progress import ProgressMeter
-    from imagestudio.models.transfer import HUB_TIMEOUT_S, exclusive, fetch_file, request_headers, resolve_url
+    from imagestudio.models.hub_files import fetch_hub_files
 
     spec = get_upscaler(upscaler_id)
     if spec.repo_id is None:
@@ -156,49 +151,21 @@ def download_upscaler(
             details={"model": spec.id},
         )
     existing = find_upscaler_file(spec, settings, cache_dir=cache_dir)
-    endpoint = hub_endpoint(endpoint)
-    repo, revision = spec.repo_id, "main"
     try:
-        with hub_errors(spec, repo, revision, endpoint):
-            info = HfApi(endpoint=endpoint).model_info(
-                repo, revision=revision, files_metadata=True, timeout=HUB_TIMEOUT_S
-            )
+        folder = fetch_hub_files(
+            settings,
+            spec,
+            spec.repo_id,
+            (spec.filename,),
+            expected={spec.filename: spec.sha256} if spec.sha256 is not None else None,
+            on_progress=on_progress,
+            cancel=cancel,
+            endpoint=endpoint,
+            cache_dir=cache_dir,
+            disk_usage=disk_usage,
+        )
     except ModelNotAvailable:
         if existing is not None:
             return existing
         raise
-    remote = _remote_files(info).get(spec.filename)
-    if remote is None or not info.sha:
-        raise DownloadFailed(
-            f"{repo} has no {spec.filename} any more", code="download_bad_answer", details={"repo": repo}
-        )
-    if spec.sha256 is not None and remote.etag != spec.sha256:
-        raise DownloadFailed(
-            f"{spec.filename} in {repo} is not the file this version knows (SHA-256 {remote.etag[:12]}…, "
-            f"expected {spec.sha256[:12]}…); refusing to use it",
-            code="download_changed_upstream",
-            details={"repo": repo},
-        )
-    destination = CacheDestination(cache.hub_cache_root(cache_dir), repo)
-    target = destination.folder(info.sha) / spec.filename
-    if destination.is_present(info.sha, remote):
-        return target
-    part = destination.partial_path(remote)
-    have = min(part.stat().st_size, remote.size) if part.is_file() else 0
-    keep_free = int(settings.downloads.min_free_gb * 1000**3)
-    check_disk_space(spec.id, remote.size - have, destination.disk_target(), keep_free, disk_usage)
-    meter = ProgressMeter(spec.id, remote.size, have_bytes=have, files_total=1, callback=on_progress)
-    destination.begin(revision, info.sha)
-    if not destination.reuse(info.sha, remote):
-        meter.start_file(remote.path)
-        url = resolve_url(repo, remote.path, info.sha, endpoint)
-        with (
-            exclusive(destination.lock_path(remote), f"{remote.path} of {repo}"),
-            hub_errors(spec, repo, revision, endpoint),
-        ):
-            fetch_file(remote, url, part, meter, model_id=spec.id, cancel=cancel, headers=request_headers())
-        destination.place(info.sha, remote, part)
-        meter.end_file()
-    meter.current = None
-    meter.emit(force=True)
-    return target
+    return folder / spec.filename

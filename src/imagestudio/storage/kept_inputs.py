@@ -1,4 +1,4 @@
-"""The pictures an edit or img2img job started from, kept next to its results so History can show them.
+"""The pictures an edit, img2img or controlled job started from, kept next to its results for History.
 
 Each input is stored once, as a PNG named by the SHA-256 of the file the user gave
 (``<outputs>/.inputs/<sha256>.png``) — the same hash the result's metadata records — so ten edits of one
@@ -24,19 +24,26 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def request_inputs(request: Any) -> list[Any]:
-    """The InputImage objects of a request: an edit's pictures, an img2img start picture and mask."""
+    """The InputImage objects of a request: an edit's pictures, an img2img start picture and mask, the
+    control picture."""
     found = list(getattr(request, "images", None) or ())
     for name in ("init_image", "mask"):
         image = getattr(request, name, None)
         if image is not None:
             found.append(image)
+    control = getattr(request, "control", None)
+    if control is not None:
+        found.append(control.image)
     return [image for image in found if hasattr(image, "sha256") and hasattr(image, "image")]
 
 
 def input_shas(metadata: dict[str, Any]) -> list[str]:
-    """The SHA-256 of every input a result's metadata names, in order (pictures, start picture, mask)."""
+    """The SHA-256 of every input a result's metadata names, in order (pictures, start picture, mask,
+    control picture)."""
     entries = list(metadata.get("input_images") or [])
     entries += [metadata.get(name) for name in ("init_image", "mask")]
+    control = metadata.get("control")
+    entries.append(control.get("image") if isinstance(control, dict) else None)
     shas = []
     for entry in entries:
         sha = entry.get("sha256") if isinstance(entry, dict) else None

@@ -41,6 +41,39 @@ class ControlControls:
         """The values :func:`request_fields` takes, in its order."""
         return [self.type, self.image, self.weight, self.start, self.end, self.hires, self.hires_scale]
 
+    def settings_fields(self) -> list[Any]:
+        """What History's *Use these settings* sets here, in :meth:`settings_values`' order."""
+        return [self.box, *self.inputs()]
+
+    def settings_values(self, meta: dict[str, Any], entry: Any) -> tuple[Any, ...]:
+        """The block as a past result ran: its control (type, picture, weight, window) and hires switch.
+
+        A result made without control empties the picture, so one left there from other work does not
+        steer the rerun; a result whose control picture is no longer kept leaves the block as it is.
+        """
+        import gradio as gr
+
+        from imagestudio.ui.history_page import kept_input
+
+        hires = meta.get("hires_scale")
+        hires_values = (bool(hires), float(hires) if hires else gr.skip())
+        control = meta.get("control")
+        if not isinstance(control, dict):
+            return (gr.skip(), gr.skip(), None, *(gr.skip(),) * 3, *hires_values)
+        picture = kept_input(entry, control.get("image"))
+        if picture is None:
+            return (gr.skip(),) * 6 + hires_values
+        weight = control.get("weight")
+        return (
+            gr.Accordion(open=True),
+            control.get("type") if control.get("type") in CONTROL_CHOICES else gr.skip(),
+            picture,
+            float(weight) if weight is not None else gr.skip(),
+            float(control.get("start") or 0.0),
+            float(control["end"]) if control.get("end") is not None else 1.0,
+            *hires_values,
+        )
+
 
 def control_controls(ctx: UIContext, prefix: str) -> ControlControls:
     import gradio as gr
@@ -87,9 +120,11 @@ def control_controls(ctx: UIContext, prefix: str) -> ControlControls:
 
 def detected_map(kind: str, picture: Image.Image | None) -> Image.Image | None:
     """The map the control will use, for the page to show next to the picture (None: no picture)."""
-    if picture is None:
+    from imagestudio.engine.control import MODEL_DETECTED, control_map
+
+    # A detector model's map is made by the job (the pages never run a model): no preview for it.
+    if picture is None or kind in MODEL_DETECTED:
         return None
-    from imagestudio.engine.control import control_map
     from imagestudio.job_requests import ControlInput
 
     scale = min(1.0, PREVIEW_SIDE / max(picture.size))

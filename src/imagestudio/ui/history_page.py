@@ -5,6 +5,7 @@ No ``from __future__ import annotations``: Gradio reads handler annotations (``g
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imagestudio.ui.common import UIContext, error_message, slot
@@ -331,7 +332,7 @@ def wire(
         generate.variety,
     ]
     if generate.control is not None:
-        gen_fields += [generate.control.hires, generate.control.hires_scale]
+        gen_fields += generate.control.settings_fields()
     edit_fields = edit.settings_fields() if edit is not None else []
 
     def use(entry_id: str | None, lang: str) -> tuple[Any, ...]:
@@ -373,8 +374,7 @@ def wire(
             float(meta.get("variety") or 0.0),
         )
         if generate.control is not None:
-            hires = meta.get("hires_scale")
-            values = (*values, bool(hires), hires or gr.skip())
+            values = (*values, *generate.control.settings_values(meta, entry))
         return (
             *values,
             *(gr.skip(),) * len(edit_fields),
@@ -402,17 +402,29 @@ def restored_start_picture(meta: dict[str, Any], entry: Any) -> tuple[Any, Any, 
 
     from imagestudio.registry import MODELS
 
-    kept = [str(path) for path in entry.inputs]
     if not meta.get("init_image"):
         return None, gr.skip(), gr.skip()
-    if not kept:  # inputs not kept (older history): leave the editor as it is
+    start = kept_input(entry, meta.get("init_image"))
+    if start is None:  # inputs not kept (older history): leave the editor as it is
         return gr.skip(), meta.get("strength") or gr.skip(), gr.Accordion(open=True)
-    layers = [mask_layer(kept[1])] if meta.get("mask") and len(kept) > 1 else []
-    value = {"background": kept[0], "layers": layers, "composite": kept[0]}
+    mask = kept_input(entry, meta.get("mask"))
+    layers = [mask_layer(mask)] if mask is not None else []
+    value = {"background": start, "layers": layers, "composite": start}
     # The recorded strength; a result without one ran at its model's default (the registry's).
     spec = MODELS.get(str(meta.get("model")))
     strength = meta.get("strength") or (spec.default_strength if spec else None)
     return value, float(strength) if strength else gr.skip(), gr.Accordion(open=True)
+
+
+def kept_input(entry: Any, recorded: Any) -> str | None:
+    """The kept file of an input the metadata names (``{"sha256": …}``), if History still has it.
+
+    Found by its hash, not its place: one picture may be both the start picture and the control picture.
+    """
+    sha = recorded.get("sha256") if isinstance(recorded, dict) else None
+    if not isinstance(sha, str):
+        return None
+    return next((str(path) for path in entry.inputs if Path(path).stem == sha), None)
 
 
 def mask_layer(path: str) -> Any:
@@ -518,6 +530,17 @@ def details_html(ctx: UIContext, entry: Any, lang: str) -> str:
         rows.append((ctx.t("hist.field.true_cfg", lang), str(meta["true_cfg_scale"])))
     if meta.get("strength") is not None:
         rows.append((ctx.t("hist.field.strength", lang), str(meta["strength"])))
+    control = meta.get("control")
+    if isinstance(control, dict) and control.get("type"):
+        # What steered it: the map's kind, its weight and the share of the steps it acted on.
+        kind = str(control["type"])
+        label = ctx.t(f"ctl.type_{kind}", lang) if ctx.texts.has(f"ctl.type_{kind}") else kind
+        window = f"{control.get('start', 0)}–{control.get('end', 1)}"
+        rows.append((ctx.t("hist.field.control", lang), f"{label} · {control.get('weight')} · {window}"))
+    if meta.get("hires_scale") is not None:
+        rows.append(
+            (ctx.t("hist.field.hires", lang), f"×{meta['hires_scale']} · {meta.get('hires_upscaler')}")
+        )
     if meta.get("weights") is not None:
         # The weight variant that ran (and its text encoder's precision when quantized).
         encoder = meta.get("text_encoder_weights")

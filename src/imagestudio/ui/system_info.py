@@ -112,7 +112,9 @@ def _checks(settings: Settings) -> list[dict[str, Any]] | None:
     except Exception:
         log.warning("the configuration check failed", exc_info=True)
         return None
-    checks = [*report.checks, *(plan_check(entry.plan) for entry in report.models)]
+    checks = [*report.checks]
+    for entry in report.models:
+        checks += [plan_check(entry.plan), *entry.extras]
     return [
         {"name": c.name, "status": c.status, "message": c.message, "code": c.code, "details": dict(c.details)}
         for c in checks

@@ -1,0 +1,83 @@
+"""A depth detector's folder from a local fake hub: resumed after a drop, found, run by transformers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from imagestudio import registry
+from imagestudio.models.detectors import (
+    build_tiny_detector,
+    download_detector,
+    find_detector,
+    require_detector,
+)
+from tests.models.fakehub import FakeHub
+
+pytestmark = pytest.mark.usefixtures("hub_online")
+
+REAL = registry.DETECTORS["depth-anything-v2-small"]
+
+
+@pytest.fixture
+def detector_files(tmp_path: Path) -> dict[str, bytes]:
+    # The fake hub serves a real transformers folder (the tiny detector's) under the real names.
+    folder = build_tiny_detector(tmp_path / "tiny-depth")
+    return {name: (folder / name).read_bytes() for name in REAL.files}
+
+
+@pytest.fixture
+def served(detector_files: dict[str, bytes]):
+    hub = FakeHub()
+    hub.add_repo(REAL.repo_id or "", files={**detector_files, "README.md": b"# depth"})
+    hub.start()
+    yield hub
+    hub.close()
+
+
+def test_download_resumes_and_the_detector_runs_offline_afterwards(
+    served, settings, tmp_path: Path, detector_files
+) -> None:
+    from transformers import pipeline
+
+    cache = tmp_path / "hf-cache"
+    assert find_detector(REAL, settings, cache_dir=cache) is None
+    with pytest.raises(Exception, match=r"99 MB, Apache-2\.0"):
+        require_detector(REAL, settings)
+    served.drop(REAL.repo_id, "model.safetensors", 1000)
+    seen: list[int] = []
+    folder = download_detector(
+        settings,
+        REAL.id,
+        endpoint=served.url,
+        cache_dir=cache,
+        on_progress=lambda p: seen.append(p.done_bytes),
+    )
+    for name, data in detector_files.items():
+        assert (folder / name).read_bytes() == data
+    first, second = served.gets("model.safetensors")
+    assert first.bytes_sent == 1000 and second.range == "bytes=1000-"
+    assert [entry.path for entry in served.log if entry.path == "README.md"] == []  # only what it loads
+    assert seen and seen[-1] == sum(len(d) for d in detector_files.values())
+    assert find_detector(REAL, settings, cache_dir=cache) == folder
+    # Offline from here: the folder runs through transformers' own depth-estimation pipeline.
+    served.close()
+    depth = pipeline("depth-estimation", model=str(folder), device="cpu")(Image.new("RGB", (40, 30), "red"))
+    assert depth["depth"].size == (40, 30)
+    # a second run finds it and fetches nothing (the hub is gone: the copy here answers)
+    assert download_detector(settings, REAL.id, endpoint=served.url, cache_dir=cache) == folder
+
+
+def test_offline_without_the_detector_says_how_to_get_it(settings, tmp_path: Path, monkeypatch) -> None:
+    from huggingface_hub import constants
+
+    from imagestudio.errors import ModelNotAvailable
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ModelNotAvailable) as refused:
+        download_detector(settings, REAL.id, cache_dir=tmp_path / "hf-cache")
+    message = refused.value.message
+    assert "imagestudio models download depth-anything-v2-small" in message and "\n" not in message
+    assert f"detectors/{REAL.id}/" in message and "config.yaml" not in message
