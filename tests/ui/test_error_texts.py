@@ -94,4 +94,5 @@ def test_an_offline_download_fails_with_a_translatable_reason(texts: Texts, sett
     state = handle.as_json()
     assert (state["status"], state["error_code"]) == ("failed", "download_offline")
     reason = texts.coded(state["error_code"], state["error_details"], "ru", state["error"])
-    assert reason.startswith("z-image-turbo не скачать: HF_HUB_OFFLINE=1 запрещает")
+    # A sentence of its own ("z-image-turbo не скачать" was not Russian).
+    assert reason.startswith("Модель z-image-turbo нельзя скачать: HF_HUB_OFFLINE=1 запрещает")

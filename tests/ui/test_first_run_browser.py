@@ -59,7 +59,7 @@ def test_first_start_with_an_empty_models_folder_makes_a_picture_on_the_first_cl
     # The doctor's verdict for this machine, before any download.
     expect(banner.locator(".is-verdict")).to_contain_text("On this machine:", timeout=90_000)
     # The page opened on the offline model, and says what it draws while its list is closed.
-    expect(page.locator("#gen-model input")).to_have_value("Tiny Z-Image (offline, random weights: noise)")
+    expect(page.locator("#gen-model input")).to_have_value("Tiny Z-Image (offline, noise)")
     expect(page.locator("#gen-model")).to_contain_text("Random weights: this offline model draws noise")
     screenshot(page, "first-run-en")
 
@@ -77,7 +77,7 @@ def test_first_start_with_an_empty_models_folder_makes_a_picture_on_the_first_cl
     open_tab(page, "Edit")
     edit_banner = page.locator("#edit-first-run-text")
     expect(edit_banner).to_contain_text("Qwen-Image-Edit-2511 is not on this computer yet")
-    expect(page.locator("#edit-model input")).to_have_value("Tiny Qwen edit (offline, random weights: noise)")
+    expect(page.locator("#edit-model input")).to_have_value("Tiny Qwen edit (offline, noise)")
 
 
 def test_the_banner_reads_in_russian(fresh_server: StudioServer, open_page) -> None:

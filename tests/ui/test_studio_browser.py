@@ -72,7 +72,7 @@ def test_russian_and_english_labels_follow_the_browser(studio_server, open_page)
     ru = open_page(studio_server.url, locale="ru-RU")
     assert ru.get_by_role("tab", name="Создание").is_visible()
     # The offline models say what they are in the reader's language (their pictures are noise).
-    expect(ru.locator("#gen-model input")).to_have_value("Маленькая Z-Image (офлайн, случайные веса: шум)")
+    expect(ru.locator("#gen-model input")).to_have_value("Мини-Z-Image (офлайн, шум)")
     assert ru.locator("#gen-run").inner_text().strip() == "Создать"
     assert ru.locator("#gen-prompt").get_by_text("Запрос").is_visible()
     for tab, name in (("Редактирование", "edit"), ("История", "history")):
@@ -253,7 +253,7 @@ def test_system_page_shows_the_machine_and_unloads(studio_server, open_page) -> 
     page.locator("#sys-device").get_by_text("cpu").first.wait_for()
     assert page.locator("#sys-memory .is-meter").count() >= 1
     assert "tiny-z-image" in page.locator("#sys-loaded").inner_text()
-    assert "Tiny Z-Image (offline, random weights: noise)" in page.locator("#sys-models").inner_text()
+    assert "Tiny Z-Image (offline, noise)" in page.locator("#sys-models").inner_text()
     screenshot(page, "system-en")
 
     page.locator("#sys-unload").click()
@@ -270,7 +270,8 @@ def test_system_page_download_explains_an_offline_failure(studio_server, open_pa
     page.locator("#sys-ask-yes").click()
     error = page.locator("#sys-download-status .is-error")
     error.wait_for(timeout=60_000)
-    assert "Скачивание не удалось: z-image-turbo не скачать: HF_HUB_OFFLINE=1 запрещает" in error.inner_text()
+    expected = "Скачивание не удалось. Модель z-image-turbo нельзя скачать: HF_HUB_OFFLINE=1 запрещает"
+    assert expected in error.inner_text()
     expect(page.locator("#sys-download")).to_be_enabled()
     screenshot(page, "system-ru-download-failed")
 

@@ -11,7 +11,7 @@ from imagestudio.config import DeviceSettings, GenerationSettings, ModelSettings
 from imagestudio.doctor import MESSAGES, allocator_check, config_checks, plan_check, run_doctor
 from imagestudio.ui.common import UIContext
 from imagestudio.ui.system_page import check_text, plan_words
-from imagestudio.ui.texts import Texts, placeholders
+from imagestudio.ui.texts import NOT_NUMBERS, Texts, decimal, placeholders
 
 CYRILLIC = re.compile("[а-яё]", re.IGNORECASE)
 
@@ -60,9 +60,10 @@ def test_every_check_reads_in_russian_and_english_says_what_the_cli_says(ctx, se
         assert CYRILLIC.search(message), (check.code, message)
         assert "{" not in message and "}" not in message, message
         # Every number, path or model name the English line shows reaches the Russian one too (the
-        # plan's own words are translated instead).
+        # plan's own words are translated instead; decimals are written with a comma).
         for key in placeholders(MESSAGES[check.code]) - {"plan"}:
-            assert check.details[key] in message, (check.code, key, message)
+            shown = check.details[key] if key in NOT_NUMBERS else decimal(check.details[key], "ru")
+            assert shown in message, (check.code, key, message)
         if not check.code.startswith("plan."):
             assert check_text(ctx, row, "en")[1] == check.message
 
@@ -106,7 +107,7 @@ def test_every_message_code_has_a_russian_line(ctx) -> None:
 def test_sizes_use_the_readers_units(ctx) -> None:
     from imagestudio.ui.system_page import size_text
 
-    assert size_text(ctx, "ru", 2_100_000) == "2.1 МБ"
+    assert size_text(ctx, "ru", 2_100_000) == "2,1 МБ"  # a decimal comma in Russian
     assert size_text(ctx, "en", 32_900_000_000) == "32.9 GB"
     assert size_text(ctx, "ru", 512) == "512 Б"
 
@@ -114,3 +115,23 @@ def test_sizes_use_the_readers_units(ctx) -> None:
 def test_details_that_do_not_fit_fall_back_to_the_english_line(ctx) -> None:
     row = {"name": "RAM", "status": "ok", "message": "the English line", "code": "ram.size", "details": {}}
     assert check_text(ctx, row, "ru") == ("оперативная память", "the English line")
+
+
+def test_russian_system_values_are_words_with_decimal_commas(ctx) -> None:
+    from imagestudio.ui.system_page import _fields_table
+
+    table = _fields_table(
+        ctx,
+        {
+            "profile": "full",
+            "attention_backend": "native",
+            "load_seconds": 1.5,
+            "predicted_peak_ram_gb": 17.3,
+        },
+        "ru",
+    )
+    assert "всё в видеопамяти" in table and "встроенный" in table, table
+    assert "Механизм внимания" in table and "Attention<" not in table, table
+    assert "1,5" in table and "17,3" in table and "17.3" not in table, table
+    # A version is not a decimal number.
+    assert ctx.t("doctor.steps.default", "ru", official=8, version="0.42").endswith("0.42)")

@@ -87,7 +87,7 @@ def build_blocks(ctx: UIContext) -> gr.Blocks:
     with blocks:
         gr.HTML(header_html(ctx.texts, logout=_has_api_key(settings)), elem_id="is-header-bar")
         gr.Markdown(ctx.key("app.subtitle"), elem_id="is-subtitle")
-        chain.scripts()
+        chain.scripts(ctx)
         queue = queue_panel.build(ctx)
         ctx.queue_timer = queue.timer
         with gr.Tabs(selected="generate", elem_id="is-tabs") as tabs:

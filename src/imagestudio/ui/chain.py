@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from imagestudio.ui.common import UIContext
 from imagestudio.ui.presets import SOURCE_SIZE
+from imagestudio.ui.texts import LANGUAGES
 from imagestudio.ui.upscale_action import wire_upscale
 
 if TYPE_CHECKING:
@@ -28,6 +29,15 @@ GALLERIES = "#gen-gallery, #edit-gallery, #hist-gallery"
 #: Where a dragged picture can be dropped.
 SLOTS = "#edit-image-1, #edit-image-2, #edit-image-3, #gen-source"
 
+#: The texts the script shows (button names, alt texts), in both languages.
+SCRIPT_WORDS = (
+    "lightbox.close",
+    "lightbox.prev",
+    "lightbox.next",
+    "compare.before",
+    "compare.after",
+    "compare.handle",
+)
 #: Installed once per page by an invisible HTML component (see :func:`scripts`).
 SCRIPT = """
 if (!window.__isChain) {
@@ -43,8 +53,21 @@ if (!window.__isChain) {
   box.tabIndex = -1;  // takes the focus while open, so the keys act on it and not on the page behind
   box.setAttribute('role', 'dialog');
   box.setAttribute('aria-modal', 'true');
-  box.innerHTML = '<img alt=""><div class="is-lightbox-count" aria-live="polite"></div>';
+  box.innerHTML = '<img alt=""><div class="is-lightbox-count" aria-live="polite"></div>'
+    + '<button type="button" class="is-lightbox-close" data-go="close">\u00d7</button>'
+    + '<button type="button" class="is-lightbox-prev" data-go="-1">\u2039</button>'
+    + '<button type="button" class="is-lightbox-next" data-go="1">\u203a</button>';
   document.body.appendChild(box);
+  // The buttons' names in the page's current language (the words come from the UI texts files).
+  const WORDS = __WORDS__;
+  const words = () => WORDS[(document.documentElement.lang || 'en').slice(0, 2)] || WORDS.en;
+  const name = () => {
+    for (const cls of ['close', 'prev', 'next']) {
+      const button = box.querySelector('.is-lightbox-' + cls);
+      button.setAttribute('aria-label', words()['lightbox.' + cls]);
+      button.title = words()['lightbox.' + cls];
+    }
+  };
   let items = [];
   let index = 0;
   // Where the focus goes back to on close: the thumbnail it was opened from (or, should the gallery
@@ -76,9 +99,11 @@ if (!window.__isChain) {
     openerGallery = gallery;
     openerSrc = img.src;
     box.hidden = false;
+    name();
     show();
     box.focus();
   };
+  const step = (by) => { index = (index + by + items.length) % items.length; show(); };
   document.addEventListener('dblclick', (event) => {
     const img = event.target.closest && event.target.closest('img');
     const gallery = img && img.closest(GALLERIES);
@@ -108,9 +133,9 @@ if (!window.__isChain) {
       return;
     }
     if (event.key === 'Escape') close();
-    else if (event.key === 'ArrowRight') { index = (index + 1) % items.length; show(); }
-    else if (event.key === 'ArrowLeft') { index = (index - 1 + items.length) % items.length; show(); }
-    else if (event.key === 'Tab') { box.focus(); }  // nothing else to reach while the picture is open
+    else if (event.key === 'ArrowRight') step(1);
+    else if (event.key === 'ArrowLeft') step(-1);
+    else if (event.key === 'Tab') { box.focus(); }  // the arrow keys and Esc do what the buttons do
     else return;
     event.preventDefault();
     event.stopPropagation();
@@ -119,7 +144,55 @@ if (!window.__isChain) {
   document.addEventListener('keyup', (event) => {
     if (event.key === ' ' && thumbnail(event.target)) { event.preventDefault(); event.stopPropagation(); }
   }, true);
-  box.addEventListener('click', (event) => { if (event.target === box) close(); });
+  box.addEventListener('click', (event) => {
+    const go = event.target.closest && event.target.closest('button[data-go]');
+    if (go) {
+      event.stopPropagation();
+      if (go.dataset.go === 'close') close(); else { step(+go.dataset.go); box.focus(); }
+    } else if (event.target === box) close();
+  });
+
+  // ---- the Edit page's before/after slider: alt texts, and a handle the keyboard can reach and move.
+  // Gradio's handle follows only the mouse (d3-drag): the arrow keys drag it by 5 % of the picture.
+  const COMPARE = '#edit-compare';
+  const dressCompare = () => {
+    const root = document.querySelector(COMPARE);
+    if (!root) return;
+    const pictures = root.querySelectorAll('img[data-testid=imageslider-image]');
+    const w = words();
+    if (pictures[0] && pictures[0].alt !== w['compare.before']) pictures[0].alt = w['compare.before'];
+    if (pictures[1] && pictures[1].alt !== w['compare.after']) pictures[1].alt = w['compare.after'];
+    const handle = root.querySelector('[data-testid=slider]');
+    if (handle && handle.getAttribute('aria-label') !== w['compare.handle']) {
+      handle.tabIndex = 0;
+      handle.setAttribute('role', 'slider');
+      handle.setAttribute('aria-label', w['compare.handle']);
+      handle.setAttribute('aria-valuemin', '0');
+      handle.setAttribute('aria-valuemax', '100');
+      handle.setAttribute('aria-valuenow', '50');
+    }
+  };
+  new MutationObserver(dressCompare).observe(document.body, {subtree: true, childList: true});
+  const mouse = (type, x, y) => new MouseEvent(type, {bubbles: true, cancelable: true, view: window,
+                                                      clientX: x, clientY: y, button: 0});
+  document.addEventListener('keydown', (event) => {
+    const handle = event.target.closest && event.target.closest(COMPARE + ' [data-testid=slider]');
+    const picture = handle && document.querySelector(COMPARE + ' img[data-testid=imageslider-image]');
+    if (!picture) return;
+    const area = picture.getBoundingClientRect();
+    const at = handle.getBoundingClientRect();
+    const x = at.left + at.width / 2;
+    const by = {ArrowLeft: -0.05, ArrowRight: 0.05, Home: -1, End: 1}[event.key];
+    if (by === undefined) return;
+    event.preventDefault();
+    const to = Math.min(area.right - 1, Math.max(area.left + 1, x + by * area.width));
+    const y = at.top + at.height / 2;
+    handle.dispatchEvent(mouse('mousedown', x, y));
+    window.dispatchEvent(mouse('mousemove', to, y));
+    window.dispatchEvent(mouse('mouseup', to, y));
+    const percent = Math.round(((to - area.left) / area.width) * 100);
+    handle.setAttribute('aria-valuenow', String(percent));
+  }, true);
 
   // ---- drag a picture into a slot
   const carries = (event) => event.dataTransfer && [...event.dataTransfer.types].includes(TYPE);
@@ -166,14 +239,22 @@ if (!window.__isChain) {
     input.dispatchEvent(new Event('change', {bubbles: true}));
   }, true);
 }
-""".replace("__GALLERIES__", GALLERIES).replace("__SLOTS__", SLOTS)
+"""
 
 CSS = """
 #is-lightbox { position: fixed; inset: 0; z-index: 1000; background: rgba(0, 0, 0, 0.88);
   display: flex; align-items: center; justify-content: center; flex-direction: column; }
 #is-lightbox[hidden] { display: none; }
-#is-lightbox img { max-width: 94vw; max-height: 88vh; object-fit: contain; }
+/* Scaled to the window both ways: a small picture (a 64 px test, a latent preview) is shown large too. */
+#is-lightbox img { width: 94vw; height: 84vh; object-fit: contain; }
 #is-lightbox .is-lightbox-count { color: #fff; margin-top: 0.5rem; font-variant-numeric: tabular-nums; }
+#is-lightbox button { position: absolute; color: #fff; background: rgba(0, 0, 0, 0.55);
+  border: 2px solid #fff; border-radius: 50%; width: 3rem; height: 3rem; font-size: 2rem; line-height: 1;
+  cursor: pointer; display: flex; align-items: center; justify-content: center; padding: 0 0 0.2rem; }
+#is-lightbox button:hover, #is-lightbox button:focus-visible { background: #c2410c; }
+#is-lightbox .is-lightbox-close { top: 1rem; right: 1rem; }
+#is-lightbox .is-lightbox-prev { left: 1rem; top: calc(50% - 1.5rem); }
+#is-lightbox .is-lightbox-next { right: 1rem; top: calc(50% - 1.5rem); }
 """
 
 
@@ -208,11 +289,23 @@ def result_actions(ctx: UIContext, prefix: str) -> ResultActions:
     return ResultActions(edit_this, vary_this, gr.State(0), upscale_this)
 
 
-def scripts() -> Any:
+def scripts(ctx: UIContext) -> Any:
     """An invisible component that installs the lightbox and drag-and-drop handlers on the page."""
     import gradio as gr
 
-    return gr.HTML("", elem_id="is-chain", padding=False, js_on_load=SCRIPT)
+    return gr.HTML("", elem_id="is-chain", padding=False, js_on_load=script(ctx))
+
+
+def script(ctx: UIContext) -> str:
+    """:data:`SCRIPT` with the galleries, the slots and the lightbox buttons' names in both languages."""
+    import json
+
+    words = {lang: {key: ctx.texts.t(key, lang) for key in SCRIPT_WORDS} for lang in LANGUAGES}
+    return (
+        SCRIPT.replace("__GALLERIES__", GALLERIES)
+        .replace("__SLOTS__", SLOTS)
+        .replace("__WORDS__", json.dumps(words, ensure_ascii=False))
+    )
 
 
 def has_result(gallery_value: Any) -> tuple[int, Any, Any, Any]:

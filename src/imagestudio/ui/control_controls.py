@@ -91,6 +91,7 @@ def control_controls(ctx: UIContext, prefix: str) -> ControlControls:
                 )
                 image = gr.Image(
                     label=key("ctl.image"), type="pil", sources=["upload", "clipboard"], height=220,
+                    buttons=["download", "fullscreen"],
                     elem_id=f"{prefix}-control-image",
                 )  # fmt: skip
             detected = gr.Image(

@@ -361,6 +361,7 @@ def _run(
         from imagestudio.job_requests import build_image_request
         from imagestudio.ui.common import client_of
 
+        check_order(ctx, [image1, image2, image3], language(lang))
         resolved = build_image_request(
             ctx.backend.settings,
             model=model,
@@ -381,9 +382,42 @@ def _run(
     def compare(update: dict[Any, Any], results: list[Any]) -> None:
         if image1 and results and page.panel.gallery in update:
             # Before and after: the first reference against the newest result.
-            update[page.compare] = gr.ImageSlider(value=(image1, str(results[-1].path)), visible=True)
+            after = results[-1]
+            before = before_picture(image1, (after.width, after.height))
+            update[page.compare] = gr.ImageSlider(value=(before, str(after.path)), visible=True)
 
     for update in run_job(ctx, page.panel, submit, lang, seed_mode, request, on_results=compare):
         if page.compare not in update and update.get(page.panel.info) == "":
             update[page.compare] = gr.ImageSlider(value=None, visible=False)  # a new edit started
         yield update
+
+
+def check_order(ctx: UIContext, paths: Sequence[str | None], lang: str) -> None:
+    """Refuse pictures with a gap before them (only Picture 2 filled): the model numbers the pictures it
+    gets from 1, so an instruction about "Picture 2" would be read against the wrong picture."""
+    from imagestudio.errors import InvalidRequest
+
+    for number, path in enumerate(paths, start=1):
+        if path and number > 1 and not paths[number - 2]:
+            empty = ctx.t(f"edit.image_{number - 1}", lang)
+            filled = ctx.t(f"edit.image_{number}", lang)
+            raise InvalidRequest(
+                f"{empty} is empty while {filled} is filled: put the pictures in order from Picture 1",
+                param="images",
+                code="picture_gap",
+                details={"empty": empty, "filled": filled},
+            )
+
+
+def before_picture(path: str, size: tuple[int, int]) -> Any:
+    """Picture 1 at the result's size, for the before/after slider.
+
+    The slider lays its two pictures over each other: of different shapes, one was cropped and the other
+    left a blank strip. The edit's result has Picture 1's shape up to the model's rounding (the pipeline
+    resizes its references itself), so Picture 1 scaled to the result's size lines up with it.
+    """
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as image:
+        upright = ImageOps.exif_transpose(image).convert("RGB")
+    return upright.resize(size, Image.Resampling.LANCZOS)

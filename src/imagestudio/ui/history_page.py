@@ -91,6 +91,8 @@ def build(ctx: UIContext) -> HistoryPage:
                 interactive=False,
                 height=320,
                 type="filepath",
+                # No "Share": it posts to Hugging Face Spaces, which a local studio is not (it only errored).
+                buttons=["download", "fullscreen"],
                 elem_id="hist-image",
             )
             details = gr.HTML(note_html(None), elem_id="hist-details", padding=False)
@@ -109,12 +111,15 @@ def build(ctx: UIContext) -> HistoryPage:
                 upscale_this = gr.Button(
                     key("chain.upscale_this"), size="sm", interactive=False, elem_id="hist-upscale-this"
                 )
-            with gr.Row(visible=False, elem_id="hist-confirm") as confirm_row:
+            # The question on its own full-width line, its answers under it (side by side it was squeezed
+            # into a column a few words wide).
+            with gr.Column(visible=False, elem_id="hist-confirm") as confirm_row:
                 confirm_text = slot("hist-confirm-text")
-                confirm_yes = gr.Button(
-                    key("hist.confirm_delete"), variant="stop", size="sm", elem_id="hist-confirm-yes"
-                )
-                confirm_no = gr.Button(key("hist.keep"), size="sm", elem_id="hist-confirm-no")
+                with gr.Row():
+                    confirm_yes = gr.Button(
+                        key("hist.confirm_delete"), variant="stop", size="sm", elem_id="hist-confirm-yes"
+                    )
+                    confirm_no = gr.Button(key("hist.keep"), size="sm", elem_id="hist-confirm-no")
             status = slot("hist-status")
             inputs = gr.Gallery(
                 label=key("hist.inputs"), columns=3, height=160, object_fit="contain", allow_preview=False,
@@ -180,7 +185,7 @@ def wire(
     listing += [page.inputs, page.marked, page.marked_note, page.confirm_row]
 
     def cleared() -> tuple[Any, ...]:
-        return (gr.Gallery(value=None, visible=False), [], "", gr.Row(visible=False))
+        return (gr.Gallery(value=None, visible=False), [], "", gr.Column(visible=False))
 
     def load(query: str, lang: str) -> tuple[Any, ...]:
         return _listing(ctx, query, lang) + cleared() + (gr.Button(interactive=False),) * len(buttons)
@@ -271,9 +276,9 @@ def wire(
     def ask(entry_id: str | None, multi: bool, marked: list[str], lang: str) -> tuple[Any, Any]:
         count = len(targets(entry_id, multi, marked))
         if count == 0:
-            return gr.Row(visible=False), ""
+            return gr.Column(visible=False), ""
         question = ctx.t("hist.confirm_question", language(lang), count=count)
-        return gr.Row(visible=True), note_html(question, "warn")
+        return gr.Column(visible=True), note_html(question, "warn")
 
     page.delete.click(
         ask,
@@ -282,7 +287,7 @@ def wire(
         js=lang_js(4),
         queue=False,
     )
-    page.confirm_no.click(lambda: gr.Row(visible=False), None, page.confirm_row, queue=False)
+    page.confirm_no.click(lambda: gr.Column(visible=False), None, page.confirm_row, queue=False)
 
     def remove(
         entry_id: str | None, multi: bool, marked: list[str], query: str, page_no: int, lang: str
@@ -477,13 +482,32 @@ def _caption(prompt: str, limit: int = 60) -> str:
 
 
 def marked_html(ctx: UIContext, marked: list[str], ids: list[str], lang: str) -> str:
-    """ "N selected", and a style that outlines the marked thumbnails (their places in the gallery)."""
+    """ "N selected", and a style that marks the marked thumbnails (their places in the gallery): a thick
+    frame and a check mark drawn over the picture (an outline under the picture showed as a faint corner)."""
     if not marked:
         return ""
     places = [ids.index(entry_id) + 1 for entry_id in marked if entry_id in ids]
-    outline = ", ".join(f"#hist-gallery .grid-container > :nth-child({n})" for n in places)
-    style = f"<style>{outline} {{ outline: 4px solid var(--color-accent); outline-offset: -4px; }}</style>"
+    items = [f"#hist-gallery .grid-container > :nth-child({n})" for n in places]
+    style = (
+        f"<style>{', '.join(items)} {{ position: relative; }}"
+        f"{', '.join(f'{item}::after' for item in items)} {{ {MARK_FRAME} }}"
+        f"{', '.join(f'{item}::before' for item in items)} {{ {MARK_CHECK} }}</style>"
+    )
     return note_html(ctx.t("hist.marked", lang, count=len(marked))) + (style if places else "")
+
+
+#: A marked thumbnail: a frame in the studio's accent with a white inner line (seen on any picture) ...
+MARK_FRAME = (
+    'content: ""; position: absolute; inset: 0; border: 5px solid #c2410c; border-radius: 6px;'
+    " box-shadow: inset 0 0 0 2px #ffffff; pointer-events: none; z-index: 2;"
+)
+#: ... and a check mark in its lower left corner (the gallery's label covers the first picture's top),
+#: so "marked" does not rest on colour alone.
+MARK_CHECK = (
+    'content: "\\2713"; position: absolute; bottom: 6px; left: 6px; width: 1.6rem; height: 1.6rem;'
+    " line-height: 1.6rem; text-align: center; font-weight: 700; color: #ffffff; background: #c2410c;"
+    " border: 2px solid #ffffff; border-radius: 50%; pointer-events: none; z-index: 3;"
+)
 
 
 def details_html(ctx: UIContext, entry: Any, lang: str) -> str:

@@ -94,10 +94,21 @@ STUDIO_CSS = """
   min-width: 0 !important; }
 #is-tabs .tab-wrapper, #is-tabs div[role=tablist] { flex-wrap: wrap; height: auto; overflow: visible; }
 #is-tabs .overflow-menu { display: none !important; }
+/* Sliders side by side line up (True CFG and Steps): the number box at the top, the slider at the
+   bottom, however long each one's explanation is. */
+.gradio-container .form > .block:has(input[type=range]) > .wrap:not([data-testid=status-tracker]) {
+  height: 100%; display: flex; flex-direction: column; justify-content: space-between; }
+/* A slider's number box sits in a clipping frame: its focus ring is drawn inside the box (outside it
+   was cut down to a bar at the box's right edge). */
+.gradio-container .tab-like-container input[type=number]:focus-visible { outline-offset: -3px !important; }
 /* Dropdown text never runs under the arrow. */
 .gradio-container input[role=combobox] { padding-right: 2rem !important; text-overflow: ellipsis; }
 @media (max-width: 640px) {
   .is-header h1 { font-size: 1.3rem; }
+  /* Model and size each get the whole width: side by side their names were cut to "Tiny Z-Im…". */
+  #gen-model, #gen-size { min-width: 100% !important; }
+  /* Sliders too: two side by side left ~160 px each, and a long explanation pushed one far below. */
+  #gen-steps, #gen-count, #edit-true-cfg, #edit-steps { min-width: 100% !important; }
   #is-tabs button[role=tab] { padding-left: 0.55rem; padding-right: 0.55rem; }
 }
 """

@@ -8,8 +8,9 @@ rebuilds the widgets afterwards, so everything is looked up by ``elem_id`` when 
   run buttons say so in their tooltip.
 - The language link of the language on screen gets ``aria-current`` (and its style).
 - Tab out of a dropdown closes its list (Gradio opens it on focus and left it open).
-- On a phone, pressing Generate/Edit scrolls the result area into view; an error line or a question
-  (Download's) that appears off screen (below the fold) is scrolled to.
+- On a phone, pressing Generate/Edit scrolls the result area into view, and tapping a History picture
+  scrolls to its details; an error line or a question (Download's) that appears off screen (below the
+  fold) is scrolled to.
 - A starting picture the browser cannot decode is reported to the page (``#gen-source-bad``), which
   then explains it under the control and refuses to run.
 """
@@ -76,6 +77,27 @@ STUDIO_SCRIPT = """<script>
   // still grow (a button's new, longer label) and push it out of the window again, so it is re-checked.
   const seen = new WeakMap();
   const SETTLE_MS = 1500;
+  // On a phone the details of a History picture are far below the gallery: a tap on a picture shows
+  // them (not while "Select several" is on, where a tap only marks the picture).
+  // Scrolled at once, and again when the details arrive (an instant scroll: a smooth one was seen cut
+  // short by the page redrawing under it on a busy machine).
+  let detailsWanted = false;
+  const showDetails = () => {
+    const details = document.getElementById("hist-image");
+    if (details) details.scrollIntoView({block: "start"});
+  };
+  document.addEventListener("click", (e) => {
+    const thumb = e.target && e.target.closest && e.target.closest("#hist-gallery button.thumbnail-item");
+    if (!thumb || window.innerWidth > 820) return;
+    const multi = document.querySelector("#hist-multi input[type=checkbox]");
+    if (multi && multi.checked) return;
+    detailsWanted = true;
+    setTimeout(showDetails, 150);
+  }, true);
+  const detailsArrived = () => {
+    const table = document.querySelector("#hist-details table");
+    if (detailsWanted && table) { detailsWanted = false; showDetails(); }
+  };
   const showErrors = () => {
     const now = performance.now();
     for (const error of document.querySelectorAll(".is-error, .is-question")) {
@@ -118,7 +140,7 @@ STUDIO_SCRIPT = """<script>
   const start = () => {
     hint();
     markLanguage();
-    new MutationObserver(() => { hint(); markLanguage(); })
+    new MutationObserver(() => { hint(); markLanguage(); detailsArrived(); })
       .observe(document.body, {subtree: true, childList: true});
     new MutationObserver(markLanguage)
       .observe(document.documentElement, {attributes: true, attributeFilter: ["lang"]});

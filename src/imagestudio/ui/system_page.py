@@ -21,7 +21,7 @@ from imagestudio.jobs.model import JobProgress
 from imagestudio.ui import download_question
 from imagestudio.ui.common import UIContext, error_message, slot
 from imagestudio.ui.style import lang_js
-from imagestudio.ui.texts import language
+from imagestudio.ui.texts import NOT_NUMBERS, decimal, language
 from imagestudio.ui.widgets import (
     Progress,
     bar_html,
@@ -259,7 +259,7 @@ def size_text(ctx: UIContext, lang: str, size: float) -> str:
     from imagestudio.models.units import human_bytes
 
     number, unit = human_bytes(size).split(" ")
-    return f"{number} {ctx.t(f'unit.{unit.lower()}', lang)}"
+    return f"{decimal(number, lang)} {ctx.t(f'unit.{unit.lower()}', lang)}"
 
 
 def _download_bar(ctx: UIContext, lang: str, progress: dict[str, Any]) -> str:
@@ -287,9 +287,23 @@ def _fields_table(ctx: UIContext, fields: dict[str, Any], lang: str) -> str:
         label = f"sys.k.{name}"
         if value is None or not ctx.texts.has(label):
             continue
-        shown = ctx.t("sys.yes" if value else "sys.no", lang) if isinstance(value, bool) else str(value)
+        word = VALUE_WORDS.get(name, "").format(value)
+        if isinstance(value, bool):
+            shown = ctx.t("sys.yes" if value else "sys.no", lang)
+        elif word and ctx.texts.has(word):
+            shown = ctx.t(word, lang)
+        else:
+            shown = str(decimal(value, lang))
         rows.append((ctx.t(label, lang), shown))
     return table_html(rows)
+
+
+#: Fields whose values are words with a translation (``full`` → "всё в видеопамяти"); others are names.
+VALUE_WORDS = {
+    "profile": "plan.profile.{}",
+    "placement": "plan.profile.{}",
+    "attention_backend": "attention.{}",
+}
 
 
 def plan_words(ctx: UIContext, plan: dict[str, Any], lang: str) -> str:
@@ -327,7 +341,8 @@ def check_text(ctx: UIContext, row: dict[str, Any], lang: str) -> tuple[str, str
         details["plan"] = plan_words(ctx, details, lang)
     try:
         # Formatted here even without details, so a line missing its values is caught, not shown raw.
-        return name, ctx.t(f"doctor.{code}", lang).format(**details)
+        values = {k: v if k in NOT_NUMBERS else decimal(v, lang) for k, v in details.items()}
+        return name, ctx.t(f"doctor.{code}", lang).format(**values)
     except (KeyError, IndexError, ValueError):
         # Details that do not fit the translation (a check newer than its Russian line): the English
         # line rather than a System page that fails to draw.
@@ -418,6 +433,8 @@ def render(ctx: UIContext, info: dict[str, Any], lang: str) -> tuple[Any, ...]:
             v_size = variant.get("download_bytes") or 0
             v_shown = "—" if v_state == "present" or not v_size else f"~{size_text(ctx, lang, v_size)}"
             quality = str(variant.get("quality") or "")
+            if ctx.texts.has(f"quality.{quality}"):
+                quality = ctx.t(f"quality.{quality}", lang)
             choice = f"{model.get('id')}:{name}"
             v_button = row_download_button(ctx, lang, choice, v_size) if v_state == "missing" else ""
             rows.append(

@@ -15,6 +15,7 @@ table as ``doctor.<code>``; their Russian is in ``ru.json`` like everything else
 from __future__ import annotations
 
 import json
+import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,6 +35,25 @@ def language(value: str | None) -> str:
     """The supported language for a browser language tag (``ru-RU`` → ``ru``); English otherwise."""
     primary = (value or "").strip().lower().replace("_", "-").split("-")[0]
     return primary if primary in LANGUAGES else DEFAULT_LANGUAGE
+
+
+#: A decimal number as the pages show one: ``17.3``, ``~17.3``, ``≈0.5``.
+DECIMAL = re.compile(r"[~≈]?-?\d+\.\d+")
+#: Parameters that look like decimal numbers and are not (``diffusers 0.42``).
+NOT_NUMBERS = frozenset({"version"})
+#: Languages that write the decimal separator as a comma.
+DECIMAL_COMMA = ("ru",)
+
+
+def decimal(value: Any, lang: str) -> Any:
+    """``value`` with a decimal comma where ``lang`` writes one; anything but a decimal number as it is."""
+    if lang not in DECIMAL_COMMA or isinstance(value, bool):
+        return value
+    if isinstance(value, float):
+        return str(value).replace(".", ",")
+    if isinstance(value, str) and DECIMAL.fullmatch(value):
+        return value.replace(".", ",")
+    return value
 
 
 def placeholders(template: str) -> set[str]:
@@ -61,10 +81,17 @@ class Texts:
         return key in self.tables[DEFAULT_LANGUAGE]
 
     def t(self, key: str, lang: str | None = None, /, **params: Any) -> str:
-        """``key`` in ``lang`` with ``params`` filled in; a missing key is a bug and raises KeyError."""
-        table = self.tables[language(lang)]
+        """``key`` in ``lang`` with ``params`` filled in; a missing key is a bug and raises KeyError.
+
+        Decimal numbers among ``params`` are written the reader's way (``16,1 ГБ`` in Russian)."""
+        lang = language(lang)
+        table = self.tables[lang]
         template = table[key] if key in table else self.tables[DEFAULT_LANGUAGE][key]
-        return template.format(**params) if params else template
+        if not params:
+            return template
+        return template.format(
+            **{name: value if name in NOT_NUMBERS else decimal(value, lang) for name, value in params.items()}
+        )
 
     def gradio_i18n(self) -> gr.I18n:
         import gradio as gr

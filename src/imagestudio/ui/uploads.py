@@ -35,6 +35,8 @@ def image_input(**kwargs: Any) -> Any:
     """
     import gradio as gr
 
+    # No "Share" (Gradio's default): it posts to Hugging Face Spaces, which a local studio is not.
+    kwargs.setdefault("buttons", ["download", "fullscreen"])
     component = gr.Image(type="filepath", image_mode=None, **kwargs)
     component.preprocess = types.MethodType(_upload_path, component)  # type: ignore[method-assign]
     return component
