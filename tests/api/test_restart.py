@@ -36,8 +36,13 @@ def start_serve(config: Path, log: Path) -> tuple[subprocess.Popen, str]:
         except httpx.TransportError:
             return False
 
-    # Generous: on a busy 2-core machine the imports alone can take minutes.
-    wait_until(healthy, timeout=300, what="the server to start")
+    try:
+        # Generous: on a busy 2-core machine the imports alone can take minutes.
+        wait_until(healthy, timeout=300, what="the server to start")
+    except BaseException:
+        process.kill()  # a server that never answered must not outlive the test
+        process.wait(30)
+        raise
     return process, url
 
 
