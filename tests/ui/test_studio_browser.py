@@ -30,6 +30,8 @@ from tests.ui.widgets import (
     watch_progress,
 )
 
+SLOW_MS = 120_000
+
 pytestmark = pytest.mark.browser
 
 
@@ -302,13 +304,17 @@ def test_history_pages_reach_every_image(studio_server, open_page) -> None:
     fill_text(page, "hist-search", "листопад")
     page.locator("#hist-find").click()
     images = gallery_images(page, "hist-gallery")
+    # The summary first: until the search has answered, the gallery already holds a page of every
+    # image in History (other tests' too), and on a busy machine the answer takes seconds.
+    expect(page.locator("#hist-summary")).to_contain_text(
+        f"Картинок: {wanted}. Страница 1 из 2.", timeout=SLOW_MS
+    )
     expect(images).to_have_count(PAGE_SIZE)
-    expect(page.locator("#hist-summary")).to_contain_text(f"Картинок: {wanted}. Страница 1 из 2.")
     expect(page.locator("#hist-newer")).to_be_disabled()
     page.locator("#hist-older").click()
-    expect(images).to_have_count(wanted - PAGE_SIZE)
-    expect(page.locator("#hist-summary")).to_contain_text("Страница 2 из 2.")
+    expect(images).to_have_count(wanted - PAGE_SIZE, timeout=SLOW_MS)
+    expect(page.locator("#hist-summary")).to_contain_text("Страница 2 из 2.", timeout=SLOW_MS)
     expect(page.locator("#hist-older")).to_be_disabled()
     screenshot(page, "history-ru-page-2")
     page.locator("#hist-newer").click()
-    expect(images).to_have_count(PAGE_SIZE)
+    expect(images).to_have_count(PAGE_SIZE, timeout=SLOW_MS)

@@ -211,6 +211,12 @@ RING_CUT_JS = """() => {
 }"""
 
 
+SLIDER_BOXES_JS = """(ids) => ids.map((id) => ["input[type=number]", "input[type=range]"].map((sel) => {
+  const r = document.querySelector(`#${id} ${sel}`).getBoundingClientRect();
+  return {x: r.x, y: r.y, width: r.width, height: r.height};
+}))"""
+
+
 @pytest.mark.parametrize("locale,tabs", [("en-US", ("Edit",)), ("ru-RU", ("Редактирование",))])
 def test_phone_lists_whole_sliders_aligned_and_number_focus_ring_whole(studio_server, browser, locale, tabs):
     lang = locale[:2]
@@ -231,12 +237,10 @@ def test_phone_lists_whole_sliders_aligned_and_number_focus_ring_whole(studio_se
             page.locator("#edit-run").wait_for(state="visible")
             assert page.evaluate(OVERFLOW_JS, "edit-model") <= 0, f"edit-model is cut off at {width} px"
             # True CFG and Steps: their number boxes and their sliders on one line each.
-            boxes = {}
-            for elem_id in ("edit-true-cfg", "edit-steps"):
-                number = page.locator(f"#{elem_id} input[type=number]").bounding_box()
-                slider = page.locator(f"#{elem_id} input[type=range]").bounding_box()
-                boxes[elem_id] = (number, slider)
-            (cfg_number, cfg_slider), (steps_number, steps_slider) = boxes.values()
+            # Measured in one go: the page may still move as a whole between two separate reads (a
+            # banner above it arriving), which would read as a misalignment.
+            boxes = page.evaluate(SLIDER_BOXES_JS, ["edit-true-cfg", "edit-steps"])
+            (cfg_number, cfg_slider), (steps_number, steps_slider) = boxes
             screenshot(page, f"edit-{lang}-{kind}-sliders")
             if abs(cfg_slider["x"] - steps_slider["x"]) > 10:  # side by side, not stacked
                 assert abs(cfg_number["y"] - steps_number["y"]) <= 2, boxes
