@@ -83,6 +83,10 @@ def test_bad_enhance_requests_are_one_line_errors(live) -> None:
             ({"prompt": "x", "max_new_tokens": 5}, "max_new_tokens"),
             ({"prompt": "x", "language": "de"}, "language"),
             ({"prompt": "x", "temperature": 2}, "temperature"),
+            # JSON integers are strict, as everywhere in the API: a boolean is no seed (schema fuzzing
+            # found it taken as 0, the job then queued for a model that was not there).
+            ({"prompt": "x", "model": "tiny-z-image", "seed": False}, "seed"),
+            ({"prompt": "x", "model": "tiny-z-image", "max_new_tokens": "64"}, "max_new_tokens"),
         ]
         for body, param in cases:
             assert_error_shape(http.post("/api/prompts/enhance", json=body), 400, param=param)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, Body, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.concurrency import run_in_threadpool
 
 from imagestudio.api.common import get_services, require_available, wait_for_result
@@ -42,8 +42,9 @@ class EnhanceBody(BaseModel):
     language: Literal["auto", "en", "ru"] | None = Field(
         None, description="The answer's language; auto (default) = the prompt's."
     )
-    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="Sampling seed; random if absent.")
-    max_new_tokens: int | None = Field(None, ge=16, le=MAX_ENHANCE_TOKENS, description="Token budget.")
+    # Strict, as every integer of the API's bodies (api/schemas.py): true or "7" is a 400, not a seed.
+    seed: StrictInt | None = Field(None, ge=0, le=MAX_SEED, description="Sampling seed; random if absent.")
+    max_new_tokens: StrictInt | None = Field(None, ge=16, le=MAX_ENHANCE_TOKENS, description="Token budget.")
     weights: str | None = Field(
         None, max_length=40, description="Weight variant whose text encoder rewrites; auto (the config's)."
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from imagestudio.job_requests import MAX_COUNT, MAX_PROMPT_CHARS, MAX_SEED, MAX_UPSCALE
 
@@ -84,7 +84,7 @@ class ImageOptions(_Tolerant):
     output_format: OutputFormat | None = Field(
         None, description="png (default), jpeg or webp; JPEG/WebP carry the parameters in EXIF UserComment."
     )
-    output_compression: int | None = Field(
+    output_compression: StrictInt | None = Field(
         None, ge=0, le=100, description="JPEG/WebP quality 0-100 (default 90); ignored for PNG."
     )
     background: Literal["auto", "opaque", "transparent"] | None = Field(
@@ -96,10 +96,10 @@ class ImageOptions(_Tolerant):
     user: str | None = Field(None, max_length=256, description="Accepted and recorded; no effect.")
     safety_identifier: str | None = Field(None, max_length=256, description="Accepted and recorded.")
     input_fidelity: Literal["high", "low"] | None = Field(None, description="Accepted and recorded.")
-    stream: bool | None = Field(
+    stream: StrictBool | None = Field(
         None, description="Answer with Server-Sent Events: partial images (live previews), then the image."
     )
-    partial_images: int | None = Field(
+    partial_images: StrictInt | None = Field(
         None, ge=0, le=3, description="With stream: at most this many partial images (fewer if it is fast)."
     )
 
