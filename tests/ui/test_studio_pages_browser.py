@@ -228,6 +228,8 @@ def test_phone_lists_whole_sliders_aligned_and_number_focus_ring_whole(studio_se
             page.locator("#gen-run").wait_for(state="visible", timeout=SLOW_MS)
             # The model and size lists show their whole choice (side by side at 390 px they were cut).
             for elem_id in ("gen-model", "gen-size"):
+                # The run button can be drawn before the lists are (a busy machine): wait for each.
+                page.locator(f"#{elem_id} input").first.wait_for(state="visible", timeout=SLOW_MS)
                 assert page.evaluate(OVERFLOW_JS, elem_id) <= 0, f"{elem_id} is cut off at {width} px"
             # The focus ring of a slider's number box is whole, not cut to a bar.
             page.locator("#gen-steps input[type=number]").focus()
@@ -235,6 +237,7 @@ def test_phone_lists_whole_sliders_aligned_and_number_focus_ring_whole(studio_se
             assert ring["style"] != "none" and all(cut <= 0.5 for cut in ring["cuts"]), ring
             page.get_by_role("tab", name=tabs[0]).click()
             page.locator("#edit-run").wait_for(state="visible")
+            page.locator("#edit-model input").first.wait_for(state="visible", timeout=SLOW_MS)
             assert page.evaluate(OVERFLOW_JS, "edit-model") <= 0, f"edit-model is cut off at {width} px"
             # True CFG and Steps: their number boxes and their sliders on one line each.
             # Measured in one go: the page may still move as a whole between two separate reads (a

@@ -58,7 +58,7 @@ def test_each_missing_model_and_variant_has_its_own_button_with_its_size() -> No
 
 def test_the_buttons_read_in_russian() -> None:
     models = render(_ctx(), INFO, "ru")[4]
-    assert buttons(models)["z-image-turbo:gguf-q4_k_m"] == "Скачать (~13.2 ГБ)"
+    assert buttons(models)["z-image-turbo:gguf-q4_k_m"] == "Скачать (~13,2 ГБ)"  # a decimal comma in Russian
 
 
 def test_a_choice_cannot_break_out_of_its_attribute() -> None:
