@@ -129,8 +129,11 @@ def test_system_page_lists_each_variant_with_its_own_download_button(
     before = last_download()
     page.locator("#sys-download").evaluate("(b) => { b.disabled = true; }")
     expect(button).to_have_css("pointer-events", "none")
+    page.locator("#sys-download").evaluate("(b) => { b.dataset.choice = 'untouched'; }")
     button.dispatch_event("click")
-    page.wait_for_timeout(1500)
+    # The row's script runs inside the click: had it pressed the bridge, it would have left the row's
+    # choice on it first.
+    expect(page.locator("#sys-download")).to_have_attribute("data-choice", "untouched")
     assert last_download() == before
     page.locator("#sys-download").evaluate("(b) => { b.disabled = false; }")
 

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.helpers import holds_within
+from tests.helpers import holds_within, wait_until
 from tests.ui.conftest import screenshot
 from tests.ui.contrast import contrast_problems
 from tests.ui.widgets import (
@@ -410,17 +410,19 @@ def test_system_page_russian_has_no_gradio_timer_and_shows_the_download_error_in
     # Download asks first, in view, with its own button.
     yes = page.locator("#sys-ask-yes")
     yes.wait_for(timeout=60_000)
-    page.wait_for_timeout(500)
-    for shown in (page.locator("#sys-ask-text .is-question"), yes):
-        box = shown.bounding_box()
-        assert box["y"] >= 0 and box["y"] + box["height"] <= 900, f"the question is out of view: {box}"
+    # The page's script scrolls it into view once it is drawn: wait for that, not for a fixed time.
+    wait_until(lambda: in_window(page.locator("#sys-ask-text .is-question"), yes), 10, "the question in view")
     yes.click()
     error = page.locator("#sys-download-status .is-error")
     error.wait_for(timeout=60_000)
-    page.wait_for_timeout(500)
-    box = error.bounding_box()
-    assert box["y"] >= 0 and box["y"] + box["height"] <= 900, f"the download error is out of view: {box}"
+    wait_until(lambda: in_window(error), 10, "the download error in view")
     assert "processing" not in page.locator("body").inner_text()
+
+
+def in_window(*shown, height: int = 900) -> bool:
+    """Every one of ``shown`` is whole inside a window ``height`` pixels tall."""
+    boxes = [locator.bounding_box() for locator in shown]
+    return all(box is not None and box["y"] >= 0 and box["y"] + box["height"] <= height for box in boxes)
 
 
 def test_prompt_settings_and_recent_prompts_survive_a_reload(studio_server, open_page) -> None:
