@@ -1,4 +1,4 @@
-"""What many tests do the same way: run the command line, read a picture's pixels, wait for a condition.
+"""What many tests do the same way: run the command line, write or read a picture, wait for a condition.
 
 Plain functions, no fixtures (those are in conftest.py): import them where needed.
 """
@@ -32,10 +32,35 @@ def run_cli(*args: str, config: Path | None = None, **env: str) -> subprocess.Co
     )
 
 
+def heavy_imports_after(*argvs: list[str]) -> subprocess.CompletedProcess[str]:
+    """A fresh interpreter runs the command line with each of ``argvs`` and prints ``HEAVY [...]``: which
+    of torch, diffusers and transformers it imported on the way (help and listings must not need them)."""
+    probe = (
+        "import sys\n"
+        "from imagestudio.cli import app\n"
+        f"for argv in {list(argvs)!r}:\n"
+        "    try:\n"
+        "        app(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('HEAVY', [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules])\n"
+    )
+    return subprocess.run(
+        [PYTHON, "-c", probe], capture_output=True, text=True, env=cli_env(), timeout=60, check=False
+    )
+
+
 def pixels(path: Path, mode: str | None = "RGB") -> np.ndarray:
     """The picture at ``path`` as an array (converted to ``mode``; None keeps the file's own)."""
     with Image.open(path) as image:
         return np.asarray(image.convert(mode) if mode is not None else image)
+
+
+def write_picture(path: Path, seed: int, size: tuple[int, int]) -> Path:
+    """Random colours at ``path`` (``size``: width, height); the same ``seed`` gives the same pixels."""
+    noise = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(noise).save(path)
+    return path
 
 
 def wait_until(predicate: Callable[[], T], timeout: float = 60.0, what: str = "condition") -> T:

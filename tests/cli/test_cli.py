@@ -12,7 +12,7 @@ from PIL import Image
 
 from imagestudio.storage.metadata import read_metadata
 from tests.conftest import PYTHON, cli_env
-from tests.helpers import run_cli
+from tests.helpers import heavy_imports_after, run_cli
 
 
 @pytest.mark.slow
@@ -83,20 +83,7 @@ def test_user_errors_exit_2(config_file: Path, app_home: Path) -> None:
 
 
 def test_help_and_models_list_do_not_import_torch(app_home: Path) -> None:
-    probe = (
-        "import sys\n"
-        "from imagestudio.cli import app\n"
-        "for argv in (['--help'], ['generate', '--help'], ['models', 'list']):\n"
-        "    try:\n"
-        "        app(argv)\n"
-        "    except SystemExit:\n"
-        "        pass\n"
-        "heavy = [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules]\n"
-        "print('HEAVY', heavy)\n"
-    )
-    done = subprocess.run(
-        [PYTHON, "-c", probe], capture_output=True, text=True, env=cli_env(), timeout=60, check=False
-    )
+    done = heavy_imports_after(["--help"], ["generate", "--help"], ["models", "list"])
     assert done.returncode == 0, done.stderr
     assert "HEAVY []" in done.stdout
 

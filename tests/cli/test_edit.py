@@ -13,8 +13,7 @@ import pytest
 from PIL import Image
 
 from imagestudio.storage.metadata import read_metadata
-from tests.conftest import PYTHON, cli_env
-from tests.helpers import run_cli
+from tests.helpers import heavy_imports_after, run_cli
 
 
 @pytest.fixture
@@ -206,18 +205,7 @@ def test_generate_with_a_local_lora(config_file: Path, shared_models_dir: Path, 
 
 
 def test_edit_help_does_not_import_torch(app_home: Path) -> None:
-    probe = (
-        "import sys\n"
-        "from imagestudio.cli import app\n"
-        "try:\n"
-        "    app(['edit', '--help'])\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "print('HEAVY', [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules])\n"
-    )
-    done = subprocess.run(
-        [PYTHON, "-c", probe], capture_output=True, text=True, env=cli_env(), timeout=60, check=False
-    )
+    done = heavy_imports_after(["edit", "--help"])
     assert done.returncode == 0, done.stderr
     assert "HEAVY []" in done.stdout
     assert "--lightning" in done.stdout and "--image" in done.stdout

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -120,18 +121,30 @@ def write_config(home: Path, models_dir: Path) -> Path:
     return config
 
 
-@pytest.fixture(scope="module")
-def studio_server(
-    tmp_path_factory: pytest.TempPathFactory, shared_models_dir: Path
+@contextmanager
+def studio_running(
+    home: Path, models_dir: Path, extra_config: str = "", api_key: str | None = None
 ) -> Iterator[StudioServer]:
-    """One running studio per test module (the start costs seconds; the pages are independent)."""
-    home = tmp_path_factory.mktemp("studio-home")
-    server = StudioServer(home, write_config(home, shared_models_dir))
+    """``imagestudio serve`` for ``home`` with the models of ``models_dir`` and ``extra_config`` (YAML
+    added to the config), answering until the block is left."""
+    config = write_config(home, models_dir)
+    if extra_config:
+        config.write_text(config.read_text(encoding="utf-8") + extra_config, encoding="utf-8")
+    server = StudioServer(home, config, api_key=api_key)
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def studio_server(
+    tmp_path_factory: pytest.TempPathFactory, shared_models_dir: Path
+) -> Iterator[StudioServer]:
+    """One running studio per test module (the start costs seconds; the pages are independent)."""
+    with studio_running(tmp_path_factory.mktemp("studio-home"), shared_models_dir) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

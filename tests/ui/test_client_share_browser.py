@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.api.conftest import BLOCKER
-from tests.ui.conftest import StudioServer, write_config
+from tests.ui.conftest import StudioServer, studio_running
 from tests.ui.widgets import fill_text
 
 pytestmark = pytest.mark.browser
@@ -22,16 +22,8 @@ def shared_share_server(
     tmp_path_factory: pytest.TempPathFactory, shared_models_dir: Path
 ) -> Iterator[StudioServer]:
     home = tmp_path_factory.mktemp("share-home")
-    config = write_config(home, shared_models_dir)
-    config.write_text(
-        config.read_text(encoding="utf-8") + "server:\n  max_queued_per_client: 2\n", encoding="utf-8"
-    )
-    server = StudioServer(home, config)
-    server.start()
-    try:
+    with studio_running(home, shared_models_dir, "server:\n  max_queued_per_client: 2\n") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_the_page_says_when_this_browser_has_its_share_of_the_queue(shared_share_server, open_page) -> None:

@@ -14,11 +14,12 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.ui.conftest import StudioServer, screenshot
-from tests.ui.test_studio_browser import custom_size, write_picture
+from tests.helpers import write_picture
+from tests.ui.conftest import StudioServer, screenshot, studio_running
 from tests.ui.test_studio_trust_browser import result_pixels, use_from_history
 from tests.ui.widgets import (
     check_radio,
+    custom_size,
     fill_text,
     gallery_images,
     open_tab,
@@ -34,18 +35,8 @@ def control_server(
     tmp_path_factory: pytest.TempPathFactory, shared_models_dir: Path
 ) -> Iterator[StudioServer]:
     home = tmp_path_factory.mktemp("control-home")
-    config = home / "config.yaml"
-    config.write_text(
-        f"storage:\n  models_dir: {shared_models_dir}\n  outputs_dir: {home / 'outputs'}\n"
-        "upscale:\n  default_upscaler: tiny-upscaler\n",
-        encoding="utf-8",
-    )
-    server = StudioServer(home, config)
-    server.start()
-    try:
+    with studio_running(home, shared_models_dir, "upscale:\n  default_upscaler: tiny-upscaler\n") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def press_and_wait(page, prefix: str, button: str, timeout_ms: int = 90_000) -> str:

@@ -7,7 +7,6 @@ both prompts (and variety).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
@@ -16,9 +15,9 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
+from tests.helpers import wait_until
 from tests.ui.conftest import screenshot
-from tests.ui.test_studio_browser import custom_size
-from tests.ui.widgets import fill_text, open_tab, run_and_wait, set_number
+from tests.ui.widgets import custom_size, fill_text, open_tab, run_and_wait, set_number
 
 pytestmark = pytest.mark.browser
 
@@ -37,11 +36,12 @@ def improve_and_wait(page, prefix: str, box: str, original: str, server_url: str
     for _ in range(REWRITE_TRIES):
         before = finished_rewrites(server_url)
         page.locator(f"#{prefix}-improve").click()
+
         # The queue says when this rewrite has ended; the page's answer follows it.
-        deadline = time.monotonic() + REWRITE_TIMEOUT_MS / 1000
-        while finished_rewrites(server_url) == before:
-            assert time.monotonic() < deadline, "the rewrite did not finish"
-            time.sleep(0.2)
+        def ended(before: int = before) -> bool:
+            return finished_rewrites(server_url) != before
+
+        wait_until(ended, REWRITE_TIMEOUT_MS / 1000, "the rewrite to finish")
         # The answer comes with its status note; the box says which: rewritten, or kept (unusable).
         note = status.locator(".is-note[data-kind=ok], .is-note[data-kind=warn]")
         expect(note).to_have_count(1)

@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import expect
 
 from imagestudio.registry import MODELS
-from tests.ui.conftest import StudioServer, screenshot, write_config
+from tests.ui.conftest import StudioServer, screenshot, studio_running
 from tests.ui.widgets import fill_text, gallery_images, open_tab, run_and_wait
 
 pytestmark = pytest.mark.browser
@@ -25,12 +25,8 @@ def fresh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioSer
     home = tmp_path_factory.mktemp("fresh-home")
     models = home / "models"
     models.mkdir()
-    server = StudioServer(home, write_config(home, models))
-    server.start()
-    try:
+    with studio_running(home, models) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def download_size(server: StudioServer, model_id: str, weights: str) -> int:

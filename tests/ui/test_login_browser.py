@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.ui.conftest import StudioServer, screenshot, write_config
+from tests.ui.conftest import StudioServer, screenshot, studio_running
 from tests.ui.widgets import choose, fill_text, gallery_images, run_and_wait, set_number
 
 pytestmark = pytest.mark.browser
@@ -29,15 +29,8 @@ def locked_server(
 ) -> Iterator[StudioServer]:
     """``imagestudio serve`` with ``server.api_key`` in its config."""
     home = tmp_path_factory.mktemp("locked-home")
-    config = write_config(home, shared_models_dir)
-    with config.open("a", encoding="utf-8") as extra:
-        extra.write(f"server:\n  api_key: {KEY}\n")
-    server = StudioServer(home, config, api_key=KEY)
-    server.start()
-    try:
+    with studio_running(home, shared_models_dir, f"server:\n  api_key: {KEY}\n", api_key=KEY) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_a_russian_browser_logs_in_and_generates(locked_server: StudioServer, browser) -> None:

@@ -7,19 +7,17 @@ opens its own browser context. Screenshots of every page go to test-artifacts/ f
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
-from PIL import Image
 from playwright.sync_api import expect
 
+from tests.helpers import wait_until, write_picture
 from tests.ui.conftest import screenshot
 from tests.ui.widgets import (
     check_radio,
-    choose,
+    custom_size,
     fill_text,
     gallery_images,
     open_tab,
@@ -27,18 +25,13 @@ from tests.ui.widgets import (
     run_and_wait,
     set_number,
     wait_progress_state,
+    wait_tab_drawn,
     watch_progress,
 )
 
 SLOW_MS = 120_000
 
 pytestmark = pytest.mark.browser
-
-
-def custom_size(page, width: int, height: int, custom_label: str) -> None:
-    choose(page, "gen-size", custom_label)
-    set_number(page, "gen-width", width)
-    set_number(page, "gen-height", height)
 
 
 def test_generate_from_a_russian_prompt_shows_progress_then_the_image(studio_server, open_page) -> None:
@@ -79,7 +72,7 @@ def test_russian_and_english_labels_follow_the_browser(studio_server, open_page)
     assert ru.locator("#gen-prompt").get_by_text("Запрос").is_visible()
     for tab, name in (("Редактирование", "edit"), ("История", "history")):
         open_tab(ru, tab)
-        ru.wait_for_timeout(500)
+        wait_tab_drawn(ru, name)
         screenshot(ru, f"{name}-ru")
     open_tab(ru, "Система")
     # The configuration check is filled in after the tab opens; its lines read in Russian too.
@@ -168,12 +161,6 @@ def test_cancel_a_running_job(studio_server, open_page) -> None:
     custom_size(page, 64, 64, "Custom size")
     set_number(page, "gen-steps", 2)
     assert run_and_wait(page, "gen") == "done"
-
-
-def write_picture(path: Path, seed: int, size: tuple[int, int]) -> Path:
-    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path)
-    return path
 
 
 def test_edit_with_two_pictures(studio_server, open_page, tmp_path: Path) -> None:
@@ -291,12 +278,12 @@ def test_history_pages_reach_every_image(studio_server, open_page) -> None:
             job = client.post("/api/jobs", json={**body, "prompt": "листопад страницы", "count": count})
             assert job.status_code == 202, job.text
             job_id = job.json()["id"]
-            for _ in range(600):
+
+            def ended(job_id: str = job_id) -> str | None:
                 state = client.get(f"/api/jobs/{job_id}").json()["state"]
-                if state not in ("queued", "running"):
-                    break
-                time.sleep(0.1)
-            assert state == "done"
+                return None if state in ("queued", "running") else state
+
+            assert wait_until(ended, 60, "the job to end") == "done"
             made += count
 
     page = open_page(studio_server.url, locale="ru-RU")

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import io
 import re
-from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.helpers import holds_within, wait_until
+from imagestudio.ui.remembered import SETTINGS_KEY
+from tests.helpers import holds_within, wait_until, write_picture
 from tests.ui.conftest import screenshot
 from tests.ui.contrast import contrast_problems
 from tests.ui.widgets import (
     choose,
+    custom_size,
     fill_text,
     gallery_images,
     open_tab,
@@ -29,7 +31,11 @@ from tests.ui.widgets import (
     progress_seen,
     run_and_wait,
     set_number,
+    steady_box,
+    wait_no_pending,
     wait_progress_state,
+    wait_settled,
+    wait_tab_drawn,
     watch_progress,
 )
 
@@ -49,20 +55,19 @@ RESULT_BOXES_JS = """
 }
 """
 
-
-def custom_size(page, width: int, height: int, label: str = "Custom size…") -> None:
-    choose(page, "gen-size", label)
-    set_number(page, "gen-width", width)
-    set_number(page, "gen-height", height)
-
-
-def write_picture(path: Path, size: tuple[int, int], colour: tuple[int, int, int] | None = None) -> Path:
-    if colour is None:
-        pixels = np.random.default_rng(size[0]).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(path)
-    else:
-        Image.new("RGB", size, colour).save(path)
-    return path
+#: The boxes of RESULT_BOXES_JS once they are worth measuring: every picture decoded at this job's
+#: aspect (not the previous job's picture) and the same boxes two frames running (the layout is still).
+STEADY_RESULT_BOXES_JS = """
+([id, size]) => {
+  const boxes = (RESULT_BOXES)(id);
+  const ours = boxes.length > 0 && boxes.every((b) => b.natural[0] > 0
+    && Math.abs(b.natural[0] * size[1] - b.natural[1] * size[0]) <= size[0] * size[1] / 50);
+  const key = ours ? JSON.stringify(boxes) : null;
+  const steady = key !== null && window.__resultBoxes === key;
+  window.__resultBoxes = key;
+  return steady ? boxes : null;
+}
+""".replace("RESULT_BOXES", RESULT_BOXES_JS)
 
 
 def test_results_are_shown_whole_at_every_aspect_and_have_no_share_button(studio_server, open_page) -> None:
@@ -74,8 +79,8 @@ def test_results_are_shown_whole_at_every_aspect_and_have_no_share_button(studio
         state = run_and_wait(page, "gen")
         assert state == "done", page.locator("#gen-result-col").inner_text()
         gallery_images(page, "gen-gallery").first.wait_for()
-        page.wait_for_timeout(300)
-        boxes = page.evaluate(RESULT_BOXES_JS, "gen-gallery")
+        steady = page.wait_for_function(STEADY_RESULT_BOXES_JS, arg=["gen-gallery", [width, height]])
+        boxes = steady.json_value()
         assert boxes, "no result picture"
         for box in boxes:
             for side in ("top", "left", "bottom", "right"):
@@ -99,13 +104,19 @@ def test_use_these_settings_keeps_the_recalled_steps_after_the_model_switch(stud
     # default steps, over the recalled ones.
     choose(page, "gen-model", "Z-Image-Turbo")
     expect(page.locator("#gen-steps input[type=number]")).to_have_value("8")
+    # The line under the list follows the model (its .change handler): the real model's line now.
+    expect(page.locator("#gen-model")).to_contain_text("Text-to-image models known")
     open_tab(page, "History")
     fill_text(page, "hist-search", "recalled steps")
     page.locator("#hist-find").click()
     gallery_images(page, "hist-gallery").first.click()
     page.locator("#hist-use").click()
     expect(page.locator("#gen-model input")).to_have_value(re.compile("Tiny Z-Image"))
-    page.wait_for_timeout(1000)  # any late handler would have run by now
+    # Everything the switch set off has answered: the model's own .change handler (its line names the
+    # offline model again), and no event writing the steps is pending (Gradio marks a pending event's
+    # outputs). A handler putting the model's default steps back after the switch would be one of these.
+    expect(page.locator("#gen-model")).to_contain_text("Random weights")
+    wait_no_pending(page, "gen-steps")
     expect(page.locator("#gen-steps input[type=number]")).to_have_value("3")
     expect(page.locator("#gen-width input")).to_have_value("64")
 
@@ -114,7 +125,8 @@ def test_the_inpaint_mask_is_visible_on_a_light_picture_and_still_a_mask(
     studio_server, open_page, tmp_path
 ) -> None:
     page = open_page(studio_server.url)
-    light = write_picture(tmp_path / "light.png", (256, 256), (250, 250, 250))
+    light = tmp_path / "light.png"
+    Image.new("RGB", (256, 256), (250, 250, 250)).save(light)
     page.locator("#gen-source-box").click()
     # The closed accordion mounts the picture editor when it opens: a file given to it before then
     # goes to an input that is about to be replaced, and no upload happens.
@@ -171,7 +183,7 @@ def test_a_bad_file_is_explained_on_upload_and_nothing_runs(studio_server, open_
     assert gallery_images(page, "gen-gallery").count() == 0
 
     # A good picture takes the complaint away.
-    good = write_picture(tmp_path / "good.png", (64, 64))
+    good = write_picture(tmp_path / "good.png", 64, (64, 64))
     page.locator("#gen-source input[type=file]").first.set_input_files(str(good))
     expect(error).to_have_count(0, timeout=30_000)
 
@@ -215,7 +227,10 @@ def test_stale_lines_and_pictures_go_away(studio_server, open_page) -> None:
     page.locator("#gen-progress .is-progress[data-state=running]").wait_for(timeout=90_000)
     page.locator("#gen-cancel").click()
     assert wait_progress_state(page, "gen", ("done", "failed", "cancelled")) == "cancelled"
-    page.wait_for_timeout(500)
+    # The event's last update has been drawn (it gives the results' box back and, with nothing else of
+    # the page's running, disables Cancel): no later update of this event can bring pictures back.
+    expect(page.locator("#gen-gallery")).to_be_visible()
+    expect(page.locator("#gen-cancel")).to_be_disabled()
     expect(gallery_images(page, "gen-gallery")).to_have_count(0)
 
 
@@ -253,25 +268,30 @@ def test_keyboard_enter_adds_a_line_ctrl_enter_runs_and_tab_closes_dropdowns(
     custom_size(page, 64, 64)
     set_number(page, "gen-steps", 1)
     box = page.locator("#gen-prompt textarea")
+    jobs_before = {job["id"] for job in server_jobs(studio_server.url)}
     box.click()
     box.type("first line")
     box.press("Enter")
     box.type("second line")
     assert box.input_value() == "first line\nsecond line"
-    page.wait_for_timeout(500)
-    assert page.locator("#gen-progress .is-progress").count() == 0, "Enter ran a job"
 
     watch_progress(page, "gen")
     box.press("Control+Enter")
     assert wait_progress_state(page, "gen", ("done", "failed", "cancelled")) == "done"
     assert box.input_value() == "first line\nsecond line"
     assert any(e["state"] in ("queued", "running") for e in progress_seen(page, "gen"))
+    # Enter ran nothing: the server's one new job is Ctrl+Enter's, with both lines. A job Enter had
+    # started (with the first line only) was sent before it, so it would be listed by now.
+    new_jobs = [job for job in server_jobs(studio_server.url) if job["id"] not in jobs_before]
+    assert [job["prompt"] for job in new_jobs] == ["first line\nsecond line"], "Enter ran a job"
 
     # Tabbing through the dropdowns leaves none of their lists open.
     page.locator("#gen-model input[role=combobox]").focus()
     for _ in range(3):
         page.keyboard.press("Tab")
-        page.wait_for_timeout(200)
+        # Gradio's key handler reopened a list a tick after the focus moved on (the bug): two frames
+        # after the key, it has run and been drawn.
+        page.evaluate(TWO_FRAMES_JS)
     for elem_id in ("gen-recent", "gen-model", "gen-size"):
         expect(page.locator(f"#{elem_id} input[role=combobox]")).to_have_attribute("aria-expanded", "false")
 
@@ -283,13 +303,22 @@ def test_keyboard_enter_adds_a_line_ctrl_enter_runs_and_tab_closes_dropdowns(
     expect(page.locator("#edit-images-error .is-error")).to_have_count(1)
 
 
+def server_jobs(url: str) -> list[dict]:
+    """The jobs the studio at ``url`` has run or queued since it started (its job API)."""
+    return httpx.get(f"{url}/api/jobs", timeout=60).json()["jobs"]
+
+
+#: Resolves after the next two frames: whatever a key's handlers set off a tick later is drawn by then.
+TWO_FRAMES_JS = "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))"
+
+
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_text_contrast_focus_and_labels_on_every_page(studio_server, open_page, theme: str) -> None:
     page = open_page(studio_server.url, path=f"/?__theme={theme}")
     failures = {}
     for tab in ("Generate", "Edit", "History", "System"):
         open_tab(page, tab)
-        page.wait_for_timeout(1500 if tab == "System" else 500)
+        wait_tab_drawn(page, tab.lower())
         found = contrast_problems(page)
         assert found["checked"] > 10
         if found["problems"]:
@@ -383,12 +412,30 @@ def test_phone_layout_all_tabs_readable_dropdowns_and_the_result_in_view(studio_
         page.locator("#gen-run").scroll_into_view_if_needed()
         assert run_and_wait(page, "gen") == "done"
         gallery_images(page, "gen-gallery").first.wait_for()
-        page.wait_for_timeout(800)
-        box = page.locator("#gen-result-col").bounding_box()
+        # Measured once the page has scrolled to the result and the picture's arrival moves nothing.
+        wait_settled(page)
+        box = steady_box(page, "#gen-result-col")
         assert box["y"] < 844 and box["y"] + box["height"] > 0, f"the result is out of view: {box}"
         screenshot(page, "generate-ru-phone-done")
     finally:
         context.close()
+
+
+#: Records, from now until the refresh's answer is drawn, any visible text of Gradio's timer; the refresh
+#: is answered once the status tracker of its output ``#sys-checks`` was shown (sent) and hidden again.
+WATCH_REFRESH_JS = r"""() => {
+  const seen = window.__refresh = {pending: false, answered: false, texts: []};
+  const look = () => {
+    const tracker = document.querySelector('#sys-checks [data-testid=status-tracker]');
+    if (tracker && !tracker.classList.contains('hide')) seen.pending = true;
+    else if (seen.pending) seen.answered = true;
+    const timer = document.body.innerText.match(/processing|\d+\.\d+\/\d+\.\d+s/);
+    if (timer) seen.texts.push(timer[0]);
+  };
+  seen.observer = new MutationObserver(look);
+  seen.observer.observe(document.body,
+                        {subtree: true, childList: true, attributes: true, characterData: true});
+}"""
 
 
 def test_system_page_russian_has_no_gradio_timer_and_shows_the_download_error_in_view(
@@ -397,8 +444,13 @@ def test_system_page_russian_has_no_gradio_timer_and_shows_the_download_error_in
     page = open_page(studio_server.url, locale="ru-RU")
     open_tab(page, "Система")
     expect(page.locator("#sys-checks tr[data-code^='plan.']").first).to_contain_text("ГБ", timeout=60_000)
+    # Gradio's timer shows while an event is on its way: the refresh is watched from the click until its
+    # answer is drawn, every change of the page looked at, not one moment of it.
+    page.evaluate(WATCH_REFRESH_JS)
     page.locator("#sys-refresh").click()
-    page.wait_for_timeout(300)
+    page.wait_for_function("() => window.__refresh.answered", timeout=60_000)
+    shown = page.evaluate("() => { window.__refresh.observer.disconnect(); return window.__refresh.texts; }")
+    assert not shown, f"Gradio's timer was shown during the refresh: {shown}"
     body = page.locator("body").inner_text()
     assert "processing" not in body and not re.search(r"\d+\.\d+/\d+\.\d+s", body), body[-400:]
     # The same numbers never read as "needs X, X available: not enough".
@@ -431,10 +483,9 @@ def test_prompt_settings_and_recent_prompts_survive_a_reload(studio_server, open
     custom_size(page, 64, 96)
     set_number(page, "gen-steps", 2)
     assert run_and_wait(page, "gen") == "done"
-    fill_text(page, "gen-prompt", "a second prompt, not run")
+    fill_and_wait_saved(page, "gen-prompt", "a second prompt, not run")
     open_tab(page, "Edit")
-    fill_text(page, "edit-instruction", "make the sky green")
-    page.wait_for_timeout(500)
+    fill_and_wait_saved(page, "edit-instruction", "make the sky green")
 
     page.reload()
     page.locator("#gen-run").wait_for(state="visible", timeout=60_000)
@@ -446,6 +497,16 @@ def test_prompt_settings_and_recent_prompts_survive_a_reload(studio_server, open
     expect(page.locator("#gen-prompt textarea")).to_have_value("a lighthouse kept over a reload")
     open_tab(page, "Edit")
     expect(page.locator("#edit-instruction textarea")).to_have_value("make the sky green")
+
+
+def fill_and_wait_saved(page, elem_id: str, text: str) -> None:
+    """Type ``text`` and wait until the browser has stored the settings anew (each change writes them,
+    encrypted, under one localStorage key: a different value there is this change's)."""
+    before = page.evaluate("(key) => localStorage.getItem(key)", SETTINGS_KEY)
+    fill_text(page, elem_id, text)
+    page.wait_for_function(
+        "([key, before]) => localStorage.getItem(key) !== before", arg=[SETTINGS_KEY, before]
+    )
 
 
 @pytest.mark.parametrize("locale,lang", [("en-US", "en"), ("ru-RU", "ru")])
@@ -462,7 +523,7 @@ def test_screenshots_of_every_page_at_desktop_and_phone_width(studio_server, bro
             page.locator("#gen-run").wait_for(state="visible", timeout=60_000)
             for name, tab in zip(("generate", "edit", "history", "system"), tabs, strict=True):
                 page.get_by_role("tab", name=tab).click()
-                page.wait_for_timeout(2500 if name == "system" else 700)
+                wait_tab_drawn(page, name)
                 path = screenshot(page, f"page-{name}-{lang}-{kind}")
                 assert path.stat().st_size > 10_000
         finally:

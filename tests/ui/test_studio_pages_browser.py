@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from tests.helpers import write_picture
 from tests.ui.conftest import ARTIFACTS, screenshot
-from tests.ui.test_studio_browser import custom_size, write_picture
-from tests.ui.widgets import fill_text, gallery_images, open_tab, run_and_wait, set_number
+from tests.ui.widgets import custom_size, fill_text, gallery_images, open_tab, run_and_wait, set_number
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -15,10 +15,12 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
+from imagestudio.ui.queue_panel import REFRESH_S
+from tests.helpers import write_picture
 from tests.ui.conftest import screenshot
-from tests.ui.test_studio_browser import custom_size, write_picture
 from tests.ui.widgets import (
     choose,
+    custom_size,
     fill_text,
     gallery_images,
     open_tab,
@@ -196,7 +198,9 @@ def test_an_idle_page_sends_nothing_to_the_server(studio_server, open_page, tmp_
     load_start_picture(page, write_picture(tmp_path / "idle.png", 15, (256, 256)))
     sent: list[str] = []
     page.on("request", lambda request: sent.append(request.url) if request.method == "POST" else None)
-    page.wait_for_timeout(4_000)  # a window to watch, not a wait for something to happen
+    # A negative with no event to wait for: a ticking timer sends one request every REFRESH_S, so the
+    # page is watched for four of its periods (a window sized by the timer, not a guess at a delay).
+    page.wait_for_timeout(4 * REFRESH_S * 1000)
     assert sent == []
 
 

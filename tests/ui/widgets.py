@@ -51,12 +51,72 @@ def choose(page: Page, elem_id: str, option: str) -> None:
     page.locator("ul[role=listbox] li[role=option]", has_text=option).first.click()
 
 
+def custom_size(page: Page, width: int, height: int, label: str = "Custom size…") -> None:
+    """Generate's size list set to its custom entry (``label``, in the page's language) and the size typed."""
+    choose(page, "gen-size", label)
+    set_number(page, "gen-width", width)
+    set_number(page, "gen-height", height)
+
+
 def check_radio(page: Page, elem_id: str, label: str) -> None:
     page.locator(f"#{elem_id} label", has_text=label).first.click()
 
 
 def open_tab(page: Page, name: str) -> None:
     page.get_by_role("tab", name=name).click()
+
+
+#: What each page shows once its tab is open and the tab's own event has answered (History lists its
+#: pictures, the System page fills its tables on the tab's select): the thing to wait for after a click.
+TAB_DRAWN = {
+    "generate": "#gen-run",
+    "edit": "#edit-run",
+    "history": "#hist-summary .is-note",
+    "system": "#sys-models tr[data-model]",
+}
+
+#: True once the fonts are in and no finite animation or transition runs (an endless spinner does not
+#: count): colours and boxes read now are the ones a person sees, not a frame of a fade.
+SETTLED_JS = """() => document.fonts.status === 'loaded' && document.getAnimations().every(
+  (a) => a.playState !== 'running' || !a.effect || a.effect.getComputedTiming().endTime === Infinity)"""
+
+
+def wait_settled(page: Page, timeout_ms: int = 30_000) -> None:
+    page.wait_for_function(SETTLED_JS, timeout=timeout_ms)
+
+
+#: The box of ``selector`` once it is the same two frames running (a smooth scroll or a late picture
+#: no longer moves it); null until then. Polled each frame by ``wait_for_function``.
+STEADY_BOX_JS = """(selector) => {
+  const el = document.querySelector(selector);
+  const r = el ? el.getBoundingClientRect() : null;
+  const key = r ? [r.x, r.y, r.width, r.height].join() : null;
+  window.__steadyBoxes = window.__steadyBoxes || {};
+  const steady = key !== null && window.__steadyBoxes[selector] === key;
+  window.__steadyBoxes[selector] = key;
+  return steady ? {x: r.x, y: r.y, width: r.width, height: r.height} : null;
+}"""
+
+
+def steady_box(page: Page, selector: str, timeout_ms: int = 30_000) -> dict[str, float]:
+    return page.wait_for_function(STEADY_BOX_JS, arg=selector, timeout=timeout_ms).json_value()
+
+
+def wait_no_pending(page: Page, elem_id: str, timeout_ms: int = 30_000) -> None:
+    """Wait until no event writing to ``#elem_id`` is on its way: Gradio shows its status tracker on an
+    event's outputs from the moment the event is sent until its answer is drawn (``show_progress``
+    other than "hidden"), and hides it (class ``hide``) otherwise."""
+    page.wait_for_function(
+        "(id) => !document.querySelector('#' + id + ' [data-testid=status-tracker]:not(.hide)')",
+        arg=elem_id,
+        timeout=timeout_ms,
+    )
+
+
+def wait_tab_drawn(page: Page, tab: str, timeout_ms: int = 60_000) -> None:
+    """Wait until the page of ``tab`` (a key of :data:`TAB_DRAWN`) is drawn with its content, and still."""
+    page.locator(TAB_DRAWN[tab]).first.wait_for(state="visible", timeout=timeout_ms)
+    wait_settled(page)
 
 
 def watch_progress(page: Page, prefix: str) -> None:
