@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+import pytest
 from PIL import Image
 
+from imagestudio.errors import ConfigError, InvalidRequest
 from tests.conftest import PYTHON, cli_env
 
 T = TypeVar("T")
@@ -54,6 +56,24 @@ def pixels(path: Path, mode: str | None = "RGB") -> np.ndarray:
     """The picture at ``path`` as an array (converted to ``mode``; None keeps the file's own)."""
     with Image.open(path) as image:
         return np.asarray(image.convert(mode) if mode is not None else image)
+
+
+def refused(build: Callable[..., Any], *args: Any, **fields: Any) -> InvalidRequest:
+    """The InvalidRequest that ``build(*args, **fields)`` (a request builder) raises; fails if it builds."""
+    with pytest.raises(InvalidRequest) as info:
+        build(*args, **fields)
+    return info.value
+
+
+def config_refusal(folder: Path, text: str) -> ConfigError:
+    """The ConfigError that loading ``text`` as a config file (in ``folder``) raises; fails if it loads."""
+    from imagestudio.config import load_settings
+
+    path = folder / "bad.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    return info.value
 
 
 def write_picture(path: Path, seed: int, size: tuple[int, int]) -> Path:

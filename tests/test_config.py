@@ -7,6 +7,7 @@ import pytest
 
 from imagestudio.config import load_settings
 from imagestudio.errors import ConfigError
+from tests.helpers import config_refusal
 
 DOCUMENTS_CONFIG = """
 models:
@@ -87,12 +88,9 @@ def test_overrides_win_over_the_file(app_home: Path) -> None:
     ],
 )
 def test_bad_config_names_key_value_and_allowed(app_home: Path, text: str, expected: str) -> None:
-    path = app_home / "bad.yaml"
-    path.write_text(text, encoding="utf-8")
-    with pytest.raises(ConfigError) as info:
-        load_settings(path)
-    assert expected in info.value.message
-    assert "\n" not in info.value.message
+    error = config_refusal(app_home, text)
+    assert expected in error.message
+    assert "\n" not in error.message
 
 
 def test_missing_explicit_config_is_an_error(app_home: Path) -> None:

@@ -5,6 +5,7 @@ import pytest
 from imagestudio.config import Settings, load_settings
 from imagestudio.errors import InvalidRequest
 from imagestudio.job_requests import MAX_SEED, GenerateRequest
+from tests.helpers import refused
 
 
 @pytest.fixture
@@ -58,11 +59,10 @@ def test_seeds_for_count(defaults: Settings) -> None:
 def test_bad_input_is_refused_with_one_line(
     defaults: Settings, fields: dict, param: str, fragment: str
 ) -> None:
-    with pytest.raises(InvalidRequest) as info:
-        resolve(defaults, **fields)
-    assert fragment in info.value.message
-    assert info.value.param == param
-    assert "\n" not in info.value.message
+    error = refused(resolve, defaults, **fields)
+    assert fragment in error.message
+    assert error.param == param
+    assert "\n" not in error.message
 
 
 def test_real_model_size_bounds(defaults: Settings) -> None:

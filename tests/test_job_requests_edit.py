@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from imagestudio.config import Settings, load_settings
-from imagestudio.errors import ConfigError, InvalidRequest
+from imagestudio.errors import ConfigError
 from imagestudio.job_requests import (
     EditRequest,
     GenerateRequest,
@@ -19,6 +19,7 @@ from imagestudio.job_requests import (
 from imagestudio.lora_refs import LoraRef
 from imagestudio.registry import MODELS
 from imagestudio.storage.inputs import InputImage
+from tests.helpers import refused
 
 
 def picture(width: int, height: int, name: str = "p.png", mode: str = "RGB", value: int = 128) -> InputImage:
@@ -121,11 +122,10 @@ def test_reference_area_on_a_text_to_image_model_is_a_config_error(app_home, tmp
     ],
 )
 def test_bad_edit_requests_are_refused(defaults: Settings, fields: dict, param: str, fragment: str) -> None:
-    with pytest.raises(InvalidRequest) as info:
-        edit(defaults, **fields)
-    assert fragment in info.value.message
-    assert info.value.param == param
-    assert "\n" not in info.value.message
+    error = refused(edit, defaults, **fields)
+    assert fragment in error.message
+    assert error.param == param
+    assert "\n" not in error.message
 
 
 def test_edit_metadata_names_inputs_by_hash(defaults: Settings) -> None:
@@ -193,10 +193,9 @@ def test_img2img_metadata(defaults: Settings) -> None:
 def test_bad_img2img_requests_are_refused(
     defaults: Settings, fields: dict, param: str, fragment: str
 ) -> None:
-    with pytest.raises(InvalidRequest) as info:
-        generate(defaults, **fields)
-    assert fragment in info.value.message
-    assert info.value.param == param
+    error = refused(generate, defaults, **fields)
+    assert fragment in error.message
+    assert error.param == param
 
 
 def test_mask_of_another_size_but_the_same_aspect_is_accepted(defaults: Settings) -> None:

@@ -53,22 +53,18 @@ def _wait_for_part(cache: Path, size: int, process: subprocess.Popen[str]) -> Pa
     raise AssertionError("the download never reached the stalled file")
 
 
+def download_argv(config: Path) -> list[str]:
+    """``imagestudio models download z-image-turbo`` with ``config``, as a process to start."""
+    return [PYTHON, "-m", "imagestudio", "models", "download", "z-image-turbo", "--config", str(config)]
+
+
 @pytest.mark.slow
 def test_download_killed_midway_resumes_and_generate_loads_it(
     fake_hub: FakeHub, hub_env: dict[str, str], mirror_config: Path, tmp_path: Path
 ) -> None:
     cache = Path(hub_env["HF_HUB_CACHE"])
     fake_hub.stall(TEST_REPO, BIG_FILE, STALL_AT)
-    argv = [
-        PYTHON,
-        "-m",
-        "imagestudio",
-        "models",
-        "download",
-        "z-image-turbo",
-        "--config",
-        str(mirror_config),
-    ]
+    argv = download_argv(mirror_config)
     process = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(**hub_env)
     )
@@ -190,16 +186,7 @@ def test_hf_home_is_where_the_cache_goes(fake_hub: FakeHub, mirror_config: Path,
     home = tmp_path / "hf-home"
     env = cli_env(HF_ENDPOINT=fake_hub.url, HF_HUB_OFFLINE="0", HF_HOME=str(home))
     env.pop("HF_HUB_CACHE", None)
-    argv = [
-        PYTHON,
-        "-m",
-        "imagestudio",
-        "models",
-        "download",
-        "z-image-turbo",
-        "--config",
-        str(mirror_config),
-    ]
+    argv = download_argv(mirror_config)
     done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     assert Path(done.stdout.strip()).is_relative_to(home / "hub" / "models--imagestudio-test--tiny-z-image")
