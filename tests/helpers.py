@@ -83,15 +83,18 @@ def write_picture(path: Path, seed: int, size: tuple[int, int]) -> Path:
     return path
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = 60.0, what: str = "condition") -> T:
-    """Ask ``predicate`` until it answers something true, and return that; fail after ``timeout`` s."""
+def wait_until(
+    predicate: Callable[[], T], timeout: float = 60.0, what: str = "condition", every: float = 0.05
+) -> T:
+    """Ask ``predicate`` every ``every`` s until it answers something true, and return that; fail after
+    ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
 
 
 def holds_within(condition: Callable[[], Any], timeout_s: float) -> bool:
@@ -102,3 +105,36 @@ def holds_within(condition: Callable[[], Any], timeout_s: float) -> bool:
             return False
         time.sleep(0.1)
     return True
+
+
+#: An MCP generate_image call long enough to be cancelled while it runs (16 pictures of 200 steps).
+LONG_MCP_CALL = {
+    "prompt": "long",
+    "model": "tiny-z-image",
+    "width": 256,
+    "height": 256,
+    "steps": 200,
+    "count": 16,
+}
+
+
+async def cancel_a_long_mcp_call(client: Any) -> None:
+    """Call generate_image with :data:`LONG_MCP_CALL` over ``client`` (an MCP ClientSession) and cancel
+    the call as soon as its progress reports steps (the job is running by then)."""
+    import anyio
+
+    stepping = anyio.Event()
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        if total is not None:
+            stepping.set()
+
+    async with anyio.create_task_group() as group:
+
+        async def call() -> None:
+            await client.call_tool("generate_image", LONG_MCP_CALL, progress_callback=on_progress)
+
+        group.start_soon(call)
+        with anyio.fail_after(240):
+            await stepping.wait()
+        group.cancel_scope.cancel()

@@ -140,12 +140,12 @@ def test_event_streams_per_client_are_bounded(serve) -> None:
             assert "server.max_event_streams_per_client" in error["message"]
         # Closed streams give their places back (the server notices the disconnect at its next event).
         http.delete(f"/api/jobs/{job_id}")
-        deadline = time.monotonic() + 30
-        while True:
-            events = http.get(path)
-            if events.status_code == 200 or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+
+        def stream_answered() -> httpx.Response | None:
+            answer = http.get(path)
+            return answer if answer.status_code == 200 else None
+
+        events = wait_until(stream_answered, 30, "a place for another stream")
         assert events.status_code == 200 and "cancelled" in events.text
 
 

@@ -21,7 +21,7 @@ from mcp.client.streamable_http import streamable_http_client
 from PIL import Image
 
 from tests.api.conftest import LiveServer, png_bytes
-from tests.helpers import wait_until
+from tests.helpers import cancel_a_long_mcp_call, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -174,27 +174,7 @@ def test_refusals_are_one_line_tool_errors(
 
 def test_a_cancelled_call_cancels_its_job(mcp_serve) -> None:
     live = mcp_serve()
-    steps_seen = anyio.Event()
-
-    async def body(client: ClientSession) -> None:
-        async def on_progress(value: float, total: float | None, message: str | None) -> None:
-            if total is not None:
-                steps_seen.set()
-
-        async with anyio.create_task_group() as group:
-            long_job = {"prompt": "long", "model": "tiny-z-image", "width": 256, "height": 256, "steps": 200}
-
-            async def call() -> None:
-                await client.call_tool(
-                    "generate_image", {**long_job, "count": 16}, progress_callback=on_progress
-                )
-
-            group.start_soon(call)
-            with anyio.fail_after(240):
-                await steps_seen.wait()
-            group.cancel_scope.cancel()
-
-    run(live, body)
+    run(live, cancel_a_long_mcp_call)
     queue = live.services.queue
     [job] = queue.jobs()
     final = wait_until(lambda: (info := queue.get(job.id)) and info.state.finished and info, 120, "cancel")

@@ -18,6 +18,7 @@ from PIL import Image
 from imagestudio.storage.formats import read_user_comment
 from imagestudio.storage.metadata import read_metadata
 from tests.api.conftest import assert_error_shape, png_bytes
+from tests.helpers import wait_until
 
 #: Tests run on the tiny models: ``auto`` and the OpenAI names pick them here.
 TINY_AUTO = {
@@ -240,13 +241,10 @@ def test_a_failing_stream_ends_with_an_error_the_sdk_raises(tiny_live) -> None:
 
     def cancel_running() -> None:
         queue = tiny_live.services.queue
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            running = [job for job in queue.jobs() if job.state.value == "running"]
-            if running:
-                queue.cancel(running[0].id)
-                return
-            time.sleep(0.05)
+        running = wait_until(
+            lambda: [job for job in queue.jobs() if job.state.value == "running"], 60, "a run"
+        )
+        queue.cancel(running[0].id)
 
     threading.Thread(target=cancel_running, daemon=True).start()
     with pytest.raises(openai.APIError) as caught:
@@ -278,9 +276,7 @@ def test_a_timed_out_request_cancels_its_job_and_is_not_retried(serve) -> None:
     assert sent == ["/v1/images/generations"]
     jobs = live.services.queue.jobs()
     assert len(jobs) == 1
-    deadline = time.monotonic() + 60
-    while live.services.queue.jobs()[0].state.value == "running" and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: live.services.queue.jobs()[0].state.value != "running", 60, "the job to stop")
     assert live.services.queue.jobs()[0].state.value == "cancelled"
 
 
@@ -415,7 +411,7 @@ def test_big_uploads_are_decoded_off_the_event_loop(serve) -> None:
     thread.start()
     slowest = 0.0
     with live.client() as http:
-        time.sleep(0.3)
+        # Sampled for the upload's whole life (a sample before it reaches the server costs nothing).
         while thread.is_alive():
             started = time.monotonic()
             assert http.get("/healthz").status_code == 200

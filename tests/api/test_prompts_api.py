@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import time
 
 import httpx
 import openai
@@ -12,6 +11,7 @@ from PIL import Image
 
 from imagestudio.storage.metadata import read_metadata
 from tests.api.conftest import assert_error_shape, png_bytes
+from tests.helpers import wait_until
 
 
 def test_enhance_a_prompt_then_generate_with_both_prompts_recorded(live) -> None:
@@ -43,13 +43,13 @@ def test_enhance_a_prompt_then_generate_with_both_prompts_recorded(live) -> None
         assert job.status_code == 202, job.text
         assert job.json()["request"]["variety"] == 0.25
         job_id = job.json()["id"]
-        status = None
-        for _ in range(600):
+
+        def ended() -> dict | None:
             status = http.get(f"/api/jobs/{job_id}").json()
-            if status["state"] in ("done", "failed", "cancelled"):
-                break
-            time.sleep(0.1)
-        assert status is not None and status["state"] == "done", status
+            return status if status["state"] in ("done", "failed", "cancelled") else None
+
+        status = wait_until(ended, 60, "the job to end")
+        assert status["state"] == "done", status
         path = live.services.history.image_file(status["images"][0]["id"])
         meta = read_metadata(path)
         assert (meta["prompt"], meta["original_prompt"]) == (body["prompt"], "кот в шляпе")

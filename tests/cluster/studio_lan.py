@@ -10,8 +10,7 @@ from __future__ import annotations
 import secrets
 import shutil
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import httpx
 
 from tests.cluster import netlab
+from tests.helpers import wait_until
 
 RAY_PORT, HTTP_PORT = 6379, 7860
 WAIT = 240.0
@@ -29,14 +29,8 @@ def cli() -> str:
     return str(Path(sys.executable).parent / "imagestudio")
 
 
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = WAIT, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+#: How often a wait here looks again: each look asks processes in other namespaces.
+EVERY_S = 0.2
 
 
 def _answers(url: str) -> bool:
@@ -76,7 +70,7 @@ class StudioLan:
 
     def start_serve(self) -> None:
         self.serve = self.lab.spawn("head", [cli(), "serve", "--config", str(self.head_config)], log="serve")
-        wait_for(lambda: _answers(self.url), "the studio to answer on the LAN")
+        wait_until(lambda: _answers(self.url), WAIT, "the studio to answer on the LAN", EVERY_S)
 
     def stop_serve(self) -> None:
         if self.serve is not None:
@@ -103,7 +97,12 @@ class StudioLan:
         argv += ["--node-ip", box_ip or self.lab.boxes[name].ip, *extra]
         process = self.lab.spawn(name, argv, env={**self.box_env, **(env or {})}, log="worker")
         if joined:
-            wait_for(lambda: "Ray runtime started" in self.lab.log(name, "worker"), f"box {name} to join")
+            wait_until(
+                lambda: "Ray runtime started" in self.lab.log(name, "worker"),
+                WAIT,
+                f"box {name} to join",
+                EVERY_S,
+            )
         return process
 
     def box_args(self) -> tuple[str, ...]:
@@ -126,7 +125,9 @@ def studio_lan(
         if dead_after_s is not None:
             argv += ["--dead-after", f"{dead_after_s:g}"]
         lab.spawn("head", argv, log="ray")
-        wait_for(lambda: "Ray runtime started" in lab.log("head", "ray"), "the head's Ray node")
+        wait_until(
+            lambda: "Ray runtime started" in lab.log("head", "ray"), WAIT, "the head's Ray node", EVERY_S
+        )
         token = work / "auth_token"  # "a copy of the head's token", carried to each box
         shutil.copy(head.home / ".ray" / "auth_token", token)
         key = secrets.token_urlsafe(24)

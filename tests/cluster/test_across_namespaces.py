@@ -30,6 +30,7 @@ import pytest
 
 from tests.cluster import netlab, studio_lan
 from tests.cluster.studio_lan import StudioLan as Lan
+from tests.helpers import wait_until
 
 Z, Q = "tiny-z-image", "tiny-qwen-image-edit"
 WAIT = 240.0
@@ -43,7 +44,7 @@ pytestmark = pytest.mark.skipif(_why_not is not None, reason=f"network namespace
 
 
 def _wait(predicate: Any, what: str, timeout: float = WAIT) -> Any:
-    return studio_lan.wait_for(predicate, what, timeout)
+    return wait_until(predicate, timeout, what, studio_lan.EVERY_S)
 
 
 @pytest.fixture(scope="module")

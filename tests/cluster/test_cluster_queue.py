@@ -33,6 +33,7 @@ from imagestudio.storage.kept_inputs import INPUTS_DIR
 
 from ..conftest import PYTHON, cli_env
 from ..faults.disks import fill, tmpfs
+from ..helpers import wait_until
 
 WAIT = 30.0
 Z, Q = "tiny-z-image", "tiny-qwen-image-edit"
@@ -202,10 +203,12 @@ def test_a_job_left_to_an_idle_holder_goes_to_another_worker_once_the_holder_is_
     holder.gate.clear()
     other.gate.clear()
     jobs = [queue.submit(request(f"z {i}", Z)) for i in range(2)]
-    deadline = time.monotonic() + WAIT
-    while not all(queue.get(job.id).state is JobState.RUNNING for job in jobs):
-        assert time.monotonic() < deadline, "both workers should be running a job"
-        time.sleep(0.01)
+    wait_until(
+        lambda: all(queue.get(job.id).state is JobState.RUNNING for job in jobs),
+        WAIT,
+        "both workers to be running a job",
+        every=0.01,
+    )
     holder.gate.set()
     other.gate.set()
 
@@ -220,9 +223,7 @@ def test_a_job_whose_worker_dies_runs_once_more_on_another_and_is_recorded_once(
     queue.subscribe(None, lambda event: events.append(event.type))
     job = queue.submit(request("unlucky"))
     # With only the doomed worker, the job goes back to the queue and waits for a live one.
-    deadline = time.monotonic() + WAIT
-    while not lost and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: lost, WAIT, "the doomed worker to be lost", every=0.01)
     assert lost == ["doomed"] and doomed.closed
     assert queue.get(job.id).state is JobState.QUEUED
     assert queue.workers() == []
@@ -246,9 +247,12 @@ def test_a_lost_job_goes_to_the_front_of_the_queue(make_queue) -> None:
     assert doomed.entered.wait(WAIT)
     second = queue.submit(request("second"))
     doomed.gate.set()
-    deadline = time.monotonic() + WAIT
-    while queue.get(first.id).state is not JobState.QUEUED and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(
+        lambda: queue.get(first.id).state is JobState.QUEUED,
+        WAIT,
+        "the lost job back in the queue",
+        every=0.01,
+    )
     assert queue.get(first.id).queue_position == 1
     assert queue.get(second.id).queue_position == 2
 

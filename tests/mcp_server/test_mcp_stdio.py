@@ -15,6 +15,7 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 from PIL import Image
 
 from tests.conftest import PYTHON, cli_env
+from tests.helpers import cancel_a_long_mcp_call
 
 pytestmark = pytest.mark.slow
 
@@ -114,24 +115,7 @@ def test_an_assistant_generates_edits_and_is_refused_over_stdio(config_file: Pat
 
 def test_cancelling_a_call_over_stdio_cancels_its_job(config_file: Path) -> None:
     async def body(client: ClientSession) -> Any:
-        stepping = anyio.Event()
-
-        async def on_progress(value: float, total: float | None, message: str | None) -> None:
-            if total is not None:
-                stepping.set()
-
-        long_job = {"prompt": "long", "model": "tiny-z-image", "width": 256, "height": 256, "steps": 200}
-        async with anyio.create_task_group() as group:
-
-            async def call() -> None:
-                await client.call_tool(
-                    "generate_image", {**long_job, "count": 16}, progress_callback=on_progress
-                )
-
-            group.start_soon(call)
-            with anyio.fail_after(240):
-                await stepping.wait()
-            group.cancel_scope.cancel()
+        await cancel_a_long_mcp_call(client)
         # The server is still serving after the cancelled call; its History answers the next one.
         with anyio.fail_after(120):
             while True:

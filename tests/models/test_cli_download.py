@@ -11,14 +11,13 @@ import json
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from tests.conftest import PYTHON, cli_env
-from tests.helpers import run_cli
+from tests.helpers import run_cli, wait_until
 from tests.models.conftest import BIG_FILE, TEST_REPO
 from tests.models.fakehub import FakeHub
 
@@ -43,14 +42,12 @@ def hub_env(fake_hub: FakeHub, tmp_path: Path) -> dict[str, str]:
 
 def _wait_for_part(cache: Path, size: int, process: subprocess.Popen[str]) -> Path:
     """The transfer file once it holds ``size`` bytes (the stalled hub sends no more)."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+
+    def stalled_part() -> Path | None:
         assert process.poll() is None, process.communicate()
-        for part in cache.rglob("*.incomplete"):
-            if part.stat().st_size == size:
-                return part
-        time.sleep(0.05)
-    raise AssertionError("the download never reached the stalled file")
+        return next((part for part in cache.rglob("*.incomplete") if part.stat().st_size == size), None)
+
+    return wait_until(stalled_part, 120, "the download to reach the stalled file")
 
 
 def download_argv(config: Path) -> list[str]:

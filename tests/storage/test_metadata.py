@@ -130,17 +130,15 @@ def test_other_tools_read_a_generated_png(studio, shared_models_dir: Path, tmp_p
 def test_big_weights_are_hashed_in_the_background(tmp_path: Path) -> None:
     """A 25 GB transformer must not hold up an image: the first gets no hash, later ones get it."""
     import hashlib
-    import time
 
     from imagestudio.storage.hashes import HashCache
+    from tests.helpers import wait_until
 
     weights = tmp_path / "big.safetensors"
     weights.write_bytes(b"pretend this is 25 GB")
     cache = HashCache(tmp_path / "hashes.json")
     assert cache.sha256_soon([weights], wait_below_bytes=1) is None
-    deadline = time.monotonic() + 30
-    while cache.cached([weights]) is None and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: cache.cached([weights]) is not None, 30, "the background hash", every=0.01)
     assert (
         cache.sha256_soon([weights], wait_below_bytes=1) == hashlib.sha256(weights.read_bytes()).hexdigest()
     )
