@@ -14,7 +14,15 @@ from playwright.sync_api import expect
 
 from tests.helpers import write_picture
 from tests.ui.conftest import screenshot
-from tests.ui.widgets import custom_size, fill_text, gallery_images, open_tab, run_and_wait, set_number
+from tests.ui.widgets import (
+    add_edit_pictures,
+    custom_size,
+    fill_text,
+    gallery_images,
+    open_tab,
+    run_and_wait,
+    set_number,
+)
 
 pytestmark = pytest.mark.browser
 #: Upper bound for waits on the server (History's details, a job): generous, for a busy machine.
@@ -71,8 +79,7 @@ def test_a_result_is_dragged_into_a_picture_slot(studio_server, open_page, tmp_p
     page = open_page(studio_server.url, locale="en-US")
     open_tab(page, "Edit")
     picture = write_picture(tmp_path / "a.png", 5, (64, 48))
-    page.locator("#edit-image-1 input[type=file]").set_input_files(str(picture))
-    page.locator("#edit-image-1 img").wait_for()
+    add_edit_pictures(page, picture)
     fill_text(page, "edit-instruction", "make it dusk")
     set_number(page, "edit-steps", 2)
     assert run_and_wait(page, "edit") == "done"
@@ -94,9 +101,7 @@ def test_history_shows_an_edits_inputs_and_use_restores_them(
     open_tab(page, "Редактирование")
     first = write_picture(tmp_path / "sofa.png", 7, (64, 64))
     second = write_picture(tmp_path / "cat.png", 8, (48, 64))
-    page.locator("#edit-image-1 input[type=file]").set_input_files(str(first))
-    page.locator("#edit-image-2 input[type=file]").set_input_files(str(second))
-    page.locator("#edit-image-2 img").wait_for()
+    add_edit_pictures(page, first, second)
     fill_text(page, "edit-instruction", "кот с картинки 2 на диване")
     fill_text(page, "edit-negative", "размыто")
     set_number(page, "edit-steps", 2)

@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 
 from tests.helpers import wait_until
 from tests.ui.conftest import screenshot
-from tests.ui.widgets import custom_size, fill_text, open_tab, run_and_wait, set_number
+from tests.ui.widgets import add_edit_pictures, custom_size, fill_text, open_tab, run_and_wait, set_number
 
 pytestmark = pytest.mark.browser
 
@@ -89,8 +89,7 @@ def test_improve_an_edit_instruction_in_russian(studio_server, open_page, tmp_pa
     open_tab(page, "Редактирование")
     picture = tmp_path / "кот.png"
     Image.fromarray(np.full((64, 96, 3), 180, dtype=np.uint8)).save(picture)
-    page.locator("#edit-image-1 input[type=file]").set_input_files(str(picture))
-    page.locator("#edit-image-1 img").wait_for()
+    add_edit_pictures(page, picture)
     original = "Сделай кота с Картинки 1 рыжим"
     fill_text(page, "edit-instruction", original)
     improve_and_wait(page, "edit", "edit-instruction", original, studio_server.url)

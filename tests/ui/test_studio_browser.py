@@ -16,6 +16,7 @@ from playwright.sync_api import expect
 from tests.helpers import wait_until, write_picture
 from tests.ui.conftest import screenshot
 from tests.ui.widgets import (
+    add_edit_pictures,
     check_radio,
     custom_size,
     fill_text,
@@ -168,9 +169,7 @@ def test_edit_with_two_pictures(studio_server, open_page, tmp_path: Path) -> Non
     open_tab(page, "Редактирование")
     first = write_picture(tmp_path / "кот.png", 1, (96, 64))
     second = write_picture(tmp_path / "шляпа.png", 2, (64, 64))
-    page.locator("#edit-image-1 input[type=file]").set_input_files(str(first))
-    page.locator("#edit-image-2 input[type=file]").set_input_files(str(second))
-    page.locator("#edit-image-2 img").wait_for()
+    add_edit_pictures(page, first, second)
     fill_text(page, "edit-instruction", "Кот с Картинки 1 в шляпе с Картинки 2")
     set_number(page, "edit-steps", 2)
     assert run_and_wait(page, "edit") == "done"

@@ -14,7 +14,15 @@ from playwright.sync_api import expect
 
 from tests.helpers import write_picture
 from tests.ui.conftest import ARTIFACTS, screenshot
-from tests.ui.widgets import custom_size, fill_text, gallery_images, open_tab, run_and_wait, set_number
+from tests.ui.widgets import (
+    add_edit_pictures,
+    custom_size,
+    fill_text,
+    gallery_images,
+    open_tab,
+    run_and_wait,
+    set_number,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -147,8 +155,7 @@ def test_edit_before_after_lines_up_moves_by_keyboard_and_a_lone_picture_2_is_re
     open_tab(page, "Edit")
     # 2:1, while the tiny model's result is 3:1 (its own rounding): the two shapes differ on purpose.
     wide = write_picture(tmp_path / "wide.png", 7, (200, 100))
-    page.locator("#edit-image-1 input[type=file]").set_input_files(str(wide))
-    page.locator("#edit-image-1 img").wait_for()
+    add_edit_pictures(page, wide)
     fill_text(page, "edit-instruction", "a wide picture, compared")
     set_number(page, "edit-steps", 2)
     assert run_and_wait(page, "edit", timeout_ms=SLOW_MS) == "done"

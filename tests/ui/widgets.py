@@ -58,6 +58,14 @@ def custom_size(page: Page, width: int, height: int, label: str = "Custom sizeâ€
     set_number(page, "gen-height", height)
 
 
+def add_edit_pictures(page: Page, *paths: Any) -> None:
+    """Put the pictures at ``paths`` into the Edit page's slots in order (Picture 1, 2, â€¦) and wait until
+    the last one shows."""
+    for slot, path in enumerate(paths, start=1):
+        page.locator(f"#edit-image-{slot} input[type=file]").set_input_files(str(path))
+    page.locator(f"#edit-image-{len(paths)} img").wait_for()
+
+
 def check_radio(page: Page, elem_id: str, label: str) -> None:
     page.locator(f"#{elem_id} label", has_text=label).first.click()
 
