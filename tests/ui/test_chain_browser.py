@@ -22,6 +22,7 @@ from tests.ui.widgets import (
     open_tab,
     run_and_wait,
     set_number,
+    wait_no_pending,
 )
 
 pytestmark = pytest.mark.browser
@@ -178,8 +179,12 @@ def test_history_shows_an_edits_inputs_and_use_restores_them(
     assert run_and_wait(page, "gen", timeout_ms=SLOW_MS) == "done"
     screenshot(page, "generate-ru-vary-from-history")
     open_tab(page, "История")
+    # Opening the tab lists the last search afresh: that answer first, so it cannot land after the next.
+    wait_no_pending(page, "hist-gallery", timeout_ms=SLOW_MS)
     fill_text(page, "hist-search", "вариация")
     page.locator("#hist-find").click()
+    # This search's own listing (the one before it held the edit, also one picture): the new caption.
+    expect(page.locator("#hist-gallery")).to_contain_text("вариация дивана", timeout=SLOW_MS)
     expect(images).to_have_count(1, timeout=SLOW_MS)
     images.first.click()
     expect(page.locator("#hist-details")).to_contain_text("Сила изменения", timeout=SLOW_MS)
