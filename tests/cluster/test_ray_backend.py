@@ -312,7 +312,8 @@ def test_an_upscale_and_a_hires_pass_run_on_a_worker_that_gets_the_picture(head:
 
     services = head.services
     queue, settings, history = services.queue, services.settings, services.history
-    held_before, loads_before = sorted(map(str, (s.model for s in queue.workers()))), loads(queue)
+    held_before = sorted(str((s.model, s.memory_plan)) for s in queue.workers())
+    loads_before = loads(queue)
     done_before = sum(status.jobs_done for status in queue.workers())
     assert all(
         {fit["upscaler"]: fit["fits"] for fit in status.upscalers}["tiny-upscaler"]
@@ -341,7 +342,7 @@ def test_an_upscale_and_a_hires_pass_run_on_a_worker_that_gets_the_picture(head:
     assert sum(status.jobs_done for status in queue.workers()) == done_before + 1
     # The upscaler ran beside whatever each worker held: no model load, no model switch.
     assert loads(queue) == loads_before
-    assert sorted(map(str, (s.model for s in queue.workers()))) == held_before
+    assert sorted(str((s.model, s.memory_plan)) for s in queue.workers()) == held_before
     path = history.image_file(image["id"])
     assert path is not None and path.parent == settings.outputs_dir
     meta = read_metadata(path)

@@ -159,7 +159,12 @@ def box_upscalers(settings: Settings, hardware: Hardware) -> tuple[UpscalerFit, 
     where = "card memory" if on_card else "RAM"
     fits = []
     for spec in UPSCALERS.values():
-        if not spec.tiny and find_upscaler_file(spec, settings, build_tiny=False) is None:
+        try:
+            on_disk = spec.tiny or find_upscaler_file(spec, settings, build_tiny=False) is not None
+        except OSError as exc:  # an unreadable cache must not keep the box from joining
+            fits.append(UpscalerFit(spec.id, False, f"its file could not be looked for: {exc}"))
+            continue
+        if not on_disk:
             said = f"not on this box's disk (imagestudio models download {spec.id})"
             fits.append(UpscalerFit(spec.id, False, said))
             continue

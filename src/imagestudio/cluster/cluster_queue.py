@@ -326,9 +326,9 @@ class ClusterQueue(JobBook):
             seat.last_answer_at = time.time()
             if work is not None:
                 seat.jobs_done += 1
-                seat.last_extra = work.extra
-                if not _is_upscale(job):  # an upscale's result names its upscaler, not the held model
-                    seat.model = work.model
+                if not _is_upscale(job):
+                    # An upscale's result names its upscaler; the held model and its placement stay.
+                    seat.last_extra, seat.model = work.extra, work.model
                 seat.loaded = work.loaded or seat.loaded
         self._finish(job, state, error, result)
 
