@@ -34,8 +34,17 @@ def run_cli(*args: str, config: Path | None = None, **env: str) -> subprocess.Co
     )
 
 
-def heavy_imports_after(*argvs: list[str]) -> subprocess.CompletedProcess[str]:
-    """A fresh interpreter runs the command line with each of ``argvs`` and prints ``HEAVY [...]``: which
+def python_output(code: str, timeout: float = 120) -> str:
+    """What ``code`` prints, run by a fresh interpreter of this checkout (stripped); fails if it fails."""
+    done = subprocess.run(
+        [PYTHON, "-c", code], capture_output=True, text=True, env=cli_env(), timeout=timeout, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def heavy_imports_after(*argvs: list[str]) -> str:
+    """A fresh interpreter runs the command line with each of ``argvs``; it prints ``HEAVY [...]``: which
     of torch, diffusers and transformers it imported on the way (help and listings must not need them)."""
     probe = (
         "import sys\n"
@@ -47,9 +56,7 @@ def heavy_imports_after(*argvs: list[str]) -> subprocess.CompletedProcess[str]:
         "        pass\n"
         "print('HEAVY', [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules])\n"
     )
-    return subprocess.run(
-        [PYTHON, "-c", probe], capture_output=True, text=True, env=cli_env(), timeout=60, check=False
-    )
+    return python_output(probe, timeout=60)
 
 
 def pixels(path: Path, mode: str | None = "RGB") -> np.ndarray:

@@ -127,6 +127,20 @@ def open_png(data: bytes) -> Image.Image:
     return image
 
 
+def upscaled_image(client: httpx.Client, job_id: str, query: str, size: tuple[int, int]) -> dict[str, Any]:
+    """The one picture of the upscale job ``job_id``, checked: the job streamed its steps to the last one
+    and ended done with one PNG of ``size``, which History finds by ``query``."""
+    events = sse_events(client, f"/api/jobs/{job_id}/events")
+    assert events[-1][0] == "done", events[-1]
+    steps = [data for kind, data in events if kind == "step"]
+    assert steps and steps[-1]["step"] == steps[-1]["steps"]
+    [image] = events[-1][1]["images"]
+    assert open_png(client.get(image["url"]).content).size == size
+    found = client.get("/api/history", params={"q": query}).json()
+    assert [item["id"] for item in found["items"]] == [image["id"]]
+    return image
+
+
 def assert_error_shape(response: httpx.Response, status: int, *, param: str | None = None) -> dict[str, Any]:
     """An OpenAI-shaped error with the given status, a one-line message and no traceback."""
     assert response.status_code == status, response.text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from tests.api.conftest import assert_error_shape, open_png, png_bytes, sse_events
+from tests.api.conftest import assert_error_shape, png_bytes, sse_events, upscaled_image
 
 
 def test_upscale_job_runs_and_lands_in_history(live) -> None:
@@ -25,14 +25,7 @@ def test_upscale_job_runs_and_lands_in_history(live) -> None:
         assert job["kind"] == "upscale"
         assert job["model"] == "tiny-upscaler"
         assert job["request"]["upscale_by"] == 2
-        events = sse_events(http, f"/api/jobs/{job['id']}/events")
-        assert events[-1][0] == "done", events[-1]
-        steps = [data for kind, data in events if kind == "step"]
-        assert steps and steps[-1]["step"] == steps[-1]["steps"]
-        [image] = events[-1][1]["images"]
-        assert open_png(http.get(image["url"]).content).size == (80, 48)
-        found = http.get("/api/history", params={"q": "лиса"}).json()
-        assert [item["id"] for item in found["items"]] == [image["id"]]
+        upscaled_image(http, job["id"], "лиса", (80, 48))
 
 
 def test_upscale_refusals_are_one_line_400s(live) -> None:

@@ -83,9 +83,7 @@ def test_user_errors_exit_2(config_file: Path, app_home: Path) -> None:
 
 
 def test_help_and_models_list_do_not_import_torch(app_home: Path) -> None:
-    done = heavy_imports_after(["--help"], ["generate", "--help"], ["models", "list"])
-    assert done.returncode == 0, done.stderr
-    assert "HEAVY []" in done.stdout
+    assert "HEAVY []" in heavy_imports_after(["--help"], ["generate", "--help"], ["models", "list"])
 
 
 def test_models_list_and_path(config_file: Path, shared_models_dir: Path) -> None:

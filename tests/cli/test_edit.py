@@ -205,10 +205,9 @@ def test_generate_with_a_local_lora(config_file: Path, shared_models_dir: Path, 
 
 
 def test_edit_help_does_not_import_torch(app_home: Path) -> None:
-    done = heavy_imports_after(["edit", "--help"])
-    assert done.returncode == 0, done.stderr
-    assert "HEAVY []" in done.stdout
-    assert "--lightning" in done.stdout and "--image" in done.stdout
+    printed = heavy_imports_after(["edit", "--help"])
+    assert "HEAVY []" in printed
+    assert "--lightning" in printed and "--image" in printed
 
 
 def test_lightning_without_its_file_names_the_download(config_file: Path, pictures: dict[str, Path]) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import os
 import random
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -32,9 +31,8 @@ from imagestudio.jobs.model import JobError, JobState
 from imagestudio.storage.inputs import InputLimits, read_input_image
 from imagestudio.storage.kept_inputs import INPUTS_DIR
 
-from ..conftest import PYTHON, cli_env
 from ..faults.disks import fill, tmpfs
-from ..helpers import wait_until
+from ..helpers import python_output, wait_until
 
 WAIT = 30.0
 Z, Q = "tiny-z-image", "tiny-qwen-image-edit"
@@ -439,11 +437,7 @@ def test_the_single_pc_server_never_imports_ray_or_the_cluster_package(config_fi
         "names = ('ray', 'ray.', 'imagestudio.cluster')\n"
         "print(sorted(m for m in sys.modules if m.startswith(names)))\n"
     )
-    result = subprocess.run(
-        [PYTHON, "-c", code], env=cli_env(), capture_output=True, text=True, timeout=120, check=False
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    assert python_output(code) == "[]"
 
 
 def upscale_request(upscaler: str = "tiny-upscaler") -> UpscaleRequest:

@@ -26,6 +26,7 @@ from tests.api.conftest import (
     png_bytes,
     sse_events,
     start_server,
+    upscaled_image,
 )
 from tests.helpers import wait_until
 
@@ -331,14 +332,7 @@ def test_an_upscale_and_a_hires_pass_run_on_a_worker_that_gets_the_picture(head:
         response = http.post("/api/jobs", json=body)
         assert response.status_code == 202, response.text
         job = response.json()
-        events = sse_events(http, f"/api/jobs/{job['id']}/events")
-        assert events[-1][0] == "done", events[-1]
-        steps = [data for kind, data in events if kind == "step"]
-        assert steps and steps[-1]["step"] == steps[-1]["steps"]
-        [image] = events[-1][1]["images"]
-        assert open_png(http.get(image["url"]).content).size == (80, 48)
-        found = http.get("/api/history", params={"q": "лиса в кластере"}).json()
-        assert [item["id"] for item in found["items"]] == [image["id"]]
+        image = upscaled_image(http, job["id"], "лиса в кластере", (80, 48))
     assert sum(status.jobs_done for status in queue.workers()) == done_before + 1
     # The upscaler ran beside whatever each worker held: no model load, no model switch.
     assert loads(queue) == loads_before

@@ -4,7 +4,6 @@ torch, and ignored once the configs they were measured from change."""
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from imagestudio.memory.sizes import (
 )
 from imagestudio.models.configs import COMPONENTS, component_configs, packaged_config_dir
 from imagestudio.registry import MODELS
-from tests.conftest import PYTHON, cli_env
+from tests.helpers import python_output
 
 REAL = [spec.id for spec in MODELS.values() if packaged_config_dir(spec.id) is not None]
 
@@ -61,8 +60,4 @@ def test_listings_and_plans_of_real_models_size_them_without_torch() -> None:
         "    assert listing_sizes(MODELS[model_id]).text_encoder.params > 10**9\n"
         "print(sorted(name for name in ('torch', 'diffusers', 'transformers') if name in sys.modules))\n"
     )
-    done = subprocess.run(
-        [PYTHON, "-c", code], env=cli_env(), capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    assert python_output(code) == "[]"
