@@ -40,9 +40,7 @@ LIMB_SHADE = 0.6
 _WIDTH_AT_512 = 4
 
 
-def openpose_points(
-    keypoints: np.ndarray, scores: np.ndarray
-) -> list[tuple[float, float] | None]:
+def openpose_points(keypoints: np.ndarray, scores: np.ndarray) -> list[tuple[float, float] | None]:
     """COCO's 17 keypoints (x, y) and scores as OpenPose's 18 points (None: not sure enough to draw)."""
     left, right = _COCO_SHOULDERS
     coco: list[tuple[float, float] | None] = [
@@ -57,9 +55,7 @@ def openpose_points(
     return [coco[index] for index in OPENPOSE_FROM_COCO]
 
 
-def draw_pose_map(
-    size: tuple[int, int], people: Sequence[list[tuple[float, float] | None]]
-) -> np.ndarray:
+def draw_pose_map(size: tuple[int, int], people: Sequence[list[tuple[float, float] | None]]) -> np.ndarray:
     """A black RGB picture of ``size`` (width, height) with each person's OpenPose skeleton on it."""
     import cv2
     import numpy as np

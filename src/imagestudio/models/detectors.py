@@ -45,7 +45,11 @@ TINY_HEATMAP_BIAS = 0.5
 
 def build_tiny_detector(dest: Path, detector_id: str = "tiny-depth") -> Path:
     """Write the tiny detector ``detector_id`` (model and preprocessor, the same bytes on every machine)."""
-    builders = {"tiny-depth": _build_tiny_depth, "tiny-pose": build_tiny_pose, "tiny-person": build_tiny_person}
+    builders = {
+        "tiny-depth": _build_tiny_depth,
+        "tiny-pose": build_tiny_pose,
+        "tiny-person": build_tiny_person,
+    }
     return builders[detector_id](dest)
 
 
