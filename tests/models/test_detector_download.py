@@ -81,3 +81,41 @@ def test_offline_without_the_detector_says_how_to_get_it(settings, tmp_path: Pat
     message = refused.value.message
     assert "imagestudio models download depth-anything-v2-small" in message and "\n" not in message
     assert f"detectors/{REAL.id}/" in message and "config.yaml" not in message
+
+
+POSE = registry.DETECTORS["vitpose-base-simple"]
+PERSON = registry.DETECTORS["rtdetr-r50vd-coco-o365"]
+
+
+@pytest.fixture
+def pose_hub(tmp_path: Path):
+    # Both repositories, each serving a real transformers folder (the tiny detector's) under its real name.
+    from imagestudio.models.detectors import build_tiny_person, build_tiny_pose
+
+    hub = FakeHub()
+    for spec, build in ((POSE, build_tiny_pose), (PERSON, build_tiny_person)):
+        folder = build(tmp_path / spec.id)
+        hub.add_repo(spec.repo_id or "", files={name: (folder / name).read_bytes() for name in spec.files})
+    hub.start()
+    yield hub
+    hub.close()
+
+
+def test_the_pose_download_fetches_its_person_detector_too(pose_hub, settings, tmp_path: Path) -> None:
+    from transformers import RTDetrForObjectDetection, VitPoseForPoseEstimation
+
+    cache = tmp_path / "hf-cache"
+    assert find_detector(POSE, settings, cache_dir=cache) is None
+    pose_hub.drop(POSE.repo_id, "model.safetensors", 500)
+    folder = download_detector(settings, POSE.id, endpoint=pose_hub.url, cache_dir=cache)
+    person = find_detector(PERSON, settings, cache_dir=cache)
+    assert person is not None and person != folder
+    first, second = pose_hub.gets("model.safetensors")[-2:]  # ViTPose's file, resumed after the drop
+    assert first.repo == second.repo == POSE.repo_id
+    assert first.bytes_sent == 500 and second.range == "bytes=500-"
+    assert {entry.repo for entry in pose_hub.log} == {POSE.repo_id, PERSON.repo_id}
+    # Offline from here: both load with the real transformers classes.
+    pose_hub.close()
+    assert isinstance(VitPoseForPoseEstimation.from_pretrained(folder), VitPoseForPoseEstimation)
+    assert isinstance(RTDetrForObjectDetection.from_pretrained(person), RTDetrForObjectDetection)
+    assert download_detector(settings, POSE.id, endpoint=pose_hub.url, cache_dir=cache) == folder

@@ -79,6 +79,9 @@ def pose_map(settings: Settings, model_id: str, device: str, picture: Image.Imag
     from imagestudio.models.detectors import require_detector
     from imagestudio.registry import DETECTORS, detector_for
 
+    from imagestudio.models.quiet import quiet_library_progress
+
+    quiet_library_progress()  # the job reports progress; the libraries' loading bars would only interleave
     spec = detector_for("pose", model_id)
     assert spec is not None, "every model with a ControlNet has a pose detector"
     pose_folder = require_detector(spec, settings)

@@ -152,6 +152,9 @@ def ensure_tiny_detector(dest: Path, spec: DetectorSpec) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = dest.parent / f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex}.building"
     try:
+        from imagestudio.models.quiet import quiet_library_progress
+
+        quiet_library_progress()
         build_tiny_detector(staging, spec.id)
         try:
             staging.rename(dest)
