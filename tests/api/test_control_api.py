@@ -12,7 +12,9 @@ from PIL import Image, ImageDraw
 
 from tests.api.conftest import assert_error_shape, sse_events
 
-BODY = {"kind": "generate", "model": "tiny-z-image", "prompt": "a dancer", "width": 64, "height": 64, "steps": 2}
+BODY = {
+    "kind": "generate", "model": "tiny-z-image", "prompt": "a dancer", "width": 64, "height": 64, "steps": 2,
+}  # fmt: skip
 
 
 def _photo() -> str:

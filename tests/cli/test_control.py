@@ -27,7 +27,8 @@ def _photo(path: Path) -> Path:
 def test_pose_and_mlsd_control_from_the_command_line(config_file: Path, tmp_path: Path) -> None:
     photo = _photo(tmp_path / "dancer.png")
     for kind in ("pose", "mlsd"):
-        done = run_cli(*ARGS, "--control", f"{kind}:{photo}", "--out", str(tmp_path / kind), config=config_file)
+        out = str(tmp_path / kind)
+        done = run_cli(*ARGS, "--control", f"{kind}:{photo}", "--out", out, config=config_file)
         assert done.returncode == 0, done.stderr
         meta = read_metadata(Path(done.stdout.strip()))
         assert meta["control"]["type"] == kind and meta["control"]["weight"] == 0.75

@@ -77,9 +77,8 @@ def pose_map(settings: Settings, model_id: str, device: str, picture: Image.Imag
     from imagestudio.engine.manager import free_memory
     from imagestudio.engine.pose_drawing import draw_pose_map, openpose_points
     from imagestudio.models.detectors import require_detector
-    from imagestudio.registry import DETECTORS, detector_for
-
     from imagestudio.models.quiet import quiet_library_progress
+    from imagestudio.registry import DETECTORS, detector_for
 
     quiet_library_progress()  # the job reports progress; the libraries' loading bars would only interleave
     spec = detector_for("pose", model_id)
