@@ -103,7 +103,8 @@ def _people(folder: Path, device: str, picture: Image.Image) -> Any:
     from transformers import RTDetrForObjectDetection, RTDetrImageProcessorPil
 
     processor = RTDetrImageProcessorPil.from_pretrained(folder)
-    model = RTDetrForObjectDetection.from_pretrained(folder).to(device).eval()
+    model: Any = RTDetrForObjectDetection.from_pretrained(folder)
+    model.to(device).eval()
     with torch.inference_mode():
         outputs = model(**processor(images=picture, return_tensors="pt").to(device))
     [found] = processor.post_process_object_detection(
@@ -122,7 +123,8 @@ def _keypoints(folder: Path, device: str, picture: Image.Image, boxes: Any) -> l
     from transformers import VitPoseForPoseEstimation, VitPoseImageProcessorPil
 
     processor = VitPoseImageProcessorPil.from_pretrained(folder)
-    model = VitPoseForPoseEstimation.from_pretrained(folder).to(device).eval()
+    model: Any = VitPoseForPoseEstimation.from_pretrained(folder)
+    model.to(device).eval()
     with torch.inference_mode():
         outputs = model(**processor(picture, boxes=[boxes], return_tensors="pt").to(device))
     [poses] = processor.post_process_pose_estimation(outputs, boxes=[boxes])

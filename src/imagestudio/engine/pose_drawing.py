@@ -72,7 +72,8 @@ def draw_pose_map(size: tuple[int, int], people: Sequence[list[tuple[float, floa
             length = math.hypot(a[0] - b[0], a[1] - b[1])
             angle = math.degrees(math.atan2(a[1] - b[1], a[0] - b[0]))
             polygon = cv2.ellipse2Poly(center, (int(length / 2), stroke), int(angle), 0, 360, 1)
-            cv2.fillConvexPoly(canvas, polygon, tuple(int(c * LIMB_SHADE) for c in color))
+            shade = tuple(float(int(c * LIMB_SHADE)) for c in color)
+            cv2.fillConvexPoly(canvas, np.asarray(polygon, dtype=np.int32), shade)
         for point, color in zip(points, COLORS, strict=True):
             if point is not None:
                 cv2.circle(canvas, (int(point[0]), int(point[1])), stroke, color, thickness=-1)

@@ -92,15 +92,21 @@ def build_tiny_pose(dest: Path) -> Path:
         VitPoseImageProcessorPil,
     )
 
-    backbone = VitPoseBackboneConfig(
-        hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-        image_size=[64, 48], patch_size=[16, 16], out_indices=[2],
+    # The configs take ``out_indices``, ``out_features`` and ``num_labels`` through their ``**kwargs``
+    # (transformers' stubs do not list them).
+    backbone = VitPoseBackboneConfig(  # type: ignore[call-arg]
+        hidden_size=16, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=2, image_size=[64, 48],
+        patch_size=[16, 16], out_indices=[2],
     )  # fmt: skip
-    config = VitPoseConfig(backbone_config=backbone, use_simple_decoder=True, num_labels=17)
+    config = VitPoseConfig(  # type: ignore[call-arg]
+        backbone_config=backbone, use_simple_decoder=True, num_labels=17
+    )
     torch.manual_seed(TINY_SEED)
     model = VitPoseForPoseEstimation(config)
+    bias = model.head.conv.bias
+    assert bias is not None, "the simple decoder's convolution has a bias"
     with torch.no_grad():
-        model.head.conv.bias.fill_(TINY_HEATMAP_BIAS)
+        bias.fill_(TINY_HEATMAP_BIAS)
     model.save_pretrained(dest, safe_serialization=True)
     VitPoseImageProcessorPil(size={"height": 64, "width": 48}).save_pretrained(dest)
     return dest
@@ -119,11 +125,11 @@ def build_tiny_person(dest: Path, *, finds_people: bool = True) -> Path:
         RTDetrResNetConfig,
     )
 
-    backbone = RTDetrResNetConfig(
+    backbone = RTDetrResNetConfig(  # type: ignore[call-arg]
         embedding_size=8, hidden_sizes=[8, 8, 16, 16], depths=[1, 1, 1, 1], layer_type="basic",
         out_features=["stage2", "stage3", "stage4"],
     )  # fmt: skip
-    config = RTDetrConfig(
+    config = RTDetrConfig(  # type: ignore[call-arg]
         backbone_config=backbone, encoder_in_channels=[8, 16, 16], encoder_hidden_dim=16, encoder_layers=1,
         encoder_ffn_dim=32, encoder_attention_heads=2, hidden_expansion=0.5, d_model=16,
         decoder_in_channels=[16, 16, 16], decoder_layers=1, decoder_ffn_dim=32, decoder_attention_heads=2,
