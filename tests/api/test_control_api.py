@@ -7,7 +7,6 @@ import base64
 import io
 from pathlib import Path
 
-import pytest
 from PIL import Image, ImageDraw
 
 from tests.api.conftest import assert_error_shape, sse_events
@@ -27,7 +26,6 @@ def _photo() -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-@pytest.mark.slow
 def test_pose_and_mlsd_jobs_run_and_hed_is_refused(live) -> None:
     control = {"image": _photo(), "weight": 0.7}
     with live.client() as http:
@@ -44,7 +42,6 @@ def test_pose_and_mlsd_jobs_run_and_hed_is_refused(live) -> None:
         assert "pickle .pth" in error["message"] and "type map" in error["message"]
 
 
-@pytest.mark.slow
 def test_a_picture_without_a_person_fails_its_job_in_one_line(serve, shared_models_dir, tmp_path) -> None:
     from imagestudio.models.detectors import DETECTORS_DIR, build_tiny_person
 
