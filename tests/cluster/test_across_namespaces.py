@@ -146,6 +146,24 @@ def test_jobs_from_the_head_run_on_the_boxes(lan: Lan) -> None:
         history.close()
 
 
+def test_an_upscale_travels_to_a_box_with_its_picture(lan: Lan) -> None:
+    """The picture crosses the LAN with the job; the box runs the upscaler beside its model (no load)."""
+    picture = base64.b64encode(_png("teal")).decode()
+    body = {"kind": "upscale", "image": picture, "upscaler": "tiny-upscaler", "scale": 2, "prompt": "lan fox"}
+    loads_before = {addr: w["loads"] for addr, w in _by_address(lan.workers()).items()}
+    with lan.client() as http:
+        response = http.post("/api/jobs", json=body)
+        assert response.status_code == 202, response.text
+        final = _finished(http, str(response.json()["id"]))
+        assert final["state"] == "done", final
+        [image] = final["images"]
+        assert (image["width"], image["height"]) == (128, 128)
+        assert http.get("/api/history", params={"q": "lan fox"}).json()["total"] == 1
+    workers = _by_address(lan.workers())
+    assert all({u["upscaler"]: u["fits"] for u in w["upscalers"]}["tiny-upscaler"] for w in workers.values())
+    assert {addr: w["loads"] for addr, w in workers.items()} == loads_before
+
+
 def test_metrics_need_the_key_and_count_jobs_workers_and_loads(lan: Lan) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from imagestudio.cluster.capacity import ModelFit, box_plans, model_fit
-from imagestudio.hardware import probe_hardware, simulate_hardware
+from imagestudio.cluster.capacity import ModelFit, UpscalerFit, box_plans, box_upscalers, model_fit
+from imagestudio.hardware import GIB, probe_hardware, simulate_hardware
 from imagestudio.jobs.model import JobState
+from imagestudio.memory.extras import UPSCALER_FILE_DTYPE_BYTES, upscaler_bytes
 from imagestudio.memory.planner import MemoryPlanner
-from imagestudio.registry import get_model
+from imagestudio.registry import UPSCALERS, get_model
 
 # The in-process workers and the queue fixture (with its history) of the head-queue tests.
 from .test_cluster_queue import WAIT, InProcessWorker, Q, Z, history, make_queue, request  # noqa: F401
@@ -80,3 +81,30 @@ def test_workers_show_their_box_s_memory_and_plans(make_queue) -> None:  # noqa:
     (status,) = queue.workers()
     assert status.address == "198.18.0.9" and status.memory["vram_total_gb"] == 8.0
     assert [plan["fits"] for plan in status.plans] == [True, False]
+
+
+def test_a_box_says_which_upscalers_it_runs_and_why_not(settings, monkeypatch) -> None:
+    import sys
+
+    cpu = probe_hardware("cpu", settings.models_dir)
+
+    def on(hardware) -> dict[str, UpscalerFit]:
+        return {fit.upscaler: fit for fit in box_upscalers(settings, hardware)}
+
+    here = on(cpu)
+    assert here["tiny-upscaler"].fits and "GB of RAM usable" in here["tiny-upscaler"].plan
+    real = here["realesrgan-x4plus"]  # its file is not in this test's models folder or hub cache
+    assert not real.fits and "imagestudio models download realesrgan-x4plus" in real.plan
+    # On a card: the upscaler and its smallest tile count against what the plan may use (free - reserve).
+    need_gb = upscaler_bytes(UPSCALERS["tiny-upscaler"], UPSCALER_FILE_DTYPE_BYTES) / GIB
+    assert here["tiny-upscaler"].predicted_peak_gb == round(need_gb, 3)
+    roomy = on(simulate_hardware(cpu, 8, 64))["tiny-upscaler"]
+    assert roomy.fits and "GB of card memory usable" in roomy.plan
+    reserve = settings.device.vram_reserve_gb
+    tight = on(simulate_hardware(cpu, reserve + need_gb / 2, 64))["tiny-upscaler"]
+    assert not tight.fits and tight.plan.startswith("does not fit: needs ~")
+    # Without the upscale extra nothing runs, and each line names it.
+    monkeypatch.setitem(sys.modules, "spandrel", None)
+    missing = on(simulate_hardware(cpu, 8, 64))
+    assert not any(fit.fits for fit in missing.values())
+    assert all('pip install "imagestudio[upscale]"' in fit.plan for fit in missing.values())

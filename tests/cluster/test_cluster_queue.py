@@ -19,13 +19,14 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from imagestudio.cluster.capacity import UpscalerFit
 from imagestudio.cluster.cluster_queue import ClusterQueue
 from imagestudio.cluster.scheduling import pick_job
 from imagestudio.cluster.work import JobFailed, OutputImage, StepReport, WorkerInfo, WorkerLost, WorkResult
 from imagestudio.errors import InvalidRequest, JobCancelled, QueueFull
 from imagestudio.history.recorder import HistoryRecorder
 from imagestudio.history.store import HistoryStore
-from imagestudio.job_requests import EditRequest, GenerateRequest
+from imagestudio.job_requests import EditRequest, GenerateRequest, UpscaleRequest
 from imagestudio.jobs.limits import SubmitLimits
 from imagestudio.jobs.model import JobError, JobState
 from imagestudio.storage.inputs import InputLimits, read_input_image
@@ -73,9 +74,16 @@ class InProcessWorker:
     """Holds one model; a job for another model costs a load. Can pause, be cancelled, or die."""
 
     def __init__(
-        self, name: str, models: tuple[str, ...] = (Z, Q), steps: int = 3, step_s: float = 0.01
+        self,
+        name: str,
+        models: tuple[str, ...] = (Z, Q),
+        steps: int = 3,
+        step_s: float = 0.01,
+        upscalers: tuple[UpscalerFit, ...] = (),
     ) -> None:
-        self._info = WorkerInfo(name=name, host="box", device="cpu", gpu=None, models=models)
+        self._info = WorkerInfo(
+            name=name, host="box", device="cpu", gpu=None, models=models, upscalers=upscalers
+        )
         self.steps, self.step_s = steps, step_s
         self.resident: str | None = None
         self.loads = 0
@@ -94,7 +102,8 @@ class InProcessWorker:
         return self._info
 
     def run(self, job_id: str, request: Any, on_step) -> WorkResult:
-        if request.model != self.resident:
+        # As a real worker: an upscaler runs beside the resident model, which stays.
+        if not isinstance(request, UpscaleRequest) and request.model != self.resident:
             self.resident, self.loads = request.model, self.loads + 1
         self.entered.set()
         for step in range(1, self.steps + 1):
@@ -433,18 +442,64 @@ def test_the_single_pc_server_never_imports_ray_or_the_cluster_package(config_fi
     assert result.stdout.strip() == "[]"
 
 
-def test_an_upscale_is_refused_by_the_cluster_in_one_line(make_queue) -> None:
-    import io as _io
+def upscale_request(upscaler: str = "tiny-upscaler") -> UpscaleRequest:
+    picture = read_input_image(png(), InputLimits(max_bytes=10**6, max_pixels=10**6), name="a.png")
+    return UpscaleRequest.build(images=(picture,), upscaler=upscaler, prompt=f"up {upscaler}")
 
-    from imagestudio.job_requests import UpscaleRequest
-    from imagestudio.storage.inputs import InputLimits, read_input_image
 
-    buffer = _io.BytesIO()
-    Image.new("RGB", (8, 8)).save(buffer, format="PNG")
-    picture = read_input_image(
-        buffer.getvalue(), InputLimits(max_bytes=10**6, max_pixels=10**6), name="a.png"
+def hires_request(prompt: str = "hires") -> GenerateRequest:
+    return GenerateRequest.build(
+        model=Z, prompt=prompt, width=16, height=16, hires_scale=2.0, hires_upscaler="tiny-upscaler"
     )
-    queue = make_queue(start=False)
-    with pytest.raises(InvalidRequest, match="upscaling runs on this machine's queue only"):
-        queue.submit(UpscaleRequest.build(images=(picture,), upscaler="tiny-upscaler"))
-    assert queue.jobs() == []
+
+
+TINY_UPSCALER = (UpscalerFit("tiny-upscaler", True, "needs ~0.03 GB (weights + smallest tile)"),)
+
+
+def test_an_upscale_goes_to_a_worker_with_its_upscaler_and_keeps_that_worker_s_model(
+    make_queue, history
+) -> None:
+    able = InProcessWorker("able", upscalers=TINY_UPSCALER)
+    queue = make_queue(able)
+    assert queue.wait(queue.submit(request("first")).id, WAIT).state is JobState.DONE
+    queue.add_worker(InProcessWorker("plain"))  # no upscaler: never given an upscale or a hires pass
+    jobs = [*(queue.submit(upscale_request()) for _ in range(3)), queue.submit(hires_request())]
+    finals = [queue.wait(job.id, WAIT) for job in jobs]
+    assert [info.state for info in finals] == [JobState.DONE] * 4, [info.error for info in finals]
+    assert able.ran == ["first", *["up tiny-upscaler"] * 3, "hires"]
+    # The upscaler ran beside the held model: no load, and the head still sees the model held.
+    assert able.resident == Z and able.loads == 1
+    statuses = {status.name: status for status in queue.workers()}
+    assert statuses["able"].model == Z
+    assert statuses["able"].upscalers == tuple(fit.as_dict() for fit in TINY_UPSCALER)
+    job = history.get_job(jobs[0].id)
+    assert job.kind == "upscale" and job.state is JobState.DONE and len(job.images) == 1
+
+
+def test_an_upscale_no_worker_can_run_fails_in_one_line_naming_the_extra(
+    make_queue, history, settings, monkeypatch
+) -> None:
+    import sys
+
+    from imagestudio.cluster.capacity import box_upscalers
+    from imagestudio.hardware import probe_hardware
+
+    # How a box whose Python lacks spandrel describes itself (its import fails as if not installed).
+    monkeypatch.setitem(sys.modules, "spandrel", None)
+    without_extra = box_upscalers(settings, probe_hardware("cpu", settings.models_dir))
+    queue = make_queue(
+        InProcessWorker("w1", upscalers=without_extra),
+        InProcessWorker("w2", upscalers=without_extra),
+        worker_wait_s=0.2,
+    )
+    finals = [queue.wait(queue.submit(job).id, WAIT) for job in (upscale_request(), hires_request())]
+    for final in finals:
+        assert final.state is JobState.FAILED
+        assert final.error.code == "no_worker_for_upscaler"
+        message = final.error.message
+        assert message.startswith("no connected worker can run upscaler tiny-upscaler: upscaling needs")
+        assert 'pip install "imagestudio[upscale]"' in message and "\n" not in message
+        assert message.count("pip install") == 1  # the two boxes' one reason, said once
+    assert history.get_job(finals[0].id).state is JobState.FAILED
+    # The workers go on serving what they can.
+    assert queue.wait(queue.submit(request("fine")).id, WAIT).state is JobState.DONE

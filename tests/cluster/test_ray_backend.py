@@ -23,6 +23,7 @@ from tests.api.conftest import (
     LiveServer,
     assert_error_shape,
     open_png,
+    png_bytes,
     sse_events,
     start_server,
 )
@@ -269,6 +270,9 @@ def test_system_lists_every_worker(head: LiveServer) -> None:
     assert len(workers) == 2
     assert all(worker["host"] and worker["device"] == "cpu" for worker in workers)
     assert {worker["model"] for worker in workers} <= {Z, Q, None}
+    for worker in workers:  # each box says which upscalers it runs (same install here: the extra is in)
+        upscalers = {fit["upscaler"]: fit for fit in worker["upscalers"]}
+        assert upscalers["tiny-upscaler"]["fits"] and "GB of RAM usable" in upscalers["tiny-upscaler"]["plan"]
     assert body["queue"]["worker_alive"] is True
 
 
@@ -299,6 +303,63 @@ def test_a_quantized_variant_runs_on_a_worker_and_is_recorded(head: LiveServer) 
     assert metadata[0]["model_hash"] != metadata[1]["model_hash"]
     row = head.services.history.get_image(finals[0].images[0].id)
     assert row is not None and row.metadata["weights"] == "gguf-q4_0"
+
+
+def test_an_upscale_and_a_hires_pass_run_on_a_worker_that_gets_the_picture(head: LiveServer) -> None:
+    """An upscale travels to a worker with its picture (as an edit's inputs do); the worker loads the
+    upscaler beside the model it holds, sends a step per tile, and the head writes the file and History."""
+    from imagestudio.storage.metadata import read_metadata
+
+    services = head.services
+    queue, settings, history = services.queue, services.settings, services.history
+    held_before = sorted(str((s.model, s.memory_plan)) for s in queue.workers())
+    loads_before = loads(queue)
+    done_before = sum(status.jobs_done for status in queue.workers())
+    assert all(
+        {fit["upscaler"]: fit["fits"] for fit in status.upscalers}["tiny-upscaler"]
+        for status in queue.workers()
+    )
+    picture = base64.b64encode(png_bytes(40, 24, color="teal")).decode()
+    body = {
+        "kind": "upscale",
+        "image": picture,
+        "upscaler": "tiny-upscaler",
+        "scale": 2,
+        "prompt": "лиса в кластере",
+    }
+    with head.client() as http:
+        response = http.post("/api/jobs", json=body)
+        assert response.status_code == 202, response.text
+        job = response.json()
+        events = sse_events(http, f"/api/jobs/{job['id']}/events")
+        assert events[-1][0] == "done", events[-1]
+        steps = [data for kind, data in events if kind == "step"]
+        assert steps and steps[-1]["step"] == steps[-1]["steps"]
+        [image] = events[-1][1]["images"]
+        assert open_png(http.get(image["url"]).content).size == (80, 48)
+        found = http.get("/api/history", params={"q": "лиса в кластере"}).json()
+        assert [item["id"] for item in found["items"]] == [image["id"]]
+    assert sum(status.jobs_done for status in queue.workers()) == done_before + 1
+    # The upscaler ran beside whatever each worker held: no model load, no model switch.
+    assert loads(queue) == loads_before
+    assert sorted(str((s.model, s.memory_plan)) for s in queue.workers()) == held_before
+    path = history.image_file(image["id"])
+    assert path is not None and path.parent == settings.outputs_dir
+    meta = read_metadata(path)
+    assert (meta["mode"], meta["upscaler"], meta["upscale_by"]) == ("upscale", "tiny-upscaler", 2)
+    assert (meta["input_images"][0]["width"], meta["input_images"][0]["height"]) == (40, 24)
+    assert history.get_job(job["id"]).kind == "upscale"
+
+    hires = queue.submit(
+        generate(
+            settings, "hires on a worker", hires_scale=2.0, hires_upscaler="tiny-upscaler", hires_steps=1
+        )
+    )
+    final = queue.wait(hires.id, WAIT)
+    assert final.state is JobState.DONE, final.error
+    assert (final.images[0].width, final.images[0].height) == (128, 128)
+    meta = read_metadata(Path(final.images[0].path))
+    assert (meta["hires_upscaler"], meta["first_pass_width"]) == ("tiny-upscaler", 64)
 
 
 def _rerun(queue, job_id: str, dead) -> bool:

@@ -393,6 +393,15 @@ class WorkerModelPlan(BaseModel):
     predicted_peak_ram_gb: float
 
 
+class WorkerUpscaler(BaseModel):
+    """Whether one upscaler runs on one worker's box (the ``upscale`` extra, its file, its memory)."""
+
+    upscaler: str
+    fits: bool = Field(description="False: the scheduler never sends this upscaler's jobs to this worker.")
+    plan: str = Field(description="What it needs there, or why it cannot run there.")
+    predicted_peak_gb: float
+
+
 class WorkerInfo(BaseModel):
     """One GPU worker of the cluster backend (``cluster.backend: ray``)."""
 
@@ -414,6 +423,9 @@ class WorkerInfo(BaseModel):
         default_factory=list, description="Each model on its disk and how it would run there."
     )
     loads: dict[str, int] = Field(default_factory=dict, description="Model loads so far, per model.")
+    upscalers: list[WorkerUpscaler] = Field(
+        default_factory=list, description="Each upscaler and whether its jobs (upscale, hires) run there."
+    )
 
 
 class SystemInfo(BaseModel):

@@ -8,6 +8,11 @@ profiles) reaches the scheduler without changes here.
 
 ``imagestudio worker --simulate-vram/--simulate-ram`` makes a box plan (and so be scheduled) as if it
 had that card and RAM, as ``doctor`` does; its jobs still run on its real device.
+
+Upscalers are described too (:func:`box_upscalers`): an upscale job runs beside whatever model the box
+holds, so it needs the ``upscale`` extra, the upscaler's file and room on the box for the upscaler with
+its smallest tile (what the hires pass's plan counts, :func:`~imagestudio.memory.extras.upscaler_bytes`);
+the tile itself is sized to what is free when the job runs.
 """
 
 from __future__ import annotations
@@ -50,6 +55,25 @@ class ModelFit:
             "plan": self.plan,
             "predicted_peak_vram_gb": self.predicted_peak_vram_gb,
             "predicted_peak_ram_gb": self.predicted_peak_ram_gb,
+        }
+
+
+@dataclass(frozen=True)
+class UpscalerFit:
+    """Whether one upscaler can run on one box, and why not."""
+
+    upscaler: str
+    fits: bool
+    #: ``needs ~0.05 GB (weights + smallest tile), 7.50 GB of card memory usable``, or why it cannot run.
+    plan: str
+    predicted_peak_gb: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "upscaler": self.upscaler,
+            "fits": self.fits,
+            "plan": self.plan,
+            "predicted_peak_gb": self.predicted_peak_gb,
         }
 
 
@@ -107,6 +131,48 @@ def box_plans(
         except Exception as exc:  # noqa: BLE001 - a model the planner cannot size is not offered
             log.warning("could not plan %s on this box: %s", model_id, exc)
             fits.append(ModelFit(model_id, False, f"could not be planned: {exc}", 0.0, 0.0, (0.0, 0)))
+    return tuple(fits)
+
+
+def box_upscalers(settings: Settings, hardware: Hardware) -> tuple[UpscalerFit, ...]:
+    """Each known upscaler on this box: runnable, or the one line saying why not (the extra is missing, the
+    file is not on its disk, or its weights and smallest tile do not fit the card or RAM)."""
+    from imagestudio.hardware import GIB
+    from imagestudio.memory.extras import UPSCALER_FILE_DTYPE_BYTES, upscaler_bytes
+    from imagestudio.models.upscalers import (
+        find_upscaler_file,
+        missing_upscale_module,
+        upscale_extra_missing,
+    )
+    from imagestudio.registry import UPSCALERS
+
+    missing = missing_upscale_module()
+    if missing is not None:
+        said = upscale_extra_missing(missing).message
+        return tuple(UpscalerFit(spec.id, False, said) for spec in UPSCALERS.values())
+    on_card = hardware.accelerator != "cpu"
+    budget = (
+        hardware.vram_free / GIB - settings.device.vram_reserve_gb
+        if on_card
+        else hardware.ram_available / GIB
+    )
+    where = "card memory" if on_card else "RAM"
+    fits = []
+    for spec in UPSCALERS.values():
+        try:
+            on_disk = spec.tiny or find_upscaler_file(spec, settings, build_tiny=False) is not None
+        except OSError as exc:  # an unreadable cache must not keep the box from joining
+            fits.append(UpscalerFit(spec.id, False, f"its file could not be looked for: {exc}"))
+            continue
+        if not on_disk:
+            said = f"not on this box's disk (imagestudio models download {spec.id})"
+            fits.append(UpscalerFit(spec.id, False, said))
+            continue
+        # Counted at the file's precision (fp32): on a card it may run in bf16, at half of this.
+        need = upscaler_bytes(spec, UPSCALER_FILE_DTYPE_BYTES) / GIB
+        fit = need <= budget
+        said = f"needs ~{need:.2f} GB (weights + smallest tile), {max(budget, 0.0):.2f} GB of {where} usable"
+        fits.append(UpscalerFit(spec.id, fit, said if fit else f"does not fit: {said}", round(need, 3)))
     return tuple(fits)
 
 

@@ -17,6 +17,9 @@ Invariants, beyond the book's (one terminal event per accepted job, every job re
   and leaves no file behind.
 * A job no live worker can hold (its model is on no worker's disk, or no worker is connected) fails
   after ``worker_wait_s`` with the reason, instead of waiting forever.
+* An upscale job needs no diffusion model: any worker that can run its upscaler takes it as if it were
+  a job for the model it already holds, and keeps that model (the upscaler runs beside it). A generation
+  with a hires pass needs its model *and* its upscaler on the same worker.
 * Lock order: the queue's lock, then the history store's. Worker calls (which may block on the
   network) and file writes are never made with the lock held.
 """
@@ -42,7 +45,6 @@ if TYPE_CHECKING:
 
     from imagestudio.cluster.work import Worker
     from imagestudio.jobs.limits import SubmitLimits
-    from imagestudio.jobs.model import JobInfo, JobRequest
     from imagestudio.jobs.recorder import JobRecorder
     from imagestudio.studio import StudioResult
 
@@ -90,6 +92,8 @@ class WorkerStatus:
     plans: tuple[dict[str, Any], ...] = ()
     #: Model loads so far, per model.
     loads: dict[str, int] = field(default_factory=dict)
+    #: Each known upscaler there (``capacity.UpscalerFit.as_dict``).
+    upscalers: tuple[dict[str, Any], ...] = ()
 
 
 class ClusterQueue(JobBook):
@@ -117,21 +121,6 @@ class ClusterQueue(JobBook):
         self._started_serving = False
 
     # ----------------------------------------------------------------- lifecycle
-
-    def submit(self, request: JobRequest, client: str | None = None) -> JobInfo:
-        """As :meth:`JobBook.submit`; an upscale is refused here: workers are chosen by the diffusion
-        model they hold, and an upscaler is no such model (run it with ``cluster.backend: local``)."""
-        from imagestudio.errors import InvalidRequest
-        from imagestudio.job_requests import UpscaleRequest
-
-        if isinstance(request, UpscaleRequest):
-            raise InvalidRequest(
-                "upscaling runs on this machine's queue only, not on the cluster's workers "
-                "(cluster.backend: local)",
-                param="upscaler",
-                code="upscale_on_cluster",
-            )
-        return super().submit(request, client)
 
     def start(self) -> None:
         """Start the housekeeping thread and the threads of workers added before (once)."""
@@ -227,6 +216,7 @@ class ClusterQueue(JobBook):
                     memory=dict(seat.info.memory),
                     plans=tuple(fit.as_dict() for fit in seat.info.plans),
                     loads={model: seat.loaded.count(model) for model in dict.fromkeys(seat.loaded)},
+                    upscalers=tuple(fit.as_dict() for fit in seat.info.upscalers),
                 )
                 for seat in self._seats.values()
             ]
@@ -255,7 +245,9 @@ class ClusterQueue(JobBook):
                 job = self._next_job(seat)
                 if job is None:
                     return
-                seat.model, seat.job = job.model, job.id
+                if not _is_upscale(job):  # an upscaler runs beside the model the worker holds
+                    seat.model = job.model
+                seat.job = job.id
                 first = self._begin(job)
                 # This worker is busy now: a job left to it as the idle holder of its model is fair
                 # game for the others again.
@@ -285,12 +277,12 @@ class ClusterQueue(JobBook):
                 return None
             others = [s for s in self._seats.values() if s is not seat and s.model is not None]
             job = pick_job(
-                self._pending,
-                model_of=lambda j: j.model,
+                (j for j in self._pending if can_run(seat.info, j)),
+                # An upscale costs no load anywhere: it counts as a job for the model this worker holds.
+                model_of=lambda j: seat.model if _is_upscale(j) else j.model,
                 held=seat.model,
                 held_by_others={s.model for s in others if s.model is not None},
                 held_by_idle_others={s.model for s in others if s.model is not None and s.job is None},
-                can_hold=lambda model: model is None or model in seat.info.models,
                 faster_idle_elsewhere=self._faster_idle_elsewhere(seat),
             )
             if job is not None:
@@ -334,8 +326,9 @@ class ClusterQueue(JobBook):
             seat.last_answer_at = time.time()
             if work is not None:
                 seat.jobs_done += 1
-                seat.last_extra = work.extra
-                seat.model = work.model
+                if not _is_upscale(job):
+                    # An upscale's result names its upscaler; the held model and its placement stay.
+                    seat.last_extra, seat.model = work.extra, work.model
                 seat.loaded = work.loaded or seat.loaded
         self._finish(job, state, error, result)
 
@@ -398,11 +391,12 @@ class ClusterQueue(JobBook):
                 if self._stopping:
                     return
                 now = time.monotonic()
-                held = {model for seat in self._seats.values() for model in seat.info.models}
+                infos = [seat.info for seat in self._seats.values()]
                 stuck = [
                     job
                     for job in self._pending
-                    if job.model not in held and now - job.queued_clock >= self._worker_wait_s
+                    if now - job.queued_clock >= self._worker_wait_s
+                    and not any(can_run(info, job) for info in infos)
                 ]
                 for job in stuck:
                     self._pending.remove(job)
@@ -412,6 +406,26 @@ class ClusterQueue(JobBook):
 
     def _no_worker_error(self, job: Job) -> JobError:
         """(lock held) Why nobody can run ``job``."""
+        upscaler = upscaler_of(job.request)
+        needs_model = not _is_upscale(job)
+        if upscaler is not None and any(
+            not needs_model or job.model in seat.info.models for seat in self._seats.values()
+        ):
+            # The model is there (or none is needed): the upscaler is what no worker can run. Each box's
+            # reason once, so a team without the upscale extra reads one line that names it.
+            reasons = dict.fromkeys(
+                seat.info.why_not_upscale(upscaler)
+                for seat in self._seats.values()
+                if not needs_model or job.model in seat.info.models
+            )
+            message = (
+                f"no connected worker can run upscaler {upscaler}: {'; '.join(reasons)} "
+                "(/api/system lists each worker's upscalers)"
+            )
+            details = {"upscaler": upscaler, "reason": "; ".join(reasons)}
+            return JobError(
+                message, "service_unavailable", 503, code="no_worker_for_upscaler", details=details
+            )
         if self._seats:
             message = (
                 f"no worker can run {job.model}: none of the {len(self._seats)} connected workers has "
@@ -434,6 +448,30 @@ class ClusterQueue(JobBook):
             call(*args)
         except Exception:
             log.warning("a worker call failed", exc_info=True)
+
+
+def upscaler_of(request: object) -> str | None:
+    """The upscaler a job runs: an upscale's own, or a generation's hires pass's (None: no upscaler)."""
+    from imagestudio.job_requests import GenerateRequest, UpscaleRequest
+
+    if isinstance(request, UpscaleRequest):
+        return request.model
+    if isinstance(request, GenerateRequest) and request.hires_scale is not None:
+        return request.hires_upscaler
+    return None
+
+
+def can_run(info: WorkerInfo, job: Job) -> bool:
+    """Whether the worker described by ``info`` can run ``job``: its model (an upscale needs none) and the
+    upscaler it runs, if any, are both there."""
+    if not _is_upscale(job) and job.model is not None and job.model not in info.models:
+        return False
+    upscaler = upscaler_of(job.request)
+    return upscaler is None or info.can_upscale(upscaler)
+
+
+def _is_upscale(job: Job) -> bool:
+    return job.kind == "upscale"
 
 
 def _sent_preview(step: StepReport) -> object:

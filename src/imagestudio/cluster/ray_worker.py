@@ -26,7 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imagestudio.cluster.boxes import WORKER_CONFIG_ENV
-from imagestudio.cluster.capacity import SIMULATE_ENV, box_hardware, box_plans, memory_summary
+from imagestudio.cluster.capacity import (
+    SIMULATE_ENV,
+    box_hardware,
+    box_plans,
+    box_upscalers,
+    memory_summary,
+)
 from imagestudio.cluster.work import OutputImage, StepReport, WorkerInfo, WorkResult
 from imagestudio.errors import JobCancelled
 from imagestudio.jobs.failures import job_error
@@ -74,7 +80,7 @@ class StudioWorker:
         return self._studio
 
     def describe(self) -> WorkerInfo:
-        """Where this worker is and what it can run; called once when it joins."""
+        """Where this worker is and what it can run (models, upscalers); called once when it joins."""
         from imagestudio.hardware import resolve_device
         from imagestudio.models.locate import find_model_dir
         from imagestudio.registry import MODELS
@@ -102,6 +108,7 @@ class StudioWorker:
             memory=memory_summary(hardware),
             plans=plans,
             address=_node_address(),
+            upscalers=box_upscalers(self.settings, hardware),
         )
 
     def stats(self) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from imagestudio.jobs.model import JobError
 
 if TYPE_CHECKING:
-    from imagestudio.cluster.capacity import ModelFit
+    from imagestudio.cluster.capacity import ModelFit, UpscalerFit
     from imagestudio.jobs.model import JobRequest
 
 
@@ -80,10 +80,22 @@ class WorkerInfo:
     plans: tuple[ModelFit, ...] = ()
     #: Its node's address on the cluster's network.
     address: str | None = None
+    #: Each known upscaler: whether it runs here (the ``upscale`` extra, its file, its memory), else why not.
+    upscalers: tuple[UpscalerFit, ...] = ()
 
     def cost(self, model: str | None) -> tuple[float, int] | None:
         """How fast ``model`` runs here as planned (lower is faster); None when unknown."""
         return next((fit.cost for fit in self.plans if fit.model == model), None)
+
+    def can_upscale(self, upscaler: str) -> bool:
+        return any(fit.upscaler == upscaler and fit.fits for fit in self.upscalers)
+
+    def why_not_upscale(self, upscaler: str) -> str:
+        """Why ``upscaler`` does not run here (one line)."""
+        return next(
+            (fit.plan for fit in self.upscalers if fit.upscaler == upscaler),
+            "this worker did not say which upscalers it runs",
+        )
 
 
 StepSink = Callable[[StepReport], None]

@@ -13,19 +13,23 @@ so a size is known before anything is downloaded. Sources:
   Qwen2.5-VL-7B-Instruct's, which the Qwen-Image repositories ship under ``text_encoder/``.
 
 Instantiating the classes on the meta device (:func:`imagestudio.models.random_weights.build_component`)
-allocates no memory and takes about a second; the results are cached per process. Other models (the tiny
-ones) are sized from their own folder's configs.
+allocates no memory but takes 0.2-0.7 s of CPU per model, paid by every command that plans a load. So the
+real models' counts ship as well (``model_configs/<model id>/sizes.json``, written by
+:func:`write_packaged_sizes`), stamped with a digest of the configs they were measured from; a test
+measures them again on the pinned libraries. Other models (the tiny ones) are measured from their own
+folder's configs, once per process.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imagestudio.models.configs import COMPONENTS, component_configs
+from imagestudio.models.configs import COMPONENTS, component_configs, packaged_config_dir
 from imagestudio.models.random_weights import build_component
 from imagestudio.registry import ModelSpec
 
@@ -154,6 +158,10 @@ def measure_component(family: str, name: str, config: dict[str, Any]) -> Compone
     )
 
 
+#: The packaged counts' file, beside the configs they were measured from.
+SIZES_FILE = "sizes.json"
+
+
 @cache
 def _sizes_from_configs(model_id: str, family: str, configs_json: str) -> ModelSizes:
     configs = json.loads(configs_json)
@@ -163,10 +171,61 @@ def _sizes_from_configs(model_id: str, family: str, configs_json: str) -> ModelS
     )
 
 
+def configs_digest(configs: dict[str, dict[str, Any]]) -> str:
+    """What a packaged sizes file was measured from: a digest of the three configs."""
+    return hashlib.sha256(json.dumps(configs, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def read_sizes_file(path: Path, model_id: str, configs: dict[str, dict[str, Any]]) -> ModelSizes | None:
+    """The counts stored at ``path``, or None when there are none or they were measured from other configs
+    (then the caller measures: a stale file can cost time, never a wrong plan)."""
+    if not path.is_file():
+        return None
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    if stored.get("configs_sha256") != configs_digest(configs):
+        return None
+    return ModelSizes(
+        model_id=model_id,
+        components={name: ComponentSize(**stored["components"][name]) for name in COMPONENTS},
+    )
+
+
+@cache
+def packaged_sizes(spec: ModelSpec) -> ModelSizes | None:
+    """The shipped counts of a real model (no torch, no instantiation), if they match its shipped configs;
+    read once per process, as the planner asks for them at every plan."""
+    folder = packaged_config_dir(spec.id)
+    if folder is None:
+        return None
+    return read_sizes_file(folder / SIZES_FILE, spec.id, component_configs(spec))
+
+
+def measured_sizes(spec: ModelSpec, folder: Path | None = None) -> ModelSizes:
+    """Counts measured now by instantiating on meta (cached per process): the source of every stored count."""
+    configs = component_configs(spec, folder)
+    return _sizes_from_configs(spec.id, spec.family, json.dumps(configs, sort_keys=True))
+
+
 def model_sizes(spec: ModelSpec, folder: Path | None = None) -> ModelSizes:
-    """Exact parameter counts of ``spec``'s components (cached per process: ~1 s the first time).
+    """Exact parameter counts of ``spec``'s components: the shipped ones of a real model, else measured.
 
     Real models are sized from the packaged configs; others need ``folder`` (their diffusers folder).
     """
-    configs = component_configs(spec, folder)
-    return _sizes_from_configs(spec.id, spec.family, json.dumps(configs, sort_keys=True))
+    return packaged_sizes(spec) or measured_sizes(spec, folder)
+
+
+def write_packaged_sizes(spec: ModelSpec) -> Path:
+    """Measure a real model and store its counts beside its configs: run for each real model after changing
+    a config or the pinned diffusers/transformers (tests/memory/test_packaged_sizes.py fails until then)."""
+    folder = packaged_config_dir(spec.id)
+    if folder is None:
+        raise ValueError(f"{spec.id} has no packaged configs")
+    configs = component_configs(spec)
+    sizes = measured_sizes(spec)
+    record = {
+        "configs_sha256": configs_digest(configs),
+        "components": {name: asdict(sizes.components[name]) for name in COMPONENTS},
+    }
+    path = folder / SIZES_FILE
+    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path

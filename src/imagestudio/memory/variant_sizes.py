@@ -20,9 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, cast
+from typing import TYPE_CHECKING, Literal
 
-from imagestudio.memory.sizes import ComponentSize, ModelSizes
+from imagestudio.memory.sizes import ComponentSize, ModelSizes, model_sizes
 from imagestudio.registry import EncoderPrecision, ModelSpec, WeightVariant
 
 if TYPE_CHECKING:
@@ -150,40 +150,10 @@ def download_bytes(spec: ModelSpec, variant: WeightVariant, sizes: ModelSizes, s
     return int(transformer + encoder + vae + SMALL_FILES_BYTES)
 
 
-@dataclass(frozen=True)
-class _Counts:
-    """The two counts of a component that a download estimate reads (a torch-free :class:`ComponentSize`)."""
-
-    params: int
-    linear_params: int
-
-
-@dataclass(frozen=True)
-class _ListingSizes:
-    """The VAE and text-encoder counts :func:`download_bytes` reads (a torch-free :class:`ModelSizes`)."""
-
-    vae: _Counts
-    text_encoder: _Counts
-
-
-#: ``model_sizes(spec)``'s VAE and text-encoder (params, linear_params) of the packaged real models, so that
-#: listings (``models list``, ``GET /api/models``) estimate downloads without importing torch or diffusers
-#: (instantiating on meta would). ``tests`` check these against :func:`model_sizes`.
-LISTING_COUNTS: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
-    "z-image-turbo": ((83_819_683, 2_097_152), (4_022_468_096, 3_633_315_840)),
-    "qwen-image-edit-2511": ((126_892_531, 0), (8_292_166_656, 7_744_815_104)),
-}
-
-
 def listing_sizes(spec: ModelSpec) -> ModelSizes:
-    """The counts a listing's download estimates need: :data:`LISTING_COUNTS` where known, else measured."""
-    known = LISTING_COUNTS.get(spec.id)
-    if known is None:
-        from imagestudio.memory.sizes import model_sizes
-
-        return model_sizes(spec)
-    (vae, vae_linear), (encoder, encoder_linear) = known
-    return cast("ModelSizes", _ListingSizes(_Counts(vae, vae_linear), _Counts(encoder, encoder_linear)))
+    """The counts a listing's download estimates need (``models list``, ``GET /api/models``): the shipped
+    counts of a real model, read without importing torch or diffusers; measured for any other."""
+    return model_sizes(spec)
 
 
 def variant_listing(spec: ModelSpec, settings: Settings) -> list[dict[str, object]]:

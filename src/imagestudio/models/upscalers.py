@@ -90,14 +90,33 @@ def import_spandrel() -> ModuleType:
     try:
         import spandrel
     except ImportError as exc:
-        raise ModelNotAvailable(
-            "upscaling needs spandrel and a torchvision matching your torch: "
-            'pip install "imagestudio[upscale]" (install torchvision from the same index as torch)',
-            param="upscaler",
-            code="upscale_needs_extra",
-            details={"extra": "upscale", "missing": exc.name or "spandrel"},
-        ) from None
+        raise upscale_extra_missing(exc.name or "spandrel") from None
     return spandrel
+
+
+def upscale_extra_missing(missing: str) -> ModelNotAvailable:
+    """The one-line refusal of an upscale where the ``upscale`` extra is missing (``missing``: a module)."""
+    return ModelNotAvailable(
+        "upscaling needs spandrel and a torchvision matching your torch: "
+        'pip install "imagestudio[upscale]" (install torchvision from the same index as torch)',
+        param="upscaler",
+        code="upscale_needs_extra",
+        details={"extra": "upscale", "missing": missing},
+    )
+
+
+def missing_upscale_module() -> str | None:
+    """The first module of the ``upscale`` extra this Python cannot find, without importing it (None: all
+    there). A cheap look for a cluster worker describing itself; the job's own import stays the judge."""
+    from importlib.util import find_spec
+
+    for name in ("spandrel", "torchvision"):
+        try:
+            if find_spec(name) is None:
+                return name
+        except (ImportError, ValueError):
+            return name
+    return None
 
 
 def build_tiny_upscaler(dest: Path) -> Path:
