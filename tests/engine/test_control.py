@@ -258,7 +258,7 @@ def test_pose_control_runs_the_tiny_detectors(studio, tmp_path, settings) -> Non
 
 def test_a_picture_without_a_person_is_refused_in_one_line(settings, tmp_path) -> None:
     from imagestudio.engine.detectors import pose_map
-    from imagestudio.models.detectors import DETECTORS_DIR, build_tiny_person
+    from imagestudio.models.detectors import DETECTORS_DIR, build_tiny_person, build_tiny_pose
 
     # The tiny person detector as random weights leave it (every class at its ~1 % prior): it finds no one.
     models = tmp_path / "models"
@@ -269,6 +269,12 @@ def test_a_picture_without_a_person_is_refused_in_one_line(settings, tmp_path) -
     assert refused.value.message.startswith("No person found in the control picture")
     assert "type map" in refused.value.message and "\n" not in refused.value.message
     assert refused.value.code == "no_person"
+    # People found, but not one joint of theirs the (down-biased) pose model is sure of: refused too.
+    models = tmp_path / "unsure"
+    build_tiny_pose(models / DETECTORS_DIR / "tiny-pose", sure=False)
+    own = settings.model_copy(update={"storage": settings.storage.model_copy(update={"models_dir": models})})
+    with pytest.raises(InvalidRequest, match=r"No person found .*no joint of the people found"):
+        pose_map(own, "tiny-z-image", "cpu", square())
 
 
 def test_a_missing_pose_detector_names_both_models_and_one_command(settings) -> None:

@@ -88,12 +88,12 @@ def pose_map(settings: Settings, model_id: str, device: str, picture: Image.Imag
     try:
         boxes = _people(person_folder, device, picture)
         if len(boxes) == 0:
-            raise _no_person("no person")
+            raise _no_person("the person detector is sure of no one in it")
         people = [openpose_points(k, s) for k, s in _keypoints(pose_folder, device, picture, boxes)]
     finally:
         free_memory()
     if not any(point is not None for points in people for point in points):
-        raise _no_person("no joint of a person")
+        raise _no_person("no joint of the people found is sure enough")
     return Image.fromarray(draw_pose_map(picture.size, people), "RGB")
 
 
@@ -132,10 +132,10 @@ def _keypoints(folder: Path, device: str, picture: Image.Image, boxes: Any) -> l
     return [(pose["keypoints"].numpy(), pose["scores"].numpy()) for pose in poses]
 
 
-def _no_person(what: str) -> InvalidRequest:
+def _no_person(why: str) -> InvalidRequest:
     return InvalidRequest(
-        f"No person found in the control picture ({what} the pose detector is sure of); use a picture "
-        "with a person in it, or send a pose map made elsewhere as type map",
+        f"No person found in the control picture ({why}); use a picture with a person in it, or send a "
+        "pose map made elsewhere as type map",
         param="control.image",
         code="no_person",
     )

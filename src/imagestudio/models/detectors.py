@@ -82,8 +82,11 @@ def _build_tiny_depth(dest: Path) -> Path:
     return dest
 
 
-def build_tiny_pose(dest: Path) -> Path:
-    """A ViTPose (ViT backbone, simple decoder, COCO's 17 keypoints) on 64×48 crops, with its processor."""
+def build_tiny_pose(dest: Path, *, sure: bool = True) -> Path:
+    """A ViTPose (ViT backbone, simple decoder, COCO's 17 keypoints) on 64×48 crops, with its processor.
+
+    ``sure=False`` biases its heatmaps down instead: a pose model that is sure of no joint.
+    """
     import torch
     from transformers import (
         VitPoseBackboneConfig,
@@ -106,7 +109,7 @@ def build_tiny_pose(dest: Path) -> Path:
     bias = model.head.conv.bias
     assert bias is not None, "the simple decoder's convolution has a bias"
     with torch.no_grad():
-        bias.fill_(TINY_HEATMAP_BIAS)
+        bias.fill_(TINY_HEATMAP_BIAS if sure else -2 * TINY_HEATMAP_BIAS)
     model.save_pretrained(dest, safe_serialization=True)
     VitPoseImageProcessorPil(size={"height": 64, "width": 48}).save_pretrained(dest)
     return dest
