@@ -54,6 +54,7 @@ def build_tiny_detector(dest: Path, detector_id: str = "tiny-depth") -> Path:
 
 
 def _build_tiny_depth(dest: Path) -> Path:
+    """A Depth Anything (DINOv2 backbone, DPT neck and head) on 56² pictures, with its processor."""
     import torch
     from transformers import (
         DepthAnythingConfig,
