@@ -488,9 +488,10 @@ class ControlNetSpec:
 
 #: Types the Union model was trained on (its card) and "map": the user's own, already made control image.
 CONTROL_TYPES = ("canny", "hed", "depth", "pose", "mlsd", "map")
-#: Types this version can make a map for from a photo (the others need their detector, not built in yet):
-#: canny with OpenCV, depth with a detector model (:data:`DETECTORS`).
-DETECTED_CONTROL_TYPES = ("canny", "depth")
+#: Types this version can make a map for from a photo: canny and mlsd with OpenCV (no weights), depth and
+#: pose with detector models (:data:`DETECTORS`). HED is not among them: its only published weights are
+#: pickle ``.pth`` files, which the studio does not load (safetensors only).
+DETECTED_CONTROL_TYPES = ("canny", "depth", "pose", "mlsd")
 
 CONTROLNETS: dict[str, ControlNetSpec] = {
     spec.id: spec
@@ -533,7 +534,8 @@ def controlnet_for(model_id: str) -> ControlNetSpec | None:
 
 @dataclass(frozen=True)
 class DetectorSpec:
-    """A model that makes a control map from a photo (transformers' depth estimation: a DPT-family model).
+    """A transformers model that makes a control map from a photo (depth estimation, pose estimation) or
+    finds what another detector needs (the people the pose detector is run on).
 
     Its files are a ``save_pretrained`` folder (``config.json``, ``preprocessor_config.json`` and the
     ``.safetensors`` weights), fetched into the hub cache by ``imagestudio models download ID``.
@@ -541,14 +543,19 @@ class DetectorSpec:
 
     id: str
     title: str
-    #: The control type whose map it makes.
+    #: The control type whose map it makes ("person": boxes of people for the pose detector, no map).
     control_type: str
     repo_id: str | None
     files: tuple[str, ...]
     download_bytes: int
     license: str
     tiny: bool = False
+    #: Detectors run before this one and fetched with it (pose: the person detector).
+    companions: tuple[str, ...] = ()
 
+
+#: What transformers' ``save_pretrained`` writes for a vision model and its preprocessor.
+_TRANSFORMERS_FOLDER = ("config.json", "preprocessor_config.json", "model.safetensors")
 
 DETECTORS: dict[str, DetectorSpec] = {
     spec.id: spec
@@ -574,8 +581,56 @@ DETECTORS: dict[str, DetectorSpec] = {
             license="Apache-2.0",
             tiny=True,
         ),
+        # Pose, top-down as transformers' VitPose docs run it: RT-DETR finds the people, ViTPose-B (simple
+        # decoder, COCO's 17 keypoints) places each one's joints. Both Apache-2.0, safetensors; sizes are
+        # their fp32 parameters (the download shows the hub's own).
+        DetectorSpec(
+            id="vitpose-base-simple",
+            title="ViTPose-B (with the RT-DETR person detector)",
+            control_type="pose",
+            repo_id="usyd-community/vitpose-base-simple",
+            files=_TRANSFORMERS_FOLDER,
+            download_bytes=343_300_000,
+            license="Apache-2.0",
+            companions=("rtdetr-r50vd-coco-o365",),
+        ),
+        DetectorSpec(
+            id="rtdetr-r50vd-coco-o365",
+            title="RT-DETR R50 (finds the people for pose)",
+            control_type="person",
+            repo_id="PekingU/rtdetr_r50vd_coco_o365",
+            files=_TRANSFORMERS_FOLDER,
+            download_bytes=172_000_000,
+            license="Apache-2.0",
+        ),
+        DetectorSpec(
+            id="tiny-pose",
+            title="Tiny ViTPose (offline, random weights)",
+            control_type="pose",
+            repo_id=None,
+            files=_TRANSFORMERS_FOLDER,
+            download_bytes=90_000,
+            license="Apache-2.0",
+            tiny=True,
+            companions=("tiny-person",),
+        ),
+        DetectorSpec(
+            id="tiny-person",
+            title="Tiny RT-DETR (offline, random weights)",
+            control_type="person",
+            repo_id=None,
+            files=_TRANSFORMERS_FOLDER,
+            download_bytes=170_000,
+            license="Apache-2.0",
+            tiny=True,
+        ),
     )
 }
+
+
+def detector_parts(spec: DetectorSpec) -> tuple[DetectorSpec, ...]:
+    """``spec`` and the detectors it needs, in the order they run (its companions first)."""
+    return (*(DETECTORS[name] for name in spec.companions), spec)
 
 
 def detector_for(control_type: str, model_id: str) -> DetectorSpec | None:

@@ -172,7 +172,7 @@ def test_a_missing_depth_detector_is_refused_before_the_model_loads(settings) ->
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"control": {"type": "pose"}}, "no detector for it"),
+        ({"control": {"type": "hed"}}, "HED's only published weights are pickle .pth files"),
         ({"control": {"type": "sketch"}}, "control type 'sketch' is not available"),
         ({"control": {"type": "canny", "weight": 0.9}}, "outside 0.65..0.8"),
         ({"control": {"type": "canny", "start": 0.6, "end": 0.4}}, "must be before its end"),
@@ -186,3 +186,105 @@ def test_control_refusals_are_one_line(settings, fields, message) -> None:
     request = GenerateRequest.build(model="tiny-z-image", prompt="x", width=64, height=64, **spec)
     with pytest.raises(InvalidRequest, match=message):
         request.resolved(settings)
+
+
+def test_mlsd_keeps_the_long_straight_lines_only() -> None:
+    from PIL import ImageDraw
+
+    lines = np.asarray(control_map(control("mlsd"), 64, 64))
+    assert lines.shape == (64, 64, 3) and set(np.unique(lines)) == {0, 255}  # white on black
+    assert lines[20:44, 15:18].max() == 255 and lines[20:44, 46:49].max() == 255  # the square's sides
+    assert lines[24:40, 24:40].max() == 0 and lines[:8, :8].max() == 0  # nothing inside or outside it
+    # A segment shorter than MLSD_MIN_LENGTH of the picture is left out; the same one, longer, is kept.
+    short = Image.new("RGB", (200, 200), "black")
+    ImageDraw.Draw(short).rectangle((100, 50, 105, 56), fill="white")
+    assert np.asarray(control_map(control("mlsd", short), 200, 200)).max() == 0
+    assert np.asarray(control_map(control("canny", short), 200, 200)).max() == 255
+    long = Image.new("RGB", (200, 200), "black")
+    ImageDraw.Draw(long).rectangle((100, 50, 105, 150), fill="white")
+    assert np.asarray(control_map(control("mlsd", long), 200, 200))[60:140, 98:108].max() == 255
+
+
+def test_the_pose_map_is_drawn_openpose_style() -> None:
+    from imagestudio.engine.pose_drawing import COLORS, LIMB_SHADE, draw_pose_map, openpose_points
+
+    # COCO-17 (x, y): a person standing, facing us (their right on the picture's left).
+    coco = np.array(
+        [[50, 20], [53, 17], [47, 17], [56, 18], [44, 18], [60, 32], [40, 32], [64, 48], [36, 48],
+         [66, 62], [34, 62], [56, 64], [44, 64], [57, 82], [43, 82], [58, 98], [42, 98]],
+        dtype=np.float32,
+    )  # fmt: skip
+    sure = np.full(17, 0.9, dtype=np.float32)
+    points = openpose_points(coco, sure)
+    assert points[1] == (50.0, 32.0)  # the neck: the shoulders' midpoint
+    assert points[2] == (40.0, 32.0) and points[5] == (60.0, 32.0)  # right, left shoulder
+    assert points[14] == (47.0, 17.0) and points[17] == (56.0, 18.0)  # right eye, left ear
+    canvas = draw_pose_map((100, 110), [points])
+    assert canvas[0, 0].tolist() == [0, 0, 0]  # black background
+    assert canvas[32, 50].tolist() == list(COLORS[1])  # the neck's dot
+    assert canvas[48, 36].tolist() == list(COLORS[3])  # the right elbow's dot
+    # Between the left hip (OpenPose 11) and knee (12): limb 10, at 60 % of its colour.
+    assert canvas[73, 56].tolist() == [int(c * LIMB_SHADE) for c in COLORS[10]]
+    # A shoulder the detector is unsure of: no neck, so no limb or dot needs it.
+    unsure = sure.copy()
+    unsure[6] = 0.1
+    partial = openpose_points(coco, unsure)
+    assert partial[1] is None and partial[2] is None
+    assert draw_pose_map((100, 110), [partial])[32, 50].tolist() == [0, 0, 0]
+
+
+def test_pose_control_runs_the_tiny_detectors(studio, tmp_path, settings) -> None:
+    from PIL import ImageDraw
+
+    from imagestudio.engine.detectors import pose_map
+    from imagestudio.engine.pose_drawing import COLORS, LIMB_SHADE
+    from imagestudio.storage.metadata import read_metadata
+
+    scene = Image.new("RGB", (64, 64), (30, 30, 30))
+    ImageDraw.Draw(scene).ellipse((20, 6, 44, 58), fill=(200, 150, 90))
+    pose = pose_map(settings, "tiny-z-image", "cpu", scene)
+    assert pose.size == (64, 64) and pose.mode == "RGB"
+    pixels = np.asarray(pose).reshape(-1, 3)
+    drawn = {tuple(p) for p in pixels[pixels.any(axis=1)].tolist()}
+    allowed = {*COLORS, *(tuple(int(c * LIMB_SHADE) for c in color) for color in COLORS)}
+    assert drawn and drawn <= allowed  # a skeleton in OpenPose's colours, on black
+    assert np.array_equal(np.asarray(pose), np.asarray(pose_map(settings, "tiny-z-image", "cpu", scene)))
+    plain = generate(studio, tmp_path)
+    steered = generate(studio, tmp_path, control=control("pose", scene))
+    assert not np.array_equal(steered, plain)
+    [newest] = sorted(tmp_path.glob("*.png"), key=lambda p: p.stat().st_mtime_ns)[-1:]
+    assert read_metadata(newest)["control"]["type"] == "pose"
+
+
+def test_a_picture_without_a_person_is_refused_in_one_line(settings, tmp_path) -> None:
+    from imagestudio.engine.detectors import pose_map
+    from imagestudio.models.detectors import DETECTORS_DIR, build_tiny_person, build_tiny_pose
+
+    # The tiny person detector as random weights leave it (every class at its ~1 % prior): it finds no one.
+    models = tmp_path / "models"
+    build_tiny_person(models / DETECTORS_DIR / "tiny-person", finds_people=False)
+    own = settings.model_copy(update={"storage": settings.storage.model_copy(update={"models_dir": models})})
+    with pytest.raises(InvalidRequest) as refused:
+        pose_map(own, "tiny-z-image", "cpu", square())
+    assert refused.value.message.startswith("No person found in the control picture")
+    assert "type map" in refused.value.message and "\n" not in refused.value.message
+    assert refused.value.code == "no_person"
+    # People found, but not one joint of theirs the (down-biased) pose model is sure of: refused too.
+    models = tmp_path / "unsure"
+    build_tiny_pose(models / DETECTORS_DIR / "tiny-pose", sure=False)
+    own = settings.model_copy(update={"storage": settings.storage.model_copy(update={"models_dir": models})})
+    with pytest.raises(InvalidRequest, match=r"No person found .*no joint of the people found"):
+        pose_map(own, "tiny-z-image", "cpu", square())
+
+
+def test_a_missing_pose_detector_names_both_models_and_one_command(settings) -> None:
+    from imagestudio.engine.detectors import require_map_detector
+    from imagestudio.errors import ModelNotAvailable
+
+    with pytest.raises(ModelNotAvailable) as refused:
+        require_map_detector(settings, "z-image-turbo", "pose")
+    message = refused.value.message
+    assert "usyd-community/vitpose-base-simple, 343 MB" in message
+    assert "PekingU/rtdetr_r50vd_coco_o365, 172 MB" in message
+    assert message.endswith("imagestudio models download vitpose-base-simple") and "\n" not in message
+    require_map_detector(settings, "z-image-turbo", "mlsd")  # OpenCV: no detector needed

@@ -86,6 +86,15 @@ def test_a_controlled_request_is_planned_with_its_controlnet() -> None:
     assert workload_for(TURBO, depth, settings).detector_bytes == detector_bytes(detector)
     depth_plan = on_24.plan(TURBO, workload_for(TURBO, depth, settings))
     assert depth_plan.phases_gb["detect"] >= depth_plan.phases_gb["text_encode"]
+    # Pose runs its person detector, then ViTPose, one at a time: the larger of the two is planned.
+    pose = plain.model_copy(update={"control": control_input("pose")}).resolved(settings)
+    vitpose, rtdetr = DETECTORS["vitpose-base-simple"], DETECTORS["rtdetr-r50vd-coco-o365"]
+    assert workload_for(TURBO, pose, settings).detector_bytes == detector_bytes(vitpose)
+    assert detector_bytes(vitpose) == detector_bytes(replace(vitpose, companions=())) > detector_bytes(rtdetr)
+    pose_plan = on_24.plan(TURBO, workload_for(TURBO, pose, settings))
+    assert pose_plan.phases_gb["detect"] > depth_plan.phases_gb["detect"]
+    mlsd = plain.model_copy(update={"control": control_input("mlsd")}).resolved(settings)
+    assert workload_for(TURBO, mlsd, settings).detector_bytes == 0  # OpenCV, no model
 
 
 def test_a_hires_request_is_planned_at_its_enlarged_size_with_its_upscaler() -> None:

@@ -14,11 +14,23 @@ from imagestudio.models.detectors import (
     find_detector,
     require_detector,
 )
+from tests.helpers import wait_until
 from tests.models.fakehub import FakeHub
 
 pytestmark = pytest.mark.usefixtures("hub_online")
 
 REAL = registry.DETECTORS["depth-anything-v2-small"]
+
+
+def weights_fetched(hub: FakeHub, count: int) -> list:
+    """The hub's GETs of model.safetensors once there are ``count``: it logs a GET when its handler is
+    done, which can be just after the client has the last byte."""
+
+    def logged() -> list | None:
+        gets = hub.gets("model.safetensors")
+        return gets if len(gets) >= count else None
+
+    return wait_until(logged, what=f"{count} GETs of model.safetensors in the hub's log")
 
 
 @pytest.fixture
@@ -57,7 +69,7 @@ def test_download_resumes_and_the_detector_runs_offline_afterwards(
     )
     for name, data in detector_files.items():
         assert (folder / name).read_bytes() == data
-    first, second = served.gets("model.safetensors")
+    first, second = weights_fetched(served, 2)
     assert first.bytes_sent == 1000 and second.range == "bytes=1000-"
     assert [entry.path for entry in served.log if entry.path == "README.md"] == []  # only what it loads
     assert seen and seen[-1] == sum(len(d) for d in detector_files.values())
@@ -81,3 +93,41 @@ def test_offline_without_the_detector_says_how_to_get_it(settings, tmp_path: Pat
     message = refused.value.message
     assert "imagestudio models download depth-anything-v2-small" in message and "\n" not in message
     assert f"detectors/{REAL.id}/" in message and "config.yaml" not in message
+
+
+POSE = registry.DETECTORS["vitpose-base-simple"]
+PERSON = registry.DETECTORS["rtdetr-r50vd-coco-o365"]
+
+
+@pytest.fixture
+def pose_hub(tmp_path: Path):
+    # Both repositories, each serving a real transformers folder (the tiny detector's) under its real name.
+    from imagestudio.models.detectors import build_tiny_person, build_tiny_pose
+
+    hub = FakeHub()
+    for spec, build in ((POSE, build_tiny_pose), (PERSON, build_tiny_person)):
+        folder = build(tmp_path / spec.id)
+        hub.add_repo(spec.repo_id or "", files={name: (folder / name).read_bytes() for name in spec.files})
+    hub.start()
+    yield hub
+    hub.close()
+
+
+def test_the_pose_download_fetches_its_person_detector_too(pose_hub, settings, tmp_path: Path) -> None:
+    from transformers import RTDetrForObjectDetection, VitPoseForPoseEstimation
+
+    cache = tmp_path / "hf-cache"
+    assert find_detector(POSE, settings, cache_dir=cache) is None
+    pose_hub.drop(POSE.repo_id, "model.safetensors", 500)
+    folder = download_detector(settings, POSE.id, endpoint=pose_hub.url, cache_dir=cache)
+    person = find_detector(PERSON, settings, cache_dir=cache)
+    assert person is not None and person != folder
+    first, second = weights_fetched(pose_hub, 3)[-2:]  # ViTPose's, resumed; RT-DETR's came first, whole
+    assert first.repo == second.repo == POSE.repo_id
+    assert first.bytes_sent == 500 and second.range == "bytes=500-"
+    assert {entry.repo for entry in pose_hub.log} == {POSE.repo_id, PERSON.repo_id}
+    # Offline from here: both load with the real transformers classes.
+    pose_hub.close()
+    assert isinstance(VitPoseForPoseEstimation.from_pretrained(folder), VitPoseForPoseEstimation)
+    assert isinstance(RTDetrForObjectDetection.from_pretrained(person), RTDetrForObjectDetection)
+    assert download_detector(settings, POSE.id, endpoint=pose_hub.url, cache_dir=cache) == folder

@@ -170,6 +170,12 @@ def test_depth_control_runs_its_detector_in_the_job(control_server, open_page, t
     # The pages run no model: a depth map is made by the job, so nothing is previewed.
     expect(page.locator("#gen-control-image img")).to_be_visible()
     expect(page.locator("#gen-control-map img")).to_have_count(0)
+    # Straight lines are OpenCV's (no model): previewed like canny. Pose, like depth, is made by the job.
+    check_radio(page, "gen-control-type", "Straight lines (mlsd)")
+    expect(page.locator("#gen-control-map img")).to_be_visible()
+    check_radio(page, "gen-control-type", "Pose")
+    expect(page.locator("#gen-control-map img")).to_have_count(0)
+    check_radio(page, "gen-control-type", "Depth")
     generate(page, "a reading nook under a lamp")
     open_tab(page, "History")
     gallery_images(page, "hist-gallery").first.click()

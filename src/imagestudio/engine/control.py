@@ -1,4 +1,5 @@
-"""Control images for Z-Image: the map (OpenCV's Canny, or the user's own), and the ControlNet pipeline.
+"""Control images for Z-Image: the map (OpenCV's Canny or line segments, a detector model's, or the user's
+own), and the ControlNet pipeline.
 
 The ControlNet is loaded beside the lent text-to-image pipeline and kept on it (``LoadedModel.extras``)
 until the model is unloaded; the ControlNet pipelines are built over the very same components (no second
@@ -28,7 +29,13 @@ MAP_HASH_CHARS = 10
 
 
 #: Control types whose map a detector model makes (engine/detectors.py), not a function of the pixels.
-MODEL_DETECTED = ("depth",)
+MODEL_DETECTED = ("depth", "pose")
+#: Line segments shorter than this share of the picture's shorter side are left out of an mlsd map: the
+#: M-LSD maps the ControlNet learned show a scene's long straight edges, not texture.
+MLSD_MIN_LENGTH = 0.05
+#: An mlsd map's lines are this many pixels wide per 512 of the picture's longer side (M-LSD's maps:
+#: 1 px lines at its 512 working size).
+MLSD_WIDTH_AT_512 = 1
 
 
 def control_map(
@@ -53,8 +60,33 @@ def control_map(
     import cv2
 
     grey = cv2.cvtColor(np.asarray(picture), cv2.COLOR_RGB2GRAY)
+    if control.type == "mlsd":
+        return Image.fromarray(np.stack([line_segments(grey)] * 3, axis=-1), "RGB")
     edges = cv2.Canny(grey, CANNY_LOW, CANNY_HIGH)
     return Image.fromarray(np.stack([edges] * 3, axis=-1), "RGB")
+
+
+def line_segments(grey: Any) -> Any:
+    """The picture's long straight line segments, white on black, found by OpenCV's LSD.
+
+    OpenCV's Line Segment Detector (von Gioi et al., no weights), not the M-LSD network the ControlNet's
+    maps came from: M-LSD's weights are published only as pickle files, which the studio does not load.
+    Both give straight segments; the short ones are dropped to keep what M-LSD's maps show.
+    """
+    import cv2
+    import numpy as np
+
+    height, width = grey.shape
+    found = cv2.createLineSegmentDetector().detect(grey)[0]
+    canvas = np.zeros((height, width), dtype=np.uint8)
+    if found is None:
+        return canvas
+    segments = found.reshape(-1, 4)
+    lengths = np.hypot(segments[:, 2] - segments[:, 0], segments[:, 3] - segments[:, 1])
+    stroke = max(1, round(MLSD_WIDTH_AT_512 * max(width, height) / 512))
+    for x1, y1, x2, y2 in segments[lengths >= MLSD_MIN_LENGTH * min(width, height)].round().astype(int):
+        cv2.line(canvas, (int(x1), int(y1)), (int(x2), int(y2)), 255, stroke)
+    return canvas
 
 
 def map_hash(image: Image.Image) -> str:

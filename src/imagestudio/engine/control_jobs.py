@@ -39,10 +39,10 @@ def run_controlled(
     """
     control = request.control
     assert control is not None and request.width and request.height and request.steps
-    from imagestudio.engine.detectors import depth_map
+    from imagestudio.engine.detectors import model_map
 
     def detect(picture: Any) -> Any:
-        return depth_map(settings, loaded.spec.id, loaded.device, picture)
+        return model_map(settings, loaded.spec.id, loaded.device, control.type, picture)
 
     picture = control_map(control, request.width, request.height, detect)
     controlnet = lent_controlnet(settings, loaded)

@@ -1,7 +1,8 @@
 """The models a job adds beside the pipeline: the ControlNet of a controlled generation, the upscaler of a
 hires pass. Planning only: sizes from the registry, nothing loaded.
 
-A depth detector runs first, while the pipeline is resident, and is dropped before denoising.
+A map detector (depth; pose's person detector, then its pose model) runs first, while the pipeline is
+resident, one model at a time, and is dropped before denoising.
 The ControlNet stays whole on the accelerator while the transformer denoises (every offload profile: it is
 small beside the transformer and runs once per step). The hires pass's upscaler runs after the first pass
 is decoded, with the pipeline still resident; its tile is sized at run time to what is free then
@@ -17,12 +18,12 @@ from imagestudio.memory.upscale import TILE_SIDES, tile_bytes
 if TYPE_CHECKING:
     from imagestudio.registry import ControlNetSpec, DetectorSpec, ModelSpec, UpscalerSpec
 
-#: Bytes per parameter of the released files: the Union ControlNet ships bf16, ESRGAN files and the depth
-#: detector fp32.
+#: Bytes per parameter of the released files: the Union ControlNet ships bf16, ESRGAN files and the
+#: detectors fp32.
 CONTROLNET_FILE_DTYPE_BYTES = 2
 UPSCALER_FILE_DTYPE_BYTES = 4
-#: A depth detector runs once on a picture of at most ~518² (its preprocessor's size): its activations are
-#: a small multiple of its weights. An allowance, not a measurement.
+#: A detector runs once on a picture of at most ~640² (its preprocessor's size; ViTPose on 256×192 crops of
+#: each person): its activations are a small multiple of its weights. An allowance, not a measurement.
 DETECTOR_ACTIVATION_FACTOR = 2
 
 
@@ -38,8 +39,12 @@ def upscaler_bytes(spec: UpscalerSpec, dtype_bytes: int) -> int:
 
 
 def detector_bytes(spec: DetectorSpec) -> int:
-    """Bytes a control-map detector needs while it runs (loaded as its file is, fp32)."""
-    return spec.download_bytes * (1 + DETECTOR_ACTIVATION_FACTOR)
+    """Bytes a control-map detector needs while it runs (loaded as its file is, fp32): the largest of it
+    and its companions, which run one after the other."""
+    from imagestudio.registry import detector_parts
+
+    largest = max(part.download_bytes for part in detector_parts(spec))
+    return largest * (1 + DETECTOR_ACTIVATION_FACTOR)
 
 
 def needs_tiles(spec: ModelSpec, width: int, height: int) -> bool:
