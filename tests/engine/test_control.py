@@ -288,3 +288,17 @@ def test_a_missing_pose_detector_names_both_models_and_one_command(settings) -> 
     assert "PekingU/rtdetr_r50vd_coco_o365, 172 MB" in message
     assert message.endswith("imagestudio models download vitpose-base-simple") and "\n" not in message
     require_map_detector(settings, "z-image-turbo", "mlsd")  # OpenCV: no detector needed
+
+
+def test_pose_without_its_extra_is_refused_before_the_model_loads(studio, tmp_path, monkeypatch) -> None:
+    """scipy is the ``pose`` extra: without it a pose job is one line naming the extra, nothing loaded."""
+    import sys
+
+    from imagestudio.errors import ModelNotAvailable
+
+    monkeypatch.setitem(sys.modules, "scipy", None)  # as if not installed: looking it up fails
+    with pytest.raises(ModelNotAvailable) as refused:
+        generate(studio, tmp_path, control=control("pose"))
+    assert refused.value.message.endswith('pip install "imagestudio[pose]"')
+    assert refused.value.code == "pose_needs_extra" and "\n" not in refused.value.message
+    assert studio.manager.loaded_id is None and not list(tmp_path.glob("*.png"))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from imagestudio.errors import InvalidRequest
+from imagestudio.errors import InvalidRequest, ModelNotAvailable
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -35,6 +35,26 @@ def require_map_detector(settings: Settings, model_id: str, control_type: str) -
     spec = detector_for(control_type, model_id) if control_type in MODEL_DETECTED else None
     if spec is not None:
         require_detector(spec, settings)
+    if control_type == "pose":
+        require_pose_extra()
+
+
+def require_pose_extra() -> None:
+    """One line naming the ``pose`` extra where scipy is missing (looked up, not imported: see pyproject)."""
+    from importlib.util import find_spec
+
+    try:
+        present = find_spec("scipy") is not None
+    except (ImportError, ValueError):
+        present = False
+    if not present:
+        raise ModelNotAvailable(
+            "the pose control needs scipy (transformers' ViTPose processor uses it): "
+            'pip install "imagestudio[pose]"',
+            param="control",
+            code="pose_needs_extra",
+            details={"extra": "pose", "missing": "scipy"},
+        )
 
 
 def model_map(
