@@ -83,9 +83,11 @@ class Studio:
         # Created on first use: resolving the device imports torch, which a --help must not pay for.
         with self._manager_lock:
             if self._manager is None:
+                from imagestudio.engine.libraries import import_model_libraries
                 from imagestudio.engine.manager import ModelManager
                 from imagestudio.hardware import resolve_device
 
+                import_model_libraries()
                 self._manager = ModelManager(self.settings, resolve_device(self.settings.device.type))
             return self._manager
 
