@@ -7,7 +7,8 @@ about eight full collections, each walking everything created so far — measure
 imports run with the collector paused, and what they created is then moved out of its reach with
 :func:`gc.freeze` (the stdlib's tool for exactly this: long-lived start-up objects). Later collections
 walk only what comes after: pipelines loaded afterwards are not frozen, so unloading one still frees its
-reference cycles.
+reference cycles. The price is bounded and paid once: whatever else was alive at that moment (in a
+server, the first job's own objects) is frozen too, so such of it as later becomes cyclic garbage stays.
 """
 
 from __future__ import annotations
