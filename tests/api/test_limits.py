@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import stat
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -151,7 +152,32 @@ def test_event_streams_per_client_are_bounded(serve) -> None:
 
 def test_a_body_sent_too_slowly_is_408(serve) -> None:
     live = serve(server={"body_read_timeout_s": 1})
-    host, port = live.url.removeprefix("http://").split(":")
+    # Streams read their request at once and then wait for hours: the deadline is not theirs. This one is
+    # opened first and kept open (its job waits behind a long one) while a slow body runs into the
+    # deadline; the 408 proves the deadline passed for the stream too, which must still be open.
+    with live.client() as http, live.client() as watcher, ThreadPoolExecutor(1) as pool:
+        long_job = {**GENERATE, "width": 1024, "height": 1024, "steps": 8, "count": 8}
+        long_id = http.post("/api/jobs", json=long_job).json()["id"]
+        job_id = http.post("/api/jobs", json={**GENERATE, "steps": 2}).json()["id"]
+        opened = threading.Event()
+
+        def first_event(kind: str, data: dict) -> bool:
+            opened.set()
+            return False
+
+        stream = pool.submit(sse_events, watcher, f"/api/jobs/{job_id}/events", until=first_event)
+        assert opened.wait(60), "the event stream never answered"
+        answer = _slow_body_answer(live.url)
+        assert answer.startswith("HTTP/1.1 408"), answer
+        assert "server.body_read_timeout_s" in answer
+        assert not stream.done(), stream.result()
+        assert http.delete(f"/api/jobs/{long_id}").status_code < 300
+        assert [kind for kind, _ in stream.result(timeout=120)][-1] == "done"
+
+
+def _slow_body_answer(url: str) -> str:
+    """Start a POST whose body never arrives and return what the server answers (its whole JSON error)."""
+    host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as conn:
         conn.sendall(
             b"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -165,21 +191,8 @@ def test_a_body_sent_too_slowly_is_408(serve) -> None:
             if not chunk:
                 break
             data += chunk
-        answer = data.decode()
         assert time.monotonic() - started < 30  # about 1 s, with room for a busy machine
-    assert answer.startswith("HTTP/1.1 408"), answer
-    assert "server.body_read_timeout_s" in answer
-    # Streams read their request at once and then wait for hours: the deadline is not theirs. This one
-    # stays open past it (its job waits behind a long one, cancelled once the deadline has passed).
-    with live.client() as http, live.client() as watcher, ThreadPoolExecutor(1) as pool:
-        long_job = {**GENERATE, "width": 1024, "height": 1024, "steps": 8, "count": 8}
-        long_id = http.post("/api/jobs", json=long_job).json()["id"]
-        job_id = http.post("/api/jobs", json={**GENERATE, "steps": 2}).json()["id"]
-        stream = pool.submit(sse_events, watcher, f"/api/jobs/{job_id}/events")
-        time.sleep(1.5)  # the subject of the test: longer than body_read_timeout_s
-        assert not stream.done(), stream.result()
-        assert http.delete(f"/api/jobs/{long_id}").status_code < 300
-        assert [kind for kind, _ in stream.result(timeout=120)][-1] == "done"
+    return data.decode()
 
 
 def test_history_page_size_and_a_nul_query(serve) -> None:
