@@ -166,15 +166,19 @@ PageOpener = Callable[..., object]
 
 @pytest.fixture
 def open_page(browser) -> Iterator[PageOpener]:
-    """``open_page(url, locale="en-US")``: a fresh browser context (own cookies, own language) on the
-    studio, returned once the Generate page is interactive."""
+    """``open_page(url, locale="en-US", fake_clock=False)``: a fresh browser context (own cookies, own
+    language) on the studio, returned once the Generate page is interactive."""
     contexts = []
 
-    def open_(url: str, locale: str = "en-US", path: str = "/") -> object:
+    def open_(url: str, locale: str = "en-US", path: str = "/", fake_clock: bool = False) -> object:
         context = browser.new_context(locale=locale, viewport={"width": 1280, "height": 900})
         context.set_default_timeout(30_000)
         contexts.append(context)
         page = context.new_page()
+        if fake_clock:
+            # Playwright's clock, before the page makes its timers: it runs at real speed until a test
+            # moves it on (page.clock.run_for fires every timer due in that span at once).
+            page.clock.install()
         page.goto(url + path)
         # An upper bound: on a machine busy with other test runs the first load was seen to take > 60 s.
         page.locator("#gen-run").wait_for(state="visible", timeout=120_000)

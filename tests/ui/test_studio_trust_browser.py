@@ -194,14 +194,17 @@ def test_cancel_says_so_at_once_and_stops_an_img2img_job(studio_server, open_pag
 def test_an_idle_page_sends_nothing_to_the_server(studio_server, open_page, tmp_path: Path) -> None:
     """No timer ticks while this browser has no jobs: each tick made Gradio re-read every component that
     ever took part in an event, the start picture's editor included (long tasks every second)."""
-    page = open_page(studio_server.url)
+    page = open_page(studio_server.url, fake_clock=True)
     load_start_picture(page, write_picture(tmp_path / "idle.png", 15, (256, 256)))
     sent: list[str] = []
     page.on("request", lambda request: sent.append(request.url) if request.method == "POST" else None)
-    # A negative with no event to wait for: a ticking timer sends one request every REFRESH_S, so the
-    # page is watched for four of its periods (a window sized by the timer, not a guess at a delay).
-    page.wait_for_timeout(4 * REFRESH_S * 1000)
-    assert sent == []
+    # The page's clock is moved on by four refresh periods at once: a ticking timer would fire four
+    # times inside this call. Then one POST of the test's own, awaited: a tick's request, sent before it,
+    # would be listed before it.
+    page.clock.run_for(int(4 * REFRESH_S * 1000))
+    with page.expect_request(lambda request: request.url.endswith("/idle-marker")):
+        page.evaluate("() => { fetch('/idle-marker', {method: 'POST'}).catch(() => null); }")
+    assert [url.rsplit("/", 1)[-1] for url in sent] == ["idle-marker"]
 
 
 def test_a_reload_keeps_the_jobs_and_cancel_all_stops_them(studio_server, open_page) -> None:
