@@ -197,7 +197,9 @@ def find_detector(
 def require_detector(spec: DetectorSpec, settings: Settings) -> Path:
     """The detector's folder when it and its companions are here; else a one-line refusal naming what is
     missing, its size and the command that fetches it."""
-    missing = [part for part in detector_parts(spec) if find_detector(part, settings) is None]
+    parts = detector_parts(spec)
+    found = [find_detector(part, settings) for part in parts]
+    missing = [part for part, path in zip(parts, found, strict=True) if path is None]
     if missing:
         files = "; ".join(f"{part.repo_id}, {part.download_bytes / 1e6:.0f} MB" for part in missing)
         raise ModelNotAvailable(
@@ -207,8 +209,8 @@ def require_detector(spec: DetectorSpec, settings: Settings) -> Path:
             code="detector_missing",
             details={"detector": spec.id},
         )
-    path = find_detector(spec, settings)
-    assert path is not None, "found just above"
+    path = found[-1]  # the detector itself runs last, after its companions
+    assert path is not None, "not missing"
     return path
 
 
