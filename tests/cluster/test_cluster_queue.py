@@ -92,6 +92,8 @@ class InProcessWorker:
         self.gate.set()
         self.entered = threading.Event()
         self.die_in: str | None = None  # a prompt: die when running it
+        #: Shared by workers that must start each job together (jobs of equal length on any load).
+        self.start_together: threading.Barrier | None = None
         self.closed = False
         #: The PNGs each job returns (one small red picture unless set).
         self.pngs = [png()]
@@ -104,6 +106,8 @@ class InProcessWorker:
         # As a real worker: an upscaler runs beside the resident model, which stays.
         if not isinstance(request, UpscaleRequest) and request.model != self.resident:
             self.resident, self.loads = request.model, self.loads + 1
+        if self.start_together is not None:
+            self.start_together.wait(WAIT)
         self.entered.set()
         for step in range(1, self.steps + 1):
             self.gate.wait(WAIT)
@@ -181,7 +185,15 @@ def test_pick_prefers_the_held_model_then_an_unheld_one_then_the_oldest() -> Non
 
 
 def test_twelve_alternating_jobs_on_two_workers_load_each_model_once(make_queue, history) -> None:
+    """A burst of twelve, z and q alternating, on two workers whose jobs take equally long.
+
+    Equal length is enforced, not hoped for: the workers start each job together. Otherwise a busy
+    machine can stall one worker's thread long enough for the other to finish its model's jobs and,
+    by rule 3 (switch rather than stay idle), take the stalled one's last waiting job: a third load
+    that is the rule working, not a fault.
+    """
     first, second = InProcessWorker("w1"), InProcessWorker("w2")
+    first.start_together = second.start_together = threading.Barrier(2)
     queue = make_queue(first, second, start=False)
     jobs = [queue.submit(request(f"job {i}", Z if i % 2 == 0 else Q)) for i in range(12)]
     queue.start()
