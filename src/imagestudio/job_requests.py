@@ -390,15 +390,6 @@ class GenerateRequest(_Request):
                 details={"model": spec.id},
             )
         usable = (*DETECTED_CONTROL_TYPES, "map")
-        if control.type == "hed" and "hed" in net.types:
-            raise InvalidRequest(
-                "control type 'hed' has no detector here: HED's only published weights are pickle .pth "
-                "files, which this studio does not load (safetensors only); make the HED map elsewhere and "
-                "send it as type map",
-                param="control.type",
-                code="control_no_detector",
-                details={"type": control.type},
-            )
         if control.type not in usable:
             trained = " (the model knows it, but this version has no detector for it: make the map elsewhere "
             trained += "and use map)" if control.type in net.types else ""

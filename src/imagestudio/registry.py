@@ -488,10 +488,9 @@ class ControlNetSpec:
 
 #: Types the Union model was trained on (its card) and "map": the user's own, already made control image.
 CONTROL_TYPES = ("canny", "hed", "depth", "pose", "mlsd", "map")
-#: Types this version can make a map for from a photo: canny and mlsd with OpenCV (no weights), depth and
-#: pose with detector models (:data:`DETECTORS`). HED is not among them: its only published weights are
-#: pickle ``.pth`` files, which the studio does not load (safetensors only).
-DETECTED_CONTROL_TYPES = ("canny", "depth", "pose", "mlsd")
+#: Types this version can make a map for from a photo: canny and mlsd with OpenCV (no weights), HED, depth
+#: and pose with detector models (:data:`DETECTORS`).
+DETECTED_CONTROL_TYPES = ("canny", "hed", "depth", "pose", "mlsd")
 
 CONTROLNETS: dict[str, ControlNetSpec] = {
     spec.id: spec
@@ -552,6 +551,12 @@ class DetectorSpec:
     tiny: bool = False
     #: Detectors run before this one and fetched with it (pose: the person detector).
     companions: tuple[str, ...] = ()
+    #: The published file when it is a pickle (HED's ``.pth``): fetched, converted once to ``files`` under
+    #: torch's restricted unpickler, then deleted (models/hed.py); None: ``files`` are fetched as they are.
+    pickle_source: str | None = None
+    #: Bytes it needs while it runs, where its weights times the usual allowance fall short (HED keeps
+    #: 64-channel maps of the whole picture at its working size); None: that allowance.
+    run_bytes: int | None = None
 
 
 #: What transformers' ``save_pretrained`` writes for a vision model and its preprocessor.
@@ -578,6 +583,31 @@ DETECTORS: dict[str, DetectorSpec] = {
             repo_id=None,
             files=("config.json", "preprocessor_config.json", "model.safetensors"),
             download_bytes=150_000,
+            license="Apache-2.0",
+            tiny=True,
+        ),
+        # HED 1.1 soft edges (Apache-2.0), lllyasviel's ControlNet annotator: published only as a pickle
+        # (fp16, 14.7M parameters), converted to safetensors at download. Its maps of the whole picture
+        # outweigh its weights: at the 512×1024 working size of a 1:2 picture, measured on the CPU here,
+        # 425 MB of activations at the peak above 59 MB of fp32 weights.
+        DetectorSpec(
+            id="controlnet-hed",
+            title="HED 1.1 soft edges (the ControlNet annotator)",
+            control_type="hed",
+            repo_id="lllyasviel/Annotators",
+            files=("ControlNetHED.safetensors",),
+            download_bytes=29_444_406,
+            license="Apache-2.0",
+            pickle_source="ControlNetHED.pth",
+            run_bytes=490_000_000,
+        ),
+        DetectorSpec(
+            id="tiny-hed",
+            title="Tiny HED (offline, random weights)",
+            control_type="hed",
+            repo_id=None,
+            files=("ControlNetHED.safetensors",),
+            download_bytes=12_000,
             license="Apache-2.0",
             tiny=True,
         ),

@@ -160,6 +160,36 @@ def test_depth_control_runs_the_tiny_detector(studio, tmp_path, settings) -> Non
     )
 
 
+def test_hed_control_runs_the_tiny_detector(studio, tmp_path, settings) -> None:
+    from PIL import ImageDraw
+
+    from imagestudio.engine.detectors import hed_map
+    from imagestudio.storage.metadata import read_metadata
+
+    scene = Image.new("RGB", (64, 48), (30, 30, 30))
+    ImageDraw.Draw(scene).rectangle((12, 10, 50, 40), fill=(230, 200, 90))
+    soft = hed_map(settings, "tiny-z-image", "cpu", scene)
+    assert soft.size == (64, 48) and soft.mode == "RGB"
+    assert np.asarray(soft).std() > 0  # a map, not a blank
+    assert np.array_equal(np.asarray(soft), np.asarray(hed_map(settings, "tiny-z-image", "cpu", scene)))
+    plain = generate(studio, tmp_path)
+    steered = generate(studio, tmp_path, control=control("hed", scene))
+    assert not np.array_equal(steered, plain)
+    newest = max(tmp_path.glob("*.png"), key=lambda p: p.stat().st_mtime_ns)
+    assert read_metadata(newest)["control"]["type"] == "hed"
+
+
+def test_a_missing_hed_detector_names_its_download(settings) -> None:
+    from imagestudio.engine.detectors import require_map_detector
+    from imagestudio.errors import ModelNotAvailable
+
+    with pytest.raises(ModelNotAvailable) as refused:
+        require_map_detector(settings, "z-image-turbo", "hed")
+    message = refused.value.message
+    assert "lllyasviel/Annotators, 29 MB, Apache-2.0" in message and "\n" not in message
+    assert message.endswith("imagestudio models download controlnet-hed")
+
+
 def test_a_missing_depth_detector_is_refused_before_the_model_loads(settings) -> None:
     from imagestudio.engine.detectors import require_map_detector
     from imagestudio.errors import ModelNotAvailable
@@ -172,7 +202,6 @@ def test_a_missing_depth_detector_is_refused_before_the_model_loads(settings) ->
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"control": {"type": "hed"}}, "HED's only published weights are pickle .pth files"),
         ({"control": {"type": "sketch"}}, "control type 'sketch' is not available"),
         ({"control": {"type": "canny", "weight": 0.9}}, "outside 0.65..0.8"),
         ({"control": {"type": "canny", "start": 0.6, "end": 0.4}}, "must be before its end"),

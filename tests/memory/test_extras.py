@@ -93,6 +93,11 @@ def test_a_controlled_request_is_planned_with_its_controlnet() -> None:
     assert detector_bytes(vitpose) == detector_bytes(replace(vitpose, companions=())) > detector_bytes(rtdetr)
     pose_plan = on_24.plan(TURBO, workload_for(TURBO, pose, settings))
     assert pose_plan.phases_gb["detect"] > depth_plan.phases_gb["detect"]
+    # HED's weights are small and its maps of the whole picture are not: its own figure is planned.
+    hed = plain.model_copy(update={"control": control_input("hed")}).resolved(settings)
+    soft = DETECTORS["controlnet-hed"]
+    assert soft.run_bytes is not None and soft.run_bytes > soft.download_bytes * 3
+    assert workload_for(TURBO, hed, settings).detector_bytes == soft.run_bytes
     mlsd = plain.model_copy(update={"control": control_input("mlsd")}).resolved(settings)
     assert workload_for(TURBO, mlsd, settings).detector_bytes == 0  # OpenCV, no model
 

@@ -136,3 +136,15 @@ def mirror_settings(app_home: Path, shared_models_dir: Path):
         encoding="utf-8",
     )
     return load_settings(path)
+
+
+def hed_checkpoint(tmp_path: Path, **replace) -> bytes:
+    """A checkpoint laid out as the published ControlNetHED.pth (torch.save of the fp16 tensors), tiny."""
+    import torch
+
+    from imagestudio.models import hed
+
+    torch.manual_seed(2)
+    state = {name: t.half() for name, t in hed.build_network(hed.TINY_WIDTHS).state_dict().items()}
+    torch.save({**state, **replace}, tmp_path / "checkpoint.pth")
+    return (tmp_path / "checkpoint.pth").read_bytes()

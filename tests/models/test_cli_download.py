@@ -18,7 +18,7 @@ from PIL import Image
 
 from tests.conftest import PYTHON, cli_env
 from tests.helpers import run_cli, wait_until
-from tests.models.conftest import BIG_FILE, TEST_REPO
+from tests.models.conftest import BIG_FILE, TEST_REPO, hed_checkpoint
 from tests.models.fakehub import FakeHub
 
 STALL_AT = 300_000
@@ -240,3 +240,40 @@ def test_cli_downloads_verifies_and_removes_a_weight_variant(
         and missing.stderr.count("\n") == 1
         and "--weights gguf-q4_k_m" in missing.stderr
     )
+
+
+def test_hed_downloads_as_safetensors_and_a_hostile_pickle_is_one_line(
+    app_home: Path, tmp_path: Path
+) -> None:
+    import builtins
+
+    class Hostile:
+        def __reduce__(self):
+            return (builtins.open, (str(tmp_path / "created-by-the-pickle"), "w"))
+
+    config = app_home / "config.yaml"
+    config.write_text(f"storage:\n  models_dir: {app_home / 'models'}\n", encoding="utf-8")
+    folder = app_home / "models" / "detectors" / "controlnet-hed"
+    for served, ok in ((hed_checkpoint(tmp_path, norm=Hostile()), False), (hed_checkpoint(tmp_path), True)):
+        hub = FakeHub()
+        hub.add_repo("lllyasviel/Annotators", files={"ControlNetHED.pth": served})
+        hub.start()
+        try:
+            env = {"HF_ENDPOINT": hub.url, "HF_HUB_CACHE": str(tmp_path / "hf-cache"), "HF_HUB_OFFLINE": "0"}
+            done = run_cli("models", "download", "controlnet-hed", config=config, **env)
+        finally:
+            hub.close()
+        if ok:
+            assert done.returncode == 0, done.stderr
+            assert done.stdout.strip() == str(folder)
+            assert sorted(p.name for p in folder.iterdir()) == ["ControlNetHED.safetensors"]
+        else:
+            assert done.returncode == 1
+            # Progress lines while the file comes, then the refusal: one line, no traceback.
+            line = done.stderr.strip().splitlines()[-1]
+            assert "Traceback" not in done.stderr
+            assert line.startswith(
+                "error: ControlNetHED.pth is not the HED annotator's checkpoint: it asks for"
+            )
+            assert not (tmp_path / "created-by-the-pickle").exists()
+            assert not folder.exists() or not any(folder.iterdir())

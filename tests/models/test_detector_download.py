@@ -15,6 +15,7 @@ from imagestudio.models.detectors import (
     require_detector,
 )
 from tests.helpers import wait_until
+from tests.models.conftest import hed_checkpoint
 from tests.models.fakehub import FakeHub
 
 pytestmark = pytest.mark.usefixtures("hub_online")
@@ -131,3 +132,85 @@ def test_the_pose_download_fetches_its_person_detector_too(pose_hub, settings, t
     assert isinstance(VitPoseForPoseEstimation.from_pretrained(folder), VitPoseForPoseEstimation)
     assert isinstance(RTDetrForObjectDetection.from_pretrained(person), RTDetrForObjectDetection)
     assert download_detector(settings, POSE.id, endpoint=pose_hub.url, cache_dir=cache) == folder
+
+
+HED = registry.DETECTORS["controlnet-hed"]
+
+
+@pytest.fixture
+def own(settings, tmp_path: Path):
+    """The test's settings with a models folder of its own (the shared one holds other tests' detectors)."""
+    models = tmp_path / "models"
+    return settings.model_copy(update={"storage": settings.storage.model_copy(update={"models_dir": models})})
+
+
+@pytest.fixture
+def hed_hub(tmp_path: Path):
+    hub = FakeHub()
+    hub.add_repo(HED.repo_id or "", files={"ControlNetHED.pth": hed_checkpoint(tmp_path), "README.md": b"#"})
+    hub.start()
+    yield hub
+    hub.close()
+
+
+def test_hed_is_fetched_as_its_pickle_kept_as_safetensors_and_runs_offline(
+    hed_hub, own, tmp_path: Path
+) -> None:
+    from imagestudio.models import hed
+
+    cache = tmp_path / "hf-cache"
+    with pytest.raises(Exception, match=r"lllyasviel/Annotators, 29 MB, Apache-2\.0"):
+        require_detector(HED, own)
+    hed_hub.drop(HED.repo_id, "ControlNetHED.pth", 2000)
+    folder = download_detector(own, HED.id, endpoint=hed_hub.url, cache_dir=cache)
+    first, second = wait_until(
+        lambda: hed_hub.gets("ControlNetHED.pth")[1:] and hed_hub.gets("ControlNetHED.pth")
+    )
+    assert first.bytes_sent == 2000 and second.range == "bytes=2000-"  # resumed, not started over
+    assert folder == own.models_dir / "detectors" / HED.id
+    # Only the safetensors file is left, anywhere: no pickle, no staging folder, nothing in the hub cache.
+    assert sorted(p.name for p in own.models_dir.rglob("*")) == [
+        "ControlNetHED.safetensors",
+        "controlnet-hed",
+        "detectors",
+    ]
+    assert not cache.exists()
+    assert require_detector(HED, own) == folder
+    hed_hub.close()  # offline from here
+    network = hed.load_network(folder / hed.WEIGHTS_FILE, "cpu")
+    assert hed.hed_map(network, Image.new("RGB", (40, 30), "red")).size == (40, 30)
+    assert download_detector(own, HED.id, endpoint=hed_hub.url, cache_dir=cache) == folder
+
+
+def test_a_hostile_hed_pickle_is_refused_and_deleted(own, tmp_path: Path) -> None:
+    import builtins
+
+    from imagestudio.errors import DownloadFailed
+
+    class Hostile:
+        def __reduce__(self):
+            return (builtins.open, (str(tmp_path / "created-by-the-pickle"), "w"))
+
+    hub = FakeHub()
+    hub.add_repo(HED.repo_id or "", files={"ControlNetHED.pth": hed_checkpoint(tmp_path, norm=Hostile())})
+    hub.start()
+    try:
+        with pytest.raises(DownloadFailed, match="is not the HED annotator's checkpoint: it asks for"):
+            download_detector(own, HED.id, endpoint=hub.url, cache_dir=tmp_path / "hf-cache")
+    finally:
+        hub.close()
+    assert not (tmp_path / "created-by-the-pickle").exists()
+    assert [p for p in own.models_dir.rglob("*") if p.is_file()] == []  # the pickle is gone too
+    assert find_detector(HED, own) is None
+
+
+def test_a_hed_pickle_from_another_tool_is_converted_without_the_network(own, tmp_path: Path) -> None:
+    from huggingface_hub import constants
+
+    folder = own.models_dir / "detectors" / HED.id
+    folder.mkdir(parents=True)
+    (folder / "ControlNetHED.pth").write_bytes(hed_checkpoint(tmp_path))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(constants, "HF_HUB_OFFLINE", True)
+        assert download_detector(own, HED.id) == folder
+    assert sorted(p.name for p in folder.iterdir()) == ["ControlNetHED.safetensors"]

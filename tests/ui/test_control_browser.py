@@ -175,6 +175,8 @@ def test_depth_control_runs_its_detector_in_the_job(control_server, open_page, t
     expect(page.locator("#gen-control-map img")).to_be_visible()
     check_radio(page, "gen-control-type", "Pose")
     expect(page.locator("#gen-control-map img")).to_have_count(0)
+    check_radio(page, "gen-control-type", "Soft edges (HED)")  # a detector model's too
+    expect(page.locator("#gen-control-map img")).to_have_count(0)
     check_radio(page, "gen-control-type", "Depth")
     generate(page, "a reading nook under a lamp")
     open_tab(page, "History")

@@ -179,9 +179,8 @@ class ControlBody(_Strict):
 
     type: Literal["canny", "hed", "depth", "pose", "mlsd", "map"] = Field(
         description="canny: edges found in the image (OpenCV); mlsd: its straight line segments (OpenCV's "
-        "LSD); depth and pose: made by detector models (`imagestudio models download "
-        "depth-anything-v2-small` / `vitpose-base-simple`); map: the image is already a control map. hed has "
-        "no detector here (its weights are pickle files): send a HED map as map."
+        "LSD); hed, depth and pose: made by detector models (`imagestudio models download controlnet-hed` / "
+        "`depth-anything-v2-small` / `vitpose-base-simple`); map: the image is already a control map."
     )
     image: str = Field(description="The control image as base64 (PNG, JPEG or WebP; a data: URL too).")
     weight: float | None = Field(

@@ -91,9 +91,10 @@ def generate(
         typer.Option(
             "--control",
             help="TYPE:IMAGE[:WEIGHT] — steer with a control image through the model's ControlNet: canny "
-            "(edges, OpenCV), mlsd (straight lines, OpenCV's LSD), depth or pose (detector models: "
-            "imagestudio models download depth-anything-v2-small / vitpose-base-simple), or map (the image "
-            "is already a control map, e.g. HED); weight 0.65-0.80 (default 0.75, the model card's range).",
+            "(edges, OpenCV), mlsd (straight lines, OpenCV's LSD), hed (soft edges), depth or pose (detector "
+            "models: imagestudio models download controlnet-hed / depth-anything-v2-small / "
+            "vitpose-base-simple), or map (the image is already a control map); weight 0.65-0.80 (default "
+            "0.75, the model card's range).",
         ),
     ] = None,
     control_start: Annotated[

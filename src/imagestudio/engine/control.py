@@ -29,7 +29,7 @@ MAP_HASH_CHARS = 10
 
 
 #: Control types whose map a detector model makes (engine/detectors.py), not a function of the pixels.
-MODEL_DETECTED = ("depth", "pose")
+MODEL_DETECTED = ("hed", "depth", "pose")
 #: Line segments shorter than this share of the picture's shorter side are left out of an mlsd map: the
 #: M-LSD maps the ControlNet learned show a scene's long straight edges, not texture.
 MLSD_MIN_LENGTH = 0.05

@@ -1,5 +1,6 @@
-"""Control maps made by detector models: depth with transformers' ``depth-estimation`` pipeline; pose
-top-down as transformers' VitPose docs run it (RT-DETR finds the people, ViTPose places their joints).
+"""Control maps made by detector models: HED soft edges with the ControlNet annotator's network
+(models/hed.py); depth with transformers' ``depth-estimation`` pipeline; pose top-down as transformers'
+VitPose docs run it (RT-DETR finds the people, ViTPose places their joints).
 
 Runs inside the job (the manager's lock is held, the diffusion pipeline resident): each detector is
 loaded on the job's device, does its part and is dropped before the next one loads and before the
@@ -61,8 +62,27 @@ def model_map(
     settings: Settings, model_id: str, device: str, control_type: str, picture: Image.Image
 ) -> Image.Image:
     """The ``control_type`` map of ``picture`` its detector makes (a type in ``MODEL_DETECTED``)."""
-    makers = {"depth": depth_map, "pose": pose_map}
+    makers = {"hed": hed_map, "depth": depth_map, "pose": pose_map}
     return makers[control_type](settings, model_id, device, picture)
+
+
+def hed_map(settings: Settings, model_id: str, device: str, picture: Image.Image) -> Image.Image:
+    """The soft edges of ``picture`` (white on black) as the HED annotator draws them, an RGB map of its
+    size."""
+    from imagestudio.engine.manager import free_memory
+    from imagestudio.models import hed
+    from imagestudio.models.detectors import require_detector
+    from imagestudio.registry import detector_for
+
+    spec = detector_for("hed", model_id)
+    assert spec is not None, "every model with a ControlNet has a HED detector"
+    folder = require_detector(spec, settings)
+    network = hed.load_network(folder / hed.WEIGHTS_FILE, device)
+    try:
+        return hed.hed_map(network, picture)
+    finally:
+        del network
+        free_memory()
 
 
 def depth_map(settings: Settings, model_id: str, device: str, picture: Image.Image) -> Image.Image:

@@ -1,7 +1,7 @@
 """The models a job adds beside the pipeline: the ControlNet of a controlled generation, the upscaler of a
 hires pass. Planning only: sizes from the registry, nothing loaded.
 
-A map detector (depth; pose's person detector, then its pose model) runs first, while the pipeline is
+A map detector (HED, depth; pose's person detector, then its pose model) runs first, while the pipeline is
 resident, one model at a time, and is dropped before denoising.
 The ControlNet stays whole on the accelerator while the transformer denoises (every offload profile: it is
 small beside the transformer and runs once per step). The hires pass's upscaler runs after the first pass
@@ -43,8 +43,11 @@ def detector_bytes(spec: DetectorSpec) -> int:
     and its companions, which run one after the other."""
     from imagestudio.registry import detector_parts
 
-    largest = max(part.download_bytes for part in detector_parts(spec))
-    return largest * (1 + DETECTOR_ACTIVATION_FACTOR)
+    allowance = 1 + DETECTOR_ACTIVATION_FACTOR
+    return max(
+        part.run_bytes if part.run_bytes is not None else part.download_bytes * allowance
+        for part in detector_parts(spec)
+    )
 
 
 def needs_tiles(spec: ModelSpec, width: int, height: int) -> bool:

@@ -1,9 +1,10 @@
 """Control-map detectors on disk: the tiny random-weight ones built from the real classes, and real ones.
 
-A detector is a transformers ``save_pretrained`` folder. Search order: ``<models_dir>/detectors/<id>/``
-(a copy put there by hand, or the built tiny one), then the hub cache's snapshot of its repository (where
-:func:`download_detector` puts it). A detector with companions (pose: ViTPose needs RT-DETR to find the
-people) is fetched and required together with them.
+A detector is a transformers ``save_pretrained`` folder, or HED's one safetensors file. Search order:
+``<models_dir>/detectors/<id>/`` (a copy put there by hand, the built tiny one, or HED converted from its
+published pickle), then the hub cache's snapshot of its repository (where :func:`download_detector` puts
+the others). A detector with companions (pose: ViTPose needs RT-DETR to find the people) is fetched and
+required together with them.
 
 The tiny detectors are the real transformers classes at a few thousand parameters with random weights,
 run through the same code as the real ones: Depth Anything (a DINOv2 backbone, the DPT neck and head) makes
@@ -16,6 +17,7 @@ joints land is still up to the random weights and the picture.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -45,7 +47,10 @@ TINY_HEATMAP_BIAS = 0.5
 
 def build_tiny_detector(dest: Path, detector_id: str = "tiny-depth") -> Path:
     """Write the tiny detector ``detector_id`` (model and preprocessor, the same bytes on every machine)."""
+    from imagestudio.models.hed import build_tiny as build_tiny_hed
+
     builders = {
+        "tiny-hed": build_tiny_hed,
         "tiny-depth": _build_tiny_depth,
         "tiny-pose": build_tiny_pose,
         "tiny-person": build_tiny_person,
@@ -187,7 +192,7 @@ def find_detector(
         )
     if _complete(local, spec):
         return local
-    if spec.repo_id is not None:
+    if spec.repo_id is not None and spec.pickle_source is None:  # a pickle's snapshot is never loaded
         snapshot = cache.cached_snapshot(spec.repo_id, None, cache_dir)
         if snapshot is not None and _complete(snapshot, spec):
             return snapshot
@@ -263,6 +268,10 @@ def _download_one(
     from imagestudio.models.hub_files import fetch_hub_files
 
     assert spec.repo_id is not None, "a built detector is refused before"
+    if spec.pickle_source is not None:
+        return _download_converted(
+            settings, spec, on_progress=on_progress, cancel=cancel, endpoint=endpoint, disk_usage=disk_usage
+        )
     existing = find_detector(spec, settings, cache_dir=cache_dir)
     try:
         return fetch_hub_files(
@@ -280,3 +289,60 @@ def _download_one(
         if existing is not None:
             return existing
         raise
+
+
+def _download_converted(
+    settings: Settings,
+    spec: DetectorSpec,
+    *,
+    on_progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+    endpoint: str | None,
+    disk_usage: Any,
+) -> Path:
+    """A detector published as a pickle (HED): its safetensors file in ``<models_dir>/detectors/<id>/``.
+
+    The pickle is fetched (resumably, checked against the hub's SHA-256) into a staging folder beside it,
+    never into the hub cache, converted under torch's restricted unpickler and deleted, refused or not. A
+    copy of the pickle the user put into the detector's folder (from another tool) is converted the same
+    way, without the network.
+    """
+    from imagestudio.models.destinations import FolderDestination
+    from imagestudio.models.hed import convert_checkpoint
+    from imagestudio.models.hub_files import fetch_hub_files
+
+    assert spec.repo_id is not None and spec.pickle_source is not None
+    local = settings.models_dir / DETECTORS_DIR / spec.id
+    target = local / spec.files[0]
+    if _complete(local, spec):
+        return local
+    own_copy = local / spec.pickle_source
+    if own_copy.is_file():
+        try:
+            convert_checkpoint(own_copy, target)
+        finally:
+            own_copy.unlink(missing_ok=True)
+        return local
+    staging = FolderDestination(local.parent / f".{spec.id}.download")
+    fetched = fetch_hub_files(
+        settings, spec, spec.repo_id, (spec.pickle_source,), on_progress=on_progress, cancel=cancel,
+        endpoint=endpoint, disk_usage=disk_usage, destination=staging,
+    )  # fmt: skip
+    try:
+        convert_checkpoint(fetched / spec.pickle_source, target)
+    finally:
+        # The pickle goes whether it converted or not. (An interrupted transfer never gets here: its part
+        # file stays in the staging folder for the next try to resume.)
+        (fetched / spec.pickle_source).unlink(missing_ok=True)
+        staging.finish()
+        _remove_if_empty(staging.root)
+    return local
+
+
+def _remove_if_empty(folder: Path) -> None:
+    for path in sorted(folder.rglob("*"), reverse=True) if folder.is_dir() else ():
+        if path.is_dir():
+            with contextlib.suppress(OSError):
+                path.rmdir()
+    with contextlib.suppress(OSError):
+        folder.rmdir()

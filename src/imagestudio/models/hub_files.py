@@ -18,6 +18,7 @@ from imagestudio.models import cache
 
 if TYPE_CHECKING:
     from imagestudio.config import Settings
+    from imagestudio.models.destinations import Destination
     from imagestudio.models.progress import ProgressCallback
     from imagestudio.registry import DetectorSpec, UpscalerSpec
 
@@ -34,8 +35,10 @@ def fetch_hub_files(
     endpoint: str | None = None,
     cache_dir: Path | None = None,
     disk_usage: Any = shutil.disk_usage,
+    destination: Destination | None = None,
 ) -> Path:
-    """``filenames`` of ``repo`` (at ``main``) in the hub cache; returns the snapshot folder holding them.
+    """``filenames`` of ``repo`` (at ``main``) in the hub cache (or ``destination``); returns the folder
+    holding them.
 
     Raises :class:`~imagestudio.errors.ModelNotAvailable` when the hub cannot be asked (offline, no
     network); the caller decides whether a copy already here will do.
@@ -75,7 +78,8 @@ def fetch_hub_files(
                 details={"repo": repo},
             )
         remotes.append(remote)
-    destination = CacheDestination(cache.hub_cache_root(cache_dir), repo)
+    if destination is None:
+        destination = CacheDestination(cache.hub_cache_root(cache_dir), repo)
     folder = destination.folder(sha)
     missing = [remote for remote in remotes if not destination.is_present(sha, remote)]
     if not missing:
