@@ -67,8 +67,21 @@ def test_each_worker_shows_what_its_box_can_run_and_its_simulated_card() -> None
         {"model": "tiny-z-image", "fits": False, "plan": "does not fit: needs 1.1 GB of card memory"},
     )
     memory = {"name": "simulated 2.05 GB CUDA card", "simulated": True, "vram_total_gb": 2.05}
-    status = _status("w0", gpu=None, device="cpu", plans=plans, memory=memory, address="198.18.0.3")
+    upscalers = (
+        {"upscaler": "tiny-upscaler", "fits": True, "plan": "needs ~0.01 GB (weights + smallest tile)"},
+        {
+            "upscaler": "realesrgan-x4plus",
+            "fits": False,
+            "plan": 'needs spandrel: pip install "imagestudio[upscale]"',
+        },
+    )
+    status = _status(
+        "w0", gpu=None, device="cpu", plans=plans, memory=memory, address="198.18.0.3", upscalers=upscalers
+    )
     html = workers_html(_ctx(), workers(_Cluster([status])), "en", now=1042.0)
     assert "Can run" in html and "198.18.0.3" in html and "simulated 2.05 GB CUDA card" in html
     assert "✓ tiny-qwen-image-edit: full, bf16 weights" in html
     assert "✗ tiny-z-image: does not fit" in html
+    # Upscale jobs go only to the boxes whose upscaler runs: the page says which.
+    assert "✓ tiny-upscaler: needs ~0.01 GB" in html
+    assert "✗ realesrgan-x4plus: needs spandrel: pip install &quot;imagestudio[upscale]&quot;" in html

@@ -420,7 +420,7 @@ class ClusterQueue(JobBook):
             )
             message = (
                 f"no connected worker can run upscaler {upscaler}: {'; '.join(reasons)} "
-                "(/api/system lists each worker's upscalers)"
+                "(the System page and /api/system list each worker's upscalers)"
             )
             details = {"upscaler": upscaler, "reason": "; ".join(reasons)}
             return JobError(

@@ -463,12 +463,13 @@ def row_download_button(ctx: UIContext, lang: str, choice: str, size: float) -> 
     )
 
 
-def _can_run(plans: Any, t: Any, lang: str) -> str:
-    """``tiny-z-image: full, bf16 weights; qwen…: does not fit …`` — each model and its plan on the box."""
+def _can_run(plans: Any, upscalers: Any) -> str:
+    """``✓ tiny-z-image: full, bf16 weights; ✗ qwen…: does not fit …; ✓ realesrgan-x4plus: needs …`` —
+    each model and each upscaler with its plan on the box (upscale jobs go only where theirs runs)."""
     said = []
-    for plan in plans:
-        mark = "✓" if plan.get("fits") else "✗"
-        said.append(f"{mark} {plan.get('model')}: {plan.get('plan')}")
+    for fit in (*plans, *upscalers):
+        mark = "✓" if fit.get("fits") else "✗"
+        said.append(f"{mark} {fit.get('model') or fit.get('upscaler')}: {fit.get('plan')}")
     return "; ".join(said) or "—"
 
 
@@ -500,7 +501,7 @@ def workers_html(ctx: UIContext, workers: list[dict[str, Any]], lang: str, now: 
             worker.get("jobs_done", 0),
             ago,
             worker.get("memory_plan") or "—",
-            _can_run(worker.get("plans") or (), t, lang),
+            _can_run(worker.get("plans") or (), worker.get("upscalers") or ()),
         )
         row = "".join(f"<td>{escape(str(cell))}</td>" for cell in cells)
         rows.append(f"<tr data-worker='{escape(str(worker.get('name')))}'>{row}</tr>")
