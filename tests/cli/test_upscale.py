@@ -69,7 +69,7 @@ def test_upscale_refusals_are_one_line(config_file: Path, tmp_path: Path) -> Non
         (("upscale", str(photo), "--model", "nope"), "unknown upscaler 'nope'"),
         (("upscale", str(photo), "--model", "tiny-upscaler", "--scale", "9"), "scale"),
         (("upscale", str(tmp_path / "missing.png"), "--model", "tiny-upscaler"), "missing.png"),
-        (("generate", "--model", "tiny-z-image", "x", "--control", "hed:" + str(photo)), "pickle .pth"),
+        (("generate", "--model", "tiny-z-image", "x", "--control", f"hed:{photo}:0.95"), "outside 0.65..0.8"),
         (("generate", "--model", "tiny-z-image", "x", "--control", "canny"), "TYPE:IMAGE"),
     ]
     for args, text in cases:
