@@ -34,7 +34,9 @@ def test_an_alias_bomb_under_a_typed_key_is_refused_at_once(tmp_path: Path) -> N
     started = time.perf_counter()
     with pytest.raises(ConfigError) as caught:
         load_settings(path)
-    assert time.perf_counter() - started < 2
+    # Refused before expanding: milliseconds. The bound only has to tell that apart from the 85 s of an
+    # expansion, with room for a CI box running two test workers at once.
+    assert time.perf_counter() - started < 10
     message = caught.value.message
     assert "alias bomb" in message and len(message) < 300 and "\n" not in message
 
@@ -71,7 +73,8 @@ def test_short_repr_bounds_any_value() -> None:
         nested = [nested] * 9
     started = time.perf_counter()
     assert len(short_repr(nested)) <= 130
-    assert time.perf_counter() - started < 0.1
+    # 9^9 leaves: walking them would take minutes; a cut-short walk takes microseconds, whatever the load.
+    assert time.perf_counter() - started < 2
 
 
 def test_the_cli_quotes_a_100_kb_prompt_short(config_file: Path, tmp_path: Path) -> None:
