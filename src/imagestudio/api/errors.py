@@ -74,6 +74,20 @@ _DESCRIPTIONS = {
 }
 
 
+#: One Server-Sent Event as OpenAPI before 3.2 describes an event stream: its ``schema`` is each event's
+#: fields (``event`` and ``data``, the JSON text of the event), not the stream's bytes.
+SSE_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"}, "id": {"type": "string"}},
+    "required": ["data"],
+}
+
+
+def sse_response(description: str) -> dict[str, Any]:
+    """An OpenAPI response entry for an answer sent as Server-Sent Events."""
+    return {"description": description, "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}}}
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries for these error statuses (500 is always added)."""
     responses: dict[int | str, dict[str, Any]] = {}

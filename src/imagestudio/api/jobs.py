@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from imagestudio.api.clients import client_address
 from imagestudio.api.common import build_generate_request, find_job, get_services, image_url, job_status
 from imagestudio.api.edits import EditForm, edit_fields_from_json, submit_edit
-from imagestudio.api.errors import ApiError, error_responses
+from imagestudio.api.errors import ApiError, error_responses, sse_response
 from imagestudio.api.schemas import (
     ID_PATTERN,
     ControlBody,
@@ -109,12 +109,11 @@ def cancel_job(job_id: JobId, request: Request) -> JobStatus:
     name="job_events",
     response_class=StreamingResponse,
     responses={
-        200: {
-            "description": "Server-Sent Events: queued {position}, started, step {image, images, step, "
-            "steps, fraction, elapsed_s, eta_s}, then one of done {images}, failed {message, type}, "
-            "cancelled {message}; the stream ends after it.",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
-        },
+        200: sse_response(
+            "Server-Sent Events: queued {position}, started, step {image, images, step, steps, fraction, "
+            "elapsed_s, eta_s}, then one of done {images}, failed {message, type}, cancelled {message}; the "
+            "stream ends after it."
+        ),
         **error_responses(400, 401, 404, 429),
     },
 )

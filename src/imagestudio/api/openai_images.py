@@ -36,7 +36,7 @@ from imagestudio.api.common import (
     wait_for_result,
 )
 from imagestudio.api.edits import EditForm, check_options, client_record, submit_edit
-from imagestudio.api.errors import ApiError, error_responses
+from imagestudio.api.errors import ApiError, error_responses, sse_response
 from imagestudio.api.model_choice import ModelChoice, choose_model
 from imagestudio.api.schemas import ImageData, ImageGenerationRequest, ImageOptions, ImagesResponse, Usage
 from imagestudio.jobs.aio import job_events
@@ -56,6 +56,15 @@ router = APIRouter(prefix="/v1/images", tags=["OpenAI-compatible"])
 #: GenerateRequest's field names → the OpenAI request's, for error messages' ``param``.
 _OPENAI_NAMES = {"width": "size", "height": "size", "count": "n"}
 _SYNC_ERRORS = error_responses(400, 401, 409, 413, 429, 503, 504, 507)
+#: The 200 answer's second form: with ``stream: true`` the images come as OpenAI's Server-Sent Events (the
+#: JSON form comes from ``response_model``; FastAPI puts both under the one 200).
+_STREAMED = {
+    200: sse_response(
+        "The images as JSON; with stream=true, Server-Sent Events as OpenAI sends them: "
+        "<kind>.partial_image {b64_json, partial_image_index, …} while it runs, then <kind>.completed "
+        "{b64_json, …} per image (kind: image_generation or image_edit)."
+    )
+}
 #: Partial images are live previews (1/8 of the image's size) scaled up to at most this many pixels a side.
 PARTIAL_MAX_SIDE = 512
 #: The quality values OpenAI's stream events can carry; others are echoed as "auto".
@@ -91,7 +100,7 @@ class Reply:
     "/generations",
     response_model=ImagesResponse,
     response_model_exclude_none=True,
-    responses=_SYNC_ERRORS,
+    responses={**_STREAMED, **_SYNC_ERRORS},
     summary="Create images from a prompt (OpenAI images.generate); stream=true for partial images",
 )
 async def create_images(body: ImageGenerationRequest, request: Request) -> ImagesResponse | StreamingResponse:
@@ -136,7 +145,7 @@ async def create_images(body: ImageGenerationRequest, request: Request) -> Image
     "/edits",
     response_model=ImagesResponse,
     response_model_exclude_none=True,
-    responses=error_responses(400, 401, 409, 413, 429, 503, 504, 507),
+    responses={**_STREAMED, **_SYNC_ERRORS},
     summary="Edit 1–3 images with an instruction, or inpaint with a mask (OpenAI images.edit)",
 )
 async def edit_images(form: EditForm, request: Request) -> ImagesResponse | StreamingResponse:
