@@ -58,7 +58,7 @@ _OPENAI_NAMES = {"width": "size", "height": "size", "count": "n"}
 _SYNC_ERRORS = error_responses(400, 401, 409, 413, 429, 503, 504, 507)
 #: The 200 answer's second form: with ``stream: true`` the images come as OpenAI's Server-Sent Events (the
 #: JSON form comes from ``response_model``; FastAPI puts both under the one 200).
-_STREAMED = {
+_STREAMED: dict[int | str, dict[str, Any]] = {
     200: sse_response(
         "The images as JSON; with stream=true, Server-Sent Events as OpenAI sends them: "
         "<kind>.partial_image {b64_json, partial_image_index, …} while it runs, then <kind>.completed "
