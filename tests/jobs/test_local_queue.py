@@ -322,12 +322,16 @@ def test_previews_ride_on_step_events_and_a_broken_one_is_harmless(history, outp
 
 
 def test_asyncio_consumers_get_events_and_results(make_queue, outputs) -> None:
-    queue = make_queue(ScriptedRunner(outputs, steps=3))
+    # Paused until the consumer is subscribed: otherwise a busy machine can run the whole job between
+    # submit() and the subscription, and the consumer sees only the terminal event.
+    runner = ScriptedRunner(outputs, steps=3, paused=True)
+    queue = make_queue(runner)
 
     async def scenario() -> tuple[list[str], JobState]:
         job = queue.submit(request())
         types = []
         async with job_events(queue, job.id) as events:
+            runner.release.set()
             while True:
                 event = await asyncio.wait_for(events.get(), WAIT)
                 types.append(event.type)
@@ -338,7 +342,7 @@ def test_asyncio_consumers_get_events_and_results(make_queue, outputs) -> None:
 
     types, state = asyncio.run(scenario())
     assert types[-1] == "done"
-    assert types.count("step") >= 1  # the first events may have passed before subscribing
+    assert types.count("step") == 3  # every step, in order, reaches the asyncio consumer
     assert state is JobState.DONE
 
 
