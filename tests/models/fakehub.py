@@ -26,6 +26,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 LFS_SUFFIXES = (".safetensors", ".bin", ".png", ".onnx", ".gguf")
+#: How long :meth:`FakeHub.gets` waits for bodies still being sent (a stalled one is logged before it hangs).
+SETTLE_S = 30.0
 
 
 def git_blob_id(data: bytes) -> str:
@@ -87,6 +89,9 @@ class FakeHub:
         self.log: list[Served] = []
         self.api_calls: list[str] = []
         self._lock = threading.Lock()
+        #: Signalled when a file's body has been sent and logged (see :meth:`gets`).
+        self._sent = threading.Condition(self._lock)
+        self._sending = 0
         self._faults: dict[tuple[str, str], list[tuple[str, int]]] = {}
         self.release = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -141,13 +146,30 @@ class FakeHub:
     # -- what happened ------------------------------------------------------------------------------
 
     def gets(self, path: str | None = None) -> list[Served]:
-        """Content GETs (not HEADs, not API calls), optionally of one file."""
-        with self._lock:
+        """Content GETs (not HEADs, not API calls), optionally of one file.
+
+        Once no body is being sent: a GET is logged when its handler has written the body, which can be
+        just after the client has read the last byte and returned.
+        """
+        with self._sent:
+            self._sent.wait_for(lambda: self._sending == 0, timeout=SETTLE_S)
             return [s for s in self.log if s.method == "GET" and (path is None or s.path == path)]
 
     def record(self, served: Served) -> None:
         with self._lock:
             self.log.append(served)
+
+    def sending(self) -> None:
+        """A body is about to be sent: :meth:`gets` waits for it to be logged."""
+        with self._lock:
+            self._sending += 1
+
+    def sent(self, served: Served) -> None:
+        """That body is sent (or cut short): logged, and whoever waits in :meth:`gets` is told."""
+        with self._sent:
+            self.log.append(served)
+            self._sending -= 1
+            self._sent.notify_all()
 
     def take_fault(self, repo_id: str, path: str) -> tuple[str, int] | None:
         with self._lock:
@@ -260,12 +282,13 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None:
             body = body[: fault[1]]
         sent = 0
+        self.owner.sending()
         try:
             self.wfile.write(body)
             self.wfile.flush()
             sent = len(body)
         finally:
-            self.owner.record(Served("GET", repo.repo_id, file_path, range_header, status, sent))
+            self.owner.sent(Served("GET", repo.repo_id, file_path, range_header, status, sent))
         if fault is not None:
             if fault[0] == "stall":
                 self.owner.release.wait(120)
