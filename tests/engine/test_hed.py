@@ -138,3 +138,8 @@ def test_a_safetensors_file_of_another_network_is_refused_when_loaded(tmp_path: 
     with pytest.raises(ModelNotAvailable, match=r"imagestudio models download controlnet-hed$") as refused:
         hed.load_network(tmp_path / hed.WEIGHTS_FILE, "cpu")
     assert "no block1.convs.0.weight" in refused.value.message
+    # A damaged file (cut short, or not safetensors at all) is the same one line, not a library error.
+    (tmp_path / hed.WEIGHTS_FILE).write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken")
+    with pytest.raises(ModelNotAvailable, match=r"imagestudio models download controlnet-hed$") as refused:
+        hed.load_network(tmp_path / hed.WEIGHTS_FILE, "cpu")
+    assert "\n" not in refused.value.message

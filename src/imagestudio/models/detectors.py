@@ -334,15 +334,7 @@ def _download_converted(
         # The pickle goes whether it converted or not. (An interrupted transfer never gets here: its part
         # file stays in the staging folder for the next try to resume.)
         (fetched / spec.pickle_source).unlink(missing_ok=True)
-        staging.finish()
-        _remove_if_empty(staging.root)
+        staging.finish()  # its emptied partials folder goes; then the staging folder itself
+        with contextlib.suppress(OSError):
+            staging.root.rmdir()
     return local
-
-
-def _remove_if_empty(folder: Path) -> None:
-    for path in sorted(folder.rglob("*"), reverse=True) if folder.is_dir() else ():
-        if path.is_dir():
-            with contextlib.suppress(OSError):
-                path.rmdir()
-    with contextlib.suppress(OSError):
-        folder.rmdir()

@@ -128,14 +128,15 @@ def hed_map(network: Any, picture: Image.Image) -> Image.Image:
 
 def load_network(weights: Path, device: str) -> Any:
     """The network from its safetensors file (widths read from the tensors: the real one or the tiny)."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from imagestudio.errors import ModelNotAvailable
 
-    tensors = load_file(str(weights))
     try:
+        tensors = load_file(str(weights))
         widths = checked_widths(tensors)
-    except ValueError as exc:
+    except (SafetensorError, OSError, ValueError) as exc:
         raise ModelNotAvailable(
             f"{weights} is not the HED annotator's network ({exc}); delete it and fetch the real one with: "
             "imagestudio models download controlnet-hed",
@@ -182,8 +183,11 @@ def convert_checkpoint(pickle_path: Path, target: Path) -> Path:
         raise _refused(pickle_path, str(exc)) from None
     staging = target.with_name(f".{target.name}.converting")
     target.parent.mkdir(parents=True, exist_ok=True)
-    save_file({name: tensor.contiguous() for name, tensor in state.items()}, staging)
-    staging.replace(target)
+    try:
+        save_file({name: tensor.contiguous() for name, tensor in state.items()}, staging)
+        staging.replace(target)
+    finally:
+        staging.unlink(missing_ok=True)  # a full disk leaves no half-written file behind
     return target
 
 
